@@ -1,0 +1,55 @@
+# peerlb: `make` builds, `make test` runs every suite (Rust, C, Python, Node),
+# `make bench` writes target/bench/summary.md, `make demo` runs against local servers.
+#
+# Each surface keeps its rules in mk/<surface>.mk and registers its targets by appending
+# to the *_TARGETS variables below, so the surfaces never edit each other's rules.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+export CARGO_TERM_COLOR ?= never
+
+BUILD_TARGETS :=
+TEST_TARGETS :=
+BENCH_TARGETS :=
+DEMO_TARGETS :=
+INSTALL_TARGETS :=
+
+include $(sort $(wildcard mk/*.mk))
+
+.PHONY: all build build-rust test lint test-rust bench demo install venv clean
+
+all: build
+
+build: build-rust $(BUILD_TARGETS)
+
+build-rust:
+	$(CARGO) build --workspace --release
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test-rust:
+	$(CARGO) test --workspace
+
+test: lint test-rust $(TEST_TARGETS)
+	@echo "make test: every suite passed"
+
+bench: $(BENCH_TARGETS)
+
+demo: $(DEMO_TARGETS)
+
+install: $(INSTALL_TARGETS)
+
+# A virtualenv under the repo for everything Python (pytest, maturin, comparison libs).
+venv: $(PY)
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+clean:
+	$(CARGO) clean
+	rm -rf $(VENV) dist

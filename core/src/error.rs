@@ -1,0 +1,220 @@
+//! The one error type of peerlb and its stable, machine-readable codes.
+//!
+//! Every surface maps [`ErrorCode`] one to one: C to `peerlb_status`, Python to a
+//! `peerlb.PeerlbError` subclass, Node to an `Error` whose `code` is
+//! `PEERLB_` + the code in upper snake case (`PEERLB_NO_PEER_AVAILABLE`).
+
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A stable, machine-readable error code.
+///
+/// The string form ([`ErrorCode::as_str`]) is what conformance scenarios, Python's `.code`
+/// and (upper-cased, prefixed) Node's `code` carry. The numeric value is the C
+/// `peerlb_status` value and never changes once released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum ErrorCode {
+    /// An argument was malformed: bad peer id, unknown strategy, bad option value.
+    InvalidArgument = 1,
+    /// `start()` on a list that is already running.
+    AlreadyStarted = 2,
+    /// `stop()` or `choose()` on a list that is not running (or stopped while waiting).
+    NotStarted = 3,
+    /// `choose()` waited until the request's deadline without an available peer.
+    Timeout = 4,
+    /// `choose()` found no available peer and the request has no deadline to wait for.
+    NoDeadline = 5,
+    /// `choose()` found no available peer on a `fail_fast` list.
+    NoPeerAvailable = 6,
+    /// `update()` tried to add a peer that is already in the list.
+    PeerAlreadyInList = 7,
+    /// `update()` tried to remove a peer that is not in the list.
+    PeerNotInList = 8,
+    /// A transport's `retain` or `release` failed (returned an error, raised, or panicked).
+    TransportFailed = 9,
+    /// Several failures of different kinds, reported together (see [`Error::errors`]).
+    MultipleErrors = 10,
+}
+
+impl ErrorCode {
+    /// Every code, in numeric order.
+    pub const ALL: [ErrorCode; 10] = [
+        ErrorCode::InvalidArgument,
+        ErrorCode::AlreadyStarted,
+        ErrorCode::NotStarted,
+        ErrorCode::Timeout,
+        ErrorCode::NoDeadline,
+        ErrorCode::NoPeerAvailable,
+        ErrorCode::PeerAlreadyInList,
+        ErrorCode::PeerNotInList,
+        ErrorCode::TransportFailed,
+        ErrorCode::MultipleErrors,
+    ];
+
+    /// The kebab-case name, e.g. `"no-peer-available"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidArgument => "invalid-argument",
+            ErrorCode::AlreadyStarted => "already-started",
+            ErrorCode::NotStarted => "not-started",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::NoDeadline => "no-deadline",
+            ErrorCode::NoPeerAvailable => "no-peer-available",
+            ErrorCode::PeerAlreadyInList => "peer-already-in-list",
+            ErrorCode::PeerNotInList => "peer-not-in-list",
+            ErrorCode::TransportFailed => "transport-failed",
+            ErrorCode::MultipleErrors => "multiple-errors",
+        }
+    }
+
+    /// Parses the kebab-case name back into a code.
+    pub fn from_name(name: &str) -> Option<ErrorCode> {
+        ErrorCode::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
+    /// The numeric value (C's `peerlb_status`).
+    pub fn as_u32(self) -> u32 {
+        self as u32
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that can go wrong in peerlb.
+///
+/// Messages are meant for people (they name the list's strategy, its peers and what to do);
+/// programs should match on [`Error::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// See [`ErrorCode::InvalidArgument`].
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// See [`ErrorCode::AlreadyStarted`].
+    #[error("{0}")]
+    AlreadyStarted(String),
+    /// See [`ErrorCode::NotStarted`].
+    #[error("{0}")]
+    NotStarted(String),
+    /// See [`ErrorCode::Timeout`].
+    #[error("{0}")]
+    Timeout(String),
+    /// See [`ErrorCode::NoDeadline`].
+    #[error("{0}")]
+    NoDeadline(String),
+    /// See [`ErrorCode::NoPeerAvailable`].
+    #[error("{0}")]
+    NoPeerAvailable(String),
+    /// See [`ErrorCode::PeerAlreadyInList`]; carries the peer id.
+    #[error("peer {0:?} is already in the list")]
+    PeerAlreadyInList(String),
+    /// See [`ErrorCode::PeerNotInList`]; carries the peer id.
+    #[error("peer {0:?} is not in the list")]
+    PeerNotInList(String),
+    /// See [`ErrorCode::TransportFailed`].
+    #[error("transport failed to {operation} peer {peer:?}: {message}")]
+    TransportFailed {
+        /// `"retain"` or `"release"`.
+        operation: &'static str,
+        /// The peer the transport was asked about.
+        peer: String,
+        /// What the transport said (its error, exception or panic message).
+        message: String,
+    },
+    /// Several errors reported together by one operation (e.g. `update`), in the order they
+    /// happened. Its code is the common code when all share one, else `multiple-errors`.
+    #[error("{}", join_messages(.0))]
+    Multiple(Vec<Error>),
+}
+
+fn join_messages(errors: &[Error]) -> String {
+    let parts: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    format!("{} errors: {}", errors.len(), parts.join("; "))
+}
+
+impl Error {
+    /// The stable code of this error.
+    ///
+    /// ```
+    /// use peerlb::{Error, ErrorCode};
+    /// let e = Error::PeerNotInList("a:1".into());
+    /// assert_eq!(e.code(), ErrorCode::PeerNotInList);
+    /// assert_eq!(e.code().as_str(), "peer-not-in-list");
+    /// ```
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
+            Error::AlreadyStarted(_) => ErrorCode::AlreadyStarted,
+            Error::NotStarted(_) => ErrorCode::NotStarted,
+            Error::Timeout(_) => ErrorCode::Timeout,
+            Error::NoDeadline(_) => ErrorCode::NoDeadline,
+            Error::NoPeerAvailable(_) => ErrorCode::NoPeerAvailable,
+            Error::PeerAlreadyInList(_) => ErrorCode::PeerAlreadyInList,
+            Error::PeerNotInList(_) => ErrorCode::PeerNotInList,
+            Error::TransportFailed { .. } => ErrorCode::TransportFailed,
+            Error::Multiple(errors) => {
+                let first = errors.first().map(Error::code);
+                match first {
+                    Some(code) if errors.iter().all(|e| e.code() == code) => code,
+                    _ => ErrorCode::MultipleErrors,
+                }
+            }
+        }
+    }
+
+    /// The individual errors: the inner list for [`Error::Multiple`], else just this one.
+    pub fn errors(&self) -> Vec<&Error> {
+        match self {
+            Error::Multiple(errors) => errors.iter().collect(),
+            other => vec![other],
+        }
+    }
+
+    /// Combines errors the way `update` reports them: none is `Ok`, one is itself, more
+    /// are [`Error::Multiple`].
+    pub fn combine(mut errors: Vec<Error>) -> Result<()> {
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.pop().expect("one error")),
+            _ => Err(Error::Multiple(errors)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        for code in ErrorCode::ALL {
+            assert_eq!(ErrorCode::from_name(code.as_str()), Some(code));
+        }
+        let mut values: Vec<u32> = ErrorCode::ALL.iter().map(|c| c.as_u32()).collect();
+        values.dedup();
+        assert_eq!(values.len(), ErrorCode::ALL.len());
+    }
+
+    #[test]
+    fn multiple_takes_the_common_code() {
+        let same = Error::Multiple(vec![
+            Error::PeerNotInList("a".into()),
+            Error::PeerNotInList("b".into()),
+        ]);
+        assert_eq!(same.code(), ErrorCode::PeerNotInList);
+        let mixed = Error::Multiple(vec![
+            Error::PeerNotInList("a".into()),
+            Error::PeerAlreadyInList("b".into()),
+        ]);
+        assert_eq!(mixed.code(), ErrorCode::MultipleErrors);
+        assert_eq!(mixed.errors().len(), 2);
+        assert!(mixed.to_string().contains("2 errors"));
+    }
+}

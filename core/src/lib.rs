@@ -1,0 +1,51 @@
+//! # peerlb — client-side load balancing
+//!
+//! For every outbound request, choose the peer (`host:port`) to send it to, and learn from
+//! how the request went. This crate is the whole engine; C, Python and Node use it through
+//! thin bindings, so every surface behaves the same.
+//!
+//! The pieces, in yarpc's vocabulary:
+//!
+//! * a [`Transport`] retains and releases peers and reports their [`ConnectionStatus`]
+//!   through a [`Subscriber`] ([`AlwaysAvailable`] by default);
+//! * a [`PeerList`] owns the peers' lifecycle, waiting and locking, and offers the
+//!   *available* peers to a [`Strategy`];
+//! * [`PeerList::choose`] returns a [`Choice`], which [`Choice::finish`] ends with an
+//!   [`Outcome`].
+//!
+//! ```
+//! use std::time::Duration;
+//! use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
+//!
+//! let list = PeerList::new(
+//!     ListOptions::default().strategy(StrategyKind::TwoRandomChoices),
+//! ).unwrap();
+//! list.update(["127.0.0.1:8001", "127.0.0.1:8002"], None::<&str>).unwrap();
+//! list.start().unwrap();
+//! let choice = list.choose(&Request::new().with_timeout(Duration::from_secs(1))).unwrap();
+//! // ... send the request to choice.peer() ...
+//! choice.finish(Outcome::Ok, Some(Duration::from_millis(12)));
+//! ```
+#![warn(missing_docs)]
+
+mod choice;
+mod error;
+mod introspect;
+pub mod list;
+mod peer;
+mod request;
+pub mod runtime;
+pub mod strategy;
+pub mod transport;
+
+pub use choice::Choice;
+pub use error::{Error, ErrorCode, Result};
+pub use introspect::{ListIntrospection, PeerIntrospection};
+pub use list::{panic_message, ListOptions, PeerList};
+pub use peer::{ConnectionStatus, Peer, PeerId, PeerSpec, PeerStatus, MAX_PEER_ID_LEN};
+pub use request::{Outcome, Request};
+pub use strategy::{Strategy, StrategyKind};
+pub use transport::{AlwaysAvailable, Subscriber, Transport};
+
+/// The crate version, e.g. `"0.1.0"`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,818 @@
+//! The peer list: the one owner of lifecycle, locking and waiting.
+//!
+//! Modelled on yarpc's `peer/abstractlist`:
+//!
+//! * Peers added before [`PeerList::start`] are *uninitialized*: recorded, not retained.
+//!   `start` retains them all (shuffled unless `shuffle(false)`); `stop` releases them all
+//!   and they become uninitialized again, so a stopped list can be started again.
+//! * [`PeerList::update`] applies removals, then additions, doing every one it can and
+//!   reporting all failures together.
+//! * Only *available* peers are offered to the strategy. [`PeerList::choose`] on a running
+//!   list with none waits for one until the request's deadline (`timeout`); without a
+//!   deadline it fails at once (`no-deadline`); a `fail_fast` list fails at once
+//!   (`no-peer-available`).
+//! * No transport callback runs while the list's lock is held, so a transport may call
+//!   back into the list (report status, update peers) from inside `retain`/`release`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
+//!
+//! let list = PeerList::new(ListOptions::default().strategy(StrategyKind::RoundRobin)).unwrap();
+//! list.update(["10.0.0.1:80", "10.0.0.2:80"], None::<&str>).unwrap();
+//! list.start().unwrap();
+//! let choice = list.choose(&Request::new().with_timeout(Duration::from_millis(100))).unwrap();
+//! println!("send to {}", choice.peer());
+//! choice.finish(Outcome::Ok, None);
+//! assert_eq!(list.introspect().summary, "Running (2/2 available)");
+//! list.stop().unwrap();
+//! ```
+
+use std::any::Any;
+use std::fmt;
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use event_listener::{Event, Listener};
+use indexmap::IndexMap;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use crate::choice::Choice;
+use crate::error::{Error, Result};
+use crate::introspect::{ListIntrospection, PeerIntrospection};
+use crate::peer::{ConnectionStatus, Peer, PeerId, PeerSpec};
+use crate::request::Request;
+use crate::runtime;
+use crate::strategy::{Strategy, StrategyKind};
+use crate::transport::{AlwaysAvailable, Transport};
+
+/// How to build a [`PeerList`]. Start from `ListOptions::default()` and chain setters.
+///
+/// ```
+/// use peerlb::{ListOptions, StrategyKind};
+/// let opts = ListOptions::default()
+///     .strategy(StrategyKind::FewestPending)
+///     .shuffle(false)
+///     .seed(42)
+///     .fail_fast(true)
+///     .capacity(64);
+/// assert!(opts.is_fail_fast());
+/// ```
+#[derive(Clone)]
+pub struct ListOptions {
+    strategy: StrategyKind,
+    custom_strategy: Option<Arc<dyn Strategy>>,
+    shuffle: bool,
+    seed: Option<u64>,
+    fail_fast: bool,
+    capacity: usize,
+    transport: Option<Arc<dyn Transport>>,
+}
+
+impl Default for ListOptions {
+    fn default() -> Self {
+        ListOptions {
+            strategy: StrategyKind::RoundRobin,
+            custom_strategy: None,
+            shuffle: true,
+            seed: None,
+            fail_fast: false,
+            capacity: 0,
+            transport: None,
+        }
+    }
+}
+
+impl ListOptions {
+    /// The built-in strategy (default `round-robin`).
+    pub fn strategy(mut self, kind: StrategyKind) -> Self {
+        self.strategy = kind;
+        self.custom_strategy = None;
+        self
+    }
+
+    /// The strategy by name (`"round-robin"`, `"random"`, `"fewest-pending"`,
+    /// `"two-random-choices"`); an unknown name is `invalid-argument`.
+    pub fn strategy_name(self, name: &str) -> Result<Self> {
+        Ok(self.strategy(name.parse()?))
+    }
+
+    /// A strategy of your own (called with the list's lock held; it must not call back
+    /// into the list).
+    pub fn custom_strategy(mut self, strategy: Arc<dyn Strategy>) -> Self {
+        self.custom_strategy = Some(strategy);
+        self
+    }
+
+    /// Shuffle peers as they are retained (default `true`), so that many clients given
+    /// the same peer set do not all start on the same peer.
+    pub fn shuffle(mut self, shuffle: bool) -> Self {
+        self.shuffle = shuffle;
+        self
+    }
+
+    /// Seed for shuffling and random strategies (default: from the OS).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Fail `choose` at once with `no-peer-available` instead of waiting (default `false`).
+    pub fn fail_fast(mut self, fail_fast: bool) -> Self {
+        self.fail_fast = fail_fast;
+        self
+    }
+
+    /// Expected number of peers (pre-sizes the list; default 0).
+    pub fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The transport (default [`AlwaysAvailable`]).
+    pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
+    /// Whether `fail_fast` is set.
+    pub fn is_fail_fast(&self) -> bool {
+        self.fail_fast
+    }
+}
+
+impl fmt::Debug for ListOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListOptions")
+            .field("strategy", &self.strategy)
+            .field("custom_strategy", &self.custom_strategy.is_some())
+            .field("shuffle", &self.shuffle)
+            .field("seed", &self.seed)
+            .field("fail_fast", &self.fail_fast)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+/// A list of peers with a strategy to choose among the available ones.
+///
+/// Cheap to clone (clones share one list); `Send + Sync`. See the [module docs](self).
+#[derive(Clone)]
+pub struct PeerList {
+    shared: Arc<ListShared>,
+}
+
+/// The shared inside of a list; peers and subscribers point back at it weakly.
+pub(crate) struct ListShared {
+    strategy: Arc<dyn Strategy>,
+    transport: Arc<dyn Transport>,
+    shuffle: bool,
+    fail_fast: bool,
+    notify_pending: bool,
+    running: AtomicBool,
+    state: Mutex<State>,
+    /// Fired when a peer becomes available or the list stops.
+    changed: Event,
+}
+
+struct State {
+    running: bool,
+    peers: IndexMap<PeerId, Slot>,
+    rng: StdRng,
+}
+
+struct Slot {
+    weight: u32,
+    /// The retained (or being retained) peer; `None` while uninitialized.
+    entry: Option<Arc<Peer>>,
+    phase: Phase,
+    /// Whether the strategy currently offers it.
+    offered: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Uninitialized,
+    Retaining,
+    Retained,
+}
+
+impl Slot {
+    fn holds(&self, peer: &Arc<Peer>) -> bool {
+        self.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, peer))
+    }
+}
+
+impl PeerList {
+    /// A new, idle list.
+    pub fn new(options: ListOptions) -> Result<PeerList> {
+        let strategy = match options.custom_strategy {
+            Some(s) => s,
+            None => options.strategy.build(options.seed),
+        };
+        let rng = match options.seed {
+            Some(seed) => StdRng::seed_from_u64(seed),
+            None => StdRng::from_os_rng(),
+        };
+        let shared = Arc::new(ListShared {
+            notify_pending: strategy.wants_pending_updates(),
+            strategy,
+            transport: options
+                .transport
+                .unwrap_or_else(|| Arc::new(AlwaysAvailable)),
+            shuffle: options.shuffle,
+            fail_fast: options.fail_fast,
+            running: AtomicBool::new(false),
+            state: Mutex::new(State {
+                running: false,
+                peers: IndexMap::with_capacity(options.capacity),
+                rng,
+            }),
+            changed: Event::new(),
+        });
+        Ok(PeerList { shared })
+    }
+
+    /// The strategy's name, e.g. `"round-robin"`.
+    pub fn strategy_name(&self) -> &str {
+        self.shared.strategy.name()
+    }
+
+    /// Whether the list is running (started and not stopped).
+    pub fn is_running(&self) -> bool {
+        self.shared.running.load(Ordering::Acquire)
+    }
+
+    /// How many peers the list has, retained or not.
+    pub fn len(&self) -> usize {
+        self.shared.lock().peers.len()
+    }
+
+    /// Whether the list has no peers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Starts the list: retains every peer. Errors with `already-started` when running;
+    /// transport failures for individual peers are reported together (those peers are
+    /// left out, the list runs).
+    pub fn start(&self) -> Result<()> {
+        self.shared.start()
+    }
+
+    /// Stops the list: releases every peer (they stay in the list, uninitialized) and
+    /// wakes waiting `choose` calls, which fail with `not-started`.
+    pub fn stop(&self) -> Result<()> {
+        self.shared.stop()
+    }
+
+    /// Adds and removes peers: removals first, then additions. Everything that can be
+    /// applied is; the failures (`invalid-argument`, `peer-already-in-list`,
+    /// `peer-not-in-list`, `transport-failed`) come back together.
+    ///
+    /// ```
+    /// use peerlb::{ErrorCode, ListOptions, PeerList};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// list.update(["a", "b"], None::<&str>).unwrap();
+    /// let err = list.update(["c", "a"], ["zzz"]).unwrap_err();
+    /// assert_eq!(err.errors().len(), 2); // zzz not in list, a already in list
+    /// assert_eq!(list.len(), 3); // c was still added
+    /// ```
+    pub fn update<A, R>(&self, additions: A, removals: R) -> Result<()>
+    where
+        A: IntoIterator,
+        A::Item: Into<PeerSpec>,
+        R: IntoIterator,
+        R::Item: AsRef<str>,
+    {
+        let additions: Vec<PeerSpec> = additions.into_iter().map(Into::into).collect();
+        let removals: Vec<String> = removals
+            .into_iter()
+            .map(|r| r.as_ref().to_owned())
+            .collect();
+        self.shared.update(additions, removals)
+    }
+
+    /// Chooses an available peer, waiting (blocking this thread) until the request's
+    /// deadline if none is available. See the module docs for the error cases.
+    #[inline]
+    pub fn choose(&self, request: &Request<'_>) -> Result<Choice> {
+        match self.shared.try_choose(request) {
+            Some(choice) => Ok(choice),
+            None => self.shared.choose_slow(request),
+        }
+    }
+
+    /// [`PeerList::choose`] for async code: waits without blocking a thread. Works under
+    /// any executor (deadlines use the library's own runtime).
+    pub async fn choose_async(&self, request: &Request<'_>) -> Result<Choice> {
+        if let Some(choice) = self.shared.try_choose(request) {
+            return Ok(choice);
+        }
+        self.shared.choose_slow_async(request).await
+    }
+
+    /// A snapshot of the list for debugging and tests.
+    pub fn introspect(&self) -> ListIntrospection {
+        self.shared.introspect()
+    }
+
+    /// The status of one peer, if it is in the list (`None` status fields for
+    /// uninitialized peers are reported as `unavailable` with 0 pending).
+    pub fn peer_status(&self, id: &str) -> Option<crate::PeerStatus> {
+        let state = self.shared.lock();
+        let slot = state.peers.get(id)?;
+        Some(slot.entry.as_ref().map(|e| e.status()).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for PeerList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PeerList({:?}, {})",
+            self.strategy_name(),
+            self.introspect().summary
+        )
+    }
+}
+
+/// Runs a transport callback, turning an error or a panic into `transport-failed`.
+fn call_transport(
+    operation: &'static str,
+    peer: &PeerId,
+    f: impl FnOnce() -> std::result::Result<(), String>,
+) -> Result<()> {
+    let outcome = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(panic.as_ref()))));
+    outcome.map_err(|message| Error::TransportFailed {
+        operation,
+        peer: peer.to_string(),
+        message,
+    })
+}
+
+/// The text of a panic payload.
+pub fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
+    }
+}
+
+impl ListShared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is kept consistent at every unlock, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn name(&self) -> &str {
+        self.strategy.name()
+    }
+
+    fn new_peer(self: &Arc<Self>, id: PeerId, weight: u32) -> Arc<Peer> {
+        Peer::new(id, weight, Arc::downgrade(self), self.notify_pending)
+    }
+
+    fn start(self: &Arc<Self>) -> Result<()> {
+        let mut to_retain = Vec::new();
+        {
+            let mut state = self.lock();
+            if state.running {
+                return Err(Error::AlreadyStarted(format!(
+                    "{:?} peer list is already running",
+                    self.name()
+                )));
+            }
+            state.running = true;
+            self.running.store(true, Ordering::Release);
+            let State { peers, rng, .. } = &mut *state;
+            for (id, slot) in peers.iter_mut() {
+                if slot.entry.is_none() {
+                    let peer = self.new_peer(id.clone(), slot.weight);
+                    slot.entry = Some(peer.clone());
+                    slot.phase = Phase::Retaining;
+                    to_retain.push(peer);
+                }
+            }
+            if self.shuffle {
+                to_retain.shuffle(rng);
+            }
+        }
+        let mut errors = Vec::new();
+        for peer in to_retain {
+            self.retain(peer, &mut errors);
+        }
+        Error::combine(errors)
+    }
+
+    fn stop(&self) -> Result<()> {
+        let mut to_release = Vec::new();
+        {
+            let mut state = self.lock();
+            if !state.running {
+                return Err(self.not_running());
+            }
+            state.running = false;
+            self.running.store(false, Ordering::Release);
+            for slot in state.peers.values_mut() {
+                if let Some(peer) = slot.entry.take() {
+                    if slot.offered {
+                        self.strategy.remove(&peer);
+                        slot.offered = false;
+                    }
+                    if slot.phase == Phase::Retained {
+                        to_release.push(peer);
+                    }
+                    // A peer still being retained is released by its retainer, which will
+                    // find its slot emptied.
+                }
+                slot.phase = Phase::Uninitialized;
+            }
+        }
+        self.changed.notify(usize::MAX);
+        let mut errors = Vec::new();
+        for peer in to_release {
+            self.release(&peer, &mut errors);
+        }
+        Error::combine(errors)
+    }
+
+    fn update(self: &Arc<Self>, additions: Vec<PeerSpec>, removals: Vec<String>) -> Result<()> {
+        if additions.is_empty() && removals.is_empty() {
+            return Ok(());
+        }
+        let mut errors = Vec::new();
+        let mut to_release = Vec::new();
+        let mut to_retain = Vec::new();
+        {
+            let mut state = self.lock();
+            for raw in removals {
+                let id = match PeerId::new(&raw) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                };
+                match state.peers.shift_remove(&id) {
+                    None => errors.push(Error::PeerNotInList(id.to_string())),
+                    Some(slot) => {
+                        if let Some(peer) = slot.entry {
+                            if slot.offered {
+                                self.strategy.remove(&peer);
+                            }
+                            if slot.phase == Phase::Retained {
+                                to_release.push(peer);
+                            }
+                        }
+                    }
+                }
+            }
+            let mut valid = Vec::with_capacity(additions.len());
+            for spec in additions {
+                match validate_spec(&spec) {
+                    Ok(id) => valid.push((id, spec.weight)),
+                    Err(e) => errors.push(e),
+                }
+            }
+            let running = state.running;
+            if running && self.shuffle {
+                valid.shuffle(&mut state.rng);
+            }
+            for (id, weight) in valid {
+                if state.peers.contains_key(&id) {
+                    errors.push(Error::PeerAlreadyInList(id.to_string()));
+                    continue;
+                }
+                let mut slot = Slot {
+                    weight,
+                    entry: None,
+                    phase: Phase::Uninitialized,
+                    offered: false,
+                };
+                if running {
+                    let peer = self.new_peer(id.clone(), weight);
+                    slot.entry = Some(peer.clone());
+                    slot.phase = Phase::Retaining;
+                    to_retain.push(peer);
+                }
+                state.peers.insert(id, slot);
+            }
+        }
+        for peer in to_release {
+            self.release(&peer, &mut errors);
+        }
+        for peer in to_retain {
+            self.retain(peer, &mut errors);
+        }
+        Error::combine(errors)
+    }
+
+    /// Calls the transport's `retain` (no lock held), then settles the peer's slot.
+    fn retain(&self, peer: Arc<Peer>, errors: &mut Vec<Error>) {
+        let result = call_transport("retain", peer.id(), || {
+            self.transport.retain(peer.id(), peer.subscriber())
+        });
+        let mut became_available = false;
+        let mut release_now = false;
+        {
+            let mut state = self.lock();
+            let running = state.running;
+            let still_ours = state.peers.get(peer.id()).is_some_and(|s| s.holds(&peer));
+            match (result, still_ours) {
+                (Ok(()), true) => {
+                    let slot = state.peers.get_mut(peer.id()).expect("checked above");
+                    slot.phase = Phase::Retained;
+                    if running && peer.connection_status() == ConnectionStatus::Available {
+                        self.strategy.add(&peer);
+                        slot.offered = true;
+                        became_available = true;
+                    }
+                }
+                // Removed, or the list stopped, while the transport was retaining it.
+                (Ok(()), false) => release_now = true,
+                (Err(e), true) => {
+                    state.peers.shift_remove(peer.id());
+                    errors.push(e);
+                }
+                (Err(e), false) => errors.push(e),
+            }
+        }
+        if became_available {
+            self.changed.notify(usize::MAX);
+        }
+        if release_now {
+            self.release(&peer, errors);
+        }
+    }
+
+    fn release(&self, peer: &Arc<Peer>, errors: &mut Vec<Error>) {
+        if let Err(e) = call_transport("release", peer.id(), || {
+            self.transport.release(peer.id(), peer.subscriber())
+        }) {
+            errors.push(e);
+        }
+    }
+
+    /// A transport reported `status` for `peer`; returns whether the report was current.
+    pub(crate) fn status_changed(&self, peer: &Arc<Peer>, status: ConnectionStatus) -> bool {
+        let became_available;
+        {
+            let mut state = self.lock();
+            let running = state.running;
+            let Some(slot) = state.peers.get_mut(peer.id()).filter(|s| s.holds(peer)) else {
+                return false;
+            };
+            peer.set_connection_status(status);
+            if slot.phase != Phase::Retained {
+                // Still inside retain: the retainer offers it once retain returns.
+                return true;
+            }
+            let wanted = running && status == ConnectionStatus::Available;
+            became_available = wanted && !slot.offered;
+            if became_available {
+                self.strategy.add(peer);
+                slot.offered = true;
+            } else if !wanted && slot.offered {
+                self.strategy.remove(peer);
+                slot.offered = false;
+            }
+        }
+        if became_available {
+            self.changed.notify(usize::MAX);
+        }
+        true
+    }
+
+    pub(crate) fn pending_changed(&self, peer: &Arc<Peer>) {
+        self.strategy.pending_changed(peer);
+    }
+
+    #[inline]
+    fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
+        let peer = self.strategy.choose(request)?;
+        peer.begin_request();
+        if self.notify_pending {
+            self.strategy.pending_changed(&peer);
+        }
+        Some(Choice::new(peer))
+    }
+
+    /// Why a choose cannot wait: not running, fail-fast, or no deadline.
+    fn cannot_wait(&self, request: &Request<'_>) -> Option<Error> {
+        if !self.running.load(Ordering::Acquire) {
+            return Some(self.not_running());
+        }
+        if self.fail_fast {
+            return Some(Error::NoPeerAvailable(self.unavailable_message()));
+        }
+        if request.deadline().is_none() {
+            return Some(Error::NoDeadline(format!(
+                "{}, and the request has no deadline to wait for one; give choose a timeout",
+                self.unavailable_message()
+            )));
+        }
+        None
+    }
+
+    #[cold]
+    fn choose_slow(&self, request: &Request<'_>) -> Result<Choice> {
+        let started = Instant::now();
+        loop {
+            if let Some(err) = self.cannot_wait(request) {
+                return Err(err);
+            }
+            let deadline = request.deadline().expect("checked by cannot_wait");
+            let listener = self.changed.listen();
+            if let Some(choice) = self.try_choose(request) {
+                return Ok(choice);
+            }
+            if !self.running.load(Ordering::Acquire) {
+                return Err(self.not_running());
+            }
+            if listener.wait_deadline(deadline).is_none() {
+                return self
+                    .try_choose(request)
+                    .ok_or_else(|| self.timed_out(started));
+            }
+            if let Some(choice) = self.try_choose(request) {
+                return Ok(choice);
+            }
+        }
+    }
+
+    #[cold]
+    async fn choose_slow_async(&self, request: &Request<'_>) -> Result<Choice> {
+        let started = Instant::now();
+        let mut timer: Option<tokio::task::JoinHandle<()>> = None;
+        let result = loop {
+            if let Some(err) = self.cannot_wait(request) {
+                break Err(err);
+            }
+            let deadline = request.deadline().expect("checked by cannot_wait");
+            let listener = self.changed.listen();
+            if let Some(choice) = self.try_choose(request) {
+                break Ok(choice);
+            }
+            if !self.running.load(Ordering::Acquire) {
+                break Err(self.not_running());
+            }
+            let timer = timer.get_or_insert_with(|| {
+                runtime::handle().spawn(tokio::time::sleep_until(deadline.into()))
+            });
+            let mut listener = std::pin::pin!(listener);
+            let woke = std::future::poll_fn(|cx| {
+                use std::task::Poll;
+                if listener.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                match std::pin::Pin::new(&mut *timer).poll(cx) {
+                    Poll::Ready(_) => Poll::Ready(false),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            if !woke {
+                break self
+                    .try_choose(request)
+                    .ok_or_else(|| self.timed_out(started));
+            }
+        };
+        if let Some(timer) = timer {
+            timer.abort();
+        }
+        result
+    }
+
+    fn not_running(&self) -> Error {
+        Error::NotStarted(format!(
+            "{:?} peer list is not running; call start() first",
+            self.name()
+        ))
+    }
+
+    fn timed_out(&self, started: Instant) -> Error {
+        Error::Timeout(format!(
+            "{:?} peer list timed out after {:?} waiting for an available peer: {}",
+            self.name(),
+            round_ms(started.elapsed()),
+            self.unavailable_message()
+        ))
+    }
+
+    /// "peer list has 3 peers but none are available (2 unavailable, 1 connecting)".
+    fn unavailable_message(&self) -> String {
+        let state = self.lock();
+        let total = state.peers.len();
+        if total == 0 {
+            return format!(
+                "{:?} peer list has no peers; add some with update()",
+                self.name()
+            );
+        }
+        let (mut unavailable, mut connecting, mut available) = (0, 0, 0);
+        for slot in state.peers.values() {
+            match slot.entry.as_ref().map(|e| e.connection_status()) {
+                Some(ConnectionStatus::Available) => available += 1,
+                Some(ConnectionStatus::Connecting) => connecting += 1,
+                _ => unavailable += 1,
+            }
+        }
+        let mut parts = Vec::new();
+        if unavailable > 0 {
+            parts.push(format!("{unavailable} unavailable"));
+        }
+        if connecting > 0 {
+            parts.push(format!("{connecting} connecting"));
+        }
+        if available > 0 {
+            parts.push(format!("{available} available but just taken"));
+        }
+        format!(
+            "{:?} peer list has {total} peer{} but none are available ({})",
+            self.name(),
+            if total == 1 { "" } else { "s" },
+            parts.join(", ")
+        )
+    }
+
+    fn introspect(&self) -> ListIntrospection {
+        let state = self.lock();
+        let peers: Vec<PeerIntrospection> = state
+            .peers
+            .iter()
+            .map(|(id, slot)| {
+                let (status, pending) = match &slot.entry {
+                    None => ("uninitialized", 0),
+                    Some(peer) => (peer.connection_status().as_str(), peer.pending()),
+                };
+                PeerIntrospection {
+                    id: id.to_string(),
+                    status: status.to_owned(),
+                    pending,
+                    weight: slot.weight,
+                }
+            })
+            .collect();
+        let available = state.peers.values().filter(|s| s.offered).count();
+        let total = peers.len();
+        let (state_name, title) = if state.running {
+            ("running", "Running")
+        } else {
+            ("idle", "Idle")
+        };
+        ListIntrospection {
+            strategy: self.name().to_owned(),
+            transport: self.transport.name().to_owned(),
+            state: state_name.to_owned(),
+            summary: format!("{title} ({available}/{total} available)"),
+            available,
+            total,
+            peers,
+        }
+    }
+}
+
+impl Drop for ListShared {
+    /// A list dropped while running releases its peers (no lock is held by then).
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        if !state.running {
+            return;
+        }
+        let retained: Vec<Arc<Peer>> = state
+            .peers
+            .values_mut()
+            .filter(|s| s.phase == Phase::Retained)
+            .filter_map(|s| s.entry.take())
+            .collect();
+        let mut ignored = Vec::new();
+        for peer in retained {
+            self.release(&peer, &mut ignored);
+        }
+    }
+}
+
+fn validate_spec(spec: &PeerSpec) -> Result<PeerId> {
+    let id = PeerId::new(&spec.id)?;
+    if spec.weight == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "peer {:?} has weight 0; weights start at 1",
+            spec.id
+        )));
+    }
+    Ok(id)
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}

@@ -1,0 +1,215 @@
+//! `fewest-pending`: the available peer with the fewest requests in flight.
+//!
+//! As yarpc's `pendingheap`: a binary min-heap keyed by (pending, last-chosen sequence);
+//! choosing a peer re-stamps its sequence, so among peers with equal pending counts the
+//! one that has waited longest is chosen — round-robin when all are idle. Each peer's heap
+//! position lives in its strategy slot, so a pending change re-sorts one entry in
+//! O(log n). The heap sits behind a small mutex of its own (never the list's lock).
+//!
+//! ```
+//! use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
+//! let list = PeerList::new(ListOptions::default().strategy(StrategyKind::FewestPending).shuffle(false)).unwrap();
+//! list.update(["a", "b"], Vec::<String>::new()).unwrap();
+//! list.start().unwrap();
+//! let held = list.choose(&Request::new()).unwrap(); // a (both idle; a waited longest)
+//! assert_eq!(list.choose(&Request::new()).unwrap().peer().as_str(), "b"); // a is busy
+//! assert_eq!(held.peer().as_str(), "a");
+//! ```
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use super::Strategy;
+use crate::peer::Peer;
+use crate::request::Request;
+
+const NOT_IN_HEAP: usize = usize::MAX;
+
+/// The fewest-pending strategy.
+pub struct FewestPending {
+    heap: Mutex<Heap>,
+}
+
+struct Node {
+    peer: Arc<Peer>,
+    pending: usize,
+    last: u64,
+}
+
+#[derive(Default)]
+struct Heap {
+    nodes: Vec<Node>,
+    next: u64,
+}
+
+impl Heap {
+    fn less(&self, a: usize, b: usize) -> bool {
+        let (x, y) = (&self.nodes[a], &self.nodes[b]);
+        (x.pending, x.last) < (y.pending, y.last)
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        self.nodes.swap(a, b);
+        self.nodes[a]
+            .peer
+            .strategy_slot()
+            .store(a, Ordering::Relaxed);
+        self.nodes[b]
+            .peer
+            .strategy_slot()
+            .store(b, Ordering::Relaxed);
+    }
+
+    fn up(&mut self, mut i: usize) -> usize {
+        while i > 0 {
+            let parent = (i - 1) / 2;
+            if !self.less(i, parent) {
+                break;
+            }
+            self.swap(i, parent);
+            i = parent;
+        }
+        i
+    }
+
+    fn down(&mut self, mut i: usize) {
+        let n = self.nodes.len();
+        loop {
+            let (l, r) = (2 * i + 1, 2 * i + 2);
+            let mut smallest = i;
+            if l < n && self.less(l, smallest) {
+                smallest = l;
+            }
+            if r < n && self.less(r, smallest) {
+                smallest = r;
+            }
+            if smallest == i {
+                return;
+            }
+            self.swap(i, smallest);
+            i = smallest;
+        }
+    }
+
+    fn fix(&mut self, i: usize) {
+        let i = self.up(i);
+        self.down(i);
+    }
+
+    fn stamp(&mut self) -> u64 {
+        self.next += 1;
+        self.next
+    }
+
+    /// The heap index of `peer`, if it is in this heap.
+    fn index_of(&self, peer: &Arc<Peer>) -> Option<usize> {
+        let i = peer.strategy_slot().load(Ordering::Relaxed);
+        (i < self.nodes.len() && Arc::ptr_eq(&self.nodes[i].peer, peer)).then_some(i)
+    }
+}
+
+impl FewestPending {
+    /// An empty heap.
+    pub fn new() -> FewestPending {
+        FewestPending {
+            heap: Mutex::new(Heap::default()),
+        }
+    }
+
+    fn heap(&self) -> std::sync::MutexGuard<'_, Heap> {
+        self.heap.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Default for FewestPending {
+    fn default() -> Self {
+        FewestPending::new()
+    }
+}
+
+impl Strategy for FewestPending {
+    fn name(&self) -> &str {
+        "fewest-pending"
+    }
+
+    fn add(&self, peer: &Arc<Peer>) {
+        let mut heap = self.heap();
+        if heap.index_of(peer).is_some() {
+            return;
+        }
+        let last = heap.stamp();
+        let i = heap.nodes.len();
+        peer.strategy_slot().store(i, Ordering::Relaxed);
+        heap.nodes.push(Node {
+            peer: peer.clone(),
+            pending: peer.pending(),
+            last,
+        });
+        heap.up(i);
+    }
+
+    fn remove(&self, peer: &Arc<Peer>) {
+        let mut heap = self.heap();
+        let Some(i) = heap.index_of(peer) else {
+            return;
+        };
+        let last = heap.nodes.len() - 1;
+        heap.swap(i, last);
+        heap.nodes.pop();
+        peer.strategy_slot().store(NOT_IN_HEAP, Ordering::Relaxed);
+        if i < heap.nodes.len() {
+            heap.fix(i);
+        }
+    }
+
+    fn choose(&self, _request: &Request<'_>) -> Option<Arc<Peer>> {
+        let mut heap = self.heap();
+        if heap.nodes.is_empty() {
+            return None;
+        }
+        // Re-stamp the winner so equally loaded peers take turns (yarpc pops and pushes).
+        let last = heap.stamp();
+        heap.nodes[0].last = last;
+        let peer = heap.nodes[0].peer.clone();
+        heap.down(0);
+        Some(peer)
+    }
+
+    fn wants_pending_updates(&self) -> bool {
+        true
+    }
+
+    fn pending_changed(&self, peer: &Arc<Peer>) {
+        let mut heap = self.heap();
+        if let Some(i) = heap.index_of(peer) {
+            heap.nodes[i].pending = peer.pending();
+            heap.fix(i);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::test_support::{peers, pick};
+
+    #[test]
+    fn idle_peers_take_turns_and_busy_ones_wait() {
+        let s = FewestPending::new();
+        let ps = peers(&["a", "b", "c"]);
+        for p in &ps {
+            s.add(p);
+        }
+        assert_eq!(pick(&s), "a");
+        assert_eq!(pick(&s), "b");
+        assert_eq!(pick(&s), "c");
+        ps[0].begin_request();
+        s.pending_changed(&ps[0]);
+        assert_eq!(pick(&s), "b");
+        assert_eq!(pick(&s), "c");
+        assert_eq!(pick(&s), "b");
+        s.remove(&ps[1]);
+        assert_eq!(pick(&s), "c");
+        assert_eq!(pick(&s), "c");
+    }
+}

@@ -1,0 +1,380 @@
+//! Replays every `tests/conformance/*.json` scenario against the Rust API.
+//! The format is described in `tests/conformance/README.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use peerlb::{
+    Choice, ConnectionStatus, Error, ListOptions, Outcome, PeerId, PeerList, PeerSpec, Request,
+    Subscriber, Transport,
+};
+use serde_json::Value;
+
+/// The scripted transport of the format: records calls, fails on request, and reports its
+/// initial status from inside `retain`.
+#[derive(Default)]
+struct Scripted {
+    initial: Option<ConnectionStatus>,
+    fail_retain: Vec<String>,
+    fail_release: Vec<String>,
+    calls: Mutex<Vec<String>>,
+    subscribers: Mutex<HashMap<String, Subscriber>>,
+}
+
+impl Transport for Scripted {
+    fn retain(&self, id: &PeerId, subscriber: &Subscriber) -> Result<(), String> {
+        self.calls.lock().unwrap().push(format!("retain {id}"));
+        if self.fail_retain.iter().any(|f| f == id.as_str()) {
+            return Err(format!("scripted failure retaining {id}"));
+        }
+        self.subscribers
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), subscriber.clone());
+        if let Some(status) = self.initial {
+            subscriber.set_status(status);
+        }
+        Ok(())
+    }
+
+    fn release(&self, id: &PeerId, _subscriber: &Subscriber) -> Result<(), String> {
+        self.calls.lock().unwrap().push(format!("release {id}"));
+        if self.fail_release.iter().any(|f| f == id.as_str()) {
+            return Err(format!("scripted failure releasing {id}"));
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "scripted"
+    }
+}
+
+struct Run {
+    file: String,
+    list: Option<PeerList>,
+    transport: Option<Arc<Scripted>>,
+    held: HashMap<String, Choice>,
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|x| x.as_str().expect("string").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn check_result<T>(ctx: &str, step: &Value, result: Result<T, Error>) -> Option<T> {
+    let expected = step.get("error").and_then(Value::as_str);
+    match (result, expected) {
+        (Ok(v), None) => Some(v),
+        (Ok(_), Some(code)) => panic!("{ctx}: expected error {code}, got success"),
+        (Err(e), None) => panic!("{ctx}: unexpected error {}: {e}", e.code()),
+        (Err(e), Some(code)) => {
+            assert_eq!(e.code().as_str(), code, "{ctx}: wrong error code ({e})");
+            if let Some(list) = step.get("errors") {
+                let want = str_list(Some(list));
+                let got: Vec<&str> = e.errors().iter().map(|x| x.code().as_str()).collect();
+                assert_eq!(got, want, "{ctx}: individual errors ({e})");
+            }
+            None
+        }
+    }
+}
+
+impl Run {
+    fn list(&self) -> &PeerList {
+        self.list
+            .as_ref()
+            .expect("scenario must start with a `new` step")
+    }
+
+    fn new_list(&mut self, ctx: &str, step: &Value) {
+        let mut opts = ListOptions::default().shuffle(
+            step.get("shuffle")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+        );
+        if let Some(seed) = step.get("seed").and_then(Value::as_u64) {
+            opts = opts.seed(seed);
+        }
+        if let Some(ff) = step.get("fail_fast").and_then(Value::as_bool) {
+            opts = opts.fail_fast(ff);
+        }
+        self.transport = None;
+        match step.get("transport") {
+            None => {}
+            Some(Value::String(s)) if s == "always-available" => {}
+            Some(t) if t.get("kind").and_then(Value::as_str) == Some("scripted") => {
+                let initial = match t.get("initial_status") {
+                    Some(Value::Null) => None,
+                    Some(Value::String(s)) => Some(s.parse().expect("status")),
+                    None => Some(ConnectionStatus::Available),
+                    Some(other) => panic!("{ctx}: bad initial_status {other}"),
+                };
+                let scripted = Arc::new(Scripted {
+                    initial,
+                    fail_retain: str_list(t.get("fail_retain")),
+                    fail_release: str_list(t.get("fail_release")),
+                    ..Default::default()
+                });
+                opts = opts.transport(scripted.clone());
+                self.transport = Some(scripted);
+            }
+            Some(other) => panic!("{ctx}: unknown transport {other}"),
+        }
+        let strategy = step
+            .get("strategy")
+            .and_then(Value::as_str)
+            .unwrap_or("round-robin");
+        let created = opts.strategy_name(strategy).and_then(PeerList::new);
+        self.list = check_result(ctx, step, created);
+        self.held.clear();
+    }
+
+    fn choose(&mut self, ctx: &str, step: &Value) {
+        let key = step
+            .get("shard_key")
+            .and_then(Value::as_str)
+            .map(str::as_bytes);
+        let timeout = step.get("timeout_ms").and_then(Value::as_u64);
+        let make_request = || {
+            let mut r = Request::new();
+            if let Some(ms) = timeout {
+                r = r.with_timeout(Duration::from_millis(ms));
+            }
+            if let Some(k) = key {
+                r = r.with_shard_key(k);
+            }
+            r
+        };
+        let result = if let Some(during) = step.get("while_waiting") {
+            let list = self.list().clone();
+            let key_owned = key.map(<[u8]>::to_vec);
+            let waiter = std::thread::spawn(move || {
+                let mut r = Request::new();
+                if let Some(ms) = timeout {
+                    r = r.with_timeout(Duration::from_millis(ms));
+                }
+                if let Some(k) = &key_owned {
+                    r = r.with_shard_key(k);
+                }
+                list.choose(&r)
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            for (i, inner) in during.as_array().expect("steps").iter().enumerate() {
+                self.step(&format!("{ctx}.while_waiting[{i}]"), inner);
+            }
+            waiter.join().expect("waiting choose panicked")
+        } else {
+            self.list().choose(&make_request())
+        };
+        let Some(choice) = check_result(ctx, step, result) else {
+            return;
+        };
+        let peer = choice.peer().to_string();
+        if let Some(want) = step.get("expect").and_then(Value::as_str) {
+            assert_eq!(peer, want, "{ctx}: chose the wrong peer");
+        }
+        if let Some(any) = step.get("expect_one_of") {
+            let allowed = str_list(Some(any));
+            assert!(allowed.contains(&peer), "{ctx}: {peer} not in {allowed:?}");
+        }
+        match step.get("hold").and_then(Value::as_str) {
+            Some(name) => {
+                self.held.insert(name.to_owned(), choice);
+            }
+            None => choice.finish(Outcome::Ok, None),
+        }
+    }
+
+    fn choose_many(&mut self, ctx: &str, step: &Value) {
+        let count = step["count"].as_u64().expect("count") as usize;
+        let timeout = step.get("timeout_ms").and_then(Value::as_u64);
+        let mut got = Vec::with_capacity(count);
+        for i in 0..count {
+            let mut r = Request::new();
+            if let Some(ms) = timeout {
+                r = r.with_timeout(Duration::from_millis(ms));
+            }
+            let choice = self
+                .list()
+                .choose(&r)
+                .unwrap_or_else(|e| panic!("{ctx}: choose #{i} failed: {e}"));
+            got.push(choice.peer().to_string());
+            choice.finish(Outcome::Ok, None);
+        }
+        if let Some(want) = step.get("expect") {
+            assert_eq!(got, str_list(Some(want)), "{ctx}: order");
+        }
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for p in &got {
+            *counts.entry(p.clone()).or_default() += 1;
+        }
+        if let Some(want) = step.get("expect_counts").and_then(Value::as_object) {
+            let want: BTreeMap<String, u64> = want
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_u64().expect("count")))
+                .collect();
+            assert_eq!(counts, want, "{ctx}: counts");
+        }
+        if let Some(only) = step.get("expect_only") {
+            let only = str_list(Some(only));
+            for p in counts.keys() {
+                assert!(only.contains(p), "{ctx}: chose {p}, not in {only:?}");
+            }
+        }
+    }
+
+    fn introspect(&self, ctx: &str, step: &Value) {
+        let got = serde_json::to_value(self.list().introspect()).unwrap();
+        let want = step["expect"].as_object().expect("expect object");
+        for (key, value) in want {
+            if key == "peers" {
+                let got_peers = got["peers"].as_array().unwrap();
+                let want_peers = value.as_array().expect("peers array");
+                assert_eq!(
+                    got_peers.len(),
+                    want_peers.len(),
+                    "{ctx}: peer count in {got}"
+                );
+                for (g, w) in got_peers.iter().zip(want_peers) {
+                    for (k, v) in w.as_object().expect("peer object") {
+                        assert_eq!(&g[k], v, "{ctx}: peer field {k} in {g}");
+                    }
+                }
+            } else {
+                assert_eq!(&got[key], value, "{ctx}: field {key} in {got}");
+            }
+        }
+    }
+
+    fn step(&mut self, ctx: &str, step: &Value) {
+        let op = step["op"].as_str().expect("op");
+        let ctx = &format!("{}: {ctx} ({op})", self.file);
+        match op {
+            "new" => self.new_list(ctx, step),
+            "update" => {
+                let adds: Vec<PeerSpec> = step
+                    .get("add")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .map(|x| match x {
+                                Value::String(s) => PeerSpec::new(s.as_str()),
+                                Value::Object(o) => PeerSpec::weighted(
+                                    o["id"].as_str().expect("id"),
+                                    o.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32,
+                                ),
+                                other => panic!("{ctx}: bad addition {other}"),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let removes = str_list(step.get("remove"));
+                check_result(ctx, step, self.list().update(adds, removes));
+            }
+            "start" => {
+                check_result(ctx, step, self.list().start());
+            }
+            "stop" => {
+                check_result(ctx, step, self.list().stop());
+            }
+            "set_status" => {
+                let peer = step["peer"].as_str().expect("peer");
+                let status: ConnectionStatus = step["status"].as_str().unwrap().parse().unwrap();
+                let transport = self.transport.as_ref().expect("set_status needs scripted");
+                let sub = transport
+                    .subscribers
+                    .lock()
+                    .unwrap()
+                    .get(peer)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{ctx}: {peer} was never retained"));
+                let accepted = sub.set_status(status);
+                if let Some(want) = step.get("accepted").and_then(Value::as_bool) {
+                    assert_eq!(accepted, want, "{ctx}: accepted");
+                }
+            }
+            "choose" => self.choose(ctx, step),
+            "choose_many" => self.choose_many(ctx, step),
+            "finish" => {
+                let name = step["choice"].as_str().expect("choice");
+                let choice = self
+                    .held
+                    .remove(name)
+                    .unwrap_or_else(|| panic!("{ctx}: no held choice {name}"));
+                let outcome: Outcome = step
+                    .get("outcome")
+                    .and_then(Value::as_str)
+                    .unwrap_or("ok")
+                    .parse()
+                    .unwrap();
+                let latency = step
+                    .get("latency_ms")
+                    .and_then(Value::as_u64)
+                    .map(Duration::from_millis);
+                choice.finish(outcome, latency);
+            }
+            "drop" => {
+                let name = step["choice"].as_str().expect("choice");
+                drop(self.held.remove(name).expect("held choice"));
+            }
+            "introspect" => self.introspect(ctx, step),
+            "transport_calls" => {
+                let transport = self.transport.as_ref().expect("needs scripted transport");
+                let got: Vec<String> = std::mem::take(&mut *transport.calls.lock().unwrap());
+                assert_eq!(got, str_list(step.get("expect")), "{ctx}: transport calls");
+            }
+            other => panic!("{ctx}: unknown op {other:?}"),
+        }
+    }
+}
+
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/conformance exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn conformance_scenarios() {
+    let files = scenario_files();
+    let mut passed = 0;
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let scenario: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{}: bad JSON: {e}", path.display()));
+        let file = path.file_name().unwrap().to_string_lossy().into_owned();
+        let mut run = Run {
+            file: file.clone(),
+            list: None,
+            transport: None,
+            held: HashMap::new(),
+        };
+        for (i, step) in scenario["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .enumerate()
+        {
+            run.step(&format!("step {i}"), step);
+        }
+        passed += 1;
+    }
+    println!("conformance: {passed} scenarios passed");
+    assert!(
+        passed >= 40,
+        "expected at least 40 scenarios, found {passed}"
+    );
+}
