@@ -34,6 +34,8 @@ lint:
 
 test-rust:
 	$(CARGO) test --workspace
+	@# The shared scenarios again, showing how many passed.
+	$(CARGO) test -q -p peerlb --test conformance -- --show-output 2>&1 | grep -E "conformance: [0-9]+ scenarios passed"
 
 test: lint test-rust $(TEST_TARGETS)
 	@echo "make test: every suite passed"

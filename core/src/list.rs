@@ -667,7 +667,10 @@ impl ListShared {
                 break Err(self.not_running());
             }
             let timer = timer.get_or_insert_with(|| {
-                runtime::handle().spawn(tokio::time::sleep_until(deadline.into()))
+                // Built inside the task: a tokio timer needs the runtime's context.
+                runtime::handle().spawn(async move {
+                    tokio::time::sleep_until(deadline.into()).await;
+                })
             });
             let mut listener = std::pin::pin!(listener);
             let woke = std::future::poll_fn(|cx| {
@@ -719,24 +722,27 @@ impl ListShared {
                 self.name()
             );
         }
-        let (mut unavailable, mut connecting, mut available) = (0, 0, 0);
+        let (mut unavailable, mut connecting, mut retaining, mut taken) = (0, 0, 0, 0);
         for slot in state.peers.values() {
-            match slot.entry.as_ref().map(|e| e.connection_status()) {
-                Some(ConnectionStatus::Available) => available += 1,
-                Some(ConnectionStatus::Connecting) => connecting += 1,
+            match (&slot.entry, slot.phase) {
+                (Some(_), Phase::Retaining) => retaining += 1,
+                (Some(_), _) if slot.offered => taken += 1,
+                (Some(e), _) if e.connection_status() == ConnectionStatus::Connecting => {
+                    connecting += 1
+                }
                 _ => unavailable += 1,
             }
         }
-        let mut parts = Vec::new();
-        if unavailable > 0 {
-            parts.push(format!("{unavailable} unavailable"));
-        }
-        if connecting > 0 {
-            parts.push(format!("{connecting} connecting"));
-        }
-        if available > 0 {
-            parts.push(format!("{available} available but just taken"));
-        }
+        let parts: Vec<String> = [
+            (unavailable, "unavailable"),
+            (connecting, "connecting"),
+            (retaining, "still being retained"),
+            (taken, "available a moment ago"),
+        ]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}"))
+        .collect();
         format!(
             "{:?} peer list has {total} peer{} but none are available ({})",
             self.name(),
