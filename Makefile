@@ -19,7 +19,7 @@ INSTALL_TARGETS :=
 
 include $(sort $(wildcard mk/*.mk))
 
-.PHONY: all build build-rust test lint test-rust bench demo install venv clean
+.PHONY: all build build-rust test lint test-rust test-rust-asan bench demo install venv clean
 
 all: build
 
@@ -37,7 +37,15 @@ test-rust:
 	@# The shared scenarios again, showing how many passed.
 	$(CARGO) test -q -p peerlb --test conformance -- --show-output 2>&1 | grep -E "conformance: [0-9]+ scenarios passed"
 
-test: lint test-rust $(TEST_TARGETS)
+# The core's unsafe code (the packed peer refcount, stripe locks) under AddressSanitizer with
+# leak checking. Needs a nightly toolchain; skipped, and said so, where there is none.
+test-rust-asan:
+	@if $(CARGO) +nightly --version >/dev/null 2>&1; then \
+	  RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=$(CURDIR)/target/asan \
+	    $(CARGO) +nightly test -q -p peerlb --target x86_64-unknown-linux-gnu --lib --tests; \
+	else echo "test-rust-asan: no nightly toolchain here; skipped"; fi
+
+test: lint test-rust test-rust-asan $(TEST_TARGETS)
 	@echo "make test: every suite passed"
 
 bench: $(BENCH_TARGETS)

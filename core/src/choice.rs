@@ -1,22 +1,22 @@
 //! The result of `choose`: a peer plus the token that ends the request.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::peer::{Peer, PeerId};
+use crate::peer::{InFlight, PeerId};
 use crate::request::Outcome;
 
 /// A chosen peer. The request counts as pending on that peer until the choice is finished.
 ///
 /// [`Choice::finish`] consumes it, so a request ends exactly once; dropping an unfinished
-/// choice finishes it as [`Outcome::Cancelled`].
+/// choice finishes it as [`Outcome::Cancelled`]. A choice stays valid after its peer is
+/// removed, or its list stopped or dropped.
 ///
 /// ```
 /// use std::time::Duration;
 /// use peerlb::{ListOptions, Outcome, PeerList, Request};
 /// let list = PeerList::new(ListOptions::default().shuffle(false)).unwrap();
-/// list.update(["a:1"], Vec::<String>::new()).unwrap();
+/// list.update(["a:1"], None::<&str>).unwrap();
 /// list.start().unwrap();
 /// let choice = list.choose(&Request::new()).unwrap();
 /// assert_eq!(choice.peer().as_str(), "a:1");
@@ -24,28 +24,30 @@ use crate::request::Outcome;
 /// choice.finish(Outcome::Ok, Some(Duration::from_millis(3)));
 /// ```
 pub struct Choice {
-    peer: Option<Arc<Peer>>,
+    request: Option<InFlight>,
 }
 
 impl Choice {
-    pub(crate) fn new(peer: Arc<Peer>) -> Choice {
-        Choice { peer: Some(peer) }
+    pub(crate) fn new(request: InFlight) -> Choice {
+        Choice {
+            request: Some(request),
+        }
     }
 
-    fn peer_ref(&self) -> &Arc<Peer> {
-        self.peer
+    fn in_flight(&self) -> &InFlight {
+        self.request
             .as_ref()
-            .expect("a live choice always holds its peer")
+            .expect("a live choice always holds its request")
     }
 
     /// The chosen peer's id.
     pub fn peer(&self) -> &PeerId {
-        self.peer_ref().id()
+        self.in_flight().peer().id()
     }
 
     /// The chosen peer's current status (this request included in `pending`).
     pub fn status(&self) -> crate::PeerStatus {
-        self.peer_ref().status()
+        self.in_flight().peer().status()
     }
 
     /// End the request: pending goes down, and the outcome (and latency, if known) is
@@ -57,11 +59,10 @@ impl Choice {
     /// Turns the choice into an opaque token for foreign code (the C ABI), keeping the
     /// request pending. Exactly one [`Choice::from_raw`] must follow.
     pub fn into_raw(mut self) -> *const () {
-        let peer = self
-            .peer
+        self.request
             .take()
-            .expect("a live choice always holds its peer");
-        Arc::into_raw(peer) as *const ()
+            .expect("a live choice always holds its request")
+            .into_raw()
     }
 
     /// Rebuilds a choice from [`Choice::into_raw`]'s token.
@@ -69,16 +70,13 @@ impl Choice {
     /// # Safety
     /// `token` must come from `into_raw` and be passed here exactly once.
     pub unsafe fn from_raw(token: *const ()) -> Choice {
-        // SAFETY: the caller guarantees the token came from Arc::into_raw of a Peer, once.
-        Choice {
-            peer: Some(unsafe { Arc::from_raw(token as *const Peer) }),
-        }
+        // SAFETY: the caller guarantees the token came from into_raw and is used once.
+        Choice::new(unsafe { InFlight::from_raw(token) })
     }
 
     fn end(&mut self, _outcome: Outcome, _latency: Option<Duration>) {
-        if let Some(peer) = self.peer.take() {
-            peer.end_request();
-        }
+        // Dropping the in-flight request ends it (pending goes down).
+        drop(self.request.take());
     }
 }
 

@@ -42,7 +42,9 @@ pub use choice::Choice;
 pub use error::{Error, ErrorCode, Result};
 pub use introspect::{ListIntrospection, PeerIntrospection};
 pub use list::{panic_message, ListOptions, PeerList};
-pub use peer::{ConnectionStatus, Peer, PeerId, PeerSpec, PeerStatus, MAX_PEER_ID_LEN};
+pub use peer::{
+    ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_PEER_ID_LEN,
+};
 pub use request::{Outcome, Request};
 pub use strategy::{Strategy, StrategyKind};
 pub use transport::{AlwaysAvailable, Subscriber, Transport};

@@ -45,11 +45,11 @@ use rand::SeedableRng;
 use crate::choice::Choice;
 use crate::error::{Error, Result};
 use crate::introspect::{ListIntrospection, PeerIntrospection};
-use crate::peer::{ConnectionStatus, Peer, PeerId, PeerSpec};
+use crate::peer::{ConnectionStatus, Peer, PeerId, PeerRef, PeerSpec};
 use crate::request::Request;
 use crate::runtime;
 use crate::strategy::{Strategy, StrategyKind};
-use crate::transport::{AlwaysAvailable, Transport};
+use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 /// How to build a [`PeerList`]. Start from `ListOptions::default()` and chain setters.
 ///
@@ -188,8 +188,9 @@ struct State {
 
 struct Slot {
     weight: u32,
-    /// The retained (or being retained) peer; `None` while uninitialized.
-    entry: Option<Arc<Peer>>,
+    /// The retained (or being retained) peer, as the subscriber handed to the transport;
+    /// `None` while uninitialized.
+    entry: Option<Subscriber>,
     phase: Phase,
     /// Whether the strategy currently offers it.
     offered: bool,
@@ -203,8 +204,14 @@ enum Phase {
 }
 
 impl Slot {
-    fn holds(&self, peer: &Arc<Peer>) -> bool {
-        self.entry.as_ref().is_some_and(|e| Arc::ptr_eq(e, peer))
+    fn holds(&self, peer: &PeerRef) -> bool {
+        self.entry
+            .as_ref()
+            .is_some_and(|e| PeerRef::ptr_eq(e.peer(), peer))
+    }
+
+    fn peer(&self) -> Option<&PeerRef> {
+        self.entry.as_ref().map(Subscriber::peer)
     }
 }
 
@@ -327,7 +334,7 @@ impl PeerList {
     pub fn peer_status(&self, id: &str) -> Option<crate::PeerStatus> {
         let state = self.shared.lock();
         let slot = state.peers.get(id)?;
-        Some(slot.entry.as_ref().map(|e| e.status()).unwrap_or_default())
+        Some(slot.peer().map(|p| p.status()).unwrap_or_default())
     }
 }
 
@@ -378,8 +385,10 @@ impl ListShared {
         self.strategy.name()
     }
 
-    fn new_peer(self: &Arc<Self>, id: PeerId, weight: u32) -> Arc<Peer> {
-        Peer::new(id, weight, Arc::downgrade(self), self.notify_pending)
+    /// A new peer record and the subscriber its transport reports through.
+    fn new_peer(self: &Arc<Self>, id: PeerId, weight: u32) -> Subscriber {
+        let peer = Peer::new_ref(id, weight, Arc::downgrade(self), self.notify_pending);
+        Subscriber::new(Arc::downgrade(self), peer)
     }
 
     fn start(self: &Arc<Self>) -> Result<()> {
@@ -397,10 +406,10 @@ impl ListShared {
             let State { peers, rng, .. } = &mut *state;
             for (id, slot) in peers.iter_mut() {
                 if slot.entry.is_none() {
-                    let peer = self.new_peer(id.clone(), slot.weight);
-                    slot.entry = Some(peer.clone());
+                    let sub = self.new_peer(id.clone(), slot.weight);
+                    slot.entry = Some(sub.clone());
                     slot.phase = Phase::Retaining;
-                    to_retain.push(peer);
+                    to_retain.push(sub);
                 }
             }
             if self.shuffle {
@@ -408,8 +417,8 @@ impl ListShared {
             }
         }
         let mut errors = Vec::new();
-        for peer in to_retain {
-            self.retain(peer, &mut errors);
+        for sub in to_retain {
+            self.retain(sub, &mut errors);
         }
         Error::combine(errors)
     }
@@ -424,13 +433,13 @@ impl ListShared {
             state.running = false;
             self.running.store(false, Ordering::Release);
             for slot in state.peers.values_mut() {
-                if let Some(peer) = slot.entry.take() {
+                if let Some(sub) = slot.entry.take() {
                     if slot.offered {
-                        self.strategy.remove(&peer);
+                        self.strategy.remove(sub.peer());
                         slot.offered = false;
                     }
                     if slot.phase == Phase::Retained {
-                        to_release.push(peer);
+                        to_release.push(sub);
                     }
                     // A peer still being retained is released by its retainer, which will
                     // find its slot emptied.
@@ -440,8 +449,8 @@ impl ListShared {
         }
         self.changed.notify(usize::MAX);
         let mut errors = Vec::new();
-        for peer in to_release {
-            self.release(&peer, &mut errors);
+        for sub in to_release {
+            self.release(&sub, &mut errors);
         }
         Error::combine(errors)
     }
@@ -466,12 +475,12 @@ impl ListShared {
                 match state.peers.shift_remove(&id) {
                     None => errors.push(Error::PeerNotInList(id.to_string())),
                     Some(slot) => {
-                        if let Some(peer) = slot.entry {
+                        if let Some(sub) = slot.entry {
                             if slot.offered {
-                                self.strategy.remove(&peer);
+                                self.strategy.remove(sub.peer());
                             }
                             if slot.phase == Phase::Retained {
-                                to_release.push(peer);
+                                to_release.push(sub);
                             }
                         }
                     }
@@ -500,40 +509,41 @@ impl ListShared {
                     offered: false,
                 };
                 if running {
-                    let peer = self.new_peer(id.clone(), weight);
-                    slot.entry = Some(peer.clone());
+                    let sub = self.new_peer(id.clone(), weight);
+                    slot.entry = Some(sub.clone());
                     slot.phase = Phase::Retaining;
-                    to_retain.push(peer);
+                    to_retain.push(sub);
                 }
                 state.peers.insert(id, slot);
             }
         }
-        for peer in to_release {
-            self.release(&peer, &mut errors);
+        for sub in to_release {
+            self.release(&sub, &mut errors);
         }
-        for peer in to_retain {
-            self.retain(peer, &mut errors);
+        for sub in to_retain {
+            self.retain(sub, &mut errors);
         }
         Error::combine(errors)
     }
 
     /// Calls the transport's `retain` (no lock held), then settles the peer's slot.
-    fn retain(&self, peer: Arc<Peer>, errors: &mut Vec<Error>) {
+    fn retain(&self, sub: Subscriber, errors: &mut Vec<Error>) {
+        let peer = sub.peer();
         let result = call_transport("retain", peer.id(), || {
-            self.transport.retain(peer.id(), peer.subscriber())
+            self.transport.retain(peer.id(), &sub)
         });
         let mut became_available = false;
         let mut release_now = false;
         {
             let mut state = self.lock();
             let running = state.running;
-            let still_ours = state.peers.get(peer.id()).is_some_and(|s| s.holds(&peer));
+            let still_ours = state.peers.get(peer.id()).is_some_and(|s| s.holds(peer));
             match (result, still_ours) {
                 (Ok(()), true) => {
                     let slot = state.peers.get_mut(peer.id()).expect("checked above");
                     slot.phase = Phase::Retained;
                     if running && peer.connection_status() == ConnectionStatus::Available {
-                        self.strategy.add(&peer);
+                        self.strategy.add(peer);
                         slot.offered = true;
                         became_available = true;
                     }
@@ -551,20 +561,19 @@ impl ListShared {
             self.changed.notify(usize::MAX);
         }
         if release_now {
-            self.release(&peer, errors);
+            self.release(&sub, errors);
         }
     }
 
-    fn release(&self, peer: &Arc<Peer>, errors: &mut Vec<Error>) {
-        if let Err(e) = call_transport("release", peer.id(), || {
-            self.transport.release(peer.id(), peer.subscriber())
-        }) {
+    fn release(&self, sub: &Subscriber, errors: &mut Vec<Error>) {
+        let id = sub.peer().id();
+        if let Err(e) = call_transport("release", id, || self.transport.release(id, sub)) {
             errors.push(e);
         }
     }
 
     /// A transport reported `status` for `peer`; returns whether the report was current.
-    pub(crate) fn status_changed(&self, peer: &Arc<Peer>, status: ConnectionStatus) -> bool {
+    pub(crate) fn status_changed(&self, peer: &PeerRef, status: ConnectionStatus) -> bool {
         let became_available;
         {
             let mut state = self.lock();
@@ -593,18 +602,17 @@ impl ListShared {
         true
     }
 
-    pub(crate) fn pending_changed(&self, peer: &Arc<Peer>) {
+    pub(crate) fn pending_changed(&self, peer: &PeerRef) {
         self.strategy.pending_changed(peer);
     }
 
     #[inline]
     fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
-        let peer = self.strategy.choose(request)?;
-        peer.begin_request();
+        let request = self.strategy.choose(request)?;
         if self.notify_pending {
-            self.strategy.pending_changed(&peer);
+            self.strategy.pending_changed(&request.peer_ref());
         }
-        Some(Choice::new(peer))
+        Some(Choice::new(request))
     }
 
     /// Why a choose cannot wait: not running, fail-fast, or no deadline.
@@ -724,10 +732,10 @@ impl ListShared {
         }
         let (mut unavailable, mut connecting, mut retaining, mut taken) = (0, 0, 0, 0);
         for slot in state.peers.values() {
-            match (&slot.entry, slot.phase) {
+            match (slot.peer(), slot.phase) {
                 (Some(_), Phase::Retaining) => retaining += 1,
                 (Some(_), _) if slot.offered => taken += 1,
-                (Some(e), _) if e.connection_status() == ConnectionStatus::Connecting => {
+                (Some(p), _) if p.connection_status() == ConnectionStatus::Connecting => {
                     connecting += 1
                 }
                 _ => unavailable += 1,
@@ -757,7 +765,7 @@ impl ListShared {
             .peers
             .iter()
             .map(|(id, slot)| {
-                let (status, pending) = match &slot.entry {
+                let (status, pending) = match slot.peer() {
                     None => ("uninitialized", 0),
                     Some(peer) => (peer.connection_status().as_str(), peer.pending()),
                 };
@@ -795,15 +803,15 @@ impl Drop for ListShared {
         if !state.running {
             return;
         }
-        let retained: Vec<Arc<Peer>> = state
+        let retained: Vec<Subscriber> = state
             .peers
             .values_mut()
             .filter(|s| s.phase == Phase::Retained)
             .filter_map(|s| s.entry.take())
             .collect();
         let mut ignored = Vec::new();
-        for peer in retained {
-            self.release(&peer, &mut ignored);
+        for sub in retained {
+            self.release(&sub, &mut ignored);
         }
     }
 }

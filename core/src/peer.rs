@@ -1,13 +1,14 @@
 //! Peers: validated ids, connection status, and the list's record of a retained peer.
 
 use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
 use crate::list::ListShared;
-use crate::transport::Subscriber;
 
 /// Longest accepted peer id, in bytes.
 pub const MAX_PEER_ID_LEN: usize = 1024;
@@ -207,49 +208,59 @@ impl From<&String> for PeerSpec {
     }
 }
 
+/// One count in the low half of [`Peer`]'s packed counter: a reference.
+const REF: u64 = 1;
+/// One count in the high half: a request in flight (which is also a reference).
+const PENDING: u64 = 1 << 32;
+const REFS_MASK: u64 = PENDING - 1;
+/// Beyond this many references or requests the process aborts, as `Arc` does on overflow.
+const LIMIT: u64 = 1 << 31;
+
 /// A retained peer as the list and its strategy see it.
 ///
 /// The list creates one each time it retains a peer (so a peer removed and added again is
-/// a new `Peer` with its own pending count). Strategies receive `Arc<Peer>` and may read
+/// a new `Peer` with its own pending count). Strategies hold [`PeerRef`]s to it and may read
 /// its id, weight, status and pending count; only the list changes them.
 ///
-/// Aligned to a cache line so that two peers' counters never share one.
+/// Its reference count and its pending count share one 64-bit atomic, so starting or
+/// finishing a request is a single atomic operation. Aligned to a cache line so that two
+/// peers' counters never share one.
 #[repr(align(64))]
 pub struct Peer {
+    /// High 32 bits: requests in flight. Low 32 bits: references (in-flight requests
+    /// included). The peer is freed when the references reach zero.
+    counts: AtomicU64,
     id: PeerId,
     weight: u32,
     status: AtomicU8,
-    pending: AtomicUsize,
     /// Free for the strategy's own bookkeeping (e.g. a heap index); `usize::MAX` = unset.
     strategy_slot: AtomicUsize,
-    subscriber: Subscriber,
     list: Weak<ListShared>,
     /// True when the strategy wants to hear about pending changes.
     notify_pending: bool,
 }
 
 impl Peer {
-    pub(crate) fn new(
+    pub(crate) fn new_ref(
         id: PeerId,
         weight: u32,
         list: Weak<ListShared>,
         notify_pending: bool,
-    ) -> Arc<Peer> {
-        Arc::new_cyclic(|me: &Weak<Peer>| Peer {
+    ) -> PeerRef {
+        PeerRef::new(Peer {
+            counts: AtomicU64::new(REF),
             id,
             weight,
             status: AtomicU8::new(ConnectionStatus::Unavailable as u8),
-            pending: AtomicUsize::new(0),
             strategy_slot: AtomicUsize::new(usize::MAX),
-            subscriber: Subscriber::new(list.clone(), me.clone()),
             list,
             notify_pending,
         })
     }
 
     /// A peer outside any list, for strategy unit tests and custom strategies' tests.
-    pub fn detached(id: PeerId, weight: u32) -> Arc<Peer> {
-        Peer::new(id, weight, Weak::new(), false)
+    pub fn detached(id: PeerId, weight: u32) -> PeerRef {
+        Peer::new_ref(id, weight, Weak::new(), false)
     }
 
     /// The peer's id.
@@ -268,8 +279,9 @@ impl Peer {
     }
 
     /// Requests in flight to this peer.
+    #[inline]
     pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::Relaxed)
+        (self.counts.load(Ordering::Relaxed) >> 32) as usize
     }
 
     /// Status and pending count together.
@@ -285,29 +297,15 @@ impl Peer {
         &self.strategy_slot
     }
 
-    pub(crate) fn subscriber(&self) -> &Subscriber {
-        &self.subscriber
-    }
-
     pub(crate) fn set_connection_status(&self, status: ConnectionStatus) {
         self.status.store(status as u8, Ordering::Release);
     }
 
-    pub(crate) fn begin_request(&self) {
-        self.pending.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Ends one request: pending goes down by one and never below zero.
-    pub(crate) fn end_request(self: &Arc<Self>) {
-        let before = self.pending.fetch_sub(1, Ordering::Relaxed);
-        if before == 0 {
-            // Cannot happen by construction (each Choice ends once); keep the invariant anyway.
-            self.pending.fetch_add(1, Ordering::Relaxed);
-        }
-        if self.notify_pending {
-            if let Some(list) = self.list.upgrade() {
-                list.pending_changed(self);
-            }
+    #[inline]
+    fn add_counts(&self, amount: u64) {
+        let before = self.counts.fetch_add(amount, Ordering::Relaxed);
+        if before & REFS_MASK >= LIMIT || before >> 32 >= LIMIT {
+            std::process::abort();
         }
     }
 }
@@ -320,5 +318,221 @@ impl fmt::Debug for Peer {
             .field("status", &self.connection_status())
             .field("pending", &self.pending())
             .finish()
+    }
+}
+
+/// A shared reference to a [`Peer`], like `Arc<Peer>` (clone it freely; the peer lives
+/// while any reference or request in flight does).
+pub struct PeerRef {
+    ptr: NonNull<Peer>,
+    _owns: PhantomData<Peer>,
+}
+
+// SAFETY: PeerRef is a reference-counted pointer to a Peer, which is Send + Sync (all its
+// mutable state is atomic); the count is updated atomically, as in Arc.
+unsafe impl Send for PeerRef {}
+// SAFETY: as above.
+unsafe impl Sync for PeerRef {}
+
+impl PeerRef {
+    fn new(peer: Peer) -> PeerRef {
+        PeerRef {
+            ptr: NonNull::from(Box::leak(Box::new(peer))),
+            _owns: PhantomData,
+        }
+    }
+
+    /// Whether two references point at the same peer.
+    #[inline]
+    pub fn ptr_eq(a: &PeerRef, b: &PeerRef) -> bool {
+        a.ptr == b.ptr
+    }
+
+    /// Starts a request to this peer: it counts as pending (and keeps the peer alive)
+    /// until the returned [`InFlight`] is dropped. One atomic operation.
+    #[inline]
+    pub fn start_request(&self) -> InFlight {
+        self.add_counts(PENDING + REF);
+        InFlight { ptr: self.ptr }
+    }
+}
+
+/// Drops `amount` counts from `ptr`'s peer, freeing it when no reference is left.
+///
+/// # Safety
+/// The caller owns `amount` counts of a live peer and does not use `ptr` afterwards.
+#[inline]
+unsafe fn release_counts(ptr: NonNull<Peer>, amount: u64) {
+    // SAFETY: the caller's counts keep the peer alive until this subtraction.
+    let before = unsafe { ptr.as_ref() }
+        .counts
+        .fetch_sub(amount, Ordering::Release);
+    if before & REFS_MASK == amount & REFS_MASK {
+        // The last reference: synchronize with every other release, then free (as Arc).
+        std::sync::atomic::fence(Ordering::Acquire);
+        // SAFETY: the pointer came from Box::leak in PeerRef::new and no count is left.
+        drop(unsafe { Box::from_raw(ptr.as_ptr()) });
+    }
+}
+
+impl Clone for PeerRef {
+    #[inline]
+    fn clone(&self) -> PeerRef {
+        self.add_counts(REF);
+        PeerRef {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl Drop for PeerRef {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: this PeerRef owns one reference and is never used again.
+        unsafe { release_counts(self.ptr, REF) }
+    }
+}
+
+impl std::ops::Deref for PeerRef {
+    type Target = Peer;
+    #[inline]
+    fn deref(&self) -> &Peer {
+        // SAFETY: our reference keeps the peer alive.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl fmt::Debug for PeerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+/// A request in flight to a peer, made by [`PeerRef::start_request`]: the peer's pending
+/// count includes it until it is dropped (which ends the request).
+pub struct InFlight {
+    ptr: NonNull<Peer>,
+}
+
+// SAFETY: as for PeerRef.
+unsafe impl Send for InFlight {}
+// SAFETY: as for PeerRef.
+unsafe impl Sync for InFlight {}
+
+impl InFlight {
+    /// The peer.
+    #[inline]
+    pub fn peer(&self) -> &Peer {
+        // SAFETY: the in-flight count keeps the peer alive.
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// A new reference to the peer.
+    pub fn peer_ref(&self) -> PeerRef {
+        self.peer().add_counts(REF);
+        PeerRef {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+
+    /// An opaque token for foreign code; exactly one [`InFlight::from_raw`] must follow.
+    pub(crate) fn into_raw(self) -> *const () {
+        let ptr = self.ptr.as_ptr() as *const ();
+        std::mem::forget(self);
+        ptr
+    }
+
+    /// # Safety
+    /// `token` came from [`InFlight::into_raw`] and is used once.
+    pub(crate) unsafe fn from_raw(token: *const ()) -> InFlight {
+        InFlight {
+            // SAFETY: the caller guarantees a token from into_raw, which is never null.
+            ptr: unsafe { NonNull::new_unchecked(token as *mut Peer) },
+        }
+    }
+}
+
+impl Drop for InFlight {
+    /// Ends the request: pending goes down by one (never below zero: each `InFlight`
+    /// ends once), and the strategy hears of it if it asked to.
+    #[inline]
+    fn drop(&mut self) {
+        let peer = self.peer();
+        if peer.notify_pending {
+            if let Some(list) = peer.list.upgrade() {
+                let keep = self.peer_ref();
+                // SAFETY: this InFlight owns one pending count and one reference.
+                unsafe { release_counts(self.ptr, PENDING + REF) };
+                list.pending_changed(&keep);
+                return;
+            }
+        }
+        // SAFETY: as above.
+        unsafe { release_counts(self.ptr, PENDING + REF) };
+    }
+}
+
+impl fmt::Debug for InFlight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InFlight").field(&self.peer().id).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_references_and_requests_in_one_word() {
+        let peer = Peer::detached(PeerId::new("a").unwrap(), 1);
+        let second = peer.clone();
+        let r1 = peer.start_request();
+        let r2 = second.start_request();
+        assert_eq!(peer.pending(), 2);
+        drop(second);
+        drop(r1);
+        assert_eq!(peer.pending(), 1);
+        let again = r2.peer_ref();
+        drop(peer);
+        drop(again);
+        // The request alone keeps the peer alive.
+        assert_eq!(r2.peer().id().as_str(), "a");
+        assert_eq!(r2.peer().pending(), 1);
+        drop(r2);
+    }
+
+    #[test]
+    fn a_raw_token_round_trips() {
+        let peer = Peer::detached(PeerId::new("b").unwrap(), 2);
+        let token = peer.start_request().into_raw();
+        drop(peer);
+        // SAFETY: the token came from into_raw just above and is used once.
+        let back = unsafe { InFlight::from_raw(token) };
+        assert_eq!(back.peer().weight(), 2);
+        assert_eq!(back.peer().pending(), 1);
+    }
+
+    #[test]
+    fn threads_share_peers_safely() {
+        let peer = Peer::detached(PeerId::new("c").unwrap(), 1);
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let p = peer.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        let r = p.start_request();
+                        let q = r.peer_ref();
+                        drop(r);
+                        drop(q);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(peer.pending(), 0);
     }
 }

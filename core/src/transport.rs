@@ -13,7 +13,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use crate::list::ListShared;
-use crate::peer::{ConnectionStatus, Peer, PeerId};
+use crate::peer::{ConnectionStatus, PeerId, PeerRef};
 
 /// Something that can connect to peers: retain/release them and report their status.
 ///
@@ -79,26 +79,31 @@ pub struct Subscriber(Arc<SubscriberInner>);
 
 struct SubscriberInner {
     list: Weak<ListShared>,
-    peer: Weak<Peer>,
+    peer: PeerRef,
 }
 
 impl Subscriber {
-    pub(crate) fn new(list: Weak<ListShared>, peer: Weak<Peer>) -> Subscriber {
+    pub(crate) fn new(list: Weak<ListShared>, peer: PeerRef) -> Subscriber {
         Subscriber(Arc::new(SubscriberInner { list, peer }))
+    }
+
+    /// The peer this subscriber reports on.
+    pub(crate) fn peer(&self) -> &PeerRef {
+        &self.0.peer
     }
 
     /// Report the peer's new connection status. Returns `true` if the list took it,
     /// `false` if the report was stale (peer released or list gone).
     pub fn set_status(&self, status: ConnectionStatus) -> bool {
-        let (Some(list), Some(peer)) = (self.0.list.upgrade(), self.0.peer.upgrade()) else {
+        let Some(list) = self.0.list.upgrade() else {
             return false;
         };
-        list.status_changed(&peer, status)
+        list.status_changed(&self.0.peer, status)
     }
 
-    /// The id of the peer this subscriber reports on, if the peer still exists.
-    pub fn peer_id(&self) -> Option<PeerId> {
-        self.0.peer.upgrade().map(|p| p.id().clone())
+    /// The id of the peer this subscriber reports on.
+    pub fn peer_id(&self) -> PeerId {
+        self.0.peer.id().clone()
     }
 
     /// A stable address identifying this handle (for foreign transports that key on it).

@@ -1,7 +1,7 @@
 //! Transports are user code: they may re-enter the list, fail, or panic, and the list must
 //! neither deadlock nor break.
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use peerlb::{
     ConnectionStatus, ErrorCode, ListOptions, PeerId, PeerList, Request, Subscriber, Transport,
@@ -11,7 +11,8 @@ type OnRetain = Box<dyn Fn(&PeerList, &PeerId) + Send + Sync>;
 
 /// Runs `on_retain` inside retain (with the list available to it), then marks available.
 struct Reentrant {
-    list: OnceLock<PeerList>,
+    /// The list under test; a cycle (list -> transport -> list) broken by `detach`.
+    list: Mutex<Option<PeerList>>,
     on_retain: OnRetain,
     calls: Mutex<Vec<String>>,
 }
@@ -20,8 +21,9 @@ impl Transport for Reentrant {
     fn retain(&self, id: &PeerId, sub: &Subscriber) -> Result<(), String> {
         self.calls.lock().unwrap().push(format!("retain {id}"));
         sub.set_status(ConnectionStatus::Available);
-        if let Some(list) = self.list.get() {
-            (self.on_retain)(list, id);
+        let list = self.list.lock().unwrap().clone();
+        if let Some(list) = list {
+            (self.on_retain)(&list, id);
         }
         Ok(())
     }
@@ -35,14 +37,19 @@ impl Transport for Reentrant {
 
 fn reentrant(f: impl Fn(&PeerList, &PeerId) + Send + Sync + 'static) -> (PeerList, Arc<Reentrant>) {
     let t = Arc::new(Reentrant {
-        list: OnceLock::new(),
+        list: Mutex::new(None),
         on_retain: Box::new(f),
         calls: Mutex::new(Vec::new()),
     });
     let list = PeerList::new(ListOptions::default().shuffle(false).transport(t.clone())).unwrap();
-    // The transport holds a clone of the list: a cycle the test breaks by stopping.
-    let _ = t.list.set(list.clone());
+    *t.list.lock().unwrap() = Some(list.clone());
     (list, t)
+}
+
+impl Reentrant {
+    fn detach(&self) {
+        self.list.lock().unwrap().take();
+    }
 }
 
 #[test]
@@ -57,11 +64,12 @@ fn retain_may_update_the_list() {
     assert_eq!(*t.calls.lock().unwrap(), ["retain a", "retain b"]);
     assert_eq!(list.introspect().summary, "Running (2/2 available)");
     list.stop().unwrap();
+    t.detach();
 }
 
 #[test]
 fn retain_may_choose_and_introspect() {
-    let (list, _t) = reentrant(|list, id| {
+    let (list, t) = reentrant(|list, id| {
         assert_eq!(list.introspect().state, "running");
         if id.as_str() == "a" {
             // The peer being retained is not offered until its retain returns.
@@ -75,6 +83,7 @@ fn retain_may_choose_and_introspect() {
     list.start().unwrap();
     list.update(["b"], None::<&str>).unwrap();
     list.stop().unwrap();
+    t.detach();
 }
 
 #[test]
@@ -90,6 +99,7 @@ fn retain_may_remove_the_peer_it_is_retaining() {
     assert_eq!(*t.calls.lock().unwrap(), ["retain a", "release a"]);
     assert_eq!(list.len(), 0);
     list.stop().unwrap();
+    t.detach();
 }
 
 #[test]
@@ -104,6 +114,7 @@ fn retain_may_stop_the_list() {
     assert!(!list.is_running());
     assert_eq!(*t.calls.lock().unwrap(), ["retain a", "release a"]);
     assert_eq!(list.introspect().peers[0].status, "uninitialized");
+    t.detach();
 }
 
 struct Faulty {
@@ -201,7 +212,7 @@ fn subscriber_outliving_its_list_is_harmless() {
     list.start().unwrap();
     let sub = t.0.lock().unwrap().clone().unwrap();
     assert!(sub.set_status(ConnectionStatus::Available));
-    assert_eq!(sub.peer_id().unwrap().as_str(), "a");
+    assert_eq!(sub.peer_id().as_str(), "a");
     drop(list);
     assert!(!sub.set_status(ConnectionStatus::Available));
 }

@@ -17,10 +17,10 @@
 //! ```
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::Strategy;
-use crate::peer::Peer;
+use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
 const NOT_IN_HEAP: usize = usize::MAX;
@@ -31,7 +31,7 @@ pub struct FewestPending {
 }
 
 struct Node {
-    peer: Arc<Peer>,
+    peer: PeerRef,
     pending: usize,
     last: u64,
 }
@@ -102,9 +102,9 @@ impl Heap {
     }
 
     /// The heap index of `peer`, if it is in this heap.
-    fn index_of(&self, peer: &Arc<Peer>) -> Option<usize> {
+    fn index_of(&self, peer: &PeerRef) -> Option<usize> {
         let i = peer.strategy_slot().load(Ordering::Relaxed);
-        (i < self.nodes.len() && Arc::ptr_eq(&self.nodes[i].peer, peer)).then_some(i)
+        (i < self.nodes.len() && PeerRef::ptr_eq(&self.nodes[i].peer, peer)).then_some(i)
     }
 }
 
@@ -132,7 +132,7 @@ impl Strategy for FewestPending {
         "fewest-pending"
     }
 
-    fn add(&self, peer: &Arc<Peer>) {
+    fn add(&self, peer: &PeerRef) {
         let mut heap = self.heap();
         if heap.index_of(peer).is_some() {
             return;
@@ -148,7 +148,7 @@ impl Strategy for FewestPending {
         heap.up(i);
     }
 
-    fn remove(&self, peer: &Arc<Peer>) {
+    fn remove(&self, peer: &PeerRef) {
         let mut heap = self.heap();
         let Some(i) = heap.index_of(peer) else {
             return;
@@ -162,7 +162,7 @@ impl Strategy for FewestPending {
         }
     }
 
-    fn choose(&self, _request: &Request<'_>) -> Option<Arc<Peer>> {
+    fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
         let mut heap = self.heap();
         if heap.nodes.is_empty() {
             return None;
@@ -170,16 +170,17 @@ impl Strategy for FewestPending {
         // Re-stamp the winner so equally loaded peers take turns (yarpc pops and pushes).
         let last = heap.stamp();
         heap.nodes[0].last = last;
-        let peer = heap.nodes[0].peer.clone();
+        // Started under the heap lock, so no other caller sees this peer as idle.
+        let request = heap.nodes[0].peer.start_request();
         heap.down(0);
-        Some(peer)
+        Some(request)
     }
 
     fn wants_pending_updates(&self) -> bool {
         true
     }
 
-    fn pending_changed(&self, peer: &Arc<Peer>) {
+    fn pending_changed(&self, peer: &PeerRef) {
         let mut heap = self.heap();
         if let Some(i) = heap.index_of(peer) {
             heap.nodes[i].pending = peer.pending();
@@ -203,7 +204,7 @@ mod tests {
         assert_eq!(pick(&s), "a");
         assert_eq!(pick(&s), "b");
         assert_eq!(pick(&s), "c");
-        ps[0].begin_request();
+        let _busy = ps[0].start_request();
         s.pending_changed(&ps[0]);
         assert_eq!(pick(&s), "b");
         assert_eq!(pick(&s), "c");

@@ -20,7 +20,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::peer::Peer;
+use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
 pub mod fewest_pending;
@@ -32,19 +32,25 @@ pub mod two_random_choices;
 
 /// Picks a peer among the available ones.
 ///
+/// `choose` starts the request on the peer it picks ([`PeerRef::start_request`]), so the
+/// pick and the pending count move together (strategies that pick under their own lock,
+/// like `fewest-pending`, thus never hand one idle peer to two callers).
+///
 /// A toy strategy that always picks the first available peer:
 ///
 /// ```
-/// use std::sync::{Arc, Mutex};
-/// use peerlb::{Peer, Request, Strategy};
+/// use std::sync::Mutex;
+/// use peerlb::{InFlight, PeerRef, Request, Strategy};
 ///
 /// #[derive(Default)]
-/// struct First(Mutex<Vec<Arc<Peer>>>);
+/// struct First(Mutex<Vec<PeerRef>>);
 /// impl Strategy for First {
 ///     fn name(&self) -> &str { "first" }
-///     fn add(&self, p: &Arc<Peer>) { self.0.lock().unwrap().push(p.clone()) }
-///     fn remove(&self, p: &Arc<Peer>) { self.0.lock().unwrap().retain(|q| !Arc::ptr_eq(p, q)) }
-///     fn choose(&self, _: &Request<'_>) -> Option<Arc<Peer>> { self.0.lock().unwrap().first().cloned() }
+///     fn add(&self, p: &PeerRef) { self.0.lock().unwrap().push(p.clone()) }
+///     fn remove(&self, p: &PeerRef) { self.0.lock().unwrap().retain(|q| !PeerRef::ptr_eq(p, q)) }
+///     fn choose(&self, _: &Request<'_>) -> Option<InFlight> {
+///         self.0.lock().unwrap().first().map(PeerRef::start_request)
+///     }
 /// }
 /// ```
 pub trait Strategy: Send + Sync + 'static {
@@ -53,13 +59,14 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// A peer became available. Called by the list, never twice for the same `Peer`
     /// without a `remove` in between.
-    fn add(&self, peer: &Arc<Peer>);
+    fn add(&self, peer: &PeerRef);
 
     /// A peer stopped being available (status change, removal, or list stop).
-    fn remove(&self, peer: &Arc<Peer>);
+    fn remove(&self, peer: &PeerRef);
 
-    /// Pick one of the available peers, or `None` when there is none.
-    fn choose(&self, request: &Request<'_>) -> Option<Arc<Peer>>;
+    /// Pick one of the available peers and start the request on it, or `None` when there
+    /// is none.
+    fn choose(&self, request: &Request<'_>) -> Option<InFlight>;
 
     /// Whether [`Strategy::pending_changed`] should be called (it costs a little on every
     /// choose and finish).
@@ -68,7 +75,7 @@ pub trait Strategy: Send + Sync + 'static {
     }
 
     /// The peer's pending count changed (a request started or finished).
-    fn pending_changed(&self, _peer: &Arc<Peer>) {}
+    fn pending_changed(&self, _peer: &PeerRef) {}
 }
 
 /// The built-in strategies, by name.
@@ -144,13 +151,13 @@ pub(crate) mod test_support {
     use super::*;
     use crate::peer::PeerId;
 
-    pub fn peers(ids: &[&str]) -> Vec<Arc<Peer>> {
+    pub fn peers(ids: &[&str]) -> Vec<PeerRef> {
         ids.iter()
-            .map(|id| Peer::detached(PeerId::new(id).unwrap(), 1))
+            .map(|id| crate::Peer::detached(PeerId::new(id).unwrap(), 1))
             .collect()
     }
 
     pub fn pick(s: &dyn Strategy) -> String {
-        s.choose(&Request::new()).unwrap().id().to_string()
+        s.choose(&Request::new()).unwrap().peer().id().to_string()
     }
 }

@@ -1,39 +1,45 @@
 //! `random`: a uniformly random available peer.
 //!
 //! As yarpc's `randpeer`: peers are appended as they become available and swap-removed.
-//! Draws come from per-thread random streams (see `stripes`), so choosing takes no lock;
-//! with a `seed`, a single thread's sequence of picks is reproducible.
+//! Each thread draws from its own SplitMix64 stream over its own cached copy of the
+//! peer array (see `stripes` and `snapshot`), so choosing takes no shared lock; with a
+//! `seed`, a single thread's sequence of picks is reproducible.
 //!
 //! ```
 //! use peerlb::{ListOptions, PeerList, Request, StrategyKind};
 //! let list = PeerList::new(ListOptions::default().strategy(StrategyKind::Random).seed(7)).unwrap();
-//! list.update(["a", "b", "c"], Vec::<String>::new()).unwrap();
+//! list.update(["a", "b", "c"], None::<&str>).unwrap();
 //! list.start().unwrap();
 //! let peer = list.choose(&Request::new()).unwrap().peer().to_string();
 //! assert!(["a", "b", "c"].contains(&peer.as_str()));
 //! ```
 
-use std::sync::Arc;
-
-use super::snapshot::PeerSnapshot;
-use super::stripes::StripedRng;
+use super::snapshot::{PeerSnapshot, View};
+use super::stripes::{SplitMix, Striped};
 use super::Strategy;
-use crate::peer::Peer;
+use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
 /// The random strategy.
 pub struct Random {
     peers: PeerSnapshot,
-    rng: StripedRng,
+    local: Striped<Local>,
+}
+
+struct Local {
+    view: View,
+    rng: SplitMix,
 }
 
 impl Random {
     /// A random strategy; `seed` makes it reproducible.
     pub fn new(seed: Option<u64>) -> Random {
-        Random {
-            peers: PeerSnapshot::new(),
-            rng: StripedRng::new(seed),
-        }
+        let peers = PeerSnapshot::new();
+        let local = Striped::new(|i| Local {
+            view: View::new(&peers),
+            rng: SplitMix::for_stripe(seed, i),
+        });
+        Random { peers, local }
     }
 }
 
@@ -42,21 +48,27 @@ impl Strategy for Random {
         "random"
     }
 
-    fn add(&self, peer: &Arc<Peer>) {
-        self.peers.add(peer);
+    fn add(&self, peer: &PeerRef) {
+        self.peers.push(peer);
     }
 
-    fn remove(&self, peer: &Arc<Peer>) {
-        self.peers.remove(peer);
+    fn remove(&self, peer: &PeerRef) {
+        self.peers.swap_remove(peer);
     }
 
     #[inline]
-    fn choose(&self, _request: &Request<'_>) -> Option<Arc<Peer>> {
-        let peers = self.peers.load();
-        match peers.len() {
-            0 => None,
-            n => Some(peers[self.rng.below(n)].clone()),
-        }
+    fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
+        let generation = self.peers.generation();
+        self.local.with_current(|local| {
+            if local.view.is_stale(generation) {
+                local.view = View::new(&self.peers);
+            }
+            let peers = local.view.peers();
+            match peers.len() {
+                0 => None,
+                n => Some(peers[local.rng.below(n)].start_request()),
+            }
+        })
     }
 }
 

@@ -6,12 +6,13 @@
 //! the cursor to its successor.
 //!
 //! # Concurrency
-//! The ring is an immutable snapshot behind an [`ArcSwap`]; `choose` loads it and advances
-//! a cursor with one relaxed atomic add — no lock. Cursors are striped per thread (see
-//! `stripes`): one thread always walks the ring in exact order; a second thread gets its
-//! own cursor, started at a different point of the ring (golden-ratio spacing) so the two
-//! do not hit the same peers in lockstep. Insertions go before the calling thread's
-//! cursor, or before the first chooser's cursor when the caller has not chosen yet.
+//! The ring is an immutable array published by the writer (see `snapshot`). Each thread
+//! keeps its own cursor and cached copy of the ring in its stripe (see `stripes`), so
+//! `choose` takes one uncontended stripe lock and touches no shared cache line. One thread
+//! walks the ring in exact order; a second thread starts at a different point of the ring
+//! (golden-ratio spacing) so the two do not hit the same peers in lockstep. Insertions go
+//! before the calling thread's cursor, or before the first chooser's cursor when the
+//! caller has not chosen yet.
 //!
 //! ```
 //! use peerlb::{ListOptions, PeerList, Request, StrategyKind};
@@ -23,130 +24,128 @@
 //! ```
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
-use super::stripes::{self, Padded, STRIPES};
+use super::snapshot::{PeerSnapshot, Published, View};
+use super::stripes::{self, Striped};
 use super::Strategy;
-use crate::peer::Peer;
+use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
-const UNUSED: usize = usize::MAX;
+const UNSET: usize = usize::MAX;
 
 /// The round-robin strategy.
 pub struct RoundRobin {
-    ring: ArcSwap<Ring>,
-    write: Mutex<()>,
-}
-
-struct Ring {
-    peers: Vec<Arc<Peer>>,
-    /// Per-stripe cursor (an ever-growing counter; index = value % len), or `UNUSED`.
-    cursors: Box<[Padded<AtomicUsize>]>,
-    /// Where an unused stripe's first thread starts when no stripe has chosen yet.
-    head: usize,
-    /// How many stripes have chosen from this ring family, and which was first.
+    ring: PeerSnapshot,
+    local: Striped<Local>,
+    /// How many stripes have chosen, and which one was first (its cursor is where
+    /// insertions go for threads that have not chosen).
     claimed: AtomicUsize,
     primary: AtomicUsize,
 }
 
-impl Ring {
-    fn empty() -> Ring {
-        Ring {
-            peers: Vec::new(),
-            cursors: (0..STRIPES)
-                .map(|_| Padded(AtomicUsize::new(UNUSED)))
-                .collect(),
-            head: 0,
-            claimed: AtomicUsize::new(0),
-            primary: AtomicUsize::new(UNUSED),
+struct Local {
+    view: View,
+    /// Index of this thread's next peer in `view`.
+    cursor: usize,
+    used: bool,
+}
+
+/// Where `peer` sits in `ring`, if it is there. Writers record each peer's index in its
+/// strategy slot, so this is O(1) unless the slot was already rewritten by a newer ring.
+fn position(ring: &Published, peer: &PeerRef) -> Option<usize> {
+    let i = peer.strategy_slot().load(Ordering::Relaxed);
+    if i == UNSET {
+        return None;
+    }
+    if i < ring.peers.len() && PeerRef::ptr_eq(&ring.peers[i], peer) {
+        return Some(i);
+    }
+    ring.peers.iter().position(|p| PeerRef::ptr_eq(p, peer))
+}
+
+impl Local {
+    /// Moves to `ring`, keeping the cursor on the same next peer, or on the first peer
+    /// after it that is still in the ring (yarpc: removing the cursor's peer moves the
+    /// cursor to its successor).
+    fn sync(&mut self, ring: Arc<Published>) {
+        if self.used {
+            let old = self.view.peers();
+            let n = old.len();
+            let found = (0..n).find_map(|step| position(&ring, &old[(self.cursor + step) % n]));
+            self.cursor = found.unwrap_or(ring.head);
         }
-    }
-
-    /// The index of `stripe`'s next peer, if the stripe has chosen.
-    fn next_of(&self, stripe: usize) -> Option<usize> {
-        let c = self.cursors[stripe].0.load(Ordering::Relaxed);
-        (c != UNUSED && !self.peers.is_empty()).then(|| c % self.peers.len())
-    }
-
-    /// The cursor new peers are inserted before, for a caller on `stripe`.
-    fn insertion_point(&self, stripe: usize) -> usize {
-        self.next_of(stripe)
-            .or_else(|| {
-                let p = self.primary.load(Ordering::Relaxed);
-                (p != UNUSED).then(|| self.next_of(p)).flatten()
-            })
-            .unwrap_or(self.head)
-    }
-
-    /// First choose from `stripe`: start at the head for the first chooser, and spread
-    /// later ones around the ring.
-    #[cold]
-    fn claim(&self, stripe: usize) {
-        let n = self.peers.len();
-        let k = self.claimed.fetch_add(1, Ordering::Relaxed);
-        let start = if k == 0 {
-            let _ =
-                self.primary
-                    .compare_exchange(UNUSED, stripe, Ordering::Relaxed, Ordering::Relaxed);
-            self.head
-        } else {
-            let base = self.insertion_point(stripe);
-            // Golden-ratio spacing keeps successive threads far apart on the ring.
-            let offset = ((k as f64 * 0.618_033_988_75).fract() * n as f64) as usize;
-            (base + offset) % n.max(1)
-        };
-        let _ = self.cursors[stripe].0.compare_exchange(
-            UNUSED,
-            start,
-            Ordering::Relaxed,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// A new ring with `peers`, where each used stripe's cursor is `remap(old index)`.
-    fn rebuild(&self, peers: Vec<Arc<Peer>>, remap: impl Fn(usize) -> usize) -> Ring {
-        let m = peers.len().max(1);
-        let cursors = (0..STRIPES)
-            .map(|s| {
-                let c = self.next_of(s).map_or(UNUSED, |i| remap(i) % m);
-                Padded(AtomicUsize::new(c))
-            })
-            .collect();
-        let head = if self.peers.is_empty() {
-            0
-        } else {
-            remap(self.head % self.peers.len()) % m
-        };
-        Ring {
-            peers,
-            cursors,
-            head,
-            claimed: AtomicUsize::new(self.claimed.load(Ordering::Relaxed)),
-            primary: AtomicUsize::new(self.primary.load(Ordering::Relaxed)),
-        }
+        self.view = View { current: ring };
     }
 }
 
 impl RoundRobin {
     /// An empty ring.
     pub fn new() -> RoundRobin {
+        let ring = PeerSnapshot::new();
+        let local = Striped::new(|_| Local {
+            view: View::new(&ring),
+            cursor: 0,
+            used: false,
+        });
         RoundRobin {
-            ring: ArcSwap::from_pointee(Ring::empty()),
-            write: Mutex::new(()),
+            ring,
+            local,
+            claimed: AtomicUsize::new(0),
+            primary: AtomicUsize::new(UNSET),
         }
     }
 
-    /// The ring's peers in choosing order from the calling thread's cursor (for tests and
-    /// introspection).
-    pub fn order(&self) -> Vec<Arc<Peer>> {
-        let ring = self.ring.load();
-        let start = ring.insertion_point(stripes::current());
-        let n = ring.peers.len();
-        (0..n)
-            .map(|i| ring.peers[(start + i) % n].clone())
-            .collect()
+    /// First choose from this thread's stripe: the first chooser starts at the ring's
+    /// head; later ones are spread around the ring.
+    #[cold]
+    fn claim(&self, local: &mut Local) {
+        let k = self.claimed.fetch_add(1, Ordering::Relaxed);
+        let ring = &local.view.current;
+        let n = ring.peers.len().max(1);
+        local.cursor = if k == 0 {
+            let _ = self.primary.compare_exchange(
+                UNSET,
+                stripes::current(),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            ring.head % n
+        } else {
+            let offset = ((k as f64 * 0.618_033_988_75).fract() * n as f64) as usize;
+            (ring.head + offset) % n
+        };
+        local.used = true;
+    }
+
+    /// The index in `ring` (the current one) that new peers go before.
+    fn insertion_point(&self, ring: &Arc<Published>) -> usize {
+        let own = stripes::current();
+        let primary = self.primary.load(Ordering::Relaxed);
+        for stripe in [own, primary] {
+            if stripe == UNSET {
+                continue;
+            }
+            let cursor = self.local.with(stripe, |local| {
+                local.used.then(|| {
+                    if local.view.is_stale(ring.generation) {
+                        local.sync(ring.clone());
+                    }
+                    local.cursor
+                })
+            });
+            if let Some(c) = cursor {
+                return c;
+            }
+        }
+        ring.head
+    }
+
+    fn publish(&self, peers: Vec<PeerRef>, head: usize) {
+        for (i, p) in peers.iter().enumerate() {
+            p.strategy_slot().store(i, Ordering::Relaxed);
+        }
+        self.ring.publish(peers, head);
     }
 }
 
@@ -161,50 +160,61 @@ impl Strategy for RoundRobin {
         "round-robin"
     }
 
-    fn add(&self, peer: &Arc<Peer>) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.ring.load();
-        let n = old.peers.len();
+    fn add(&self, peer: &PeerRef) {
+        let _w = self.ring.write();
+        let ring = self.ring.load();
+        let n = ring.peers.len();
         let at = if n == 0 {
             0
         } else {
-            old.insertion_point(stripes::current())
+            self.insertion_point(&ring) % n
         };
         // Rotate so the insertion point is index 0, then append: "just before the cursor".
         let mut peers = Vec::with_capacity(n + 1);
-        peers.extend_from_slice(&old.peers[at..]);
-        peers.extend_from_slice(&old.peers[..at]);
+        peers.extend_from_slice(&ring.peers[at..]);
+        peers.extend_from_slice(&ring.peers[..at]);
         peers.push(peer.clone());
-        let new = old.rebuild(peers, |i| (i + n - at) % n.max(1));
-        self.ring.store(Arc::new(new));
+        let head = if n == 0 { 0 } else { (ring.head + n - at) % n };
+        self.publish(peers, head);
     }
 
-    fn remove(&self, peer: &Arc<Peer>) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.ring.load();
-        let Some(gone) = old.peers.iter().position(|p| Arc::ptr_eq(p, peer)) else {
+    fn remove(&self, peer: &PeerRef) {
+        let _w = self.ring.write();
+        let ring = self.ring.load();
+        let Some(gone) = position(&ring, peer) else {
             return;
         };
-        let mut peers = old.peers.clone();
+        let mut peers = ring.peers.clone();
         peers.remove(gone);
-        let new = old.rebuild(peers, |i| if i > gone { i - 1 } else { i });
-        self.ring.store(Arc::new(new));
+        peer.strategy_slot().store(UNSET, Ordering::Relaxed);
+        let m = peers.len().max(1);
+        let head = if ring.head > gone {
+            ring.head - 1
+        } else {
+            ring.head
+        } % m;
+        self.publish(peers, head);
     }
 
     #[inline]
-    fn choose(&self, _request: &Request<'_>) -> Option<Arc<Peer>> {
-        let ring = self.ring.load();
-        let n = ring.peers.len();
-        if n == 0 {
-            return None;
-        }
-        let stripe = stripes::current();
-        let cursor = &ring.cursors[stripe].0;
-        if cursor.load(Ordering::Relaxed) == UNUSED {
-            ring.claim(stripe);
-        }
-        let c = cursor.fetch_add(1, Ordering::Relaxed);
-        Some(ring.peers[c % n].clone())
+    fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
+        let generation = self.ring.generation();
+        self.local.with_current(|local| {
+            if local.view.is_stale(generation) {
+                local.sync(self.ring.load());
+            }
+            if !local.used {
+                self.claim(local);
+            }
+            let peers = local.view.peers();
+            let n = peers.len();
+            if n == 0 {
+                return None;
+            }
+            let i = if local.cursor < n { local.cursor } else { 0 };
+            local.cursor = if i + 1 == n { 0 } else { i + 1 };
+            Some(peers[i].start_request())
+        })
     }
 }
 

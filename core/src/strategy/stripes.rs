@@ -1,19 +1,20 @@
-//! Per-thread stripes: hot counters split over cache lines so that threads choosing at the
-//! same time do not fight over one atomic.
+//! Per-thread stripes: each thread works on its own cache line, so that threads choosing
+//! at the same time never fight over one atomic.
 //!
 //! Each thread gets a stripe number (assigned in order of first use, modulo [`STRIPES`]);
 //! a thread always uses the same stripe, so a single thread sees an exact, reproducible
-//! order while two threads on two cores never share a counter's cache line.
+//! order, while two threads on two cores touch disjoint cache lines.
+//!
+//! A [`StripeCell`] is a value guarded by a tiny spin lock. Taking it costs one atomic swap
+//! on a line that normally only its own thread touches; the holder never blocks, allocates
+//! only on a (rare) refresh and never calls user code, so a thread that finds the cell
+//! taken (two threads sharing a stripe, or a writer reading it) spins for nanoseconds.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// Number of stripes (threads beyond this share stripes; counters stay atomic).
+/// Number of stripes (threads beyond this share stripes, safely).
 pub(crate) const STRIPES: usize = 16;
-
-/// A value on its own cache line.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub(crate) struct Padded<T>(pub(crate) T);
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
@@ -27,8 +28,90 @@ pub(crate) fn current() -> usize {
     STRIPE.with(|s| *s)
 }
 
-/// SplitMix64's output function: a well-mixed 64-bit value from a counter. Used as a
-/// lock-free random source (one atomic add per draw on the caller's own stripe).
+/// A value on its own cache line behind a spin lock (see the module docs).
+#[repr(align(64))]
+pub(crate) struct StripeCell<T> {
+    locked: AtomicBool,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the value is only reached through `with`, which holds the lock, so at most one
+// thread accesses it at a time; `T: Send` lets it move between those threads.
+unsafe impl<T: Send> Sync for StripeCell<T> {}
+
+struct Unlock<'a>(&'a AtomicBool);
+
+impl Drop for Unlock<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl<T> StripeCell<T> {
+    pub(crate) fn new(value: T) -> StripeCell<T> {
+        StripeCell {
+            locked: AtomicBool::new(false),
+            value: UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` with exclusive access to the value. `f` must not take this cell again.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        if self.locked.swap(true, Ordering::Acquire) {
+            self.lock_contended();
+        }
+        let _unlock = Unlock(&self.locked);
+        // SAFETY: we hold the lock until `_unlock` drops (also on unwind).
+        f(unsafe { &mut *self.value.get() })
+    }
+
+    #[cold]
+    fn lock_contended(&self) {
+        let mut spins = 0u32;
+        loop {
+            while self.locked.load(Ordering::Relaxed) {
+                spins += 1;
+                if spins < 64 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+            if !self.locked.swap(true, Ordering::Acquire) {
+                return;
+            }
+        }
+    }
+}
+
+/// One [`StripeCell`] per stripe.
+pub(crate) struct Striped<T> {
+    cells: Box<[StripeCell<T>]>,
+}
+
+impl<T> Striped<T> {
+    /// Cells built by `init(stripe index)`.
+    pub(crate) fn new(init: impl Fn(usize) -> T) -> Striped<T> {
+        Striped {
+            cells: (0..STRIPES).map(|i| StripeCell::new(init(i))).collect(),
+        }
+    }
+
+    /// Runs `f` on the calling thread's cell.
+    #[inline]
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        self.cells[current()].with(f)
+    }
+
+    /// Runs `f` on cell `stripe`.
+    pub(crate) fn with<R>(&self, stripe: usize, f: impl FnOnce(&mut T) -> R) -> R {
+        self.cells[stripe].with(f)
+    }
+}
+
+/// SplitMix64's output function: a well-mixed 64-bit value from a counter.
 #[inline]
 pub(crate) fn splitmix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -39,46 +122,34 @@ pub(crate) fn splitmix64(mut z: u64) -> u64 {
 /// SplitMix64's increment (the golden ratio).
 pub(crate) const GOLDEN: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// Per-stripe random number streams, reproducible per thread when seeded.
-#[derive(Debug)]
-pub(crate) struct StripedRng {
-    states: Box<[Padded<std::sync::atomic::AtomicU64>]>,
-}
+/// A SplitMix64 stream: tiny, fast, statistically good for load balancing (not crypto).
+#[derive(Debug, Clone)]
+pub(crate) struct SplitMix(u64);
 
-impl StripedRng {
-    /// Seeded streams (stripe `i` starts from a mix of `seed` and `i`), or streams seeded
-    /// from the OS when `seed` is `None`.
-    pub(crate) fn new(seed: Option<u64>) -> StripedRng {
+impl SplitMix {
+    /// Stream `stripe` of `seed` (from the OS when `None`).
+    pub(crate) fn for_stripe(seed: Option<u64>, stripe: usize) -> SplitMix {
         let base = seed.unwrap_or_else(rand::random);
-        let states = (0..STRIPES as u64)
-            .map(|i| {
-                Padded(std::sync::atomic::AtomicU64::new(splitmix64(
-                    base ^ i.wrapping_mul(GOLDEN),
-                )))
-            })
-            .collect();
-        StripedRng { states }
+        SplitMix(splitmix64(base ^ (stripe as u64).wrapping_mul(GOLDEN)))
     }
 
-    /// A random number in `0..n` (`n > 0`), drawn from the caller's stripe.
+    /// A random number in `0..n` (`n > 0`).
     #[inline]
-    pub(crate) fn below(&self, n: usize) -> usize {
-        let s = self.states[current()]
-            .0
-            .fetch_add(GOLDEN, Ordering::Relaxed)
-            .wrapping_add(GOLDEN);
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_add(GOLDEN);
         // Lemire's multiply-shift maps a 64-bit draw onto 0..n without a division.
-        ((splitmix64(s) as u128 * n as u128) >> 64) as usize
+        ((splitmix64(self.0) as u128 * n as u128) >> 64) as usize
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn below_stays_in_range_and_covers_it() {
-        let rng = StripedRng::new(Some(7));
+        let mut rng = SplitMix::for_stripe(Some(7), 0);
         let mut seen = [0usize; 5];
         for _ in 0..5000 {
             seen[rng.below(5)] += 1;
@@ -87,11 +158,33 @@ mod tests {
     }
 
     #[test]
-    fn seeded_streams_repeat() {
-        let a = StripedRng::new(Some(42));
-        let b = StripedRng::new(Some(42));
+    fn seeded_streams_repeat_and_stripes_differ() {
+        let mut a = SplitMix::for_stripe(Some(42), 3);
+        let mut b = SplitMix::for_stripe(Some(42), 3);
+        let mut c = SplitMix::for_stripe(Some(42), 4);
         let xs: Vec<usize> = (0..20).map(|_| a.below(1000)).collect();
         let ys: Vec<usize> = (0..20).map(|_| b.below(1000)).collect();
+        let zs: Vec<usize> = (0..20).map(|_| c.below(1000)).collect();
         assert_eq!(xs, ys);
+        assert_ne!(xs, zs);
+    }
+
+    #[test]
+    fn cells_exclude_each_other() {
+        let cell = Arc::new(StripeCell::new(0u64));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let cell = cell.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..100_000 {
+                        cell.with(|v| *v += 1);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(cell.with(|v| *v), 400_000);
     }
 }

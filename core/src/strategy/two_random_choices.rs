@@ -2,29 +2,35 @@
 //!
 //! Exactly yarpc's `tworandomchoices`: draw `i` uniformly, then `j` uniformly among the
 //! other peers; choose `j` only if it has strictly fewer pending requests (a tie keeps
-//! `i`). With one peer, that peer. Lock-free like `random`.
+//! `i`). With one peer, that peer. Like `random`, each thread draws from its own stream over
+//! its own cached copy of the peer array.
 
-use std::sync::Arc;
-
-use super::snapshot::PeerSnapshot;
-use super::stripes::StripedRng;
+use super::snapshot::{PeerSnapshot, View};
+use super::stripes::{SplitMix, Striped};
 use super::Strategy;
-use crate::peer::Peer;
+use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
 /// The power-of-two-choices strategy.
 pub struct TwoRandomChoices {
     peers: PeerSnapshot,
-    rng: StripedRng,
+    local: Striped<Local>,
+}
+
+struct Local {
+    view: View,
+    rng: SplitMix,
 }
 
 impl TwoRandomChoices {
     /// A two-random-choices strategy; `seed` makes it reproducible.
     pub fn new(seed: Option<u64>) -> TwoRandomChoices {
-        TwoRandomChoices {
-            peers: PeerSnapshot::new(),
-            rng: StripedRng::new(seed),
-        }
+        let peers = PeerSnapshot::new();
+        let local = Striped::new(|i| Local {
+            view: View::new(&peers),
+            rng: SplitMix::for_stripe(seed, i),
+        });
+        TwoRandomChoices { peers, local }
     }
 }
 
@@ -33,35 +39,41 @@ impl Strategy for TwoRandomChoices {
         "two-random-choices"
     }
 
-    fn add(&self, peer: &Arc<Peer>) {
-        self.peers.add(peer);
+    fn add(&self, peer: &PeerRef) {
+        self.peers.push(peer);
     }
 
-    fn remove(&self, peer: &Arc<Peer>) {
-        self.peers.remove(peer);
+    fn remove(&self, peer: &PeerRef) {
+        self.peers.swap_remove(peer);
     }
 
     #[inline]
-    fn choose(&self, _request: &Request<'_>) -> Option<Arc<Peer>> {
-        let peers = self.peers.load();
-        let n = peers.len();
-        match n {
-            0 => None,
-            1 => Some(peers[0].clone()),
-            _ => {
-                let i = self.rng.below(n);
-                let mut j = i + 1 + self.rng.below(n - 1);
-                if j >= n {
-                    j -= n;
-                }
-                let pick = if peers[j].pending() < peers[i].pending() {
-                    j
-                } else {
-                    i
-                };
-                Some(peers[pick].clone())
+    fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
+        let generation = self.peers.generation();
+        self.local.with_current(|local| {
+            if local.view.is_stale(generation) {
+                local.view = View::new(&self.peers);
             }
-        }
+            let peers = local.view.peers();
+            let n = peers.len();
+            match n {
+                0 => None,
+                1 => Some(peers[0].start_request()),
+                _ => {
+                    let i = local.rng.below(n);
+                    let mut j = i + 1 + local.rng.below(n - 1);
+                    if j >= n {
+                        j -= n;
+                    }
+                    let pick = if peers[j].pending() < peers[i].pending() {
+                        j
+                    } else {
+                        i
+                    };
+                    Some(peers[pick].start_request())
+                }
+            }
+        })
     }
 }
 
@@ -77,11 +89,12 @@ mod tests {
         for p in &ps {
             s.add(p);
         }
-        for _ in 0..5 {
-            ps[1].begin_request();
-        }
+        let _busy: Vec<_> = (0..5).map(|_| ps[1].start_request()).collect();
         for _ in 0..50 {
-            assert_eq!(s.choose(&Request::new()).unwrap().id().as_str(), "idle");
+            assert_eq!(
+                s.choose(&Request::new()).unwrap().peer().id().as_str(),
+                "idle"
+            );
         }
     }
 }
