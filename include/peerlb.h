@@ -177,7 +177,7 @@ typedef struct peerlb_transport_vtable {
 
 /**
  * A peer to add: `id_len` bytes of UTF-8 at `id` (no NUL needed; 1 to 1024 bytes) and a
- * weight (0 means the default weight, 1).
+ * weight (at least 1; use 1 when weights do not matter).
  */
 typedef struct peerlb_peer_spec {
   /**
@@ -189,7 +189,8 @@ typedef struct peerlb_peer_spec {
    */
   size_t id_len;
   /**
-   * Relative weight for weighting strategies; 0 means 1.
+   * Relative weight for weighting strategies, at least 1 (0 fails that peer with
+   * `PEERLB_INVALID_ARGUMENT`, like an empty id).
    */
   uint32_t weight;
 } peerlb_peer_spec;

@@ -45,14 +45,15 @@ pub struct peerlb_list {
 }
 
 /// A peer to add: `id_len` bytes of UTF-8 at `id` (no NUL needed; 1 to 1024 bytes) and a
-/// weight (0 means the default weight, 1).
+/// weight (at least 1; use 1 when weights do not matter).
 #[repr(C)]
 pub struct peerlb_peer_spec {
     /// The peer id's bytes (usually `host:port`).
     pub id: *const c_char,
     /// Its length in bytes.
     pub id_len: usize,
-    /// Relative weight for weighting strategies; 0 means 1.
+    /// Relative weight for weighting strategies, at least 1 (0 fails that peer with
+    /// `PEERLB_INVALID_ARGUMENT`, like an empty id).
     pub weight: u32,
 }
 
@@ -410,7 +411,7 @@ pub unsafe extern "C" fn peerlb_list_update(
         for (i, spec) in adds.iter().enumerate() {
             // SAFETY: the caller gives readable ids.
             let id = unsafe { id_str(&format!("adds[{i}].id"), spec.id, spec.id_len) }?;
-            additions.push(PeerSpec::weighted(id, spec.weight.max(1)));
+            additions.push(PeerSpec::weighted(id, spec.weight));
         }
         let mut removals = Vec::with_capacity(removes.len());
         for (i, r) in removes.iter().enumerate() {
