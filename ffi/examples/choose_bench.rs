@@ -84,13 +84,19 @@ fn main() {
         .skip(1)
         .find_map(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    // PEERLB_BENCH_ONLY=<strategy> runs just that strategy on one thread (for callgrind).
+    let only = std::env::var("PEERLB_BENCH_ONLY").ok();
     for strategy in [
         "round-robin",
         "random",
         "fewest-pending",
         "two-random-choices",
     ] {
-        for threads in [1u64, 2] {
+        if only.as_deref().is_some_and(|o| o != strategy) {
+            continue;
+        }
+        let thread_counts: &[u64] = if only.is_some() { &[1] } else { &[1, 2] };
+        for &threads in thread_counts {
             let per_thread = n / threads;
             let ns = if ffi {
                 let mut raw = std::ptr::null_mut();

@@ -69,10 +69,13 @@ static double run(const char *strategy, int threads, long n) {
 
 int main(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 1000000;
+    /* PEERLB_BENCH_ONLY=<strategy> runs just that strategy on one thread (for callgrind). */
+    const char *only = getenv("PEERLB_BENCH_ONLY");
     const char *strategies[] = {"round-robin", "random", "fewest-pending", "two-random-choices"};
     for (int s = 0; s < 4; s++) {
+        if (only && strcmp(only, strategies[s]) != 0) continue;
         printf("RESULT %s 1 %.1f\n", strategies[s], run(strategies[s], 1, n));
-        printf("RESULT %s 2 %.1f\n", strategies[s], run(strategies[s], 2, n / 2));
+        if (!only) printf("RESULT %s 2 %.1f\n", strategies[s], run(strategies[s], 2, n / 2));
     }
     return 0;
 }

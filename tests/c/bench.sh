@@ -23,6 +23,22 @@ f=$("$rbench" --ffi "$n")
     echo "| $strategy | $threads | $rns | $cns | $fns | $ratio |"
   done <<<"$c"
   echo
+  if command -v valgrind >/dev/null; then
+    # Instructions per choose+finish (round-robin, 1 thread) from callgrind: repeatable
+    # whatever else the machine is doing. Difference of two run lengths cancels set-up.
+    ir() { # program args... -> total instructions
+      local f; f=$(mktemp)
+      PEERLB_BENCH_ONLY=round-robin valgrind --tool=callgrind --callgrind-out-file="$f" "$@" >/dev/null 2>&1
+      awk '/^summary:/ {print $2}' "$f"; rm -f "$f"
+    }
+    per_op() { # program [--ffi] -> instructions per op (5 timed repetitions per run)
+      local a b; a=$(ir "$@" 20000); b=$(ir "$@" 40000)
+      awk -v a="$a" -v b="$b" 'BEGIN {printf "%.0f", (b - a) / (5 * 20000)}'
+    }
+    ci=$(per_op "$cbench"); ri=$(per_op "$rbench"); fi_=$(per_op "$rbench" --ffi)
+    echo "Instructions per choose+finish (callgrind, round-robin, 1 thread): Rust API $ri, C via libpeerlb.so $ci, C entry points from Rust $fi_; C / Rust = $(awk -v a="$ci" -v b="$ri" 'BEGIN {printf "%.2f", a / b}')."
+    echo
+  fi
 } >"$out/c-ffi.md"
 cat "$out/c-ffi.md"
 cat "$out/c-ffi.md" >>"$out/summary.md"
