@@ -145,7 +145,11 @@ typedef struct peerlb_subscriber peerlb_subscriber;
  * Ownership: `peerlb_list_new` copies the vtable; `userdata` belongs to the list from a
  * successful `peerlb_list_new` on, and `free_userdata` (if not NULL) is called exactly
  * once, when the list is freed (after the last `release`). If `peerlb_list_new` fails,
- * `userdata` stays the caller's and `free_userdata` is not called.
+ * `userdata` stays the caller's and `free_userdata` is not called. Note: if another
+ * thread is inside `peerlb_subscriber_set_status` for this list at the moment the list is
+ * freed, the final `release` calls and `free_userdata` run on that thread when its report
+ * returns; so do not hold a lock that `release`/`free_userdata` take while calling
+ * `peerlb_subscriber_set_status` (or stop the reporting threads before freeing the list).
  */
 typedef struct peerlb_transport_vtable {
   /**

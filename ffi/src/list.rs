@@ -123,20 +123,37 @@ unsafe fn list_ref<'a>(list: *const peerlb_list) -> Result<&'a PeerList, peerlb:
         .ok_or_else(|| invalid("list is NULL"))
 }
 
+/// Borrows `len` elements at `ptr` as a slice; NULL with `len > 0`, or a length no real
+/// array can have, is invalid-argument.
+///
+/// # Safety
+/// `ptr` must be NULL or readable for `len` elements.
+unsafe fn slice_from<'a, T>(
+    what: &str,
+    ptr: *const T,
+    len: usize,
+) -> Result<&'a [T], peerlb::Error> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(invalid(format!("{what} is NULL but its length is {len}")));
+    }
+    if len > isize::MAX as usize / std::mem::size_of::<T>().max(1) {
+        return Err(invalid(format!("{what} has an impossible length {len}")));
+    }
+    // SAFETY: non-NULL, plausible length, and the caller gives `len` readable elements.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
 /// Reads `len` bytes at `ptr` as a peer id string (NULL and non-UTF-8 are errors; empty
 /// and over-long ids are left to the core, which reports them per peer).
 ///
 /// # Safety
 /// `ptr` must be NULL or readable for `len` bytes.
 unsafe fn id_str<'a>(what: &str, ptr: *const c_char, len: usize) -> Result<&'a str, peerlb::Error> {
-    if ptr.is_null() {
-        if len == 0 {
-            return Ok("");
-        }
-        return Err(invalid(format!("{what} is NULL")));
-    }
-    // SAFETY: the caller gives `len` readable bytes.
-    let bytes = unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) };
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { slice_from(what, ptr.cast::<u8>(), len) }?;
     std::str::from_utf8(bytes).map_err(|e| invalid(format!("{what} is not valid UTF-8: {e}")))
 }
 
@@ -395,18 +412,10 @@ pub unsafe extern "C" fn peerlb_list_update(
     guard(|| {
         // SAFETY: forwarded contract.
         let list = unsafe { list_ref(list) }?;
-        let adds: &[peerlb_peer_spec] = match (adds.is_null(), n_adds) {
-            (_, 0) => &[],
-            (true, _) => return Err(invalid("adds is NULL but n_adds is not 0")),
-            // SAFETY: the caller gives n_adds readable specs.
-            (false, n) => unsafe { std::slice::from_raw_parts(adds, n) },
-        };
-        let removes: &[peerlb_peer_id] = match (removes.is_null(), n_removes) {
-            (_, 0) => &[],
-            (true, _) => return Err(invalid("removes is NULL but n_removes is not 0")),
-            // SAFETY: the caller gives n_removes readable ids.
-            (false, n) => unsafe { std::slice::from_raw_parts(removes, n) },
-        };
+        // SAFETY: the caller gives n_adds readable specs and n_removes readable ids.
+        let adds = unsafe { slice_from("adds", adds, n_adds) }?;
+        // SAFETY: as above.
+        let removes = unsafe { slice_from("removes", removes, n_removes) }?;
         let mut additions = Vec::with_capacity(adds.len());
         for (i, spec) in adds.iter().enumerate() {
             // SAFETY: the caller gives readable ids.
@@ -454,13 +463,10 @@ pub unsafe extern "C" fn peerlb_list_choose(
                 req = req.with_timeout(Duration::from_millis(r.timeout_ms as u64));
             }
             if r.shard_key_len > 0 {
-                if r.shard_key.is_null() {
-                    return Err(invalid("shard_key is NULL but shard_key_len is not 0"));
-                }
                 // SAFETY: the caller gives shard_key_len readable bytes.
                 req = req.with_shard_key(unsafe {
-                    std::slice::from_raw_parts(r.shard_key, r.shard_key_len)
-                });
+                    slice_from("shard_key", r.shard_key, r.shard_key_len)
+                }?);
             }
         }
         let choice = list.choose(&req)?;

@@ -147,6 +147,10 @@ static void test_update(void) {
     EXPECT_STATUS(peerlb_list_update(list, NULL, 0, rm_null, 1), PEERLB_INVALID_ARGUMENT);
     peerlb_peer_id rm_bad[] = {{LIT("\x80")}};
     EXPECT_STATUS(peerlb_list_update(list, NULL, 0, rm_bad, 1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_update(list, good, SIZE_MAX, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_update(list, NULL, 0, rm_bad, SIZE_MAX / 2), PEERLB_INVALID_ARGUMENT);
+    peerlb_peer_spec huge_id[] = {{"x", SIZE_MAX, 1}};
+    EXPECT_STATUS(peerlb_list_update(list, huge_id, 1, NULL, 0), PEERLB_INVALID_ARGUMENT);
     EXPECT(total_peers(list) == 2, "list unchanged (%ld)", total_peers(list));
 
     /* Per-peer problems are reported while the rest is applied (the core's rule). */
@@ -192,6 +196,9 @@ static void test_choose_and_finish(void) {
     EXPECT_STATUS(peerlb_list_choose(list, &req, NULL), PEERLB_INVALID_ARGUMENT);
     peerlb_request bad_key = {100, NULL, 5};
     EXPECT_STATUS(peerlb_list_choose(list, &bad_key, &c), PEERLB_INVALID_ARGUMENT);
+    const uint8_t one = 1;
+    peerlb_request huge_key = {100, &one, SIZE_MAX};
+    EXPECT_STATUS(peerlb_list_choose(list, &huge_key, &c), PEERLB_INVALID_ARGUMENT);
     OK(peerlb_list_choose(list, NULL, &c)); /* NULL request: no deadline, no key */
     EXPECT(c.peer_len == 3 && memcmp(c.peer, "a:1", 3) == 0, "chose a:1");
     const char *id = NULL;
