@@ -276,6 +276,20 @@ typedef uint32_t peerlb_outcome;
 typedef uint32_t peerlb_connection_status;
 
 /**
+ * A peer's status: what its transport last reported and its requests in flight.
+ */
+typedef struct peerlb_peer_status {
+  /**
+   * `PEERLB_CONNECTION_*` (an idle list's peers are `PEERLB_CONNECTION_UNAVAILABLE`).
+   */
+  peerlb_connection_status connection_status;
+  /**
+   * Requests chosen for this peer and not finished yet.
+   */
+  size_t pending;
+} peerlb_peer_status;
+
+/**
  * The request succeeded.
  */
 #define PEERLB_OUTCOME_OK 0
@@ -562,6 +576,27 @@ enum peerlb_status peerlb_list_introspect(const struct peerlb_list *list, char *
  * `list` NULL or live; `running` NULL or writable.
  */
 enum peerlb_status peerlb_list_is_running(const struct peerlb_list *list, bool *running);
+
+/**
+ * The status of peer `id` (`len` bytes of UTF-8) in `*status`.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id,
+ * `PEERLB_PEER_NOT_IN_LIST` when the list has no such peer.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `status` NULL or writable.
+ */
+enum peerlb_status peerlb_list_peer_status(const struct peerlb_list *list, const char *id, size_t len, struct peerlb_peer_status *status);
+
+/**
+ * How many peers the list has (retained or not), in `*len`.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `list` NULL or live; `len` NULL or writable.
+ */
+enum peerlb_status peerlb_list_len(const struct peerlb_list *list, size_t *len);
 
 /**
  * Frees a string peerlb returned (`peerlb_list_introspect`). NULL is ignored.

@@ -3,10 +3,13 @@
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::time::Duration;
 
-use peerlb::{Choice, ListOptions, Outcome, PeerList, PeerSpec, Request};
+use peerlb::{Choice, ConnectionStatus, ListOptions, Outcome, PeerList, PeerSpec, Request};
 
 use crate::error::{guard, guard_value, invalid, peerlb_status};
-use crate::transport::{peerlb_transport_vtable, CTransport};
+use crate::transport::{
+    peerlb_connection_status, peerlb_transport_vtable, CTransport, PEERLB_CONNECTION_AVAILABLE,
+    PEERLB_CONNECTION_CONNECTING, PEERLB_CONNECTION_UNAVAILABLE,
+};
 
 /// How a request to a chosen peer ended (one of the `PEERLB_OUTCOME_*` values; any other
 /// value is `PEERLB_INVALID_ARGUMENT`).
@@ -609,6 +612,79 @@ pub unsafe extern "C" fn peerlb_list_is_running(
         }
         // SAFETY: checked non-NULL.
         unsafe { running.write(list.is_running()) };
+        Ok(())
+    })
+}
+
+/// A peer's status: what its transport last reported and its requests in flight.
+#[repr(C)]
+pub struct peerlb_peer_status {
+    /// `PEERLB_CONNECTION_*` (an idle list's peers are `PEERLB_CONNECTION_UNAVAILABLE`).
+    pub connection_status: peerlb_connection_status,
+    /// Requests chosen for this peer and not finished yet.
+    pub pending: usize,
+}
+
+/// The status of peer `id` (`len` bytes of UTF-8) in `*status`.
+///
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id,
+/// `PEERLB_PEER_NOT_IN_LIST` when the list has no such peer.
+///
+/// # Safety
+/// `list` NULL or live; `id` NULL or readable for `len` bytes; `status` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_peer_status(
+    list: *const peerlb_list,
+    id: *const c_char,
+    len: usize,
+    status: *mut peerlb_peer_status,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        // SAFETY: forwarded contract.
+        let id = unsafe { id_str("id", id, len) }?;
+        if status.is_null() {
+            return Err(invalid("status is NULL"));
+        }
+        let got = list
+            .peer_status(id)
+            .ok_or_else(|| peerlb::Error::PeerNotInList(id.to_owned()))?;
+        let connection_status = match got.connection_status {
+            ConnectionStatus::Unavailable => PEERLB_CONNECTION_UNAVAILABLE,
+            ConnectionStatus::Connecting => PEERLB_CONNECTION_CONNECTING,
+            ConnectionStatus::Available => PEERLB_CONNECTION_AVAILABLE,
+        };
+        // SAFETY: checked non-NULL.
+        unsafe {
+            status.write(peerlb_peer_status {
+                connection_status,
+                pending: got.pending,
+            })
+        };
+        Ok(())
+    })
+}
+
+/// How many peers the list has (retained or not), in `*len`.
+///
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+///
+/// # Safety
+/// `list` NULL or live; `len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_len(
+    list: *const peerlb_list,
+    len: *mut usize,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        if len.is_null() {
+            return Err(invalid("len is NULL"));
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { len.write(list.len()) };
         Ok(())
     })
 }

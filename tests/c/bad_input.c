@@ -180,6 +180,28 @@ static void test_update(void) {
     EXPECT(codes[0] == PEERLB_PEER_NOT_IN_LIST && codes[1] == PEERLB_OK, "only capacity written");
     EXPECT(last_codes(codes, 4) == 2 && codes[1] == PEERLB_PEER_ALREADY_IN_LIST, "removals first");
     EXPECT(total_peers(list) == 4, "a, b, c, long (%ld)", total_peers(list));
+    size_t len = 0;
+    EXPECT_STATUS(peerlb_list_len(NULL, &len), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_len(list, NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_list_len(list, &len));
+    EXPECT(len == 4, "len %zu", len);
+    peerlb_peer_status ps = {99, 99};
+    EXPECT_STATUS(peerlb_list_peer_status(NULL, LIT("a:1"), &ps), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_peer_status(list, NULL, 3, &ps), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_peer_status(list, LIT("a:1"), NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_peer_status(list, LIT("\xff"), &ps), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_peer_status(list, LIT("nope:1"), &ps), PEERLB_PEER_NOT_IN_LIST);
+    EXPECT(ps.connection_status == 99 && ps.pending == 99, "out untouched on failure");
+    peerlb_choice held;
+    peerlb_request req = {100, NULL, 0};
+    OK(peerlb_list_choose(list, &req, &held));
+    OK(peerlb_list_peer_status(list, held.peer, held.peer_len, &ps));
+    EXPECT(ps.connection_status == PEERLB_CONNECTION_AVAILABLE && ps.pending == 1, "status %u pending %zu",
+           ps.connection_status, ps.pending);
+    OK(peerlb_choice_finish(&held, PEERLB_OUTCOME_OK, -1));
+    OK(peerlb_list_stop(list));
+    OK(peerlb_list_peer_status(list, LIT("a:1"), &ps));
+    EXPECT(ps.connection_status == PEERLB_CONNECTION_UNAVAILABLE && ps.pending == 0, "idle peer is unavailable");
     peerlb_list_free(list);
 }
 
