@@ -119,7 +119,7 @@ fn outcome(value: peerlb_outcome) -> Option<Outcome> {
 ///
 /// # Safety
 /// `list` must be NULL or a live list.
-unsafe fn list_ref<'a>(list: *const peerlb_list) -> Result<&'a PeerList, peerlb::Error> {
+pub(crate) unsafe fn list_ref<'a>(list: *const peerlb_list) -> Result<&'a PeerList, peerlb::Error> {
     // SAFETY: the caller passes a live list or NULL.
     unsafe { list.as_ref() }
         .map(|l| &l.inner)
@@ -131,7 +131,7 @@ unsafe fn list_ref<'a>(list: *const peerlb_list) -> Result<&'a PeerList, peerlb:
 ///
 /// # Safety
 /// `ptr` must be NULL or readable for `len` elements.
-unsafe fn slice_from<'a, T>(
+pub(crate) unsafe fn slice_from<'a, T>(
     what: &str,
     ptr: *const T,
     len: usize,
@@ -154,7 +154,7 @@ unsafe fn slice_from<'a, T>(
 ///
 /// # Safety
 /// `ptr` must be NULL or readable for `len` bytes.
-unsafe fn id_str<'a>(what: &str, ptr: *const c_char, len: usize) -> Result<&'a str, peerlb::Error> {
+pub(crate) unsafe fn id_str<'a>(what: &str, ptr: *const c_char, len: usize) -> Result<&'a str, peerlb::Error> {
     // SAFETY: forwarded contract.
     let bytes = unsafe { slice_from(what, ptr.cast::<u8>(), len) }?;
     std::str::from_utf8(bytes).map_err(|e| invalid(format!("{what} is not valid UTF-8: {e}")))
