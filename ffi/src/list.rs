@@ -154,7 +154,11 @@ pub(crate) unsafe fn slice_from<'a, T>(
 ///
 /// # Safety
 /// `ptr` must be NULL or readable for `len` bytes.
-pub(crate) unsafe fn id_str<'a>(what: &str, ptr: *const c_char, len: usize) -> Result<&'a str, peerlb::Error> {
+pub(crate) unsafe fn id_str<'a>(
+    what: &str,
+    ptr: *const c_char,
+    len: usize,
+) -> Result<&'a str, peerlb::Error> {
     // SAFETY: forwarded contract.
     let bytes = unsafe { slice_from(what, ptr.cast::<u8>(), len) }?;
     std::str::from_utf8(bytes).map_err(|e| invalid(format!("{what} is not valid UTF-8: {e}")))
