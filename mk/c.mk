@@ -92,16 +92,22 @@ c-run: $(addprefix $(C_BIN)/,$(C_TESTS))
 	$(C_BIN)/bad_input
 	$(C_BIN)/threads
 
-c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS))
+c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS)) $(C_BIN)/cxx_smoke
 	$(VALGRIND) $(C_BIN)/conformance tests/conformance
 	$(VALGRIND) $(C_BIN)/bad_input
 	$(VALGRIND) $(C_BIN)/threads
+	$(VALGRIND) $(C_BIN)/cxx_smoke
 
-c-asan: $(addprefix $(C_ASAN)/,$(C_TESTS))
+$(C_ASAN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
+	mkdir -p $(C_ASAN)
+	$(C_CXX) -std=c++17 $(C_WARN) -g $(C_SAN) -I$(CURDIR)/include -o $@ $< $(C_LDFLAGS)
+
+c-asan: $(addprefix $(C_ASAN)/,$(C_TESTS)) $(C_ASAN)/cxx_smoke
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 		$(C_ASAN)/conformance tests/conformance
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/bad_input
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/threads
+	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/cxx_smoke
 
 $(C_BIN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
 	mkdir -p $(C_BIN)

@@ -706,3 +706,59 @@ pub unsafe extern "C" fn peerlb_string_free(s: *mut c_char) {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use peerlb::{Peer, Strategy};
+
+    use super::*;
+    use crate::error::peerlb_status::*;
+
+    /// A strategy whose `choose` panics: the entry point must return `PEERLB_PANIC`.
+    #[derive(Default)]
+    struct Panicky(Mutex<Vec<Arc<Peer>>>);
+
+    impl Strategy for Panicky {
+        fn name(&self) -> &str {
+            "panicky"
+        }
+        fn add(&self, peer: &Arc<Peer>) {
+            self.0.lock().unwrap().push(peer.clone());
+        }
+        fn remove(&self, peer: &Arc<Peer>) {
+            self.0.lock().unwrap().retain(|p| !Arc::ptr_eq(p, peer));
+        }
+        fn choose(&self, _: &Request<'_>) -> Option<Arc<Peer>> {
+            panic!("strategy exploded");
+        }
+    }
+
+    #[test]
+    fn a_panic_inside_an_entry_point_is_a_status() {
+        let list =
+            PeerList::new(ListOptions::default().custom_strategy(Arc::new(Panicky::default())))
+                .unwrap();
+        list.update(["a:1"], None::<&str>).unwrap();
+        let raw = Box::into_raw(Box::new(peerlb_list { inner: list }));
+        unsafe {
+            assert_eq!(peerlb_list_start(raw), PEERLB_OK);
+            let mut choice = std::mem::MaybeUninit::<peerlb_choice>::uninit();
+            let req = peerlb_request {
+                timeout_ms: 10,
+                shard_key: std::ptr::null(),
+                shard_key_len: 0,
+            };
+            assert_eq!(
+                peerlb_list_choose(raw, &req, choice.as_mut_ptr()),
+                PEERLB_PANIC
+            );
+            let msg = CStr::from_ptr(crate::error::peerlb_last_error_message());
+            assert!(msg.to_str().unwrap().contains("strategy exploded"));
+            // The list is still usable afterwards.
+            assert_eq!(peerlb_list_stop(raw), PEERLB_OK);
+            peerlb_list_free(raw);
+        }
+    }
+}
