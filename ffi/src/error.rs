@@ -1,0 +1,291 @@
+//! Status codes, the thread-local last error, and the panic boundary every entry point
+//! goes through.
+
+use std::cell::RefCell;
+use std::ffi::{c_char, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use peerlb::{Error, ErrorCode};
+
+/// The result of every fallible peerlb call.
+///
+/// `PEERLB_OK` (0) is success. Values 1 to 10 are the core's error codes, one to one
+/// (their numbers never change); `PEERLB_PANIC` means peerlb hit an internal bug, caught it
+/// and returned instead of aborting. `peerlb_last_error_message()` tells what went wrong
+/// and `peerlb_status_str()` names a code.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum peerlb_status {
+    /// Success.
+    PEERLB_OK = 0,
+    /// An argument was malformed: NULL pointer, non-UTF-8, empty or over-long peer id,
+    /// unknown strategy, outcome or status value, a choice already finished.
+    PEERLB_INVALID_ARGUMENT = 1,
+    /// `peerlb_list_start` on a list that is already running.
+    PEERLB_ALREADY_STARTED = 2,
+    /// `peerlb_list_stop` or `peerlb_list_choose` on a list that is not running (or was
+    /// stopped while the choose waited).
+    PEERLB_NOT_STARTED = 3,
+    /// `peerlb_list_choose` waited until the request's timeout without an available peer.
+    PEERLB_TIMEOUT = 4,
+    /// `peerlb_list_choose` found no available peer and the request has no timeout.
+    PEERLB_NO_DEADLINE = 5,
+    /// `peerlb_list_choose` found no available peer on a `fail_fast` list.
+    PEERLB_NO_PEER_AVAILABLE = 6,
+    /// `peerlb_list_update` added a peer that is already in the list.
+    PEERLB_PEER_ALREADY_IN_LIST = 7,
+    /// `peerlb_list_update` removed a peer that is not in the list.
+    PEERLB_PEER_NOT_IN_LIST = 8,
+    /// A transport's `retain` or `release` failed (returned non-zero).
+    PEERLB_TRANSPORT_FAILED = 9,
+    /// Several failures of different kinds; `peerlb_last_error_codes()` lists them.
+    PEERLB_MULTIPLE_ERRORS = 10,
+    /// peerlb panicked (an internal bug); the call did nothing or only part of it.
+    PEERLB_PANIC = 100,
+}
+
+pub(crate) use peerlb_status::*;
+
+impl peerlb_status {
+    /// The status for a core error code (matched exhaustively, so a new core code cannot be
+    /// forgotten here).
+    pub fn from_code(code: ErrorCode) -> peerlb_status {
+        match code {
+            ErrorCode::InvalidArgument => PEERLB_INVALID_ARGUMENT,
+            ErrorCode::AlreadyStarted => PEERLB_ALREADY_STARTED,
+            ErrorCode::NotStarted => PEERLB_NOT_STARTED,
+            ErrorCode::Timeout => PEERLB_TIMEOUT,
+            ErrorCode::NoDeadline => PEERLB_NO_DEADLINE,
+            ErrorCode::NoPeerAvailable => PEERLB_NO_PEER_AVAILABLE,
+            ErrorCode::PeerAlreadyInList => PEERLB_PEER_ALREADY_IN_LIST,
+            ErrorCode::PeerNotInList => PEERLB_PEER_NOT_IN_LIST,
+            ErrorCode::TransportFailed => PEERLB_TRANSPORT_FAILED,
+            ErrorCode::MultipleErrors => PEERLB_MULTIPLE_ERRORS,
+        }
+    }
+
+    /// The kebab-case name (`"ok"`, `"timeout"`, `"panic"`, ...).
+    pub fn as_str(self) -> &'static str {
+        self.as_cstr().to_str().expect("ASCII")
+    }
+
+    fn as_cstr(self) -> &'static std::ffi::CStr {
+        match self {
+            PEERLB_OK => c"ok",
+            PEERLB_INVALID_ARGUMENT => c"invalid-argument",
+            PEERLB_ALREADY_STARTED => c"already-started",
+            PEERLB_NOT_STARTED => c"not-started",
+            PEERLB_TIMEOUT => c"timeout",
+            PEERLB_NO_DEADLINE => c"no-deadline",
+            PEERLB_NO_PEER_AVAILABLE => c"no-peer-available",
+            PEERLB_PEER_ALREADY_IN_LIST => c"peer-already-in-list",
+            PEERLB_PEER_NOT_IN_LIST => c"peer-not-in-list",
+            PEERLB_TRANSPORT_FAILED => c"transport-failed",
+            PEERLB_MULTIPLE_ERRORS => c"multiple-errors",
+            PEERLB_PANIC => c"panic",
+        }
+    }
+
+    fn from_u32(value: u32) -> Option<peerlb_status> {
+        ALL_STATUSES.into_iter().find(|s| *s as u32 == value)
+    }
+}
+
+/// Every status, in numeric order.
+const ALL_STATUSES: [peerlb_status; 12] = [
+    PEERLB_OK,
+    PEERLB_INVALID_ARGUMENT,
+    PEERLB_ALREADY_STARTED,
+    PEERLB_NOT_STARTED,
+    PEERLB_TIMEOUT,
+    PEERLB_NO_DEADLINE,
+    PEERLB_NO_PEER_AVAILABLE,
+    PEERLB_PEER_ALREADY_IN_LIST,
+    PEERLB_PEER_NOT_IN_LIST,
+    PEERLB_TRANSPORT_FAILED,
+    PEERLB_MULTIPLE_ERRORS,
+    PEERLB_PANIC,
+];
+
+struct LastError {
+    message: CString,
+    codes: Vec<peerlb_status>,
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
+        message: CString::default(),
+        codes: Vec::new(),
+    });
+}
+
+fn record(message: String, codes: Vec<peerlb_status>) {
+    // Interior NULs cannot be represented in a C string; show them escaped.
+    let message = CString::new(message.replace('\0', "\\0")).expect("NULs replaced");
+    let _ = LAST_ERROR.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = LastError { message, codes };
+        }
+    });
+}
+
+fn record_error(error: &Error) -> peerlb_status {
+    let codes = error
+        .errors()
+        .iter()
+        .map(|e| peerlb_status::from_code(e.code()))
+        .collect();
+    record(error.to_string(), codes);
+    peerlb_status::from_code(error.code())
+}
+
+/// An `invalid-argument` error with `message`.
+pub(crate) fn invalid(message: impl Into<String>) -> Error {
+    Error::InvalidArgument(message.into())
+}
+
+/// The panic boundary: runs `f`, turning an error into its status (recording the
+/// thread's last error) and a panic into `PEERLB_PANIC`.
+#[inline]
+pub(crate) fn guard(f: impl FnOnce() -> Result<(), Error>) -> peerlb_status {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => PEERLB_OK,
+        Ok(Err(error)) => record_error(&error),
+        Err(panic) => {
+            record(
+                format!(
+                    "peerlb panicked (a bug; please report it): {}",
+                    peerlb::panic_message(panic.as_ref())
+                ),
+                vec![PEERLB_PANIC],
+            );
+            PEERLB_PANIC
+        }
+    }
+}
+
+/// Like [`guard`] for functions that cannot report a status: a panic is swallowed (and
+/// recorded as the last error) and `fallback` returned.
+pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(value) => value,
+        Err(panic) => {
+            record(
+                format!(
+                    "peerlb panicked (a bug; please report it): {}",
+                    peerlb::panic_message(panic.as_ref())
+                ),
+                vec![PEERLB_PANIC],
+            );
+            fallback
+        }
+    }
+}
+
+/// The message of the last call on the calling thread that failed, or `""` when none has.
+///
+/// Ownership: the string belongs to peerlb; it stays valid until the next failing peerlb
+/// call on the same thread (or the thread's exit). Copy it if you need it longer. Never
+/// NULL. Thread safety: each thread has its own last error.
+#[no_mangle]
+pub extern "C" fn peerlb_last_error_message() -> *const c_char {
+    guard_value(c"".as_ptr(), || {
+        LAST_ERROR
+            .try_with(|last| match last.try_borrow() {
+                Ok(last) => last.message.as_ptr(),
+                Err(_) => c"".as_ptr(),
+            })
+            .unwrap_or(c"".as_ptr())
+    })
+}
+
+/// The individual error codes of the last failed call on the calling thread.
+///
+/// A call that failed with `PEERLB_MULTIPLE_ERRORS` (or with one code for several peers,
+/// e.g. two unknown removals) lists each failure in the order it happened; a simple
+/// failure lists one code. Writes at most `capacity` codes to `codes` (which may be NULL
+/// when `capacity` is 0) and returns how many there are in all (0 when no call failed yet).
+/// Ownership: the caller owns `codes`.
+///
+/// # Safety
+/// `codes` must point to `capacity` writable `peerlb_status` values, or be NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_last_error_codes(
+    codes: *mut peerlb_status,
+    capacity: usize,
+) -> usize {
+    guard_value(0, || {
+        LAST_ERROR
+            .try_with(|last| {
+                let Ok(last) = last.try_borrow() else {
+                    return 0;
+                };
+                if !codes.is_null() {
+                    for (i, code) in last.codes.iter().take(capacity).enumerate() {
+                        // SAFETY: the caller gives `capacity` writable slots.
+                        unsafe { codes.add(i).write(*code) };
+                    }
+                }
+                last.codes.len()
+            })
+            .unwrap_or(0)
+    })
+}
+
+/// The kebab-case name of a status: `"ok"`, `"invalid-argument"`, ..., `"panic"`, and
+/// `"unknown"` for a value that is no `peerlb_status`.
+///
+/// Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
+#[no_mangle]
+pub extern "C" fn peerlb_status_str(status: u32) -> *const c_char {
+    match peerlb_status::from_u32(status) {
+        Some(s) => s.as_cstr().as_ptr(),
+        None => c"unknown".as_ptr(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_core_codes() {
+        for code in ErrorCode::ALL {
+            let status = peerlb_status::from_code(code);
+            assert_eq!(status as u32, code.as_u32(), "{code}");
+            assert_eq!(status.as_str(), code.as_str());
+        }
+        assert_eq!(PEERLB_OK as u32, 0);
+        assert_eq!(PEERLB_PANIC as u32, 100);
+    }
+
+    #[test]
+    fn panics_become_status() {
+        let status = guard(|| panic!("boom"));
+        assert_eq!(status, PEERLB_PANIC);
+        let msg = unsafe { std::ffi::CStr::from_ptr(peerlb_last_error_message()) };
+        assert!(msg.to_str().unwrap().contains("boom"));
+        assert_eq!(guard_value(7, || panic!("again")), 7);
+    }
+
+    #[test]
+    fn multiple_errors_list_their_codes() {
+        let e = Error::Multiple(vec![
+            Error::PeerNotInList("a".into()),
+            Error::PeerAlreadyInList("b".into()),
+        ]);
+        assert_eq!(guard(|| Err(e)), PEERLB_MULTIPLE_ERRORS);
+        let mut codes = [PEERLB_OK; 4];
+        let n = unsafe { peerlb_last_error_codes(codes.as_mut_ptr(), 4) };
+        assert_eq!(n, 2);
+        assert_eq!(
+            &codes[..2],
+            &[PEERLB_PEER_NOT_IN_LIST, PEERLB_PEER_ALREADY_IN_LIST]
+        );
+        assert_eq!(
+            unsafe { peerlb_last_error_codes(std::ptr::null_mut(), 0) },
+            2
+        );
+    }
+}

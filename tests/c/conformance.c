@@ -1,0 +1,623 @@
+/* Replays every tests/conformance/ JSON scenario through the C API (the format is in
+ * tests/conformance/README.md; this runner behaves like core/tests/conformance.rs).
+ *
+ * The scripted transport is written here in C on top of peerlb_transport_vtable: it
+ * reports its initial status from inside retain (re-entering peerlb), keeps an owned
+ * subscriber per peer (peerlb_subscriber_clone) for set_status steps, and the
+ * while_waiting steps run while another pthread blocks in peerlb_list_choose.
+ *
+ * Usage: conformance DIR   (prints "conformance: N passed, M failed") */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+#include "peerlb.h"
+
+/* ---------- scripted transport ---------- */
+
+typedef struct {
+    char *id;
+    peerlb_subscriber *sub; /* owned (peerlb_subscriber_clone) */
+} sub_entry;
+
+typedef struct run run;
+
+typedef struct scripted {
+    long initial; /* PEERLB_CONNECTION_*, or -1 for null */
+    const json_value *fail_retain, *fail_release;
+    pthread_mutex_t mu;
+    char **calls;
+    size_t n_calls;
+    sub_entry *subs;
+    size_t n_subs;
+    run *owner;
+} scripted;
+
+struct run {
+    const char *file;
+    peerlb_list *list;
+    scripted *transport; /* owned by list; NULL once freed */
+    int transports_made, transports_freed;
+    struct {
+        char *name;
+        peerlb_choice choice;
+    } held[64];
+    size_t n_held;
+    char ctx[256];
+};
+
+static int in_list(const json_value *arr, const char *id) {
+    if (!arr || arr->type != JSON_ARRAY) return 0;
+    for (size_t i = 0; i < arr->len; i++)
+        if (arr->items[i]->type == JSON_STRING && strcmp(arr->items[i]->string, id) == 0) return 1;
+    return 0;
+}
+
+static void record_call(scripted *s, const char *what, const char *id) {
+    size_t n = strlen(what) + strlen(id) + 2;
+    char *line = malloc(n);
+    snprintf(line, n, "%s %s", what, id);
+    pthread_mutex_lock(&s->mu);
+    s->calls = realloc(s->calls, (s->n_calls + 1) * sizeof *s->calls);
+    s->calls[s->n_calls++] = line;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static int scripted_retain(void *ud, const char *id, size_t len, const peerlb_subscriber *sub) {
+    scripted *s = ud;
+    if (strlen(id) != len) return PEERLB_INVALID_ARGUMENT; /* ids arrive NUL-terminated too */
+    record_call(s, "retain", id);
+    if (in_list(s->fail_retain, id)) return PEERLB_TRANSPORT_FAILED;
+    peerlb_subscriber *owned = NULL;
+    if (peerlb_subscriber_clone(sub, &owned) != PEERLB_OK) return PEERLB_INVALID_ARGUMENT;
+    peerlb_subscriber *old = NULL;
+    pthread_mutex_lock(&s->mu);
+    size_t i;
+    for (i = 0; i < s->n_subs; i++)
+        if (strcmp(s->subs[i].id, id) == 0) break;
+    if (i == s->n_subs) {
+        s->subs = realloc(s->subs, (s->n_subs + 1) * sizeof *s->subs);
+        s->subs[i].id = strdup(id);
+        s->subs[i].sub = NULL;
+        s->n_subs++;
+    }
+    old = s->subs[i].sub;
+    s->subs[i].sub = owned;
+    pthread_mutex_unlock(&s->mu);
+    peerlb_subscriber_free(old);
+    if (s->initial >= 0) {
+        /* Re-enters peerlb from inside retain, through the borrowed subscriber. */
+        peerlb_status st = peerlb_subscriber_set_status(sub, (peerlb_connection_status)s->initial, NULL);
+        if (st != PEERLB_OK) return st;
+    }
+    return 0;
+}
+
+static int scripted_release(void *ud, const char *id, size_t len, const peerlb_subscriber *sub) {
+    scripted *s = ud;
+    (void)sub;
+    if (strlen(id) != len) return PEERLB_INVALID_ARGUMENT;
+    record_call(s, "release", id);
+    return in_list(s->fail_release, id) ? PEERLB_TRANSPORT_FAILED : 0;
+}
+
+static void scripted_free(void *ud) {
+    scripted *s = ud;
+    for (size_t i = 0; i < s->n_calls; i++) free(s->calls[i]);
+    free(s->calls);
+    for (size_t i = 0; i < s->n_subs; i++) {
+        free(s->subs[i].id);
+        peerlb_subscriber_free(s->subs[i].sub);
+    }
+    free(s->subs);
+    pthread_mutex_destroy(&s->mu);
+    if (s->owner) {
+        s->owner->transports_freed++;
+        if (s->owner->transport == s) s->owner->transport = NULL;
+    }
+    free(s);
+}
+
+/* ---------- helpers ---------- */
+
+static int failf(run *r, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "FAIL %s: %s: ", r->file, r->ctx);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    return -1;
+}
+
+static long num_or(const json_value *step, const char *key, long dflt) {
+    const json_value *v = json_get(step, key);
+    return v && v->type == JSON_NUMBER ? (long)v->number : dflt;
+}
+
+static int bool_or(const json_value *step, const char *key, int dflt) {
+    const json_value *v = json_get(step, key);
+    return v && v->type == JSON_BOOL ? v->boolean : dflt;
+}
+
+/* Checks a call's status against the step's "error"/"errors"; returns 1 when the call
+ * succeeded as expected, 0 when it failed as expected, -1 on a mismatch. */
+static int check_result(run *r, const json_value *step, peerlb_status st) {
+    const char *want = json_get_str(step, "error");
+    if (st == PEERLB_OK) {
+        if (want) return failf(r, "expected error %s, got success", want);
+        return 1;
+    }
+    const char *msg = peerlb_last_error_message();
+    if (!want) return failf(r, "unexpected error %s: %s", peerlb_status_str(st), msg);
+    if (strcmp(peerlb_status_str(st), want) != 0)
+        return failf(r, "wrong error code %s, want %s (%s)", peerlb_status_str(st), want, msg);
+    const json_value *errors = json_get(step, "errors");
+    if (errors && errors->type == JSON_ARRAY) {
+        peerlb_status codes[64];
+        size_t n = peerlb_last_error_codes(codes, 64);
+        if (n != errors->len) return failf(r, "%zu individual errors, want %zu (%s)", n, errors->len, msg);
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(peerlb_status_str(codes[i]), errors->items[i]->string) != 0)
+                return failf(r, "individual error %zu is %s, want %s", i, peerlb_status_str(codes[i]),
+                             errors->items[i]->string);
+    }
+    return 0;
+}
+
+static long parse_status(const char *s) {
+    if (!s) return -2;
+    if (strcmp(s, "available") == 0) return PEERLB_CONNECTION_AVAILABLE;
+    if (strcmp(s, "connecting") == 0) return PEERLB_CONNECTION_CONNECTING;
+    if (strcmp(s, "unavailable") == 0) return PEERLB_CONNECTION_UNAVAILABLE;
+    return -2;
+}
+
+static long parse_outcome(const char *s) {
+    if (!s || strcmp(s, "ok") == 0) return PEERLB_OUTCOME_OK;
+    if (strcmp(s, "failure") == 0) return PEERLB_OUTCOME_FAILURE;
+    if (strcmp(s, "declined") == 0) return PEERLB_OUTCOME_DECLINED;
+    if (strcmp(s, "cancelled") == 0) return PEERLB_OUTCOME_CANCELLED;
+    return -1;
+}
+
+static void free_list(run *r) {
+    peerlb_list_free(r->list); /* releases peers, then runs scripted_free */
+    r->list = NULL;
+}
+
+static void cancel_held(run *r) {
+    for (size_t i = 0; i < r->n_held; i++) {
+        /* Finishing after the list was freed is safe by design. */
+        peerlb_choice_finish(&r->held[i].choice, PEERLB_OUTCOME_CANCELLED, -1);
+        free(r->held[i].name);
+    }
+    r->n_held = 0;
+}
+
+static int need_list(run *r) {
+    if (!r->list) return failf(r, "scenario must start with a successful `new` step");
+    return 0;
+}
+
+/* ---------- steps ---------- */
+
+static int step(run *r, const char *ctx, const json_value *s);
+
+static int op_new(run *r, const json_value *s) {
+    free_list(r);
+    cancel_held(r);
+    peerlb_list_options *opts = NULL;
+    if (peerlb_list_options_new(&opts) != PEERLB_OK) return failf(r, "options_new failed");
+    peerlb_status st = peerlb_list_options_set_shuffle(opts, bool_or(s, "shuffle", 0));
+    const json_value *seed = json_get(s, "seed");
+    if (st == PEERLB_OK && seed && seed->type == JSON_NUMBER)
+        st = peerlb_list_options_set_seed(opts, (uint64_t)seed->number);
+    if (st == PEERLB_OK && json_get(s, "fail_fast"))
+        st = peerlb_list_options_set_fail_fast(opts, bool_or(s, "fail_fast", 0));
+    const char *strategy = json_get_str(s, "strategy");
+    if (st == PEERLB_OK) st = peerlb_list_options_set_strategy(opts, strategy ? strategy : "round-robin");
+
+    const json_value *t = json_get(s, "transport");
+    peerlb_transport_vtable vt;
+    int use_vt = 0;
+    scripted *sc = NULL;
+    if (t && t->type == JSON_OBJECT) {
+        const char *kind = json_get_str(t, "kind");
+        if (!kind || strcmp(kind, "scripted") != 0) {
+            peerlb_list_options_free(opts);
+            return failf(r, "unknown transport kind");
+        }
+        sc = calloc(1, sizeof *sc);
+        pthread_mutex_init(&sc->mu, NULL);
+        const json_value *init = json_get(t, "initial_status");
+        if (!init) sc->initial = PEERLB_CONNECTION_AVAILABLE;
+        else if (init->type == JSON_NULL) sc->initial = -1;
+        else sc->initial = parse_status(init->string);
+        if (sc->initial == -2) {
+            free(sc);
+            peerlb_list_options_free(opts);
+            return failf(r, "bad initial_status");
+        }
+        sc->fail_retain = json_get(t, "fail_retain");
+        sc->fail_release = json_get(t, "fail_release");
+        sc->owner = r;
+        vt.userdata = sc;
+        vt.name = "scripted";
+        vt.retain = scripted_retain;
+        vt.release = scripted_release;
+        vt.free_userdata = scripted_free;
+        use_vt = 1;
+    } else if (t && !(t->type == JSON_STRING && strcmp(t->string, "always-available") == 0)) {
+        peerlb_list_options_free(opts);
+        return failf(r, "unknown transport");
+    }
+    if (st == PEERLB_OK) st = peerlb_list_new(opts, use_vt ? &vt : NULL, &r->list);
+    peerlb_list_options_free(opts);
+    if (st == PEERLB_OK && sc) {
+        r->transport = sc;
+        r->transports_made++;
+    } else if (sc) {
+        sc->owner = NULL;
+        scripted_free(sc); /* a failed peerlb_list_new leaves userdata to us */
+    }
+    return check_result(r, s, st) < 0 ? -1 : 0;
+}
+
+static int op_update(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    const json_value *add = json_get(s, "add"), *rem = json_get(s, "remove");
+    size_t na = add && add->type == JSON_ARRAY ? add->len : 0;
+    size_t nr = rem && rem->type == JSON_ARRAY ? rem->len : 0;
+    peerlb_peer_spec adds[64];
+    peerlb_peer_id removes[64];
+    if (na > 64 || nr > 64) return failf(r, "too many peers for this runner");
+    for (size_t i = 0; i < na; i++) {
+        const json_value *a = add->items[i];
+        if (a->type == JSON_STRING) {
+            adds[i].id = a->string;
+            adds[i].id_len = a->len;
+            adds[i].weight = 1;
+        } else if (a->type == JSON_OBJECT && json_get_str(a, "id")) {
+            const json_value *id = json_get(a, "id");
+            adds[i].id = id->string;
+            adds[i].id_len = id->len;
+            adds[i].weight = (uint32_t)num_or(a, "weight", 1);
+        } else {
+            return failf(r, "bad addition");
+        }
+    }
+    for (size_t i = 0; i < nr; i++) {
+        removes[i].id = rem->items[i]->string;
+        removes[i].len = rem->items[i]->len;
+    }
+    return check_result(r, s, peerlb_list_update(r->list, adds, na, removes, nr)) < 0 ? -1 : 0;
+}
+
+static int op_set_status(run *r, const json_value *s) {
+    const char *peer = json_get_str(s, "peer");
+    long status = parse_status(json_get_str(s, "status"));
+    if (!r->transport) return failf(r, "set_status needs the scripted transport");
+    if (!peer || status < 0) return failf(r, "bad set_status step");
+    peerlb_subscriber *sub = NULL;
+    pthread_mutex_lock(&r->transport->mu);
+    for (size_t i = 0; i < r->transport->n_subs; i++)
+        if (strcmp(r->transport->subs[i].id, peer) == 0) sub = r->transport->subs[i].sub;
+    pthread_mutex_unlock(&r->transport->mu);
+    if (!sub) return failf(r, "%s was never retained", peer);
+    bool accepted = false;
+    peerlb_status st = peerlb_subscriber_set_status(sub, (peerlb_connection_status)status, &accepted);
+    if (st != PEERLB_OK) return failf(r, "set_status failed: %s", peerlb_last_error_message());
+    const json_value *want = json_get(s, "accepted");
+    if (want && want->type == JSON_BOOL && (int)accepted != want->boolean)
+        return failf(r, "accepted is %d, want %d", accepted, want->boolean);
+    return 0;
+}
+
+typedef struct {
+    peerlb_list *list;
+    peerlb_request req;
+    peerlb_choice choice;
+    peerlb_status status;
+    char message[512];
+    peerlb_status codes[16];
+    size_t n_codes;
+} waiter;
+
+static void *wait_choose(void *arg) {
+    waiter *w = arg;
+    w->status = peerlb_list_choose(w->list, &w->req, &w->choice);
+    if (w->status != PEERLB_OK) {
+        /* The last error is per thread: carry it over to the checking thread. */
+        snprintf(w->message, sizeof w->message, "%s", peerlb_last_error_message());
+        w->n_codes = peerlb_last_error_codes(w->codes, 16);
+    }
+    return NULL;
+}
+
+static int check_peer(run *r, const json_value *s, const peerlb_choice *c) {
+    const char *id;
+    size_t len;
+    if (peerlb_choice_peer(c, &id, &len) != PEERLB_OK) return failf(r, "choice_peer failed");
+    if (id != c->peer || len != c->peer_len) return failf(r, "choice_peer disagrees with the struct");
+    const char *want = json_get_str(s, "expect");
+    if (want && (strlen(want) != len || memcmp(want, id, len) != 0))
+        return failf(r, "chose %.*s, want %s", (int)len, id, want);
+    const json_value *any = json_get(s, "expect_one_of");
+    if (any && any->type == JSON_ARRAY) {
+        int found = 0;
+        for (size_t i = 0; i < any->len; i++)
+            if (any->items[i]->len == len && memcmp(any->items[i]->string, id, len) == 0) found = 1;
+        if (!found) return failf(r, "chose %.*s, not one of the expected", (int)len, id);
+    }
+    return 0;
+}
+
+static int op_choose(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    peerlb_request req = {PEERLB_NO_TIMEOUT, NULL, 0};
+    const json_value *timeout = json_get(s, "timeout_ms");
+    if (timeout && timeout->type == JSON_NUMBER) req.timeout_ms = (int64_t)timeout->number;
+    const json_value *key = json_get(s, "shard_key");
+    if (key && key->type == JSON_STRING) {
+        req.shard_key = (const uint8_t *)key->string;
+        req.shard_key_len = key->len;
+    }
+    peerlb_choice choice = {0};
+    peerlb_status st;
+    const json_value *during = json_get(s, "while_waiting");
+    if (during && during->type == JSON_ARRAY) {
+        waiter w = {.list = r->list, .req = req};
+        pthread_t th;
+        if (pthread_create(&th, NULL, wait_choose, &w) != 0) return failf(r, "pthread_create");
+        struct timespec ts = {0, 20 * 1000000L};
+        nanosleep(&ts, NULL);
+        char outer[256];
+        snprintf(outer, sizeof outer, "%s", r->ctx);
+        int rc = 0;
+        for (size_t i = 0; i < during->len && rc == 0; i++) {
+            char inner[300];
+            snprintf(inner, sizeof inner, "%s.while_waiting[%zu]", outer, i);
+            rc = step(r, inner, during->items[i]);
+        }
+        pthread_join(th, NULL);
+        snprintf(r->ctx, sizeof r->ctx, "%s", outer);
+        if (rc != 0) {
+            if (w.status == PEERLB_OK) peerlb_choice_finish(&w.choice, PEERLB_OUTCOME_CANCELLED, -1);
+            return -1;
+        }
+        st = w.status;
+        choice = w.choice;
+        if (st != PEERLB_OK) {
+            const char *want = json_get_str(s, "error");
+            if (!want) return failf(r, "unexpected error %s: %s", peerlb_status_str(st), w.message);
+            if (strcmp(want, peerlb_status_str(st)) != 0)
+                return failf(r, "wrong error %s, want %s (%s)", peerlb_status_str(st), want, w.message);
+            return 0;
+        }
+    } else {
+        st = peerlb_list_choose(r->list, &req, &choice);
+    }
+    int res = check_result(r, s, st);
+    if (res <= 0) return res;
+    if (check_peer(r, s, &choice) != 0) {
+        peerlb_choice_finish(&choice, PEERLB_OUTCOME_CANCELLED, -1);
+        return -1;
+    }
+    const char *hold = json_get_str(s, "hold");
+    if (hold) {
+        if (r->n_held == 64) return failf(r, "too many held choices");
+        r->held[r->n_held].name = strdup(hold);
+        r->held[r->n_held].choice = choice;
+        r->n_held++;
+        return 0;
+    }
+    if (peerlb_choice_finish(&choice, PEERLB_OUTCOME_OK, -1) != PEERLB_OK) return failf(r, "finish failed");
+    return 0;
+}
+
+static int op_choose_many(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    long count = num_or(s, "count", -1);
+    if (count < 0 || count > 100000) return failf(r, "bad count");
+    peerlb_request req = {num_or(s, "timeout_ms", PEERLB_NO_TIMEOUT), NULL, 0};
+    char **got = calloc((size_t)count + 1, sizeof *got);
+    int rc = 0;
+    for (long i = 0; i < count; i++) {
+        peerlb_choice c;
+        peerlb_status st = peerlb_list_choose(r->list, &req, &c);
+        if (st != PEERLB_OK) {
+            rc = failf(r, "choose #%ld failed: %s: %s", i, peerlb_status_str(st), peerlb_last_error_message());
+            count = i;
+            break;
+        }
+        got[i] = strndup(c.peer, c.peer_len);
+        peerlb_choice_finish(&c, PEERLB_OUTCOME_OK, -1);
+    }
+    const json_value *order = json_get(s, "expect");
+    if (rc == 0 && order && order->type == JSON_ARRAY) {
+        if ((long)order->len != count) rc = failf(r, "order: %ld choices, want %zu", count, order->len);
+        for (long i = 0; rc == 0 && i < count; i++)
+            if (strcmp(order->items[i]->string, got[i]) != 0)
+                rc = failf(r, "order: choice %ld is %s, want %s", i, got[i], order->items[i]->string);
+    }
+    const json_value *counts = json_get(s, "expect_counts");
+    if (rc == 0 && counts && counts->type == JSON_OBJECT) {
+        long total = 0;
+        for (size_t k = 0; rc == 0 && k < counts->len; k++) {
+            long n = 0, want = (long)counts->items[k]->number;
+            for (long i = 0; i < count; i++) n += strcmp(got[i], counts->keys[k]) == 0;
+            if (n != want) rc = failf(r, "counts: %s chosen %ld times, want %ld", counts->keys[k], n, want);
+            total += n;
+        }
+        if (rc == 0 && total != count) rc = failf(r, "counts: peers chosen that are not in expect_counts");
+    }
+    const json_value *only = json_get(s, "expect_only");
+    for (long i = 0; rc == 0 && only && i < count; i++)
+        if (!in_list(only, got[i])) rc = failf(r, "chose %s, not in expect_only", got[i]);
+    for (long i = 0; i < count; i++) free(got[i]);
+    free(got);
+    return rc;
+}
+
+static int op_finish(run *r, const json_value *s, int drop) {
+    const char *name = json_get_str(s, "choice");
+    if (!name) return failf(r, "no choice name");
+    for (size_t i = 0; i < r->n_held; i++) {
+        if (strcmp(r->held[i].name, name) != 0) continue;
+        long outcome = drop ? PEERLB_OUTCOME_CANCELLED : parse_outcome(json_get_str(s, "outcome"));
+        if (outcome < 0) return failf(r, "bad outcome");
+        long latency_ms = num_or(s, "latency_ms", -1);
+        peerlb_status st = peerlb_choice_finish(&r->held[i].choice, (peerlb_outcome)outcome,
+                                                latency_ms < 0 ? -1 : latency_ms * 1000);
+        if (st != PEERLB_OK) return failf(r, "finish failed: %s", peerlb_last_error_message());
+        /* A second finish of the same struct is refused, not a crash. */
+        if (peerlb_choice_finish(&r->held[i].choice, PEERLB_OUTCOME_OK, -1) != PEERLB_INVALID_ARGUMENT)
+            return failf(r, "second finish was not refused");
+        free(r->held[i].name);
+        r->held[i] = r->held[--r->n_held];
+        return 0;
+    }
+    return failf(r, "no held choice %s", name);
+}
+
+static int op_introspect(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    char *text = NULL;
+    if (peerlb_list_introspect(r->list, &text) != PEERLB_OK) return failf(r, "introspect failed");
+    char err[128];
+    json_value *got = json_parse(text, err, sizeof err);
+    int rc = 0;
+    if (!got) rc = failf(r, "introspection is not JSON (%s): %s", err, text);
+    const json_value *want = json_get(s, "expect");
+    for (size_t k = 0; rc == 0 && want && k < want->len; k++) {
+        const char *key = want->keys[k];
+        const json_value *w = want->items[k], *g = json_get(got, key);
+        if (strcmp(key, "peers") == 0) {
+            if (!g || g->type != JSON_ARRAY || g->len != w->len) {
+                rc = failf(r, "peer count differs in %s", text);
+                break;
+            }
+            for (size_t i = 0; rc == 0 && i < w->len; i++)
+                for (size_t f = 0; rc == 0 && f < w->items[i]->len; f++)
+                    if (!json_equal(w->items[i]->items[f], json_get(g->items[i], w->items[i]->keys[f])))
+                        rc = failf(r, "peer %zu field %s differs in %s", i, w->items[i]->keys[f], text);
+        } else if (!json_equal(w, g)) {
+            rc = failf(r, "field %s differs in %s", key, text);
+        }
+    }
+    json_free(got);
+    peerlb_string_free(text);
+    return rc;
+}
+
+static int op_transport_calls(run *r, const json_value *s) {
+    if (!r->transport) return failf(r, "transport_calls needs the scripted transport");
+    scripted *t = r->transport;
+    const json_value *want = json_get(s, "expect");
+    size_t nw = want && want->type == JSON_ARRAY ? want->len : 0;
+    int rc = 0;
+    pthread_mutex_lock(&t->mu);
+    if (t->n_calls != nw) {
+        fprintf(stderr, "  calls were:");
+        for (size_t i = 0; i < t->n_calls; i++) fprintf(stderr, " [%s]", t->calls[i]);
+        fprintf(stderr, "\n");
+        rc = failf(r, "%zu transport calls, want %zu", t->n_calls, nw);
+    }
+    for (size_t i = 0; rc == 0 && i < nw; i++)
+        if (strcmp(t->calls[i], want->items[i]->string) != 0)
+            rc = failf(r, "transport call %zu is [%s], want [%s]", i, t->calls[i], want->items[i]->string);
+    for (size_t i = 0; i < t->n_calls; i++) free(t->calls[i]);
+    t->n_calls = 0;
+    pthread_mutex_unlock(&t->mu);
+    return rc;
+}
+
+static int step(run *r, const char *ctx, const json_value *s) {
+    const char *op = json_get_str(s, "op");
+    snprintf(r->ctx, sizeof r->ctx, "%s (%s)", ctx, op ? op : "?");
+    if (!op) return failf(r, "step has no op");
+    if (strcmp(op, "new") == 0) return op_new(r, s);
+    if (strcmp(op, "update") == 0) return op_update(r, s);
+    if (strcmp(op, "start") == 0 || strcmp(op, "stop") == 0) {
+        if (need_list(r)) return -1;
+        peerlb_status st = op[2] == 'a' ? peerlb_list_start(r->list) : peerlb_list_stop(r->list);
+        return check_result(r, s, st) < 0 ? -1 : 0;
+    }
+    if (strcmp(op, "set_status") == 0) return op_set_status(r, s);
+    if (strcmp(op, "choose") == 0) return op_choose(r, s);
+    if (strcmp(op, "choose_many") == 0) return op_choose_many(r, s);
+    if (strcmp(op, "finish") == 0) return op_finish(r, s, 0);
+    if (strcmp(op, "drop") == 0) return op_finish(r, s, 1);
+    if (strcmp(op, "introspect") == 0) return op_introspect(r, s);
+    if (strcmp(op, "transport_calls") == 0) return op_transport_calls(r, s);
+    return failf(r, "unknown op %s", op);
+}
+
+static int run_file(const char *dir, const char *name) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    char *text = json_read_file(path);
+    if (!text) {
+        fprintf(stderr, "FAIL %s: cannot read\n", path);
+        return -1;
+    }
+    char err[128];
+    json_value *doc = json_parse(text, err, sizeof err);
+    free(text);
+    if (!doc) {
+        fprintf(stderr, "FAIL %s: bad JSON: %s\n", path, err);
+        return -1;
+    }
+    run r;
+    memset(&r, 0, sizeof r);
+    r.file = name;
+    const json_value *steps = json_get(doc, "steps");
+    int rc = steps && steps->type == JSON_ARRAY ? 0 : -1;
+    for (size_t i = 0; rc == 0 && i < steps->len; i++) {
+        char ctx[32];
+        snprintf(ctx, sizeof ctx, "step %zu", i);
+        rc = step(&r, ctx, steps->items[i]);
+    }
+    free_list(&r);
+    cancel_held(&r);
+    if (rc == 0 && r.transports_freed != r.transports_made) {
+        fprintf(stderr, "FAIL %s: free_userdata ran %d times for %d transports\n", name, r.transports_freed,
+                r.transports_made);
+        rc = -1;
+    }
+    json_free(doc);
+    return rc;
+}
+
+static int json_name(const struct dirent *d) {
+    size_t n = strlen(d->d_name);
+    return n > 5 && strcmp(d->d_name + n - 5, ".json") == 0;
+}
+
+int main(int argc, char **argv) {
+    const char *dir = argc > 1 ? argv[1] : "tests/conformance";
+    struct dirent **names;
+    int n = scandir(dir, &names, json_name, alphasort);
+    if (n < 0) {
+        perror(dir);
+        return 2;
+    }
+    int passed = 0, failed = 0;
+    for (int i = 0; i < n; i++) {
+        if (run_file(dir, names[i]->d_name) == 0) passed++;
+        else failed++;
+        free(names[i]);
+    }
+    free(names);
+    printf("conformance: %d passed, %d failed\n", passed, failed);
+    if (passed < 40) fprintf(stderr, "expected at least 40 scenarios, found %d\n", passed + failed);
+    return failed == 0 && passed >= 40 ? 0 : 1;
+}
