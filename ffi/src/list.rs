@@ -711,26 +711,26 @@ pub unsafe extern "C" fn peerlb_string_free(s: *mut c_char) {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use peerlb::{Peer, Strategy};
+    use peerlb::{InFlight, PeerRef, Strategy};
 
     use super::*;
     use crate::error::peerlb_status::*;
 
     /// A strategy whose `choose` panics: the entry point must return `PEERLB_PANIC`.
     #[derive(Default)]
-    struct Panicky(Mutex<Vec<Arc<Peer>>>);
+    struct Panicky(Mutex<Vec<PeerRef>>);
 
     impl Strategy for Panicky {
         fn name(&self) -> &str {
             "panicky"
         }
-        fn add(&self, peer: &Arc<Peer>) {
+        fn add(&self, peer: &PeerRef) {
             self.0.lock().unwrap().push(peer.clone());
         }
-        fn remove(&self, peer: &Arc<Peer>) {
-            self.0.lock().unwrap().retain(|p| !Arc::ptr_eq(p, peer));
+        fn remove(&self, peer: &PeerRef) {
+            self.0.lock().unwrap().retain(|p| !PeerRef::ptr_eq(p, peer));
         }
-        fn choose(&self, _: &Request<'_>) -> Option<Arc<Peer>> {
+        fn choose(&self, _: &Request<'_>) -> Option<InFlight> {
             panic!("strategy exploded");
         }
     }
