@@ -55,8 +55,12 @@ pub fn choose_blocking(
     }
     let mut future = pin!(list.choose_async(&request));
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let runtime = peerlb::runtime::handle();
     loop {
         let done = py.detach(|| {
+            // Core's async wait creates its deadline timer where it is first polled, which
+            // must be inside a tokio runtime context: enter the library's runtime.
+            let _runtime = runtime.enter();
             let mut cx = Context::from_waker(&waker);
             let slice_end = Instant::now() + SIGNAL_CHECK;
             loop {
