@@ -119,7 +119,7 @@ impl PyPeerList {
 
     /// Adds and removes peers (removals first). Applies everything it can and raises one
     /// error for all failures (`.errors` lists them).
-    #[pyo3(signature = (add=None, remove=None), text_signature = "(add=(), remove=())")]
+    #[pyo3(signature = (add=None, remove=None), text_signature = "($self, add=(), remove=())")]
     fn update(
         &self,
         py: Python<'_>,
@@ -294,7 +294,7 @@ fn clock_base() -> Instant {
 ///
 /// Holds core's choice as an opaque token in an atomic pointer, so finishing is one atomic
 /// swap and happens exactly once, from any thread.
-#[pyclass(module = "peerlb._peerlb", name = "Choice", frozen, freelist = 64)]
+#[pyclass(module = "peerlb._peerlb", name = "Choice", frozen)]
 pub struct PyChoice {
     token: AtomicPtr<()>,
     peer: PeerId,

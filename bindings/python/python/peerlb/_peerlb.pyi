@@ -3,7 +3,7 @@
 import asyncio
 import datetime
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Literal, Optional, Tuple, Type, Union, final
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, Union, final
 
 from typing_extensions import Self
 
@@ -12,7 +12,18 @@ from peerlb import Transport
 _Seconds = Union[float, int, datetime.timedelta]
 _Outcome = Literal["ok", "failure", "declined", "cancelled"]
 _Status = Literal["available", "connecting", "unavailable"]
-_PeerSpec = Union[str, Tuple[str, int], Dict[str, Union[str, int]]]
+_PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
+
+__all__ = [
+    "PeerList",
+    "Choice",
+    "Subscriber",
+    "_CancelWait",
+    "_complete",
+    "__version__",
+    "ERROR_CODES",
+    "STRATEGIES",
+]
 
 __version__: str
 ERROR_CODES: List[Tuple[str, int]]
@@ -25,7 +36,7 @@ class Subscriber:
     @property
     def peer_id(self) -> Optional[str]: ...
     def set_status(self, status: _Status) -> bool: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
@@ -44,21 +55,21 @@ class Choice:
         exc_type: Optional[Type[BaseException]] = None,
         _exc: Optional[BaseException] = None,
         _tb: Optional[TracebackType] = None,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
 @final
 class PeerList:
     """A list of peers with a strategy to choose among the available ones."""
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         strategy: str = "round-robin",
         *,
         shuffle: bool = True,
         seed: Optional[int] = None,
         fail_fast: bool = False,
         transport: Union[Transport, Literal["always-available"], None] = None,
-    ) -> None: ...
+    ) -> Self: ...
     @property
     def strategy(self) -> str: ...
     @property
@@ -83,8 +94,9 @@ class PeerList:
         exc_type: Optional[Type[BaseException]] = None,
         _exc: Optional[BaseException] = None,
         _tb: Optional[TracebackType] = None,
-    ) -> bool: ...
+    ) -> Literal[False]: ...
 
+@final
 class _CancelWait:
     def __call__(self, future: asyncio.Future[Any]) -> None: ...
 
