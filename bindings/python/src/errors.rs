@@ -65,8 +65,13 @@ pub fn invalid_argument(py: Python<'_>, message: impl Into<String>) -> PyErr {
     to_pyerr(py, &Error::InvalidArgument(message.into()))
 }
 
-/// Converts core results inside a method: `lb_result(py, list.start())?`.
+/// Converts the result of a core call that may have called a Python transport
+/// (`check(py, list.start())?`); a `KeyboardInterrupt`/`SystemExit` raised by the
+/// transport wins over core's result.
 pub fn check<T>(py: Python<'_>, result: peerlb::Result<T>) -> PyResult<T> {
+    if let Some(interrupt) = crate::transport::take_interrupt() {
+        return Err(interrupt);
+    }
     result.map_err(|e| to_pyerr(py, &e))
 }
 

@@ -1,17 +1,31 @@
 //! Python transports (objects with `retain(peer_id, subscriber)` and
 //! `release(peer_id, subscriber)`) and the `Subscriber` handle they report through.
 
+use std::cell::RefCell;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use peerlb::{PeerId, Subscriber, Transport};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyException, PyTypeError};
 use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
 use crate::convert;
+
+thread_local! {
+    /// A `KeyboardInterrupt`/`SystemExit` (any non-`Exception`) that a transport raised on
+    /// this thread: core records the call as `transport-failed`, and the binding re-raises
+    /// this instead once core returns, so Ctrl-C inside a slow `retain` still stops the
+    /// program.
+    static INTERRUPT: RefCell<Option<PyErr>> = const { RefCell::new(None) };
+}
+
+/// Takes the interrupt a transport raised on this thread during the last call into core.
+pub fn take_interrupt() -> Option<PyErr> {
+    INTERRUPT.with(|slot| slot.borrow_mut().take())
+}
 
 /// The handle through which a transport reports one peer's status to one list.
 ///
@@ -110,7 +124,13 @@ impl PyTransport {
             obj.bind(py)
                 .call_method1(method, (id.as_str(), sub))
                 .map(|_| ())
-                .map_err(|e| describe(py, &e))
+                .map_err(|e| {
+                    if !e.is_instance_of::<PyException>(py) {
+                        let kept = e.clone_ref(py);
+                        INTERRUPT.with(|slot| *slot.borrow_mut() = Some(kept));
+                    }
+                    describe(py, &e)
+                })
         })
     }
 

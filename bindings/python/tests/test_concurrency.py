@@ -393,3 +393,24 @@ def test_keyboard_interrupt_ends_a_long_blocking_choose() -> None:
     lines = out.stdout.split("\n")
     assert lines[0].startswith("interrupted after"), out.stdout
     assert lines[1] == "a"
+
+
+def test_keyboard_interrupt_inside_a_transport_propagates() -> None:
+    class Interrupted:
+        def retain(self, peer_id: str, subscriber: peerlb.Subscriber) -> None:
+            if peer_id == "slow":
+                raise KeyboardInterrupt
+            subscriber.set_status("available")
+
+        def release(self, peer_id: str, subscriber: peerlb.Subscriber) -> None:
+            pass
+
+    lst = peerlb.PeerList(transport=Interrupted(), shuffle=False)
+    lst.start()
+    with pytest.raises(KeyboardInterrupt):
+        lst.update(add=["a", "slow"])
+    # The list is intact: "slow" was left out as a failed retain, "a" is in use.
+    assert [p["id"] for p in lst.introspect()["peers"]] == ["a"]
+    assert lst.choose().peer == "a"
+    lst.update(add=["b"])  # nothing stale is re-raised later
+    lst.stop()

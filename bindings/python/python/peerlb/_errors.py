@@ -135,3 +135,8 @@ _BY_CODE: Dict[str, Type[PeerlbError]] = {
         MultipleErrors,
     )
 }
+# Shown as ``peerlb.NotStarted`` (where users import them from) in tracebacks and reprs.
+PeerlbError.__module__ = "peerlb"
+for _cls in _BY_CODE.values():
+    _cls.__module__ = "peerlb"
+del _cls
