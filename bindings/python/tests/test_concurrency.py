@@ -414,3 +414,33 @@ def test_keyboard_interrupt_inside_a_transport_propagates() -> None:
     assert lst.choose().peer == "a"
     lst.update(add=["b"])  # nothing stale is re-raised later
     lst.stop()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts threads in /proc")
+def test_async_waiters_do_not_take_a_thread_each() -> None:
+    import os
+
+    def threads() -> int:
+        return len(os.listdir("/proc/self/task"))
+
+    async def main() -> None:
+        t = Recording()
+        lst = peerlb.PeerList(transport=t)
+        lst.update(add=["a"])
+        lst.start()
+        before = threads()
+        waiters = [lst.choose_async(timeout=30) for _ in range(500)]
+        await asyncio.sleep(0.1)
+        during = threads()
+        assert not any(w.done() for w in waiters)
+        # The library runtime has a fixed, small number of threads, whatever the waiters.
+        assert during - before < 20, (before, during)
+        t.subs["a"].set_status("available")
+        choices = await asyncio.gather(*waiters)
+        assert {c.peer for c in choices} == {"a"}
+        assert pending(lst) == [500]
+        for c in choices:
+            c.finish()
+        assert pending(lst) == [0]
+
+    asyncio.run(main())
