@@ -21,8 +21,8 @@ from typing import Callable, Dict, List
 
 import peerlb
 
-N = 200_000
-REPEAT = 7
+N = 100_000
+REPEAT = 15
 
 Case = Callable[[int], None]
 
@@ -89,18 +89,22 @@ def cases() -> Dict[str, Case]:
     return out
 
 
-def measure(case: Case) -> float:
-    case(N // 10)  # warm up
-    best = float("inf")
+def measure(all_cases: Dict[str, Case]) -> Dict[str, float]:
+    """Best time per iteration of each case; the cases take turns in every round, so a
+    noisy moment on a shared machine does not skew one case against another."""
+    best = {name: float("inf") for name in all_cases}
+    for case in all_cases.values():
+        case(N // 10)  # warm up
     for _ in range(REPEAT):
-        t = time.perf_counter_ns()
-        case(N)
-        best = min(best, (time.perf_counter_ns() - t) / N)
+        for name, case in all_cases.items():
+            t = time.perf_counter_ns()
+            case(N)
+            best[name] = min(best[name], (time.perf_counter_ns() - t) / N)
     return best
 
 
 def run(wheel: str, out: str) -> None:
-    results = {name: measure(case) for name, case in cases().items()}
+    results = measure(cases())
     data = {
         "wheel": wheel,
         "python": platform.python_version(),
