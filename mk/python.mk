@@ -15,7 +15,7 @@ TEST_TARGETS += test-python
 BENCH_TARGETS += bench-python
 DEMO_TARGETS += demo-python
 
-.PHONY: build-python test-python bench-python demo-python python-tools
+.PHONY: build-python test-python test-python-oldest bench-python demo-python python-tools
 
 $(PY_TOOLS_STAMP): | $(PY)
 	$(PY) -m pip install --quiet $(PY_TOOLS)
@@ -46,6 +46,21 @@ test-python: build-python
 	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy --strict $(PY_DIR)/tests/typed_usage.py examples/python/round_robin_http.py
 	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy.stubtest peerlb
 	$(PY) examples/python/round_robin_http.py --requests 12
+	$(MAKE) --no-print-directory test-python-oldest
+
+# The oldest Python the cp39-abi3 wheel promises, when this machine has one (pyenv does):
+# the suite again under it, in its own venv inside .venv/.
+PY_OLDEST ?= $(or $(firstword $(wildcard $(HOME)/.pyenv/versions/3.9*/bin/python3.9)),python3.9)
+PY_OLDEST_VENV := $(VENV)/py39
+test-python-oldest:
+	@if ! $(PY_OLDEST) -c "import sys; assert sys.version_info[:2] == (3, 9)" 2>/dev/null; then \
+		echo "test-python-oldest: no $(PY_OLDEST) here; skipped"; exit 0; fi; \
+	set -x; \
+	[ -x $(PY_OLDEST_VENV)/bin/pytest ] || { $(PY_OLDEST) -m venv $(PY_OLDEST_VENV) && \
+		$(PY_OLDEST_VENV)/bin/pip install --quiet "pytest>=8"; }; \
+	$(PY_OLDEST_VENV)/bin/pip install --quiet --force-reinstall --no-deps --no-index \
+		--find-links dist peerlb; \
+	cd $(PY_DIR) && $(PY_OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
 bench-python: build-python
 	mkdir -p target/bench

@@ -111,6 +111,27 @@ impl PyTransport {
 
     fn call(&self, method: &str, id: &PeerId, subscriber: &Subscriber) -> Result<(), String> {
         Python::attach(|py| {
+            // A list dropped while an exception is propagating (e.g. a coroutine's locals
+            // freed after `return` set StopIteration) releases its peers from inside
+            // tp_dealloc: keep that exception aside while the transport runs, like CPython
+            // does around __del__, or it would be lost.
+            let propagating = PyErr::take(py);
+            let result = self.call_attached(py, method, id, subscriber);
+            if let Some(e) = propagating {
+                e.restore(py);
+            }
+            result
+        })
+    }
+
+    fn call_attached(
+        &self,
+        py: Python<'_>,
+        method: &str,
+        id: &PeerId,
+        subscriber: &Subscriber,
+    ) -> Result<(), String> {
+        {
             let obj = self
                 .obj
                 .lock()
@@ -131,7 +152,7 @@ impl PyTransport {
                     }
                     describe(py, &e)
                 })
-        })
+        }
     }
 
     /// GC support: the list's `__traverse__` visits the transport object.

@@ -444,3 +444,33 @@ def test_async_waiters_do_not_take_a_thread_each() -> None:
         assert pending(lst) == [0]
 
     asyncio.run(main())
+
+
+def test_list_freed_while_an_exception_propagates_keeps_the_exception() -> None:
+    # On Python 3.9 a generator's locals are freed after its return value is already
+    # raised as StopIteration; freeing the list then calls transport.release, which must
+    # not swallow that pending exception (it used to turn return values into None).
+    t = Recording()
+
+    def gen() -> Any:
+        lst = peerlb.PeerList(transport=t)
+        lst.update(add=["a"])
+        lst.start()
+        yield
+        return "value"
+
+    g = gen()
+    next(g)
+    with pytest.raises(StopIteration) as info:
+        next(g)
+    assert info.value.value == "value"
+    assert t.calls == ["retain a", "release a"]
+
+    async def coro() -> str:
+        lst = peerlb.PeerList(transport=Recording())
+        lst.update(add=["a"])
+        lst.start()
+        await asyncio.sleep(0)
+        return "async value"
+
+    assert asyncio.run(coro()) == "async value"
