@@ -317,3 +317,21 @@ def test_list_is_collected_with_a_transport_that_points_back() -> None:
 
 def test_version() -> None:
     assert peerlb.__version__.count(".") == 2
+
+
+def test_errors_pickle() -> None:
+    import pickle
+
+    lst = running()
+    with pytest.raises(peerlb.MultipleErrors) as info:
+        lst.update(add=["a", "a"], remove=["z"])
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is peerlb.MultipleErrors and str(again) == str(info.value)
+    assert [(x.code, x.peer) for x in again.errors] == [
+        ("peer-not-in-list", "z"),
+        ("peer-already-in-list", "a"),
+    ]
+    with pytest.raises(peerlb.ChooseTimeout) as timeout:
+        running().choose(timeout=0)
+    again_t = pickle.loads(pickle.dumps(timeout.value))
+    assert isinstance(again_t, TimeoutError) and again_t.code == "timeout"

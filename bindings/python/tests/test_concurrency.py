@@ -474,3 +474,19 @@ def test_list_freed_while_an_exception_propagates_keeps_the_exception() -> None:
         return "async value"
 
     assert asyncio.run(coro()) == "async value"
+
+
+def test_subscriber_outliving_its_list_is_harmless() -> None:
+    t = Recording()
+    lst = peerlb.PeerList(transport=t)
+    lst.update(add=["a"])
+    lst.start()
+    sub = t.subs["a"]
+    del lst
+    import gc
+
+    gc.collect()
+    assert t.calls == ["retain a", "release a"]  # a dropped running list releases
+    assert sub.set_status("available") is False
+    assert sub.peer_id is None
+    assert repr(sub) == "<peerlb.Subscriber (released)>"
