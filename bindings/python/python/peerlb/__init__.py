@@ -1,0 +1,80 @@
+"""peerlb: client-side load balancing, from Python.
+
+Choose the peer (``host:port``) for each outbound request and tell peerlb how it went::
+
+    import peerlb
+
+    with peerlb.PeerList("round-robin") as lst:
+        lst.update(add=["127.0.0.1:8001", "127.0.0.1:8002"])
+        with lst.choose(timeout=1.0) as choice:
+            send_request(choice.peer)      # an exception here finishes it as "failure"
+
+The balancing itself is the Rust crate ``peerlb``; this package only translates.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, Protocol, Tuple, Union
+
+from ._errors import (
+    AlreadyStarted,
+    ChooseTimeout,
+    InvalidArgument,
+    MultipleErrors,
+    NoDeadline,
+    NoPeerAvailable,
+    NotStarted,
+    PeerAlreadyInList,
+    PeerlbError,
+    PeerNotInList,
+    TransportFailed,
+)
+from ._peerlb import (
+    ERROR_CODES,
+    STRATEGIES,
+    Choice,
+    PeerList,
+    Subscriber,
+    __version__,
+)
+
+__all__ = [
+    "PeerList",
+    "Choice",
+    "Subscriber",
+    "Transport",
+    "PeerSpec",
+    "STRATEGIES",
+    "ERROR_CODES",
+    "PeerlbError",
+    "InvalidArgument",
+    "AlreadyStarted",
+    "NotStarted",
+    "ChooseTimeout",
+    "NoDeadline",
+    "NoPeerAvailable",
+    "PeerAlreadyInList",
+    "PeerNotInList",
+    "TransportFailed",
+    "MultipleErrors",
+    "__version__",
+]
+
+PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
+"""A peer to add: ``"id"``, ``("id", weight)`` or ``{"id": "id", "weight": weight}``."""
+
+
+class Transport(Protocol):
+    """What ``PeerList(transport=...)`` accepts: an object with these two methods.
+
+    ``retain`` is called when the list starts using a peer and should report the peer's
+    status through ``subscriber.set_status("available")`` (now, or later from any thread);
+    until then the peer is unavailable. ``release`` is called when the list stops using it.
+    An exception raised by either becomes a ``TransportFailed`` error of the list operation
+    that called it. Both run on the thread that called into the list and may call back into
+    the list. An optional ``name`` attribute names the transport in ``introspect()``.
+    """
+
+    def retain(self, peer_id: str, subscriber: Subscriber) -> object: ...
+
+    def release(self, peer_id: str, subscriber: Subscriber) -> object: ...

@@ -1,0 +1,142 @@
+"""The exceptions of peerlb: ``PeerlbError`` and one subclass per core error code.
+
+Every exception has ``.code`` (the core's kebab-case code, e.g. ``"no-peer-available"``) and
+``.errors`` (the individual errors of a combined failure, or ``[self]``). Errors about one
+peer carry ``.peer``; transport failures also ``.operation`` (``"retain"``/``"release"``).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Dict, List, Optional, Sequence, Type
+
+__all__ = [
+    "PeerlbError",
+    "InvalidArgument",
+    "AlreadyStarted",
+    "NotStarted",
+    "ChooseTimeout",
+    "NoDeadline",
+    "NoPeerAvailable",
+    "PeerAlreadyInList",
+    "PeerNotInList",
+    "TransportFailed",
+    "MultipleErrors",
+]
+
+
+class PeerlbError(Exception):
+    """Base class of every error peerlb raises for a core error code."""
+
+    code: ClassVar[str] = ""
+    """The stable, kebab-case error code (``ErrorCode::as_str()`` in core)."""
+
+    peer: Optional[str]
+    """The peer the error is about, if it is about one."""
+
+    operation: Optional[str]
+    """For transport failures: ``"retain"`` or ``"release"``."""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        errors: Optional[Sequence[PeerlbError]] = None,
+        peer: Optional[str] = None,
+        operation: Optional[str] = None,
+    ) -> None:
+        super().__init__(message)
+        self._errors: Optional[List[PeerlbError]] = list(errors) if errors else None
+        self.peer = peer
+        self.operation = operation
+
+    @property
+    def errors(self) -> List[PeerlbError]:
+        """The individual errors of a combined failure (in order), else ``[self]``."""
+        return list(self._errors) if self._errors is not None else [self]
+
+    @property
+    def message(self) -> str:
+        """The human-readable message (same as ``str(error)``)."""
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidArgument(PeerlbError, ValueError):
+    """A malformed argument: bad peer id, unknown strategy, bad option value."""
+
+    code = "invalid-argument"
+
+
+class AlreadyStarted(PeerlbError):
+    """``start()`` on a list that is already running."""
+
+    code = "already-started"
+
+
+class NotStarted(PeerlbError):
+    """``stop()`` or ``choose()`` on a list that is not running (or stopped while waiting)."""
+
+    code = "not-started"
+
+
+class ChooseTimeout(PeerlbError, TimeoutError):
+    """``choose()`` waited until its timeout without an available peer."""
+
+    code = "timeout"
+
+
+class NoDeadline(PeerlbError):
+    """``choose()`` found no available peer and was given no timeout to wait for one."""
+
+    code = "no-deadline"
+
+
+class NoPeerAvailable(PeerlbError):
+    """``choose()`` found no available peer on a ``fail_fast`` list."""
+
+    code = "no-peer-available"
+
+
+class PeerAlreadyInList(PeerlbError):
+    """``update()`` tried to add a peer that is already in the list."""
+
+    code = "peer-already-in-list"
+
+
+class PeerNotInList(PeerlbError):
+    """``update()`` tried to remove a peer that is not in the list."""
+
+    code = "peer-not-in-list"
+
+
+class TransportFailed(PeerlbError):
+    """A transport's ``retain`` or ``release`` failed (raised an exception)."""
+
+    code = "transport-failed"
+
+
+class MultipleErrors(PeerlbError):
+    """Several failures of different kinds, reported together (see ``.errors``)."""
+
+    code = "multiple-errors"
+
+
+_BY_CODE: Dict[str, Type[PeerlbError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidArgument,
+        AlreadyStarted,
+        NotStarted,
+        ChooseTimeout,
+        NoDeadline,
+        NoPeerAvailable,
+        PeerAlreadyInList,
+        PeerNotInList,
+        TransportFailed,
+        MultipleErrors,
+    )
+}
+# Shown as ``peerlb.NotStarted`` (where users import them from) in tracebacks and reprs.
+PeerlbError.__module__ = "peerlb"
+for _cls in _BY_CODE.values():
+    _cls.__module__ = "peerlb"
+del _cls

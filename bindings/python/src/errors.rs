@@ -1,0 +1,84 @@
+//! Core errors → the `peerlb.PeerlbError` hierarchy.
+//!
+//! The exception classes are defined in Python (`peerlb/_errors.py`) because two of them
+//! subclass builtins as well (`ChooseTimeout` is a `TimeoutError`, `InvalidArgument` a
+//! `ValueError`), which is plain multiple inheritance there. This module looks them up once
+//! by code (`_errors._BY_CODE`) and instantiates them with the core error's message and
+//! details.
+
+use peerlb::{Error, ErrorCode};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyDict, PyList};
+
+static BY_CODE: PyOnceLock<Py<PyDict>> = PyOnceLock::new();
+
+fn classes(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
+    BY_CODE
+        .get_or_try_init(py, || {
+            let module = py.import("peerlb._errors")?;
+            Ok::<_, PyErr>(module.getattr("_BY_CODE")?.cast_into::<PyDict>()?.unbind())
+        })
+        .map(|d| d.bind(py))
+}
+
+/// The exception object for one core error (with `.errors`, `.peer`, `.operation`).
+fn build<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, PyAny>> {
+    let code = error.code();
+    let class = classes(py)?
+        .get_item(code.as_str())?
+        .ok_or_else(|| PyRuntimeError::new_err(format!("peerlb: no exception class for {code}")))?;
+    let kwargs = PyDict::new(py);
+    match error {
+        Error::Multiple(inner) => {
+            let list = PyList::empty(py);
+            for e in inner {
+                list.append(build(py, e)?)?;
+            }
+            kwargs.set_item("errors", list)?;
+        }
+        Error::PeerAlreadyInList(peer) | Error::PeerNotInList(peer) => {
+            kwargs.set_item("peer", peer)?;
+        }
+        Error::TransportFailed {
+            operation, peer, ..
+        } => {
+            kwargs.set_item("peer", peer)?;
+            kwargs.set_item("operation", *operation)?;
+        }
+        _ => {}
+    }
+    class.call((error.to_string(),), Some(&kwargs))
+}
+
+/// Converts a core error into the matching Python exception.
+pub fn to_pyerr(py: Python<'_>, error: &Error) -> PyErr {
+    match build(py, error) {
+        Ok(value) => PyErr::from_value(value),
+        Err(failed) => failed,
+    }
+}
+
+/// A `peerlb.InvalidArgument` (also a `ValueError`) with `message`.
+pub fn invalid_argument(py: Python<'_>, message: impl Into<String>) -> PyErr {
+    to_pyerr(py, &Error::InvalidArgument(message.into()))
+}
+
+/// Converts the result of a core call that may have called a Python transport
+/// (`check(py, list.start())?`); a `KeyboardInterrupt`/`SystemExit` raised by the
+/// transport wins over core's result.
+pub fn check<T>(py: Python<'_>, result: peerlb::Result<T>) -> PyResult<T> {
+    if let Some(interrupt) = crate::transport::take_interrupt() {
+        return Err(interrupt);
+    }
+    result.map_err(|e| to_pyerr(py, &e))
+}
+
+/// Every code and its kebab-case name (exported to Python as `_peerlb.ERROR_CODES`).
+pub fn codes() -> Vec<(&'static str, u32)> {
+    ErrorCode::ALL
+        .iter()
+        .map(|c| (c.as_str(), c.as_u32()))
+        .collect()
+}

@@ -1,0 +1,463 @@
+//! `peerlb._peerlb`: the native module under the `peerlb` Python package.
+//!
+//! A thin translation layer over the Rust crate `peerlb`: Python values become core values
+//! (`convert`), core errors become `peerlb.PeerlbError` subclasses (`errors`), Python
+//! transports become core transports (`transport`), and waiting happens without holding
+//! the GIL (`wait`). No balancing logic lives here.
+//!
+//! Not a Rust API: the public items are pyo3 classes, documented for Python users in
+//! `python/peerlb/_peerlb.pyi` and `README.md`.
+
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use peerlb::{ErrorCode, ListOptions, Outcome, PeerId, Request};
+use pyo3::exceptions::{PyBaseException, PyException, PyRuntimeError};
+use pyo3::gc::PyVisit;
+use pyo3::intern;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::PyTraverseError;
+
+mod convert;
+mod errors;
+mod transport;
+mod wait;
+
+use errors::{check, to_pyerr};
+use transport::{PySubscriber, PyTransport};
+
+/// A list of peers with a strategy to choose among the available ones (`peerlb.PeerList`).
+#[pyclass(module = "peerlb._peerlb", name = "PeerList", frozen, weakref)]
+pub struct PyPeerList {
+    inner: peerlb::PeerList,
+    transport: Option<Arc<PyTransport>>,
+}
+
+/// What the fast, non-blocking attempt of `choose` found.
+enum Attempt {
+    Done(peerlb::Result<peerlb::Choice>),
+    /// No peer now, and the caller gave a timeout: wait on the slow path.
+    Wait,
+}
+
+impl PyPeerList {
+    /// Tries to choose without waiting (core's lock-free path). Only when core says it
+    /// would have to wait for a deadline (`no-deadline`) and the caller has one do we go
+    /// to the slow path; every other answer is final.
+    #[inline]
+    fn attempt(&self, key: Option<&[u8]>, has_timeout: bool) -> Attempt {
+        let mut request = Request::new();
+        if let Some(k) = key {
+            request = request.with_shard_key(k);
+        }
+        match self.inner.choose(&request) {
+            Err(e) if has_timeout && e.code() == ErrorCode::NoDeadline => Attempt::Wait,
+            other => Attempt::Done(other),
+        }
+    }
+}
+
+#[pymethods]
+impl PyPeerList {
+    #[new]
+    #[pyo3(
+        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None),
+        text_signature = "(strategy='round-robin', *, shuffle=True, seed=None, fail_fast=False, transport=None)"
+    )]
+    fn new(
+        py: Python<'_>,
+        strategy: Option<&Bound<'_, PyAny>>,
+        shuffle: Option<&Bound<'_, PyAny>>,
+        seed: Option<&Bound<'_, PyAny>>,
+        fail_fast: Option<&Bound<'_, PyAny>>,
+        transport: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let strategy = match strategy {
+            Some(s) => convert::string("strategy", s)?,
+            None => "round-robin".to_owned(),
+        };
+        let mut options = ListOptions::default()
+            .shuffle(convert::boolean("shuffle", shuffle, true)?)
+            .fail_fast(convert::boolean("fail_fast", fail_fast, false)?);
+        if let Some(seed) = seed {
+            options = options.seed(convert::u64_arg("seed", seed)?);
+        }
+        let mut py_transport = None;
+        if let Some(t) = transport {
+            let builtin = t
+                .cast::<PyString>()
+                .ok()
+                .map(|s| s.to_cow().map(|c| c.into_owned()))
+                .transpose()?;
+            match builtin.as_deref() {
+                Some("always-available") => {}
+                Some(other) => {
+                    return Err(errors::invalid_argument(
+                        py,
+                        format!(
+                            "unknown transport {other:?}; pass \"always-available\" or an \
+                             object with retain() and release() methods"
+                        ),
+                    ))
+                }
+                None => {
+                    let wrapped = Arc::new(PyTransport::new(t)?);
+                    options = options.transport(wrapped.clone());
+                    py_transport = Some(wrapped);
+                }
+            }
+        }
+        let options = check(py, options.strategy_name(&strategy))?;
+        let inner = check(py, peerlb::PeerList::new(options))?;
+        Ok(PyPeerList {
+            inner,
+            transport: py_transport,
+        })
+    }
+
+    /// Adds and removes peers (removals first). Applies everything it can and raises one
+    /// error for all failures (`.errors` lists them).
+    #[pyo3(signature = (add=None, remove=None), text_signature = "($self, add=(), remove=())")]
+    fn update(
+        &self,
+        py: Python<'_>,
+        add: Option<&Bound<'_, PyAny>>,
+        remove: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let additions = convert::additions(add)?;
+        let removals = convert::removals(remove)?;
+        check(py, self.inner.update(additions, removals))
+    }
+
+    /// Starts the list: retains every peer through the transport.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        check(py, self.inner.start())
+    }
+
+    /// Stops the list: releases every peer; waiting `choose` calls fail with `NotStarted`.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        check(py, self.inner.stop())
+    }
+
+    /// Chooses an available peer. With `timeout` (seconds or timedelta) it waits up to
+    /// that long for one, without holding the GIL; without, it fails at once.
+    #[pyo3(signature = (timeout=None, shard_key=None))]
+    fn choose(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        shard_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<PyChoice> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        let key = convert::shard_key(shard_key)?;
+        match self.attempt(key.as_deref(), timeout.is_some()) {
+            Attempt::Done(Ok(choice)) => Ok(PyChoice::from_core(choice)),
+            Attempt::Done(Err(e)) => Err(to_pyerr(py, &e)),
+            Attempt::Wait => {
+                let timeout = timeout.expect("Wait only with a timeout");
+                wait::choose_blocking(py, &self.inner, timeout, key.as_deref())
+                    .map(PyChoice::from_core)
+            }
+        }
+    }
+
+    /// `choose` for asyncio: returns a future of the running loop; waiting blocks no
+    /// thread. Cancelling the future abandons the request.
+    #[pyo3(signature = (timeout=None, shard_key=None))]
+    fn choose_async<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'py, PyAny>>,
+        shard_key: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        let key = convert::shard_key(shard_key)?;
+        let event_loop = py
+            .import(intern!(py, "asyncio"))?
+            .call_method0(intern!(py, "get_running_loop"))?;
+        let future = event_loop.call_method0(intern!(py, "create_future"))?;
+        match self.attempt(key.as_deref(), timeout.is_some()) {
+            Attempt::Done(Ok(choice)) => {
+                future.call_method1(intern!(py, "set_result"), (PyChoice::from_core(choice),))?;
+            }
+            Attempt::Done(Err(e)) => {
+                future.call_method1(
+                    intern!(py, "set_exception"),
+                    (to_pyerr(py, &e).into_value(py),),
+                )?;
+            }
+            Attempt::Wait => {
+                let timeout = timeout.expect("Wait only with a timeout");
+                wait::spawn_choose(py, &self.inner, timeout, key, &event_loop, &future)?;
+            }
+        }
+        Ok(future)
+    }
+
+    /// A snapshot of the list as a dict.
+    fn introspect<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let snap = self.inner.introspect();
+        let d = PyDict::new(py);
+        d.set_item("strategy", snap.strategy)?;
+        d.set_item("transport", snap.transport)?;
+        d.set_item("state", snap.state)?;
+        d.set_item("summary", snap.summary)?;
+        d.set_item("available", snap.available)?;
+        d.set_item("total", snap.total)?;
+        let peers = PyList::empty(py);
+        for p in snap.peers {
+            let pd = PyDict::new(py);
+            pd.set_item("id", p.id)?;
+            pd.set_item("status", p.status)?;
+            pd.set_item("pending", p.pending)?;
+            pd.set_item("weight", p.weight)?;
+            peers.append(pd)?;
+        }
+        d.set_item("peers", peers)?;
+        Ok(d)
+    }
+
+    /// The strategy's name.
+    #[getter]
+    fn strategy(&self) -> String {
+        self.inner.strategy_name().to_owned()
+    }
+
+    /// Whether the list is running.
+    #[getter]
+    fn running(&self) -> bool {
+        self.inner.is_running()
+    }
+
+    /// Does nothing: the baseline of the Python benchmark (`make bench-python`).
+    fn _noop(&self) {}
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<peerlb.PeerList strategy={:?} {}>",
+            self.inner.strategy_name(),
+            self.inner.introspect().summary
+        )
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        check(py, slf.get().inner.start())?;
+        Ok(slf.clone())
+    }
+
+    /// Stops the list unless it is already stopped. A stop error is raised only when the
+    /// block itself did not raise (it must not hide the block's exception).
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        match self.inner.stop() {
+            Ok(()) => Ok(false),
+            Err(e) if e.code() == ErrorCode::NotStarted => Ok(false),
+            Err(_) if exc_type.is_some() => Ok(false),
+            Err(e) => Err(to_pyerr(py, &e)),
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Some(t) = &self.transport {
+            t.traverse(&visit)?;
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Some(t) = &self.transport {
+            drop(t.clear());
+        }
+    }
+}
+
+/// Nanoseconds since this base (+1, so 0 means "not set"), for `Choice`'s `with` timing.
+fn clock_base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// A chosen peer (`peerlb.Choice`); the request is pending until `finish`.
+///
+/// Holds core's choice as an opaque token in an atomic pointer, so finishing is one atomic
+/// swap and happens exactly once, from any thread.
+#[pyclass(module = "peerlb._peerlb", name = "Choice", frozen)]
+pub struct PyChoice {
+    token: AtomicPtr<()>,
+    peer: PeerId,
+    entered: AtomicU64,
+}
+
+impl PyChoice {
+    fn from_core(choice: peerlb::Choice) -> PyChoice {
+        let peer = choice.peer().clone();
+        PyChoice {
+            token: AtomicPtr::new(choice.into_raw() as *mut ()),
+            peer,
+            entered: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes the core choice out (once).
+    #[inline]
+    fn take(&self) -> Option<peerlb::Choice> {
+        let token = self.token.swap(std::ptr::null_mut(), Ordering::AcqRel);
+        if token.is_null() {
+            None
+        } else {
+            // SAFETY: the token came from `Choice::into_raw` in `from_core`, and the swap
+            // hands it out exactly once.
+            Some(unsafe { peerlb::Choice::from_raw(token as *const ()) })
+        }
+    }
+
+    /// Ends the request as cancelled if it is still pending.
+    fn release(&self) {
+        if let Some(c) = self.take() {
+            c.finish(Outcome::Cancelled, None);
+        }
+    }
+}
+
+impl Drop for PyChoice {
+    fn drop(&mut self) {
+        // Dropping core's choice unfinished counts as cancelled.
+        drop(self.take());
+    }
+}
+
+#[pymethods]
+impl PyChoice {
+    /// The chosen peer's id.
+    #[getter]
+    fn peer<'py>(&self, py: Python<'py>) -> Bound<'py, PyString> {
+        PyString::new(py, self.peer.as_str())
+    }
+
+    /// Whether the request has been finished (or released).
+    #[getter]
+    fn finished(&self) -> bool {
+        self.token.load(Ordering::Acquire).is_null()
+    }
+
+    /// Ends the request with `outcome` (`"ok"`, `"failure"`, `"declined"`, `"cancelled"`)
+    /// and optional `latency` (seconds or timedelta). Raises `RuntimeError` if the choice
+    /// was already finished.
+    #[pyo3(
+        signature = (outcome=None, latency=None),
+        text_signature = "($self, outcome='ok', latency=None)"
+    )]
+    fn finish(
+        &self,
+        outcome: Option<&Bound<'_, PyAny>>,
+        latency: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let outcome = convert::outcome(outcome)?;
+        let latency = if latency.is_some() {
+            convert::seconds("latency", latency)?
+        } else {
+            None
+        };
+        match self.take() {
+            Some(c) => {
+                c.finish(outcome, latency);
+                Ok(())
+            }
+            None => Err(PyRuntimeError::new_err(format!(
+                "the choice of peer {:?} is already finished",
+                self.peer.as_str()
+            ))),
+        }
+    }
+
+    /// Abandons the request: finishes it as `"cancelled"` if still pending (no error if
+    /// it was already finished). What `del choice` does too.
+    #[pyo3(name = "release")]
+    fn py_release(&self) {
+        self.release();
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
+        let nanos = clock_base().elapsed().as_nanos() as u64 + 1;
+        slf.get().entered.store(nanos, Ordering::Relaxed);
+        slf.clone()
+    }
+
+    /// Finishes the request if the block did not: `"ok"` on a normal exit, `"failure"` on
+    /// an `Exception`, `"cancelled"` on other `BaseException`s (KeyboardInterrupt,
+    /// asyncio.CancelledError), with the time spent in the block as latency.
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let Some(choice) = self.take() else {
+            return Ok(false);
+        };
+        let outcome = match exc_type {
+            None => Outcome::Ok,
+            Some(t) => {
+                let t = t.cast::<PyType>()?;
+                if t.is_subclass_of::<PyException>()? {
+                    Outcome::Failure
+                } else if t.is_subclass_of::<PyBaseException>()? {
+                    Outcome::Cancelled
+                } else {
+                    Outcome::Failure
+                }
+            }
+        };
+        let entered = self.entered.load(Ordering::Relaxed);
+        let latency = (entered > 0).then(|| {
+            let now = clock_base().elapsed();
+            now.saturating_sub(Duration::from_nanos(entered - 1))
+        });
+        choice.finish(outcome, latency);
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<peerlb.Choice peer={:?} {}>",
+            self.peer.as_str(),
+            if self.finished() {
+                "finished"
+            } else {
+                "pending"
+            }
+        )
+    }
+}
+
+/// The native module `peerlb._peerlb`.
+#[pymodule]
+fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyPeerList>()?;
+    m.add_class::<PyChoice>()?;
+    m.add_class::<PySubscriber>()?;
+    m.add_class::<wait::CancelWait>()?;
+    m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
+    m.add("__version__", peerlb::VERSION)?;
+    m.add("ERROR_CODES", errors::codes())?;
+    let strategies: Vec<&str> = peerlb::StrategyKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    m.add("STRATEGIES", strategies)?;
+    Ok(())
+}

@@ -1,0 +1,273 @@
+"""Replays one ``tests/conformance/*.json`` scenario against the Python package.
+
+The format is described in ``tests/conformance/README.md``; this runner mirrors the Rust
+one (``core/tests/conformance.rs``). It runs in two modes: ``sync`` (``choose`` blocks,
+``while_waiting`` runs its steps from another thread) and ``async`` (every ``choose`` is
+``await lst.choose_async(...)`` on one event loop; ``while_waiting`` steps run while the
+choice is pending on that loop).
+
+The ``drop`` step calls ``choice.release()`` (the Python way to abandon a choice; a
+``del`` of the last reference does the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, TypeVar
+
+import peerlb
+from peerlb._errors import _BY_CODE
+
+CONFORMANCE_DIR = Path(__file__).resolve().parents[3] / "tests" / "conformance"
+
+T = TypeVar("T")
+
+
+def scenario_files() -> List[Path]:
+    return sorted(CONFORMANCE_DIR.glob("*.json"))
+
+
+class Scripted:
+    """The scripted transport of the format, as a Python transport object."""
+
+    name = "scripted"
+
+    def __init__(self, spec: Dict[str, Any]) -> None:
+        self.initial: Optional[str] = spec.get("initial_status", "available")
+        self.fail_retain = set(spec.get("fail_retain", []))
+        self.fail_release = set(spec.get("fail_release", []))
+        self.calls: List[str] = []
+        self.subscribers: Dict[str, peerlb.Subscriber] = {}
+        self.lock = threading.Lock()
+
+    def retain(self, peer_id: str, subscriber: peerlb.Subscriber) -> None:
+        with self.lock:
+            self.calls.append(f"retain {peer_id}")
+        if peer_id in self.fail_retain:
+            raise RuntimeError(f"scripted failure retaining {peer_id}")
+        self.subscribers[peer_id] = subscriber
+        if self.initial is not None:
+            # Reported from inside retain: every scenario exercises re-entrancy.
+            subscriber.set_status(self.initial)  # type: ignore[arg-type]
+
+    def release(self, peer_id: str, subscriber: peerlb.Subscriber) -> None:
+        with self.lock:
+            self.calls.append(f"release {peer_id}")
+        if peer_id in self.fail_release:
+            raise RuntimeError(f"scripted failure releasing {peer_id}")
+
+
+class Run:
+    def __init__(self, file: str, mode: str) -> None:
+        self.file = file
+        self.mode = mode
+        self.list: Optional[peerlb.PeerList] = None
+        self.transport: Optional[Scripted] = None
+        self.held: Dict[str, peerlb.Choice] = {}
+        self.loop = asyncio.new_event_loop() if mode == "async" else None
+
+    def close(self) -> None:
+        for choice in self.held.values():
+            choice.release()
+        if self.loop is not None:
+            self.loop.close()
+
+    @property
+    def lst(self) -> peerlb.PeerList:
+        assert self.list is not None, f"{self.file}: scenario must start with `new`"
+        return self.list
+
+    def check(self, ctx: str, step: Dict[str, Any], fn: Callable[[], T]) -> Optional[T]:
+        expected = step.get("error")
+        try:
+            value = fn()
+        except peerlb.PeerlbError as e:
+            if expected is None:
+                raise AssertionError(f"{ctx}: unexpected error {e.code}: {e}") from e
+            assert e.code == expected, f"{ctx}: wrong error code {e.code} ({e})"
+            assert isinstance(e, _BY_CODE[expected]), f"{ctx}: wrong class {type(e)}"
+            if expected == "timeout":
+                assert isinstance(e, TimeoutError)
+            if expected == "invalid-argument":
+                assert isinstance(e, ValueError)
+            if "errors" in step:
+                got = [x.code for x in e.errors]
+                assert got == step["errors"], f"{ctx}: individual errors {got} ({e})"
+            return None
+        assert expected is None, f"{ctx}: expected error {expected}, got success"
+        return value
+
+    def new(self, ctx: str, step: Dict[str, Any]) -> None:
+        kwargs: Dict[str, Any] = {"shuffle": step.get("shuffle", False)}
+        if "seed" in step:
+            kwargs["seed"] = step["seed"]
+        if "fail_fast" in step:
+            kwargs["fail_fast"] = step["fail_fast"]
+        self.transport = None
+        transport = step.get("transport")
+        if transport is None or transport == "always-available":
+            pass
+        elif isinstance(transport, dict) and transport.get("kind") == "scripted":
+            self.transport = Scripted(transport)
+            kwargs["transport"] = self.transport
+        else:
+            raise AssertionError(f"{ctx}: unknown transport {transport!r}")
+        for choice in self.held.values():
+            choice.release()
+        self.held.clear()
+        self.list = self.check(
+            ctx, step, lambda: peerlb.PeerList(step.get("strategy", "round-robin"), **kwargs)
+        )
+
+    def choose_kwargs(self, step: Dict[str, Any]) -> Dict[str, Any]:
+        kwargs: Dict[str, Any] = {}
+        if "timeout_ms" in step:
+            kwargs["timeout"] = step["timeout_ms"] / 1000.0
+        if "shard_key" in step:
+            kwargs["shard_key"] = step["shard_key"]
+        return kwargs
+
+    def do_choose(self, kwargs: Dict[str, Any]) -> peerlb.Choice:
+        if self.loop is None:
+            return self.lst.choose(**kwargs)
+
+        async def go() -> peerlb.Choice:
+            return await self.lst.choose_async(**kwargs)
+
+        return self.loop.run_until_complete(go())
+
+    def choose(self, ctx: str, step: Dict[str, Any]) -> None:
+        kwargs = self.choose_kwargs(step)
+        during = step.get("while_waiting")
+        if during is None:
+            choice = self.check(ctx, step, lambda: self.do_choose(kwargs))
+        elif self.loop is None:
+            result: Dict[str, Any] = {}
+
+            def wait() -> None:
+                try:
+                    result["choice"] = self.lst.choose(**kwargs)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the test thread
+                    result["error"] = e
+
+            waiter = threading.Thread(target=wait)
+            waiter.start()
+            time.sleep(0.02)
+            for i, inner in enumerate(during):
+                self.step(f"{ctx}.while_waiting[{i}]", inner)
+            waiter.join(30)
+            assert not waiter.is_alive(), f"{ctx}: choose did not return"
+
+            def outcome() -> peerlb.Choice:
+                if "error" in result:
+                    raise result["error"]
+                return result["choice"]  # type: ignore[no-any-return]
+
+            choice = self.check(ctx, step, outcome)
+        else:
+
+            async def go() -> peerlb.Choice:
+                pending = self.lst.choose_async(**kwargs)
+                await asyncio.sleep(0.02)
+                for i, inner in enumerate(during):
+                    self.step(f"{ctx}.while_waiting[{i}]", inner)
+                return await asyncio.wait_for(pending, 30)
+
+            assert self.loop is not None
+            loop = self.loop
+            choice = self.check(ctx, step, lambda: loop.run_until_complete(go()))
+        if choice is None:
+            return
+        if "expect" in step:
+            assert choice.peer == step["expect"], f"{ctx}: chose {choice.peer}"
+        if "expect_one_of" in step:
+            assert choice.peer in step["expect_one_of"], f"{ctx}: chose {choice.peer}"
+        if "hold" in step:
+            self.held[step["hold"]] = choice
+        else:
+            choice.finish("ok")
+
+    def choose_many(self, ctx: str, step: Dict[str, Any]) -> None:
+        kwargs = self.choose_kwargs(step)
+        got: List[str] = []
+        for _ in range(step["count"]):
+            choice = self.do_choose(kwargs)
+            got.append(choice.peer)
+            choice.finish()
+        if "expect" in step:
+            assert got == step["expect"], f"{ctx}: order {got}"
+        counts = collections.Counter(got)
+        if "expect_counts" in step:
+            assert dict(counts) == step["expect_counts"], f"{ctx}: counts {dict(counts)}"
+        if "expect_only" in step:
+            for p in counts:
+                assert p in step["expect_only"], f"{ctx}: chose {p}"
+
+    def introspect(self, ctx: str, step: Dict[str, Any]) -> None:
+        got = self.lst.introspect()
+        for key, value in step["expect"].items():
+            if key == "peers":
+                assert len(got["peers"]) == len(value), f"{ctx}: peers in {got}"
+                for g, w in zip(got["peers"], value):
+                    for k, v in w.items():
+                        assert g[k] == v, f"{ctx}: peer field {k} in {g}"
+            else:
+                assert got[key] == value, f"{ctx}: field {key} in {got}"
+
+    def step(self, ctx: str, step: Dict[str, Any]) -> None:
+        op = step["op"]
+        ctx = f"{self.file} [{self.mode}]: {ctx} ({op})"
+        if op == "new":
+            self.new(ctx, step)
+        elif op == "update":
+            add = [a if isinstance(a, str) else dict(a) for a in step.get("add", [])]
+            remove = step.get("remove", [])
+            self.check(ctx, step, lambda: self.lst.update(add=add, remove=remove))
+        elif op == "start":
+            self.check(ctx, step, self.lst.start)
+        elif op == "stop":
+            self.check(ctx, step, self.lst.stop)
+        elif op == "set_status":
+            assert self.transport is not None, f"{ctx}: set_status needs scripted"
+            sub = self.transport.subscribers.get(step["peer"])
+            assert sub is not None, f"{ctx}: {step['peer']} was never retained"
+            accepted = sub.set_status(step["status"])
+            if "accepted" in step:
+                assert accepted == step["accepted"], f"{ctx}: accepted {accepted}"
+        elif op == "choose":
+            self.choose(ctx, step)
+        elif op == "choose_many":
+            self.choose_many(ctx, step)
+        elif op == "finish":
+            choice = self.held.pop(step["choice"])
+            latency = step.get("latency_ms")
+            choice.finish(
+                step.get("outcome", "ok"), None if latency is None else latency / 1000.0
+            )
+        elif op == "drop":
+            self.held.pop(step["choice"]).release()
+        elif op == "introspect":
+            self.introspect(ctx, step)
+        elif op == "transport_calls":
+            assert self.transport is not None, f"{ctx}: needs scripted transport"
+            with self.transport.lock:
+                got = list(self.transport.calls)
+                self.transport.calls.clear()
+            assert got == step.get("expect", []), f"{ctx}: transport calls {got}"
+        else:
+            raise AssertionError(f"{ctx}: unknown op {op!r}")
+
+
+def run_scenario(path: Path, mode: str) -> None:
+    scenario = json.loads(path.read_text())
+    run = Run(path.name, mode)
+    try:
+        for i, step in enumerate(scenario["steps"]):
+            run.step(f"step {i}", step)
+    finally:
+        run.close()
