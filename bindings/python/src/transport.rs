@@ -66,7 +66,10 @@ impl PySubscriber {
     }
 
     fn __repr__(&self) -> String {
-        format!("<peerlb.Subscriber peer={:?}>", self.inner.peer_id().as_str())
+        format!(
+            "<peerlb.Subscriber peer={:?}>",
+            self.inner.peer_id().as_str()
+        )
     }
 }
 
