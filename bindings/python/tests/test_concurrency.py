@@ -488,5 +488,5 @@ def test_subscriber_outliving_its_list_is_harmless() -> None:
     gc.collect()
     assert t.calls == ["retain a", "release a"]  # a dropped running list releases
     assert sub.set_status("available") is False
-    assert sub.peer_id is None
-    assert repr(sub) == "<peerlb.Subscriber (released)>"
+    assert sub.peer_id == "a"  # the handle still names its peer; reports are ignored
+    assert repr(sub) == '<peerlb.Subscriber peer="a">'
