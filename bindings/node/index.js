@@ -26,6 +26,7 @@ function loadNative() {
 const native = loadNative()
 
 const SPAN = 4294967296 // a native choice is `slot + peerIndex * 2^32`
+const { choose0, choose, chooseAsync, finish } = native
 const hasDispose = typeof Symbol.dispose === 'symbol'
 
 function typeError(message) {
@@ -96,10 +97,10 @@ function optionsObject(what, opts) {
  * A chosen peer. The request counts as pending on that peer until `finish` (or `cancel`).
  */
 class Choice {
-  constructor(list, slot, peer) {
+  constructor(id, slot, peer) {
     /** The chosen peer's id, e.g. "10.0.0.1:8080". */
     this.peer = peer
-    this._list = list
+    this._id = id
     this._slot = slot
   }
 
@@ -128,7 +129,7 @@ class Choice {
     const slot = this._slot
     if (slot < 0) return false
     this._slot = -1
-    return this._list.finish(slot, code, latency)
+    return finish(this._id, slot, code, latency)
   }
 
   /** Abandons the request: the same as `finish('cancelled')`. */
@@ -208,6 +209,7 @@ class PeerList {
       )
     }
     this._n = new native.NativeList(strategy, shuffle, seed, failFast, transport, transportName)
+    this._id = this._n.id
     this._names = [undefined]
   }
 
@@ -278,7 +280,7 @@ class PeerList {
         this._names[index] = peer
       }
     }
-    return new Choice(this._n, slot, peer)
+    return new Choice(this._id, slot, peer)
   }
 
   /**
@@ -289,11 +291,11 @@ class PeerList {
    * @returns {Choice}
    */
   choose(options) {
-    if (options === undefined) return this._wrap(this._n.choose0())
+    if (options === undefined) return this._wrap(choose0(this._id))
     const o = optionsObject('choose(options)', options)
     const timeout = timeoutArg('choose', o.timeoutMs)
     const key = shardKeyArg('choose', o.shardKey)
-    return this._wrap(this._n.choose(timeout, key))
+    return this._wrap(choose(this._id, timeout, key))
   }
 
   /**
@@ -307,7 +309,7 @@ class PeerList {
       const o = optionsObject('chooseAsync(options)', options)
       const timeout = timeoutArg('chooseAsync', o.timeoutMs)
       const key = shardKeyArg('chooseAsync', o.shardKey)
-      r = this._n.chooseAsync(timeout, key)
+      r = chooseAsync(this._id, timeout, key)
     } catch (err) {
       return Promise.reject(err)
     }

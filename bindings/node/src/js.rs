@@ -8,7 +8,10 @@ use napi::{Env, Status};
 
 /// The Node `code` for a core error code: `PEERLB_` + upper snake case.
 pub fn node_code(code: peerlb::ErrorCode) -> String {
-    format!("PEERLB_{}", code.as_str().to_ascii_uppercase().replace('-', "_"))
+    format!(
+        "PEERLB_{}",
+        code.as_str().to_ascii_uppercase().replace('-', "_")
+    )
 }
 
 /// Makes a JS string (null on failure).

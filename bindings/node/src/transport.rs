@@ -84,7 +84,10 @@ impl TsfnState {
     }
 
     fn is_alive(&self) -> bool {
-        self.handle.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.handle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 }
 
@@ -150,7 +153,12 @@ impl JsTransport {
     pub unsafe fn new(env: &Env, object: sys::napi_value, name: String) -> napi::Result<Self> {
         let raw_env = env.raw();
         let mut reference = ptr::null_mut();
-        napi::check_status!(sys::napi_create_reference(raw_env, object, 1, &mut reference))?;
+        napi::check_status!(sys::napi_create_reference(
+            raw_env,
+            object,
+            1,
+            &mut reference
+        ))?;
         let state = Arc::new(TsfnState {
             handle: Mutex::new(None),
         });
@@ -297,8 +305,9 @@ impl Inner {
         if sys::napi_get_named_property(env, object, op.method().as_ptr(), &mut func)
             != sys::Status::napi_ok
         {
-            return Err(js::take_exception(env)
-                .unwrap_or_else(|| format!("cannot read transport.{}", op.method().to_str().unwrap())));
+            return Err(js::take_exception(env).unwrap_or_else(|| {
+                format!("cannot read transport.{}", op.method().to_str().unwrap())
+            }));
         }
         let mut ty = 0;
         sys::napi_typeof(env, func, &mut ty);
