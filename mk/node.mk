@@ -18,11 +18,13 @@ DEMO_TARGETS += demo-node
 build-node:
 	$(NODE) $(NODE_PKG)/scripts/build.js
 
-# Dev dependencies (typescript, @napi-rs/cli) from package-lock.json; --ignore-scripts
-# because build-node builds the addon.
+# Dev dependencies (typescript, @napi-rs/cli) as pinned by package-lock.json; --ignore-scripts
+# because build-node builds the addon. (`npm install --no-save`, not `npm ci`: npm 11's ci
+# rejects this lock over optional per-platform packages of a transitive dependency of
+# @napi-rs/cli that it never records.)
 node-deps: $(NODE_DEPS_STAMP)
 $(NODE_DEPS_STAMP): $(NODE_PKG)/package.json $(NODE_PKG)/package-lock.json
-	cd $(NODE_PKG) && $(NPM) ci --ignore-scripts --no-audit --no-fund
+	cd $(NODE_PKG) && $(NPM) install --ignore-scripts --no-audit --no-fund --no-save --loglevel=error
 	touch $@
 
 test-node: test-node-suite test-node-types test-node-dts test-node-install test-node-example

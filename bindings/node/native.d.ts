@@ -5,28 +5,14 @@
 export declare class NativeList {
   /** `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`. */
   constructor(strategy: string, shuffle: boolean, seed: string, failFast: boolean, transport: object | undefined | null, transportName: string)
+  /** The handle of this list for the hot-path functions (`choose0`, `choose`, `finish`). */
+  get id(): number
   /** `update(addIds, addWeights, removeIds)`. */
   update(addIds: Array<string>, addWeights: Array<number>, remove: Array<string>): void
   /** Starts the list (retains every peer). */
   start(): void
   /** Stops the list (releases every peer). */
   stop(): void
-  /** Chooses with no deadline and no shard key; returns the encoded choice. */
-  choose0(): number
-  /** Chooses (blocking up to `timeoutMs` when no peer is available; negative = no deadline). */
-  choose(timeoutMs: number, shardKey?: string | Uint8Array | undefined | null): number
-  /**
-   * Chooses without blocking: returns the encoded choice at once when a peer is available
-   * (or throws at once when the core fails at once), else a Promise of the encoded choice or
-   * of an `Error` (the wrapper rejects with it).
-   */
-  chooseAsync(timeoutMs: number, shardKey?: string | Uint8Array | undefined | null): number | Promise<number | Error>
-  /**
-   * Finishes the pending choice in `slot` with outcome 0 ok, 1 failure, 2 declined,
-   * 3 cancelled, and latency in ms (negative = unknown). Returns false if the slot holds no
-   * pending choice.
-   */
-  finish(slot: number, outcome: number, latencyMs: number): boolean
   /** The peer id with index `index` (from a choose result), or null. */
   peerName(index: number): string | null
   /** The peer of the pending choice in `slot`, or null. */

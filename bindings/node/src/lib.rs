@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{Either, Object, ToNapiValue, Unknown};
+use napi::bindgen_prelude::{Object, ToNapiValue, Unknown};
 use napi::JsValue;
 use napi::{sys, Env, ValueType};
 use napi_derive::napi;
@@ -385,82 +386,6 @@ fn request<'k>(timeout_ms: f64, key: Option<&'k [u8]>) -> Request<'k> {
     req
 }
 
-/// Chooses from list `id`, blocking up to `timeoutMs` when no peer is available (negative =
-/// no deadline); returns the encoded choice.
-#[napi]
-pub fn choose(
-    env: Env,
-    id: u32,
-    timeout_ms: f64,
-    shard_key: Option<Either<String, &[u8]>>,
-) -> napi::Result<f64> {
-    let key: Option<&[u8]> = match &shard_key {
-        Some(Either::A(s)) => Some(s.as_bytes()),
-        Some(Either::B(b)) => Some(b),
-        None => None,
-    };
-    let req = request(timeout_ms, key);
-    let result = with_entry(id, |e| {
-        e.list.choose(&req).map(|c| e.table.borrow_mut().insert(c))
-    })
-    .unwrap_or_else(|| Err(no_such_list(id)));
-    result.map_err(|e| js::throw(&env, &e))
-}
-
-/// Chooses without blocking: returns the encoded choice at once when a peer is available
-/// (or throws at once when the core fails at once), else a Promise of the encoded choice or
-/// of an `Error` (the wrapper rejects with it).
-#[napi(ts_return_type = "number | Promise<number | Error>")]
-pub fn choose_async<'env>(
-    env: &'env Env,
-    id: u32,
-    timeout_ms: f64,
-    shard_key: Option<Either<String, &[u8]>>,
-) -> napi::Result<Either<f64, Object<'env>>> {
-    let key: Option<Vec<u8>> = match shard_key {
-        Some(Either::A(s)) => Some(s.into_bytes()),
-        Some(Either::B(b)) => Some(b.to_vec()),
-        None => None,
-    };
-    let Some((list, serial)) = with_entry(id, |e| (e.list.clone(), e.serial)) else {
-        return Err(js::throw(env, &no_such_list(id)));
-    };
-    let timeout = timeout_of(timeout_ms);
-    let mut fut: ChooseFuture = Box::pin(async move {
-        let mut req = Request::new();
-        if let Some(t) = timeout {
-            req = req.with_timeout(t);
-        }
-        if let Some(k) = &key {
-            req = req.with_shard_key(k);
-        }
-        list.choose_async(&req).await
-    });
-    let waker = noop_waker();
-    // The core's async wait creates its deadline timer in the calling context, which must
-    // be inside a tokio runtime: enter the library's own for this first poll.
-    let rt = peerlb::runtime::handle();
-    let first = {
-        let _enter = rt.enter();
-        fut.as_mut().poll(&mut Context::from_waker(&waker))
-    };
-    match first {
-        Poll::Ready(Ok(choice)) => {
-            let n = with_entry(id, |e| e.table.borrow_mut().insert(choice));
-            Ok(Either::A(n.unwrap_or(-1.0)))
-        }
-        Poll::Ready(Err(e)) => Err(js::throw(env, &e)),
-        Poll::Pending => {
-            let (deferred, promise) = env.create_deferred()?;
-            rt.spawn(async move {
-                let result = fut.await;
-                deferred.resolve(move |_env| Ok(AsyncResult { result, id, serial }));
-            });
-            Ok(Either::B(promise))
-        }
-    }
-}
-
 fn finish_in(id: u32, slot: f64, outcome: u32, latency_ms: f64) -> bool {
     let Some(Some(choice)) = with_entry(id, |e| e.table.borrow_mut().take(slot)) else {
         return false;
@@ -573,6 +498,142 @@ unsafe extern "C" fn raw_finish(
     out
 }
 
+/// Reads `(id, timeoutMs, shardKey)`: shardKey is a string, a Uint8Array or undefined.
+unsafe fn choose_args(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> (u32, f64, Option<Vec<u8>>) {
+    let [id, timeout, key] = args::<3>(env, info);
+    let id = get_u32(env, id, u32::MAX);
+    let timeout = get_f64(env, timeout, -1.0);
+    let mut ty = 0;
+    sys::napi_typeof(env, key, &mut ty);
+    let key = if ty == sys::ValueType::napi_string {
+        js::string_value(env, key).map(String::into_bytes)
+    } else if ty == sys::ValueType::napi_object {
+        let mut is_ta = false;
+        sys::napi_is_typedarray(env, key, &mut is_ta);
+        let (mut kind, mut len, mut data) = (0, 0usize, std::ptr::null_mut());
+        if is_ta
+            && sys::napi_get_typedarray_info(
+                env,
+                key,
+                &mut kind,
+                &mut len,
+                &mut data,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            ) == sys::Status::napi_ok
+            && kind == sys::TypedarrayType::uint8_array
+        {
+            Some(if len == 0 || data.is_null() {
+                Vec::new()
+            } else {
+                std::slice::from_raw_parts(data as *const u8, len).to_vec()
+            })
+        } else {
+            None
+        }
+    } else {
+        None
+    };
+    (id, timeout, key)
+}
+
+unsafe fn throw_value(env: sys::napi_env, e: &peerlb::Error) -> sys::napi_value {
+    sys::napi_throw(env, js::error_value(env, e));
+    std::ptr::null_mut()
+}
+
+/// `choose(id, timeoutMs, shardKey)`: chooses from list `id`, blocking up to `timeoutMs`
+/// when no peer is available (negative = no deadline); returns the encoded choice.
+unsafe extern "C" fn raw_choose(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let (id, timeout, key) = choose_args(env, info);
+    let req = request(timeout, key.as_deref());
+    let result = std::panic::catch_unwind(|| {
+        with_entry(id, |e| {
+            e.list.choose(&req).map(|c| e.table.borrow_mut().insert(c))
+        })
+        .unwrap_or_else(|| Err(no_such_list(id)))
+    })
+    .unwrap_or_else(|p| {
+        Err(peerlb::Error::InvalidArgument(peerlb::panic_message(
+            p.as_ref(),
+        )))
+    });
+    match result {
+        Ok(n) => {
+            let mut out = std::ptr::null_mut();
+            sys::napi_create_double(env, n, &mut out);
+            out
+        }
+        Err(e) => throw_value(env, &e),
+    }
+}
+
+/// `chooseAsync(id, timeoutMs, shardKey)`: chooses without blocking. Returns the encoded
+/// choice at once when a peer is available (or throws at once when the core fails at once),
+/// else a Promise of the encoded choice or of an `Error` (the wrapper rejects with it).
+unsafe extern "C" fn raw_choose_async(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let (id, timeout_ms, key) = choose_args(env, info);
+    let Some((list, serial)) = with_entry(id, |e| (e.list.clone(), e.serial)) else {
+        return throw_value(env, &no_such_list(id));
+    };
+    let timeout = timeout_of(timeout_ms);
+    let mut fut: ChooseFuture = Box::pin(async move {
+        let req = request(
+            timeout.map_or(-1.0, |t| t.as_secs_f64() * 1000.0),
+            key.as_deref(),
+        );
+        list.choose_async(&req).await
+    });
+    let waker = noop_waker();
+    // The core's async wait creates its deadline timer in the calling context, which must be
+    // inside a tokio runtime: enter the library's own for this first poll.
+    let rt = peerlb::runtime::handle();
+    let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let _enter = rt.enter();
+        fut.as_mut().poll(&mut Context::from_waker(&waker))
+    }))
+    .unwrap_or_else(|p| {
+        Poll::Ready(Err(peerlb::Error::InvalidArgument(peerlb::panic_message(
+            p.as_ref(),
+        ))))
+    });
+    let mut out = std::ptr::null_mut();
+    match first {
+        Poll::Ready(Ok(choice)) => {
+            let n = with_entry(id, |e| e.table.borrow_mut().insert(choice)).unwrap_or(-1.0);
+            sys::napi_create_double(env, n, &mut out);
+            out
+        }
+        Poll::Ready(Err(e)) => throw_value(env, &e),
+        Poll::Pending => {
+            let env_ = Env::from_raw(env);
+            let (deferred, promise) = match env_.create_deferred() {
+                Ok(d) => d,
+                Err(e) => {
+                    return throw_value(
+                        env,
+                        &peerlb::Error::InvalidArgument(format!("cannot create a promise: {e}")),
+                    )
+                }
+            };
+            rt.spawn(async move {
+                let result = fut.await;
+                deferred.resolve(move |_env| Ok(AsyncResult { result, id, serial }));
+            });
+            promise.raw()
+        }
+    }
+}
+
 /// `noopRaw()`: an empty plain N-API callback, for benchmarks.
 unsafe extern "C" fn raw_noop(
     env: sys::napi_env,
@@ -586,8 +647,10 @@ unsafe extern "C" fn raw_noop(
 /// Adds the plain N-API functions to the module's exports.
 #[napi(module_exports)]
 pub fn init(exports: Object, env: Env) -> napi::Result<()> {
-    let raw: [(&std::ffi::CStr, sys::napi_callback); 3] = [
+    let raw: [(&std::ffi::CStr, sys::napi_callback); 5] = [
         (c"choose0", Some(raw_choose0)),
+        (c"choose", Some(raw_choose)),
+        (c"chooseAsync", Some(raw_choose_async)),
         (c"finish", Some(raw_finish)),
         (c"noopRaw", Some(raw_noop)),
     ];
