@@ -97,10 +97,12 @@ function optionsObject(what, opts) {
  * A chosen peer. The request counts as pending on that peer until `finish` (or `cancel`).
  */
 class Choice {
-  constructor(id, slot, peer) {
+  constructor(list, slot, peer) {
     /** The chosen peer's id, e.g. "10.0.0.1:8080". */
     this.peer = peer
-    this._id = id
+    // The PeerList (not just its id): an unfinished choice keeps its list alive, so the id
+    // cannot be reused by another list before the choice is finished.
+    this._list = list
     this._slot = slot
   }
 
@@ -129,7 +131,7 @@ class Choice {
     const slot = this._slot
     if (slot < 0) return false
     this._slot = -1
-    return finish(this._id, slot, code, latency)
+    return finish(this._list._id, slot, code, latency)
   }
 
   /** Abandons the request: the same as `finish('cancelled')`. */
@@ -280,7 +282,7 @@ class PeerList {
         this._names[index] = peer
       }
     }
-    return new Choice(this._id, slot, peer)
+    return new Choice(this, slot, peer)
   }
 
   /**

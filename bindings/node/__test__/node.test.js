@@ -366,6 +366,21 @@ test('garbage-collected running lists release their peers later, on the JS threa
   assert.equal(r.stdout.trim(), '5')
 })
 
+test('an unfinished choice keeps its list alive (ids are not reused under it)', () => {
+  const script = `
+    const { PeerList } = require(${JSON.stringify(pkgDir)})
+    function make(id) { const l = new PeerList(); l.update({ add: [id] }); l.start(); return l }
+    const old = make('old').choose()
+    gc(); gc()
+    const fresh = make('fresh')
+    const held = fresh.choose()
+    console.log(old.peer, old.finish(), held.peer, fresh.introspect().peers[0].pending)
+  `
+  const r = runNode(['--expose-gc', '-e', script])
+  assert.equal(r.status, 0, r.stderr)
+  assert.equal(r.stdout.trim(), 'old true fresh 1')
+})
+
 test('worker threads use their own lists', async () => {
   const code = `
     const { parentPort, workerData } = require('node:worker_threads')

@@ -260,24 +260,19 @@ impl Inner {
             }
             None => new_subscriber(env, sub)?,
         };
-        let mut retained_ref = None;
         if op == Op::Retain {
             let mut r = ptr::null_mut();
             sys::napi_create_reference(env, sub_value, 1, &mut r);
-            let r = RawRef(r as usize);
             self.subscribers
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(key, r);
-            retained_ref = Some(r);
+                .insert(key, RawRef(r as usize));
         }
         let result = self.invoke(env, op, id, sub_value);
-        if result.is_err() {
-            if let Some(r) = retained_ref {
-                // retain failed: the peer is not added, forget its subscriber.
-                if let Some(r) = self.take_subscriber(key).or(Some(r)) {
-                    sys::napi_delete_reference(env, r.0 as sys::napi_ref);
-                }
+        if op == Op::Retain && result.is_err() {
+            // retain failed: the peer is not added, forget its subscriber.
+            if let Some(r) = self.take_subscriber(key) {
+                sys::napi_delete_reference(env, r.0 as sys::napi_ref);
             }
         }
         result
