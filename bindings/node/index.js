@@ -1,0 +1,341 @@
+// peerlb for Node: client-side load balancing over the Rust core (a napi-rs addon).
+//
+// This file is the public API. It checks argument types (wrong types are TypeErrors), turns
+// options objects into the addon's positional arguments, and builds `Choice` objects in JS,
+// which keeps a `choose` + `finish` at two cheap calls into the addon. All balancing logic
+// lives in the Rust core; see README.md.
+'use strict'
+
+const path = require('node:path')
+
+function loadNative() {
+  const file = process.env.PEERLB_NODE_ADDON || path.join(__dirname, 'peerlb.node')
+  try {
+    return require(file)
+  } catch (err) {
+    const e = new Error(
+      `peerlb: cannot load the native addon ${file} (${err.message}); ` +
+        'build it with `npm run build` in the package folder (needs cargo)',
+    )
+    e.code = 'PEERLB_ADDON_NOT_BUILT'
+    e.cause = err
+    throw e
+  }
+}
+
+const native = loadNative()
+
+const SPAN = 4294967296 // a native choice is `slot + peerIndex * 2^32`
+const { choose0, choose, chooseAsync, finish } = native
+const hasDispose = typeof Symbol.dispose === 'symbol'
+
+function typeError(message) {
+  const e = new TypeError(message)
+  e.code = 'ERR_INVALID_ARG_TYPE'
+  return e
+}
+
+function invalidArgument(message) {
+  const e = new Error(`invalid argument: ${message}`)
+  e.code = 'PEERLB_INVALID_ARGUMENT'
+  return e
+}
+
+function describe(v) {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'an array'
+  return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`
+}
+
+function outcomeCode(outcome) {
+  switch (outcome) {
+    case undefined:
+    case 'ok':
+      return 0
+    case 'failure':
+      return 1
+    case 'declined':
+      return 2
+    case 'cancelled':
+      return 3
+    default:
+      if (typeof outcome !== 'string') {
+        throw typeError(`finish(outcome): outcome must be a string, got ${describe(outcome)}`)
+      }
+      throw invalidArgument(
+        `unknown outcome ${JSON.stringify(outcome)}; expected "ok", "failure", "declined" or "cancelled"`,
+      )
+  }
+}
+
+function timeoutArg(what, timeoutMs) {
+  if (timeoutMs === undefined || timeoutMs === null) return -1
+  if (typeof timeoutMs !== 'number') {
+    throw typeError(`${what}: timeoutMs must be a number, got ${describe(timeoutMs)}`)
+  }
+  if (Number.isNaN(timeoutMs) || timeoutMs < 0) {
+    throw invalidArgument(`${what}: timeoutMs must be >= 0, got ${timeoutMs}`)
+  }
+  return timeoutMs
+}
+
+function shardKeyArg(what, key) {
+  if (key === undefined || key === null) return undefined
+  if (typeof key === 'string' || key instanceof Uint8Array) return key
+  throw typeError(`${what}: shardKey must be a string or a Uint8Array/Buffer, got ${describe(key)}`)
+}
+
+function optionsObject(what, opts) {
+  if (opts === undefined || opts === null) return {}
+  if (typeof opts !== 'object' || Array.isArray(opts)) {
+    throw typeError(`${what}: options must be an object, got ${describe(opts)}`)
+  }
+  return opts
+}
+
+/**
+ * A chosen peer. The request counts as pending on that peer until `finish` (or `cancel`).
+ */
+class Choice {
+  constructor(list, slot, peer) {
+    /** The chosen peer's id, e.g. "10.0.0.1:8080". */
+    this.peer = peer
+    // The PeerList (not just its id): an unfinished choice keeps its list alive, so the id
+    // cannot be reused by another list before the choice is finished.
+    this._list = list
+    this._slot = slot
+  }
+
+  /** Whether the choice has been finished. */
+  get finished() {
+    return this._slot < 0
+  }
+
+  /**
+   * Ends the request: `outcome` is 'ok' (default), 'failure', 'declined' or 'cancelled';
+   * `latencyMs` is how long it took, if known. Returns true; a second call does nothing and
+   * returns false.
+   */
+  finish(outcome, latencyMs) {
+    const code = outcome === undefined ? 0 : outcomeCode(outcome)
+    let latency = -1
+    if (latencyMs !== undefined && latencyMs !== null) {
+      if (typeof latencyMs !== 'number') {
+        throw typeError(`finish(outcome, latencyMs): latencyMs must be a number, got ${describe(latencyMs)}`)
+      }
+      if (!(latencyMs >= 0) || latencyMs === Infinity) {
+        throw invalidArgument(`finish: latencyMs must be a finite number >= 0, got ${latencyMs}`)
+      }
+      latency = latencyMs
+    }
+    const slot = this._slot
+    if (slot < 0) return false
+    this._slot = -1
+    return finish(this._list._id, slot, code, latency)
+  }
+
+  /** Abandons the request: the same as `finish('cancelled')`. */
+  cancel() {
+    return this.finish('cancelled')
+  }
+
+  toString() {
+    return `Choice(${this.peer}${this._slot < 0 ? ', finished' : ''})`
+  }
+}
+
+if (hasDispose) {
+  // `using choice = list.choose(...)` cancels the choice at scope exit unless it was finished.
+  Object.defineProperty(Choice.prototype, Symbol.dispose, {
+    value: function dispose() {
+      if (this._slot >= 0) this.finish('cancelled')
+    },
+    writable: true,
+    configurable: true,
+  })
+}
+
+/**
+ * A list of peers and a strategy to choose among the available ones.
+ */
+class PeerList {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.strategy='round-robin'] 'round-robin', 'random', 'fewest-pending', 'two-random-choices'
+   * @param {boolean} [options.shuffle=true] shuffle peers as they are retained
+   * @param {number|bigint} [options.seed] seed for shuffling and random strategies
+   * @param {boolean} [options.failFast=false] choose fails at once instead of waiting
+   * @param {'always-available'|object} [options.transport] a JS transport object with retain/release
+   */
+  constructor(options) {
+    const o = optionsObject('new PeerList(options)', options)
+    const strategy = o.strategy === undefined ? 'round-robin' : o.strategy
+    if (typeof strategy !== 'string') {
+      throw typeError(`new PeerList: strategy must be a string, got ${describe(strategy)}`)
+    }
+    const shuffle = o.shuffle === undefined ? true : o.shuffle
+    if (typeof shuffle !== 'boolean') {
+      throw typeError(`new PeerList: shuffle must be a boolean, got ${describe(shuffle)}`)
+    }
+    const failFast = o.failFast === undefined ? false : o.failFast
+    if (typeof failFast !== 'boolean') {
+      throw typeError(`new PeerList: failFast must be a boolean, got ${describe(failFast)}`)
+    }
+    let seed = ''
+    if (o.seed !== undefined && o.seed !== null) {
+      if (typeof o.seed === 'number') {
+        if (!Number.isSafeInteger(o.seed) || o.seed < 0) {
+          throw invalidArgument(`seed must be an integer in 0..2^53-1 (or a bigint), got ${o.seed}`)
+        }
+        seed = String(o.seed)
+      } else if (typeof o.seed === 'bigint') {
+        if (o.seed < 0n || o.seed >= 1n << 64n) throw invalidArgument(`seed must fit in 64 bits, got ${o.seed}`)
+        seed = o.seed.toString()
+      } else {
+        throw typeError(`new PeerList: seed must be a number or a bigint, got ${describe(o.seed)}`)
+      }
+    }
+    let transport = null
+    let transportName = ''
+    const t = o.transport
+    if (t === undefined || t === null || t === 'always-available') {
+      // the core's default transport
+    } else if (typeof t === 'string') {
+      throw invalidArgument(`unknown transport ${JSON.stringify(t)}; expected "always-available" or a transport object`)
+    } else if (typeof t === 'object' && typeof t.retain === 'function' && typeof t.release === 'function') {
+      transport = t
+      transportName = typeof t.name === 'string' && t.name.length > 0 ? t.name : 'custom'
+    } else {
+      throw typeError(
+        'new PeerList: transport must be "always-available" or an object with retain(peerId, subscriber) and release(peerId, subscriber) methods',
+      )
+    }
+    this._n = new native.NativeList(strategy, shuffle, seed, failFast, transport, transportName)
+    this._id = this._n.id
+    this._names = [undefined]
+  }
+
+  /**
+   * Adds and removes peers (removals first). Everything that can be applied is; failures are
+   * thrown together (`err.errors` lists them when there are several).
+   * @param {{add?: Array<string|{id: string, weight?: number}>, remove?: string[]}} changes
+   */
+  update(changes) {
+    const c = optionsObject('update(changes)', changes)
+    const add = c.add === undefined || c.add === null ? [] : c.add
+    const remove = c.remove === undefined || c.remove === null ? [] : c.remove
+    if (!Array.isArray(add)) throw typeError(`update: add must be an array, got ${describe(add)}`)
+    if (!Array.isArray(remove)) throw typeError(`update: remove must be an array, got ${describe(remove)}`)
+    const ids = new Array(add.length)
+    const weights = new Array(add.length)
+    for (let i = 0; i < add.length; i++) {
+      const a = add[i]
+      if (typeof a === 'string') {
+        ids[i] = a
+        weights[i] = 1
+      } else if (a !== null && typeof a === 'object' && typeof a.id === 'string') {
+        ids[i] = a.id
+        const w = a.weight === undefined ? 1 : a.weight
+        if (typeof w !== 'number') {
+          throw typeError(`update: add[${i}].weight must be a number, got ${describe(w)}`)
+        }
+        if (!Number.isInteger(w) || w < 0 || w > 0xffffffff) {
+          throw invalidArgument(`update: add[${i}].weight must be an integer in 1..2^32-1, got ${w}`)
+        }
+        weights[i] = w
+      } else {
+        throw typeError(`update: add[${i}] must be a peer id string or {id, weight}, got ${describe(a)}`)
+      }
+    }
+    for (let i = 0; i < remove.length; i++) {
+      if (typeof remove[i] !== 'string') {
+        throw typeError(`update: remove[${i}] must be a peer id string, got ${describe(remove[i])}`)
+      }
+    }
+    this._n.update(ids, weights, remove)
+  }
+
+  /** Starts the list: retains every peer. */
+  start() {
+    this._n.start()
+  }
+
+  /** Stops the list: releases every peer; waiting chooses fail with PEERLB_NOT_STARTED. */
+  stop() {
+    this._n.stop()
+  }
+
+  /** Whether the list is running. */
+  get running() {
+    return this._n.running
+  }
+
+  _wrap(r) {
+    const slot = r % SPAN
+    const index = (r - slot) / SPAN
+    let peer = this._names[index]
+    if (peer === undefined) {
+      if (index === 0) {
+        peer = this._n.peerOf(slot)
+      } else {
+        peer = this._n.peerName(index)
+        this._names[index] = peer
+      }
+    }
+    return new Choice(this, slot, peer)
+  }
+
+  /**
+   * Chooses an available peer. Returns at once when one is available or when the list cannot
+   * wait (failFast, no timeoutMs, not running). Otherwise it BLOCKS the calling thread (the
+   * event loop!) until a peer becomes available or timeoutMs passes; use chooseAsync to wait.
+   * @param {{timeoutMs?: number, shardKey?: string|Uint8Array}} [options]
+   * @returns {Choice}
+   */
+  choose(options) {
+    if (options === undefined) return this._wrap(choose0(this._id))
+    const o = optionsObject('choose(options)', options)
+    const timeout = timeoutArg('choose', o.timeoutMs)
+    const key = shardKeyArg('choose', o.shardKey)
+    return this._wrap(choose(this._id, timeout, key))
+  }
+
+  /**
+   * Chooses an available peer, waiting (without blocking the event loop) up to timeoutMs.
+   * @param {{timeoutMs?: number, shardKey?: string|Uint8Array}} [options]
+   * @returns {Promise<Choice>}
+   */
+  chooseAsync(options) {
+    let r
+    try {
+      const o = optionsObject('chooseAsync(options)', options)
+      const timeout = timeoutArg('chooseAsync', o.timeoutMs)
+      const key = shardKeyArg('chooseAsync', o.shardKey)
+      r = chooseAsync(this._id, timeout, key)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (typeof r === 'number') return Promise.resolve(this._wrap(r))
+    return r.then((v) => {
+      if (typeof v === 'number') return this._wrap(v)
+      throw v
+    })
+  }
+
+  /** A snapshot of the list: {strategy, transport, state, summary, available, total, peers}. */
+  introspect() {
+    return JSON.parse(this._n.introspect())
+  }
+}
+
+/** Core error codes: kebab-case name → Node `code` (e.g. 'timeout' → 'PEERLB_TIMEOUT'). */
+const errorCodes = Object.freeze(Object.fromEntries(native.errorCodes()))
+
+module.exports = {
+  PeerList,
+  Choice,
+  Subscriber: native.Subscriber,
+  errorCodes,
+  coreVersion: native.coreVersion(),
+  _native: native,
+}

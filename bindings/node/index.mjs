@@ -1,0 +1,8 @@
+// ESM entry: the same module as index.js (CommonJS), re-exported.
+import { createRequire } from 'node:module'
+
+const require = createRequire(import.meta.url)
+const peerlb = require('./index.js')
+
+export const { PeerList, Choice, Subscriber, errorCodes, coreVersion } = peerlb
+export default peerlb
