@@ -7,12 +7,12 @@ VECTORS_NODE := $(CURDIR)/target/vectors-node
 .PHONY: vectors
 
 $(VENV)/.uhashring: | $(PY)
-	$(PY) -m pip install --quiet uhashring
+	$(PY) -m pip install --quiet uhashring==2.5
 	touch $@
 
 $(VECTORS_NODE)/node_modules/hashring/package.json:
 	mkdir -p $(VECTORS_NODE)
-	cd $(VECTORS_NODE) && npm install --silent --no-audit --no-fund --prefix . hashring@3
+	cd $(VECTORS_NODE) && npm install --silent --no-audit --no-fund --prefix . hashring@3.2.0
 
 vectors: $(VENV)/.uhashring $(VECTORS_NODE)/node_modules/hashring/package.json
 	$(PY) tests/vectors/generate.py --node-path $(VECTORS_NODE)/node_modules

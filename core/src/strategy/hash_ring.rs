@@ -55,10 +55,15 @@
 //!
 //! # Concurrency and cost
 //!
-//! `add`/`remove` rebuild the ring (merging or filtering one peer's points, O(points); a
-//! full rebuild when weights make other peers' point counts change) and publish it through
-//! arc-swap; `choose` takes no lock: one hash, one bucket-index lookup (a table of ring
-//! offsets by the hash's top bits) and a short search within the bucket.
+//! `add`/`remove` only record the change (O(peers)); the ring is rebuilt by the first
+//! `choose` that sees it stale (under the strategy's own small mutex, so concurrent
+//! choosers wait for that one rebuild) and published through arc-swap. A burst of changes
+//! — such as starting a list of 1000 peers, which adds them one by one — thus costs one
+//! build, not one per peer. A rebuild merges or filters the changed peers' points
+//! (O(points)), or starts from scratch when weights change other peers' point counts
+//! (O(points · log points)). Every other `choose` takes no lock: one version check, one
+//! hash, one bucket-index lookup (a table of ring offsets by the hash's top bits) and a
+//! short search within the bucket.
 //!
 //! # Naming
 //!
@@ -77,7 +82,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -332,6 +337,8 @@ pub(crate) struct Ring {
     buckets: Vec<u32>,
     shift: u32,
     total_weight: u64,
+    /// The strategy's membership version this ring was built for.
+    version: u64,
     /// Indexes into `peers` in id order (the round-robin fallback's order).
     by_id: Vec<u32>,
 }
@@ -378,6 +385,7 @@ impl Ring {
                 .cmp(peers[b as usize].id().as_str())
         });
         Ring {
+            version: 0,
             by_id,
             peers,
             vnodes,
@@ -456,6 +464,51 @@ fn build(mode: HashMode, vnodes: u32, peers: Vec<PeerRef>) -> Ring {
     Ring::new(peers, counts, pairs)
 }
 
+/// Builds the ring for `peers`, reusing `old` when only some peers came or went and the
+/// others keep their vnode counts (merging and filtering points: O(points)); otherwise
+/// from scratch (O(points · log points), hashing every vnode).
+fn rebuild(mode: HashMode, vnodes: u32, old: &Ring, peers: Vec<PeerRef>) -> Ring {
+    let counts = vnode_counts(mode, vnodes, &peers);
+    // Where each old peer went (u32::MAX = gone); new peers are the ones not found.
+    let mut remap = vec![u32::MAX; old.peers.len()];
+    let mut fresh = Vec::new();
+    let index: std::collections::HashMap<*const crate::Peer, usize> = old
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(j, q)| (&**q as *const crate::Peer, j))
+        .collect();
+    for (i, p) in peers.iter().enumerate() {
+        match index.get(&(&**p as *const crate::Peer)) {
+            Some(&j) => remap[j] = i as u32,
+            None => fresh.push(i),
+        }
+    }
+    let per_vnode = if mode == HashMode::Ketama { 4 } else { 1 };
+    let had_tie =
+        old.points.len() != old.vnodes.iter().map(|&k| k as usize).sum::<usize>() * per_vnode;
+    let removed_any = remap.contains(&u32::MAX);
+    let same_counts = remap
+        .iter()
+        .enumerate()
+        .all(|(j, &r)| r == u32::MAX || counts[r as usize] == old.vnodes[j]);
+    let incremental = same_counts && !(had_tie && removed_any) && old.peers.len() > fresh.len();
+    if !incremental {
+        return build(mode, vnodes, peers);
+    }
+    let mut mine = Vec::new();
+    for &i in &fresh {
+        mode.points(peers[i].id().as_str(), counts[i], i as u32, &mut mine);
+    }
+    mine.sort_unstable();
+    let kept = old.pairs().filter_map(|(h, o)| {
+        let r = remap[o as usize];
+        (r != u32::MAX).then_some((h, r))
+    });
+    let pairs = merge(kept, mine);
+    Ring::new(peers, counts, pairs)
+}
+
 /// The `hash-ring` strategy (see the [module docs](self)).
 ///
 /// ```
@@ -470,8 +523,12 @@ fn build(mode: HashMode, vnodes: u32, peers: Vec<PeerRef>) -> Ring {
 /// ```
 pub struct HashRing {
     options: HashRingOptions,
+    /// The published ring (possibly behind `version`).
     ring: ArcSwap<Ring>,
-    write: Mutex<()>,
+    /// The peers the strategy knows (authoritative); writers and rebuilds hold it.
+    members: Mutex<Vec<PeerRef>>,
+    /// Bumped by every add/remove; a ring whose `version` differs is stale.
+    version: AtomicU64,
     /// Round-robin cursor for requests without a key.
     cursor: AtomicUsize,
     /// Sum of the pending counts each ring peer last reported (bounded loads only; each
@@ -494,7 +551,8 @@ impl HashRing {
         HashRing {
             options,
             ring: ArcSwap::from_pointee(Ring::empty()),
-            write: Mutex::new(()),
+            members: Mutex::new(Vec::new()),
+            version: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
             total_pending: AtomicI64::new(0),
         }
@@ -520,7 +578,7 @@ impl HashRing {
     /// assert_eq!(ring.owner(b"anything").unwrap().as_str(), "a");
     /// ```
     pub fn owner(&self, key: &[u8]) -> Option<crate::PeerId> {
-        let ring = self.ring.load();
+        let ring = self.current();
         if ring.points.is_empty() {
             return None;
         }
@@ -528,8 +586,39 @@ impl HashRing {
         Some(ring.peers[ring.owners[i] as usize].id().clone())
     }
 
-    fn publish(&self, ring: Ring) {
-        self.ring.store(Arc::new(ring));
+    fn members(&self) -> std::sync::MutexGuard<'_, Vec<PeerRef>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The up-to-date ring (rebuilding it if a peer came or went since it was built).
+    fn current(&self) -> Arc<Ring> {
+        let ring = self.ring.load_full();
+        if ring.version == self.version.load(Ordering::Acquire) {
+            ring
+        } else {
+            self.refresh()
+        }
+    }
+
+    /// Rebuilds and publishes the ring for the current members.
+    #[cold]
+    fn refresh(&self) -> Arc<Ring> {
+        let members = self.members();
+        let version = self.version.load(Ordering::Acquire);
+        let old = self.ring.load_full();
+        if old.version == version {
+            return old; // another thread rebuilt it meanwhile
+        }
+        let mut ring = rebuild(
+            self.options.mode,
+            self.options.vnodes_per_peer(),
+            &old,
+            members.clone(),
+        );
+        ring.version = version;
+        let ring = Arc::new(ring);
+        self.ring.store(ring.clone());
+        ring
     }
 
     /// Round-robin over the ring's peers in id order.
@@ -540,6 +629,21 @@ impl HashRing {
         }
         let k = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
         Some(ring.peers[ring.by_id[k] as usize].start_request())
+    }
+
+    #[inline]
+    fn choose_in(&self, ring: &Ring, request: &Request<'_>) -> Option<InFlight> {
+        let Some(key) = request.shard_key() else {
+            return self.round_robin(ring);
+        };
+        if ring.points.is_empty() {
+            return None;
+        }
+        let i = ring.find(self.options.mode.key_hash(key));
+        match self.options.bounded_load {
+            None => Some(ring.peers[ring.owners[i] as usize].start_request()),
+            Some(c) => Some(self.choose_bounded(ring, i, c)),
+        }
     }
 
     #[cold]
@@ -566,84 +670,42 @@ impl Strategy for HashRing {
     }
 
     fn add(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.ring.load_full();
-        let mode = self.options.mode;
-        let mut peers = old.peers.clone();
-        peers.push(peer.clone());
-        let counts = vnode_counts(mode, self.options.vnodes_per_peer(), &peers);
-        let ring = if counts[..old.peers.len()] == old.vnodes[..] {
-            // Only the new peer's points change the ring: merge them in.
-            let owner = old.peers.len() as u32;
-            let mut mine = Vec::with_capacity(counts[owner as usize] as usize * 4);
-            mode.points(peer.id().as_str(), counts[owner as usize], owner, &mut mine);
-            mine.sort_unstable();
-            let pairs = merge(old.pairs(), mine);
-            Ring::new(peers, counts, pairs)
-        } else {
-            build(mode, self.options.vnodes_per_peer(), peers)
-        };
+        let mut members = self.members();
+        if members.iter().any(|p| PeerRef::ptr_eq(p, peer)) {
+            return;
+        }
+        members.push(peer.clone());
         if self.options.bounded_load.is_some() {
             let now = peer.pending();
             peer.strategy_slot().store(now, Ordering::Relaxed);
             self.total_pending.fetch_add(now as i64, Ordering::Relaxed);
         }
-        self.publish(ring);
+        self.version.fetch_add(1, Ordering::Release);
     }
 
     fn remove(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.ring.load_full();
-        let Some(gone) = old.peers.iter().position(|p| PeerRef::ptr_eq(p, peer)) else {
+        let mut members = self.members();
+        let Some(gone) = members.iter().position(|p| PeerRef::ptr_eq(p, peer)) else {
             return;
         };
+        members.remove(gone);
         if self.options.bounded_load.is_some() {
             let last = peer.strategy_slot().swap(UNSET, Ordering::Relaxed);
             if last != UNSET {
                 self.total_pending.fetch_sub(last as i64, Ordering::Relaxed);
             }
         }
-        let mode = self.options.mode;
-        let mut peers = old.peers.clone();
-        let moved = peers.len() - 1; // the last peer takes index `gone`
-        peers.swap_remove(gone);
-        let counts = vnode_counts(mode, self.options.vnodes_per_peer(), &peers);
-        let mut expected = old.vnodes.clone();
-        expected.swap_remove(gone);
-        let ring = if counts == expected {
-            let pairs = old
-                .pairs()
-                .filter(|&(_, o)| o as usize != gone)
-                .map(|(h, o)| (h, if o as usize == moved { gone as u32 } else { o }));
-            // Filtering cannot reorder, but ties among the survivors must be re-decided,
-            // since the removed peer may have won a duplicated point: rebuild those.
-            let had_tie = old.points.len()
-                != old.vnodes.iter().map(|&k| k as usize).sum::<usize>()
-                    * if mode == HashMode::Ketama { 4 } else { 1 };
-            if had_tie {
-                build(mode, self.options.vnodes_per_peer(), peers)
-            } else {
-                Ring::new(peers, counts, pairs.collect())
-            }
-        } else {
-            build(mode, self.options.vnodes_per_peer(), peers)
-        };
-        self.publish(ring);
+        self.version.fetch_add(1, Ordering::Release);
     }
 
     #[inline]
     fn choose(&self, request: &Request<'_>) -> Option<InFlight> {
         let ring = self.ring.load();
-        let Some(key) = request.shard_key() else {
-            return self.round_robin(&ring);
-        };
-        if ring.points.is_empty() {
-            return None;
-        }
-        let i = ring.find(self.options.mode.key_hash(key));
-        match self.options.bounded_load {
-            None => Some(ring.peers[ring.owners[i] as usize].start_request()),
-            Some(c) => Some(self.choose_bounded(&ring, i, c)),
+        if ring.version == self.version.load(Ordering::Acquire) {
+            self.choose_in(&ring, request)
+        } else {
+            drop(ring);
+            self.choose_in(&self.refresh(), request)
         }
     }
 
@@ -699,31 +761,48 @@ mod tests {
     #[test]
     fn incremental_and_full_builds_agree() {
         for mode in [HashMode::Ketama, HashMode::Fast] {
-            let ids: Vec<String> = (0..20).map(|i| format!("10.0.0.{i}:80")).collect();
-            let idr: Vec<&str> = ids.iter().map(String::as_str).collect();
-            let (r, ps) = ring_of(
-                HashRingOptions {
+            for weighted in [false, true] {
+                let ps: Vec<PeerRef> = (0..20)
+                    .map(|i| {
+                        let w = if weighted { 1 + i % 3 } else { 1 };
+                        Peer::detached(PeerId::new(format!("10.0.0.{i}:80")).unwrap(), w)
+                    })
+                    .collect();
+                let options = HashRingOptions {
                     mode,
                     ..Default::default()
-                },
-                &idr,
-            );
-            r.remove(&ps[3]);
-            r.remove(&ps[19]);
-            let mut rest = ps.clone();
-            rest.remove(19);
-            rest.remove(3);
-            let full = build(mode, mode.default_vnodes(), rest);
-            let inc = r.ring.load();
-            let a: Vec<(u64, String)> = inc
-                .pairs()
-                .map(|(h, o)| (h, inc.peers[o as usize].id().to_string()))
-                .collect();
-            let b: Vec<(u64, String)> = full
-                .pairs()
-                .map(|(h, o)| (h, full.peers[o as usize].id().to_string()))
-                .collect();
-            assert_eq!(a, b);
+                };
+                let r = HashRing::new(options);
+                for p in &ps[..19] {
+                    r.add(p);
+                }
+                // Refresh after every change so each one takes the incremental path.
+                r.current();
+                r.remove(&ps[3]);
+                r.current();
+                r.add(&ps[19]);
+                r.current();
+                r.remove(&ps[19]);
+                r.current();
+                r.add(&ps[3]);
+                r.current();
+                r.remove(&ps[3]);
+                r.remove(&ps[7]);
+                let mut rest = ps[..19].to_vec();
+                rest.remove(7);
+                rest.remove(3);
+                let full = build(mode, mode.default_vnodes(), rest);
+                let inc = r.current();
+                let a: Vec<(u64, String)> = inc
+                    .pairs()
+                    .map(|(h, o)| (h, inc.peers[o as usize].id().to_string()))
+                    .collect();
+                let b: Vec<(u64, String)> = full
+                    .pairs()
+                    .map(|(h, o)| (h, full.peers[o as usize].id().to_string()))
+                    .collect();
+                assert_eq!(a, b, "{mode:?} weighted={weighted}");
+            }
         }
     }
 
@@ -816,7 +895,7 @@ mod tests {
         let r = HashRing::new(HashRingOptions::default());
         r.add(&Peer::detached(PeerId::new("a").unwrap(), 1));
         r.add(&Peer::detached(PeerId::new("b").unwrap(), 3));
-        let ring = r.ring.load();
+        let ring = r.current();
         // uhashring: k = 40 * 2 * w / 4 -> 20 and 60 digests
         assert_eq!(ring.vnodes, [20, 60]);
         assert_eq!(ring.points.len(), 320);

@@ -15,8 +15,10 @@
 //!   (or comes back), its slots — about `1/n` of the keys — move, plus a small fraction of
 //!   others' (the paper's trade-off for perfect balance; see the tests for measured values).
 //!   An unavailable peer is never returned.
-//! * **Cost**: each `add`/`remove` rebuilds the table (O(M) work, off the hot path) and
-//!   publishes it through arc-swap; `choose` takes no lock. Memory: 4 bytes per slot.
+//! * **Cost**: `add`/`remove` only record the change; the first `choose` that sees the
+//!   table stale rebuilds it (O(M) work, under the strategy's own mutex, so a burst of
+//!   changes such as a list start costs one build) and publishes it through arc-swap; every
+//!   other `choose` takes no lock. Memory: 4 bytes per slot.
 //!
 //! The table size `M` must be a prime in `3..=16777213` (default 65537), and should be well
 //! above 100 × the number of peers for 1% balance.
@@ -35,7 +37,7 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -139,6 +141,8 @@ struct Table {
     /// Peers in id order; slots index into it.
     peers: Vec<PeerRef>,
     slots: Vec<u32>,
+    /// The membership version it was built for.
+    version: u64,
 }
 
 /// Builds the lookup table for `peers` (sorted by id).
@@ -196,8 +200,12 @@ fn populate(peers: &[PeerRef], m: u32) -> Vec<u32> {
 /// ```
 pub struct Maglev {
     options: MaglevOptions,
+    /// The published table (possibly behind `version`).
     table: ArcSwap<Table>,
-    write: Mutex<()>,
+    /// The peers the strategy knows, in id order (authoritative).
+    members: Mutex<Vec<PeerRef>>,
+    /// Bumped by every add/remove; a table whose `version` differs is stale.
+    version: AtomicU64,
     cursor: AtomicUsize,
 }
 
@@ -215,8 +223,10 @@ impl Maglev {
             table: ArcSwap::from_pointee(Table {
                 peers: Vec::new(),
                 slots: Vec::new(),
+                version: 0,
             }),
-            write: Mutex::new(()),
+            members: Mutex::new(Vec::new()),
+            version: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
         }
     }
@@ -241,7 +251,7 @@ impl Maglev {
     /// assert_eq!(m.owner(b"x").unwrap().as_str(), "a");
     /// ```
     pub fn owner(&self, key: &[u8]) -> Option<crate::PeerId> {
-        let t = self.table.load();
+        let t = self.current();
         let i = self.slot(key);
         t.slots.get(i).map(|&o| t.peers[o as usize].id().clone())
     }
@@ -258,7 +268,7 @@ impl Maglev {
     /// assert_eq!(counts.iter().map(|(_, n)| n).sum::<usize>(), 7);
     /// ```
     pub fn slot_counts(&self) -> Vec<(String, usize)> {
-        let t = self.table.load();
+        let t = self.current();
         let mut counts = vec![0usize; t.peers.len()];
         for &o in &t.slots {
             counts[o as usize] += 1;
@@ -276,38 +286,42 @@ impl Maglev {
         ((h as u128 * self.options.table as u128) >> 64) as usize
     }
 
-    fn rebuild(&self, peers: Vec<PeerRef>) {
+    fn members(&self) -> std::sync::MutexGuard<'_, Vec<PeerRef>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The up-to-date table.
+    fn current(&self) -> Arc<Table> {
+        let t = self.table.load_full();
+        if t.version == self.version.load(Ordering::Acquire) {
+            t
+        } else {
+            self.refresh()
+        }
+    }
+
+    /// Rebuilds and publishes the table for the current members.
+    #[cold]
+    fn refresh(&self) -> Arc<Table> {
+        let members = self.members();
+        let version = self.version.load(Ordering::Acquire);
+        let old = self.table.load_full();
+        if old.version == version {
+            return old;
+        }
+        let peers = members.clone();
         let slots = populate(&peers, self.options.table);
-        self.table.store(Arc::new(Table { peers, slots }));
-    }
-}
-
-impl Strategy for Maglev {
-    fn name(&self) -> &str {
-        "maglev"
-    }
-
-    fn add(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut peers = self.table.load().peers.clone();
-        let at = peers.partition_point(|p| p.id().as_str() < peer.id().as_str());
-        peers.insert(at, peer.clone());
-        self.rebuild(peers);
-    }
-
-    fn remove(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut peers = self.table.load().peers.clone();
-        let Some(i) = peers.iter().position(|p| PeerRef::ptr_eq(p, peer)) else {
-            return;
-        };
-        peers.remove(i);
-        self.rebuild(peers);
+        let t = Arc::new(Table {
+            peers,
+            slots,
+            version,
+        });
+        self.table.store(t.clone());
+        t
     }
 
     #[inline]
-    fn choose(&self, request: &Request<'_>) -> Option<InFlight> {
-        let t = self.table.load();
+    fn choose_in(&self, t: &Table, request: &Request<'_>) -> Option<InFlight> {
         if t.peers.is_empty() {
             return None;
         }
@@ -317,6 +331,42 @@ impl Strategy for Maglev {
                 let k = self.cursor.fetch_add(1, Ordering::Relaxed) % t.peers.len();
                 Some(t.peers[k].start_request())
             }
+        }
+    }
+}
+
+impl Strategy for Maglev {
+    fn name(&self) -> &str {
+        "maglev"
+    }
+
+    fn add(&self, peer: &PeerRef) {
+        let mut members = self.members();
+        if members.iter().any(|p| PeerRef::ptr_eq(p, peer)) {
+            return;
+        }
+        let at = members.partition_point(|p| p.id().as_str() < peer.id().as_str());
+        members.insert(at, peer.clone());
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn remove(&self, peer: &PeerRef) {
+        let mut members = self.members();
+        let Some(i) = members.iter().position(|p| PeerRef::ptr_eq(p, peer)) else {
+            return;
+        };
+        members.remove(i);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    #[inline]
+    fn choose(&self, request: &Request<'_>) -> Option<InFlight> {
+        let t = self.table.load();
+        if t.version == self.version.load(Ordering::Acquire) {
+            self.choose_in(&t, request)
+        } else {
+            drop(t);
+            self.choose_in(&self.refresh(), request)
         }
     }
 }
