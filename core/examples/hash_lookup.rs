@@ -74,4 +74,57 @@ fn main() {
         black_box(xxhash_rust::xxh3::xxh3_64(keys[i & 4095].as_bytes()));
     });
     println!("hash only: md5 {md5:.1} ns, xxh3 {xxh:.1} ns");
+
+    // Key movement when one of N peers leaves or one joins (ideal: 1/N and 1/(N+1)).
+    let keys: Vec<String> = (0..100_000).map(|i| format!("k{i}")).collect();
+    println!("\nkeys moved (of {}), ideal 1/N and 1/(N+1):", keys.len());
+    for name in [
+        "hash-ring",
+        "hash-ring:fast",
+        "maglev",
+        "maglev?table=655373",
+    ] {
+        for n in [10usize, 100, 1000] {
+            let config: StrategyConfig = name.parse().unwrap();
+            let s = config.build(None);
+            let ps: Vec<_> = (0..=n)
+                .map(|i| {
+                    Peer::detached(
+                        PeerId::new(format!("10.9.{}.{}:80", i / 256, i % 256)).unwrap(),
+                        1,
+                    )
+                })
+                .collect();
+            for p in &ps[..n] {
+                s.add(p);
+            }
+            let owners = |s: &dyn peerlb::Strategy| -> Vec<String> {
+                keys.iter()
+                    .map(|k| {
+                        s.choose(&Request::new().with_shard_key(k.as_bytes()))
+                            .unwrap()
+                            .peer()
+                            .id()
+                            .to_string()
+                    })
+                    .collect()
+            };
+            let before = owners(&*s);
+            s.add(&ps[n]);
+            let added = owners(&*s);
+            s.remove(&ps[n]);
+            s.remove(&ps[n / 2]);
+            let removed = owners(&*s);
+            let frac = |a: &[String], b: &[String]| {
+                a.iter().zip(b).filter(|(x, y)| x != y).count() as f64 / a.len() as f64
+            };
+            println!(
+                "{name:<20} N={n:<5} remove 1: {:.4} (ideal {:.4})   add 1: {:.4} (ideal {:.4})",
+                frac(&before, &removed),
+                1.0 / n as f64,
+                frac(&before, &added),
+                1.0 / (n + 1) as f64
+            );
+        }
+    }
 }

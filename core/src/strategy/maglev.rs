@@ -12,9 +12,11 @@
 //!   a shard key fall back to round-robin** over the available peers (in id order).
 //! * **Balance**: with equal weights each peer owns `⌊M/n⌋` or `⌈M/n⌉` slots.
 //! * **Disruption**: the table holds only available peers; when one of `n` peers leaves
-//!   (or comes back), its slots — about `1/n` of the keys — move, plus a small fraction of
-//!   others' (the paper's trade-off for perfect balance; see the tests for measured values).
-//!   An unavailable peer is never returned.
+//!   (or comes back), its slots — about `1/n` of the keys — move, plus some of others'
+//!   (the paper's trade-off for near-perfect balance). Measured on 100 000 keys with
+//!   `M = 65537` (`cargo run --release -p peerlb --example hash_lookup`): removing one of
+//!   10 / 100 / 1000 peers moved 10.4% / 1.6% / 0.75% of the keys (ideal 10% / 1% / 0.1%);
+//!   `hash-ring` moves close to the ideal. An unavailable peer is never returned.
 //! * **Cost**: `add`/`remove` only record the change; the first `choose` that sees the
 //!   table stale rebuilds it (O(M) work, under the strategy's own mutex, so a burst of
 //!   changes such as a list start costs one build) and publishes it through arc-swap; every
