@@ -49,9 +49,14 @@
 //!
 //! where `P` is the total pending count over the available peers (so `P + 1` counts the new
 //! request) and `W` their total weight: with equal weights, no peer gets more than
-//! `ceil(c × average load)`. Since the caps add up to more than `P + 1`, some peer always
-//! qualifies (if the walk finds none, because counts moved under it, the key's owner is
-//! used). `c` must be at least 1; 1.25 is the paper's and HAProxy's usual choice.
+//! `ceil(c × average load)`, the paper's per-bin capacity. (HAProxy's
+//! `chash_server_is_eligible` instead rounds the *total* `ceil(c · (P + 1))` up once and
+//! splits it among servers by weight, never below 1, so its caps can be one lower than
+//! ours.) Since the caps add up to at least `P + 1`, some peer always qualifies (if the walk
+//! finds none, because counts moved under it, the key's owner is used). The total `P` is
+//! kept from the list's pending-count notifications, so it may lag by a request or two
+//! under concurrency. `c` must be at least 1; 1.25 is the paper's usual choice (HAProxy
+//! `hash-balance-factor 125`).
 //!
 //! # Concurrency and cost
 //!
