@@ -14,7 +14,9 @@
 //!     `k = vnodes * n * w / W` digests (integer division, `vnodes` = 40 by default);
 //!   * digest `i` is `MD5("<peer id>-<i>")`; its 16 bytes give 4 points, each a
 //!     little-endian `u32` (bytes 0–3, 4–7, 8–11, 12–15);
-//!   * a key's hash is the little-endian `u32` of the first 4 bytes of `MD5(key)`;
+//!   * a key's hash is the little-endian `u32` of the first 4 bytes of `MD5(key)`, with
+//!     the key taken as raw bytes (`uhashring` hashes `str(key)` as UTF-8, so compare
+//!     with text keys);
 //!   * lookup takes the first point `> hash` (Python's `bisect_right`), wrapping to the
 //!     first point; two peers with the same point: the greater id (byte order) owns it
 //!     (what `uhashring` does when peers are added in id order).
@@ -144,7 +146,7 @@ impl HashMode {
     ///
     /// ```
     /// use peerlb::strategy::hash_ring::HashMode;
-    /// // uhashring: HashRing(hash_fn="ketama").hashi("foo") == 0xacbd18db ... (MD5 "foo" starts acbd18db)
+    /// // MD5("foo") starts ac bd 18 db; uhashring's ketama hashi("foo") == 0xdb18bdac
     /// assert_eq!(HashMode::Ketama.key_hash(b"foo") >> 32, 0xdb18bdac);
     /// ```
     #[inline]
