@@ -48,7 +48,9 @@ use crate::introspect::{ListIntrospection, PeerIntrospection};
 use crate::peer::{ConnectionStatus, Peer, PeerId, PeerRef, PeerSpec};
 use crate::request::Request;
 use crate::runtime;
-use crate::strategy::{Strategy, StrategyKind};
+use crate::strategy::hash_ring::HashRingOptions;
+use crate::strategy::maglev::MaglevOptions;
+use crate::strategy::{Strategy, StrategyConfig, StrategyKind};
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 /// How to build a [`PeerList`]. Start from `ListOptions::default()` and chain setters.
@@ -65,7 +67,7 @@ use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 /// ```
 #[derive(Clone)]
 pub struct ListOptions {
-    strategy: StrategyKind,
+    strategy: StrategyConfig,
     custom_strategy: Option<Arc<dyn Strategy>>,
     shuffle: bool,
     seed: Option<u64>,
@@ -77,7 +79,7 @@ pub struct ListOptions {
 impl Default for ListOptions {
     fn default() -> Self {
         ListOptions {
-            strategy: StrategyKind::RoundRobin,
+            strategy: StrategyConfig::default(),
             custom_strategy: None,
             shuffle: true,
             seed: None,
@@ -90,16 +92,54 @@ impl Default for ListOptions {
 
 impl ListOptions {
     /// The built-in strategy (default `round-robin`).
-    pub fn strategy(mut self, kind: StrategyKind) -> Self {
-        self.strategy = kind;
+    pub fn strategy(self, kind: StrategyKind) -> Self {
+        self.strategy_config(kind.into())
+    }
+
+    /// The strategy by name (`"round-robin"`, `"random"`, `"fewest-pending"`,
+    /// `"two-random-choices"`, `"hash-ring"`, `"maglev"`), optionally with options such as
+    /// `"hash-ring:fast?bounded=1.25"` (see [`StrategyConfig`]); an unknown name or a bad
+    /// option is `invalid-argument`.
+    pub fn strategy_name(self, name: &str) -> Result<Self> {
+        Ok(self.strategy_config(name.parse()?))
+    }
+
+    /// A built-in strategy with its options.
+    ///
+    /// ```
+    /// use peerlb::strategy::maglev::MaglevOptions;
+    /// use peerlb::{ListOptions, PeerList};
+    /// let opts = ListOptions::default().strategy_config(MaglevOptions::default().into());
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "maglev");
+    /// ```
+    pub fn strategy_config(mut self, config: StrategyConfig) -> Self {
+        self.strategy = config;
         self.custom_strategy = None;
         self
     }
 
-    /// The strategy by name (`"round-robin"`, `"random"`, `"fewest-pending"`,
-    /// `"two-random-choices"`); an unknown name is `invalid-argument`.
-    pub fn strategy_name(self, name: &str) -> Result<Self> {
-        Ok(self.strategy(name.parse()?))
+    /// The `hash-ring` strategy with these options.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashRingOptions;
+    /// use peerlb::{ListOptions, PeerList};
+    /// let opts = ListOptions::default().hash_ring(HashRingOptions::fast());
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "hash-ring");
+    /// ```
+    pub fn hash_ring(self, options: HashRingOptions) -> Self {
+        self.strategy_config(options.into())
+    }
+
+    /// The `maglev` strategy with these options.
+    ///
+    /// ```
+    /// use peerlb::strategy::maglev::MaglevOptions;
+    /// use peerlb::{ListOptions, PeerList};
+    /// let opts = ListOptions::default().maglev(MaglevOptions::default().table_size(251).unwrap());
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "maglev");
+    /// ```
+    pub fn maglev(self, options: MaglevOptions) -> Self {
+        self.strategy_config(options.into())
     }
 
     /// A strategy of your own (called with the list's lock held; it must not call back

@@ -14,6 +14,26 @@
 //! | `random` | [`random`] | uniformly at random (seedable) |
 //! | `fewest-pending` | [`fewest_pending`] | fewest in-flight requests; ties to the peer waiting longest |
 //! | `two-random-choices` | [`two_random_choices`] | the less loaded of two distinct random peers |
+//! | `hash-ring` | [`hash_ring`] | the shard key's owner on a consistent-hash ring (ketama or fast) |
+//! | `maglev` | [`maglev`] | the shard key's slot in a Maglev lookup table |
+//!
+//! # Strategy names with options
+//!
+//! Everywhere a strategy is named by a string (`ListOptions::strategy_name`, the C, Python
+//! and Node bindings, conformance scenarios), options may follow the name:
+//!
+//! ```text
+//! name[:mode][?key=value[&key=value...]]
+//! ```
+//!
+//! | name | modes | keys |
+//! |---|---|---|
+//! | `hash-ring` | `ketama` (default), `fast` | `vnodes` (1..=10000; default 40 for ketama, 160 for fast), `bounded` (bounded-load factor, 1..=100, e.g. 1.25; off by default) |
+//! | `maglev` | none | `table` (a prime, 3..=16777213; default 65537) |
+//!
+//! e.g. `"hash-ring:fast"`, `"hash-ring:ketama?bounded=1.25"`, `"maglev?table=251"`.
+//! Other strategies take no options. An unknown name, mode or key, a repeated key, a
+//! malformed pair or an out-of-range value is `invalid-argument`. See [`StrategyConfig`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,6 +44,8 @@ use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
 pub mod fewest_pending;
+pub mod hash_ring;
+pub mod maglev;
 pub mod random;
 pub mod round_robin;
 pub(crate) mod snapshot;
@@ -90,15 +112,21 @@ pub enum StrategyKind {
     FewestPending,
     /// See [`two_random_choices`].
     TwoRandomChoices,
+    /// See [`hash_ring`] (default options; see [`StrategyConfig`] for others).
+    HashRing,
+    /// See [`maglev`] (default options; see [`StrategyConfig`] for others).
+    Maglev,
 }
 
 impl StrategyKind {
     /// Every built-in strategy.
-    pub const ALL: [StrategyKind; 4] = [
+    pub const ALL: [StrategyKind; 6] = [
         StrategyKind::RoundRobin,
         StrategyKind::Random,
         StrategyKind::FewestPending,
         StrategyKind::TwoRandomChoices,
+        StrategyKind::HashRing,
+        StrategyKind::Maglev,
     ];
 
     /// The kebab-case name, e.g. `"two-random-choices"`.
@@ -108,6 +136,8 @@ impl StrategyKind {
             StrategyKind::Random => "random",
             StrategyKind::FewestPending => "fewest-pending",
             StrategyKind::TwoRandomChoices => "two-random-choices",
+            StrategyKind::HashRing => "hash-ring",
+            StrategyKind::Maglev => "maglev",
         }
     }
 
@@ -120,6 +150,8 @@ impl StrategyKind {
             StrategyKind::TwoRandomChoices => {
                 Arc::new(two_random_choices::TwoRandomChoices::new(seed))
             }
+            StrategyKind::HashRing => Arc::new(hash_ring::HashRing::new(Default::default())),
+            StrategyKind::Maglev => Arc::new(maglev::Maglev::new(Default::default())),
         }
     }
 }
@@ -143,6 +175,232 @@ impl FromStr for StrategyKind {
                     names.join(", ")
                 ))
             })
+    }
+}
+
+/// A built-in strategy with its options: what a strategy name with options (see the
+/// [module docs](self)) parses to, and what [`ListOptions`](crate::ListOptions) builds from.
+///
+/// ```
+/// use peerlb::strategy::hash_ring::HashRingOptions;
+/// use peerlb::strategy::StrategyConfig;
+/// use peerlb::{ErrorCode, StrategyKind};
+/// let c: StrategyConfig = "hash-ring:fast?bounded=1.25".parse().unwrap();
+/// assert_eq!(c, StrategyConfig::HashRing(HashRingOptions::fast().bounded_load(1.25).unwrap()));
+/// assert_eq!(c.kind(), StrategyKind::HashRing);
+/// assert_eq!(c.to_string(), "hash-ring:fast?bounded=1.25");
+/// assert_eq!("round-robin".parse::<StrategyConfig>().unwrap(), StrategyKind::RoundRobin.into());
+/// let err = "maglev?table=100".parse::<StrategyConfig>().unwrap_err();
+/// assert_eq!(err.code(), ErrorCode::InvalidArgument);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum StrategyConfig {
+    /// A strategy without options (`round-robin`, `random`, ...). `HashRing` and `Maglev`
+    /// here mean their default options.
+    Kind(StrategyKind),
+    /// `hash-ring` with these options.
+    HashRing(hash_ring::HashRingOptions),
+    /// `maglev` with these options.
+    Maglev(maglev::MaglevOptions),
+}
+
+impl Default for StrategyConfig {
+    fn default() -> Self {
+        StrategyConfig::Kind(StrategyKind::default())
+    }
+}
+
+impl From<StrategyKind> for StrategyConfig {
+    fn from(kind: StrategyKind) -> StrategyConfig {
+        match kind {
+            StrategyKind::HashRing => StrategyConfig::HashRing(Default::default()),
+            StrategyKind::Maglev => StrategyConfig::Maglev(Default::default()),
+            other => StrategyConfig::Kind(other),
+        }
+    }
+}
+
+impl From<hash_ring::HashRingOptions> for StrategyConfig {
+    fn from(options: hash_ring::HashRingOptions) -> StrategyConfig {
+        StrategyConfig::HashRing(options)
+    }
+}
+
+impl From<maglev::MaglevOptions> for StrategyConfig {
+    fn from(options: maglev::MaglevOptions) -> StrategyConfig {
+        StrategyConfig::Maglev(options)
+    }
+}
+
+impl StrategyConfig {
+    /// Which strategy.
+    ///
+    /// ```
+    /// use peerlb::strategy::StrategyConfig;
+    /// use peerlb::StrategyKind;
+    /// assert_eq!("maglev".parse::<StrategyConfig>().unwrap().kind(), StrategyKind::Maglev);
+    /// ```
+    pub fn kind(&self) -> StrategyKind {
+        match self {
+            StrategyConfig::Kind(k) => *k,
+            StrategyConfig::HashRing(_) => StrategyKind::HashRing,
+            StrategyConfig::Maglev(_) => StrategyKind::Maglev,
+        }
+    }
+
+    /// Builds a fresh strategy; `seed` makes random choices reproducible.
+    ///
+    /// ```
+    /// use peerlb::strategy::StrategyConfig;
+    /// let s = "hash-ring:fast".parse::<StrategyConfig>().unwrap().build(None);
+    /// assert_eq!(s.name(), "hash-ring");
+    /// ```
+    pub fn build(&self, seed: Option<u64>) -> Arc<dyn Strategy> {
+        match self {
+            StrategyConfig::Kind(k) => k.build(seed),
+            StrategyConfig::HashRing(o) => Arc::new(hash_ring::HashRing::new(*o)),
+            StrategyConfig::Maglev(o) => Arc::new(maglev::Maglev::new(*o)),
+        }
+    }
+}
+
+impl fmt::Display for StrategyConfig {
+    /// The compact name (defaults omitted), which parses back to the same config.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StrategyConfig::Kind(k) => write!(f, "{k}"),
+            StrategyConfig::HashRing(o) => write!(f, "{o}"),
+            StrategyConfig::Maglev(o) => write!(f, "{o}"),
+        }
+    }
+}
+
+/// Parses one option value of the compact name syntax.
+pub(crate) fn parse_number<T: FromStr>(key: &str, value: &str) -> Result<T> {
+    value
+        .parse()
+        .map_err(|_| Error::InvalidArgument(format!("strategy option {key}: bad value {value:?}")))
+}
+
+impl FromStr for StrategyConfig {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<StrategyConfig> {
+        let bad = |why: String| Error::InvalidArgument(format!("strategy {s:?}: {why}"));
+        let (head, query) = match s.split_once('?') {
+            Some((h, q)) => (h, Some(q)),
+            None => (s, None),
+        };
+        let (name, mode) = match head.split_once(':') {
+            Some((n, m)) => (n, Some(m)),
+            None => (head, None),
+        };
+        let kind: StrategyKind = name.parse()?;
+        let mut params: Vec<(&str, &str)> = Vec::new();
+        if let Some(q) = query {
+            for pair in q.split('&') {
+                let (k, v) = pair
+                    .split_once('=')
+                    .ok_or_else(|| bad(format!("expected key=value, got {pair:?}")))?;
+                if k.is_empty() || v.is_empty() {
+                    return Err(bad(format!("expected key=value, got {pair:?}")));
+                }
+                if params.iter().any(|(seen, _)| *seen == k) {
+                    return Err(bad(format!("option {k} given twice")));
+                }
+                params.push((k, v));
+            }
+        }
+        match kind {
+            StrategyKind::HashRing => {
+                let mut o = match mode {
+                    None | Some("ketama") => hash_ring::HashRingOptions::ketama(),
+                    Some("fast") => hash_ring::HashRingOptions::fast(),
+                    Some(m) => {
+                        return Err(bad(format!("unknown mode {m:?}; expected ketama or fast")))
+                    }
+                };
+                for (k, v) in params {
+                    o = o.set_param(k, v)?;
+                }
+                Ok(StrategyConfig::HashRing(o))
+            }
+            StrategyKind::Maglev => {
+                if let Some(m) = mode {
+                    return Err(bad(format!("maglev has no modes, got {m:?}")));
+                }
+                let mut o = maglev::MaglevOptions::default();
+                for (k, v) in params {
+                    o = o.set_param(k, v)?;
+                }
+                Ok(StrategyConfig::Maglev(o))
+            }
+            other => {
+                if mode.is_some() || query.is_some() {
+                    return Err(bad(format!("{other} takes no options")));
+                }
+                Ok(StrategyConfig::Kind(other))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    #[test]
+    fn names_round_trip() {
+        for s in [
+            "round-robin",
+            "hash-ring",
+            "hash-ring:fast",
+            "hash-ring?vnodes=160",
+            "hash-ring?bounded=1.25",
+            "hash-ring:fast?vnodes=7&bounded=2",
+            "maglev",
+            "maglev?table=251",
+        ] {
+            let c: StrategyConfig = s.parse().unwrap();
+            assert_eq!(c.to_string(), s);
+        }
+        let c: StrategyConfig = "hash-ring:ketama?bounded=1.25&vnodes=40".parse().unwrap();
+        assert_eq!(c.to_string(), "hash-ring?vnodes=40&bounded=1.25");
+    }
+
+    #[test]
+    fn bad_names_are_invalid_argument() {
+        for s in [
+            "",
+            "hash-ring:",
+            "hash-ring:md5",
+            "hash-ring?",
+            "hash-ring?bounded",
+            "hash-ring?bounded=",
+            "hash-ring?=1",
+            "hash-ring?bounded=0.9",
+            "hash-ring?bounded=abc",
+            "hash-ring?bounded=nan",
+            "hash-ring?bounded=inf",
+            "hash-ring?vnodes=0",
+            "hash-ring?vnodes=-1",
+            "hash-ring?vnodes=10001",
+            "hash-ring?vnodes=1&vnodes=2",
+            "hash-ring?table=251",
+            "hash-ring?vnodes=1&",
+            "maglev:fast",
+            "maglev?table=65536",
+            "maglev?table=1",
+            "maglev?table=99999999999",
+            "maglev?bounded=1.25",
+            "round-robin:fast",
+            "round-robin?x=1",
+            "Hash-Ring",
+            "hash-ring ",
+        ] {
+            let err = s.parse::<StrategyConfig>().unwrap_err();
+            assert_eq!(err.code(), ErrorCode::InvalidArgument, "{s:?}: {err}");
+        }
     }
 }
 

@@ -1,0 +1,947 @@
+//! `hash-ring`: consistent hashing of the request's shard key onto a ring of peers.
+//!
+//! Each available peer owns points on a 64-bit ring; a key goes to the owner of the first
+//! point *strictly after* the key's hash, wrapping around to the first point. Requests
+//! **without a shard key fall back to round-robin** over the available peers (in id
+//! order, one cursor shared by all threads).
+//!
+//! # Modes
+//!
+//! * **`ketama`** (default) — the libmemcached/ketama continuum, key for key the same
+//!   mapping as Python's `uhashring` (`hash_fn="ketama"`) and npm's `hashring` (default
+//!   options), so peerlb clients in any language agree with existing ketama clients:
+//!   * peer `p` of weight `w` among `n` peers of total weight `W` gets
+//!     `k = vnodes * n * w / W` digests (integer division, `vnodes` = 40 by default);
+//!   * digest `i` is `MD5("<peer id>-<i>")`; its 16 bytes give 4 points, each a
+//!     little-endian `u32` (bytes 0–3, 4–7, 8–11, 12–15);
+//!   * a key's hash is the little-endian `u32` of the first 4 bytes of `MD5(key)`, with
+//!     the key taken as raw bytes (`uhashring` hashes `str(key)` as UTF-8, so compare
+//!     with text keys);
+//!   * lookup takes the first point `> hash` (Python's `bisect_right`), wrapping to the
+//!     first point; two peers with the same point: the greater id (byte order) owns it
+//!     (what `uhashring` does when peers are added in id order).
+//!
+//!   The `tests/vectors/` files check this against both packages on 10 000 keys for 3, 10
+//!   and 100 peers, with and without weights.
+//! * **`fast`** — no compatibility: points are `xxh3_64(peer id, seed = i)` and a key's
+//!   hash is `xxh3_64(key)`, one point per vnode (160 vnodes by default, so about as many
+//!   points as ketama). xxh3 is several times cheaper than MD5 for short keys and uses the
+//!   whole 64-bit ring, so lookups are faster; choose it when no other client needs to
+//!   agree with you.
+//!
+//! # Availability and movement
+//!
+//! The ring holds only the peers the list offers (the available ones), so an unavailable
+//! peer is never returned: while it is away its keys go to the next peer on the ring, and
+//! they come back when it returns; no other key moves (with equal weights; with unequal
+//! weights the `k` formula above is re-evaluated and rounding may move a few more points,
+//! exactly as in `uhashring`). Adding or removing one of `n` peers moves about `1/n` of the
+//! keys.
+//!
+//! # Bounded load
+//!
+//! With `bounded_load(c)` (Mirrokni, Thorup, Zadimoghaddam, *Consistent Hashing with
+//! Bounded Loads*, 2018; HAProxy's `hash-balance-factor` = `100 c`), a peer is skipped while
+//! it is "full", and the walk continues onward around the ring. Peer `p` (weight `w`) may
+//! take the request when
+//!
+//! ```text
+//! pending(p) + 1 <= ceil(c * (P + 1) * w / W)
+//! ```
+//!
+//! where `P` is the total pending count over the available peers (so `P + 1` counts the new
+//! request) and `W` their total weight: with equal weights, no peer gets more than
+//! `ceil(c × average load)`, the paper's per-bin capacity. (HAProxy's
+//! `chash_server_is_eligible` instead rounds the *total* `ceil(c · (P + 1))` up once and
+//! splits it among servers by weight, never below 1, so its caps can be one lower than
+//! ours.) Since the caps add up to at least `P + 1`, some peer always qualifies (if the walk
+//! finds none, because counts moved under it, the key's owner is used). The total `P` is
+//! kept from the list's pending-count notifications, so it may lag by a request or two
+//! under concurrency. `c` must be at least 1; 1.25 is the paper's usual choice (HAProxy
+//! `hash-balance-factor 125`).
+//!
+//! # Concurrency and cost
+//!
+//! `add`/`remove` only record the change (O(peers)); the ring is rebuilt by the first
+//! `choose` that sees it stale (under the strategy's own small mutex, so concurrent
+//! choosers wait for that one rebuild) and published through arc-swap. A burst of changes
+//! — such as starting a list of 1000 peers, which adds them one by one — thus costs one
+//! build, not one per peer. A rebuild merges or filters the changed peers' points
+//! (O(points)), or starts from scratch when weights change other peers' point counts
+//! (O(points · log points)). Every other `choose` takes no lock: one version check, one
+//! hash, one bucket-index lookup (a table of ring offsets by the hash's top bits) and a
+//! short search within the bucket.
+//!
+//! # Naming
+//!
+//! `"hash-ring"`, `"hash-ring:ketama"`, `"hash-ring:fast"`, with optional
+//! `?vnodes=N&bounded=C`, e.g. `"hash-ring:fast?bounded=1.25"` (see
+//! [`StrategyConfig`](super::StrategyConfig)).
+//!
+//! ```
+//! use peerlb::{ListOptions, PeerList, Request};
+//! let list = PeerList::new(ListOptions::default().strategy_name("hash-ring").unwrap()).unwrap();
+//! list.update(["10.0.0.1:11211", "10.0.0.2:11211", "10.0.0.3:11211"], None::<&str>).unwrap();
+//! list.start().unwrap();
+//! let a = list.choose(&Request::new().with_shard_key(b"user-42")).unwrap().peer().to_string();
+//! let b = list.choose(&Request::new().with_shard_key(b"user-42")).unwrap().peer().to_string();
+//! assert_eq!(a, b); // the same key always maps to the same peer
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use super::Strategy;
+use crate::error::{Error, Result};
+use crate::peer::{InFlight, PeerRef};
+use crate::request::Request;
+
+/// How the ring hashes peers and keys (see the [module docs](self)).
+///
+/// ```
+/// use peerlb::strategy::hash_ring::HashMode;
+/// assert_eq!(HashMode::default(), HashMode::Ketama);
+/// assert_eq!(HashMode::Fast.as_str(), "fast");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum HashMode {
+    /// MD5 ketama continuum, compatible with `uhashring` and npm `hashring`.
+    #[default]
+    Ketama,
+    /// xxh3, 64-bit ring, not compatible with anything else.
+    Fast,
+}
+
+impl HashMode {
+    /// `"ketama"` or `"fast"`.
+    ///
+    /// ```
+    /// assert_eq!(peerlb::strategy::hash_ring::HashMode::Ketama.as_str(), "ketama");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HashMode::Ketama => "ketama",
+            HashMode::Fast => "fast",
+        }
+    }
+
+    /// The default vnodes per peer: 40 digests (160 points) for ketama, 160 points for fast.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashMode;
+    /// assert_eq!(HashMode::Ketama.default_vnodes(), 40);
+    /// assert_eq!(HashMode::Fast.default_vnodes(), 160);
+    /// ```
+    pub fn default_vnodes(self) -> u32 {
+        match self {
+            HashMode::Ketama => 40,
+            HashMode::Fast => 160,
+        }
+    }
+
+    /// The key's position on the ring (ketama hashes sit in the top 32 bits).
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashMode;
+    /// // MD5("foo") starts ac bd 18 db; uhashring's ketama hashi("foo") == 0xdb18bdac
+    /// assert_eq!(HashMode::Ketama.key_hash(b"foo") >> 32, 0xdb18bdac);
+    /// ```
+    #[inline]
+    pub fn key_hash(self, key: &[u8]) -> u64 {
+        match self {
+            HashMode::Ketama => {
+                let d = md5::compute(key).0;
+                (u32::from_le_bytes([d[0], d[1], d[2], d[3]]) as u64) << 32
+            }
+            HashMode::Fast => xxhash_rust::xxh3::xxh3_64(key),
+        }
+    }
+
+    /// Appends the ring points of vnodes `0..count` of the peer `id`.
+    fn points(self, id: &str, count: u32, owner: u32, out: &mut Vec<(u64, u32)>) {
+        match self {
+            HashMode::Ketama => {
+                let mut name = String::with_capacity(id.len() + 11);
+                for i in 0..count {
+                    name.clear();
+                    name.push_str(id);
+                    name.push('-');
+                    name.push_str(&i.to_string());
+                    let d = md5::compute(name.as_bytes()).0;
+                    for r in 0..4 {
+                        let b = &d[4 * r..4 * r + 4];
+                        let h = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                        out.push(((h as u64) << 32, owner));
+                    }
+                }
+            }
+            HashMode::Fast => {
+                for i in 0..count {
+                    let h = xxhash_rust::xxh3::xxh3_64_with_seed(id.as_bytes(), i as u64);
+                    out.push((h, owner));
+                }
+            }
+        }
+    }
+}
+
+/// Largest accepted `vnodes`.
+pub const MAX_VNODES: u32 = 10_000;
+/// Largest accepted bounded-load factor.
+pub const MAX_BOUNDED_LOAD: f64 = 100.0;
+
+/// Options of the `hash-ring` strategy.
+///
+/// ```
+/// use peerlb::strategy::hash_ring::{HashMode, HashRingOptions};
+/// let o = HashRingOptions::fast().vnodes(200).unwrap().bounded_load(1.25).unwrap();
+/// assert_eq!(o.mode(), HashMode::Fast);
+/// assert_eq!(o.to_string(), "hash-ring:fast?vnodes=200&bounded=1.25");
+/// assert_eq!(HashRingOptions::default().to_string(), "hash-ring");
+/// assert!(HashRingOptions::default().bounded_load(0.5).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HashRingOptions {
+    mode: HashMode,
+    vnodes: Option<u32>,
+    bounded_load: Option<f64>,
+}
+
+impl HashRingOptions {
+    /// Ketama mode with its defaults (the same as `HashRingOptions::default()`).
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashRingOptions;
+    /// assert_eq!(HashRingOptions::ketama(), HashRingOptions::default());
+    /// ```
+    pub fn ketama() -> HashRingOptions {
+        HashRingOptions::default()
+    }
+
+    /// Fast (xxh3) mode with its defaults.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::{HashMode, HashRingOptions};
+    /// assert_eq!(HashRingOptions::fast().mode(), HashMode::Fast);
+    /// ```
+    pub fn fast() -> HashRingOptions {
+        HashRingOptions {
+            mode: HashMode::Fast,
+            ..HashRingOptions::default()
+        }
+    }
+
+    /// Vnodes per peer of average weight (ketama: digests of 4 points each, like
+    /// `uhashring`'s `vnodes`; fast: points). `1..=10000`, else `invalid-argument`.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashRingOptions;
+    /// assert_eq!(HashRingOptions::ketama().vnodes(160).unwrap().vnodes_per_peer(), 160);
+    /// assert!(HashRingOptions::ketama().vnodes(0).is_err());
+    /// ```
+    pub fn vnodes(mut self, vnodes: u32) -> Result<HashRingOptions> {
+        if !(1..=MAX_VNODES).contains(&vnodes) {
+            return Err(Error::InvalidArgument(format!(
+                "hash-ring vnodes must be 1..={MAX_VNODES}, got {vnodes}"
+            )));
+        }
+        self.vnodes = Some(vnodes);
+        Ok(self)
+    }
+
+    /// Turns on bounded loads with factor `c` (`1.0..=100.0`; 1.25 is usual), else
+    /// `invalid-argument`.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashRingOptions;
+    /// assert_eq!(HashRingOptions::ketama().bounded_load(1.25).unwrap().bounded(), Some(1.25));
+    /// assert!(HashRingOptions::ketama().bounded_load(f64::NAN).is_err());
+    /// ```
+    pub fn bounded_load(mut self, c: f64) -> Result<HashRingOptions> {
+        if !(1.0..=MAX_BOUNDED_LOAD).contains(&c) {
+            return Err(Error::InvalidArgument(format!(
+                "hash-ring bounded load factor must be 1..={MAX_BOUNDED_LOAD}, got {c}"
+            )));
+        }
+        self.bounded_load = Some(c);
+        Ok(self)
+    }
+
+    /// The hash mode.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::{HashMode, HashRingOptions};
+    /// assert_eq!(HashRingOptions::default().mode(), HashMode::Ketama);
+    /// ```
+    pub fn mode(&self) -> HashMode {
+        self.mode
+    }
+
+    /// Vnodes per peer of average weight (the mode's default unless set).
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashRingOptions;
+    /// assert_eq!(HashRingOptions::default().vnodes_per_peer(), 40);
+    /// ```
+    pub fn vnodes_per_peer(&self) -> u32 {
+        self.vnodes.unwrap_or(self.mode.default_vnodes())
+    }
+
+    /// The bounded-load factor, if bounded loads are on.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::HashRingOptions;
+    /// assert_eq!(HashRingOptions::default().bounded(), None);
+    /// ```
+    pub fn bounded(&self) -> Option<f64> {
+        self.bounded_load
+    }
+
+    /// Applies one `key=value` of the compact name syntax.
+    pub(crate) fn set_param(self, key: &str, value: &str) -> Result<HashRingOptions> {
+        match key {
+            "vnodes" => self.vnodes(super::parse_number(key, value)?),
+            "bounded" => self.bounded_load(super::parse_number(key, value)?),
+            _ => Err(Error::InvalidArgument(format!(
+                "unknown hash-ring option {key:?}; expected vnodes or bounded"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for HashRingOptions {
+    /// The compact name, e.g. `hash-ring:fast?bounded=1.25` (defaults omitted).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("hash-ring")?;
+        if self.mode != HashMode::Ketama {
+            write!(f, ":{}", self.mode.as_str())?;
+        }
+        let mut sep = '?';
+        if let Some(v) = self.vnodes {
+            write!(f, "{sep}vnodes={v}")?;
+            sep = '&';
+        }
+        if let Some(c) = self.bounded_load {
+            write!(f, "{sep}bounded={c}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One published ring.
+pub(crate) struct Ring {
+    /// The peers on the ring (in the order they were added; owners index into it).
+    pub(crate) peers: Vec<PeerRef>,
+    /// Vnodes per peer (parallel to `peers`).
+    vnodes: Vec<u32>,
+    /// Sorted, distinct ring points, and each point's owner (index into `peers`).
+    points: Vec<u64>,
+    owners: Vec<u32>,
+    /// `buckets[b]` = index of the first point whose top bits are `>= b`.
+    buckets: Vec<u32>,
+    shift: u32,
+    total_weight: u64,
+    /// The strategy's membership version this ring was built for.
+    version: u64,
+    /// Indexes into `peers` in id order (the round-robin fallback's order).
+    by_id: Vec<u32>,
+}
+
+impl Ring {
+    fn empty() -> Ring {
+        Ring::new(Vec::new(), Vec::new(), Vec::new())
+    }
+
+    /// A ring from `pairs` sorted by point (duplicates allowed; the greater id wins).
+    fn new(peers: Vec<PeerRef>, vnodes: Vec<u32>, pairs: Vec<(u64, u32)>) -> Ring {
+        let mut points = Vec::with_capacity(pairs.len());
+        let mut owners: Vec<u32> = Vec::with_capacity(pairs.len());
+        for (h, o) in pairs {
+            if points.last() == Some(&h) {
+                let last = owners.last_mut().unwrap();
+                if peers[o as usize].id().as_str().as_bytes()
+                    > peers[*last as usize].id().as_str().as_bytes()
+                {
+                    *last = o;
+                }
+            } else {
+                points.push(h);
+                owners.push(o);
+            }
+        }
+        let bits = (points.len().max(2).next_power_of_two().trailing_zeros()).clamp(1, 20);
+        let shift = 64 - bits;
+        let nb = 1usize << bits;
+        let mut buckets = Vec::with_capacity(nb + 1);
+        let mut i = 0usize;
+        for b in 0..=nb {
+            while i < points.len() && ((points[i] >> shift) as usize) < b {
+                i += 1;
+            }
+            buckets.push(i as u32);
+        }
+        let total_weight = peers.iter().map(|p| p.weight() as u64).sum();
+        let mut by_id: Vec<u32> = (0..peers.len() as u32).collect();
+        by_id.sort_unstable_by(|&a, &b| {
+            peers[a as usize]
+                .id()
+                .as_str()
+                .cmp(peers[b as usize].id().as_str())
+        });
+        Ring {
+            version: 0,
+            by_id,
+            peers,
+            vnodes,
+            points,
+            owners,
+            buckets,
+            shift,
+            total_weight,
+        }
+    }
+
+    /// Index of the first point `> h`, wrapping to 0. The ring must not be empty.
+    #[inline]
+    fn find(&self, h: u64) -> usize {
+        let b = (h >> self.shift) as usize;
+        let lo = self.buckets[b] as usize;
+        let hi = self.buckets[b + 1] as usize;
+        let i = lo + self.points[lo..hi].partition_point(|&p| p <= h);
+        if i == self.points.len() {
+            0
+        } else {
+            i
+        }
+    }
+
+    /// The (point, owner) pairs, sorted.
+    fn pairs(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.points.iter().copied().zip(self.owners.iter().copied())
+    }
+}
+
+/// Vnodes of each peer (ketama's `vnodes * n * w / W`; at least 1 in fast mode).
+fn vnode_counts(mode: HashMode, vnodes: u32, peers: &[PeerRef]) -> Vec<u32> {
+    let n = peers.len() as u64;
+    let total: u64 = peers.iter().map(|p| p.weight() as u64).sum();
+    peers
+        .iter()
+        .map(|p| {
+            let k = (vnodes as u64 * n * p.weight() as u64) / total.max(1);
+            let k = k.min(u32::MAX as u64) as u32;
+            match mode {
+                HashMode::Ketama => k,
+                HashMode::Fast => k.max(1),
+            }
+        })
+        .collect()
+}
+
+/// Merges two sorted pair lists.
+fn merge(a: impl Iterator<Item = (u64, u32)>, b: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
+    let mut out = Vec::with_capacity(b.len());
+    let mut b = b.into_iter().peekable();
+    for x in a {
+        while let Some(&y) = b.peek() {
+            if y.0 < x.0 {
+                out.push(y);
+                b.next();
+            } else {
+                break;
+            }
+        }
+        out.push(x);
+    }
+    out.extend(b);
+    out
+}
+
+/// The ring building blocks shared with tests: builds a ring for `peers` from scratch.
+fn build(mode: HashMode, vnodes: u32, peers: Vec<PeerRef>) -> Ring {
+    let counts = vnode_counts(mode, vnodes, &peers);
+    let mut pairs = Vec::with_capacity(counts.iter().map(|&k| k as usize * 4).sum());
+    for (i, (p, &k)) in peers.iter().zip(&counts).enumerate() {
+        mode.points(p.id().as_str(), k, i as u32, &mut pairs);
+    }
+    pairs.sort_unstable();
+    Ring::new(peers, counts, pairs)
+}
+
+/// Builds the ring for `peers`, reusing `old` when only some peers came or went and the
+/// others keep their vnode counts (merging and filtering points: O(points)); otherwise
+/// from scratch (O(points · log points), hashing every vnode).
+fn rebuild(mode: HashMode, vnodes: u32, old: &Ring, peers: Vec<PeerRef>) -> Ring {
+    let counts = vnode_counts(mode, vnodes, &peers);
+    // Where each old peer went (u32::MAX = gone); new peers are the ones not found.
+    let mut remap = vec![u32::MAX; old.peers.len()];
+    let mut fresh = Vec::new();
+    let index: std::collections::HashMap<*const crate::Peer, usize> = old
+        .peers
+        .iter()
+        .enumerate()
+        .map(|(j, q)| (&**q as *const crate::Peer, j))
+        .collect();
+    for (i, p) in peers.iter().enumerate() {
+        match index.get(&(&**p as *const crate::Peer)) {
+            Some(&j) => remap[j] = i as u32,
+            None => fresh.push(i),
+        }
+    }
+    let per_vnode = if mode == HashMode::Ketama { 4 } else { 1 };
+    let had_tie =
+        old.points.len() != old.vnodes.iter().map(|&k| k as usize).sum::<usize>() * per_vnode;
+    let removed_any = remap.contains(&u32::MAX);
+    let same_counts = remap
+        .iter()
+        .enumerate()
+        .all(|(j, &r)| r == u32::MAX || counts[r as usize] == old.vnodes[j]);
+    let incremental = same_counts && !(had_tie && removed_any) && old.peers.len() > fresh.len();
+    if !incremental {
+        return build(mode, vnodes, peers);
+    }
+    let mut mine = Vec::new();
+    for &i in &fresh {
+        mode.points(peers[i].id().as_str(), counts[i], i as u32, &mut mine);
+    }
+    mine.sort_unstable();
+    let kept = old.pairs().filter_map(|(h, o)| {
+        let r = remap[o as usize];
+        (r != u32::MAX).then_some((h, r))
+    });
+    let pairs = merge(kept, mine);
+    Ring::new(peers, counts, pairs)
+}
+
+/// The `hash-ring` strategy (see the [module docs](self)).
+///
+/// ```
+/// use peerlb::strategy::hash_ring::{HashRing, HashRingOptions};
+/// use peerlb::{Peer, PeerId, Request, Strategy};
+/// let ring = HashRing::new(HashRingOptions::default());
+/// for id in ["a", "b", "c"] {
+///     ring.add(&Peer::detached(PeerId::new(id).unwrap(), 1));
+/// }
+/// let pick = ring.choose(&Request::new().with_shard_key(b"k")).unwrap();
+/// assert!(["a", "b", "c"].contains(&pick.peer().id().as_str()));
+/// ```
+pub struct HashRing {
+    options: HashRingOptions,
+    /// The published ring (possibly behind `version`).
+    ring: ArcSwap<Ring>,
+    /// The peers the strategy knows (authoritative); writers and rebuilds hold it.
+    members: Mutex<Vec<PeerRef>>,
+    /// Bumped by every add/remove; a ring whose `version` differs is stale.
+    version: AtomicU64,
+    /// Round-robin cursor for requests without a key.
+    cursor: AtomicUsize,
+    /// Sum of the pending counts each ring peer last reported (bounded loads only; each
+    /// peer's last report sits in its strategy slot).
+    total_pending: AtomicI64,
+}
+
+const UNSET: usize = usize::MAX;
+
+impl HashRing {
+    /// An empty ring with these options.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::{HashRing, HashRingOptions};
+    /// use peerlb::{Request, Strategy};
+    /// let ring = HashRing::new(HashRingOptions::fast());
+    /// assert!(ring.choose(&Request::new().with_shard_key(b"k")).is_none());
+    /// ```
+    pub fn new(options: HashRingOptions) -> HashRing {
+        HashRing {
+            options,
+            ring: ArcSwap::from_pointee(Ring::empty()),
+            members: Mutex::new(Vec::new()),
+            version: AtomicU64::new(0),
+            cursor: AtomicUsize::new(0),
+            total_pending: AtomicI64::new(0),
+        }
+    }
+
+    /// The options it was built with.
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::{HashRing, HashRingOptions};
+    /// assert_eq!(HashRing::new(HashRingOptions::fast()).options(), &HashRingOptions::fast());
+    /// ```
+    pub fn options(&self) -> &HashRingOptions {
+        &self.options
+    }
+
+    /// The id of the peer `key` maps to, ignoring loads (`None` when the ring is empty).
+    ///
+    /// ```
+    /// use peerlb::strategy::hash_ring::{HashRing, HashRingOptions};
+    /// use peerlb::{Peer, PeerId, Strategy};
+    /// let ring = HashRing::new(HashRingOptions::default());
+    /// ring.add(&Peer::detached(PeerId::new("a").unwrap(), 1));
+    /// assert_eq!(ring.owner(b"anything").unwrap().as_str(), "a");
+    /// ```
+    pub fn owner(&self, key: &[u8]) -> Option<crate::PeerId> {
+        let ring = self.current();
+        if ring.points.is_empty() {
+            return None;
+        }
+        let i = ring.find(self.options.mode.key_hash(key));
+        Some(ring.peers[ring.owners[i] as usize].id().clone())
+    }
+
+    fn members(&self) -> std::sync::MutexGuard<'_, Vec<PeerRef>> {
+        self.members.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The up-to-date ring (rebuilding it if a peer came or went since it was built).
+    fn current(&self) -> Arc<Ring> {
+        let ring = self.ring.load_full();
+        if ring.version == self.version.load(Ordering::Acquire) {
+            ring
+        } else {
+            self.refresh()
+        }
+    }
+
+    /// Rebuilds and publishes the ring for the current members.
+    #[cold]
+    fn refresh(&self) -> Arc<Ring> {
+        let members = self.members();
+        let version = self.version.load(Ordering::Acquire);
+        let old = self.ring.load_full();
+        if old.version == version {
+            return old; // another thread rebuilt it meanwhile
+        }
+        let mut ring = rebuild(
+            self.options.mode,
+            self.options.vnodes_per_peer(),
+            &old,
+            members.clone(),
+        );
+        ring.version = version;
+        let ring = Arc::new(ring);
+        self.ring.store(ring.clone());
+        ring
+    }
+
+    /// Round-robin over the ring's peers in id order.
+    fn round_robin(&self, ring: &Ring) -> Option<InFlight> {
+        let n = ring.peers.len();
+        if n == 0 {
+            return None;
+        }
+        let k = self.cursor.fetch_add(1, Ordering::Relaxed) % n;
+        Some(ring.peers[ring.by_id[k] as usize].start_request())
+    }
+
+    #[inline]
+    fn choose_in(&self, ring: &Ring, request: &Request<'_>) -> Option<InFlight> {
+        let Some(key) = request.shard_key() else {
+            return self.round_robin(ring);
+        };
+        if ring.points.is_empty() {
+            return None;
+        }
+        let i = ring.find(self.options.mode.key_hash(key));
+        match self.options.bounded_load {
+            None => Some(ring.peers[ring.owners[i] as usize].start_request()),
+            Some(c) => Some(self.choose_bounded(ring, i, c)),
+        }
+    }
+
+    #[cold]
+    fn choose_bounded(&self, ring: &Ring, start: usize, c: f64) -> InFlight {
+        let total = self.total_pending.load(Ordering::Relaxed).max(0) as f64;
+        let w_total = ring.total_weight.max(1) as f64;
+        let len = ring.points.len();
+        let mut i = start;
+        for _ in 0..len {
+            let p = &ring.peers[ring.owners[i] as usize];
+            let cap = (c * (total + 1.0) * p.weight() as f64 / w_total).ceil();
+            if (p.pending() + 1) as f64 <= cap {
+                return p.start_request();
+            }
+            i = if i + 1 == len { 0 } else { i + 1 };
+        }
+        ring.peers[ring.owners[start] as usize].start_request()
+    }
+}
+
+impl Strategy for HashRing {
+    fn name(&self) -> &str {
+        "hash-ring"
+    }
+
+    fn add(&self, peer: &PeerRef) {
+        let mut members = self.members();
+        if members.iter().any(|p| PeerRef::ptr_eq(p, peer)) {
+            return;
+        }
+        members.push(peer.clone());
+        if self.options.bounded_load.is_some() {
+            let now = peer.pending();
+            peer.strategy_slot().store(now, Ordering::Relaxed);
+            self.total_pending.fetch_add(now as i64, Ordering::Relaxed);
+        }
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn remove(&self, peer: &PeerRef) {
+        let mut members = self.members();
+        let Some(gone) = members.iter().position(|p| PeerRef::ptr_eq(p, peer)) else {
+            return;
+        };
+        members.remove(gone);
+        if self.options.bounded_load.is_some() {
+            let last = peer.strategy_slot().swap(UNSET, Ordering::Relaxed);
+            if last != UNSET {
+                self.total_pending.fetch_sub(last as i64, Ordering::Relaxed);
+            }
+        }
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    #[inline]
+    fn choose(&self, request: &Request<'_>) -> Option<InFlight> {
+        let ring = self.ring.load();
+        if ring.version == self.version.load(Ordering::Acquire) {
+            self.choose_in(&ring, request)
+        } else {
+            drop(ring);
+            self.choose_in(&self.refresh(), request)
+        }
+    }
+
+    fn wants_pending_updates(&self) -> bool {
+        self.options.bounded_load.is_some()
+    }
+
+    fn pending_changed(&self, peer: &PeerRef) {
+        let slot = peer.strategy_slot();
+        let mut last = slot.load(Ordering::Relaxed);
+        loop {
+            if last == UNSET {
+                return; // not on the ring
+            }
+            let now = peer.pending();
+            match slot.compare_exchange_weak(last, now, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => {
+                    self.total_pending
+                        .fetch_add(now as i64 - last as i64, Ordering::Relaxed);
+                    return;
+                }
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::test_support::peers;
+    use crate::{Peer, PeerId};
+
+    fn owner_of(r: &HashRing, key: &str) -> String {
+        r.owner(key.as_bytes()).unwrap().to_string()
+    }
+
+    fn ring_of(options: HashRingOptions, ids: &[&str]) -> (HashRing, Vec<PeerRef>) {
+        let r = HashRing::new(options);
+        let ps = peers(ids);
+        for p in &ps {
+            r.add(p);
+        }
+        (r, ps)
+    }
+
+    #[test]
+    fn ketama_hash_matches_libketama() {
+        // MD5("foo") = acbd18db 4cc2f85c edef654f ccc4a4d8
+        assert_eq!(HashMode::Ketama.key_hash(b"foo") >> 32, 0xdb18_bdac);
+    }
+
+    #[test]
+    fn incremental_and_full_builds_agree() {
+        for mode in [HashMode::Ketama, HashMode::Fast] {
+            for weighted in [false, true] {
+                let ps: Vec<PeerRef> = (0..20)
+                    .map(|i| {
+                        let w = if weighted { 1 + i % 3 } else { 1 };
+                        Peer::detached(PeerId::new(format!("10.0.0.{i}:80")).unwrap(), w)
+                    })
+                    .collect();
+                let options = HashRingOptions {
+                    mode,
+                    ..Default::default()
+                };
+                let r = HashRing::new(options);
+                for p in &ps[..19] {
+                    r.add(p);
+                }
+                // Refresh after every change so each one takes the incremental path.
+                r.current();
+                r.remove(&ps[3]);
+                r.current();
+                r.add(&ps[19]);
+                r.current();
+                r.remove(&ps[19]);
+                r.current();
+                r.add(&ps[3]);
+                r.current();
+                r.remove(&ps[3]);
+                r.remove(&ps[7]);
+                let mut rest = ps[..19].to_vec();
+                rest.remove(7);
+                rest.remove(3);
+                let full = build(mode, mode.default_vnodes(), rest);
+                let inc = r.current();
+                let a: Vec<(u64, String)> = inc
+                    .pairs()
+                    .map(|(h, o)| (h, inc.peers[o as usize].id().to_string()))
+                    .collect();
+                let b: Vec<(u64, String)> = full
+                    .pairs()
+                    .map(|(h, o)| (h, full.peers[o as usize].id().to_string()))
+                    .collect();
+                assert_eq!(a, b, "{mode:?} weighted={weighted}");
+            }
+        }
+    }
+
+    #[test]
+    fn unavailable_owner_moves_to_next_peer_and_back() {
+        let (r, ps) = ring_of(HashRingOptions::default(), &["a", "b", "c", "d"]);
+        let keys: Vec<String> = (0..2000).map(|i| format!("key-{i}")).collect();
+        let before: Vec<String> = keys.iter().map(|k| owner_of(&r, k)).collect();
+        r.remove(&ps[1]);
+        for (k, was) in keys.iter().zip(&before) {
+            let now = owner_of(&r, k);
+            assert_ne!(now, "b");
+            if was != "b" {
+                assert_eq!(&now, was, "{k} moved although its owner stayed");
+            }
+        }
+        r.add(&ps[1]);
+        let after: Vec<String> = keys.iter().map(|k| owner_of(&r, k)).collect();
+        assert_eq!(before, after);
+    }
+
+    #[test]
+    fn no_key_is_round_robin_in_id_order() {
+        let (r, ps) = ring_of(HashRingOptions::default(), &["c", "a", "b"]);
+        let got: Vec<String> = (0..6)
+            .map(|_| r.choose(&Request::new()).unwrap().peer().id().to_string())
+            .collect();
+        assert_eq!(got, ["a", "b", "c", "a", "b", "c"]);
+        for p in &ps {
+            r.remove(p);
+        }
+        assert!(r.choose(&Request::new()).is_none());
+        assert!(r.choose(&Request::new().with_shard_key(b"x")).is_none());
+    }
+
+    #[test]
+    fn bounded_load_skips_a_full_peer() {
+        let (r, ps) = ring_of(
+            HashRingOptions::default().bounded_load(1.25).unwrap(),
+            &["a", "b", "c"],
+        );
+        let key = b"some-key";
+        let owner = r.owner(key).unwrap().to_string();
+        // Hold many requests on the owner; the strategy hears of each.
+        let mut held = Vec::new();
+        let first = r.choose(&Request::new().with_shard_key(key)).unwrap();
+        assert_eq!(first.peer().id().as_str(), owner);
+        r.pending_changed(&first.peer_ref());
+        held.push(first);
+        // total = 1, n = 3: cap = ceil(1.25 * 2 / 3) = 1, owner has 1 pending -> skipped.
+        let second = r.choose(&Request::new().with_shard_key(key)).unwrap();
+        assert_ne!(second.peer().id().as_str(), owner);
+        r.pending_changed(&second.peer_ref());
+        held.push(second);
+        drop(held);
+        for p in &ps {
+            r.pending_changed(p);
+        }
+        assert_eq!(r.total_pending.load(Ordering::Relaxed), 0);
+        let third = r.choose(&Request::new().with_shard_key(key)).unwrap();
+        assert_eq!(third.peer().id().as_str(), owner);
+    }
+
+    #[test]
+    fn bounded_load_caps_every_peer() {
+        let (r, _ps) = ring_of(
+            HashRingOptions::fast().bounded_load(1.25).unwrap(),
+            &["a", "b", "c", "d"],
+        );
+        let mut held = Vec::new();
+        for i in 0..400 {
+            // Skewed keys: most map to few peers.
+            let key = format!("hot-{}", i % 3);
+            let c = r
+                .choose(&Request::new().with_shard_key(key.as_bytes()))
+                .unwrap();
+            r.pending_changed(&c.peer_ref());
+            held.push(c);
+        }
+        let mut counts = std::collections::BTreeMap::new();
+        for c in &held {
+            *counts.entry(c.peer().id().to_string()).or_insert(0usize) += 1;
+        }
+        // ceil(1.25 * 400 / 4) = 125
+        assert!(counts.values().all(|&n| n <= 125), "{counts:?}");
+    }
+
+    #[test]
+    fn weights_scale_points() {
+        let r = HashRing::new(HashRingOptions::default());
+        r.add(&Peer::detached(PeerId::new("a").unwrap(), 1));
+        r.add(&Peer::detached(PeerId::new("b").unwrap(), 3));
+        let ring = r.current();
+        // uhashring: k = 40 * 2 * w / 4 -> 20 and 60 digests
+        assert_eq!(ring.vnodes, [20, 60]);
+        assert_eq!(ring.points.len(), 320);
+    }
+
+    fn moved_fraction(options: HashRingOptions, n: usize) -> (f64, f64) {
+        let ids: Vec<String> = (0..=n).map(|i| format!("peer-{i}")).collect();
+        let idr: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (r, ps) = ring_of(options, &idr[..n]);
+        let keys: Vec<String> = (0..20_000).map(|i| format!("k{i}")).collect();
+        let before: Vec<String> = keys.iter().map(|k| owner_of(&r, k)).collect();
+        let extra = Peer::detached(PeerId::new(ids[n].as_str()).unwrap(), 1);
+        r.add(&extra);
+        let added: Vec<String> = keys.iter().map(|k| owner_of(&r, k)).collect();
+        r.remove(&extra);
+        r.remove(&ps[0]);
+        let removed: Vec<String> = keys.iter().map(|k| owner_of(&r, k)).collect();
+        let frac = |a: &[String], b: &[String]| {
+            a.iter().zip(b).filter(|(x, y)| x != y).count() as f64 / keys.len() as f64
+        };
+        (frac(&before, &added), frac(&before, &removed))
+    }
+
+    #[test]
+    fn one_peer_change_moves_about_one_nth() {
+        for options in [HashRingOptions::ketama(), HashRingOptions::fast()] {
+            for n in [5usize, 20] {
+                let (add, rem) = moved_fraction(options, n);
+                let ideal_add = 1.0 / (n + 1) as f64;
+                let ideal_rem = 1.0 / n as f64;
+                assert!(
+                    add < ideal_add * 1.6 && add > ideal_add * 0.4,
+                    "{n} add {add}"
+                );
+                assert!(
+                    rem < ideal_rem * 1.6 && rem > ideal_rem * 0.4,
+                    "{n} rem {rem}"
+                );
+            }
+        }
+    }
+}
