@@ -43,12 +43,13 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::choice::Choice;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::introspect::{ListIntrospection, PeerIntrospection};
 use crate::peer::{ConnectionStatus, Peer, PeerId, PeerRef, PeerSpec};
-use crate::request::Request;
+use crate::request::{Outcome, Request};
 use crate::runtime;
-use crate::strategy::{Strategy, StrategyKind};
+use crate::strategy::{Strategy, StrategyKind, StrategyOptions};
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 /// How to build a [`PeerList`]. Start from `ListOptions::default()` and chain setters.
@@ -66,6 +67,8 @@ use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 #[derive(Clone)]
 pub struct ListOptions {
     strategy: StrategyKind,
+    strategy_options: StrategyOptions,
+    clock: Clock,
     custom_strategy: Option<Arc<dyn Strategy>>,
     shuffle: bool,
     seed: Option<u64>,
@@ -78,6 +81,8 @@ impl Default for ListOptions {
     fn default() -> Self {
         ListOptions {
             strategy: StrategyKind::RoundRobin,
+            strategy_options: StrategyOptions::default(),
+            clock: Clock::real(),
             custom_strategy: None,
             shuffle: true,
             seed: None,
@@ -97,9 +102,59 @@ impl ListOptions {
     }
 
     /// The strategy by name (`"round-robin"`, `"random"`, `"fewest-pending"`,
-    /// `"two-random-choices"`); an unknown name is `invalid-argument`.
-    pub fn strategy_name(self, name: &str) -> Result<Self> {
-        Ok(self.strategy(name.parse()?))
+    /// `"two-random-choices"`, `"weighted-round-robin"`, `"peak-ewma"`), optionally with
+    /// options in the compact syntax `name?key=value&key=value` (see
+    /// [`StrategyOptions::parse`]); an unknown name, key or bad value is
+    /// `invalid-argument`.
+    ///
+    /// ```
+    /// use peerlb::ListOptions;
+    /// let opts = ListOptions::default().strategy_name("peak-ewma?decay_ms=5000").unwrap();
+    /// assert_eq!(opts.get_strategy_options().peak_ewma.decay.as_millis(), 5000);
+    /// assert!(ListOptions::default().strategy_name("peak-ewma?nope=1").is_err());
+    /// ```
+    pub fn strategy_name(mut self, name: &str) -> Result<Self> {
+        let kind = self.strategy_options.parse(name)?;
+        Ok(self.strategy(kind))
+    }
+
+    /// Options of the built-in strategies that have some (each strategy reads its own).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerlb::{ListOptions, StrategyKind};
+    /// use peerlb::strategy::{StrategyOptions, peak_ewma::PeakEwmaOptions};
+    /// let mut o = StrategyOptions::default();
+    /// o.peak_ewma = PeakEwmaOptions { decay: Duration::from_secs(5), ..Default::default() };
+    /// let opts = ListOptions::default().strategy(StrategyKind::PeakEwma).strategy_options(o);
+    /// assert_eq!(opts.get_strategy_options().peak_ewma.decay, Duration::from_secs(5));
+    /// ```
+    pub fn strategy_options(mut self, options: StrategyOptions) -> Self {
+        self.strategy_options = options;
+        self
+    }
+
+    /// The strategy options set so far.
+    ///
+    /// ```
+    /// let o = peerlb::ListOptions::default();
+    /// assert!(o.get_strategy_options().weighted_round_robin.slow_start.is_none());
+    /// ```
+    pub fn get_strategy_options(&self) -> &StrategyOptions {
+        &self.strategy_options
+    }
+
+    /// The clock strategies (and latency measurement) use; default the real monotonic
+    /// clock. Tests pass a [`ManualClock`](crate::clock::ManualClock) to simulate time.
+    ///
+    /// ```
+    /// use peerlb::{clock::ManualClock, ListOptions};
+    /// let manual = ManualClock::new();
+    /// let opts = ListOptions::default().clock(manual.clone().into());
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// A strategy of your own (called with the list's lock held; it must not call back
@@ -150,6 +205,8 @@ impl fmt::Debug for ListOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ListOptions")
             .field("strategy", &self.strategy)
+            .field("strategy_options", &self.strategy_options)
+            .field("clock", &self.clock)
             .field("custom_strategy", &self.custom_strategy.is_some())
             .field("shuffle", &self.shuffle)
             .field("seed", &self.seed)
@@ -174,6 +231,10 @@ pub(crate) struct ListShared {
     shuffle: bool,
     fail_fast: bool,
     notify_pending: bool,
+    notify_outcome: bool,
+    clock: Clock,
+    /// Origin of the clock stamps choices carry (see [`ListShared::stamp`]).
+    epoch: Instant,
     running: AtomicBool,
     state: Mutex<State>,
     /// Fired when a peer becomes available or the list stops.
@@ -220,7 +281,11 @@ impl PeerList {
     pub fn new(options: ListOptions) -> Result<PeerList> {
         let strategy = match options.custom_strategy {
             Some(s) => s,
-            None => options.strategy.build(options.seed),
+            None => {
+                options
+                    .strategy
+                    .build_with(options.seed, &options.strategy_options, &options.clock)
+            }
         };
         let rng = match options.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
@@ -228,6 +293,9 @@ impl PeerList {
         };
         let shared = Arc::new(ListShared {
             notify_pending: strategy.wants_pending_updates(),
+            notify_outcome: strategy.wants_outcomes(),
+            epoch: options.clock.now(),
+            clock: options.clock,
             strategy,
             transport: options
                 .transport
@@ -387,7 +455,13 @@ impl ListShared {
 
     /// A new peer record and the subscriber its transport reports through.
     fn new_peer(self: &Arc<Self>, id: PeerId, weight: u32) -> Subscriber {
-        let peer = Peer::new_ref(id, weight, Arc::downgrade(self), self.notify_pending);
+        let peer = Peer::new_ref(
+            id,
+            weight,
+            Arc::downgrade(self),
+            self.notify_pending,
+            self.notify_outcome,
+        );
         Subscriber::new(Arc::downgrade(self), peer)
     }
 
@@ -606,11 +680,39 @@ impl ListShared {
         self.strategy.pending_changed(peer);
     }
 
+    /// A request to `peer` ended; only called when the strategy wants outcomes. Without a
+    /// given latency, it is the time since `started` on the list's clock.
+    pub(crate) fn request_finished(
+        &self,
+        peer: &PeerRef,
+        outcome: Outcome,
+        latency: Option<Duration>,
+        started: u64,
+    ) {
+        let latency = match latency {
+            Some(l) => l,
+            None if started == 0 => Duration::ZERO,
+            None => Duration::from_nanos(self.stamp().saturating_sub(started)),
+        };
+        self.strategy.request_finished(peer, outcome, latency);
+    }
+
+    /// Nanoseconds since the list was made, on its clock, plus one (so never 0, which
+    /// means "not timed" in a [`Choice`]).
+    #[inline]
+    fn stamp(&self) -> u64 {
+        let d = self.clock.now().saturating_duration_since(self.epoch);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
     #[inline]
     fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
         let request = self.strategy.choose(request)?;
         if self.notify_pending {
             self.strategy.pending_changed(&request.peer_ref());
+        }
+        if self.notify_outcome {
+            return Some(Choice::timed(request, self.stamp()));
         }
         Some(Choice::new(request))
     }

@@ -14,21 +14,33 @@
 //! | `random` | [`random`] | uniformly at random (seedable) |
 //! | `fewest-pending` | [`fewest_pending`] | fewest in-flight requests; ties to the peer waiting longest |
 //! | `two-random-choices` | [`two_random_choices`] | the less loaded of two distinct random peers |
+//! | `weighted-round-robin` | [`weighted_round_robin`] | smooth weighted round-robin (nginx), optional slow start |
+//! | `peak-ewma` | [`peak_ewma`] | two random choices on peak-EWMA latency × (pending + 1) (Finagle, tower) |
+//!
+//! Strategies with options take them as typed structs ([`StrategyOptions`], through
+//! [`ListOptions::strategy_options`](crate::ListOptions::strategy_options)) or in the
+//! compact name syntax `name?key=value&key=value` (e.g.
+//! `"peak-ewma?decay_ms=10000&default_rtt_ms=30"`), which every surface accepts wherever it
+//! accepts a strategy name.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
-use crate::request::Request;
+use crate::request::{Outcome, Request};
 
 pub mod fewest_pending;
+pub mod peak_ewma;
 pub mod random;
 pub mod round_robin;
 pub(crate) mod snapshot;
 pub(crate) mod stripes;
 pub mod two_random_choices;
+pub mod weighted_round_robin;
 
 /// Picks a peer among the available ones.
 ///
@@ -76,6 +88,20 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// The peer's pending count changed (a request started or finished).
     fn pending_changed(&self, _peer: &PeerRef) {}
+
+    /// Whether [`Strategy::request_finished`] should be called. When `true`, the list
+    /// also reads its clock at every `choose` to measure latencies the caller does not
+    /// give, so only strategies that use them should say so.
+    fn wants_outcomes(&self) -> bool {
+        false
+    }
+
+    /// A request to `peer` ended with `outcome` after `latency` (as given to
+    /// [`Choice::finish`](crate::Choice::finish), or measured from `choose` to the end on the
+    /// list's clock; zero for a choice rebuilt without its start time). Called after the
+    /// peer's pending count went down, from the finishing thread; also for peers the
+    /// strategy no longer offers.
+    fn request_finished(&self, _peer: &PeerRef, _outcome: Outcome, _latency: Duration) {}
 }
 
 /// The built-in strategies, by name.
@@ -90,15 +116,21 @@ pub enum StrategyKind {
     FewestPending,
     /// See [`two_random_choices`].
     TwoRandomChoices,
+    /// See [`weighted_round_robin`].
+    WeightedRoundRobin,
+    /// See [`peak_ewma`].
+    PeakEwma,
 }
 
 impl StrategyKind {
     /// Every built-in strategy.
-    pub const ALL: [StrategyKind; 4] = [
+    pub const ALL: [StrategyKind; 6] = [
         StrategyKind::RoundRobin,
         StrategyKind::Random,
         StrategyKind::FewestPending,
         StrategyKind::TwoRandomChoices,
+        StrategyKind::WeightedRoundRobin,
+        StrategyKind::PeakEwma,
     ];
 
     /// The kebab-case name, e.g. `"two-random-choices"`.
@@ -108,12 +140,52 @@ impl StrategyKind {
             StrategyKind::Random => "random",
             StrategyKind::FewestPending => "fewest-pending",
             StrategyKind::TwoRandomChoices => "two-random-choices",
+            StrategyKind::WeightedRoundRobin => "weighted-round-robin",
+            StrategyKind::PeakEwma => "peak-ewma",
         }
     }
 
-    /// Builds a fresh strategy of this kind; `seed` makes random choices reproducible.
+    /// Builds a fresh strategy of this kind with default options and the real clock;
+    /// `seed` makes random choices reproducible.
+    ///
+    /// ```
+    /// use peerlb::StrategyKind;
+    /// assert_eq!(StrategyKind::PeakEwma.build(Some(1)).name(), "peak-ewma");
+    /// ```
     pub fn build(self, seed: Option<u64>) -> Arc<dyn Strategy> {
+        self.build_with(seed, &StrategyOptions::default(), &Clock::real())
+    }
+
+    /// Builds a fresh strategy of this kind with `options` (each strategy reads its own
+    /// part) and `clock` (for strategies that keep time).
+    ///
+    /// ```
+    /// use peerlb::{clock::ManualClock, StrategyKind, StrategyOptions};
+    /// let s = StrategyKind::WeightedRoundRobin.build_with(
+    ///     None,
+    ///     &StrategyOptions::default(),
+    ///     &ManualClock::new().into(),
+    /// );
+    /// assert_eq!(s.name(), "weighted-round-robin");
+    /// ```
+    pub fn build_with(
+        self,
+        seed: Option<u64>,
+        options: &StrategyOptions,
+        clock: &Clock,
+    ) -> Arc<dyn Strategy> {
         match self {
+            StrategyKind::WeightedRoundRobin => {
+                Arc::new(weighted_round_robin::WeightedRoundRobin::with_options(
+                    options.weighted_round_robin.clone(),
+                    clock.clone(),
+                ))
+            }
+            StrategyKind::PeakEwma => Arc::new(peak_ewma::PeakEwma::with_options(
+                seed,
+                options.peak_ewma.clone(),
+                clock.clone(),
+            )),
             StrategyKind::RoundRobin => Arc::new(round_robin::RoundRobin::new()),
             StrategyKind::Random => Arc::new(random::Random::new(seed)),
             StrategyKind::FewestPending => Arc::new(fewest_pending::FewestPending::new()),
@@ -144,6 +216,90 @@ impl FromStr for StrategyKind {
                 ))
             })
     }
+}
+
+/// Options of the built-in strategies that take some; each strategy reads its own field.
+///
+/// Also settable from a strategy name in the compact syntax `name?key=value&key=value`
+/// (used by C, Python and Node, which pass strategy names as strings):
+///
+/// | strategy | key | meaning |
+/// |---|---|---|
+/// | `weighted-round-robin` | `slow_start_ms` | slow-start window in ms (0 = off, the default) |
+/// | `peak-ewma` | `decay_ms` | EWMA time constant τ in ms (default 10000) |
+/// | `peak-ewma` | `default_rtt_ms` | latency assumed before the first sample, in ms (default 30) |
+///
+/// ```
+/// use std::time::Duration;
+/// use peerlb::{StrategyKind, StrategyOptions};
+/// let mut o = StrategyOptions::default();
+/// let kind = o.parse("weighted-round-robin?slow_start_ms=30000").unwrap();
+/// assert_eq!(kind, StrategyKind::WeightedRoundRobin);
+/// assert_eq!(o.weighted_round_robin.slow_start, Some(Duration::from_secs(30)));
+/// assert!(o.parse("round-robin?x=1").is_err()); // round-robin takes no options
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StrategyOptions {
+    /// For `weighted-round-robin`.
+    pub weighted_round_robin: weighted_round_robin::WeightedRoundRobinOptions,
+    /// For `peak-ewma`.
+    pub peak_ewma: peak_ewma::PeakEwmaOptions,
+}
+
+impl StrategyOptions {
+    /// Parses `name` or `name?key=value&key=value`, storing the options given in `self`
+    /// (others keep their values), and returns the strategy kind. Unknown names or keys,
+    /// malformed pairs, repeated keys and bad values are `invalid-argument`, and `self` is
+    /// left unchanged.
+    pub fn parse(&mut self, spec: &str) -> Result<StrategyKind> {
+        let (name, query) = match spec.split_once('?') {
+            Some((name, query)) => (name, Some(query)),
+            None => (spec, None),
+        };
+        let kind: StrategyKind = name.parse()?;
+        let Some(query) = query else {
+            return Ok(kind);
+        };
+        let mut next = self.clone();
+        let mut seen: Vec<&str> = Vec::new();
+        for pair in query.split('&') {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(Error::InvalidArgument(format!(
+                    "strategy option {pair:?} in {spec:?} is not key=value"
+                )));
+            };
+            if seen.contains(&key) {
+                return Err(Error::InvalidArgument(format!(
+                    "strategy option {key:?} given twice in {spec:?}"
+                )));
+            }
+            seen.push(key);
+            let known = match kind {
+                StrategyKind::WeightedRoundRobin => next.weighted_round_robin.set(key, value)?,
+                StrategyKind::PeakEwma => next.peak_ewma.set(key, value)?,
+                _ => false,
+            };
+            if !known {
+                return Err(Error::InvalidArgument(format!(
+                    "strategy {name:?} has no option {key:?} (in {spec:?})"
+                )));
+            }
+        }
+        *self = next;
+        Ok(kind)
+    }
+}
+
+/// Parses a millisecond option value (`0..=u32::MAX` whole milliseconds).
+pub(crate) fn parse_ms(key: &str, value: &str) -> Result<Duration> {
+    value
+        .parse::<u32>()
+        .map(|ms| Duration::from_millis(u64::from(ms)))
+        .map_err(|_| {
+            Error::InvalidArgument(format!(
+                "strategy option {key}={value:?} is not a whole number of milliseconds (0..=4294967295)"
+            ))
+        })
 }
 
 #[cfg(test)]
