@@ -21,12 +21,18 @@
 //!
 //! # Difference from tower
 //! tower's `load()` *writes* the decayed estimate back on every read; here reads only
-//! compute it (choose touches no shared cache line for writing). The update on a sample
-//! is tower's formula with Δt measured from the previous *sample*. Both give the same
-//! estimate to readers, except that a sample below the estimate is blended slightly
-//! differently when reads happened in between (tower: Δt since the last read).
+//! compute it (choose writes to no shared cache line). A sample applies tower's update to
+//! the estimate as readers see it (decayed to now), with Δt since the previous sample:
+//! `next = max-peak(sample, decayed)` or `decayed·e^(-Δt/τ) + sample·(1 - e^(-Δt/τ))`.
+//! tower's Δt is the time since the last *read* (tiny under load, so a fast sample there
+//! barely moves the decayed estimate); ours weighs a fast sample by how long the estimate
+//! went unconfirmed. A recovered peer is taken back as soon as its decayed estimate falls
+//! below the others' (its next fast sample then is a "peak" above the decayed value).
 //!
-//! A peer that stops being available and comes back starts again at `default_rtt`.
+//! A peer that stops being available and comes back starts again at `default_rtt`. Pick
+//! `default_rtt` near your real latencies: a peer without samples competes with
+//! `default_rtt` (decaying with τ), so a value far above the real latency keeps new peers
+//! out for a while (≈ τ·ln(default/real)), and one far below sends them a burst.
 //!
 //! ```
 //! use std::time::Duration;
@@ -338,16 +344,18 @@ impl Strategy for PeakEwma {
         let _u = entry.update.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.now();
         let rtt = latency.as_nanos() as f64;
-        let estimate = f64::from_bits(entry.rtt.load(Ordering::Relaxed));
         let at = entry.at.load(Ordering::Relaxed);
-        // tower's RttEstimate::update: the peak is taken at once; lower samples are
-        // blended in with weight 1 - exp(-elapsed/τ).
-        let next = if estimate < rtt {
+        // What readers see now: the estimate decayed since the previous sample (tower's
+        // load() writes this back on every read; we compute it here instead).
+        let decayed = entry.estimate(now, self.decay_ns);
+        // tower's RttEstimate::update on that value: a slower sample is taken at once;
+        // a faster one is blended in with weight 1 - exp(-Δt/τ).
+        let next = if decayed < rtt {
             rtt
         } else {
             let elapsed = now.saturating_sub(at) as f64;
             let decay = (-elapsed / self.decay_ns).exp();
-            estimate * decay + rtt * (1.0 - decay)
+            decayed * decay + rtt * (1.0 - decay)
         };
         entry.rtt.store(next.to_bits(), Ordering::Relaxed);
         entry.at.store(now.max(at), Ordering::Relaxed);
@@ -385,7 +393,7 @@ mod tests {
         );
         s.request_finished(p, Outcome::Ok, ms(10));
         let d = (-1.0f64).exp();
-        let want = 100.0 * d + 10.0 * (1.0 - d);
+        let want = 100.0 * d * d + 10.0 * (1.0 - d);
         let got = s.estimate(p).unwrap().as_secs_f64() * 1000.0;
         assert!((got - want).abs() < 0.01, "{got} vs {want}");
         // A slower sample is taken at once.
