@@ -12,7 +12,9 @@
 //!
 //! The cost of a peer is `estimate × (pending + 1)`; `choose` draws two distinct peers at
 //! random (seedable, per-thread streams as in `two-random-choices`) and takes the cheaper
-//! one (a tie keeps the first draw). With one peer, that peer.
+//! one (a tie keeps the first draw). With one peer, that peer. Since both estimates decay
+//! by the same factor per unit of time, `choose` compares them without reading the clock
+//! (one `exp` of the difference of their sample times).
 //!
 //! Samples are the latencies given to [`Choice::finish`](crate::Choice::finish), or, when
 //! none is given (or the choice is dropped), the time from `choose` to the end on the
@@ -146,11 +148,20 @@ impl Entry {
             rtt
         }
     }
+}
 
-    #[inline]
-    fn cost(&self, now: u64, decay_ns: f64) -> f64 {
-        self.estimate(now, decay_ns) * (self.peer.pending() as f64 + 1.0)
+/// Whether `a` costs less than `b` now. Both estimates decay by `exp(-(now - at)/τ)`, so
+/// the comparison needs no clock: `rtt_a·(p_a+1)·exp((at_a - at_b)/τ) < rtt_b·(p_b+1)`.
+#[inline]
+fn cheaper(a: &Entry, b: &Entry, decay_ns: f64) -> bool {
+    let ra = f64::from_bits(a.rtt.load(Ordering::Relaxed)) * (a.peer.pending() as f64 + 1.0);
+    let rb = f64::from_bits(b.rtt.load(Ordering::Relaxed)) * (b.peer.pending() as f64 + 1.0);
+    let (ta, tb) = (a.at.load(Ordering::Relaxed), b.at.load(Ordering::Relaxed));
+    if ta == tb {
+        return ra < rb;
     }
+    let shift = (ta as f64 - tb as f64) / decay_ns;
+    ra * shift.exp() < rb
 }
 
 struct Published {
@@ -317,10 +328,7 @@ impl Strategy for PeakEwma {
                     if j >= n {
                         j -= n;
                     }
-                    let now = self.now();
-                    let pick = if entries[j].cost(now, self.decay_ns)
-                        < entries[i].cost(now, self.decay_ns)
-                    {
+                    let pick = if cheaper(&entries[j], &entries[i], self.decay_ns) {
                         j
                     } else {
                         i
@@ -344,17 +352,17 @@ impl Strategy for PeakEwma {
         let _u = entry.update.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.now();
         let rtt = latency.as_nanos() as f64;
+        let estimate = f64::from_bits(entry.rtt.load(Ordering::Relaxed));
         let at = entry.at.load(Ordering::Relaxed);
         // What readers see now: the estimate decayed since the previous sample (tower's
         // load() writes this back on every read; we compute it here instead).
-        let decayed = entry.estimate(now, self.decay_ns);
+        let decay = (-(now.saturating_sub(at) as f64) / self.decay_ns).exp();
+        let decayed = estimate * decay;
         // tower's RttEstimate::update on that value: a slower sample is taken at once;
         // a faster one is blended in with weight 1 - exp(-Δt/τ).
         let next = if decayed < rtt {
             rtt
         } else {
-            let elapsed = now.saturating_sub(at) as f64;
-            let decay = (-elapsed / self.decay_ns).exp();
             decayed * decay + rtt * (1.0 - decay)
         };
         entry.rtt.store(next.to_bits(), Ordering::Relaxed);
