@@ -304,3 +304,34 @@ fn outcome_hook_is_silent_for_strategies_that_do_not_ask() {
     assert!(rec.heard.lock().unwrap().is_empty());
     assert_eq!(list.peer_status("a").unwrap().pending, 0);
 }
+
+#[test]
+fn weighted_round_robin_slow_start_on_a_list() {
+    let clock = ManualClock::new();
+    let list = PeerList::new(
+        ListOptions::default()
+            .strategy_name("weighted-round-robin?slow_start_ms=8000")
+            .unwrap()
+            .shuffle(false)
+            .clock(clock.clone().into()),
+    )
+    .unwrap();
+    list.update([PeerSpec::weighted("a", 4)], None::<&str>)
+        .unwrap();
+    list.start().unwrap();
+    let count_b = |n: usize| {
+        (0..n)
+            .filter(|_| list.choose(&Request::new()).unwrap().peer().as_str() == "b")
+            .count()
+    };
+    assert_eq!(count_b(3), 0); // traffic began
+    list.update([PeerSpec::weighted("b", 4)], None::<&str>)
+        .unwrap();
+    assert_eq!(count_b(50), 10); // b at effective weight 1: cycles of 5
+    clock.advance(Duration::from_secs(4));
+    count_b(1); // b now at 1 + 3 * 0.5 = 2 (cycles of 3)
+    assert_eq!(count_b(60), 20);
+    clock.advance(Duration::from_secs(4));
+    count_b(1); // fully ramped: equal weights
+    assert_eq!(count_b(60), 30);
+}
