@@ -694,7 +694,12 @@ impl ListShared {
             None if started == 0 => Duration::ZERO,
             None => Duration::from_nanos(self.stamp().saturating_sub(started)),
         };
-        self.strategy.request_finished(peer, outcome, latency);
+        // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
+        // turn into a panic in drop (an abort while unwinding), so it is contained here;
+        // the request has already ended either way.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            self.strategy.request_finished(peer, outcome, latency)
+        }));
     }
 
     /// Nanoseconds since the list was made, on its clock, plus one (so never 0, which

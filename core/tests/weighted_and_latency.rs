@@ -224,6 +224,9 @@ impl Strategy for Recorder {
     }
     fn request_finished(&self, peer: &PeerRef, outcome: Outcome, latency: Duration) {
         assert!(self.wants, "called without asking");
+        if outcome == Outcome::Declined && latency == Duration::from_millis(666) {
+            panic!("a custom strategy's bug");
+        }
         assert_eq!(peer.pending(), 0, "pending goes down before the hook");
         self.heard
             .lock()
@@ -272,6 +275,12 @@ fn outcome_hook_reports_given_measured_dropped_and_raw_round_tripped_requests() 
     let c = unsafe { Choice::from_raw(token) };
     assert_eq!(c.peer().as_str(), "a");
     c.finish(Outcome::Declined, None);
+
+    // A panicking hook is contained: finishing (and dropping while unwinding) survives.
+    list.choose(&Request::new())
+        .unwrap()
+        .finish(Outcome::Declined, Some(ms(666)));
+    assert_eq!(list.peer_status("a").unwrap().pending, 0);
 
     // The list gone, a late finish still works and reports nothing.
     let late = list.choose(&Request::new()).unwrap();

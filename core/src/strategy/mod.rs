@@ -100,7 +100,8 @@ pub trait Strategy: Send + Sync + 'static {
     /// [`Choice::finish`](crate::Choice::finish), or measured from `choose` to the end on the
     /// list's clock; zero for a choice rebuilt without its start time). Called after the
     /// peer's pending count went down, from the finishing thread; also for peers the
-    /// strategy no longer offers.
+    /// strategy no longer offers. A panic here is caught and ignored (it may run inside
+    /// a drop).
     fn request_finished(&self, _peer: &PeerRef, _outcome: Outcome, _latency: Duration) {}
 }
 
