@@ -253,7 +253,8 @@ fn stride_cycle(w: &[u64], total: u64) -> Vec<u32> {
     let mut cycle = Vec::with_capacity(total as usize);
     while let Some(Reverse(next)) = heap.pop() {
         cycle.push(next.i);
-        if (next.num + 1) / 2 < next.w {
+        // num = 2k + 1 after the k-th pick (0-based): k + 1 picks done.
+        if next.num / 2 + 1 < next.w {
             heap.push(Reverse(Next {
                 num: next.num + 2,
                 ..next
