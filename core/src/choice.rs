@@ -90,7 +90,9 @@ impl Choice {
             request,
             started: self.started,
         }));
-        (boxed as usize | 1) as *const ()
+        // Tag bit 0 (a box of TimedToken is at least 8-aligned); pointer arithmetic keeps
+        // the pointer's provenance.
+        boxed.cast::<u8>().wrapping_add(1).cast::<()>().cast_const()
     }
 
     /// Rebuilds a choice from [`Choice::into_raw`]'s token.
@@ -99,7 +101,7 @@ impl Choice {
     /// `token` must come from `into_raw` and be passed here exactly once.
     pub unsafe fn from_raw(token: *const ()) -> Choice {
         if token as usize & 1 == 1 {
-            let ptr = (token as usize & !1) as *mut TimedToken;
+            let ptr = token.cast::<u8>().wrapping_sub(1).cast::<TimedToken>().cast_mut();
             // SAFETY: a tagged token is a leaked TimedToken box from into_raw, used once.
             let timed = unsafe { Box::from_raw(ptr) };
             return Choice::timed(timed.request, timed.started);
