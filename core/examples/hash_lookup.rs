@@ -45,7 +45,7 @@ fn main() {
         "maglev",
     ] {
         let config: StrategyConfig = name.parse().unwrap();
-        let s = config.build(None);
+        let s = config.build(None, &peerlb::clock::Clock::real());
         let t = Instant::now();
         for id in &ids {
             s.add(&Peer::detached(PeerId::new(id).unwrap(), 1));
@@ -86,7 +86,7 @@ fn main() {
     ] {
         for n in [10usize, 100, 1000] {
             let config: StrategyConfig = name.parse().unwrap();
-            let s = config.build(None);
+            let s = config.build(None, &peerlb::clock::Clock::real());
             let ps: Vec<_> = (0..=n)
                 .map(|i| {
                     Peer::detached(

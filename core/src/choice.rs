@@ -25,12 +25,31 @@ use crate::request::Outcome;
 /// ```
 pub struct Choice {
     request: Option<InFlight>,
+    /// When it was chosen, as a stamp of its list's clock (see `ListShared::stamp`); only
+    /// recorded for strategies that want outcomes, 0 otherwise.
+    started: u64,
+}
+
+/// What a raw token points at when the choice carries a start time (tagged by bit 0;
+/// plain tokens are peer pointers, which are 64-byte aligned).
+struct TimedToken {
+    request: InFlight,
+    started: u64,
 }
 
 impl Choice {
+    #[inline]
     pub(crate) fn new(request: InFlight) -> Choice {
         Choice {
             request: Some(request),
+            started: 0,
+        }
+    }
+
+    pub(crate) fn timed(request: InFlight, started: u64) -> Choice {
+        Choice {
+            request: Some(request),
+            started,
         }
     }
 
@@ -52,6 +71,7 @@ impl Choice {
 
     /// End the request: pending goes down, and the outcome (and latency, if known) is
     /// recorded for the peer.
+    #[inline]
     pub fn finish(mut self, outcome: Outcome, latency: Option<Duration>) {
         self.end(outcome, latency);
     }
@@ -59,10 +79,20 @@ impl Choice {
     /// Turns the choice into an opaque token for foreign code (the C ABI), keeping the
     /// request pending. Exactly one [`Choice::from_raw`] must follow.
     pub fn into_raw(mut self) -> *const () {
-        self.request
+        let request = self
+            .request
             .take()
-            .expect("a live choice always holds its request")
-            .into_raw()
+            .expect("a live choice always holds its request");
+        if self.started == 0 {
+            return request.into_raw();
+        }
+        let boxed = Box::into_raw(Box::new(TimedToken {
+            request,
+            started: self.started,
+        }));
+        // Tag bit 0 (a box of TimedToken is at least 8-aligned); pointer arithmetic keeps
+        // the pointer's provenance.
+        boxed.cast::<u8>().wrapping_add(1).cast::<()>().cast_const()
     }
 
     /// Rebuilds a choice from [`Choice::into_raw`]'s token.
@@ -70,17 +100,48 @@ impl Choice {
     /// # Safety
     /// `token` must come from `into_raw` and be passed here exactly once.
     pub unsafe fn from_raw(token: *const ()) -> Choice {
+        if token as usize & 1 == 1 {
+            let ptr = token
+                .cast::<u8>()
+                .wrapping_sub(1)
+                .cast::<TimedToken>()
+                .cast_mut();
+            // SAFETY: a tagged token is a leaked TimedToken box from into_raw, used once.
+            let timed = unsafe { Box::from_raw(ptr) };
+            return Choice::timed(timed.request, timed.started);
+        }
         // SAFETY: the caller guarantees the token came from into_raw and is used once.
         Choice::new(unsafe { InFlight::from_raw(token) })
     }
 
-    fn end(&mut self, _outcome: Outcome, _latency: Option<Duration>) {
-        // Dropping the in-flight request ends it (pending goes down).
-        drop(self.request.take());
+    #[inline]
+    fn end(&mut self, outcome: Outcome, latency: Option<Duration>) {
+        let Some(request) = self.request.take() else {
+            return;
+        };
+        if request.peer().wants_outcome() {
+            self.end_and_report(request, outcome, latency);
+        } else {
+            // Dropping the in-flight request ends it (pending goes down).
+            drop(request);
+        }
+    }
+
+    /// Ends the request and tells the strategy how it went (strategies that want outcomes).
+    #[cold]
+    #[inline(never)]
+    fn end_and_report(&self, request: InFlight, outcome: Outcome, latency: Option<Duration>) {
+        let list = request.peer().outcome_listener();
+        let peer = request.peer_ref();
+        drop(request);
+        if let Some(list) = list {
+            list.request_finished(&peer, outcome, latency, self.started);
+        }
     }
 }
 
 impl Drop for Choice {
+    #[inline]
     fn drop(&mut self) {
         self.end(Outcome::Cancelled, None);
     }

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 mod choice;
+pub mod clock;
 mod error;
 mod introspect;
 pub mod list;
@@ -39,6 +40,7 @@ pub mod strategy;
 pub mod transport;
 
 pub use choice::Choice;
+pub use clock::{Clock, ManualClock};
 pub use error::{Error, ErrorCode, Result};
 pub use introspect::{ListIntrospection, PeerIntrospection};
 pub use list::{panic_message, ListOptions, PeerList};
@@ -46,7 +48,7 @@ pub use peer::{
     ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_PEER_ID_LEN,
 };
 pub use request::{Outcome, Request};
-pub use strategy::{Strategy, StrategyKind};
+pub use strategy::{Strategy, StrategyConfig, StrategyKind};
 pub use transport::{AlwaysAvailable, Subscriber, Transport};
 
 /// The crate version, e.g. `"0.1.0"`.

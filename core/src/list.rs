@@ -43,13 +43,16 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::choice::Choice;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::introspect::{ListIntrospection, PeerIntrospection};
 use crate::peer::{ConnectionStatus, Peer, PeerId, PeerRef, PeerSpec};
-use crate::request::Request;
+use crate::request::{Outcome, Request};
 use crate::runtime;
 use crate::strategy::hash_ring::HashRingOptions;
 use crate::strategy::maglev::MaglevOptions;
+use crate::strategy::peak_ewma::PeakEwmaOptions;
+use crate::strategy::weighted_round_robin::WeightedRoundRobinOptions;
 use crate::strategy::{Strategy, StrategyConfig, StrategyKind};
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
@@ -68,6 +71,7 @@ use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 #[derive(Clone)]
 pub struct ListOptions {
     strategy: StrategyConfig,
+    clock: Clock,
     custom_strategy: Option<Arc<dyn Strategy>>,
     shuffle: bool,
     seed: Option<u64>,
@@ -80,6 +84,7 @@ impl Default for ListOptions {
     fn default() -> Self {
         ListOptions {
             strategy: StrategyConfig::default(),
+            clock: Clock::real(),
             custom_strategy: None,
             shuffle: true,
             seed: None,
@@ -142,6 +147,50 @@ impl ListOptions {
         self.strategy_config(options.into())
     }
 
+    /// The `weighted-round-robin` strategy with these options.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerlb::strategy::weighted_round_robin::WeightedRoundRobinOptions;
+    /// use peerlb::{ListOptions, PeerList};
+    /// let opts = ListOptions::default().weighted_round_robin(WeightedRoundRobinOptions {
+    ///     slow_start: Some(Duration::from_secs(30)),
+    /// });
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "weighted-round-robin");
+    /// ```
+    pub fn weighted_round_robin(self, options: WeightedRoundRobinOptions) -> Self {
+        self.strategy_config(options.into())
+    }
+
+    /// The `peak-ewma` strategy with these options.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerlb::strategy::peak_ewma::PeakEwmaOptions;
+    /// use peerlb::{ListOptions, PeerList};
+    /// let opts = ListOptions::default().peak_ewma(PeakEwmaOptions {
+    ///     decay: Duration::from_secs(5),
+    ///     ..Default::default()
+    /// });
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "peak-ewma");
+    /// ```
+    pub fn peak_ewma(self, options: PeakEwmaOptions) -> Self {
+        self.strategy_config(options.into())
+    }
+
+    /// The clock strategies (and latency measurement) use; default the real monotonic
+    /// clock. Tests pass a [`ManualClock`](crate::clock::ManualClock) to simulate time.
+    ///
+    /// ```
+    /// use peerlb::{clock::ManualClock, ListOptions};
+    /// let manual = ManualClock::new();
+    /// let opts = ListOptions::default().clock(manual.clone().into());
+    /// ```
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// A strategy of your own (called with the list's lock held; it must not call back
     /// into the list).
     pub fn custom_strategy(mut self, strategy: Arc<dyn Strategy>) -> Self {
@@ -190,6 +239,7 @@ impl fmt::Debug for ListOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ListOptions")
             .field("strategy", &self.strategy)
+            .field("clock", &self.clock)
             .field("custom_strategy", &self.custom_strategy.is_some())
             .field("shuffle", &self.shuffle)
             .field("seed", &self.seed)
@@ -214,6 +264,10 @@ pub(crate) struct ListShared {
     shuffle: bool,
     fail_fast: bool,
     notify_pending: bool,
+    notify_outcome: bool,
+    clock: Clock,
+    /// Origin of the clock stamps choices carry (see [`ListShared::stamp`]).
+    epoch: Instant,
     running: AtomicBool,
     state: Mutex<State>,
     /// Fired when a peer becomes available or the list stops.
@@ -260,7 +314,7 @@ impl PeerList {
     pub fn new(options: ListOptions) -> Result<PeerList> {
         let strategy = match options.custom_strategy {
             Some(s) => s,
-            None => options.strategy.build(options.seed),
+            None => options.strategy.build(options.seed, &options.clock),
         };
         let rng = match options.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
@@ -268,6 +322,9 @@ impl PeerList {
         };
         let shared = Arc::new(ListShared {
             notify_pending: strategy.wants_pending_updates(),
+            notify_outcome: strategy.wants_outcomes(),
+            epoch: options.clock.now(),
+            clock: options.clock,
             strategy,
             transport: options
                 .transport
@@ -427,7 +484,13 @@ impl ListShared {
 
     /// A new peer record and the subscriber its transport reports through.
     fn new_peer(self: &Arc<Self>, id: PeerId, weight: u32) -> Subscriber {
-        let peer = Peer::new_ref(id, weight, Arc::downgrade(self), self.notify_pending);
+        let peer = Peer::new_ref(
+            id,
+            weight,
+            Arc::downgrade(self),
+            self.notify_pending,
+            self.notify_outcome,
+        );
         Subscriber::new(Arc::downgrade(self), peer)
     }
 
@@ -646,11 +709,44 @@ impl ListShared {
         self.strategy.pending_changed(peer);
     }
 
+    /// A request to `peer` ended; only called when the strategy wants outcomes. Without a
+    /// given latency, it is the time since `started` on the list's clock.
+    pub(crate) fn request_finished(
+        &self,
+        peer: &PeerRef,
+        outcome: Outcome,
+        latency: Option<Duration>,
+        started: u64,
+    ) {
+        let latency = match latency {
+            Some(l) => l,
+            None if started == 0 => Duration::ZERO,
+            None => Duration::from_nanos(self.stamp().saturating_sub(started)),
+        };
+        // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
+        // turn into a panic in drop (an abort while unwinding), so it is contained here;
+        // the request has already ended either way.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            self.strategy.request_finished(peer, outcome, latency)
+        }));
+    }
+
+    /// Nanoseconds since the list was made, on its clock, plus one (so never 0, which
+    /// means "not timed" in a [`Choice`]).
+    #[inline]
+    fn stamp(&self) -> u64 {
+        let d = self.clock.now().saturating_duration_since(self.epoch);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+
     #[inline]
     fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
         let request = self.strategy.choose(request)?;
         if self.notify_pending {
             self.strategy.pending_changed(&request.peer_ref());
+        }
+        if self.notify_outcome {
+            return Some(Choice::timed(request, self.stamp()));
         }
         Some(Choice::new(request))
     }

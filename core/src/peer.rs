@@ -238,6 +238,8 @@ pub struct Peer {
     list: Weak<ListShared>,
     /// True when the strategy wants to hear about pending changes.
     notify_pending: bool,
+    /// True when the strategy wants to hear how requests ended (outcome and latency).
+    notify_outcome: bool,
 }
 
 impl Peer {
@@ -246,6 +248,7 @@ impl Peer {
         weight: u32,
         list: Weak<ListShared>,
         notify_pending: bool,
+        notify_outcome: bool,
     ) -> PeerRef {
         PeerRef::new(Peer {
             counts: AtomicU64::new(REF),
@@ -255,12 +258,13 @@ impl Peer {
             strategy_slot: AtomicUsize::new(usize::MAX),
             list,
             notify_pending,
+            notify_outcome,
         })
     }
 
     /// A peer outside any list, for strategy unit tests and custom strategies' tests.
     pub fn detached(id: PeerId, weight: u32) -> PeerRef {
-        Peer::new_ref(id, weight, Weak::new(), false)
+        Peer::new_ref(id, weight, Weak::new(), false, false)
     }
 
     /// The peer's id.
@@ -295,6 +299,17 @@ impl Peer {
     /// Strategy-private slot (e.g. a heap position); `usize::MAX` when unset.
     pub fn strategy_slot(&self) -> &AtomicUsize {
         &self.strategy_slot
+    }
+
+    /// Whether its list's strategy wants to hear how requests ended.
+    #[inline]
+    pub(crate) fn wants_outcome(&self) -> bool {
+        self.notify_outcome
+    }
+
+    /// The list to tell how a request ended (if it is still alive).
+    pub(crate) fn outcome_listener(&self) -> Option<std::sync::Arc<ListShared>> {
+        self.list.upgrade()
     }
 
     pub(crate) fn set_connection_status(&self, status: ConnectionStatus) {

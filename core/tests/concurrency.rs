@@ -125,6 +125,16 @@ fn two_random_choices_under_churn() {
     hammer(StrategyKind::TwoRandomChoices);
 }
 
+#[test]
+fn weighted_round_robin_under_churn() {
+    hammer(StrategyKind::WeightedRoundRobin);
+}
+
+#[test]
+fn peak_ewma_under_churn() {
+    hammer(StrategyKind::PeakEwma);
+}
+
 /// A minimal executor: proves `choose_async` needs no tokio runtime of the caller's.
 fn block_on<F: std::future::Future>(fut: F) -> F::Output {
     struct Unpark(thread::Thread);

@@ -129,7 +129,7 @@ fn concurrent_choose_during_churn() {
         let s: Arc<dyn Strategy> = config
             .parse::<peerlb::strategy::StrategyConfig>()
             .unwrap()
-            .build(None);
+            .build(None, &peerlb::clock::Clock::real());
         let ps = peers("c", 16);
         for p in &ps {
             s.add(p);

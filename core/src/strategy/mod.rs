@@ -16,6 +16,8 @@
 //! | `two-random-choices` | [`two_random_choices`] | the less loaded of two distinct random peers |
 //! | `hash-ring` | [`hash_ring`] | the shard key's owner on a consistent-hash ring (ketama or fast) |
 //! | `maglev` | [`maglev`] | the shard key's slot in a Maglev lookup table |
+//! | `weighted-round-robin` | [`weighted_round_robin`] | smooth weighted round-robin (nginx), optional slow start |
+//! | `peak-ewma` | [`peak_ewma`] | two random choices on peak-EWMA latency × (pending + 1) (Finagle, tower) |
 //!
 //! # Strategy names with options
 //!
@@ -30,27 +32,34 @@
 //! |---|---|---|
 //! | `hash-ring` | `ketama` (default), `fast` | `vnodes` (1..=10000; default 40 for ketama, 160 for fast), `bounded` (bounded-load factor, 1..=100, e.g. 1.25; off by default) |
 //! | `maglev` | none | `table` (a prime, 3..=16777213; default 65537) |
+//! | `weighted-round-robin` | none | `slow_start_ms` (slow-start window in ms; 0 = off, the default) |
+//! | `peak-ewma` | none | `decay_ms` (EWMA time constant τ in ms, default 10000), `default_rtt_ms` (latency assumed before the first sample, default 30) |
 //!
-//! e.g. `"hash-ring:fast"`, `"hash-ring:ketama?bounded=1.25"`, `"maglev?table=251"`.
+//! e.g. `"hash-ring:fast"`, `"hash-ring:ketama?bounded=1.25"`, `"maglev?table=251"`,
+//! `"peak-ewma?decay_ms=5000&default_rtt_ms=10"`, `"weighted-round-robin?slow_start_ms=30000"`.
 //! Other strategies take no options. An unknown name, mode or key, a repeated key, a
 //! malformed pair or an out-of-range value is `invalid-argument`. See [`StrategyConfig`].
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
-use crate::request::Request;
+use crate::request::{Outcome, Request};
 
 pub mod fewest_pending;
 pub mod hash_ring;
 pub mod maglev;
+pub mod peak_ewma;
 pub mod random;
 pub mod round_robin;
 pub(crate) mod snapshot;
 pub(crate) mod stripes;
 pub mod two_random_choices;
+pub mod weighted_round_robin;
 
 /// Picks a peer among the available ones.
 ///
@@ -98,6 +107,21 @@ pub trait Strategy: Send + Sync + 'static {
 
     /// The peer's pending count changed (a request started or finished).
     fn pending_changed(&self, _peer: &PeerRef) {}
+
+    /// Whether [`Strategy::request_finished`] should be called. When `true`, the list
+    /// also reads its clock at every `choose` to measure latencies the caller does not
+    /// give, so only strategies that use them should say so.
+    fn wants_outcomes(&self) -> bool {
+        false
+    }
+
+    /// A request to `peer` ended with `outcome` after `latency` (as given to
+    /// [`Choice::finish`](crate::Choice::finish), or measured from `choose` to the end on the
+    /// list's clock; zero for a choice rebuilt without its start time). Called after the
+    /// peer's pending count went down, from the finishing thread; also for peers the
+    /// strategy no longer offers. A panic here is caught and ignored (it may run inside
+    /// a drop).
+    fn request_finished(&self, _peer: &PeerRef, _outcome: Outcome, _latency: Duration) {}
 }
 
 /// The built-in strategies, by name.
@@ -116,17 +140,23 @@ pub enum StrategyKind {
     HashRing,
     /// See [`maglev`] (default options; see [`StrategyConfig`] for others).
     Maglev,
+    /// See [`weighted_round_robin`].
+    WeightedRoundRobin,
+    /// See [`peak_ewma`].
+    PeakEwma,
 }
 
 impl StrategyKind {
     /// Every built-in strategy.
-    pub const ALL: [StrategyKind; 6] = [
+    pub const ALL: [StrategyKind; 8] = [
         StrategyKind::RoundRobin,
         StrategyKind::Random,
         StrategyKind::FewestPending,
         StrategyKind::TwoRandomChoices,
         StrategyKind::HashRing,
         StrategyKind::Maglev,
+        StrategyKind::WeightedRoundRobin,
+        StrategyKind::PeakEwma,
     ];
 
     /// The kebab-case name, e.g. `"two-random-choices"`.
@@ -138,21 +168,20 @@ impl StrategyKind {
             StrategyKind::TwoRandomChoices => "two-random-choices",
             StrategyKind::HashRing => "hash-ring",
             StrategyKind::Maglev => "maglev",
+            StrategyKind::WeightedRoundRobin => "weighted-round-robin",
+            StrategyKind::PeakEwma => "peak-ewma",
         }
     }
 
-    /// Builds a fresh strategy of this kind; `seed` makes random choices reproducible.
+    /// Builds a fresh strategy of this kind with default options and the real clock;
+    /// `seed` makes random choices reproducible.
+    ///
+    /// ```
+    /// use peerlb::StrategyKind;
+    /// assert_eq!(StrategyKind::PeakEwma.build(Some(1)).name(), "peak-ewma");
+    /// ```
     pub fn build(self, seed: Option<u64>) -> Arc<dyn Strategy> {
-        match self {
-            StrategyKind::RoundRobin => Arc::new(round_robin::RoundRobin::new()),
-            StrategyKind::Random => Arc::new(random::Random::new(seed)),
-            StrategyKind::FewestPending => Arc::new(fewest_pending::FewestPending::new()),
-            StrategyKind::TwoRandomChoices => {
-                Arc::new(two_random_choices::TwoRandomChoices::new(seed))
-            }
-            StrategyKind::HashRing => Arc::new(hash_ring::HashRing::new(Default::default())),
-            StrategyKind::Maglev => Arc::new(maglev::Maglev::new(Default::default())),
-        }
+        StrategyConfig::from(self).build(seed, &Clock::real())
     }
 }
 
@@ -202,6 +231,10 @@ pub enum StrategyConfig {
     HashRing(hash_ring::HashRingOptions),
     /// `maglev` with these options.
     Maglev(maglev::MaglevOptions),
+    /// `weighted-round-robin` with these options.
+    WeightedRoundRobin(weighted_round_robin::WeightedRoundRobinOptions),
+    /// `peak-ewma` with these options.
+    PeakEwma(peak_ewma::PeakEwmaOptions),
 }
 
 impl Default for StrategyConfig {
@@ -215,6 +248,10 @@ impl From<StrategyKind> for StrategyConfig {
         match kind {
             StrategyKind::HashRing => StrategyConfig::HashRing(Default::default()),
             StrategyKind::Maglev => StrategyConfig::Maglev(Default::default()),
+            StrategyKind::WeightedRoundRobin => {
+                StrategyConfig::WeightedRoundRobin(Default::default())
+            }
+            StrategyKind::PeakEwma => StrategyConfig::PeakEwma(Default::default()),
             other => StrategyConfig::Kind(other),
         }
     }
@@ -223,6 +260,18 @@ impl From<StrategyKind> for StrategyConfig {
 impl From<hash_ring::HashRingOptions> for StrategyConfig {
     fn from(options: hash_ring::HashRingOptions) -> StrategyConfig {
         StrategyConfig::HashRing(options)
+    }
+}
+
+impl From<weighted_round_robin::WeightedRoundRobinOptions> for StrategyConfig {
+    fn from(options: weighted_round_robin::WeightedRoundRobinOptions) -> StrategyConfig {
+        StrategyConfig::WeightedRoundRobin(options)
+    }
+}
+
+impl From<peak_ewma::PeakEwmaOptions> for StrategyConfig {
+    fn from(options: peak_ewma::PeakEwmaOptions) -> StrategyConfig {
+        StrategyConfig::PeakEwma(options)
     }
 }
 
@@ -245,21 +294,43 @@ impl StrategyConfig {
             StrategyConfig::Kind(k) => *k,
             StrategyConfig::HashRing(_) => StrategyKind::HashRing,
             StrategyConfig::Maglev(_) => StrategyKind::Maglev,
+            StrategyConfig::WeightedRoundRobin(_) => StrategyKind::WeightedRoundRobin,
+            StrategyConfig::PeakEwma(_) => StrategyKind::PeakEwma,
         }
     }
 
-    /// Builds a fresh strategy; `seed` makes random choices reproducible.
+    /// Builds a fresh strategy; `seed` makes random choices reproducible, `clock` is
+    /// what strategies that keep time read.
     ///
     /// ```
+    /// use peerlb::clock::Clock;
     /// use peerlb::strategy::StrategyConfig;
-    /// let s = "hash-ring:fast".parse::<StrategyConfig>().unwrap().build(None);
+    /// let s = "hash-ring:fast".parse::<StrategyConfig>().unwrap().build(None, &Clock::real());
     /// assert_eq!(s.name(), "hash-ring");
     /// ```
-    pub fn build(&self, seed: Option<u64>) -> Arc<dyn Strategy> {
+    pub fn build(&self, seed: Option<u64>, clock: &Clock) -> Arc<dyn Strategy> {
         match self {
-            StrategyConfig::Kind(k) => k.build(seed),
+            StrategyConfig::Kind(StrategyKind::RoundRobin) => {
+                Arc::new(round_robin::RoundRobin::new())
+            }
+            StrategyConfig::Kind(StrategyKind::Random) => Arc::new(random::Random::new(seed)),
+            StrategyConfig::Kind(StrategyKind::FewestPending) => {
+                Arc::new(fewest_pending::FewestPending::new())
+            }
+            StrategyConfig::Kind(StrategyKind::TwoRandomChoices) => {
+                Arc::new(two_random_choices::TwoRandomChoices::new(seed))
+            }
+            StrategyConfig::Kind(other) => StrategyConfig::from(*other).build(seed, clock),
             StrategyConfig::HashRing(o) => Arc::new(hash_ring::HashRing::new(*o)),
             StrategyConfig::Maglev(o) => Arc::new(maglev::Maglev::new(*o)),
+            StrategyConfig::WeightedRoundRobin(o) => Arc::new(
+                weighted_round_robin::WeightedRoundRobin::with_options(o.clone(), clock.clone()),
+            ),
+            StrategyConfig::PeakEwma(o) => Arc::new(peak_ewma::PeakEwma::with_options(
+                seed,
+                o.clone(),
+                clock.clone(),
+            )),
         }
     }
 }
@@ -271,6 +342,27 @@ impl fmt::Display for StrategyConfig {
             StrategyConfig::Kind(k) => write!(f, "{k}"),
             StrategyConfig::HashRing(o) => write!(f, "{o}"),
             StrategyConfig::Maglev(o) => write!(f, "{o}"),
+            StrategyConfig::WeightedRoundRobin(o) => match o.slow_start {
+                Some(d) if !d.is_zero() => {
+                    write!(f, "weighted-round-robin?slow_start_ms={}", d.as_millis())
+                }
+                _ => f.write_str("weighted-round-robin"),
+            },
+            StrategyConfig::PeakEwma(o) => {
+                let defaults = peak_ewma::PeakEwmaOptions::default();
+                let mut keys = Vec::new();
+                if o.decay != defaults.decay {
+                    keys.push(format!("decay_ms={}", o.decay.as_millis()));
+                }
+                if o.default_rtt != defaults.default_rtt {
+                    keys.push(format!("default_rtt_ms={}", o.default_rtt.as_millis()));
+                }
+                if keys.is_empty() {
+                    f.write_str("peak-ewma")
+                } else {
+                    write!(f, "peak-ewma?{}", keys.join("&"))
+                }
+            }
         }
     }
 }
@@ -334,6 +426,26 @@ impl FromStr for StrategyConfig {
                 }
                 Ok(StrategyConfig::Maglev(o))
             }
+            StrategyKind::WeightedRoundRobin | StrategyKind::PeakEwma => {
+                if let Some(m) = mode {
+                    return Err(bad(format!("{kind} has no modes, got {m:?}")));
+                }
+                let mut wrr = weighted_round_robin::WeightedRoundRobinOptions::default();
+                let mut ewma = peak_ewma::PeakEwmaOptions::default();
+                for (k, v) in params {
+                    let known = match kind {
+                        StrategyKind::WeightedRoundRobin => wrr.set(k, v)?,
+                        _ => ewma.set(k, v)?,
+                    };
+                    if !known {
+                        return Err(bad(format!("{kind} has no option {k:?}")));
+                    }
+                }
+                Ok(match kind {
+                    StrategyKind::WeightedRoundRobin => StrategyConfig::WeightedRoundRobin(wrr),
+                    _ => StrategyConfig::PeakEwma(ewma),
+                })
+            }
             other => {
                 if mode.is_some() || query.is_some() {
                     return Err(bad(format!("{other} takes no options")));
@@ -360,6 +472,11 @@ mod config_tests {
             "hash-ring:fast?vnodes=7&bounded=2",
             "maglev",
             "maglev?table=251",
+            "weighted-round-robin",
+            "weighted-round-robin?slow_start_ms=30000",
+            "peak-ewma",
+            "peak-ewma?decay_ms=5000",
+            "peak-ewma?decay_ms=5000&default_rtt_ms=10",
         ] {
             let c: StrategyConfig = s.parse().unwrap();
             assert_eq!(c.to_string(), s);
@@ -394,6 +511,12 @@ mod config_tests {
             "maglev?table=99999999999",
             "maglev?bounded=1.25",
             "round-robin:fast",
+            "peak-ewma:fast",
+            "peak-ewma?nope=1",
+            "peak-ewma?decay_ms=0",
+            "peak-ewma?decay_ms=5&decay_ms=6",
+            "weighted-round-robin?slow_start_ms=x",
+            "weighted-round-robin?bounded=1.25",
             "round-robin?x=1",
             "Hash-Ring",
             "hash-ring ",
@@ -402,6 +525,18 @@ mod config_tests {
             assert_eq!(err.code(), ErrorCode::InvalidArgument, "{s:?}: {err}");
         }
     }
+}
+
+/// Parses a millisecond option value (`0..=u32::MAX` whole milliseconds).
+pub(crate) fn parse_ms(key: &str, value: &str) -> Result<Duration> {
+    value
+        .parse::<u32>()
+        .map(|ms| Duration::from_millis(u64::from(ms)))
+        .map_err(|_| {
+            Error::InvalidArgument(format!(
+                "strategy option {key}={value:?} is not a whole number of milliseconds (0..=4294967295)"
+            ))
+        })
 }
 
 #[cfg(test)]

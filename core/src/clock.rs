@@ -1,0 +1,171 @@
+//! Time for strategies and health logic: the real monotonic clock, or a manual one that
+//! tests move by hand.
+//!
+//! A [`Clock`] is cheap to clone and hands out [`Instant`]s, so code written against it
+//! looks like code written against `Instant::now()`. The manual clock starts at the real
+//! "now" when it is made and only moves when told to ([`ManualClock::advance`]), so tests
+//! of time-based behaviour (decays, slow start, backoff) run instantly and exactly.
+//!
+//! ```
+//! use std::time::Duration;
+//! use peerlb::clock::{Clock, ManualClock};
+//!
+//! let manual = ManualClock::new();
+//! let clock = Clock::from(manual.clone());
+//! let t0 = clock.now();
+//! manual.advance(Duration::from_secs(3));
+//! assert_eq!(clock.now() - t0, Duration::from_secs(3));
+//!
+//! let real = Clock::real();
+//! assert!(real.now() >= t0 || real.now() < t0); // any instant; real time moves by itself
+//! ```
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A source of monotonic [`Instant`]s: the system's, or a [`ManualClock`].
+#[derive(Clone, Default)]
+pub struct Clock {
+    manual: Option<ManualClock>,
+}
+
+impl Clock {
+    /// The real monotonic clock (`Instant::now`). Also `Clock::default()`.
+    ///
+    /// ```
+    /// let c = peerlb::clock::Clock::real();
+    /// assert!(!c.is_manual());
+    /// ```
+    pub fn real() -> Clock {
+        Clock { manual: None }
+    }
+
+    /// The current instant.
+    ///
+    /// ```
+    /// let c = peerlb::clock::Clock::real();
+    /// let a = c.now();
+    /// assert!(c.now() >= a);
+    /// ```
+    #[inline]
+    pub fn now(&self) -> Instant {
+        match &self.manual {
+            None => Instant::now(),
+            Some(m) => m.now(),
+        }
+    }
+
+    /// Whether this is a manual (test) clock.
+    ///
+    /// ```
+    /// use peerlb::clock::{Clock, ManualClock};
+    /// assert!(Clock::from(ManualClock::new()).is_manual());
+    /// ```
+    pub fn is_manual(&self) -> bool {
+        self.manual.is_some()
+    }
+}
+
+impl From<ManualClock> for Clock {
+    fn from(manual: ManualClock) -> Clock {
+        Clock {
+            manual: Some(manual),
+        }
+    }
+}
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.manual {
+            None => f.write_str("Clock::real"),
+            Some(m) => write!(f, "Clock::manual(+{:?})", m.elapsed()),
+        }
+    }
+}
+
+/// A clock that stands still until [`ManualClock::advance`] moves it. Clones share one
+/// time, so a test keeps a clone and hands another to the list (as a [`Clock`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use peerlb::clock::ManualClock;
+/// let m = ManualClock::new();
+/// let t0 = m.now();
+/// assert_eq!(m.now(), t0);
+/// m.advance(Duration::from_millis(250));
+/// assert_eq!(m.now() - t0, Duration::from_millis(250));
+/// assert_eq!(m.elapsed(), Duration::from_millis(250));
+/// ```
+#[derive(Clone)]
+pub struct ManualClock {
+    inner: Arc<ManualInner>,
+}
+
+struct ManualInner {
+    start: Instant,
+    /// Nanoseconds since `start`.
+    offset: AtomicU64,
+}
+
+impl ManualClock {
+    /// A manual clock reading the real current instant until advanced.
+    pub fn new() -> ManualClock {
+        ManualClock {
+            inner: Arc::new(ManualInner {
+                start: Instant::now(),
+                offset: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Its current instant.
+    pub fn now(&self) -> Instant {
+        self.inner.start + self.elapsed()
+    }
+
+    /// How far it has been advanced in total.
+    pub fn elapsed(&self) -> Duration {
+        Duration::from_nanos(self.inner.offset.load(Ordering::Acquire))
+    }
+
+    /// Moves the clock forward by `by` (saturating after ~584 years).
+    pub fn advance(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        let _ = self
+            .inner
+            .offset
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
+                Some(o.saturating_add(nanos))
+            });
+    }
+}
+
+impl Default for ManualClock {
+    fn default() -> Self {
+        ManualClock::new()
+    }
+}
+
+impl fmt::Debug for ManualClock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ManualClock(+{:?})", self.elapsed())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_time_and_advance_saturates() {
+        let m = ManualClock::new();
+        let c = Clock::from(m.clone());
+        let t0 = c.now();
+        m.clone().advance(Duration::from_secs(1));
+        assert_eq!(c.now() - t0, Duration::from_secs(1));
+        m.advance(Duration::MAX);
+        assert_eq!(m.elapsed(), Duration::from_nanos(u64::MAX));
+    }
+}

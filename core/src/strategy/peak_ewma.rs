@@ -1,0 +1,440 @@
+//! `peak-ewma`: power of two choices on a latency estimate × load (Finagle's and tower's
+//! Peak-EWMA).
+//!
+//! Each available peer carries an estimate of its latency: an exponentially weighted moving
+//! average that *jumps* to any sample slower than the estimate ("peak") and otherwise
+//! moves toward the sample with weight `1 - exp(-Δt/τ)`, where Δt is the time since the
+//! previous sample and τ is [`PeakEwmaOptions::decay`] (default 10 s). Between samples the
+//! estimate decays toward zero as `estimate × exp(-Δt/τ)` (as tower's `load()` does), so
+//! a peer that was slow long ago gets tried again. A new peer starts at
+//! [`PeakEwmaOptions::default_rtt`] (default 30 ms, linkerd's choice; tower makes the caller
+//! pick one).
+//!
+//! The cost of a peer is `estimate × (pending + 1)`; `choose` draws two distinct peers at
+//! random (seedable, per-thread streams as in `two-random-choices`) and takes the cheaper
+//! one (a tie keeps the first draw). With one peer, that peer. Since both estimates decay
+//! by the same factor per unit of time, `choose` compares them without reading the clock
+//! (one `exp` of the difference of their sample times).
+//!
+//! Samples are the latencies given to [`Choice::finish`](crate::Choice::finish), or, when
+//! none is given (or the choice is dropped), the time from `choose` to the end on the
+//! list's [`Clock`]. Every outcome counts, as in tower (a cancelled
+//! request's duration says the peer was slow enough to give up on).
+//!
+//! # Difference from tower
+//! tower's `load()` *writes* the decayed estimate back on every read; here reads only
+//! compute it (choose writes to no shared cache line). A sample applies tower's update to
+//! the estimate as readers see it (decayed to now), with Δt since the previous sample:
+//! `next = max-peak(sample, decayed)` or `decayed·e^(-Δt/τ) + sample·(1 - e^(-Δt/τ))`.
+//! tower's Δt is the time since the last *read* (tiny under load, so a fast sample there
+//! barely moves the decayed estimate); ours weighs a fast sample by how long the estimate
+//! went unconfirmed. A recovered peer is taken back as soon as its decayed estimate falls
+//! below the others' (its next fast sample then is a "peak" above the decayed value).
+//!
+//! A peer that stops being available and comes back starts again at `default_rtt`. Pick
+//! `default_rtt` near your real latencies: a peer without samples competes with
+//! `default_rtt` (decaying with τ), so a value far above the real latency keeps new peers
+//! out for a while (≈ τ·ln(default/real)), and one far below sends them a burst.
+//!
+//! ```
+//! use std::time::Duration;
+//! use peerlb::{ListOptions, Outcome, PeerList, Request};
+//!
+//! let list = PeerList::new(
+//!     ListOptions::default().strategy_name("peak-ewma?decay_ms=10000&default_rtt_ms=30").unwrap(),
+//! ).unwrap();
+//! list.update(["fast", "slow"], None::<&str>).unwrap();
+//! list.start().unwrap();
+//! for _ in 0..10 {
+//!     let c = list.choose(&Request::new()).unwrap();
+//!     let latency = if c.peer().as_str() == "slow" { 500 } else { 5 };
+//!     c.finish(Outcome::Ok, Some(Duration::from_millis(latency)));
+//! }
+//! let picks: Vec<String> = (0..10)
+//!     .map(|_| list.choose(&Request::new()).unwrap().peer().to_string())
+//!     .collect();
+//! assert!(picks.iter().all(|p| p == "fast"));
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use super::stripes::{SplitMix, Striped};
+use super::{parse_ms, Strategy};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::peer::{InFlight, PeerRef};
+use crate::request::{Outcome, Request};
+
+const UNSET: usize = usize::MAX;
+
+/// Options of `peak-ewma` (name syntax: `peak-ewma?decay_ms=10000&default_rtt_ms=30`).
+///
+/// ```
+/// use std::time::Duration;
+/// use peerlb::strategy::peak_ewma::PeakEwmaOptions;
+/// let o = PeakEwmaOptions::default();
+/// assert_eq!(o.decay, Duration::from_secs(10));
+/// assert_eq!(o.default_rtt, Duration::from_millis(30));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeakEwmaOptions {
+    /// The EWMA's time constant τ (> 0; default 10 s; key `decay_ms`).
+    pub decay: Duration,
+    /// The estimate of a peer without samples (default 30 ms; key `default_rtt_ms`).
+    pub default_rtt: Duration,
+}
+
+impl Default for PeakEwmaOptions {
+    fn default() -> Self {
+        PeakEwmaOptions {
+            decay: Duration::from_secs(10),
+            default_rtt: Duration::from_millis(30),
+        }
+    }
+}
+
+impl PeakEwmaOptions {
+    /// Sets one option from the name syntax; `Ok(false)` for an unknown key.
+    ///
+    /// ```
+    /// use peerlb::strategy::peak_ewma::PeakEwmaOptions;
+    /// let mut o = PeakEwmaOptions::default();
+    /// assert!(o.set("default_rtt_ms", "5").unwrap());
+    /// assert!(!o.set("colour", "red").unwrap());
+    /// assert!(o.set("decay_ms", "0").is_err()); // τ must be positive
+    /// ```
+    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+        match key {
+            "decay_ms" => {
+                let d = parse_ms(key, value)?;
+                if d.is_zero() {
+                    return Err(Error::InvalidArgument(
+                        "strategy option decay_ms must be at least 1".into(),
+                    ));
+                }
+                self.decay = d;
+            }
+            "default_rtt_ms" => self.default_rtt = parse_ms(key, value)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+}
+
+/// One available peer and its latency estimate.
+struct Entry {
+    peer: PeerRef,
+    /// The estimate in nanoseconds (f64 bits), as of `at`.
+    rtt: AtomicU64,
+    /// When `rtt` was last set, in nanoseconds since the strategy's epoch.
+    at: AtomicU64,
+    /// Serializes samples (readers do not take it).
+    update: Mutex<()>,
+}
+
+impl Entry {
+    /// The estimate decayed to `now`.
+    #[inline]
+    fn estimate(&self, now: u64, decay_ns: f64) -> f64 {
+        let rtt = f64::from_bits(self.rtt.load(Ordering::Relaxed));
+        let at = self.at.load(Ordering::Relaxed);
+        if now > at {
+            rtt * (-((now - at) as f64) / decay_ns).exp()
+        } else {
+            rtt
+        }
+    }
+}
+
+/// Whether `a` costs less than `b` now. Both estimates decay by `exp(-(now - at)/τ)`, so
+/// the comparison needs no clock: `rtt_a·(p_a+1)·exp((at_a - at_b)/τ) < rtt_b·(p_b+1)`.
+#[inline]
+fn cheaper(a: &Entry, b: &Entry, decay_ns: f64) -> bool {
+    let ra = f64::from_bits(a.rtt.load(Ordering::Relaxed)) * (a.peer.pending() as f64 + 1.0);
+    let rb = f64::from_bits(b.rtt.load(Ordering::Relaxed)) * (b.peer.pending() as f64 + 1.0);
+    let (ta, tb) = (a.at.load(Ordering::Relaxed), b.at.load(Ordering::Relaxed));
+    if ta == tb {
+        return ra < rb;
+    }
+    let shift = (ta as f64 - tb as f64) / decay_ns;
+    ra * shift.exp() < rb
+}
+
+struct Published {
+    entries: Vec<Arc<Entry>>,
+    generation: u64,
+}
+
+struct Local {
+    view: Arc<Published>,
+    rng: SplitMix,
+}
+
+/// The peak-EWMA strategy.
+pub struct PeakEwma {
+    current: ArcSwap<Published>,
+    generation: AtomicU64,
+    write: Mutex<()>,
+    local: Striped<Local>,
+    clock: Clock,
+    epoch: Instant,
+    decay_ns: f64,
+    default_rtt_ns: f64,
+}
+
+impl PeakEwma {
+    /// A peak-EWMA strategy with default options and the real clock; `seed` makes the
+    /// random draws reproducible.
+    ///
+    /// ```
+    /// use peerlb::Strategy;
+    /// let s = peerlb::strategy::peak_ewma::PeakEwma::new(Some(1));
+    /// assert_eq!(s.name(), "peak-ewma");
+    /// ```
+    pub fn new(seed: Option<u64>) -> PeakEwma {
+        PeakEwma::with_options(seed, PeakEwmaOptions::default(), Clock::real())
+    }
+
+    /// A peak-EWMA strategy with `options`, keeping time with `clock`.
+    ///
+    /// ```
+    /// use peerlb::clock::ManualClock;
+    /// use peerlb::strategy::peak_ewma::{PeakEwma, PeakEwmaOptions};
+    /// let s = PeakEwma::with_options(Some(1), PeakEwmaOptions::default(), ManualClock::new().into());
+    /// ```
+    pub fn with_options(seed: Option<u64>, options: PeakEwmaOptions, clock: Clock) -> PeakEwma {
+        let empty = Arc::new(Published {
+            entries: Vec::new(),
+            generation: 0,
+        });
+        PeakEwma {
+            current: ArcSwap::new(empty.clone()),
+            generation: AtomicU64::new(0),
+            write: Mutex::new(()),
+            local: Striped::new(|i| Local {
+                view: empty.clone(),
+                rng: SplitMix::for_stripe(seed, i),
+            }),
+            epoch: clock.now(),
+            clock,
+            decay_ns: options.decay.as_nanos().max(1) as f64,
+            default_rtt_ns: options.default_rtt.as_nanos() as f64,
+        }
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        let d = self.clock.now().saturating_duration_since(self.epoch);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn publish(&self, entries: Vec<Arc<Entry>>) {
+        for (i, e) in entries.iter().enumerate() {
+            e.peer.strategy_slot().store(i, Ordering::Relaxed);
+        }
+        let generation = self.current.load().generation + 1;
+        self.current.store(Arc::new(Published {
+            entries,
+            generation,
+        }));
+        self.generation.store(generation, Ordering::Release);
+    }
+
+    fn find(published: &Published, peer: &PeerRef) -> Option<usize> {
+        let i = peer.strategy_slot().load(Ordering::Relaxed);
+        if i != UNSET
+            && i < published.entries.len()
+            && PeerRef::ptr_eq(&published.entries[i].peer, peer)
+        {
+            return Some(i);
+        }
+        published
+            .entries
+            .iter()
+            .position(|e| PeerRef::ptr_eq(&e.peer, peer))
+    }
+
+    /// The current estimate for `peer` (decayed to now), if the strategy offers it; for
+    /// tests and introspection.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerlb::{Peer, PeerId, Strategy, Outcome};
+    /// use peerlb::clock::ManualClock;
+    /// use peerlb::strategy::peak_ewma::{PeakEwma, PeakEwmaOptions};
+    /// let s = PeakEwma::with_options(None, PeakEwmaOptions::default(), ManualClock::new().into());
+    /// let p = Peer::detached(PeerId::new("a").unwrap(), 1);
+    /// s.add(&p);
+    /// assert_eq!(s.estimate(&p), Some(Duration::from_millis(30)));
+    /// s.request_finished(&p, Outcome::Ok, Duration::from_millis(300));
+    /// assert_eq!(s.estimate(&p), Some(Duration::from_millis(300)));
+    /// ```
+    pub fn estimate(&self, peer: &PeerRef) -> Option<Duration> {
+        let published = self.current.load();
+        let i = Self::find(&published, peer)?;
+        let ns = published.entries[i].estimate(self.now(), self.decay_ns);
+        Some(Duration::from_nanos(ns.round() as u64))
+    }
+}
+
+impl Strategy for PeakEwma {
+    fn name(&self) -> &str {
+        "peak-ewma"
+    }
+
+    fn add(&self, peer: &PeerRef) {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut entries = self.current.load().entries.clone();
+        entries.push(Arc::new(Entry {
+            peer: peer.clone(),
+            rtt: AtomicU64::new(self.default_rtt_ns.to_bits()),
+            at: AtomicU64::new(self.now()),
+            update: Mutex::new(()),
+        }));
+        self.publish(entries);
+    }
+
+    fn remove(&self, peer: &PeerRef) {
+        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.current.load_full();
+        let Some(i) = Self::find(&current, peer) else {
+            return;
+        };
+        let mut entries = current.entries.clone();
+        entries.swap_remove(i);
+        peer.strategy_slot().store(UNSET, Ordering::Relaxed);
+        self.publish(entries);
+    }
+
+    #[inline]
+    fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
+        let generation = self.generation.load(Ordering::Acquire);
+        self.local.with_current(|local| {
+            if local.view.generation != generation {
+                local.view = self.current.load_full();
+            }
+            let entries = &local.view.entries;
+            let n = entries.len();
+            match n {
+                0 => None,
+                1 => Some(entries[0].peer.start_request()),
+                _ => {
+                    let i = local.rng.below(n);
+                    let mut j = i + 1 + local.rng.below(n - 1);
+                    if j >= n {
+                        j -= n;
+                    }
+                    let pick = if cheaper(&entries[j], &entries[i], self.decay_ns) {
+                        j
+                    } else {
+                        i
+                    };
+                    Some(entries[pick].peer.start_request())
+                }
+            }
+        })
+    }
+
+    fn wants_outcomes(&self) -> bool {
+        true
+    }
+
+    fn request_finished(&self, peer: &PeerRef, _outcome: Outcome, latency: Duration) {
+        let published = self.current.load();
+        let Some(i) = Self::find(&published, peer) else {
+            return; // no longer offered: its estimate is gone
+        };
+        let entry = &published.entries[i];
+        let _u = entry.update.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.now();
+        let rtt = latency.as_nanos() as f64;
+        let estimate = f64::from_bits(entry.rtt.load(Ordering::Relaxed));
+        let at = entry.at.load(Ordering::Relaxed);
+        // What readers see now: the estimate decayed since the previous sample (tower's
+        // load() writes this back on every read; we compute it here instead).
+        let decay = (-(now.saturating_sub(at) as f64) / self.decay_ns).exp();
+        let decayed = estimate * decay;
+        // tower's RttEstimate::update on that value: a slower sample is taken at once;
+        // a faster one is blended in with weight 1 - exp(-Δt/τ).
+        let next = if decayed < rtt {
+            rtt
+        } else {
+            decayed * decay + rtt * (1.0 - decay)
+        };
+        entry.rtt.store(next.to_bits(), Ordering::Relaxed);
+        entry.at.store(now.max(at), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::strategy::test_support::peers;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn strategy(clock: &ManualClock) -> PeakEwma {
+        PeakEwma::with_options(Some(7), PeakEwmaOptions::default(), clock.clone().into())
+    }
+
+    #[test]
+    fn peaks_jump_and_lower_samples_blend_with_time() {
+        let clock = ManualClock::new();
+        let s = strategy(&clock);
+        let p = &peers(&["a"])[0];
+        s.add(p);
+        s.request_finished(p, Outcome::Ok, ms(100));
+        assert_eq!(s.estimate(p), Some(ms(100)));
+        // One τ later, the estimate has decayed by e and a 10 ms sample blends in.
+        clock.advance(Duration::from_secs(10));
+        let decayed = s.estimate(p).unwrap().as_secs_f64() * 1000.0;
+        assert!(
+            (decayed - 100.0 / std::f64::consts::E).abs() < 0.01,
+            "{decayed}"
+        );
+        s.request_finished(p, Outcome::Ok, ms(10));
+        let d = (-1.0f64).exp();
+        let want = 100.0 * d * d + 10.0 * (1.0 - d);
+        let got = s.estimate(p).unwrap().as_secs_f64() * 1000.0;
+        assert!((got - want).abs() < 0.01, "{got} vs {want}");
+        // A slower sample is taken at once.
+        s.request_finished(p, Outcome::Failure, ms(900));
+        assert_eq!(s.estimate(p), Some(ms(900)));
+    }
+
+    #[test]
+    fn cost_counts_pending_and_ties_keep_the_first_draw() {
+        let clock = ManualClock::new();
+        let s = strategy(&clock);
+        let ps = peers(&["a", "b"]);
+        for p in &ps {
+            s.add(p);
+        }
+        // Same estimates: the one with fewer pending wins every time.
+        let _busy: Vec<_> = (0..3).map(|_| ps[0].start_request()).collect();
+        for _ in 0..20 {
+            let r = s.choose(&Request::new()).unwrap();
+            assert_eq!(r.peer().id().as_str(), "b");
+        }
+    }
+
+    #[test]
+    fn samples_for_removed_peers_are_ignored() {
+        let clock = ManualClock::new();
+        let s = strategy(&clock);
+        let ps = peers(&["a", "b"]);
+        s.add(&ps[0]);
+        s.request_finished(&ps[1], Outcome::Ok, ms(5));
+        s.remove(&ps[0]);
+        s.request_finished(&ps[0], Outcome::Ok, ms(5));
+        assert_eq!(s.estimate(&ps[0]), None);
+        assert!(s.choose(&Request::new()).is_none());
+    }
+}
