@@ -324,13 +324,11 @@ impl StrategyConfig {
             StrategyConfig::HashRing(o) => Arc::new(hash_ring::HashRing::new(*o)),
             StrategyConfig::Maglev(o) => Arc::new(maglev::Maglev::new(*o)),
             StrategyConfig::WeightedRoundRobin(o) => Arc::new(
-                weighted_round_robin::WeightedRoundRobin::with_options(o.clone(), clock.clone()),
+                weighted_round_robin::WeightedRoundRobin::with_options(*o, clock.clone()),
             ),
-            StrategyConfig::PeakEwma(o) => Arc::new(peak_ewma::PeakEwma::with_options(
-                seed,
-                o.clone(),
-                clock.clone(),
-            )),
+            StrategyConfig::PeakEwma(o) => {
+                Arc::new(peak_ewma::PeakEwma::with_options(seed, *o, clock.clone()))
+            }
         }
     }
 }
