@@ -11,9 +11,12 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
 use peerlb_benches::{
-    group_name, peer_ids, run_on_threads, threads_label, MutexRoundRobin, BASELINE, PEER_COUNTS,
-    THREAD_COUNTS,
+    cpu_log_path, group_name, peer_ids, run_on_threads, threads_label, CpuLog, MutexRoundRobin,
+    BASELINE, PEER_COUNTS, THREAD_COUNTS,
 };
+
+/// CPU time beside criterion's wall time (see `CpuLog`), saved for the summary.
+static CPU: CpuLog = CpuLog::new();
 
 /// A running list of `n` always-available peers, in a fixed order and seed.
 fn running_list(kind: StrategyKind, n: usize) -> PeerList {
@@ -31,9 +34,28 @@ fn running_list(kind: StrategyKind, n: usize) -> PeerList {
     list
 }
 
+/// One benchmark: wall time to criterion, CPU time to the log.
+fn bench<F: Fn() + Sync>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    group_id: &str,
+    function: &str,
+    threads: usize,
+    op: &F,
+) {
+    let parameter = threads_label(threads);
+    group.bench_function(BenchmarkId::new(function, &parameter), |b| {
+        b.iter_custom(|iters| {
+            let timing = run_on_threads(threads, iters, op);
+            CPU.record(group_id, function, &parameter, iters, timing);
+            timing.wall
+        })
+    });
+}
+
 fn choose_finish(c: &mut Criterion) {
     for n in PEER_COUNTS {
-        let mut group = c.benchmark_group(group_name(n));
+        let group_id = group_name(n);
+        let mut group = c.benchmark_group(&group_id);
         group.throughput(Throughput::Elements(1));
         for kind in StrategyKind::ALL {
             let list = running_list(kind, n);
@@ -45,10 +67,7 @@ fn choose_finish(c: &mut Criterion) {
                 choice.finish(Outcome::Ok, None);
             };
             for threads in THREAD_COUNTS {
-                group.bench_function(
-                    BenchmarkId::new(kind.as_str(), threads_label(threads)),
-                    |b| b.iter_custom(|iters| run_on_threads(threads, iters, &op)),
-                );
+                bench(&mut group, &group_id, kind.as_str(), threads, &op);
             }
             list.stop().expect("the list is running");
         }
@@ -59,11 +78,13 @@ fn choose_finish(c: &mut Criterion) {
             baseline.finish(i);
         };
         for threads in THREAD_COUNTS {
-            group.bench_function(BenchmarkId::new(BASELINE, threads_label(threads)), |b| {
-                b.iter_custom(|iters| run_on_threads(threads, iters, &op))
-            });
+            bench(&mut group, &group_id, BASELINE, threads, &op);
         }
         group.finish();
+    }
+    let path = cpu_log_path();
+    if let Err(e) = CPU.save(&path) {
+        eprintln!("choose: cannot write {}: {e}", path.display());
     }
 }
 

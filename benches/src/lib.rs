@@ -10,11 +10,30 @@
 //!   fragments (see `benches/README.md`).
 #![warn(missing_docs)]
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use serde_json::{json, Value};
+
 pub mod summary;
+
+/// The workspace's target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// Where the benchmarks leave the CPU time they measured beside criterion's wall time.
+pub fn cpu_log_path() -> PathBuf {
+    target_dir().join("bench").join(CPU_LOG_FILE)
+}
+
+/// File name of the CPU log inside `target/bench/`.
+pub const CPU_LOG_FILE: &str = "rust-cpu.json";
 
 /// Peer counts every strategy is benchmarked at.
 pub const PEER_COUNTS: [usize; 3] = [10, 100, 1000];
@@ -120,40 +139,151 @@ impl MutexRoundRobin {
     }
 }
 
+/// How long a [`run_on_threads`] took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timing {
+    /// Wall time from the release of all threads until the last one finished.
+    pub wall: Duration,
+    /// CPU time the threads used for the ops, summed over the threads; `None` where the
+    /// OS does not tell (it is read from Linux's `/proc/thread-self/schedstat`).
+    pub cpu: Option<Duration>,
+}
+
+/// CPU time the calling thread has run so far (Linux: `/proc/thread-self/schedstat`, in
+/// ns), or `None`.
+pub fn thread_cpu_time() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = text.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
+}
+
+fn cpu_used<F: Fn()>(ops: u64, op: &F) -> Option<Duration> {
+    let before = thread_cpu_time();
+    for _ in 0..ops {
+        op();
+    }
+    Some(thread_cpu_time()?.saturating_sub(before?))
+}
+
 /// Runs `op` `iters` times in total, split over `threads` threads, and returns the wall
-/// time from the moment all threads are released (a barrier) until the last one is done.
+/// time from the moment all threads are released (a barrier) until the last one is done,
+/// plus the CPU time the threads used.
 ///
 /// With `threads == 1` the loop runs on the calling thread (no spawn). Otherwise threads
 /// are spawned for this call, wait on a barrier, and do `iters / threads` operations each
-/// (the first few one more when it does not divide). Dividing the result by `iters` gives
-/// time per operation as throughput: total wall time / total operations.
-pub fn run_on_threads<F: Fn() + Sync>(threads: usize, iters: u64, op: &F) -> Duration {
+/// (the first few one more when it does not divide). Dividing the wall time by `iters`
+/// gives time per operation as throughput: total wall time / total operations.
+pub fn run_on_threads<F: Fn() + Sync>(threads: usize, iters: u64, op: &F) -> Timing {
     assert!(threads > 0, "run_on_threads needs at least one thread");
     if threads == 1 {
         let start = Instant::now();
-        for _ in 0..iters {
-            op();
-        }
-        return start.elapsed();
+        let cpu = cpu_used(iters, op);
+        return Timing {
+            wall: start.elapsed(),
+            cpu,
+        };
     }
     let barrier = Barrier::new(threads + 1);
     let t = threads as u64;
     let mut start = None;
-    thread::scope(|s| {
-        for k in 0..t {
-            let share = iters / t + u64::from(k < iters % t);
-            let barrier = &barrier;
-            s.spawn(move || {
-                barrier.wait();
-                for _ in 0..share {
-                    op();
-                }
-            });
-        }
+    let cpu = thread::scope(|s| {
+        let workers: Vec<_> = (0..t)
+            .map(|k| {
+                let share = iters / t + u64::from(k < iters % t);
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    cpu_used(share, op)
+                })
+            })
+            .collect();
         barrier.wait();
         start = Some(Instant::now());
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("benchmark op panicked"))
+            .sum::<Option<Duration>>()
     });
-    start.expect("set inside the scope").elapsed()
+    Timing {
+        wall: start.expect("set inside the scope").elapsed(),
+        cpu,
+    }
+}
+
+/// CPU time per op gathered while criterion runs (criterion itself only sees wall time),
+/// saved as `target/bench/rust-cpu.json` for the summary: a JSON array of
+/// `{"group", "function", "parameter", "cpu_ns", "ops"}`. It covers every run criterion
+/// made of a benchmark, warm-up included.
+#[derive(Debug)]
+pub struct CpuLog {
+    entries: Mutex<BTreeMap<BenchKey, (u128, u64)>>,
+}
+
+/// (group, function, parameter).
+type BenchKey = (String, String, String);
+
+impl Default for CpuLog {
+    fn default() -> CpuLog {
+        CpuLog::new()
+    }
+}
+
+impl CpuLog {
+    /// Runs shorter than this are not recorded.
+    pub const MIN_OPS: u64 = 1000;
+
+    /// An empty log.
+    pub const fn new() -> CpuLog {
+        CpuLog {
+            entries: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Adds one run of `iters` ops of a benchmark. Ignored when the CPU time is unknown
+    /// or the run is shorter than [`CpuLog::MIN_OPS`] (criterion's `--test` mode and its
+    /// first warm-up runs: too short to mean anything).
+    pub fn record(&self, group: &str, function: &str, parameter: &str, iters: u64, t: Timing) {
+        let Some(cpu) = t.cpu.filter(|_| iters >= Self::MIN_OPS) else {
+            return;
+        };
+        let key = (group.to_owned(), function.to_owned(), parameter.to_owned());
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = entries.entry(key).or_insert((0, 0));
+        entry.0 += cpu.as_nanos();
+        entry.1 += iters;
+    }
+
+    /// Writes the log to `path`, replacing the entries of the benchmarks that ran and
+    /// keeping the others already in the file (so a filtered `cargo bench` run keeps
+    /// the rest).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let mut all: BTreeMap<BenchKey, Value> = BTreeMap::new();
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&text) {
+                for item in items {
+                    let field = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
+                    if let (Some(g), Some(f), Some(p)) =
+                        (field("group"), field("function"), field("parameter"))
+                    {
+                        all.insert((g, f, p), item);
+                    }
+                }
+            }
+        }
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for ((g, f, p), (cpu_ns, ops)) in entries.iter() {
+            let item = json!({
+                "group": g, "function": f, "parameter": p,
+                "cpu_ns": *cpu_ns as f64, "ops": ops,
+            });
+            all.insert((g.clone(), f.clone(), p.clone()), item);
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let items: Vec<Value> = all.into_values().collect();
+        std::fs::write(path, serde_json::to_string_pretty(&items)?)
+    }
 }
 
 #[cfg(test)]
@@ -197,12 +327,42 @@ mod tests {
     #[test]
     fn run_on_threads_really_uses_that_many_threads() {
         let ids = Mutex::new(std::collections::HashSet::new());
-        run_on_threads(2, 100, &|| {
+        let timing = run_on_threads(2, 100, &|| {
             ids.lock().unwrap().insert(thread::current().id());
         });
+        assert!(timing.wall > Duration::ZERO);
         let ids = ids.into_inner().unwrap();
         assert_eq!(ids.len(), 2);
         assert!(!ids.contains(&thread::current().id()));
+    }
+
+    #[test]
+    fn cpu_log_merges_with_the_file() {
+        let dir = std::env::temp_dir().join(format!("peerlb-cpulog-{}", std::process::id()));
+        let path = dir.join("rust-cpu.json");
+        let _ = std::fs::remove_dir_all(&dir);
+        let t = |ns| Timing {
+            wall: Duration::from_nanos(ns),
+            cpu: Some(Duration::from_nanos(ns)),
+        };
+        let first = CpuLog::new();
+        first.record("g", "a", "1 thread", 1000, t(100));
+        first.record("g", "b", "1 thread", 1000, t(300));
+        first.record("g", "b", "1 thread", 1000, t(100));
+        first.record("g", "b", "1 thread", 999, t(100_000)); // too short: ignored
+        first.record("g", "c", "1 thread", 1000, Timing { cpu: None, ..t(5) });
+        first.save(&path).unwrap();
+        let second = CpuLog::new();
+        second.record("g", "a", "1 thread", 1000, t(7));
+        second.save(&path).unwrap();
+        let items: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let items = items.as_array().unwrap();
+        assert_eq!(items.len(), 2, "{items:?}"); // c had no CPU time
+        assert_eq!(items[0]["function"], "a");
+        assert_eq!(items[0]["cpu_ns"], 7.0); // replaced by the second run
+        assert_eq!(items[1]["cpu_ns"], 400.0); // kept from the first, summed over runs
+        assert_eq!(items[1]["ops"], 2000);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

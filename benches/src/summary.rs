@@ -17,7 +17,37 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::{group_name, threads_label, BASELINE};
+use crate::{group_name, threads_label, BASELINE, CPU_LOG_FILE};
+
+/// CPU ns/op by (group, function, parameter), from `rust-cpu.json` (see [`crate::CpuLog`]).
+pub type CpuTimes = BTreeMap<(String, String, String), f64>;
+
+/// Reads the CPU log the benchmarks wrote; a missing or malformed file gives none.
+pub fn read_cpu_log(path: &Path) -> CpuTimes {
+    let mut out = CpuTimes::new();
+    let Ok(text) = fs::read_to_string(path) else {
+        return out;
+    };
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&text) else {
+        return out;
+    };
+    for item in items {
+        let field = |k: &str| item.get(k).and_then(Value::as_str).map(str::to_owned);
+        let num = |k: &str| item.get(k).and_then(Value::as_f64);
+        if let (Some(g), Some(f), Some(p), Some(cpu), Some(ops)) = (
+            field("group"),
+            field("function"),
+            field("parameter"),
+            num("cpu_ns"),
+            num("ops"),
+        ) {
+            if ops > 0.0 {
+                out.insert((g, f, p), cpu / ops);
+            }
+        }
+    }
+    out
+}
 
 /// The file the summary is written to, inside the output directory.
 pub const SUMMARY_FILE: &str = "summary.md";
@@ -176,7 +206,7 @@ fn ratio(x: f64) -> String {
 }
 
 /// Renders the Rust section: one table per criterion group, then the targets.
-pub fn render_rust(measurements: &[Measurement]) -> String {
+pub fn render_rust(measurements: &[Measurement], cpu: &CpuTimes) -> String {
     let mut md = String::new();
     md.push_str("## Rust core (criterion)\n\n");
     if measurements.is_empty() {
@@ -189,7 +219,11 @@ pub fn render_rust(measurements: &[Measurement]) -> String {
          (throughput), so two threads that scale perfectly halve it. \
          *vs mutex* = the mutex baseline's ns/op ÷ this ns/op, same group and thread count, \
          same run (above 1 = faster than the baseline). *N/1 scaling* = throughput with \
-         N threads ÷ throughput with 1. ± is criterion's 95% confidence interval.\n\n",
+         N threads ÷ throughput with 1. ± is criterion's 95% confidence interval. \
+         *CPU ns/op* = CPU time the benchmark's threads used ÷ ops, over all of criterion's \
+         runs of it (warm-up included): unlike wall time it hardly moves when other work \
+         competes for the cores, and on 2 threads it shows what contention costs (ideally \
+         the same as on 1 thread).\n\n",
     );
     let mut groups: BTreeMap<NaturalKey, (&str, Vec<&Measurement>)> = BTreeMap::new();
     for m in measurements {
@@ -200,13 +234,23 @@ pub fn render_rust(measurements: &[Measurement]) -> String {
             .push(m);
     }
     for (name, ms) in groups.values() {
-        render_group(&mut md, name, ms);
+        render_group(&mut md, name, ms, cpu);
     }
-    render_targets(&mut md, measurements);
+    render_targets(&mut md, measurements, cpu);
     md
 }
 
-fn render_group(md: &mut String, name: &str, ms: &[&Measurement]) {
+fn cpu_of(cpu: &CpuTimes, m: &Measurement) -> Option<f64> {
+    let key = (
+        m.group.clone(),
+        m.function.clone(),
+        m.parameter.clone().unwrap_or_default(),
+    );
+    cpu.get(&key).copied()
+}
+
+fn render_group(md: &mut String, name: &str, ms: &[&Measurement], cpu: &CpuTimes) {
+    let has_cpu = ms.iter().any(|m| cpu_of(cpu, m).is_some());
     let mut params: Vec<Option<&str>> = Vec::new();
     for m in ms {
         if !params.contains(&m.parameter.as_deref()) {
@@ -237,6 +281,9 @@ fn render_group(md: &mut String, name: &str, ms: &[&Measurement]) {
         if has_baseline {
             header.push("vs mutex".to_owned());
         }
+        if has_cpu {
+            header.push("CPU ns/op".to_owned());
+        }
     }
     let first = params[0];
     for p in &params[1..] {
@@ -265,13 +312,13 @@ fn render_group(md: &mut String, name: &str, ms: &[&Measurement]) {
                         let base = get(BASELINE, *p).map_or(f64::NAN, |b| b.ns / m.ns);
                         row.push(ratio(base));
                     }
+                    if has_cpu {
+                        row.push(cpu_of(cpu, m).map_or("–".to_owned(), fmt3));
+                    }
                 }
                 None => {
-                    row.push("–".to_owned());
-                    row.push("–".to_owned());
-                    if has_baseline {
-                        row.push("–".to_owned());
-                    }
+                    let blanks = 2 + usize::from(has_baseline) + usize::from(has_cpu);
+                    row.extend(std::iter::repeat("–".to_owned()).take(blanks));
                 }
             }
         }
@@ -301,7 +348,7 @@ pub const TARGET_SCALING: f64 = 1.7;
 /// Two threads must give at least this many times the baseline's two-thread throughput.
 pub const TARGET_VS_BASELINE: f64 = 3.0;
 
-fn render_targets(md: &mut String, ms: &[Measurement]) {
+fn render_targets(md: &mut String, ms: &[Measurement], cpu: &CpuTimes) {
     let group = group_name(TARGET_PEERS);
     let (one, two) = (threads_label(1), threads_label(2));
     let get = |f: &str, p: &str| {
@@ -322,10 +369,13 @@ fn render_targets(md: &mut String, ms: &[Measurement]) {
     let _ = writeln!(md, "### Targets (`round-robin`, {TARGET_PEERS} peers)\n");
     md.push_str("| target | measured | verdict |\n|---|---:|---|\n");
     let ns = rr1.map(|m| m.ns);
+    let cpu_note = rr1
+        .and_then(|m| cpu_of(cpu, m))
+        .map_or(String::new(), |c| format!(" (CPU {} ns)", fmt3(c)));
     let _ = writeln!(
         md,
-        "| choose+finish on 1 thread ≤ {TARGET_ONE_THREAD_NS} ns | {} | {} |",
-        ns.map_or("–".into(), |x| format!("{} ns", fmt3(x))),
+        "| choose+finish on 1 thread ≤ {TARGET_ONE_THREAD_NS} ns | {} ns{cpu_note} | {} |",
+        ns.map_or("–".into(), fmt3),
         verdict(ns.map(|x| x <= TARGET_ONE_THREAD_NS))
     );
     let scaling = rr1.zip(rr2).map(|(a, b)| a.ns / b.ns);
@@ -366,7 +416,8 @@ pub fn write_summary(criterion_dir: &Path, out_dir: &Path) -> Result<Written, St
         fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
     };
     if !measurements.is_empty() {
-        write(&out_dir.join(RUST_FILE), &render_rust(&measurements))?;
+        let cpu = read_cpu_log(&out_dir.join(CPU_LOG_FILE));
+        write(&out_dir.join(RUST_FILE), &render_rust(&measurements, &cpu))?;
     }
     let mut fragments: Vec<String> = fs::read_dir(out_dir)
         .map_err(|e| format!("cannot read {}: {e}", out_dir.display()))?
@@ -499,6 +550,14 @@ mod tests {
         fake(&crit, &g1000, "random", "1 thread", 5.0);
         let out = root.join("bench");
         fs::create_dir_all(&out).unwrap();
+        let log = crate::CpuLog::new();
+        let t = |ns| crate::Timing {
+            wall: std::time::Duration::from_nanos(ns),
+            cpu: Some(std::time::Duration::from_nanos(ns)),
+        };
+        log.record(&g100, "round-robin", "1 thread", 1000, t(9_000));
+        log.record(&g100, "round-robin", "2 threads", 1000, t(12_000));
+        log.save(&out.join(CPU_LOG_FILE)).unwrap();
         fs::write(out.join("python.md"), "## Python\n\npy table\n").unwrap();
         fs::write(out.join("c.md"), "## C\n\nc table\n").unwrap();
 
@@ -513,19 +572,19 @@ mod tests {
         };
         assert!(pos("### choose+finish, 100 peers") < pos("### choose+finish, 1000 peers"));
         assert!(pos("## Rust core") < pos("## C\n") && pos("## C\n") < pos("## Python"));
-        // round-robin: 10 ns = 100 Mop/s, 2× the baseline on 1 thread, 5× on 2, scales 1.25×
-        assert!(
-            md.contains(
-                "| `round-robin` | 10.0 ± 0.50 | 100 | 2.00× | 8.00 ± 0.50 | 125 | 5.00× | 1.25× |"
-            ),
-            "{md}"
-        );
-        assert!(md.contains("| `mutex-baseline` | 20.0 ± 0.50 | 50.0 | 1.00× | 40.0 ± 0.50 | 25.0 | 1.00× | 0.50× |"), "{md}");
+        // round-robin: 10 ns = 100 Mop/s, 2× the baseline on 1 thread, 5× on 2, scales 1.25×;
+        // the CPU log covers round-robin only, the others show a dash there
+        let rr = "| `round-robin` | 10.0 ± 0.50 | 100 | 2.00× | 9.00 \
+                  | 8.00 ± 0.50 | 125 | 5.00× | 12.0 | 1.25× |";
+        assert!(md.contains(rr), "{md}");
+        let base = "| `mutex-baseline` | 20.0 ± 0.50 | 50.0 | 1.00× | – \
+                    | 40.0 ± 0.50 | 25.0 | 1.00× | – | 0.50× |";
+        assert!(md.contains(base), "{md}");
         assert!(md.contains("2/1 scaling"));
         // a group without the baseline has no ratio column
         assert!(md.contains("| `random` | 5.00 ± 0.50 | 200 |\n"), "{md}");
         // targets: 10 ns met, 1.25× scaling missed, 5× baseline met
-        assert!(md.contains("| 10.0 ns | met |"), "{md}");
+        assert!(md.contains("| 10.0 ns (CPU 9.00 ns) | met |"), "{md}");
         assert!(md.contains("| 1.25× | **missed** |"), "{md}");
         assert!(md.contains("| 5.00× | met |"), "{md}");
         fs::remove_dir_all(&root).unwrap();

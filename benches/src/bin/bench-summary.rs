@@ -7,10 +7,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // The workspace's target directory, as cargo and criterion pick it.
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    let target = peerlb_benches::target_dir();
+    let mut criterion = std::env::var_os("CRITERION_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let mut criterion = target.join("criterion");
+        .unwrap_or_else(|| target.join("criterion"));
     let mut out = target.join("bench");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

@@ -5,7 +5,6 @@
 
 use std::hint::black_box;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
 use peerlb_benches::{peer_ids, run_on_threads, MutexRoundRobin, BASELINE};
@@ -13,23 +12,6 @@ use peerlb_benches::{peer_ids, run_on_threads, MutexRoundRobin, BASELINE};
 fn usage() -> ExitCode {
     eprintln!("usage: choose-loop STRATEGY PEERS THREADS OPS   (STRATEGY: a peerlb strategy or {BASELINE})");
     ExitCode::from(2)
-}
-
-/// CPU time (user + system) used by the whole process so far, joined threads included, in
-/// ns; from /proc/self/stat, so only as fine as the clock tick (assumed 100 Hz): run enough
-/// ops for a few seconds. 0 where /proc is missing.
-fn cpu_ns() -> u128 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the ")" closing the command name: state is field 3, utime 14, stime 15.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<u128>().ok())
-            .unwrap_or(0)
-    };
-    (ticks(11) + ticks(12)) * 10_000_000
 }
 
 fn main() -> ExitCode {
@@ -47,15 +29,13 @@ fn main() -> ExitCode {
     if peers == 0 || threads == 0 {
         return usage();
     }
-    let started = Instant::now();
-    let cpu_before = cpu_ns();
-    if strategy == BASELINE {
+    let timing = if strategy == BASELINE {
         let baseline = MutexRoundRobin::new(peer_ids(peers));
         run_on_threads(threads, ops, &|| {
             let i = baseline.choose().expect("the baseline has peers");
             black_box(i);
             baseline.finish(i);
-        });
+        })
     } else {
         let kind: StrategyKind = match strategy.parse() {
             Ok(kind) => kind,
@@ -74,13 +54,16 @@ fn main() -> ExitCode {
             let choice = list.choose(&request).expect("a peer is available");
             black_box(choice.peer());
             choice.finish(Outcome::Ok, None);
-        });
-    }
-    let wall = started.elapsed().as_nanos() as f64 / ops.max(1) as f64;
-    let cpu = (cpu_ns() - cpu_before) as f64 / ops.max(1) as f64;
+        })
+    };
+    let per_op = |d: std::time::Duration| d.as_nanos() as f64 / ops.max(1) as f64;
+    let cpu = timing
+        .cpu
+        .map_or("unknown".to_owned(), |c| format!("{:.2}", per_op(c)));
     println!(
-        "{strategy}, {peers} peers, {threads} thread(s), {ops} ops: {wall:.2} ns/op wall \
-         (throughput), {cpu:.2} ns/op CPU (all threads)"
+        "{strategy}, {peers} peers, {threads} thread(s), {ops} ops: {:.2} ns/op wall \
+         (throughput), {cpu} ns/op CPU (summed over threads)",
+        per_op(timing.wall)
     );
     ExitCode::SUCCESS
 }
