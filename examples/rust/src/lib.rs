@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 
 use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
 
-/// How long a client waits to connect, read or write before calling it a failure.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a client or server waits to connect, read or write before calling it a failure
+/// (generous, so a loaded CI machine does not turn slowness into test failures).
+pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A local TCP server on an ephemeral port of 127.0.0.1 that answers `PING n` with
 /// `PONG <name> n` after `delay`, one thread per connection, and counts what it served.
