@@ -57,12 +57,16 @@ fn main() -> ExitCode {
         })
     };
     let per_op = |d: std::time::Duration| d.as_nanos() as f64 / ops.max(1) as f64;
-    let cpu = timing
-        .cpu
-        .map_or("unknown".to_owned(), |c| format!("{:.2}", per_op(c)));
+    let cpu = timing.cpu.map_or("unknown".to_owned(), |c| {
+        format!(
+            "{:.2} ns/op CPU (summed over threads; {:.2} CPUs busy)",
+            per_op(c),
+            c.as_secs_f64() / timing.wall.as_secs_f64()
+        )
+    });
     println!(
         "{strategy}, {peers} peers, {threads} thread(s), {ops} ops: {:.2} ns/op wall \
-         (throughput), {cpu} ns/op CPU (summed over threads)",
+         (throughput), {cpu}",
         per_op(timing.wall)
     );
     ExitCode::SUCCESS
