@@ -1,0 +1,105 @@
+//! choose + finish for every built-in strategy at 10, 100 and 1000 peers, on 1 and 2
+//! threads, next to the mutex baseline (`peerlb_benches::MutexRoundRobin`) in the same run.
+//!
+//! `make bench-rust` (or `cargo bench -p peerlb-benches --bench choose`). Criterion's
+//! usual arguments work after `--`, e.g. `-- round-robin` or `-- --measurement-time 5`.
+//! Multi-thread numbers are throughput: total wall time ÷ total ops (see `run_on_threads`).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
+use peerlb_benches::{
+    cpu_log_path, group_name, peer_ids, run_on_threads, threads_label, CpuLog, MutexRoundRobin,
+    BASELINE, PEER_COUNTS, THREAD_COUNTS,
+};
+
+/// CPU time beside criterion's wall time (see `CpuLog`), saved for the summary.
+static CPU: CpuLog = CpuLog::new();
+
+/// A running list of `n` always-available peers, in a fixed order and seed.
+fn running_list(kind: StrategyKind, n: usize) -> PeerList {
+    let list = PeerList::new(
+        ListOptions::default()
+            .strategy(kind)
+            .shuffle(false)
+            .seed(1)
+            .capacity(n),
+    )
+    .expect("valid options");
+    list.update(peer_ids(n), None::<&str>)
+        .expect("distinct valid ids");
+    list.start().expect("a new list starts");
+    list
+}
+
+/// One benchmark: wall time to criterion, CPU time to the log.
+fn bench<F: Fn() + Sync>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    group_id: &str,
+    function: &str,
+    threads: usize,
+    op: &F,
+) {
+    let parameter = threads_label(threads);
+    group.bench_function(BenchmarkId::new(function, &parameter), |b| {
+        b.iter_custom(|iters| {
+            let timing = run_on_threads(threads, iters, op);
+            CPU.record(group_id, function, &parameter, iters, timing);
+            timing.wall
+        })
+    });
+}
+
+fn choose_finish(c: &mut Criterion) {
+    for n in PEER_COUNTS {
+        let group_id = group_name(n);
+        let mut group = c.benchmark_group(&group_id);
+        group.throughput(Throughput::Elements(1));
+        for kind in StrategyKind::ALL {
+            let list = running_list(kind, n);
+            // No deadline: with every peer available, choose never waits.
+            let request = Request::new();
+            let op = || {
+                let choice = list.choose(&request).expect("a peer is available");
+                black_box(choice.peer());
+                choice.finish(Outcome::Ok, None);
+            };
+            for threads in THREAD_COUNTS {
+                bench(&mut group, &group_id, kind.as_str(), threads, &op);
+            }
+            list.stop().expect("the list is running");
+        }
+        let baseline = MutexRoundRobin::new(peer_ids(n));
+        let op = || {
+            let i = baseline.choose().expect("the baseline has peers");
+            black_box(i);
+            baseline.finish(i);
+        };
+        for threads in THREAD_COUNTS {
+            bench(&mut group, &group_id, BASELINE, threads, &op);
+        }
+        group.finish();
+    }
+    let path = cpu_log_path();
+    if let Err(e) = CPU.save(&path) {
+        eprintln!("choose: cannot write {}: {e}", path.display());
+    }
+}
+
+/// Short enough for `make bench` to finish in a few minutes on 2 cores (30 benchmarks).
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20)
+        .without_plots()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = choose_finish
+}
+criterion_main!(benches);
