@@ -52,7 +52,27 @@ fn bench<F: Fn() + Sync>(
     });
 }
 
+/// Distinct shard keys, so the hash strategies do real lookups (the others ignore keys).
+const KEYS: usize = 4096;
+
+thread_local! {
+    static NEXT_KEY: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The calling thread's next key from `keys` (every op takes one, baseline included).
+fn next_key(keys: &[Vec<u8>]) -> &[u8] {
+    let i = NEXT_KEY.with(|k| {
+        let i = k.get();
+        k.set(if i + 1 == keys.len() { 0 } else { i + 1 });
+        i
+    });
+    &keys[i]
+}
+
 fn choose_finish(c: &mut Criterion) {
+    let keys: Vec<Vec<u8>> = (0..KEYS)
+        .map(|i| format!("user:{i}").into_bytes())
+        .collect();
     for n in PEER_COUNTS {
         let group_id = group_name(n);
         let mut group = c.benchmark_group(&group_id);
@@ -60,8 +80,8 @@ fn choose_finish(c: &mut Criterion) {
         for kind in StrategyKind::ALL {
             let list = running_list(kind, n);
             // No deadline: with every peer available, choose never waits.
-            let request = Request::new();
             let op = || {
+                let request = Request::new().with_shard_key(next_key(&keys));
                 let choice = list.choose(&request).expect("a peer is available");
                 black_box(choice.peer());
                 choice.finish(Outcome::Ok, None);
@@ -73,6 +93,7 @@ fn choose_finish(c: &mut Criterion) {
         }
         let baseline = MutexRoundRobin::new(peer_ids(n));
         let op = || {
+            black_box(next_key(&keys));
             let i = baseline.choose().expect("the baseline has peers");
             black_box(i);
             baseline.finish(i);

@@ -214,8 +214,9 @@ pub fn render_rust(measurements: &[Measurement], cpu: &CpuTimes) -> String {
         return md;
     }
     md.push_str(
-        "One op = `PeerList::choose` + `Choice::finish` (the baseline: its `choose` + \
-         `finish`). With N threads, ns/op is total wall time ÷ total ops over all threads \
+        "One op = `PeerList::choose` with the next of 4096 shard keys + `Choice::finish` \
+         (the baseline: a key fetch, its `choose` + `finish`; only the hash strategies use \
+         the key). With N threads, ns/op is total wall time ÷ total ops over all threads \
          (throughput), so two threads that scale perfectly halve it. \
          *vs mutex* = the mutex baseline's ns/op ÷ this ns/op, same group and thread count, \
          same run (above 1 = faster than the baseline). *N/1 scaling* = throughput with \
