@@ -402,6 +402,22 @@ void peerlb_list_options_free(struct peerlb_list_options *opts);
 enum peerlb_status peerlb_list_options_set_strategy(struct peerlb_list_options *opts, const char *name);
 
 /**
+ * Selects a built-in transport by its spec string: `"always-available"` (the default) or
+ * `"tcp-probe"` with options, e.g. `"tcp-probe?interval_ms=200&timeout_ms=100"` (keys
+ * `interval_ms` (default 1000), `timeout_ms` (500), `healthy_threshold` (1),
+ * `unhealthy_threshold` (1)). Every list made from these options gets its own transport.
+ * The spec is NUL-terminated and copied. Passing a vtable to `peerlb_list_new` as well
+ * is an error.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, an unknown transport or
+ * a bad option (the options are then unchanged).
+ *
+ * # Safety
+ * `opts` live options or NULL; `spec` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_transport(struct peerlb_list_options *opts, const char *spec);
+
+/**
  * Whether to shuffle peers as they are retained (default true).
  *
  * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.

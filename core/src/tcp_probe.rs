@@ -283,14 +283,16 @@ async fn probe_loop(addr: String, sub: Subscriber, o: TcpProbeOptions) {
         if change {
             streak = 0;
             current = Some(ok);
-            let status = if ok {
-                ConnectionStatus::Available
-            } else {
-                ConnectionStatus::Unavailable
-            };
-            if !sub.set_status(status) {
-                return; // released, or the list is gone
-            }
+        }
+        let status = if current == Some(true) {
+            ConnectionStatus::Available
+        } else {
+            ConnectionStatus::Unavailable
+        };
+        // Reported after every probe (a no-op when unchanged), so a task whose peer was
+        // released or whose list is gone ends even if the transport lives on.
+        if !sub.set_status(status) {
+            return;
         }
     }
 }
