@@ -36,8 +36,12 @@ export interface PeerListOptions {
   seed?: number | bigint | null
   /** `choose` fails at once with PEERLB_NO_PEER_AVAILABLE instead of waiting (default false). */
   failFast?: boolean
-  /** 'always-available' (default) or a transport object. */
-  transport?: 'always-available' | Transport | null
+  /**
+   * A built-in transport spec — 'always-available' (default), 'tcp-probe',
+   * 'tcp-probe?interval_ms=200&timeout_ms=100&healthy_threshold=1&unhealthy_threshold=1' —
+   * or a transport object. A bad spec throws PEERLB_INVALID_ARGUMENT.
+   */
+  transport?: 'always-available' | 'tcp-probe' | (string & {}) | Transport | null
 }
 
 /** A peer to add: its id, or its id and weight (default 1). */

@@ -165,7 +165,8 @@ class PeerList {
    * @param {boolean} [options.shuffle=true] shuffle peers as they are retained
    * @param {number|bigint} [options.seed] seed for shuffling and random strategies
    * @param {boolean} [options.failFast=false] choose fails at once instead of waiting
-   * @param {'always-available'|object} [options.transport] a JS transport object with retain/release
+   * @param {string|object} [options.transport] a built-in transport spec ('always-available',
+   *   'tcp-probe?interval_ms=200&timeout_ms=100') or a JS transport object with retain/release
    */
   constructor(options) {
     const o = optionsObject('new PeerList(options)', options)
@@ -198,16 +199,18 @@ class PeerList {
     let transport = null
     let transportName = ''
     const t = o.transport
-    if (t === undefined || t === null || t === 'always-available') {
+    if (t === undefined || t === null) {
       // the core's default transport
     } else if (typeof t === 'string') {
-      throw invalidArgument(`unknown transport ${JSON.stringify(t)}; expected "always-available" or a transport object`)
+      // a built-in transport by spec ('always-available', 'tcp-probe?interval_ms=200', ...),
+      // parsed (and refused with PEERLB_INVALID_ARGUMENT) by the core
+      transportName = t
     } else if (typeof t === 'object' && typeof t.retain === 'function' && typeof t.release === 'function') {
       transport = t
       transportName = typeof t.name === 'string' && t.name.length > 0 ? t.name : 'custom'
     } else {
       throw typeError(
-        'new PeerList: transport must be "always-available" or an object with retain(peerId, subscriber) and release(peerId, subscriber) methods',
+        'new PeerList: transport must be a transport spec string (e.g. "tcp-probe") or an object with retain(peerId, subscriber) and release(peerId, subscriber) methods',
       )
     }
     this._n = new native.NativeList(strategy, shuffle, seed, failFast, transport, transportName)

@@ -3,7 +3,10 @@
 
 /** The native peer list (internal; use `PeerList` from `index.js`). */
 export declare class NativeList {
-  /** `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`. */
+  /**
+   * `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`;
+   * with `transport` null, a non-empty `transportName` is a built-in transport spec.
+   */
   constructor(strategy: string, shuffle: boolean, seed: string, failFast: boolean, transport: object | undefined | null, transportName: string)
   /** The handle of this list for the hot-path functions (`choose0`, `choose`, `finish`). */
   get id(): number

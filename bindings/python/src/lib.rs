@@ -92,15 +92,10 @@ impl PyPeerList {
                 .map(|s| s.to_cow().map(|c| c.into_owned()))
                 .transpose()?;
             match builtin.as_deref() {
-                Some("always-available") => {}
-                Some(other) => {
-                    return Err(errors::invalid_argument(
-                        py,
-                        format!(
-                            "unknown transport {other:?}; pass \"always-available\" or an \
-                             object with retain() and release() methods"
-                        ),
-                    ))
+                Some(spec) => {
+                    // A built-in transport by spec: "always-available",
+                    // "tcp-probe?interval_ms=200&timeout_ms=100", ...
+                    options = options.transport(check(py, peerlb::transport_from_spec(spec))?);
                 }
                 None => {
                     let wrapped = Arc::new(PyTransport::new(t)?);

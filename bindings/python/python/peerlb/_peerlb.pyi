@@ -68,7 +68,7 @@ class PeerList:
         shuffle: bool = True,
         seed: Optional[int] = None,
         fail_fast: bool = False,
-        transport: Union[Transport, Literal["always-available"], None] = None,
+        transport: Union[Transport, str, None] = None,
     ) -> Self: ...
     @property
     def strategy(self) -> str: ...
