@@ -23,6 +23,7 @@ use pyo3::PyTraverseError;
 mod convert;
 mod errors;
 mod transport;
+mod upstream;
 mod wait;
 
 use errors::{check, to_pyerr};
@@ -445,6 +446,7 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPeerList>()?;
     m.add_class::<PyChoice>()?;
     m.add_class::<PySubscriber>()?;
+    m.add_class::<upstream::PyUpstream>()?;
     m.add_class::<wait::CancelWait>()?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add("__version__", peerlb::VERSION)?;

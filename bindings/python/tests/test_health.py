@@ -1,4 +1,5 @@
 """The tcp-probe transport (by spec string) against real listening sockets on 127.0.0.1."""
+from __future__ import annotations
 
 import socket
 import time
@@ -63,3 +64,115 @@ def test_bad_transport_specs(spec: str) -> None:
 def test_always_available_by_spec() -> None:
     lst = peerlb.PeerList(transport="always-available")
     assert lst.introspect()["transport"] == "always-available"
+
+
+def test_upstream_numbers_step_by_step() -> None:
+    down = {"two"}
+    calls: list[str] = []
+
+    def check(backend: str) -> object:
+        calls.append(backend)
+        if backend in down:
+            raise ConnectionError(f"{backend} is down")  # an exception = failed check
+        return None
+
+    u = peerlb.Upstream(["one", "two", "three"], check=check, manual=True)
+    assert [u.pick() for _ in range(4)] == ["one", "two", "three", "one"]
+    seen = []
+    for _ in range(5):
+        u.check_now()
+        seen.append((u.score("one"), u.score("two")))
+    assert seen == [(2, 0), (3, -1), (3, -2), (3, -3), (3, -3)]
+    assert sorted(calls) == sorted(["one", "two", "three"] * 5)
+    assert [u.pick() for _ in range(3)] == ["three", "one", "three"]
+    for want in (-2, -1, 0):
+        u.up("two")
+        assert u.score("two") == want
+    assert [u.pick() for _ in range(2)] == ["one", "two"]
+    u.reconcile(["two", "four"])
+    assert u.scores() == {"two": 0, "four": 1}
+    assert u.backends == ["two", "four"]
+    u.down("two")
+    for _ in range(2):
+        u.down("four")
+    with pytest.raises(peerlb.NoPeerAvailable):
+        u.pick()
+    assert u.score("nobody") is None
+    u.shutdown()
+
+
+def test_upstream_check_returning_false_and_slow_checks_fail() -> None:
+    def check(backend: str) -> object:
+        if backend == "slow":
+            time.sleep(0.5)
+        return backend != "false"
+
+    with peerlb.Upstream(["false", "slow", "ok"], check=check, manual=True, timeout=0.05) as u:
+        t0 = time.monotonic()
+        u.check_now()
+        assert time.monotonic() - t0 < 0.45
+        assert u.scores() == {"false": 0, "slow": 0, "ok": 2}
+
+
+def test_upstream_check_may_reenter() -> None:
+    holder: list[peerlb.Upstream] = []
+
+    def check(backend: str) -> object:
+        holder[0].scores()
+        holder[0].pick()
+        return True
+
+    u = peerlb.Upstream(["a"], check=check, manual=True)
+    holder.append(u)
+    u.check_now()
+    assert u.score("a") == 2
+
+
+def test_upstream_bad_arguments() -> None:
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.Upstream(["a"], low_score=1)
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.Upstream(["a"], fail_delta=0)
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.Upstream(["a"], timeout=0)
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.Upstream(["a"], check="udp-probe")  # type: ignore[arg-type]
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.Upstream([""])
+    with pytest.raises(TypeError):
+        peerlb.Upstream("a:1")
+    with pytest.raises(TypeError):
+        peerlb.Upstream(["a"], check=42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        peerlb.Upstream([1])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        peerlb.Upstream(["a"], high_score=True)
+    u = peerlb.Upstream(["a"], manual=True)
+    with pytest.raises(TypeError):
+        u.reconcile(["a", None])  # type: ignore[list-item]
+    assert u.backends == ["a"]
+
+
+def test_upstream_tcp_probe_real_socket() -> None:
+    srv = listen()
+    port = srv.getsockname()[1]
+    peer = f"127.0.0.1:{port}"
+    u = peerlb.Upstream([peer], check="tcp-probe", interval=0.02, timeout=0.05)
+
+    def wait(pred: "object") -> None:
+        t0 = time.monotonic()
+        while not pred(u.score(peer)):  # type: ignore[operator]
+            assert time.monotonic() - t0 < 5, u.scores()
+            time.sleep(0.005)
+
+    wait(lambda s: s == 3)
+    assert u.pick() == peer
+    srv.close()
+    wait(lambda s: s < 0)
+    with pytest.raises(peerlb.NoPeerAvailable):
+        u.pick()
+    srv = listen(port)
+    wait(lambda s: s >= 0)
+    assert u.pick() == peer
+    u.shutdown()
+    srv.close()
