@@ -134,6 +134,49 @@ export declare class PeerList {
   introspect(): ListIntrospection
 }
 
+/** A health check: resolves/returns `false`, throws or rejects to fail; anything else passes. */
+export type UpstreamCheck = (backend: string) => boolean | void | Promise<boolean | void>
+
+export interface UpstreamOptions {
+  /** Backends (usually 'host:port'), in round-robin order. */
+  backends?: string[]
+  /** 'tcp-probe' (default: the backend accepts a TCP connection) or a JS check (runs on the JS thread). */
+  check?: 'tcp-probe' | UpstreamCheck | null
+  /** Time between check rounds (default 1000). */
+  intervalMs?: number
+  /** Time one check may take before it counts as failed (default 100). */
+  timeoutMs?: number
+  /** No background rounds; run them with checkNow() (default false). */
+  manual?: boolean
+  /** Score of a new backend (default 1). */
+  initialScore?: number
+  /** Lowest score, <= 0 (default -3). */
+  lowScore?: number
+  /** Highest score, >= 0 (default 3). */
+  highScore?: number
+  /** Added on a failed check or down(), < 0 (default -1). */
+  failDelta?: number
+  /** Added on a good check or up(), > 0 (default 1). */
+  successDelta?: number
+}
+
+/** A score-based list of backends; pick() round-robins over those with a score >= 0. */
+export declare class Upstream {
+  constructor(options?: UpstreamOptions)
+  /** The next backend with a score >= 0; throws PEERLB_NO_PEER_AVAILABLE when none. */
+  pick(): string
+  up(backend: string): void
+  down(backend: string): void
+  reconcile(backends: string[]): void
+  score(backend: string): number | undefined
+  scores(): Record<string, number>
+  readonly backends: string[]
+  /** One check round; resolves when every check ended or timed out. */
+  checkNow(): Promise<void>
+  /** Stops the health checks. */
+  shutdown(): void
+}
+
 /** Kebab-case core code → Node code, e.g. `errorCodes.timeout === 'PEERLB_TIMEOUT'`. */
 export declare const errorCodes: Readonly<Record<string, PeerlbErrorCode>>
 

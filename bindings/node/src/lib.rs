@@ -9,6 +9,7 @@
 
 mod js;
 mod transport;
+pub mod upstream;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
