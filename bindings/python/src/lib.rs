@@ -447,6 +447,7 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyChoice>()?;
     m.add_class::<PySubscriber>()?;
     m.add_class::<upstream::PyUpstream>()?;
+    upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add("__version__", peerlb::VERSION)?;

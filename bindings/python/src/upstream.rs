@@ -1,5 +1,8 @@
 //! `peerlb.Upstream`: the score-based list (core `peerlb::Upstream`).
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
 use peerlb::{HealthCheck, Upstream, UpstreamOptions};
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -13,6 +16,55 @@ use crate::errors::{check, invalid_argument};
 #[pyclass(module = "peerlb._peerlb", name = "Upstream", frozen)]
 pub struct PyUpstream {
     inner: Upstream,
+}
+
+/// Set by an `atexit` hook: no Python check starts once the interpreter is exiting.
+static EXITING: AtomicBool = AtomicBool::new(false);
+/// Python checks running right now (on library threads).
+static IN_CALL: AtomicUsize = AtomicUsize::new(0);
+
+/// Marks one Python check as running; refused once the interpreter is exiting (calling
+/// into a finalizing interpreter from a foreign thread aborts the process).
+struct PyCall;
+
+impl PyCall {
+    fn enter() -> Result<PyCall, String> {
+        if EXITING.load(Ordering::SeqCst) {
+            return Err("the Python interpreter is exiting".into());
+        }
+        IN_CALL.fetch_add(1, Ordering::SeqCst);
+        if EXITING.load(Ordering::SeqCst) {
+            IN_CALL.fetch_sub(1, Ordering::SeqCst);
+            return Err("the Python interpreter is exiting".into());
+        }
+        Ok(PyCall)
+    }
+}
+
+impl Drop for PyCall {
+    fn drop(&mut self) {
+        IN_CALL.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The `atexit` hook: stop starting Python checks, then wait (GIL released, up to 5 s) for
+/// those running to return.
+#[pyfunction]
+fn _upstream_atexit(py: Python<'_>) {
+    EXITING.store(true, Ordering::SeqCst);
+    py.detach(|| {
+        let t0 = Instant::now();
+        while IN_CALL.load(Ordering::SeqCst) > 0 && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+/// Registers the `atexit` hook (module init).
+pub fn register_atexit(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let hook = wrap_pyfunction!(_upstream_atexit, m)?;
+    m.py().import("atexit")?.call_method1("register", (hook,))?;
+    Ok(())
 }
 
 fn backend_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
@@ -112,6 +164,7 @@ impl PyUpstream {
             Some(c) if c.is_callable() => {
                 let cb: Py<PyAny> = c.clone().unbind();
                 HealthCheck::blocking(move |backend| {
+                    let _call = PyCall::enter()?;
                     Python::attach(|py| match cb.call1(py, (backend,)) {
                         Ok(r)
                             if r.bind(py).is_instance_of::<PyBool>()

@@ -176,3 +176,19 @@ def test_upstream_tcp_probe_real_socket() -> None:
     assert u.pick() == peer
     u.shutdown()
     srv.close()
+
+
+def test_interpreter_exits_cleanly_with_python_checks_running() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import peerlb, time\n"
+        "u = peerlb.Upstream(['a', 'b'], check=lambda b: time.sleep(0.01), interval=0.005, timeout=0.5)\n"
+        "time.sleep(0.1)\n"
+        "print(u.scores())\n"
+    )
+    for _ in range(5):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == "{'a': 3.0, 'b': 3.0}"
