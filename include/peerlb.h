@@ -131,6 +131,12 @@ typedef struct peerlb_list_options peerlb_list_options;
 typedef struct peerlb_subscriber peerlb_subscriber;
 
 /**
+ * A score-based list of backends with health checks. Thread safety: every function
+ * except `peerlb_upstream_free` may be called from any number of threads at once.
+ */
+typedef struct peerlb_upstream peerlb_upstream;
+
+/**
  * The callbacks of a transport written in C (or any language with C function pointers).
  *
  * peerlb calls `retain` when a list starts using a peer and `release` when it stops. The
@@ -290,6 +296,64 @@ typedef struct peerlb_peer_status {
 } peerlb_peer_status;
 
 /**
+ * Options of an upstream; fill them with `peerlb_upstream_options_default` first.
+ */
+typedef struct peerlb_upstream_options {
+  /**
+   * Milliseconds between health-check rounds (default 1000); 0 = no background checks
+   * (rounds only through `peerlb_upstream_check_now`).
+   */
+  uint64_t health_check_interval_ms;
+  /**
+   * Milliseconds one check may take before it counts as failed (default 100).
+   */
+  uint64_t health_check_timeout_ms;
+  /**
+   * Score of a new backend (default 1).
+   */
+  double initial_score;
+  /**
+   * Lowest score, <= 0 (default -3).
+   */
+  double low_score;
+  /**
+   * Highest score, >= 0 and >= low_score (default 3).
+   */
+  double high_score;
+  /**
+   * Added on a failed check or `down`, < 0 (default -1).
+   */
+  double fail_delta;
+  /**
+   * Added on a good check or `up`, > 0 (default 1).
+   */
+  double success_delta;
+} peerlb_upstream_options;
+
+/**
+ * A health check written in C. `check` returns 0 when `backend` (`len` bytes, also
+ * NUL-terminated) is healthy, anything else when not. It runs on a library thread with no
+ * lock held, may block (a check still running after the timeout counts as failed and the
+ * backend is not checked again until it returns) and may call back into the upstream.
+ * `free_userdata` (may be NULL) runs once, after the last check returned, when the
+ * upstream was freed.
+ */
+typedef struct peerlb_health_check_vtable {
+  /**
+   * Passed to the callbacks.
+   */
+  void *userdata;
+  /**
+   * The check.
+   */
+  int (*check)(void*, const char*, size_t);
+  /**
+   * Frees `userdata`; may be NULL.
+   */
+  void (*free_userdata)(void*);
+} peerlb_health_check_vtable;
+
+/**
  * The request succeeded.
  */
 #define PEERLB_OUTCOME_OK 0
@@ -400,6 +464,22 @@ void peerlb_list_options_free(struct peerlb_list_options *opts);
  * `opts` live options or NULL; `name` a NUL-terminated string or NULL.
  */
 enum peerlb_status peerlb_list_options_set_strategy(struct peerlb_list_options *opts, const char *name);
+
+/**
+ * Selects a built-in transport by its spec string: `"always-available"` (the default) or
+ * `"tcp-probe"` with options, e.g. `"tcp-probe?interval_ms=200&timeout_ms=100"` (keys
+ * `interval_ms` (default 1000), `timeout_ms` (500), `healthy_threshold` (1),
+ * `unhealthy_threshold` (1)). Every list made from these options gets its own transport.
+ * The spec is NUL-terminated and copied. Passing a vtable to `peerlb_list_new` as well
+ * is an error.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, an unknown transport or
+ * a bad option (the options are then unchanged).
+ *
+ * # Safety
+ * `opts` live options or NULL; `spec` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_transport(struct peerlb_list_options *opts, const char *spec);
 
 /**
  * Whether to shuffle peers as they are retained (default true).
@@ -644,6 +724,119 @@ enum peerlb_status peerlb_subscriber_clone(const struct peerlb_subscriber *subsc
  * not yet freed.
  */
 void peerlb_subscriber_free(struct peerlb_subscriber *subscriber);
+
+/**
+ * Fills `*out` with the default options.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
+ *
+ * # Safety
+ * `out` writable or NULL.
+ */
+enum peerlb_status peerlb_upstream_options_default(struct peerlb_upstream_options *out);
+
+/**
+ * Creates an upstream of `n` backends (each with the initial score, in this order) and
+ * starts its health checks (unless `health_check_interval_ms` is 0). `opts` NULL means the
+ * defaults; `check` NULL means the built-in TCP probe (a backend is healthy while
+ * `host:port` accepts a connection).
+ *
+ * Ownership: free `*out` with `peerlb_upstream_free`. On success the upstream owns
+ * `check->userdata`; on failure nothing was taken.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, NULL/bad ids, bad options (see
+ * `peerlb_upstream_options`), or a vtable without `check`.
+ *
+ * # Safety
+ * `backends` readable for `n` ids (or NULL with `n == 0`); `opts`, `check` NULL or valid;
+ * `out` writable or NULL.
+ */
+enum peerlb_status peerlb_upstream_new(const struct peerlb_peer_id *backends, size_t n, const struct peerlb_upstream_options *opts, const struct peerlb_health_check_vtable *check, struct peerlb_upstream **out);
+
+/**
+ * Shuts the upstream down and frees it. NULL is ignored. `check->free_userdata` runs
+ * once no check is running any more (possibly later, on a library thread).
+ *
+ * # Safety
+ * `up` NULL or from `peerlb_upstream_new`, not yet freed, not in use by other threads.
+ */
+void peerlb_upstream_free(struct peerlb_upstream *up);
+
+/**
+ * The next backend with a score >= 0, round-robin: a NUL-terminated copy in `*out`.
+ *
+ * Ownership: free `*out` with `peerlb_string_free`.
+ * Errors: `PEERLB_NO_PEER_AVAILABLE` when no backend has a score >= 0;
+ * `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `up` NULL or live; `out` writable or NULL.
+ */
+enum peerlb_status peerlb_upstream_pick(const struct peerlb_upstream *up, char **out);
+
+/**
+ * Moves backend `id`'s score up by the success delta (capped at the high score). An
+ * unknown backend is ignored.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
+ *
+ * # Safety
+ * `up` NULL or live; `id` NULL or readable for `len` bytes.
+ */
+enum peerlb_status peerlb_upstream_up(const struct peerlb_upstream *up, const char *id, size_t len);
+
+/**
+ * Moves backend `id`'s score down by the fail delta (capped at the low score). An
+ * unknown backend is ignored.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
+ *
+ * # Safety
+ * `up` NULL or live; `id` NULL or readable for `len` bytes.
+ */
+enum peerlb_status peerlb_upstream_down(const struct peerlb_upstream *up, const char *id, size_t len);
+
+/**
+ * Replaces the backends: those that stay keep their score, new ones get the initial
+ * score. A malformed call (NULL array or id, bad id) changes nothing.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or bad ids.
+ *
+ * # Safety
+ * `up` NULL or live; `backends` readable for `n` ids (or NULL with `n == 0`).
+ */
+enum peerlb_status peerlb_upstream_reconcile(const struct peerlb_upstream *up, const struct peerlb_peer_id *backends, size_t n);
+
+/**
+ * The score of backend `id` in `*score`.
+ *
+ * Errors: `PEERLB_PEER_NOT_IN_LIST` for an unknown backend; `PEERLB_INVALID_ARGUMENT`
+ * for NULL arguments or a non-UTF-8 id.
+ *
+ * # Safety
+ * `up` NULL or live; `id` NULL or readable for `len` bytes; `score` writable or NULL.
+ */
+enum peerlb_status peerlb_upstream_score(const struct peerlb_upstream *up, const char *id, size_t len, double *score);
+
+/**
+ * Runs one health-check round now and returns when it is over (every check ended or
+ * timed out). Do not call it from inside a health-check callback.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `up` is NULL.
+ *
+ * # Safety
+ * `up` NULL or live.
+ */
+enum peerlb_status peerlb_upstream_check_now(const struct peerlb_upstream *up);
+
+/**
+ * Stops the health checks; pick/up/down/reconcile keep working. Repeating it is fine.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `up` is NULL.
+ *
+ * # Safety
+ * `up` NULL or live.
+ */
+enum peerlb_status peerlb_upstream_shutdown(const struct peerlb_upstream *up);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -36,8 +36,12 @@ export interface PeerListOptions {
   seed?: number | bigint | null
   /** `choose` fails at once with PEERLB_NO_PEER_AVAILABLE instead of waiting (default false). */
   failFast?: boolean
-  /** 'always-available' (default) or a transport object. */
-  transport?: 'always-available' | Transport | null
+  /**
+   * A built-in transport spec — 'always-available' (default), 'tcp-probe',
+   * 'tcp-probe?interval_ms=200&timeout_ms=100&healthy_threshold=1&unhealthy_threshold=1' —
+   * or a transport object. A bad spec throws PEERLB_INVALID_ARGUMENT.
+   */
+  transport?: 'always-available' | 'tcp-probe' | (string & {}) | Transport | null
 }
 
 /** A peer to add: its id, or its id and weight (default 1). */
@@ -128,6 +132,49 @@ export declare class PeerList {
   chooseAsync(options?: ChooseOptions): Promise<Choice>
   /** A snapshot of the list as a plain object. */
   introspect(): ListIntrospection
+}
+
+/** A health check: resolves/returns `false`, throws or rejects to fail; anything else passes. */
+export type UpstreamCheck = (backend: string) => boolean | void | Promise<boolean | void>
+
+export interface UpstreamOptions {
+  /** Backends (usually 'host:port'), in round-robin order. */
+  backends?: string[]
+  /** 'tcp-probe' (default: the backend accepts a TCP connection) or a JS check (runs on the JS thread). */
+  check?: 'tcp-probe' | UpstreamCheck | null
+  /** Time between check rounds (default 1000). */
+  intervalMs?: number
+  /** Time one check may take before it counts as failed (default 100). */
+  timeoutMs?: number
+  /** No background rounds; run them with checkNow() (default false). */
+  manual?: boolean
+  /** Score of a new backend (default 1). */
+  initialScore?: number
+  /** Lowest score, <= 0 (default -3). */
+  lowScore?: number
+  /** Highest score, >= 0 (default 3). */
+  highScore?: number
+  /** Added on a failed check or down(), < 0 (default -1). */
+  failDelta?: number
+  /** Added on a good check or up(), > 0 (default 1). */
+  successDelta?: number
+}
+
+/** A score-based list of backends; pick() round-robins over those with a score >= 0. */
+export declare class Upstream {
+  constructor(options?: UpstreamOptions)
+  /** The next backend with a score >= 0; throws PEERLB_NO_PEER_AVAILABLE when none. */
+  pick(): string
+  up(backend: string): void
+  down(backend: string): void
+  reconcile(backends: string[]): void
+  score(backend: string): number | undefined
+  scores(): Record<string, number>
+  readonly backends: string[]
+  /** One check round; resolves when every check ended or timed out. */
+  checkNow(): Promise<void>
+  /** Stops the health checks. */
+  shutdown(): void
 }
 
 /** Kebab-case core code → Node code, e.g. `errorCodes.timeout === 'PEERLB_TIMEOUT'`. */

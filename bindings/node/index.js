@@ -165,7 +165,8 @@ class PeerList {
    * @param {boolean} [options.shuffle=true] shuffle peers as they are retained
    * @param {number|bigint} [options.seed] seed for shuffling and random strategies
    * @param {boolean} [options.failFast=false] choose fails at once instead of waiting
-   * @param {'always-available'|object} [options.transport] a JS transport object with retain/release
+   * @param {string|object} [options.transport] a built-in transport spec ('always-available',
+   *   'tcp-probe?interval_ms=200&timeout_ms=100') or a JS transport object with retain/release
    */
   constructor(options) {
     const o = optionsObject('new PeerList(options)', options)
@@ -198,16 +199,18 @@ class PeerList {
     let transport = null
     let transportName = ''
     const t = o.transport
-    if (t === undefined || t === null || t === 'always-available') {
+    if (t === undefined || t === null) {
       // the core's default transport
     } else if (typeof t === 'string') {
-      throw invalidArgument(`unknown transport ${JSON.stringify(t)}; expected "always-available" or a transport object`)
+      // a built-in transport by spec ('always-available', 'tcp-probe?interval_ms=200', ...),
+      // parsed (and refused with PEERLB_INVALID_ARGUMENT) by the core
+      transportName = t
     } else if (typeof t === 'object' && typeof t.retain === 'function' && typeof t.release === 'function') {
       transport = t
       transportName = typeof t.name === 'string' && t.name.length > 0 ? t.name : 'custom'
     } else {
       throw typeError(
-        'new PeerList: transport must be "always-available" or an object with retain(peerId, subscriber) and release(peerId, subscriber) methods',
+        'new PeerList: transport must be a transport spec string (e.g. "tcp-probe") or an object with retain(peerId, subscriber) and release(peerId, subscriber) methods',
       )
     }
     this._n = new native.NativeList(strategy, shuffle, seed, failFast, transport, transportName)
@@ -328,11 +331,160 @@ class PeerList {
   }
 }
 
+function backendArray(what, v) {
+  if (!Array.isArray(v)) throw typeError(`${what} must be an array of strings, got ${describe(v)}`)
+  for (const b of v) {
+    if (typeof b !== 'string') throw typeError(`${what} must be an array of strings, got an item ${describe(b)}`)
+  }
+  return v
+}
+
+function numberOpt(what, v, dflt) {
+  if (v === undefined || v === null) return dflt
+  if (typeof v !== 'number') throw typeError(`new Upstream: ${what} must be a number, got ${describe(v)}`)
+  return v
+}
+
+function errorText(e) {
+  return e instanceof Error ? e.message : String(e)
+}
+
+/** Wraps a user check (sync or async) as the native side's `invoke(backend, token)`. */
+function checkInvoker(check) {
+  const done = native.upstreamCheckDone
+  return {
+    invoke(backend, token) {
+      let r
+      try {
+        r = check(backend)
+      } catch (e) {
+        done(token, false, `check threw: ${errorText(e)}`)
+        return
+      }
+      if (r !== null && typeof r === 'object' && typeof r.then === 'function') {
+        r.then(
+          (v) => done(token, v !== false, 'check resolved to false'),
+          (e) => done(token, false, `check rejected: ${errorText(e)}`),
+        )
+      } else {
+        done(token, r !== false, 'check returned false')
+      }
+    },
+  }
+}
+
+/**
+ * A score-based list of backends (after go-loadbalancer's upstream): health checks and
+ * up()/down() move each backend's score within [lowScore, highScore]; pick() round-robins
+ * over the backends with a score >= 0.
+ */
+class Upstream {
+  /**
+   * @param {object} options
+   * @param {string[]} [options.backends=[]]
+   * @param {'tcp-probe'|function(string): (boolean|void|Promise<boolean|void>)} [options.check='tcp-probe']
+   *   a JS check runs on the JS thread; throwing, rejecting, returning false or taking longer
+   *   than timeoutMs is a failed check
+   * @param {number} [options.intervalMs=1000] time between check rounds
+   * @param {number} [options.timeoutMs=100] time one check may take
+   * @param {boolean} [options.manual=false] no background rounds (use checkNow())
+   * @param {number} [options.initialScore=1] @param {number} [options.lowScore=-3]
+   * @param {number} [options.highScore=3] @param {number} [options.failDelta=-1]
+   * @param {number} [options.successDelta=1]
+   */
+  constructor(options) {
+    const o = optionsObject('new Upstream(options)', options)
+    const backends = backendArray('new Upstream: backends', o.backends === undefined ? [] : o.backends)
+    let check = null
+    const c = o.check
+    if (c === undefined || c === null || c === 'tcp-probe') {
+      // the built-in TCP probe
+    } else if (typeof c === 'string') {
+      throw invalidArgument(`unknown check ${JSON.stringify(c)}; expected "tcp-probe" or a function`)
+    } else if (typeof c === 'function') {
+      check = checkInvoker(c)
+    } else {
+      throw typeError(`new Upstream: check must be "tcp-probe" or a function, got ${describe(c)}`)
+    }
+    const manual = o.manual === undefined ? false : o.manual
+    if (typeof manual !== 'boolean') throw typeError(`new Upstream: manual must be a boolean, got ${describe(manual)}`)
+    const intervalMs = numberOpt('intervalMs', o.intervalMs, 1000)
+    if (!manual && intervalMs === 0) throw invalidArgument('intervalMs must be > 0 (use manual: true for no background checks)')
+    this._n = new native.NativeUpstream(
+      backends,
+      check,
+      manual ? 0 : intervalMs,
+      numberOpt('timeoutMs', o.timeoutMs, 100),
+      numberOpt('initialScore', o.initialScore, 1),
+      numberOpt('lowScore', o.lowScore, -3),
+      numberOpt('highScore', o.highScore, 3),
+      numberOpt('failDelta', o.failDelta, -1),
+      numberOpt('successDelta', o.successDelta, 1),
+    )
+  }
+
+  /** The next backend with a score >= 0 (throws PEERLB_NO_PEER_AVAILABLE when none). */
+  pick() {
+    return this._n.pick()
+  }
+
+  /** Moves the backend's score up by successDelta (capped at highScore). */
+  up(backend) {
+    if (typeof backend !== 'string') throw typeError(`up: backend must be a string, got ${describe(backend)}`)
+    this._n.up(backend)
+  }
+
+  /** Moves the backend's score down by failDelta (capped at lowScore). */
+  down(backend) {
+    if (typeof backend !== 'string') throw typeError(`down: backend must be a string, got ${describe(backend)}`)
+    this._n.down(backend)
+  }
+
+  /** Replaces the backends; those that stay keep their score. */
+  reconcile(backends) {
+    this._n.reconcile(backendArray('reconcile: backends', backends))
+  }
+
+  /** The backend's score, or undefined. */
+  score(backend) {
+    if (typeof backend !== 'string') throw typeError(`score: backend must be a string, got ${describe(backend)}`)
+    const s = this._n.score(backend)
+    return s === null ? undefined : s
+  }
+
+  /** {backend: score} in list order. */
+  scores() {
+    const names = this._n.backends()
+    const values = this._n.scoreValues()
+    const out = {}
+    names.forEach((n, i) => {
+      if (!(n in out)) out[n] = values[i]
+    })
+    return out
+  }
+
+  /** The backends in list order. */
+  get backends() {
+    return this._n.backends()
+  }
+
+  /** Runs one check round now; resolves when every check ended or timed out. */
+  checkNow() {
+    return this._n.checkNow()
+  }
+
+  /** Stops the health checks (pick/up/down/reconcile keep working). */
+  shutdown() {
+    this._n.shutdown()
+  }
+}
+
 /** Core error codes: kebab-case name → Node `code` (e.g. 'timeout' → 'PEERLB_TIMEOUT'). */
 const errorCodes = Object.freeze(Object.fromEntries(native.errorCodes()))
 
 module.exports = {
   PeerList,
+  Upstream,
   Choice,
   Subscriber: native.Subscriber,
   errorCodes,

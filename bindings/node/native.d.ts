@@ -3,7 +3,10 @@
 
 /** The native peer list (internal; use `PeerList` from `index.js`). */
 export declare class NativeList {
-  /** `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`. */
+  /**
+   * `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`;
+   * with `transport` null, a non-empty `transportName` is a built-in transport spec.
+   */
   constructor(strategy: string, shuffle: boolean, seed: string, failFast: boolean, transport: object | undefined | null, transportName: string)
   /** The handle of this list for the hot-path functions (`choose0`, `choose`, `finish`). */
   get id(): number
@@ -21,6 +24,33 @@ export declare class NativeList {
   introspect(): string
   /** Whether the list is running. */
   get running(): boolean
+}
+
+/** The core `Upstream` (wrapped by `Upstream` in index.js, which validates arguments). */
+export declare class NativeUpstream {
+  /**
+   * `new NativeUpstream(backends, check ({invoke(backend, token)}) | null = TCP probe,
+   * intervalMs (0 = manual), timeoutMs, initialScore, lowScore, highScore, failDelta, successDelta)`.
+   */
+  constructor(backends: Array<string>, check: object | undefined | null, intervalMs: number, timeoutMs: number, initialScore: number, lowScore: number, highScore: number, failDelta: number, successDelta: number)
+  /** The next backend with a score >= 0. */
+  pick(): string
+  /** Score up by the success delta. */
+  up(backend: string): void
+  /** Score down by the fail delta. */
+  down(backend: string): void
+  /** Replaces the backends (validated by index.js). */
+  reconcile(backends: Array<string>): void
+  /** The backend's score, or undefined. */
+  score(backend: string): number | null
+  /** The backends in list order. */
+  backends(): Array<string>
+  /** The scores, in the order of `backends()`. */
+  scoreValues(): Array<number>
+  /** One health-check round; resolves when it is over. */
+  checkNow(): Promise<unknown>
+  /** Stops the health checks. */
+  shutdown(): void
 }
 
 /** The handle a transport reports a peer's status through (handed to `retain`). */
@@ -42,3 +72,6 @@ export declare function errorCodes(): Array<Array<string>>
 
 /** Does nothing: the baseline "empty call into the addon" for benchmarks. */
 export declare function noop(): void
+
+/** Ends a JS check: `ok`, or a failure with `message`. Unknown tokens (timed out) are ignored. */
+export declare function upstreamCheckDone(token: number, ok: boolean, message: string): void

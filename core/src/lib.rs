@@ -37,7 +37,9 @@ mod peer;
 mod request;
 pub mod runtime;
 pub mod strategy;
+pub mod tcp_probe;
 pub mod transport;
+pub mod upstream;
 
 pub use choice::Choice;
 pub use clock::{Clock, ManualClock};
@@ -49,7 +51,9 @@ pub use peer::{
 };
 pub use request::{Outcome, Request};
 pub use strategy::{Strategy, StrategyConfig, StrategyKind};
+pub use tcp_probe::{transport_from_spec, TcpProbe, TcpProbeOptions};
 pub use transport::{AlwaysAvailable, Subscriber, Transport};
+pub use upstream::{HealthCheck, Upstream, UpstreamOptions};
 
 /// The crate version, e.g. `"0.1.0"`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

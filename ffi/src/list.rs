@@ -35,6 +35,8 @@ pub const PEERLB_NO_TIMEOUT: i64 = -1;
 /// Thread safety: not synchronized; use one from one thread at a time.
 pub struct peerlb_list_options {
     inner: ListOptions,
+    /// A built-in transport by spec (`peerlb_list_options_set_transport`), built per list.
+    transport_spec: Option<String>,
 }
 
 /// A peer list: peers, their lifecycle, and a strategy to choose among the available ones.
@@ -182,6 +184,7 @@ pub unsafe extern "C" fn peerlb_list_options_new(
         }
         let opts = Box::new(peerlb_list_options {
             inner: ListOptions::default(),
+            transport_spec: None,
         });
         // SAFETY: checked non-NULL.
         unsafe { out.write(Box::into_raw(opts)) };
@@ -245,6 +248,39 @@ pub unsafe extern "C" fn peerlb_list_options_set_strategy(
             o.strategy_name(name)
         })
     }
+}
+
+/// Selects a built-in transport by its spec string: `"always-available"` (the default) or
+/// `"tcp-probe"` with options, e.g. `"tcp-probe?interval_ms=200&timeout_ms=100"` (keys
+/// `interval_ms` (default 1000), `timeout_ms` (500), `healthy_threshold` (1),
+/// `unhealthy_threshold` (1)). Every list made from these options gets its own transport.
+/// The spec is NUL-terminated and copied. Passing a vtable to `peerlb_list_new` as well
+/// is an error.
+///
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, an unknown transport or
+/// a bad option (the options are then unchanged).
+///
+/// # Safety
+/// `opts` live options or NULL; `spec` a NUL-terminated string or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_options_set_transport(
+    opts: *mut peerlb_list_options,
+    spec: *const c_char,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: the caller passes live options or NULL.
+        let opts = unsafe { opts.as_mut() }.ok_or_else(|| invalid("options are NULL"))?;
+        if spec.is_null() {
+            return Err(invalid("transport spec is NULL"));
+        }
+        // SAFETY: the caller passes a NUL-terminated string.
+        let spec = unsafe { CStr::from_ptr(spec) }
+            .to_str()
+            .map_err(|_| invalid("transport spec is not valid UTF-8"))?;
+        peerlb::transport_from_spec(spec)?; // validate now
+        opts.transport_spec = Some(spec.to_owned());
+        Ok(())
+    })
 }
 
 /// Whether to shuffle peers as they are retained (default true).
@@ -329,10 +365,18 @@ pub unsafe extern "C" fn peerlb_list_new(
             return Err(invalid("out is NULL"));
         }
         // SAFETY: the caller passes live options or NULL.
-        let mut options = match unsafe { opts.as_ref() } {
-            Some(o) => o.inner.clone(),
-            None => ListOptions::default(),
+        let (mut options, spec) = match unsafe { opts.as_ref() } {
+            Some(o) => (o.inner.clone(), o.transport_spec.clone()),
+            None => (ListOptions::default(), None),
         };
+        if let Some(spec) = spec {
+            if !transport.is_null() {
+                return Err(invalid(
+                    "both a transport spec (peerlb_list_options_set_transport) and a transport vtable were given",
+                ));
+            }
+            options = options.transport(peerlb::transport_from_spec(&spec)?);
+        }
         // SAFETY: the caller passes a valid vtable or NULL.
         if let Some(vtable) = unsafe { transport.as_ref() } {
             // SAFETY: the vtable's fields follow its documented contract.

@@ -65,6 +65,13 @@ static void test_options(void) {
     EXPECT_STATUS(peerlb_list_options_set_seed(NULL, 1), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_list_options_set_fail_fast(NULL, true), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_list_options_set_capacity(NULL, 8), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_transport(NULL, "tcp-probe"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_transport(opts, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_transport(opts, "udp-probe"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_transport(opts, "tcp-probe?interval_ms=0"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_transport(opts, "tcp-probe?nope=1"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_transport(opts, "\xff"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_transport(opts, ""), PEERLB_INVALID_ARGUMENT);
     OK(peerlb_list_options_set_strategy(opts, "fewest-pending"));
     /* A failed setter leaves the options as they were. */
     EXPECT_STATUS(peerlb_list_options_set_strategy(opts, "bogus"), PEERLB_INVALID_ARGUMENT);

@@ -52,3 +52,20 @@ choice.finish('meh')
 list.choose({ timeoutMs: '10' })
 // @ts-expect-error: a transport needs release
 new PeerList({ transport: { retain() {} } })
+
+// Upstream (types only)
+import { Upstream } from '..'
+const upstream = new Upstream({
+  backends: ['127.0.0.1:1'],
+  check: async (b: string) => b.length > 0,
+  intervalMs: 500,
+  timeoutMs: 50,
+  lowScore: -2,
+})
+const picked: string = upstream.pick()
+const sc: number | undefined = upstream.score(picked)
+const all: Record<string, number> = upstream.scores()
+void upstream.checkNow().then(() => upstream.shutdown())
+void sc
+void all
+new Upstream({ backends: [], check: 'tcp-probe', manual: true }).shutdown()

@@ -9,6 +9,7 @@
 
 mod js;
 mod transport;
+pub mod upstream;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -219,7 +220,8 @@ type ChooseFuture = Pin<Box<dyn Future<Output = Result<peerlb::Choice, peerlb::E
 
 #[napi]
 impl NativeList {
-    /// `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`.
+    /// `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`;
+    /// with `transport` null, a non-empty `transportName` is a built-in transport spec.
     #[napi(constructor)]
     pub fn new(
         env: Env,
@@ -246,6 +248,11 @@ impl NativeList {
         if let Some(t) = transport {
             let t = unsafe { JsTransport::new(&env, t.raw(), transport_name)? };
             opts = opts.transport(Arc::new(t));
+        } else if !transport_name.is_empty() {
+            // No JS object: `transportName` is a built-in transport spec.
+            let t =
+                peerlb::transport_from_spec(&transport_name).map_err(|e| js::throw(&env, &e))?;
+            opts = opts.transport(t);
         }
         let list = peerlb::PeerList::new(opts).map_err(|e| js::throw(&env, &e))?;
         static SERIAL: AtomicU64 = AtomicU64::new(1);

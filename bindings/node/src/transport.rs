@@ -54,16 +54,16 @@ impl Drop for EnvScope {
     }
 }
 
-type Job = Box<dyn FnOnce(Option<sys::napi_env>) + Send>;
+pub(crate) type Job = Box<dyn FnOnce(Option<sys::napi_env>) + Send>;
 
 /// The thread-safe function's handle; `None` once Node finalized it (env teardown).
-struct TsfnState {
-    handle: Mutex<Option<usize>>,
+pub(crate) struct TsfnState {
+    pub(crate) handle: Mutex<Option<usize>>,
 }
 
 impl TsfnState {
     /// Queues `job` for the JS thread. Returns false (dropping the job) if that cannot be done.
-    fn post(&self, job: Job) -> bool {
+    pub(crate) fn post(&self, job: Job) -> bool {
         let guard = self.handle.lock().unwrap_or_else(|e| e.into_inner());
         let Some(handle) = *guard else {
             return false;
@@ -83,7 +83,7 @@ impl TsfnState {
         true
     }
 
-    fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         self.handle
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -91,7 +91,7 @@ impl TsfnState {
     }
 }
 
-unsafe extern "C" fn call_job(
+pub(crate) unsafe extern "C" fn call_job(
     env: sys::napi_env,
     _js_callback: sys::napi_value,
     _context: *mut c_void,
@@ -105,7 +105,11 @@ unsafe extern "C" fn call_job(
     let _ = catch_unwind(AssertUnwindSafe(move || job(env)));
 }
 
-unsafe extern "C" fn tsfn_finalized(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+pub(crate) unsafe extern "C" fn tsfn_finalized(
+    _env: sys::napi_env,
+    data: *mut c_void,
+    _hint: *mut c_void,
+) {
     let state = unsafe { Arc::from_raw(data as *const TsfnState) };
     *state.handle.lock().unwrap_or_else(|e| e.into_inner()) = None;
 }

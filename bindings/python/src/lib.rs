@@ -23,6 +23,7 @@ use pyo3::PyTraverseError;
 mod convert;
 mod errors;
 mod transport;
+mod upstream;
 mod wait;
 
 use errors::{check, to_pyerr};
@@ -92,15 +93,10 @@ impl PyPeerList {
                 .map(|s| s.to_cow().map(|c| c.into_owned()))
                 .transpose()?;
             match builtin.as_deref() {
-                Some("always-available") => {}
-                Some(other) => {
-                    return Err(errors::invalid_argument(
-                        py,
-                        format!(
-                            "unknown transport {other:?}; pass \"always-available\" or an \
-                             object with retain() and release() methods"
-                        ),
-                    ))
+                Some(spec) => {
+                    // A built-in transport by spec: "always-available",
+                    // "tcp-probe?interval_ms=200&timeout_ms=100", ...
+                    options = options.transport(check(py, peerlb::transport_from_spec(spec))?);
                 }
                 None => {
                     let wrapped = Arc::new(PyTransport::new(t)?);
@@ -450,6 +446,8 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPeerList>()?;
     m.add_class::<PyChoice>()?;
     m.add_class::<PySubscriber>()?;
+    m.add_class::<upstream::PyUpstream>()?;
+    upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add("__version__", peerlb::VERSION)?;

@@ -35,6 +35,7 @@ from ._peerlb import (
     Choice,
     PeerList,
     Subscriber,
+    Upstream,
     __version__,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "PeerList",
     "Choice",
     "Subscriber",
+    "Upstream",
     "Transport",
     "PeerSpec",
     "STRATEGIES",

@@ -3,7 +3,7 @@
 import asyncio
 import datetime
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, Union, final
+from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, Union, final
 
 from typing_extensions import Self
 
@@ -18,6 +18,7 @@ __all__ = [
     "PeerList",
     "Choice",
     "Subscriber",
+    "Upstream",
     "_CancelWait",
     "_complete",
     "__version__",
@@ -68,7 +69,7 @@ class PeerList:
         shuffle: bool = True,
         seed: Optional[int] = None,
         fail_fast: bool = False,
-        transport: Union[Transport, Literal["always-available"], None] = None,
+        transport: Union[Transport, str, None] = None,
     ) -> Self: ...
     @property
     def strategy(self) -> str: ...
@@ -95,6 +96,43 @@ class PeerList:
         _exc: Optional[BaseException] = None,
         _tb: Optional[TracebackType] = None,
     ) -> Literal[False]: ...
+
+@final
+class Upstream:
+    """A list of backends, each with a score that health checks and ``up``/``down`` move;
+    ``pick()`` round-robins over the backends with a score >= 0.
+
+    ``check`` is ``"tcp-probe"`` (default: the backend ``host:port`` accepts a TCP
+    connection) or a callable taking the backend; it runs on a library thread (with the
+    GIL), and raising, returning ``False`` or running past ``timeout`` is a failed check.
+    """
+
+    def __new__(
+        cls,
+        backends: Optional[Iterable[str]] = (),
+        *,
+        check: Union[Literal["tcp-probe"], Callable[[str], object], None] = "tcp-probe",
+        interval: Optional[_Seconds] = 1.0,
+        timeout: Optional[_Seconds] = 0.1,
+        initial_score: Optional[float] = 1.0,
+        low_score: Optional[float] = -3.0,
+        high_score: Optional[float] = 3.0,
+        fail_delta: Optional[float] = -1.0,
+        success_delta: Optional[float] = 1.0,
+        manual: bool = False,
+    ) -> Self: ...
+    def pick(self) -> str: ...
+    def up(self, backend: str) -> None: ...
+    def down(self, backend: str) -> None: ...
+    def reconcile(self, backends: Iterable[str]) -> None: ...
+    def score(self, backend: str) -> Optional[float]: ...
+    def scores(self) -> Dict[str, float]: ...
+    @property
+    def backends(self) -> List[str]: ...
+    def check_now(self) -> None: ...
+    def shutdown(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(self, *_args: object) -> bool: ...
 
 @final
 class _CancelWait:
