@@ -88,6 +88,11 @@ typedef enum peerlb_status {
    */
   PEERLB_MULTIPLE_ERRORS = 10,
   /**
+   * An updater's source failed (missing file, bad line, DNS failure); the updater keeps
+   * the last good set.
+   */
+  PEERLB_SOURCE_FAILED = 11,
+  /**
    * peerlb panicked (an internal bug); the call did nothing or only part of it.
    */
   PEERLB_PANIC = 100,

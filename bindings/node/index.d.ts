@@ -85,6 +85,7 @@ export type PeerlbErrorCode =
   | 'PEERLB_PEER_NOT_IN_LIST'
   | 'PEERLB_TRANSPORT_FAILED'
   | 'PEERLB_MULTIPLE_ERRORS'
+  | 'PEERLB_SOURCE_FAILED'
 
 /** What peerlb throws: an `Error` with a `code`; combined failures list the parts in `errors`. */
 export interface PeerlbError extends Error {

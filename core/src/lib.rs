@@ -38,6 +38,7 @@ mod request;
 pub mod runtime;
 pub mod strategy;
 pub mod transport;
+pub mod updater;
 
 pub use choice::Choice;
 pub use clock::{Clock, ManualClock};

@@ -21,6 +21,7 @@ from ._errors import (
     ChooseTimeout,
     InvalidArgument,
     MultipleErrors,
+    SourceFailed,
     NoDeadline,
     NoPeerAvailable,
     NotStarted,
@@ -57,6 +58,7 @@ __all__ = [
     "PeerNotInList",
     "TransportFailed",
     "MultipleErrors",
+    "SourceFailed",
     "__version__",
 ]
 
