@@ -486,3 +486,18 @@ fn dns_rejects_bad_names_and_ports() {
         ErrorCode::InvalidArgument
     );
 }
+
+#[test]
+fn static_with_bad_peers_fails_start_and_leaves_the_list() {
+    let l = list("round-robin");
+    l.update(["x:1"], None::<&str>).unwrap();
+    for bad in [
+        vec![PeerSpec::new("a:1"), PeerSpec::new("")],
+        vec![PeerSpec::weighted("a:1", 0)],
+    ] {
+        let b = StaticUpdater::new(bad).bind(&l);
+        assert_eq!(b.start().unwrap_err().code(), ErrorCode::InvalidArgument);
+        assert!(!b.is_running());
+        assert_eq!(ids(&l), s(&["x:1"]));
+    }
+}

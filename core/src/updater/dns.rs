@@ -284,9 +284,9 @@ impl DnsUpdater {
 struct DnsDriver(DnsUpdater);
 
 impl Driver for DnsDriver {
-    fn start(&self, sink: Arc<Sink>) -> Option<BoxFuture<()>> {
+    fn start(&self, sink: Arc<Sink>) -> Result<Option<BoxFuture<()>>> {
         let updater = self.0.clone();
-        Some(Box::pin(async move {
+        Ok(Some(Box::pin(async move {
             let resolver = updater.resolver();
             let mut empties: u32 = 0;
             loop {
@@ -312,6 +312,6 @@ impl Driver for DnsDriver {
                 };
                 tokio::time::sleep(wait.clamp(updater.min_interval, updater.max_interval)).await;
             }
-        }))
+        })))
     }
 }

@@ -169,12 +169,12 @@ fn look(path: &Path, last: &mut Option<Seen>, sink: &Sink) {
 }
 
 impl Driver for FileDriver {
-    fn start(&self, sink: Arc<Sink>) -> Option<BoxFuture<()>> {
+    fn start(&self, sink: Arc<Sink>) -> Result<Option<BoxFuture<()>>> {
         let mut last = None;
         look(&self.path, &mut last, &sink);
         let path = self.path.clone();
         let interval = self.interval;
-        Some(Box::pin(async move {
+        Ok(Some(Box::pin(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await; // the first tick is immediate; the file was just read
@@ -182,6 +182,6 @@ impl Driver for FileDriver {
                 tick.tick().await;
                 look(&path, &mut last, &sink);
             }
-        }))
+        })))
     }
 }

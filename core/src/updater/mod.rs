@@ -174,8 +174,9 @@ impl Sink {
 /// How a concrete updater follows its source once started.
 pub(crate) trait Driver: Send + Sync + 'static {
     /// Called by [`Binding::start`]: may apply an initial set synchronously (static,
-    /// file), then returns the task that keeps following the source, if any.
-    fn start(&self, sink: Arc<Sink>) -> Option<BoxFuture<()>>;
+    /// file), then returns the task that keeps following the source, if any. An error
+    /// (bad configuration) fails `start`, which then leaves the binding stopped.
+    fn start(&self, sink: Arc<Sink>) -> Result<Option<BoxFuture<()>>>;
 }
 
 /// The lifecycle of an updater bound to a list (yarpc's `Binder` result).
@@ -251,7 +252,18 @@ impl Binding {
             sink
         };
         // Outside our lock: the driver may apply (and so call the event callback) now.
-        if let Some(task) = self.driver.start(sink.clone()) {
+        let task = match self.driver.start(sink.clone()) {
+            Ok(task) => task,
+            Err(e) => {
+                sink.stopped.store(true, Ordering::Release);
+                let mut inner = self.lock();
+                if inner.sink.as_ref().is_some_and(|s| Arc::ptr_eq(s, &sink)) {
+                    inner.sink = None;
+                }
+                return Err(e);
+            }
+        };
+        if let Some(task) = task {
             let handle = crate::runtime::handle().spawn(task);
             let mut inner = self.lock();
             match &inner.sink {

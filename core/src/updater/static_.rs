@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{Binding, BoxFuture, Driver, EventCallback, Sink};
-use crate::{PeerList, PeerSpec};
+use crate::{Error, PeerId, PeerList, PeerSpec, Result};
 
 /// A fixed set of peers, applied to the list when the binding starts.
 ///
@@ -40,7 +40,8 @@ impl StaticUpdater {
         self
     }
 
-    /// Ties the set to `list`; nothing happens until [`Binding::start`].
+    /// Ties the set to `list`; nothing happens until [`Binding::start`], which fails with
+    /// `invalid-argument` (and applies nothing) when an id is invalid or a weight is 0.
     pub fn bind(&self, list: &PeerList) -> Binding {
         Binding::new(
             Arc::new(StaticDriver(self.peers.clone())),
@@ -54,8 +55,17 @@ impl StaticUpdater {
 struct StaticDriver(Vec<PeerSpec>);
 
 impl Driver for StaticDriver {
-    fn start(&self, sink: Arc<Sink>) -> Option<BoxFuture<()>> {
+    fn start(&self, sink: Arc<Sink>) -> Result<Option<BoxFuture<()>>> {
+        for peer in &self.0 {
+            PeerId::new(&peer.id)?;
+            if peer.weight == 0 {
+                return Err(Error::InvalidArgument(format!(
+                    "static peer {:?} has weight 0 (want >= 1)",
+                    peer.id
+                )));
+            }
+        }
         sink.apply(self.0.clone());
-        None
+        Ok(None)
     }
 }
