@@ -4,5 +4,15 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const peerlb = require('./index.js')
 
-export const { PeerList, Choice, Subscriber, errorCodes, coreVersion } = peerlb
+export const {
+  PeerList,
+  Choice,
+  Subscriber,
+  StaticUpdater,
+  FileUpdater,
+  DnsUpdater,
+  Binding,
+  errorCodes,
+  coreVersion,
+} = peerlb
 export default peerlb

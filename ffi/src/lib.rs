@@ -29,10 +29,12 @@ use std::ffi::c_char;
 pub mod error;
 pub mod list;
 pub mod transport;
+pub mod updater;
 
 pub use error::peerlb_status;
 pub use list::*;
 pub use transport::*;
+pub use updater::*;
 
 /// The library version as `"MAJOR.MINOR.PATCH"`, equal to the header's
 /// `PEERLB_VERSION_MAJOR/MINOR/PATCH` for the header it was built with.

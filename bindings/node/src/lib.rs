@@ -9,6 +9,7 @@
 
 mod js;
 mod transport;
+mod updater;
 
 use std::cell::RefCell;
 use std::collections::HashMap;

@@ -23,6 +23,7 @@ use pyo3::PyTraverseError;
 mod convert;
 mod errors;
 mod transport;
+mod updater;
 mod wait;
 
 use errors::{check, to_pyerr};
@@ -451,6 +452,7 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyChoice>()?;
     m.add_class::<PySubscriber>()?;
     m.add_class::<wait::CancelWait>()?;
+    updater::register(m)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add("__version__", peerlb::VERSION)?;
     m.add("ERROR_CODES", errors::codes())?;

@@ -33,8 +33,12 @@ from ._errors import (
 from ._peerlb import (
     ERROR_CODES,
     STRATEGIES,
+    Binding,
     Choice,
+    DnsUpdater,
+    FileUpdater,
     PeerList,
+    StaticUpdater,
     Subscriber,
     __version__,
 )
@@ -44,6 +48,10 @@ __all__ = [
     "Choice",
     "Subscriber",
     "Transport",
+    "StaticUpdater",
+    "FileUpdater",
+    "DnsUpdater",
+    "Binding",
     "PeerSpec",
     "STRATEGIES",
     "ERROR_CODES",
