@@ -12,3 +12,22 @@ $(C_BIN)/updaters: tests/c/updaters.c tests/c/testutil.h include/peerlb.h | buil
 test-updaters-c: $(C_BIN)/updaters $(C_ASAN)/updaters
 	$(C_BIN)/updaters
 	$(C_ASAN)/updaters
+
+# The etcd updater (cargo feature `etcd` of core: etcd-client needs protoc to build) against
+# a real etcd server the test starts on free loopback ports. etcd-server and
+# protobuf-compiler are installed with apt-get when missing; without them this FAILS.
+TEST_TARGETS += test-updaters-etcd
+
+.PHONY: updaters-etcd-tools test-updaters-etcd
+
+updaters-etcd-tools:
+	@if ! command -v etcd >/dev/null || ! command -v protoc >/dev/null; then \
+		echo "installing etcd-server and protobuf-compiler"; \
+		apt-get update -qq && apt-get install -y -qq etcd-server protobuf-compiler >/dev/null; \
+	fi
+	@command -v etcd >/dev/null || { echo "ERROR: no etcd binary; the etcd updater test cannot run" >&2; exit 1; }
+	@command -v protoc >/dev/null || { echo "ERROR: no protoc; etcd-client cannot build" >&2; exit 1; }
+
+test-updaters-etcd: updaters-etcd-tools
+	$(CARGO) clippy -p peerlb --features etcd --all-targets -- -D warnings
+	$(CARGO) test -p peerlb --features etcd --test etcd_updater -- --nocapture

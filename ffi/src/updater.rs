@@ -189,9 +189,11 @@ pub unsafe extern "C" fn peerlb_updater_bind_dns(
             PEERLB_DNS_A => DnsRecord::A { port: o.port },
             PEERLB_DNS_AAAA => DnsRecord::Aaaa { port: o.port },
             PEERLB_DNS_IP => DnsRecord::Ip { port: o.port },
-            other => return Err(invalid(format!(
+            other => {
+                return Err(invalid(format!(
                 "unknown record {other}; expected PEERLB_DNS_SRV (0), _A (1), _AAAA (2) or _IP (3)"
-            ))),
+            )))
+            }
         };
         let mut u = DnsUpdater::new(name, record)?;
         if !o.nameserver.is_null() {

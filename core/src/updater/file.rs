@@ -63,7 +63,7 @@ pub fn parse_peer_lines(text: &str, origin: &str) -> Result<Vec<PeerSpec>> {
 }
 
 /// `host:port` or `[v6]:port` with a port in 1..=65535.
-fn check_host_port(id: &str) -> std::result::Result<(), &'static str> {
+pub(crate) fn check_host_port(id: &str) -> std::result::Result<(), &'static str> {
     let (host, port) = id.rsplit_once(':').ok_or("want host:port")?;
     if host.is_empty() || host == "[]" {
         return Err("empty host");

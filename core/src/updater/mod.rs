@@ -34,11 +34,15 @@ use crate::{Error, PeerList, PeerSpec, Result};
 
 #[cfg(feature = "dns")]
 pub mod dns;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod file;
 pub mod static_;
 
 #[cfg(feature = "dns")]
 pub use dns::{DnsRecord, DnsUpdater};
+#[cfg(feature = "etcd")]
+pub use etcd::EtcdUpdater;
 pub use file::{parse_peer_lines, FileUpdater};
 pub use static_::StaticUpdater;
 
