@@ -31,3 +31,17 @@ updaters-etcd-tools:
 test-updaters-etcd: updaters-etcd-tools
 	$(CARGO) clippy -p peerlb --features etcd --all-targets -- -D warnings
 	$(CARGO) test -p peerlb --features etcd --test etcd_updater -- --nocapture
+
+# Python's peerlb.EtcdUpdater, from a wheel built with the binding's `etcd` feature
+# (installed into .venv/ over the plain one), against a real etcd.
+TEST_TARGETS += test-updaters-python-etcd
+UPD_DIST := $(CURDIR)/target/updaters-dist
+
+.PHONY: test-updaters-python-etcd
+
+test-updaters-python-etcd: updaters-etcd-tools $(PY_TOOLS_STAMP)
+	rm -rf $(UPD_DIST)
+	CARGO_TARGET_DIR=$(CURDIR)/target $(VENV)/bin/maturin build --release \
+		--manifest-path bindings/python/Cargo.toml --out $(UPD_DIST) --quiet --features etcd
+	$(PY) -m pip install --quiet --force-reinstall --no-deps $(UPD_DIST)/peerlb-*.whl
+	cd bindings/python && $(PY) -m pytest -q -p no:cacheprovider -s tests_etcd tests/test_updaters.py

@@ -114,6 +114,61 @@ impl PyDnsUpdater {
     }
 }
 
+/// Watches a key prefix in etcd (needs a build with the `etcd` feature).
+#[pyclass(module = "peerlb._peerlb", name = "EtcdUpdater", frozen)]
+pub struct PyEtcdUpdater {
+    #[cfg(feature = "etcd")]
+    inner: peerlb::updater::EtcdUpdater,
+}
+
+#[pymethods]
+impl PyEtcdUpdater {
+    #[new]
+    #[pyo3(signature = (endpoints, prefix, *, timeout=None, retry_interval=None))]
+    fn new(
+        py: Python<'_>,
+        endpoints: Vec<String>,
+        prefix: &str,
+        timeout: Option<&Bound<'_, PyAny>>,
+        retry_interval: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        let retry = convert::seconds("retry_interval", retry_interval)?;
+        #[cfg(feature = "etcd")]
+        {
+            let mut u = check(py, peerlb::updater::EtcdUpdater::new(endpoints, prefix))?;
+            if let Some(d) = timeout {
+                u = u.timeout(d);
+            }
+            if let Some(d) = retry {
+                u = u.retry_interval(d);
+            }
+            Ok(PyEtcdUpdater { inner: u })
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = (endpoints, prefix, timeout, retry);
+            Err(invalid_argument(
+                py,
+                "this peerlb was built without etcd support (build the wheel with --features etcd)",
+            ))
+        }
+    }
+
+    /// Ties the prefix to `list`; returns a `Binding` (not started).
+    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
+        #[cfg(feature = "etcd")]
+        {
+            PyBinding(self.inner.bind(&list.inner))
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = list;
+            unreachable!("an EtcdUpdater cannot be made without the etcd feature")
+        }
+    }
+}
+
 /// An updater bound to a list: `start()`/`stop()`, or use it as a context manager.
 #[pyclass(module = "peerlb._peerlb", name = "Binding", frozen)]
 pub struct PyBinding(Binding);
@@ -204,6 +259,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyStaticUpdater>()?;
     m.add_class::<PyFileUpdater>()?;
     m.add_class::<PyDnsUpdater>()?;
+    m.add_class::<PyEtcdUpdater>()?;
     m.add_class::<PyBinding>()?;
     Ok(())
 }

@@ -188,3 +188,10 @@ def test_last_error_none_when_fine(tmp_path: Path) -> None:
     b.start()
     assert b.last_error is None and "file:" in b.source and "running" in repr(b)
     b.stop()
+
+
+def test_etcd_updater_rejects_bad_arguments_in_every_build() -> None:
+    # With the `etcd` feature: empty prefix is invalid; without it: not available. Both
+    # are InvalidArgument (tests_etcd/ runs the real etcd tests on an etcd build).
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.EtcdUpdater(["http://127.0.0.1:2379"], "")

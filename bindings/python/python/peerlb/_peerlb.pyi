@@ -27,6 +27,7 @@ __all__ = [
     "StaticUpdater",
     "FileUpdater",
     "DnsUpdater",
+    "EtcdUpdater",
     "Binding",
 ]
 
@@ -155,6 +156,21 @@ class DnsUpdater:
         max_interval: Optional[_Seconds] = None,
         timeout: Optional[_Seconds] = None,
         empty_threshold: int = 3,
+    ) -> Self: ...
+    def bind(self, list: PeerList) -> Binding: ...
+
+@final
+class EtcdUpdater:
+    """Watches a key prefix in etcd (values: ``{"addr": ..., "weight": n}``, ``host:port``,
+    or empty = the key suffix). Raises ``InvalidArgument`` in a build without etcd."""
+
+    def __new__(
+        cls,
+        endpoints: List[str],
+        prefix: str,
+        *,
+        timeout: Optional[_Seconds] = None,
+        retry_interval: Optional[_Seconds] = None,
     ) -> Self: ...
     def bind(self, list: PeerList) -> Binding: ...
 
