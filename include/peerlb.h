@@ -766,6 +766,22 @@ enum peerlb_status peerlb_updater_bind_file(const struct peerlb_list *list, cons
 enum peerlb_status peerlb_updater_bind_dns(const struct peerlb_list *list, const struct peerlb_dns_options *options, struct peerlb_updater **out);
 
 /**
+ * Binds an etcd key prefix to `list`: `endpoints` is a comma-separated list of
+ * `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
+ * prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
+ * suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
+ * the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean 2000/500.
+ *
+ * Ownership: the strings are copied; the caller frees `*out` with `peerlb_updater_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, no endpoint, an empty prefix, or a
+ * libpeerlb built without the `etcd` feature.
+ *
+ * # Safety
+ * `list` NULL or live; `endpoints`, `prefix` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_bind_etcd(const struct peerlb_list *list, const char *endpoints, const char *prefix, int64_t timeout_ms, int64_t retry_interval_ms, struct peerlb_updater **out);
+
+/**
  * Starts following the source.
  *
  * Errors: `PEERLB_ALREADY_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL or a bad static set.

@@ -45,3 +45,19 @@ test-updaters-python-etcd: updaters-etcd-tools $(PY_TOOLS_STAMP)
 		--manifest-path bindings/python/Cargo.toml --out $(UPD_DIST) --quiet --features etcd
 	$(PY) -m pip install --quiet --force-reinstall --no-deps $(UPD_DIST)/peerlb-*.whl
 	cd bindings/python && $(PY) -m pytest -q -p no:cacheprovider -s tests_etcd tests/test_updaters.py
+
+# C's peerlb_updater_bind_etcd, against a libpeerlb built with the ffi's `etcd` feature
+# (its own copy under target/updaters-c, so the plain target/c library stays as it is).
+TEST_TARGETS += test-updaters-c-etcd
+UPD_C := $(CURDIR)/target/updaters-c
+
+.PHONY: test-updaters-c-etcd
+
+test-updaters-c-etcd: updaters-etcd-tools
+	$(CARGO) build --release -p peerlb-ffi --features etcd
+	mkdir -p $(UPD_C)
+	cp -f target/release/libpeerlb_ffi.so $(UPD_C)/libpeerlb.so.$(PEERLB_MAJOR)
+	ln -sf libpeerlb.so.$(PEERLB_MAJOR) $(UPD_C)/libpeerlb.so
+	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $(UPD_C)/updaters_etcd tests/c/updaters_etcd.c \
+		-L$(UPD_C) -Wl,-rpath,$(UPD_C) -lpeerlb -lpthread
+	$(UPD_C)/updaters_etcd

@@ -222,6 +222,65 @@ pub unsafe extern "C" fn peerlb_updater_bind_dns(
     })
 }
 
+/// Binds an etcd key prefix to `list`: `endpoints` is a comma-separated list of
+/// `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
+/// prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
+/// suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
+/// the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean 2000/500.
+///
+/// Ownership: the strings are copied; the caller frees `*out` with `peerlb_updater_free`.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, no endpoint, an empty prefix, or a
+/// libpeerlb built without the `etcd` feature.
+///
+/// # Safety
+/// `list` NULL or live; `endpoints`, `prefix` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_bind_etcd(
+    list: *const peerlb_list,
+    endpoints: *const c_char,
+    prefix: *const c_char,
+    timeout_ms: i64,
+    retry_interval_ms: i64,
+    out: *mut *mut peerlb_updater,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        // SAFETY: as above.
+        let endpoints = unsafe { c_str("endpoints", endpoints) }?;
+        // SAFETY: as above.
+        let prefix = unsafe { c_str("prefix", prefix) }?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        #[cfg(feature = "etcd")]
+        {
+            let endpoints: Vec<String> = endpoints
+                .split(',')
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .collect();
+            let mut u = peerlb::updater::EtcdUpdater::new(endpoints, prefix)?;
+            if let Some(d) = ms(timeout_ms) {
+                u = u.timeout(d);
+            }
+            if let Some(d) = ms(retry_interval_ms) {
+                u = u.retry_interval(d);
+            }
+            // SAFETY: checked non-NULL.
+            unsafe { write_out(out, u.bind(list)) };
+            Ok(())
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = (list, endpoints, prefix, timeout_ms, retry_interval_ms);
+            Err(invalid(
+                "this libpeerlb was built without etcd support (cargo feature `etcd` of peerlb-ffi)",
+            ))
+        }
+    })
+}
+
 /// Starts following the source.
 ///
 /// Errors: `PEERLB_ALREADY_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL or a bad static set.

@@ -80,6 +80,9 @@ static void test_static(void) {
     EXPECT_STATUS(peerlb_updater_len(u, NULL), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_updater_bind_file(l, NULL, 0, &ub), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_updater_bind_dns(l, NULL, &ub), PEERLB_INVALID_ARGUMENT);
+    /* etcd: an empty prefix is invalid (and a build without etcd refuses every call) */
+    EXPECT_STATUS(peerlb_updater_bind_etcd(l, "http://127.0.0.1:1", "", 0, 0, &ub), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_updater_bind_etcd(l, NULL, "/p/", 0, 0, &ub), PEERLB_INVALID_ARGUMENT);
     peerlb_updater_free(ub);
     peerlb_updater_free(u);
     peerlb_updater_free(NULL);
