@@ -61,3 +61,16 @@ test-updaters-c-etcd: updaters-etcd-tools
 	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $(UPD_C)/updaters_etcd tests/c/updaters_etcd.c \
 		-L$(UPD_C) -Wl,-rpath,$(UPD_C) -lpeerlb -lpthread
 	$(UPD_C)/updaters_etcd
+
+# Node's EtcdUpdater, with an addon built with the binding's `etcd` feature (loaded through
+# PEERLB_NODE_ADDON, so bindings/node/peerlb.node stays the plain one).
+TEST_TARGETS += test-updaters-node-etcd
+
+.PHONY: test-updaters-node-etcd
+
+test-updaters-node-etcd: updaters-etcd-tools
+	$(CARGO) build --release -p peerlb-node --lib --features etcd
+	mkdir -p $(CURDIR)/target/updaters-node
+	cp -f target/release/libpeerlb_node.so $(CURDIR)/target/updaters-node/peerlb.node
+	cd bindings/node && PEERLB_NODE_ADDON=$(CURDIR)/target/updaters-node/peerlb.node \
+		$(NODE) --test __test_etcd__/ __test__/updaters.test.js

@@ -197,6 +197,24 @@ export declare class DnsUpdater {
   bind(list: PeerList): Binding
 }
 
+/** Options of `EtcdUpdater`. */
+export interface EtcdUpdaterOptions {
+  /** Connect / read timeout (default 2000 ms). */
+  timeoutMs?: number
+  /** Wait before reconnecting (default 500 ms). */
+  retryIntervalMs?: number
+}
+
+/**
+ * Watches an etcd key prefix (each key a peer: value `{"addr", "weight"}`, `host:port`, or
+ * empty = key suffix); reconnects after etcd restarts, keeping the last good set. Needs an
+ * addon built with the `etcd` cargo feature, else `bind` throws PEERLB_INVALID_ARGUMENT.
+ */
+export declare class EtcdUpdater {
+  constructor(endpoints: string[], prefix: string, options?: EtcdUpdaterOptions)
+  bind(list: PeerList): Binding
+}
+
 /** Kebab-case core code → Node code, e.g. `errorCodes.timeout === 'PEERLB_TIMEOUT'`. */
 export declare const errorCodes: Readonly<Record<string, PeerlbErrorCode>>
 

@@ -485,6 +485,25 @@ class DnsUpdater {
   }
 }
 
+/**
+ * Watches an etcd key prefix: each key is a peer (value `{"addr": "host:port", "weight": n}`,
+ * `host:port`, or empty = the key suffix). Needs an addon built with the `etcd` feature.
+ */
+class EtcdUpdater {
+  constructor(endpoints, prefix, options) {
+    if (!Array.isArray(endpoints) || endpoints.some((e) => typeof e !== 'string')) {
+      throw typeError(`new EtcdUpdater: endpoints must be an array of 'http://host:port' strings, got ${describe(endpoints)}`)
+    }
+    if (typeof prefix !== 'string') throw typeError(`new EtcdUpdater: prefix must be a string, got ${describe(prefix)}`)
+    const o = options === undefined ? {} : optionsObject('new EtcdUpdater(endpoints, prefix, options)', options)
+    this._args = [endpoints.slice(), prefix, msOption('timeoutMs', o.timeoutMs), msOption('retryIntervalMs', o.retryIntervalMs)]
+  }
+  /** @param {PeerList} list */
+  bind(list) {
+    return new Binding(native.NativeBinding.etcd(listOf('bind', list), ...this._args))
+  }
+}
+
 module.exports = {
   PeerList,
   Choice,
@@ -492,6 +511,7 @@ module.exports = {
   StaticUpdater,
   FileUpdater,
   DnsUpdater,
+  EtcdUpdater,
   Binding,
   errorCodes,
   coreVersion: native.coreVersion(),

@@ -11,6 +11,7 @@ export const {
   StaticUpdater,
   FileUpdater,
   DnsUpdater,
+  EtcdUpdater,
   Binding,
   errorCodes,
   coreVersion,

@@ -12,6 +12,11 @@ export declare class NativeBinding {
    * nameserver '' = the system's; negative durations = defaults.
    */
   static dns(list: NativeList, name: string, record: string, port: number, nameserver: string, minIntervalMs: number, maxIntervalMs: number, timeoutMs: number, emptyThreshold: number): NativeBinding
+  /**
+   * An etcd key prefix (`endpoints`: `http://host:port` strings); negative durations =
+   * defaults. Throws PEERLB_INVALID_ARGUMENT in an addon built without the `etcd` feature.
+   */
+  static etcd(list: NativeList, endpoints: Array<string>, prefix: string, timeoutMs: number, retryIntervalMs: number): NativeBinding
   /** Starts following the source. */
   start(): void
   /** Stops following the source (the peers stay). */

@@ -69,3 +69,6 @@ for (const b of bindings) {
   console.log(b.source, b.running, err?.code, peers.length, n)
   if (b.running) b.stop()
 }
+import { EtcdUpdater } from '../index.js'
+const etcdUpdater = new EtcdUpdater(['http://127.0.0.1:2379'], '/svc/', { timeoutMs: 500, retryIntervalMs: 100 })
+void etcdUpdater

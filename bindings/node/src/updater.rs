@@ -100,6 +100,43 @@ impl NativeBinding {
         })
     }
 
+    /// An etcd key prefix (`endpoints`: `http://host:port` strings); negative durations =
+    /// defaults. Throws PEERLB_INVALID_ARGUMENT in an addon built without the `etcd` feature.
+    #[napi(factory)]
+    pub fn etcd(
+        env: Env,
+        list: &NativeList,
+        endpoints: Vec<String>,
+        prefix: String,
+        timeout_ms: f64,
+        retry_interval_ms: f64,
+    ) -> napi::Result<NativeBinding> {
+        #[cfg(feature = "etcd")]
+        {
+            let mut u = peerlb::updater::EtcdUpdater::new(endpoints, &prefix)
+                .map_err(|e| js::throw(&env, &e))?;
+            if let Some(d) = ms(timeout_ms) {
+                u = u.timeout(d);
+            }
+            if let Some(d) = ms(retry_interval_ms) {
+                u = u.retry_interval(d);
+            }
+            Ok(NativeBinding {
+                inner: u.bind(&list.entry.list),
+            })
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = (list, endpoints, prefix, timeout_ms, retry_interval_ms);
+            Err(js::throw(
+                &env,
+                &peerlb::Error::InvalidArgument(
+                    "this addon was built without etcd support (cargo feature `etcd`)".into(),
+                ),
+            ))
+        }
+    }
+
     /// Starts following the source.
     #[napi]
     pub fn start(&self, env: Env) -> napi::Result<()> {
