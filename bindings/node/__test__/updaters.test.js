@@ -165,3 +165,29 @@ test('dns SRV weights reach weighted round-robin', async () => {
     sock.close()
   }
 })
+
+test('updaters drive a JS transport: synchronously on start, from library threads later', async () => {
+  const retained = []
+  const transport = {
+    retain(id, sub) {
+      retained.push(id)
+      sub.setStatus('available')
+    },
+    release() {},
+  }
+  const l = new PeerList({ transport, shuffle: false })
+  l.start()
+  const s = new StaticUpdater(['a:1', 'b:1']).bind(l).start()
+  assert.deepEqual(retained, ['a:1', 'b:1'], 'retained during start, on this thread')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peerlb-'))
+  const file = path.join(dir, 'peers.txt')
+  fs.writeFileSync(file, 'c:1\n')
+  const f = new FileUpdater(file, { pollIntervalMs: 20 }).bind(l).start()
+  fs.writeFileSync(file, 'c:1\nd:1\n')
+  await waitFor('retain from the poller thread', () => retained.includes('d:1'))
+  assert.equal(l.choose().peer.length > 0, true)
+  f.stop()
+  s.stop()
+  l.stop()
+  fs.rmSync(dir, { recursive: true, force: true })
+})

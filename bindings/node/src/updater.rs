@@ -9,6 +9,7 @@ use napi::Env;
 use napi_derive::napi;
 use peerlb::updater::{Binding, DnsRecord, DnsUpdater, FileUpdater, StaticUpdater};
 
+use crate::transport::EnvScope;
 use crate::{js, NativeList};
 
 fn ms(v: f64) -> Option<Duration> {
@@ -140,6 +141,8 @@ impl NativeBinding {
     /// Starts following the source.
     #[napi]
     pub fn start(&self, env: Env) -> napi::Result<()> {
+        // static and file apply right here: a JS transport is called directly on this thread
+        let _scope = EnvScope::enter(env.raw());
         self.inner.start().map_err(|e| js::throw(&env, &e))
     }
 
