@@ -88,6 +88,11 @@ typedef enum peerlb_status {
    */
   PEERLB_MULTIPLE_ERRORS = 10,
   /**
+   * An updater's source failed (missing file, bad line, DNS failure); the updater keeps
+   * the last good set.
+   */
+  PEERLB_SOURCE_FAILED = 11,
+  /**
    * peerlb panicked (an internal bug); the call did nothing or only part of it.
    */
   PEERLB_PANIC = 100,
@@ -129,6 +134,14 @@ typedef struct peerlb_list_options peerlb_list_options;
  * the same owned handle.
  */
 typedef struct peerlb_subscriber peerlb_subscriber;
+
+/**
+ * An updater bound to a list. Opaque.
+ *
+ * Thread safety: any number of threads may use one at once, except
+ * `peerlb_updater_free` (the last use).
+ */
+typedef struct peerlb_updater peerlb_updater;
 
 /**
  * A score-based list of backends with health checks. Thread safety: every function
@@ -296,6 +309,51 @@ typedef struct peerlb_peer_status {
 } peerlb_peer_status;
 
 /**
+ * Which DNS records `peerlb_updater_bind_dns` follows (one of `PEERLB_DNS_*`).
+ */
+typedef uint32_t peerlb_dns_record;
+
+/**
+ * Options of `peerlb_updater_bind_dns`. Zero-initialize, then set `name` (and `port` for
+ * A/AAAA); zero or negative durations and a zero threshold mean the defaults.
+ */
+typedef struct peerlb_dns_options {
+  /**
+   * The DNS name (NUL-terminated), e.g. `"_http._tcp.backends.example."`.
+   */
+  const char *name;
+  /**
+   * `PEERLB_DNS_SRV` (0), `PEERLB_DNS_A`, `PEERLB_DNS_AAAA` or `PEERLB_DNS_IP`.
+   */
+  peerlb_dns_record record;
+  /**
+   * The port of A/AAAA peers (1..=65535); unused for SRV.
+   */
+  uint16_t port;
+  /**
+   * `"ip:port"` of the nameserver (NUL-terminated), or NULL for the system's.
+   */
+  const char *nameserver;
+  /**
+   * Shortest wait between polls in ms (default 1000); a longer TTL is respected.
+   */
+  int64_t min_interval_ms;
+  /**
+   * Longest wait between polls in ms (default 60000).
+   */
+  int64_t max_interval_ms;
+  /**
+   * Per-query timeout in ms (default 2000).
+   */
+  int64_t timeout_ms;
+  /**
+   * Consecutive empty answers (NXDOMAIN / no records) before the list is emptied
+   * (default 3).
+   */
+  uint32_t empty_threshold;
+} peerlb_dns_options;
+
+/**
  * Options of an upstream; fill them with `peerlb_upstream_options_default` first.
  */
 typedef struct peerlb_upstream_options {
@@ -388,6 +446,26 @@ typedef struct peerlb_health_check_vtable {
  * Ready for requests.
  */
 #define PEERLB_CONNECTION_AVAILABLE 2
+
+/**
+ * SRV records: port and weight (→ peer weight) from the records, lowest priority only.
+ */
+#define PEERLB_DNS_SRV 0
+
+/**
+ * A records + `port`.
+ */
+#define PEERLB_DNS_A 1
+
+/**
+ * AAAA records + `port`.
+ */
+#define PEERLB_DNS_AAAA 2
+
+/**
+ * A and AAAA records + `port`.
+ */
+#define PEERLB_DNS_IP 3
 
 #ifdef __cplusplus
 extern "C" {
@@ -724,6 +802,116 @@ enum peerlb_status peerlb_subscriber_clone(const struct peerlb_subscriber *subsc
  * not yet freed.
  */
 void peerlb_subscriber_free(struct peerlb_subscriber *subscriber);
+
+/**
+ * Binds a fixed set of peers to `list` (applied by `peerlb_updater_start`, which fails
+ * with `PEERLB_INVALID_ARGUMENT` on an empty/over-long id or weight 0).
+ *
+ * Ownership: the peers are copied; the caller frees `*out` with `peerlb_updater_free`
+ * (before or after the list: the updater keeps what it needs alive).
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments and non-UTF-8 ids.
+ *
+ * # Safety
+ * `list` NULL or live; `peers` readable for `n_peers` specs; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_bind_static(const struct peerlb_list *list, const struct peerlb_peer_spec *peers, size_t n_peers, struct peerlb_updater **out);
+
+/**
+ * Binds a file of peers (`host:port [weight]` per line, `#` comments) to `list`, polled
+ * every `poll_interval_ms` (<= 0: 250 ms). `peerlb_updater_start` reads it once before
+ * returning. A missing file or a bad line keeps the last good set (see
+ * `peerlb_updater_last_error`).
+ *
+ * Ownership: `path` is copied; the caller frees `*out` with `peerlb_updater_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments and a non-UTF-8 path.
+ *
+ * # Safety
+ * `list` NULL or live; `path` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_bind_file(const struct peerlb_list *list, const char *path, int64_t poll_interval_ms, struct peerlb_updater **out);
+
+/**
+ * Binds a DNS name to `list` (see `peerlb_dns_options`), polled on a library thread once
+ * started. SERVFAIL, timeouts and refusals keep the last good set; an empty answer
+ * empties the list only after `empty_threshold` consecutive polls.
+ *
+ * Ownership: the options are copied; the caller frees `*out` with `peerlb_updater_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, a bad name, an unknown record
+ * type, port 0 with A/AAAA, or a nameserver that is not `ip:port`.
+ *
+ * # Safety
+ * `list` NULL or live; `options` NULL or readable (its strings NULL or NUL-terminated);
+ * `out` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_bind_dns(const struct peerlb_list *list, const struct peerlb_dns_options *options, struct peerlb_updater **out);
+
+/**
+ * Binds an etcd key prefix to `list`: `endpoints` is a comma-separated list of
+ * `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
+ * prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
+ * suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
+ * the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean 2000/500.
+ *
+ * Ownership: the strings are copied; the caller frees `*out` with `peerlb_updater_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, no endpoint, an empty prefix, or a
+ * libpeerlb built without the `etcd` feature.
+ *
+ * # Safety
+ * `list` NULL or live; `endpoints`, `prefix` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_bind_etcd(const struct peerlb_list *list, const char *endpoints, const char *prefix, int64_t timeout_ms, int64_t retry_interval_ms, struct peerlb_updater **out);
+
+/**
+ * Starts following the source.
+ *
+ * Errors: `PEERLB_ALREADY_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL or a bad static set.
+ *
+ * # Safety
+ * `updater` NULL or live.
+ */
+enum peerlb_status peerlb_updater_start(const struct peerlb_updater *updater);
+
+/**
+ * Stops following the source; the peers stay in the list.
+ *
+ * Errors: `PEERLB_NOT_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `updater` NULL or live.
+ */
+enum peerlb_status peerlb_updater_stop(const struct peerlb_updater *updater);
+
+/**
+ * The source's current failure: `*code` is `PEERLB_OK` and `*message` NULL when the last
+ * read was good, else `*code` is the failure (`PEERLB_SOURCE_FAILED`) and `*message` says
+ * what and where (file and line, DNS name).
+ *
+ * Ownership: the caller frees a non-NULL `*message` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `updater` NULL or live; `code` and `message` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_last_error(const struct peerlb_updater *updater, enum peerlb_status *code, char **message);
+
+/**
+ * How many peers the updater last applied, in `*len`.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `updater` NULL or live; `len` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_len(const struct peerlb_updater *updater, size_t *len);
+
+/**
+ * Stops (if started) and frees an updater; the peers stay in the list. NULL is ignored.
+ *
+ * # Safety
+ * `updater` NULL or from `peerlb_updater_bind_*`, not yet freed; no other call may use it
+ * during or after this one.
+ */
+void peerlb_updater_free(struct peerlb_updater *updater);
 
 /**
  * Fills `*out` with the default options.

@@ -89,6 +89,7 @@ export type PeerlbErrorCode =
   | 'PEERLB_PEER_NOT_IN_LIST'
   | 'PEERLB_TRANSPORT_FAILED'
   | 'PEERLB_MULTIPLE_ERRORS'
+  | 'PEERLB_SOURCE_FAILED'
 
 /** What peerlb throws: an `Error` with a `code`; combined failures list the parts in `errors`. */
 export interface PeerlbError extends Error {
@@ -175,6 +176,88 @@ export declare class Upstream {
   checkNow(): Promise<void>
   /** Stops the health checks. */
   shutdown(): void
+/** A peer an updater adds: an id, or an id with a weight. */
+export type UpdaterPeer = string | { id: string; weight?: number }
+
+/** An updater bound to a list: `start()` follows the source, `stop()` stops (peers stay). */
+export declare class Binding {
+  private constructor()
+  /** Starts following the source (static and file apply before returning). Returns `this`. */
+  start(): this
+  /** Stops following the source. Throws PEERLB_NOT_STARTED when not started. */
+  stop(): void
+  /** Whether it is started. */
+  readonly running: boolean
+  /** What it follows, e.g. 'file:/etc/peers'. */
+  readonly source: string
+  /** The set last applied, sorted by id. */
+  peers(): Array<{ id: string; weight: number }>
+  /** The source's current failure (code PEERLB_SOURCE_FAILED), or null; the last good set is kept. */
+  readonly lastError: PeerlbError | null
+  /** Counters of the current run. */
+  stats(): { goodReads: number; changes: number; failures: number }
+  /** `using b = updater.bind(list).start()`: stops at scope exit. */
+  [Symbol.dispose](): void
+}
+
+/** A fixed set of peers, applied when the binding starts. */
+export declare class StaticUpdater {
+  constructor(peers: UpdaterPeer[])
+  bind(list: PeerList): Binding
+}
+
+/** Options of `FileUpdater`. */
+export interface FileUpdaterOptions {
+  /** How often the file is looked at (default 250 ms). */
+  pollIntervalMs?: number
+}
+
+/** One `host:port [weight]` per line (`#` comments, blank lines ignored), polled for changes. */
+export declare class FileUpdater {
+  constructor(path: string, options?: FileUpdaterOptions)
+  bind(list: PeerList): Binding
+}
+
+/** Options of `DnsUpdater`. */
+export interface DnsUpdaterOptions {
+  /** 'srv' (default): port and weight from SRV records; 'a' | 'aaaa' | 'ip': addresses + `port`. */
+  record?: 'srv' | 'a' | 'aaaa' | 'ip'
+  /** The port for A/AAAA peers. */
+  port?: number
+  /** 'ip:port' of the nameserver to ask (default: the system's). */
+  nameserver?: string
+  /** Shortest wait between polls (default 1000 ms); the records' TTL is used when longer. */
+  minIntervalMs?: number
+  /** Longest wait between polls (default 60000 ms). */
+  maxIntervalMs?: number
+  /** Per-query timeout (default 2000 ms). */
+  timeoutMs?: number
+  /** Consecutive empty answers (NXDOMAIN / no records) before the list is emptied (default 3). */
+  emptyThreshold?: number
+}
+
+/** Follows a DNS name (polled); SERVFAIL, timeouts and refusals keep the last good set. */
+export declare class DnsUpdater {
+  constructor(name: string, options?: DnsUpdaterOptions)
+  bind(list: PeerList): Binding
+}
+
+/** Options of `EtcdUpdater`. */
+export interface EtcdUpdaterOptions {
+  /** Connect / read timeout (default 2000 ms). */
+  timeoutMs?: number
+  /** Wait before reconnecting (default 500 ms). */
+  retryIntervalMs?: number
+}
+
+/**
+ * Watches an etcd key prefix (each key a peer: value `{"addr", "weight"}`, `host:port`, or
+ * empty = key suffix); reconnects after etcd restarts, keeping the last good set. Needs an
+ * addon built with the `etcd` cargo feature, else `bind` throws PEERLB_INVALID_ARGUMENT.
+ */
+export declare class EtcdUpdater {
+  constructor(endpoints: string[], prefix: string, options?: EtcdUpdaterOptions)
+  bind(list: PeerList): Binding
 }
 
 /** Kebab-case core code → Node code, e.g. `errorCodes.timeout === 'PEERLB_TIMEOUT'`. */

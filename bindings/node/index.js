@@ -482,11 +482,189 @@ class Upstream {
 /** Core error codes: kebab-case name → Node `code` (e.g. 'timeout' → 'PEERLB_TIMEOUT'). */
 const errorCodes = Object.freeze(Object.fromEntries(native.errorCodes()))
 
+function listOf(what, list) {
+  if (!(list instanceof PeerList)) throw typeError(`${what}: list must be a PeerList, got ${describe(list)}`)
+  return list._n
+}
+
+function msOption(what, v) {
+  if (v === undefined || v === null) return -1
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) {
+    throw typeError(`${what} must be a non-negative number of milliseconds, got ${describe(v)}`)
+  }
+  return v
+}
+
+/**
+ * An updater bound to a list (`updater.bind(list)`): `start()` follows the source, `stop()`
+ * stops following it (the peers stay). A failing source keeps the last good set; see
+ * `lastError`.
+ */
+class Binding {
+  constructor(n) {
+    this._n = n
+  }
+  /** Starts following the source (static and file apply before returning). */
+  start() {
+    this._n.start()
+    return this
+  }
+  /** Stops following the source. */
+  stop() {
+    this._n.stop()
+  }
+  /** Whether it is started. */
+  get running() {
+    return this._n.running
+  }
+  /** What it follows, e.g. 'file:/etc/peers'. */
+  get source() {
+    return this._n.source
+  }
+  /** The set last applied, sorted by id. */
+  peers() {
+    const ids = this._n.peerIds()
+    const weights = this._n.peerWeights()
+    return ids.map((id, i) => ({ id, weight: weights[i] }))
+  }
+  /** The source's current failure (an Error with code PEERLB_SOURCE_FAILED), or null. */
+  get lastError() {
+    const e = this._n.lastError()
+    if (e === null || e === undefined) return null
+    const err = new Error(e[1])
+    err.code = e[0]
+    return err
+  }
+  /** Counters of the current run. */
+  stats() {
+    const [goodReads, changes, failures] = this._n.stats()
+    return { goodReads, changes, failures }
+  }
+}
+if (typeof Symbol.dispose === 'symbol') {
+  Object.defineProperty(Binding.prototype, Symbol.dispose, {
+    value: function dispose() {
+      if (this._n.running) this._n.stop()
+    },
+    writable: true,
+    configurable: true,
+  })
+}
+
+/** A fixed set of peers (`'id'` or `{id, weight}`), applied when the binding starts. */
+class StaticUpdater {
+  constructor(peers) {
+    if (!Array.isArray(peers)) throw typeError(`new StaticUpdater: peers must be an array, got ${describe(peers)}`)
+    this._ids = []
+    this._weights = []
+    peers.forEach((p, i) => {
+      if (typeof p === 'string') {
+        this._ids.push(p)
+        this._weights.push(1)
+      } else if (p !== null && typeof p === 'object' && typeof p.id === 'string') {
+        const w = p.weight === undefined ? 1 : p.weight
+        if (!Number.isInteger(w) || w < 1 || w > 0xffffffff) {
+          throw invalidArgument(`StaticUpdater: peers[${i}].weight must be an integer in 1..2^32-1, got ${describe(w)}`)
+        }
+        this._ids.push(p.id)
+        this._weights.push(w)
+      } else {
+        throw typeError(`new StaticUpdater: peers[${i}] must be a peer id string or {id, weight}, got ${describe(p)}`)
+      }
+    })
+  }
+  /** @param {PeerList} list */
+  bind(list) {
+    return new Binding(native.NativeBinding.fixed(listOf('bind', list), this._ids, this._weights))
+  }
+}
+
+/** One `host:port [weight]` per line (`#` comments), polled every `pollIntervalMs` (250). */
+class FileUpdater {
+  constructor(path, options) {
+    if (typeof path !== 'string' || path.length === 0) {
+      throw typeError(`new FileUpdater: path must be a non-empty string, got ${describe(path)}`)
+    }
+    const o = options === undefined ? {} : optionsObject('new FileUpdater(path, options)', options)
+    this._path = path
+    this._poll = msOption('pollIntervalMs', o.pollIntervalMs)
+  }
+  /** @param {PeerList} list */
+  bind(list) {
+    return new Binding(native.NativeBinding.file(listOf('bind', list), this._path, this._poll))
+  }
+}
+
+/**
+ * A DNS name: SRV records (`record: 'srv'`, the default) or A/AAAA records + `port`
+ * (`record: 'a' | 'aaaa' | 'ip'`), polled. An empty answer empties the list only after
+ * `emptyThreshold` (3) consecutive polls.
+ */
+class DnsUpdater {
+  constructor(name, options) {
+    if (typeof name !== 'string') throw typeError(`new DnsUpdater: name must be a string, got ${describe(name)}`)
+    const o = options === undefined ? {} : optionsObject('new DnsUpdater(name, options)', options)
+    const record = o.record === undefined ? 'srv' : o.record
+    if (typeof record !== 'string') throw typeError(`new DnsUpdater: record must be a string, got ${describe(record)}`)
+    const port = o.port === undefined ? 0 : o.port
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      throw invalidArgument(`DnsUpdater: port must be an integer in 1..65535, got ${describe(port)}`)
+    }
+    if (record !== 'srv' && port === 0) throw invalidArgument(`DnsUpdater: record '${record}' needs a port`)
+    const nameserver = o.nameserver === undefined || o.nameserver === null ? '' : o.nameserver
+    if (typeof nameserver !== 'string') {
+      throw typeError(`new DnsUpdater: nameserver must be an 'ip:port' string, got ${describe(nameserver)}`)
+    }
+    const threshold = o.emptyThreshold === undefined ? 3 : o.emptyThreshold
+    if (!Number.isInteger(threshold) || threshold < 1 || threshold > 0xffffffff) {
+      throw invalidArgument(`DnsUpdater: emptyThreshold must be an integer >= 1, got ${describe(threshold)}`)
+    }
+    this._args = [
+      name,
+      record,
+      port,
+      nameserver,
+      msOption('minIntervalMs', o.minIntervalMs),
+      msOption('maxIntervalMs', o.maxIntervalMs),
+      msOption('timeoutMs', o.timeoutMs),
+      threshold,
+    ]
+  }
+  /** @param {PeerList} list */
+  bind(list) {
+    return new Binding(native.NativeBinding.dns(listOf('bind', list), ...this._args))
+  }
+}
+
+/**
+ * Watches an etcd key prefix: each key is a peer (value `{"addr": "host:port", "weight": n}`,
+ * `host:port`, or empty = the key suffix). Needs an addon built with the `etcd` feature.
+ */
+class EtcdUpdater {
+  constructor(endpoints, prefix, options) {
+    if (!Array.isArray(endpoints) || endpoints.some((e) => typeof e !== 'string')) {
+      throw typeError(`new EtcdUpdater: endpoints must be an array of 'http://host:port' strings, got ${describe(endpoints)}`)
+    }
+    if (typeof prefix !== 'string') throw typeError(`new EtcdUpdater: prefix must be a string, got ${describe(prefix)}`)
+    const o = options === undefined ? {} : optionsObject('new EtcdUpdater(endpoints, prefix, options)', options)
+    this._args = [endpoints.slice(), prefix, msOption('timeoutMs', o.timeoutMs), msOption('retryIntervalMs', o.retryIntervalMs)]
+  }
+  /** @param {PeerList} list */
+  bind(list) {
+    return new Binding(native.NativeBinding.etcd(listOf('bind', list), ...this._args))
+  }
+}
+
 module.exports = {
   PeerList,
   Upstream,
   Choice,
   Subscriber: native.Subscriber,
+  StaticUpdater,
+  FileUpdater,
+  DnsUpdater,
+  EtcdUpdater,
+  Binding,
   errorCodes,
   coreVersion: native.coreVersion(),
   _native: native,

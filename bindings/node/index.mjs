@@ -4,5 +4,17 @@ import { createRequire } from 'node:module'
 const require = createRequire(import.meta.url)
 const peerlb = require('./index.js')
 
-export const { PeerList, Upstream, Choice, Subscriber, errorCodes, coreVersion } = peerlb
+export const {
+  PeerList,
+  Upstream,
+  Choice,
+  Subscriber,
+  StaticUpdater,
+  FileUpdater,
+  DnsUpdater,
+  EtcdUpdater,
+  Binding,
+  errorCodes,
+  coreVersion,
+} = peerlb
 export default peerlb

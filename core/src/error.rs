@@ -37,11 +37,14 @@ pub enum ErrorCode {
     TransportFailed = 9,
     /// Several failures of different kinds, reported together (see [`Error::errors`]).
     MultipleErrors = 10,
+    /// An updater's source failed (missing file, bad line, DNS failure, etcd unreachable);
+    /// the updater keeps the last good set.
+    SourceFailed = 11,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AlreadyStarted,
         ErrorCode::NotStarted,
@@ -52,6 +55,7 @@ impl ErrorCode {
         ErrorCode::PeerNotInList,
         ErrorCode::TransportFailed,
         ErrorCode::MultipleErrors,
+        ErrorCode::SourceFailed,
     ];
 
     /// The kebab-case name, e.g. `"no-peer-available"`.
@@ -67,6 +71,7 @@ impl ErrorCode {
             ErrorCode::PeerNotInList => "peer-not-in-list",
             ErrorCode::TransportFailed => "transport-failed",
             ErrorCode::MultipleErrors => "multiple-errors",
+            ErrorCode::SourceFailed => "source-failed",
         }
     }
 
@@ -132,6 +137,10 @@ pub enum Error {
     /// happened. Its code is the common code when all share one, else `multiple-errors`.
     #[error("{}", join_messages(.0))]
     Multiple(Vec<Error>),
+    /// See [`ErrorCode::SourceFailed`]; the message names the source (file and line,
+    /// DNS name, etcd endpoint) and what went wrong.
+    #[error("updater source failed: {0}")]
+    SourceFailed(String),
 }
 
 fn join_messages(errors: &[Error]) -> String {
@@ -159,6 +168,7 @@ impl Error {
             Error::PeerAlreadyInList(_) => ErrorCode::PeerAlreadyInList,
             Error::PeerNotInList(_) => ErrorCode::PeerNotInList,
             Error::TransportFailed { .. } => ErrorCode::TransportFailed,
+            Error::SourceFailed(_) => ErrorCode::SourceFailed,
             Error::Multiple(errors) => {
                 let first = errors.first().map(Error::code);
                 match first {

@@ -39,6 +39,7 @@ pub mod runtime;
 pub mod strategy;
 pub mod tcp_probe;
 pub mod transport;
+pub mod updater;
 pub mod upstream;
 
 pub use choice::Choice;

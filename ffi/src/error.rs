@@ -41,6 +41,9 @@ pub enum peerlb_status {
     PEERLB_TRANSPORT_FAILED = 9,
     /// Several failures of different kinds; `peerlb_last_error_codes()` lists them.
     PEERLB_MULTIPLE_ERRORS = 10,
+    /// An updater's source failed (missing file, bad line, DNS failure); the updater keeps
+    /// the last good set.
+    PEERLB_SOURCE_FAILED = 11,
     /// peerlb panicked (an internal bug); the call did nothing or only part of it.
     PEERLB_PANIC = 100,
 }
@@ -62,6 +65,7 @@ impl peerlb_status {
             ErrorCode::PeerNotInList => PEERLB_PEER_NOT_IN_LIST,
             ErrorCode::TransportFailed => PEERLB_TRANSPORT_FAILED,
             ErrorCode::MultipleErrors => PEERLB_MULTIPLE_ERRORS,
+            ErrorCode::SourceFailed => PEERLB_SOURCE_FAILED,
         }
     }
 
@@ -83,6 +87,7 @@ impl peerlb_status {
             PEERLB_PEER_NOT_IN_LIST => c"peer-not-in-list",
             PEERLB_TRANSPORT_FAILED => c"transport-failed",
             PEERLB_MULTIPLE_ERRORS => c"multiple-errors",
+            PEERLB_SOURCE_FAILED => c"source-failed",
             PEERLB_PANIC => c"panic",
         }
     }
@@ -93,7 +98,7 @@ impl peerlb_status {
 }
 
 /// Every status, in numeric order.
-const ALL_STATUSES: [peerlb_status; 12] = [
+const ALL_STATUSES: [peerlb_status; 13] = [
     PEERLB_OK,
     PEERLB_INVALID_ARGUMENT,
     PEERLB_ALREADY_STARTED,
@@ -105,6 +110,7 @@ const ALL_STATUSES: [peerlb_status; 12] = [
     PEERLB_PEER_NOT_IN_LIST,
     PEERLB_TRANSPORT_FAILED,
     PEERLB_MULTIPLE_ERRORS,
+    PEERLB_SOURCE_FAILED,
     PEERLB_PANIC,
 ];
 

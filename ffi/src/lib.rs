@@ -7,7 +7,7 @@
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`); plain
 //!   data (`peerlb_request`, `peerlb_choice`, `peerlb_peer_spec`) is `#[repr(C)]`.
-//! * Every fallible call returns [`peerlb_status`]: 0 is success, 1..=10 are the core's
+//! * Every fallible call returns [`peerlb_status`]: 0 is success, 1..=11 are the core's
 //!   `ErrorCode::as_u32()` values, `PEERLB_PANIC` is a caught panic. Out-parameters are
 //!   written only on success. `peerlb_last_error_message()` and `peerlb_last_error_codes()`
 //!   describe the calling thread's last failure.
@@ -29,11 +29,13 @@ use std::ffi::c_char;
 pub mod error;
 pub mod list;
 pub mod transport;
+pub mod updater;
 pub mod upstream;
 
 pub use error::peerlb_status;
 pub use list::*;
 pub use transport::*;
+pub use updater::*;
 pub use upstream::*;
 
 /// The library version as `"MAJOR.MINOR.PATCH"`, equal to the header's

@@ -44,7 +44,8 @@ static void test_version_and_names(void) {
     EXPECT(strcmp(peerlb_status_str(PEERLB_OK), "ok") == 0, "ok");
     EXPECT(strcmp(peerlb_status_str(PEERLB_NO_PEER_AVAILABLE), "no-peer-available") == 0, "name");
     EXPECT(strcmp(peerlb_status_str(PEERLB_PANIC), "panic") == 0, "panic");
-    EXPECT(strcmp(peerlb_status_str(11), "unknown") == 0, "11 is unknown");
+    EXPECT(strcmp(peerlb_status_str(PEERLB_SOURCE_FAILED), "source-failed") == 0, "source-failed");
+    EXPECT(strcmp(peerlb_status_str(12), "unknown") == 0, "12 is unknown");
     EXPECT(strcmp(peerlb_status_str(0xFFFFFFFFu), "unknown") == 0, "huge is unknown");
     EXPECT(peerlb_last_error_message() != NULL, "never NULL");
 }

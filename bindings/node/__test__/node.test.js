@@ -40,7 +40,8 @@ function runNode(args, opts = {}) {
 }
 
 test('error codes map 1:1 to the core codes', () => {
-  assert.equal(Object.keys(errorCodes).length, 10)
+  assert.equal(Object.keys(errorCodes).length, 11)
+  assert.equal(errorCodes['source-failed'], 'PEERLB_SOURCE_FAILED')
   assert.equal(errorCodes['no-peer-available'], 'PEERLB_NO_PEER_AVAILABLE')
   assert.equal(errorCodes['timeout'], 'PEERLB_TIMEOUT')
   for (const [kebab, code] of Object.entries(errorCodes)) {

@@ -69,3 +69,22 @@ void upstream.checkNow().then(() => upstream.shutdown())
 void sc
 void all
 new Upstream({ backends: [], check: 'tcp-probe', manual: true }).shutdown()
+// Updaters
+import { StaticUpdater, FileUpdater, DnsUpdater, type Binding } from '../index.js'
+const ulist = new PeerList({ strategy: 'weighted-round-robin' })
+const bindings: Binding[] = [
+  new StaticUpdater(['a:1', { id: 'b:1', weight: 2 }]).bind(ulist).start(),
+  new FileUpdater('/etc/peers', { pollIntervalMs: 100 }).bind(ulist),
+  new DnsUpdater('_http._tcp.example.', { nameserver: '127.0.0.1:53', minIntervalMs: 500 }).bind(ulist),
+  new DnsUpdater('backends.example.', { record: 'a', port: 8080, emptyThreshold: 5 }).bind(ulist),
+]
+for (const b of bindings) {
+  const err: PeerlbError | null = b.lastError
+  const peers: Array<{ id: string; weight: number }> = b.peers()
+  const n: number = b.stats().goodReads
+  console.log(b.source, b.running, err?.code, peers.length, n)
+  if (b.running) b.stop()
+}
+import { EtcdUpdater } from '../index.js'
+const etcdUpdater = new EtcdUpdater(['http://127.0.0.1:2379'], '/svc/', { timeoutMs: 500, retryIntervalMs: 100 })
+void etcdUpdater

@@ -9,6 +9,7 @@
 
 mod js;
 mod transport;
+mod updater;
 pub mod upstream;
 
 use std::cell::RefCell;

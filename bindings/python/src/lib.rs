@@ -23,6 +23,7 @@ use pyo3::PyTraverseError;
 mod convert;
 mod errors;
 mod transport;
+mod updater;
 mod upstream;
 mod wait;
 
@@ -449,6 +450,7 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
+    updater::register(m)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add("__version__", peerlb::VERSION)?;
     m.add("ERROR_CODES", errors::codes())?;

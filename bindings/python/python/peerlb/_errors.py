@@ -21,6 +21,7 @@ __all__ = [
     "PeerNotInList",
     "TransportFailed",
     "MultipleErrors",
+    "SourceFailed",
 ]
 
 
@@ -120,6 +121,13 @@ class MultipleErrors(PeerlbError):
     code = "multiple-errors"
 
 
+class SourceFailed(PeerlbError):
+    """An updater's source failed (missing file, bad line, DNS failure); the last good
+    set is kept."""
+
+    code = "source-failed"
+
+
 _BY_CODE: Dict[str, Type[PeerlbError]] = {
     cls.code: cls
     for cls in (
@@ -133,6 +141,7 @@ _BY_CODE: Dict[str, Type[PeerlbError]] = {
         PeerNotInList,
         TransportFailed,
         MultipleErrors,
+        SourceFailed,
     )
 }
 # Shown as ``peerlb.NotStarted`` (where users import them from) in tracebacks and reprs.

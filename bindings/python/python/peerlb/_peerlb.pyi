@@ -2,6 +2,7 @@
 
 import asyncio
 import datetime
+import os
 from types import TracebackType
 from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, Union, final
 
@@ -24,6 +25,11 @@ __all__ = [
     "__version__",
     "ERROR_CODES",
     "STRATEGIES",
+    "StaticUpdater",
+    "FileUpdater",
+    "DnsUpdater",
+    "EtcdUpdater",
+    "Binding",
 ]
 
 __version__: str
@@ -133,6 +139,76 @@ class Upstream:
     def shutdown(self) -> None: ...
     def __enter__(self) -> Self: ...
     def __exit__(self, *_args: object) -> bool: ...
+class Binding:
+    """An updater bound to a list (``updater.bind(list)``): ``start()``/``stop()`` or a
+    context manager. A failing source keeps the last good set (see ``last_error``)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def source(self) -> str: ...
+    def peers(self) -> List[Tuple[str, int]]: ...
+    @property
+    def last_error(self) -> Optional[BaseException]: ...
+    def stats(self) -> Dict[str, int]: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class StaticUpdater:
+    """A fixed set of peers (with weights), applied when the binding starts."""
+
+    def __new__(cls, peers: Iterable[_PeerSpec]) -> Self: ...
+    def bind(self, list: PeerList) -> Binding: ...
+
+@final
+class FileUpdater:
+    """One ``host:port [weight]`` per line (``#`` comments), polled for changes."""
+
+    def __new__(
+        cls, path: Union[str, "os.PathLike[str]"], *, poll_interval: Optional[_Seconds] = None
+    ) -> Self: ...
+    def bind(self, list: PeerList) -> Binding: ...
+
+@final
+class DnsUpdater:
+    """A/AAAA records + ``port`` (``record="a"|"aaaa"|"ip"``) or SRV records, polled."""
+
+    def __new__(
+        cls,
+        name: str,
+        record: Literal["srv", "a", "aaaa", "ip"] = "srv",
+        *,
+        port: Optional[int] = None,
+        nameserver: Optional[str] = None,
+        min_interval: Optional[_Seconds] = None,
+        max_interval: Optional[_Seconds] = None,
+        timeout: Optional[_Seconds] = None,
+        empty_threshold: int = 3,
+    ) -> Self: ...
+    def bind(self, list: PeerList) -> Binding: ...
+
+@final
+class EtcdUpdater:
+    """Watches a key prefix in etcd (values: ``{"addr": ..., "weight": n}``, ``host:port``,
+    or empty = the key suffix). Raises ``InvalidArgument`` in a build without etcd."""
+
+    def __new__(
+        cls,
+        endpoints: List[str],
+        prefix: str,
+        *,
+        timeout: Optional[_Seconds] = None,
+        retry_interval: Optional[_Seconds] = None,
+    ) -> Self: ...
+    def bind(self, list: PeerList) -> Binding: ...
 
 @final
 class _CancelWait:

@@ -1,0 +1,265 @@
+//! Updaters (`peerlb.StaticUpdater`, `peerlb.FileUpdater`, `peerlb.DnsUpdater`) and the
+//! `peerlb.Binding` lifecycle their `bind(list)` returns. Thin wrappers over
+//! `peerlb::updater`; documented for Python users in `_peerlb.pyi`.
+
+use std::net::SocketAddr;
+
+use peerlb::updater::{Binding, DnsRecord, DnsUpdater, FileUpdater, StaticUpdater};
+use peerlb::Error;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::convert;
+use crate::errors::{check, invalid_argument, to_pyerr};
+use crate::PyPeerList;
+
+/// A fixed set of peers, applied when the binding starts.
+#[pyclass(module = "peerlb._peerlb", name = "StaticUpdater", frozen)]
+pub struct PyStaticUpdater(StaticUpdater);
+
+#[pymethods]
+impl PyStaticUpdater {
+    #[new]
+    fn new(peers: &Bound<'_, PyAny>) -> PyResult<Self> {
+        Ok(PyStaticUpdater(StaticUpdater::new(convert::additions(
+            Some(peers),
+        )?)))
+    }
+
+    /// Ties the set to `list`; returns a `Binding` (not started).
+    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
+        PyBinding(self.0.bind(&list.inner))
+    }
+}
+
+/// Follows a file of `host:port [weight]` lines, polled for changes.
+#[pyclass(module = "peerlb._peerlb", name = "FileUpdater", frozen)]
+pub struct PyFileUpdater(FileUpdater);
+
+#[pymethods]
+impl PyFileUpdater {
+    #[new]
+    #[pyo3(signature = (path, *, poll_interval=None))]
+    fn new(path: std::path::PathBuf, poll_interval: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
+        let mut u = FileUpdater::new(path);
+        if let Some(d) = convert::seconds("poll_interval", poll_interval)? {
+            u = u.poll_interval(d);
+        }
+        Ok(PyFileUpdater(u))
+    }
+
+    /// Ties the file to `list`; returns a `Binding` (not started).
+    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
+        PyBinding(self.0.bind(&list.inner))
+    }
+}
+
+/// Follows a DNS name: A/AAAA records + a port, or SRV records, polled.
+#[pyclass(module = "peerlb._peerlb", name = "DnsUpdater", frozen)]
+pub struct PyDnsUpdater(DnsUpdater);
+
+#[pymethods]
+impl PyDnsUpdater {
+    #[new]
+    #[pyo3(signature = (name, record="srv", *, port=None, nameserver=None, min_interval=None,
+                        max_interval=None, timeout=None, empty_threshold=3))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        name: &str,
+        record: &str,
+        port: Option<u16>,
+        nameserver: Option<&str>,
+        min_interval: Option<&Bound<'_, PyAny>>,
+        max_interval: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        empty_threshold: u32,
+    ) -> PyResult<Self> {
+        let need_port =
+            || port.ok_or_else(|| invalid_argument(py, format!("record={record:?} needs a port")));
+        let record = match record {
+            "srv" => DnsRecord::Srv,
+            "a" => DnsRecord::A { port: need_port()? },
+            "aaaa" => DnsRecord::Aaaa { port: need_port()? },
+            "ip" => DnsRecord::Ip { port: need_port()? },
+            other => {
+                return Err(invalid_argument(
+                    py,
+                    format!("record must be 'srv', 'a', 'aaaa' or 'ip', not {other:?}"),
+                ))
+            }
+        };
+        let mut u = check(py, DnsUpdater::new(name, record))?.empty_threshold(empty_threshold);
+        if let Some(ns) = nameserver {
+            let addr: SocketAddr = ns.parse().map_err(|_| {
+                invalid_argument(py, format!("nameserver must be ip:port, not {ns:?}"))
+            })?;
+            u = u.nameserver(addr);
+        }
+        if let Some(d) = convert::seconds("min_interval", min_interval)? {
+            u = u.min_interval(d);
+        }
+        if let Some(d) = convert::seconds("max_interval", max_interval)? {
+            u = u.max_interval(d);
+        }
+        if let Some(d) = convert::seconds("timeout", timeout)? {
+            u = u.timeout(d);
+        }
+        Ok(PyDnsUpdater(u))
+    }
+
+    /// Ties the name to `list`; returns a `Binding` (not started).
+    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
+        PyBinding(self.0.bind(&list.inner))
+    }
+}
+
+/// Watches a key prefix in etcd (needs a build with the `etcd` feature).
+#[pyclass(module = "peerlb._peerlb", name = "EtcdUpdater", frozen)]
+pub struct PyEtcdUpdater {
+    #[cfg(feature = "etcd")]
+    inner: peerlb::updater::EtcdUpdater,
+}
+
+#[pymethods]
+impl PyEtcdUpdater {
+    #[new]
+    #[pyo3(signature = (endpoints, prefix, *, timeout=None, retry_interval=None))]
+    fn new(
+        py: Python<'_>,
+        endpoints: Vec<String>,
+        prefix: &str,
+        timeout: Option<&Bound<'_, PyAny>>,
+        retry_interval: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        let retry = convert::seconds("retry_interval", retry_interval)?;
+        #[cfg(feature = "etcd")]
+        {
+            let mut u = check(py, peerlb::updater::EtcdUpdater::new(endpoints, prefix))?;
+            if let Some(d) = timeout {
+                u = u.timeout(d);
+            }
+            if let Some(d) = retry {
+                u = u.retry_interval(d);
+            }
+            Ok(PyEtcdUpdater { inner: u })
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = (endpoints, prefix, timeout, retry);
+            Err(invalid_argument(
+                py,
+                "this peerlb was built without etcd support (build the wheel with --features etcd)",
+            ))
+        }
+    }
+
+    /// Ties the prefix to `list`; returns a `Binding` (not started).
+    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
+        #[cfg(feature = "etcd")]
+        {
+            PyBinding(self.inner.bind(&list.inner))
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = list;
+            unreachable!("an EtcdUpdater cannot be made without the etcd feature")
+        }
+    }
+}
+
+/// An updater bound to a list: `start()`/`stop()`, or use it as a context manager.
+#[pyclass(module = "peerlb._peerlb", name = "Binding", frozen)]
+pub struct PyBinding(Binding);
+
+#[pymethods]
+impl PyBinding {
+    /// Starts following the source (static and file apply before returning).
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        check(py, py.detach(|| self.0.start()))
+    }
+
+    /// Stops following the source; the peers stay in the list.
+    fn stop(&self, py: Python<'_>) -> PyResult<()> {
+        check(py, self.0.stop())
+    }
+
+    /// Whether it is started.
+    #[getter]
+    fn running(&self) -> bool {
+        self.0.is_running()
+    }
+
+    /// What it follows, e.g. ``file:/etc/peers``.
+    #[getter]
+    fn source(&self) -> String {
+        self.0.describe().to_owned()
+    }
+
+    /// The set last applied: ``[(id, weight), ...]`` sorted by id.
+    fn peers(&self) -> Vec<(String, u32)> {
+        self.0
+            .peers()
+            .into_iter()
+            .map(|p| (p.id, p.weight))
+            .collect()
+    }
+
+    /// The source's current failure (a ``peerlb.SourceFailed``), or None.
+    #[getter]
+    fn last_error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
+        self.0
+            .last_error()
+            .map(|e: Error| to_pyerr(py, &e).into_value(py).into_any())
+    }
+
+    /// Counters: ``{"good_reads": n, "changes": n, "failures": n}``.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.0.stats();
+        let d = PyDict::new(py);
+        d.set_item("good_reads", s.good_reads)?;
+        d.set_item("changes", s.changes)?;
+        d.set_item("failures", s.failures)?;
+        Ok(d)
+    }
+
+    fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
+        slf.get().start(slf.py())?;
+        Ok(slf.clone())
+    }
+
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        let _ = exc_type;
+        let _ = self.0.stop(); // not-started is fine here
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<peerlb.Binding {} {}>",
+            self.0.describe(),
+            if self.0.is_running() {
+                "running"
+            } else {
+                "stopped"
+            }
+        )
+    }
+}
+
+/// Registers the classes.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyStaticUpdater>()?;
+    m.add_class::<PyFileUpdater>()?;
+    m.add_class::<PyDnsUpdater>()?;
+    m.add_class::<PyEtcdUpdater>()?;
+    m.add_class::<PyBinding>()?;
+    Ok(())
+}

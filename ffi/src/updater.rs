@@ -1,0 +1,383 @@
+//! Updaters (`peerlb_updater_*`): feed a list from a static set, a file, or DNS.
+//!
+//! `peerlb_updater_bind_static/file/dns(list, ...)` ties a source to a list and returns a
+//! `peerlb_updater` (not started); `peerlb_updater_start` follows the source on a library
+//! thread, `peerlb_updater_stop` stops (the peers stay), `peerlb_updater_free` stops and
+//! frees. A failing source keeps the last good set; `peerlb_updater_last_error` tells why.
+
+use std::ffi::{c_char, CStr, CString};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use peerlb::updater::{Binding, DnsRecord, DnsUpdater, FileUpdater, StaticUpdater};
+use peerlb::PeerSpec;
+
+use crate::error::{guard, guard_value, invalid, peerlb_status};
+use crate::list::{id_str, list_ref, peerlb_list, peerlb_peer_spec, slice_from};
+
+/// An updater bound to a list. Opaque.
+///
+/// Thread safety: any number of threads may use one at once, except
+/// `peerlb_updater_free` (the last use).
+pub struct peerlb_updater {
+    inner: Binding,
+}
+
+/// Which DNS records `peerlb_updater_bind_dns` follows (one of `PEERLB_DNS_*`).
+pub type peerlb_dns_record = u32;
+/// SRV records: port and weight (→ peer weight) from the records, lowest priority only.
+pub const PEERLB_DNS_SRV: peerlb_dns_record = 0;
+/// A records + `port`.
+pub const PEERLB_DNS_A: peerlb_dns_record = 1;
+/// AAAA records + `port`.
+pub const PEERLB_DNS_AAAA: peerlb_dns_record = 2;
+/// A and AAAA records + `port`.
+pub const PEERLB_DNS_IP: peerlb_dns_record = 3;
+
+/// Options of `peerlb_updater_bind_dns`. Zero-initialize, then set `name` (and `port` for
+/// A/AAAA); zero or negative durations and a zero threshold mean the defaults.
+#[repr(C)]
+pub struct peerlb_dns_options {
+    /// The DNS name (NUL-terminated), e.g. `"_http._tcp.backends.example."`.
+    pub name: *const c_char,
+    /// `PEERLB_DNS_SRV` (0), `PEERLB_DNS_A`, `PEERLB_DNS_AAAA` or `PEERLB_DNS_IP`.
+    pub record: peerlb_dns_record,
+    /// The port of A/AAAA peers (1..=65535); unused for SRV.
+    pub port: u16,
+    /// `"ip:port"` of the nameserver (NUL-terminated), or NULL for the system's.
+    pub nameserver: *const c_char,
+    /// Shortest wait between polls in ms (default 1000); a longer TTL is respected.
+    pub min_interval_ms: i64,
+    /// Longest wait between polls in ms (default 60000).
+    pub max_interval_ms: i64,
+    /// Per-query timeout in ms (default 2000).
+    pub timeout_ms: i64,
+    /// Consecutive empty answers (NXDOMAIN / no records) before the list is emptied
+    /// (default 3).
+    pub empty_threshold: u32,
+}
+
+fn ms(v: i64) -> Option<Duration> {
+    u64::try_from(v)
+        .ok()
+        .filter(|v| *v > 0)
+        .map(Duration::from_millis)
+}
+
+unsafe fn c_str<'a>(what: &str, p: *const c_char) -> Result<&'a str, peerlb::Error> {
+    if p.is_null() {
+        return Err(invalid(format!("{what} is NULL")));
+    }
+    // SAFETY: the caller passes a NUL-terminated string.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|e| invalid(format!("{what} is not valid UTF-8: {e}")))
+}
+
+unsafe fn write_out(out: *mut *mut peerlb_updater, binding: Binding) {
+    // SAFETY: checked non-NULL by the callers.
+    unsafe { out.write(Box::into_raw(Box::new(peerlb_updater { inner: binding }))) };
+}
+
+unsafe fn updater_ref<'a>(u: *const peerlb_updater) -> Result<&'a Binding, peerlb::Error> {
+    // SAFETY: NULL or live.
+    unsafe { u.as_ref() }
+        .map(|u| &u.inner)
+        .ok_or_else(|| invalid("updater is NULL"))
+}
+
+/// Binds a fixed set of peers to `list` (applied by `peerlb_updater_start`, which fails
+/// with `PEERLB_INVALID_ARGUMENT` on an empty/over-long id or weight 0).
+///
+/// Ownership: the peers are copied; the caller frees `*out` with `peerlb_updater_free`
+/// (before or after the list: the updater keeps what it needs alive).
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments and non-UTF-8 ids.
+///
+/// # Safety
+/// `list` NULL or live; `peers` readable for `n_peers` specs; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_bind_static(
+    list: *const peerlb_list,
+    peers: *const peerlb_peer_spec,
+    n_peers: usize,
+    out: *mut *mut peerlb_updater,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        // SAFETY: as above.
+        let specs = unsafe { slice_from("peers", peers, n_peers) }?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let mut set = Vec::with_capacity(specs.len());
+        for s in specs {
+            // SAFETY: the caller gives id_len readable bytes.
+            let id = unsafe { id_str("peer id", s.id, s.id_len) }?;
+            set.push(PeerSpec::weighted(id, s.weight));
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out, StaticUpdater::new(set).bind(list)) };
+        Ok(())
+    })
+}
+
+/// Binds a file of peers (`host:port [weight]` per line, `#` comments) to `list`, polled
+/// every `poll_interval_ms` (<= 0: 250 ms). `peerlb_updater_start` reads it once before
+/// returning. A missing file or a bad line keeps the last good set (see
+/// `peerlb_updater_last_error`).
+///
+/// Ownership: `path` is copied; the caller frees `*out` with `peerlb_updater_free`.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments and a non-UTF-8 path.
+///
+/// # Safety
+/// `list` NULL or live; `path` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_bind_file(
+    list: *const peerlb_list,
+    path: *const c_char,
+    poll_interval_ms: i64,
+    out: *mut *mut peerlb_updater,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        // SAFETY: as above.
+        let path = unsafe { c_str("path", path) }?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let mut u = FileUpdater::new(path);
+        if let Some(d) = ms(poll_interval_ms) {
+            u = u.poll_interval(d);
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out, u.bind(list)) };
+        Ok(())
+    })
+}
+
+/// Binds a DNS name to `list` (see `peerlb_dns_options`), polled on a library thread once
+/// started. SERVFAIL, timeouts and refusals keep the last good set; an empty answer
+/// empties the list only after `empty_threshold` consecutive polls.
+///
+/// Ownership: the options are copied; the caller frees `*out` with `peerlb_updater_free`.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, a bad name, an unknown record
+/// type, port 0 with A/AAAA, or a nameserver that is not `ip:port`.
+///
+/// # Safety
+/// `list` NULL or live; `options` NULL or readable (its strings NULL or NUL-terminated);
+/// `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_bind_dns(
+    list: *const peerlb_list,
+    options: *const peerlb_dns_options,
+    out: *mut *mut peerlb_updater,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        // SAFETY: as above.
+        let o = unsafe { options.as_ref() }.ok_or_else(|| invalid("options is NULL"))?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        // SAFETY: as above.
+        let name = unsafe { c_str("options.name", o.name) }?;
+        let record = match o.record {
+            PEERLB_DNS_SRV => DnsRecord::Srv,
+            PEERLB_DNS_A => DnsRecord::A { port: o.port },
+            PEERLB_DNS_AAAA => DnsRecord::Aaaa { port: o.port },
+            PEERLB_DNS_IP => DnsRecord::Ip { port: o.port },
+            other => {
+                return Err(invalid(format!(
+                "unknown record {other}; expected PEERLB_DNS_SRV (0), _A (1), _AAAA (2) or _IP (3)"
+            )))
+            }
+        };
+        let mut u = DnsUpdater::new(name, record)?;
+        if !o.nameserver.is_null() {
+            // SAFETY: as above.
+            let ns = unsafe { c_str("options.nameserver", o.nameserver) }?;
+            let addr: SocketAddr = ns
+                .parse()
+                .map_err(|_| invalid(format!("nameserver must be ip:port, not {ns:?}")))?;
+            u = u.nameserver(addr);
+        }
+        if let Some(d) = ms(o.min_interval_ms) {
+            u = u.min_interval(d);
+        }
+        if let Some(d) = ms(o.max_interval_ms) {
+            u = u.max_interval(d);
+        }
+        if let Some(d) = ms(o.timeout_ms) {
+            u = u.timeout(d);
+        }
+        if o.empty_threshold > 0 {
+            u = u.empty_threshold(o.empty_threshold);
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { write_out(out, u.bind(list)) };
+        Ok(())
+    })
+}
+
+/// Binds an etcd key prefix to `list`: `endpoints` is a comma-separated list of
+/// `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
+/// prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
+/// suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
+/// the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean 2000/500.
+///
+/// Ownership: the strings are copied; the caller frees `*out` with `peerlb_updater_free`.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, no endpoint, an empty prefix, or a
+/// libpeerlb built without the `etcd` feature.
+///
+/// # Safety
+/// `list` NULL or live; `endpoints`, `prefix` NULL or NUL-terminated; `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_bind_etcd(
+    list: *const peerlb_list,
+    endpoints: *const c_char,
+    prefix: *const c_char,
+    timeout_ms: i64,
+    retry_interval_ms: i64,
+    out: *mut *mut peerlb_updater,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        // SAFETY: as above.
+        let endpoints = unsafe { c_str("endpoints", endpoints) }?;
+        // SAFETY: as above.
+        let prefix = unsafe { c_str("prefix", prefix) }?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        #[cfg(feature = "etcd")]
+        {
+            let endpoints: Vec<String> = endpoints
+                .split(',')
+                .map(|e| e.trim().to_owned())
+                .filter(|e| !e.is_empty())
+                .collect();
+            let mut u = peerlb::updater::EtcdUpdater::new(endpoints, prefix)?;
+            if let Some(d) = ms(timeout_ms) {
+                u = u.timeout(d);
+            }
+            if let Some(d) = ms(retry_interval_ms) {
+                u = u.retry_interval(d);
+            }
+            // SAFETY: checked non-NULL.
+            unsafe { write_out(out, u.bind(list)) };
+            Ok(())
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = (list, endpoints, prefix, timeout_ms, retry_interval_ms);
+            Err(invalid(
+                "this libpeerlb was built without etcd support (cargo feature `etcd` of peerlb-ffi)",
+            ))
+        }
+    })
+}
+
+/// Starts following the source.
+///
+/// Errors: `PEERLB_ALREADY_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL or a bad static set.
+///
+/// # Safety
+/// `updater` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_start(updater: *const peerlb_updater) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { updater_ref(updater) }?.start())
+}
+
+/// Stops following the source; the peers stay in the list.
+///
+/// Errors: `PEERLB_NOT_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL.
+///
+/// # Safety
+/// `updater` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_stop(updater: *const peerlb_updater) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    guard(|| unsafe { updater_ref(updater) }?.stop())
+}
+
+/// The source's current failure: `*code` is `PEERLB_OK` and `*message` NULL when the last
+/// read was good, else `*code` is the failure (`PEERLB_SOURCE_FAILED`) and `*message` says
+/// what and where (file and line, DNS name).
+///
+/// Ownership: the caller frees a non-NULL `*message` with `peerlb_string_free`.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+///
+/// # Safety
+/// `updater` NULL or live; `code` and `message` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_last_error(
+    updater: *const peerlb_updater,
+    code: *mut peerlb_status,
+    message: *mut *mut c_char,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let u = unsafe { updater_ref(updater) }?;
+        if code.is_null() || message.is_null() {
+            return Err(invalid("code or message is NULL"));
+        }
+        let (c, m) = match u.last_error() {
+            None => (peerlb_status::PEERLB_OK, std::ptr::null_mut()),
+            Some(e) => (
+                peerlb_status::from_code(e.code()),
+                CString::new(e.to_string().replace('\0', " "))
+                    .expect("no NUL")
+                    .into_raw(),
+            ),
+        };
+        // SAFETY: checked non-NULL.
+        unsafe {
+            code.write(c);
+            message.write(m);
+        }
+        Ok(())
+    })
+}
+
+/// How many peers the updater last applied, in `*len`.
+///
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+///
+/// # Safety
+/// `updater` NULL or live; `len` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_len(
+    updater: *const peerlb_updater,
+    len: *mut usize,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let u = unsafe { updater_ref(updater) }?;
+        if len.is_null() {
+            return Err(invalid("len is NULL"));
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { len.write(u.peers().len()) };
+        Ok(())
+    })
+}
+
+/// Stops (if started) and frees an updater; the peers stay in the list. NULL is ignored.
+///
+/// # Safety
+/// `updater` NULL or from `peerlb_updater_bind_*`, not yet freed; no other call may use it
+/// during or after this one.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_free(updater: *mut peerlb_updater) {
+    guard_value((), || {
+        if !updater.is_null() {
+            // SAFETY: from Box::into_raw in write_out.
+            drop(unsafe { Box::from_raw(updater) });
+        }
+    })
+}
