@@ -176,6 +176,8 @@ export declare class Upstream {
   checkNow(): Promise<void>
   /** Stops the health checks. */
   shutdown(): void
+}
+
 /** A peer an updater adds: an id, or an id with a weight. */
 export type UpdaterPeer = string | { id: string; weight?: number }
 
