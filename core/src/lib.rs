@@ -36,6 +36,7 @@ pub mod list;
 mod peer;
 mod request;
 pub mod runtime;
+mod spec;
 pub mod strategy;
 pub mod tcp_probe;
 pub mod transport;

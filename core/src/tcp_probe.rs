@@ -103,31 +103,6 @@ fn parse_threshold(key: &str, value: &str) -> Result<u32> {
     Ok(n as u32)
 }
 
-/// Splits `name?key=value&...` into the name and its distinct, non-empty pairs.
-fn split_spec(s: &str) -> Result<(&str, Vec<(&str, &str)>)> {
-    let bad = |why: String| Error::InvalidArgument(format!("transport {s:?}: {why}"));
-    let (name, query) = match s.split_once('?') {
-        Some((h, q)) => (h, Some(q)),
-        None => (s, None),
-    };
-    let mut params: Vec<(&str, &str)> = Vec::new();
-    if let Some(q) = query {
-        for pair in q.split('&') {
-            let (k, v) = pair
-                .split_once('=')
-                .ok_or_else(|| bad(format!("expected key=value, got {pair:?}")))?;
-            if k.is_empty() || v.is_empty() {
-                return Err(bad(format!("expected key=value, got {pair:?}")));
-            }
-            if params.iter().any(|(seen, _)| *seen == k) {
-                return Err(bad(format!("option {k} given twice")));
-            }
-            params.push((k, v));
-        }
-    }
-    Ok((name, params))
-}
-
 impl TcpProbeOptions {
     /// Sets one option by its spec key (`interval_ms`, `timeout_ms`, `healthy_threshold`,
     /// `unhealthy_threshold`); an unknown key or bad value is `invalid-argument`.
@@ -152,7 +127,7 @@ impl FromStr for TcpProbeOptions {
     type Err = Error;
     /// Parses `tcp-probe` or `tcp-probe?key=value&...`.
     fn from_str(s: &str) -> Result<TcpProbeOptions> {
-        let (name, params) = split_spec(s)?;
+        let (name, params) = crate::spec::split_spec("transport", s)?;
         if name != "tcp-probe" {
             return Err(Error::InvalidArgument(format!(
                 "transport {s:?}: expected tcp-probe"
@@ -194,7 +169,7 @@ impl fmt::Display for TcpProbeOptions {
 /// Builds a built-in transport from its spec string: `"always-available"` (no options)
 /// or `"tcp-probe[?key=value&...]"`. Anything else is `invalid-argument`.
 pub fn transport_from_spec(spec: &str) -> Result<Arc<dyn Transport>> {
-    let (name, params) = split_spec(spec)?;
+    let (name, params) = crate::spec::split_spec("transport", spec)?;
     match name {
         "always-available" if params.is_empty() => Ok(Arc::new(AlwaysAvailable)),
         "always-available" => Err(Error::InvalidArgument(format!(

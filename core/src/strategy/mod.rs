@@ -376,30 +376,12 @@ impl FromStr for StrategyConfig {
     type Err = Error;
     fn from_str(s: &str) -> Result<StrategyConfig> {
         let bad = |why: String| Error::InvalidArgument(format!("strategy {s:?}: {why}"));
-        let (head, query) = match s.split_once('?') {
-            Some((h, q)) => (h, Some(q)),
-            None => (s, None),
-        };
+        let (head, params) = crate::spec::split_spec("strategy", s)?;
         let (name, mode) = match head.split_once(':') {
             Some((n, m)) => (n, Some(m)),
             None => (head, None),
         };
         let kind: StrategyKind = name.parse()?;
-        let mut params: Vec<(&str, &str)> = Vec::new();
-        if let Some(q) = query {
-            for pair in q.split('&') {
-                let (k, v) = pair
-                    .split_once('=')
-                    .ok_or_else(|| bad(format!("expected key=value, got {pair:?}")))?;
-                if k.is_empty() || v.is_empty() {
-                    return Err(bad(format!("expected key=value, got {pair:?}")));
-                }
-                if params.iter().any(|(seen, _)| *seen == k) {
-                    return Err(bad(format!("option {k} given twice")));
-                }
-                params.push((k, v));
-            }
-        }
         match kind {
             StrategyKind::HashRing => {
                 let mut o = match mode {
@@ -445,7 +427,7 @@ impl FromStr for StrategyConfig {
                 })
             }
             other => {
-                if mode.is_some() || query.is_some() {
+                if mode.is_some() || !params.is_empty() {
                     return Err(bad(format!("{other} takes no options")));
                 }
                 Ok(StrategyConfig::Kind(other))
