@@ -149,6 +149,55 @@ impl Op {
     }
 }
 
+/// A reference to `object` plus an unref'd thread-safe function (running [`call_job`]) for
+/// reaching the JS thread from library threads; it never keeps the process alive. `what`
+/// names the owner in the error message.
+///
+/// # Safety
+/// Call on the JS thread with the env of the current call and a live object.
+pub(crate) unsafe fn referenced_tsfn(
+    raw_env: sys::napi_env,
+    object: sys::napi_value,
+    name: &str,
+    what: &str,
+) -> napi::Result<(sys::napi_ref, Arc<TsfnState>)> {
+    let mut reference = ptr::null_mut();
+    napi::check_status!(sys::napi_create_reference(
+        raw_env,
+        object,
+        1,
+        &mut reference
+    ))?;
+    let state = Arc::new(TsfnState {
+        handle: Mutex::new(None),
+    });
+    let finalize_data = Arc::into_raw(state.clone()) as *mut c_void;
+    let mut tsfn = ptr::null_mut();
+    let status = sys::napi_create_threadsafe_function(
+        raw_env,
+        ptr::null_mut(),
+        ptr::null_mut(),
+        js::string(raw_env, name),
+        0,
+        1,
+        finalize_data,
+        Some(tsfn_finalized),
+        ptr::null_mut(),
+        Some(call_job),
+        &mut tsfn,
+    );
+    if status != sys::Status::napi_ok {
+        drop(Arc::from_raw(finalize_data as *const TsfnState));
+        sys::napi_delete_reference(raw_env, reference);
+        return Err(napi::Error::from_reason(format!(
+            "cannot create a thread-safe function for the {what}"
+        )));
+    }
+    sys::napi_unref_threadsafe_function(raw_env, tsfn);
+    *state.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(tsfn as usize);
+    Ok((reference, state))
+}
+
 impl JsTransport {
     /// Wraps a JS transport object (already checked to have `retain`/`release` functions).
     ///
@@ -156,41 +205,7 @@ impl JsTransport {
     /// Call on the JS thread with the env of the current call and a live object.
     pub unsafe fn new(env: &Env, object: sys::napi_value, name: String) -> napi::Result<Self> {
         let raw_env = env.raw();
-        let mut reference = ptr::null_mut();
-        napi::check_status!(sys::napi_create_reference(
-            raw_env,
-            object,
-            1,
-            &mut reference
-        ))?;
-        let state = Arc::new(TsfnState {
-            handle: Mutex::new(None),
-        });
-        let finalize_data = Arc::into_raw(state.clone()) as *mut c_void;
-        let mut tsfn = ptr::null_mut();
-        let status = sys::napi_create_threadsafe_function(
-            raw_env,
-            ptr::null_mut(),
-            ptr::null_mut(),
-            js::string(raw_env, "peerlb-transport"),
-            0,
-            1,
-            finalize_data,
-            Some(tsfn_finalized),
-            ptr::null_mut(),
-            Some(call_job),
-            &mut tsfn,
-        );
-        if status != sys::Status::napi_ok {
-            drop(Arc::from_raw(finalize_data as *const TsfnState));
-            sys::napi_delete_reference(raw_env, reference);
-            return Err(napi::Error::from_reason(
-                "cannot create a thread-safe function for the transport",
-            ));
-        }
-        // Never keep the process alive for the sake of this transport.
-        sys::napi_unref_threadsafe_function(raw_env, tsfn);
-        *state.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(tsfn as usize);
+        let (reference, state) = referenced_tsfn(raw_env, object, "peerlb-transport", "transport")?;
         Ok(JsTransport {
             inner: Arc::new(Inner {
                 name,

@@ -4,7 +4,6 @@
 //! `upstreamCheckDone(token, ok)`. A check that never reports times out like any other.
 
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -19,7 +18,7 @@ use peerlb::{HealthCheck, Upstream, UpstreamOptions};
 use tokio::sync::oneshot;
 
 use crate::js;
-use crate::transport::{call_job, tsfn_finalized, EnvScope, TsfnState};
+use crate::transport::{referenced_tsfn, EnvScope, TsfnState};
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
@@ -68,41 +67,8 @@ impl JsCheck {
     /// On the JS thread with the env of the current call and a live object.
     unsafe fn new(env: &Env, object: sys::napi_value) -> napi::Result<JsCheck> {
         let raw_env = env.raw();
-        let mut reference = ptr::null_mut();
-        napi::check_status!(sys::napi_create_reference(
-            raw_env,
-            object,
-            1,
-            &mut reference
-        ))?;
-        let state = Arc::new(TsfnState {
-            handle: Mutex::new(None),
-        });
-        let finalize_data = Arc::into_raw(state.clone()) as *mut c_void;
-        let mut tsfn = ptr::null_mut();
-        let status = sys::napi_create_threadsafe_function(
-            raw_env,
-            ptr::null_mut(),
-            ptr::null_mut(),
-            js::string(raw_env, "peerlb-upstream-check"),
-            0,
-            1,
-            finalize_data,
-            Some(tsfn_finalized),
-            ptr::null_mut(),
-            Some(call_job),
-            &mut tsfn,
-        );
-        if status != sys::Status::napi_ok {
-            drop(Arc::from_raw(finalize_data as *const TsfnState));
-            sys::napi_delete_reference(raw_env, reference);
-            return Err(napi::Error::from_reason(
-                "cannot create a thread-safe function for the check",
-            ));
-        }
-        // Never keep the process alive for the sake of health checks.
-        sys::napi_unref_threadsafe_function(raw_env, tsfn);
-        *state.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(tsfn as usize);
+        let (reference, state) =
+            referenced_tsfn(raw_env, object, "peerlb-upstream-check", "check")?;
         Ok(JsCheck {
             env: raw_env as usize,
             owner: thread::current().id(),
