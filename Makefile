@@ -43,6 +43,7 @@ test-rust-asan:
 	@if $(CARGO) +nightly --version >/dev/null 2>&1; then \
 	  RUSTFLAGS="-Zsanitizer=address" CARGO_TARGET_DIR=$(CURDIR)/target/asan \
 	    $(CARGO) +nightly test -q -p peerlb --target x86_64-unknown-linux-gnu --lib --tests; \
+	  if [ -n "$${CI:-}" ]; then rm -rf $(CURDIR)/target/asan; fi; \
 	else echo "test-rust-asan: no nightly toolchain here; skipped"; fi
 
 test: lint test-rust test-rust-asan $(TEST_TARGETS)
