@@ -35,7 +35,7 @@
 /**
  * The result of every fallible peerlb call.
  *
- * `PEERLB_OK` (0) is success. Values 1 to 10 are the core's error codes, one to one
+ * `PEERLB_OK` (0) is success. Values 1 to 13 are the core's error codes, one to one
  * (their numbers never change); `PEERLB_PANIC` means peerlb hit an internal bug, caught it
  * and returned instead of aborting. `peerlb_last_error_message()` tells what went wrong
  * and `peerlb_status_str()` names a code.
@@ -92,6 +92,15 @@ typedef enum peerlb_status {
    * the last good set.
    */
   PEERLB_SOURCE_FAILED = 11,
+  /**
+   * A retried call gave up: every attempt failed, or the retry budget refused a retry;
+   * the message lists each attempt's error (`retry attempts exceeded (e1; e2; e3)`).
+   */
+  PEERLB_RETRY_EXHAUSTED = 12,
+  /**
+   * The peer declined the request on purpose (e.g. overload); a retried call stops.
+   */
+  PEERLB_DECLINED = 13,
   /**
    * peerlb panicked (an internal bug); the call did nothing or only part of it.
    */

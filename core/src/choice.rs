@@ -119,23 +119,38 @@ impl Choice {
         let Some(request) = self.request.take() else {
             return;
         };
-        if request.peer().wants_outcome() {
-            self.end_and_report(request, outcome, latency);
+        let peer = request.peer();
+        let streak_complete = peer.record_outcome(outcome);
+        if peer.wants_outcome() || streak_complete {
+            self.end_and_report(request, outcome, latency, streak_complete);
         } else {
             // Dropping the in-flight request ends it (pending goes down).
             drop(request);
         }
     }
 
-    /// Ends the request and tells the strategy how it went (strategies that want outcomes).
+    /// Ends the request and tells the list how it went: the strategy (when it wants
+    /// outcomes) and outlier detection (when a run of failures is complete).
     #[cold]
     #[inline(never)]
-    fn end_and_report(&self, request: InFlight, outcome: Outcome, latency: Option<Duration>) {
+    fn end_and_report(
+        &self,
+        request: InFlight,
+        outcome: Outcome,
+        latency: Option<Duration>,
+        streak_complete: bool,
+    ) {
         let list = request.peer().outcome_listener();
+        let wants_outcome = request.peer().wants_outcome();
         let peer = request.peer_ref();
         drop(request);
         if let Some(list) = list {
-            list.request_finished(&peer, outcome, latency, self.started);
+            if wants_outcome {
+                list.request_finished(&peer, outcome, latency, self.started);
+            }
+            if streak_complete {
+                list.failure_streak(&peer);
+            }
         }
     }
 }

@@ -22,8 +22,11 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// A callback [`Clock::call_at`] runs once its time has come.
+pub type TimerCallback = Box<dyn FnOnce() + Send + 'static>;
 
 /// A source of monotonic [`Instant`]s: the system's, or a [`ManualClock`].
 #[derive(Clone, Default)]
@@ -66,6 +69,42 @@ impl Clock {
     pub fn is_manual(&self) -> bool {
         self.manual.is_some()
     }
+
+    /// Runs `f` once, at or soon after `at` on this clock, holding no lock of the caller's.
+    ///
+    /// On the real clock it is a timer task on the library's runtime
+    /// ([`crate::runtime`]); on a [`ManualClock`] it runs inside the
+    /// [`ManualClock::advance`] call that moves the clock to or past `at` (or at once when
+    /// `at` has already passed). Callbacks that need an object should hold it weakly, so a
+    /// pending timer never keeps it alive.
+    ///
+    /// ```
+    /// use std::sync::{Arc, atomic::{AtomicBool, Ordering}};
+    /// use std::time::Duration;
+    /// use peerlb::clock::{Clock, ManualClock};
+    ///
+    /// let manual = ManualClock::new();
+    /// let clock = Clock::from(manual.clone());
+    /// let fired = Arc::new(AtomicBool::new(false));
+    /// let f = fired.clone();
+    /// clock.call_at(clock.now() + Duration::from_secs(5), Box::new(move || f.store(true, Ordering::SeqCst)));
+    /// manual.advance(Duration::from_secs(4));
+    /// assert!(!fired.load(Ordering::SeqCst));
+    /// manual.advance(Duration::from_secs(1));
+    /// assert!(fired.load(Ordering::SeqCst));
+    /// ```
+    pub fn call_at(&self, at: Instant, f: TimerCallback) {
+        match &self.manual {
+            Some(m) => m.call_at(at, f),
+            None => {
+                crate::runtime::handle().spawn(async move {
+                    tokio::time::sleep_until(at.into()).await;
+                    // A panicking callback must not take a runtime worker down with it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                });
+            }
+        }
+    }
 }
 
 impl From<ManualClock> for Clock {
@@ -107,6 +146,8 @@ struct ManualInner {
     start: Instant,
     /// Nanoseconds since `start`.
     offset: AtomicU64,
+    /// Callbacks waiting for the clock to reach their instant.
+    timers: Mutex<Vec<(Instant, TimerCallback)>>,
 }
 
 impl ManualClock {
@@ -116,6 +157,7 @@ impl ManualClock {
             inner: Arc::new(ManualInner {
                 start: Instant::now(),
                 offset: AtomicU64::new(0),
+                timers: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -130,7 +172,9 @@ impl ManualClock {
         Duration::from_nanos(self.inner.offset.load(Ordering::Acquire))
     }
 
-    /// Moves the clock forward by `by` (saturating after ~584 years).
+    /// Moves the clock forward by `by` (saturating after ~584 years), then runs, in time
+    /// order and on this thread, every [`Clock::call_at`] callback that has come due (no
+    /// lock held while they run; a callback may schedule more or advance the clock again).
     pub fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         let _ = self
@@ -139,6 +183,39 @@ impl ManualClock {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |o| {
                 Some(o.saturating_add(nanos))
             });
+        self.run_due();
+    }
+
+    fn call_at(&self, at: Instant, f: TimerCallback) {
+        self.timers().push((at, f));
+        self.run_due();
+    }
+
+    fn timers(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, TimerCallback)>> {
+        self.inner.timers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs due callbacks one at a time, earliest first, without holding the timer lock.
+    fn run_due(&self) {
+        loop {
+            let now = self.now();
+            let next = {
+                let mut timers = self.timers();
+                let due = timers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (at, _))| *at <= now)
+                    .min_by_key(|(_, (at, _))| *at)
+                    .map(|(i, _)| i);
+                due.map(|i| timers.swap_remove(i).1)
+            };
+            match next {
+                Some(f) => {
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                }
+                None => return,
+            }
+        }
     }
 }
 

@@ -40,11 +40,16 @@ pub enum ErrorCode {
     /// An updater's source failed (missing file, bad line, DNS failure, etcd unreachable);
     /// the updater keeps the last good set.
     SourceFailed = 11,
+    /// A retried call gave up: every attempt failed, or the retry budget refused a retry.
+    /// The message lists each attempt's error.
+    RetryExhausted = 12,
+    /// The peer declined the request on purpose (e.g. overload); a retried call stops.
+    Declined = 13,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AlreadyStarted,
         ErrorCode::NotStarted,
@@ -56,6 +61,8 @@ impl ErrorCode {
         ErrorCode::TransportFailed,
         ErrorCode::MultipleErrors,
         ErrorCode::SourceFailed,
+        ErrorCode::RetryExhausted,
+        ErrorCode::Declined,
     ];
 
     /// The kebab-case name, e.g. `"no-peer-available"`.
@@ -72,6 +79,8 @@ impl ErrorCode {
             ErrorCode::TransportFailed => "transport-failed",
             ErrorCode::MultipleErrors => "multiple-errors",
             ErrorCode::SourceFailed => "source-failed",
+            ErrorCode::RetryExhausted => "retry-exhausted",
+            ErrorCode::Declined => "declined",
         }
     }
 
@@ -141,6 +150,12 @@ pub enum Error {
     /// DNS name, etcd endpoint) and what went wrong.
     #[error("updater source failed: {0}")]
     SourceFailed(String),
+    /// See [`ErrorCode::RetryExhausted`]; e.g. `retry attempts exceeded (e1; e2; e3)`.
+    #[error("{0}")]
+    RetryExhausted(String),
+    /// See [`ErrorCode::Declined`].
+    #[error("{0}")]
+    Declined(String),
 }
 
 fn join_messages(errors: &[Error]) -> String {
@@ -169,6 +184,8 @@ impl Error {
             Error::PeerNotInList(_) => ErrorCode::PeerNotInList,
             Error::TransportFailed { .. } => ErrorCode::TransportFailed,
             Error::SourceFailed(_) => ErrorCode::SourceFailed,
+            Error::RetryExhausted(_) => ErrorCode::RetryExhausted,
+            Error::Declined(_) => ErrorCode::Declined,
             Error::Multiple(errors) => {
                 let first = errors.first().map(Error::code);
                 match first {

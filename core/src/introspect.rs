@@ -8,8 +8,11 @@ use serde::{Deserialize, Serialize};
 ///
 /// ```json
 /// {"strategy":"round-robin","transport":"always-available","state":"running",
-///  "summary":"Running (2/3 available)","available":2,"total":3,
-///  "peers":[{"id":"a:1","status":"available","pending":0,"weight":1}]}
+///  "summary":"Running (2/3 available)","available":2,"total":3,"panic":false,
+///  "ejected":0,"disabled":0,"chosen":10,"failures":1,"ejections":0,
+///  "peers":[{"id":"a:1","status":"available","pending":0,"weight":1,"admin":"enabled",
+///            "ejected":false,"ejected_for_ms":0,"ejections":0,"consecutive_failures":1,
+///            "chosen":10,"failures":1}]}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListIntrospection {
@@ -25,6 +28,25 @@ pub struct ListIntrospection {
     pub available: usize,
     /// How many peers the list has (retained or not).
     pub total: usize,
+    /// Panic mode: too few peers are healthy, so ejections are ignored (see
+    /// [`crate::ejection`]).
+    #[serde(default)]
+    pub panic: bool,
+    /// How many peers are ejected now.
+    #[serde(default)]
+    pub ejected: usize,
+    /// How many peers an admin disabled.
+    #[serde(default)]
+    pub disabled: usize,
+    /// Requests started, summed over the peers (each counted since it was retained).
+    #[serde(default)]
+    pub chosen: u64,
+    /// Requests that ended as `failure`, summed over the peers.
+    #[serde(default)]
+    pub failures: u64,
+    /// Ejections so far, summed over the peers.
+    #[serde(default)]
+    pub ejections: u64,
     /// Every peer, in the order they were added.
     pub peers: Vec<PeerIntrospection>,
 }
@@ -41,6 +63,31 @@ pub struct PeerIntrospection {
     pub pending: usize,
     /// The weight it was added with.
     pub weight: u32,
+    /// `"enabled"`, or `"disabled"` by an admin.
+    #[serde(default = "enabled")]
+    pub admin: String,
+    /// Whether outlier detection has ejected it.
+    #[serde(default)]
+    pub ejected: bool,
+    /// How much longer its ejection lasts, in milliseconds (0 when not ejected).
+    #[serde(default)]
+    pub ejected_for_ms: u64,
+    /// How many times it has been ejected (its next ejection lasts longer).
+    #[serde(default)]
+    pub ejections: u32,
+    /// Its current run of `failure` outcomes.
+    #[serde(default)]
+    pub consecutive_failures: u32,
+    /// Requests started to it since it was retained.
+    #[serde(default)]
+    pub chosen: u64,
+    /// Requests to it that ended as `failure` since it was retained.
+    #[serde(default)]
+    pub failures: u64,
+}
+
+fn enabled() -> String {
+    "enabled".to_owned()
 }
 
 impl ListIntrospection {

@@ -28,13 +28,17 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod admin;
 mod choice;
 pub mod clock;
+pub mod ejection;
 mod error;
+pub mod events;
 mod introspect;
 pub mod list;
 mod peer;
 mod request;
+pub mod retry;
 pub mod runtime;
 mod spec;
 pub mod strategy;
@@ -43,15 +47,19 @@ pub mod transport;
 pub mod updater;
 pub mod upstream;
 
+pub use admin::AdminResult;
 pub use choice::Choice;
 pub use clock::{Clock, ManualClock};
+pub use ejection::EjectionPolicy;
 pub use error::{Error, ErrorCode, Result};
+pub use events::{EventKind, PeerEvent, Subscription};
 pub use introspect::{ListIntrospection, PeerIntrospection};
 pub use list::{panic_message, ListOptions, PeerList};
 pub use peer::{
     ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_PEER_ID_LEN,
 };
 pub use request::{Outcome, Request};
+pub use retry::{Attempt, Retry, RetryBudget, RetryPolicy};
 pub use strategy::{Strategy, StrategyConfig, StrategyKind};
 pub use tcp_probe::{transport_from_spec, TcpProbe, TcpProbeOptions};
 pub use transport::{AlwaysAvailable, Subscriber, Transport};

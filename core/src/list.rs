@@ -29,6 +29,7 @@
 //! ```
 
 use std::any::Any;
+use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -42,9 +43,12 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
+use crate::admin::AdminResult;
 use crate::choice::Choice;
 use crate::clock::Clock;
+use crate::ejection::EjectionPolicy;
 use crate::error::{Error, Result};
+use crate::events::{EventBus, EventKind, PeerEvent, Subscription};
 use crate::introspect::{ListIntrospection, PeerIntrospection};
 use crate::peer::{ConnectionStatus, Peer, PeerId, PeerRef, PeerSpec};
 use crate::request::{Outcome, Request};
@@ -72,6 +76,7 @@ use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 pub struct ListOptions {
     strategy: StrategyConfig,
     clock: Clock,
+    ejection: Option<EjectionPolicy>,
     custom_strategy: Option<Arc<dyn Strategy>>,
     shuffle: bool,
     seed: Option<u64>,
@@ -85,6 +90,7 @@ impl Default for ListOptions {
         ListOptions {
             strategy: StrategyConfig::default(),
             clock: Clock::real(),
+            ejection: Some(EjectionPolicy::default()),
             custom_strategy: None,
             shuffle: true,
             seed: None,
@@ -191,6 +197,25 @@ impl ListOptions {
         self
     }
 
+    /// Outlier ejection (see [`crate::ejection`]): on by default with
+    /// [`EjectionPolicy::default`]; `None` turns it off.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerlb::{ejection::EjectionPolicy, ListOptions};
+    /// let opts = ListOptions::default().ejection(Some(EjectionPolicy {
+    ///     consecutive_failures: 3,
+    ///     base_time: Duration::from_secs(10),
+    ///     ..EjectionPolicy::default()
+    /// }));
+    /// let off = ListOptions::default().ejection(None);
+    /// # let _ = (opts, off);
+    /// ```
+    pub fn ejection(mut self, policy: Option<EjectionPolicy>) -> Self {
+        self.ejection = policy;
+        self
+    }
+
     /// A strategy of your own (called with the list's lock held; it must not call back
     /// into the list).
     pub fn custom_strategy(mut self, strategy: Arc<dyn Strategy>) -> Self {
@@ -240,6 +265,7 @@ impl fmt::Debug for ListOptions {
         f.debug_struct("ListOptions")
             .field("strategy", &self.strategy)
             .field("clock", &self.clock)
+            .field("ejection", &self.ejection)
             .field("custom_strategy", &self.custom_strategy.is_some())
             .field("shuffle", &self.shuffle)
             .field("seed", &self.seed)
@@ -269,15 +295,23 @@ pub(crate) struct ListShared {
     /// Origin of the clock stamps choices carry (see [`ListShared::stamp`]).
     epoch: Instant,
     running: AtomicBool,
+    /// Outlier ejection, if on.
+    ejection: Option<EjectionPolicy>,
     state: Mutex<State>,
     /// Fired when a peer becomes available or the list stops.
     changed: Event,
+    /// Peer events and their subscribers.
+    events: Arc<EventBus>,
 }
 
 struct State {
     running: bool,
     peers: IndexMap<PeerId, Slot>,
     rng: StdRng,
+    /// Ids an admin disabled; kept across removals so a re-added peer stays disabled.
+    disabled: HashSet<PeerId>,
+    /// Whether too few peers are healthy, so ejections are ignored.
+    panic: bool,
 }
 
 struct Slot {
@@ -288,6 +322,12 @@ struct Slot {
     phase: Phase,
     /// Whether the strategy currently offers it.
     offered: bool,
+    /// An admin disabled it.
+    disabled: bool,
+    /// Ejected until then.
+    ejected_until: Option<Instant>,
+    /// How many times it has been ejected (the next ejection lasts longer).
+    ejections: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,11 +347,46 @@ impl Slot {
     fn peer(&self) -> Option<&PeerRef> {
         self.entry.as_ref().map(Subscriber::peer)
     }
+
+    fn new(weight: u32, disabled: bool) -> Slot {
+        Slot {
+            weight,
+            entry: None,
+            phase: Phase::Uninitialized,
+            offered: false,
+            disabled,
+            ejected_until: None,
+            ejections: 0,
+        }
+    }
+
+    /// Retained, reported available, and not disabled.
+    fn usable(&self) -> bool {
+        self.phase == Phase::Retained
+            && !self.disabled
+            && self
+                .peer()
+                .is_some_and(|p| p.connection_status() == ConnectionStatus::Available)
+    }
+}
+
+/// Events collected under the list's lock, queued before it is released.
+type Events = Vec<PeerEvent>;
+
+fn event(kind: EventKind, peer: &PeerId, detail: impl Into<String>) -> PeerEvent {
+    PeerEvent {
+        kind,
+        peer: peer.clone(),
+        detail: detail.into(),
+    }
 }
 
 impl PeerList {
     /// A new, idle list.
     pub fn new(options: ListOptions) -> Result<PeerList> {
+        if let Some(policy) = &options.ejection {
+            policy.validate()?;
+        }
         let strategy = match options.custom_strategy {
             Some(s) => s,
             None => options.strategy.build(options.seed, &options.clock),
@@ -332,12 +407,16 @@ impl PeerList {
             shuffle: options.shuffle,
             fail_fast: options.fail_fast,
             running: AtomicBool::new(false),
+            ejection: options.ejection,
             state: Mutex::new(State {
                 running: false,
                 peers: IndexMap::with_capacity(options.capacity),
                 rng,
+                disabled: HashSet::new(),
+                panic: false,
             }),
             changed: Event::new(),
+            events: Arc::new(EventBus::default()),
         });
         Ok(PeerList { shared })
     }
@@ -426,6 +505,47 @@ impl PeerList {
         self.shared.introspect()
     }
 
+    /// Subscribes to peer events (see [`crate::events`]); the callback runs outside the
+    /// list's lock, one event at a time, and may call back into the list. Keep the
+    /// returned [`Subscription`]: dropping it unsubscribes.
+    pub fn subscribe<F>(&self, callback: F) -> Subscription
+    where
+        F: Fn(&PeerEvent) + Send + Sync + 'static,
+    {
+        self.shared.events.subscribe(Arc::new(callback))
+    }
+
+    /// Admin: no new requests go to `id` (in-flight ones finish); it stays disabled across
+    /// updates until [`PeerList::enable`]. See [`crate::admin`].
+    pub fn disable(&self, id: &str) -> Result<AdminResult> {
+        self.shared.set_disabled(id, true)
+    }
+
+    /// Admin: undoes [`PeerList::disable`].
+    pub fn enable(&self, id: &str) -> Result<AdminResult> {
+        self.shared.set_disabled(id, false)
+    }
+
+    /// Admin: clears `id`'s ejection and failure history (a tripped peer comes back now).
+    pub fn reset(&self, id: &str) -> Result<AdminResult> {
+        self.shared.reset(id)
+    }
+
+    /// Admin: removes `id` from the list (as `update(None, [id])`) and forgets its admin
+    /// state.
+    pub fn delete(&self, id: &str) -> Result<AdminResult> {
+        let peer = PeerId::new(id)?;
+        self.shared.update(Vec::new(), vec![id.to_owned()])?;
+        self.shared.lock().disabled.remove(&peer);
+        Ok(AdminResult::Success)
+    }
+
+    /// Every backend with its admin and ejection state: the `peers` of
+    /// [`PeerList::introspect`] (the backend admin's `list_backends`).
+    pub fn list_backends(&self) -> Vec<PeerIntrospection> {
+        self.introspect().peers
+    }
+
     /// The status of one peer, if it is in the list (`None` status fields for
     /// uninitialized peers are reported as `unavailable` with 0 pending).
     pub fn peer_status(&self, id: &str) -> Option<crate::PeerStatus> {
@@ -490,6 +610,7 @@ impl ListShared {
             Arc::downgrade(self),
             self.notify_pending,
             self.notify_outcome,
+            self.ejection.map_or(0, |p| p.consecutive_failures),
         );
         Subscriber::new(Arc::downgrade(self), peer)
     }
@@ -535,8 +656,13 @@ impl ListShared {
             }
             state.running = false;
             self.running.store(false, Ordering::Release);
-            for slot in state.peers.values_mut() {
+            state.panic = false;
+            let mut events = Events::new();
+            for (id, slot) in state.peers.iter_mut() {
                 if let Some(sub) = slot.entry.take() {
+                    if sub.peer().connection_status() == ConnectionStatus::Available {
+                        events.push(event(EventKind::Unavailable, id, "the list stopped"));
+                    }
                     if slot.offered {
                         self.strategy.remove(sub.peer());
                         slot.offered = false;
@@ -549,7 +675,9 @@ impl ListShared {
                 }
                 slot.phase = Phase::Uninitialized;
             }
+            self.events.push(events);
         }
+        self.events.deliver();
         self.changed.notify(usize::MAX);
         let mut errors = Vec::new();
         for sub in to_release {
@@ -567,6 +695,8 @@ impl ListShared {
         let mut to_retain = Vec::new();
         {
             let mut state = self.lock();
+            let mut events = Events::new();
+            let removed_any = !removals.is_empty();
             for raw in removals {
                 let id = match PeerId::new(&raw) {
                     Ok(id) => id,
@@ -578,6 +708,7 @@ impl ListShared {
                 match state.peers.shift_remove(&id) {
                     None => errors.push(Error::PeerNotInList(id.to_string())),
                     Some(slot) => {
+                        events.push(event(EventKind::Removed, &id, ""));
                         if let Some(sub) = slot.entry {
                             if slot.offered {
                                 self.strategy.remove(sub.peer());
@@ -605,12 +736,8 @@ impl ListShared {
                     errors.push(Error::PeerAlreadyInList(id.to_string()));
                     continue;
                 }
-                let mut slot = Slot {
-                    weight,
-                    entry: None,
-                    phase: Phase::Uninitialized,
-                    offered: false,
-                };
+                let mut slot = Slot::new(weight, state.disabled.contains(&id));
+                events.push(event(EventKind::Added, &id, ""));
                 if running {
                     let sub = self.new_peer(id.clone(), weight);
                     slot.entry = Some(sub.clone());
@@ -619,7 +746,13 @@ impl ListShared {
                 }
                 state.peers.insert(id, slot);
             }
+            if removed_any {
+                // Fewer peers may change how many are healthy (panic mode).
+                self.refresh(&mut state, &mut events);
+            }
+            self.events.push(events);
         }
+        self.events.deliver();
         for sub in to_release {
             self.release(&sub, &mut errors);
         }
@@ -639,17 +772,16 @@ impl ListShared {
         let mut release_now = false;
         {
             let mut state = self.lock();
-            let running = state.running;
+            let mut events = Events::new();
             let still_ours = state.peers.get(peer.id()).is_some_and(|s| s.holds(peer));
             match (result, still_ours) {
                 (Ok(()), true) => {
                     let slot = state.peers.get_mut(peer.id()).expect("checked above");
                     slot.phase = Phase::Retained;
-                    if running && peer.connection_status() == ConnectionStatus::Available {
-                        self.strategy.add(peer);
-                        slot.offered = true;
-                        became_available = true;
+                    if peer.connection_status() == ConnectionStatus::Available {
+                        events.push(event(EventKind::Available, peer.id(), ""));
                     }
+                    became_available = self.refresh(&mut state, &mut events);
                 }
                 // Removed, or the list stopped, while the transport was retaining it.
                 (Ok(()), false) => release_now = true,
@@ -659,7 +791,9 @@ impl ListShared {
                 }
                 (Err(e), false) => errors.push(e),
             }
+            self.events.push(events);
         }
+        self.events.deliver();
         if became_available {
             self.changed.notify(usize::MAX);
         }
@@ -680,29 +814,220 @@ impl ListShared {
         let became_available;
         {
             let mut state = self.lock();
-            let running = state.running;
             let Some(slot) = state.peers.get_mut(peer.id()).filter(|s| s.holds(peer)) else {
                 return false;
             };
+            let before = peer.connection_status();
             peer.set_connection_status(status);
             if slot.phase != Phase::Retained {
                 // Still inside retain: the retainer offers it once retain returns.
                 return true;
             }
-            let wanted = running && status == ConnectionStatus::Available;
-            became_available = wanted && !slot.offered;
-            if became_available {
-                self.strategy.add(peer);
-                slot.offered = true;
-            } else if !wanted && slot.offered {
-                self.strategy.remove(peer);
-                slot.offered = false;
+            let mut events = Events::new();
+            let available = ConnectionStatus::Available;
+            if before != available && status == available {
+                events.push(event(EventKind::Available, peer.id(), ""));
+            } else if before == available && status != available {
+                events.push(event(EventKind::Unavailable, peer.id(), status.as_str()));
             }
+            became_available = self.refresh(&mut state, &mut events);
+            self.events.push(events);
         }
+        self.events.deliver();
         if became_available {
             self.changed.notify(usize::MAX);
         }
         true
+    }
+
+    /// Makes the strategy offer exactly the peers it should: running, retained, available,
+    /// enabled, and not ejected (unless in panic mode, which this recomputes). Returns
+    /// whether it offered a peer it did not before (waiters should wake).
+    fn refresh(&self, state: &mut State, _events: &mut Events) -> bool {
+        let running = state.running;
+        let panic = match self.ejection {
+            Some(policy) if running => {
+                let (mut enabled, mut healthy) = (0, 0);
+                for slot in state.peers.values() {
+                    if slot.phase == Phase::Retained && !slot.disabled {
+                        enabled += 1;
+                        if slot.usable() && slot.ejected_until.is_none() {
+                            healthy += 1;
+                        }
+                    }
+                }
+                policy.panics(healthy, enabled)
+            }
+            _ => false,
+        };
+        state.panic = panic;
+        let mut offered_new = false;
+        for slot in state.peers.values_mut() {
+            let wanted = running && slot.usable() && (slot.ejected_until.is_none() || panic);
+            if wanted == slot.offered {
+                continue;
+            }
+            let peer = slot.peer().expect("a usable or offered peer is retained");
+            if wanted {
+                self.strategy.add(peer);
+                offered_new = true;
+            } else {
+                self.strategy.remove(peer);
+            }
+            slot.offered = wanted;
+        }
+        offered_new
+    }
+
+    /// `peer` just completed a run of failures long enough to eject it: eject it unless
+    /// it is ejected or disabled already, or too many peers are ejected.
+    pub(crate) fn failure_streak(self: &Arc<Self>, peer: &PeerRef) {
+        let Some(policy) = self.ejection else {
+            return;
+        };
+        let until;
+        {
+            let mut state = self.lock();
+            if !state.running {
+                return;
+            }
+            let total = state.peers.len();
+            let ejected = state
+                .peers
+                .values()
+                .filter(|s| s.ejected_until.is_some())
+                .count();
+            let Some(slot) = state.peers.get_mut(peer.id()).filter(|s| s.holds(peer)) else {
+                return;
+            };
+            if slot.ejected_until.is_some() || slot.disabled {
+                // Already out of rotation (chosen only in panic mode) or out by hand.
+                peer.clear_streak();
+                return;
+            }
+            if ejected >= policy.max_ejected(total) {
+                // The streak goes on; the next failure tries again.
+                return;
+            }
+            slot.ejections = slot.ejections.saturating_add(1);
+            let time = policy.ejection_time(slot.ejections);
+            let now = self.clock.now();
+            // A time too far to represent is as good as forever: a year.
+            until = now
+                .checked_add(time)
+                .or_else(|| now.checked_add(Duration::from_secs(365 * 86_400)))
+                .unwrap_or(now);
+            slot.ejected_until = Some(until);
+            let detail = format!(
+                "{} consecutive failures; ejected for {:?} (ejection {})",
+                peer.consecutive_failures(),
+                time,
+                slot.ejections
+            );
+            peer.clear_streak();
+            let mut events = vec![event(EventKind::Ejected, peer.id(), detail)];
+            self.refresh(&mut state, &mut events);
+            self.events.push(events);
+        }
+        self.events.deliver();
+        let list = Arc::downgrade(self);
+        self.clock.call_at(
+            until,
+            Box::new(move || {
+                if let Some(list) = list.upgrade() {
+                    list.restore_due();
+                }
+            }),
+        );
+    }
+
+    /// Restores every peer whose ejection time is over.
+    fn restore_due(&self) {
+        let offered_new;
+        {
+            let mut state = self.lock();
+            let now = self.clock.now();
+            let mut events = Events::new();
+            for (id, slot) in state.peers.iter_mut() {
+                if slot.ejected_until.is_some_and(|t| t <= now) {
+                    slot.ejected_until = None;
+                    if let Some(peer) = slot.peer() {
+                        peer.clear_streak();
+                    }
+                    events.push(event(EventKind::Restored, id, "ejection time is over"));
+                }
+            }
+            if events.is_empty() {
+                return;
+            }
+            offered_new = self.refresh(&mut state, &mut events);
+            self.events.push(events);
+        }
+        self.events.deliver();
+        if offered_new {
+            self.changed.notify(usize::MAX);
+        }
+    }
+
+    fn set_disabled(&self, id: &str, disabled: bool) -> Result<AdminResult> {
+        let peer_id = PeerId::new(id)?;
+        let offered_new;
+        {
+            let mut state = self.lock();
+            let Some(slot) = state.peers.get_mut(&peer_id) else {
+                return Err(Error::PeerNotInList(peer_id.to_string()));
+            };
+            if slot.disabled == disabled {
+                return Ok(AdminResult::NoActionRequired);
+            }
+            slot.disabled = disabled;
+            let (kind, detail) = if disabled {
+                state.disabled.insert(peer_id.clone());
+                (EventKind::Disabled, "disabled by admin")
+            } else {
+                state.disabled.remove(&peer_id);
+                (EventKind::Enabled, "enabled by admin")
+            };
+            let mut events = vec![event(kind, &peer_id, detail)];
+            offered_new = self.refresh(&mut state, &mut events);
+            self.events.push(events);
+        }
+        self.events.deliver();
+        if offered_new {
+            self.changed.notify(usize::MAX);
+        }
+        Ok(AdminResult::Success)
+    }
+
+    fn reset(&self, id: &str) -> Result<AdminResult> {
+        let peer_id = PeerId::new(id)?;
+        let offered_new;
+        {
+            let mut state = self.lock();
+            let Some(slot) = state.peers.get_mut(&peer_id) else {
+                return Err(Error::PeerNotInList(peer_id.to_string()));
+            };
+            let streak = slot.peer().map_or(0, |p| p.consecutive_failures());
+            if slot.ejected_until.is_none() && slot.ejections == 0 && streak == 0 {
+                return Ok(AdminResult::NoActionRequired);
+            }
+            let was_ejected = slot.ejected_until.take().is_some();
+            slot.ejections = 0;
+            if let Some(peer) = slot.peer() {
+                peer.clear_streak();
+            }
+            let mut events = Events::new();
+            if was_ejected {
+                events.push(event(EventKind::Restored, &peer_id, "reset by admin"));
+            }
+            offered_new = self.refresh(&mut state, &mut events);
+            self.events.push(events);
+        }
+        self.events.deliver();
+        if offered_new {
+            self.changed.notify(usize::MAX);
+        }
+        Ok(AdminResult::Success)
     }
 
     pub(crate) fn pending_changed(&self, peer: &PeerRef) {
@@ -867,9 +1192,12 @@ impl ListShared {
             );
         }
         let (mut unavailable, mut connecting, mut retaining, mut taken) = (0, 0, 0, 0);
+        let (mut disabled, mut ejected) = (0, 0);
         for slot in state.peers.values() {
             match (slot.peer(), slot.phase) {
                 (Some(_), Phase::Retaining) => retaining += 1,
+                _ if slot.disabled => disabled += 1,
+                (Some(_), _) if slot.ejected_until.is_some() && slot.usable() => ejected += 1,
                 (Some(_), _) if slot.offered => taken += 1,
                 (Some(p), _) if p.connection_status() == ConnectionStatus::Connecting => {
                     connecting += 1
@@ -882,6 +1210,8 @@ impl ListShared {
             (connecting, "connecting"),
             (retaining, "still being retained"),
             (taken, "available a moment ago"),
+            (disabled, "disabled"),
+            (ejected, "ejected"),
         ]
         .iter()
         .filter(|(n, _)| *n > 0)
@@ -897,6 +1227,7 @@ impl ListShared {
 
     fn introspect(&self) -> ListIntrospection {
         let state = self.lock();
+        let now = self.clock.now();
         let peers: Vec<PeerIntrospection> = state
             .peers
             .iter()
@@ -905,11 +1236,20 @@ impl ListShared {
                     None => ("uninitialized", 0),
                     Some(peer) => (peer.connection_status().as_str(), peer.pending()),
                 };
+                let ejected_for = slot.ejected_until.map(|t| t.saturating_duration_since(now));
                 PeerIntrospection {
                     id: id.to_string(),
                     status: status.to_owned(),
                     pending,
                     weight: slot.weight,
+                    admin: if slot.disabled { "disabled" } else { "enabled" }.to_owned(),
+                    ejected: ejected_for.is_some(),
+                    ejected_for_ms: ejected_for
+                        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                    ejections: slot.ejections,
+                    consecutive_failures: slot.peer().map_or(0, |p| p.consecutive_failures()),
+                    chosen: slot.peer().map_or(0, |p| p.chosen()),
+                    failures: slot.peer().map_or(0, |p| p.failures()),
                 }
             })
             .collect();
@@ -927,6 +1267,12 @@ impl ListShared {
             summary: format!("{title} ({available}/{total} available)"),
             available,
             total,
+            panic: state.panic,
+            ejected: peers.iter().filter(|p| p.ejected).count(),
+            disabled: peers.iter().filter(|p| p.admin == "disabled").count(),
+            chosen: peers.iter().map(|p| p.chosen).sum(),
+            failures: peers.iter().map(|p| p.failures).sum(),
+            ejections: peers.iter().map(|p| u64::from(p.ejections)).sum(),
             peers,
         }
     }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
@@ -240,6 +240,14 @@ pub struct Peer {
     notify_pending: bool,
     /// True when the strategy wants to hear how requests ended (outcome and latency).
     notify_outcome: bool,
+    /// Failures in a row that make the list consider ejecting it (0 = never).
+    eject_after: u32,
+    /// The current run of failures (reset by `ok`).
+    streak: AtomicU32,
+    /// Requests started to it since it was retained.
+    chosen: AtomicU64,
+    /// Requests to it that ended as `failure` since it was retained.
+    failures: AtomicU64,
 }
 
 impl Peer {
@@ -249,6 +257,7 @@ impl Peer {
         list: Weak<ListShared>,
         notify_pending: bool,
         notify_outcome: bool,
+        eject_after: u32,
     ) -> PeerRef {
         PeerRef::new(Peer {
             counts: AtomicU64::new(REF),
@@ -259,12 +268,63 @@ impl Peer {
             list,
             notify_pending,
             notify_outcome,
+            eject_after,
+            streak: AtomicU32::new(0),
+            chosen: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         })
     }
 
     /// A peer outside any list, for strategy unit tests and custom strategies' tests.
     pub fn detached(id: PeerId, weight: u32) -> PeerRef {
-        Peer::new_ref(id, weight, Weak::new(), false, false)
+        Peer::new_ref(id, weight, Weak::new(), false, false, 0)
+    }
+
+    /// Requests started to it since it was retained.
+    pub fn chosen(&self) -> u64 {
+        self.chosen.load(Ordering::Relaxed)
+    }
+
+    /// Requests to it that ended as `failure` since it was retained.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Its current run of `failure` outcomes.
+    pub fn consecutive_failures(&self) -> u32 {
+        self.streak.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn clear_streak(&self) {
+        self.streak.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts a request's outcome; true when this failure completes a run long enough for
+    /// the list to consider ejecting the peer.
+    #[inline]
+    pub(crate) fn record_outcome(&self, outcome: crate::request::Outcome) -> bool {
+        use crate::request::Outcome;
+        match outcome {
+            Outcome::Ok => {
+                if self.streak.load(Ordering::Relaxed) != 0 {
+                    self.streak.store(0, Ordering::Relaxed);
+                }
+                false
+            }
+            Outcome::Failure => self.record_failure(),
+            // Declined (the peer refused on purpose) and cancelled say nothing about health.
+            Outcome::Declined | Outcome::Cancelled => false,
+        }
+    }
+
+    #[cold]
+    fn record_failure(&self) -> bool {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let run = self
+            .streak
+            .fetch_add(1, Ordering::Relaxed)
+            .saturating_add(1);
+        self.eject_after != 0 && run >= self.eject_after
     }
 
     /// The peer's id.
@@ -368,6 +428,7 @@ impl PeerRef {
     #[inline]
     pub fn start_request(&self) -> InFlight {
         self.add_counts(PENDING + REF);
+        self.chosen.fetch_add(1, Ordering::Relaxed);
         InFlight { ptr: self.ptr }
     }
 }

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use peerlb::retry::{Attempt, RetryBudget, RetryPolicy};
 use peerlb::{
-    Choice, ConnectionStatus, Error, ListOptions, Outcome, PeerId, PeerList, PeerSpec, Request,
-    Subscriber, Transport,
+    AdminResult, Choice, Clock, ConnectionStatus, EjectionPolicy, Error, ListOptions, ManualClock,
+    Outcome, PeerId, PeerList, PeerSpec, Request, Subscriber, Subscription, Transport,
 };
 use serde_json::Value;
 
@@ -57,6 +58,39 @@ struct Run {
     list: Option<PeerList>,
     transport: Option<Arc<Scripted>>,
     held: HashMap<String, Choice>,
+    clock: Option<ManualClock>,
+    events: Arc<Mutex<Vec<String>>>,
+    subscription: Option<Subscription>,
+    budget: Option<Arc<RetryBudget>>,
+}
+
+/// The outcome a `choose` / `choose_many` step finishes its choices with.
+fn step_outcome(step: &Value) -> Outcome {
+    step.get("outcome")
+        .and_then(Value::as_str)
+        .unwrap_or("ok")
+        .parse()
+        .expect("outcome")
+}
+
+/// The `ejection` of a `new` step: absent = default policy, `false` = off, or an object.
+fn ejection_policy(ctx: &str, v: Option<&Value>) -> Result<Option<EjectionPolicy>, Error> {
+    match v {
+        None | Some(Value::Bool(true)) => Ok(Some(EjectionPolicy::default())),
+        Some(Value::Bool(false)) => Ok(None),
+        Some(Value::Object(o)) => {
+            let mut p = EjectionPolicy::default();
+            for (k, v) in o {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                p.set(k, &text)?;
+            }
+            Ok(Some(p))
+        }
+        Some(other) => panic!("{ctx}: bad ejection {other}"),
+    }
 }
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
@@ -106,6 +140,17 @@ impl Run {
         if let Some(ff) = step.get("fail_fast").and_then(Value::as_bool) {
             opts = opts.fail_fast(ff);
         }
+        self.clock = None;
+        match step.get("clock").and_then(Value::as_str) {
+            None | Some("real") => {}
+            Some("manual") => {
+                let manual = ManualClock::new();
+                opts = opts.clock(Clock::from(manual.clone()));
+                self.clock = Some(manual);
+            }
+            Some(other) => panic!("{ctx}: unknown clock {other:?}"),
+        }
+        self.budget = None;
         self.transport = None;
         match step.get("transport") {
             None => {}
@@ -132,9 +177,16 @@ impl Run {
             .get("strategy")
             .and_then(Value::as_str)
             .unwrap_or("round-robin");
-        let created = opts.strategy_name(strategy).and_then(PeerList::new);
+        let created = ejection_policy(ctx, step.get("ejection"))
+            .and_then(|p| opts.ejection(p).strategy_name(strategy))
+            .and_then(PeerList::new);
         self.list = check_result(ctx, step, created);
         self.held.clear();
+        self.events.lock().unwrap().clear();
+        self.subscription = self.list.as_ref().map(|list| {
+            let log = self.events.clone();
+            list.subscribe(move |e| log.lock().unwrap().push(e.to_string()))
+        });
     }
 
     fn choose(&mut self, ctx: &str, step: &Value) {
@@ -189,7 +241,7 @@ impl Run {
             Some(name) => {
                 self.held.insert(name.to_owned(), choice);
             }
-            None => choice.finish(Outcome::Ok, None),
+            None => choice.finish(step_outcome(step), None),
         }
     }
 
@@ -207,7 +259,7 @@ impl Run {
                 .choose(&r)
                 .unwrap_or_else(|e| panic!("{ctx}: choose #{i} failed: {e}"));
             got.push(choice.peer().to_string());
-            choice.finish(Outcome::Ok, None);
+            choice.finish(step_outcome(step), None);
         }
         if let Some(want) = step.get("expect") {
             assert_eq!(got, str_list(Some(want)), "{ctx}: order");
@@ -326,6 +378,34 @@ impl Run {
                 drop(self.held.remove(name).expect("held choice"));
             }
             "introspect" => self.introspect(ctx, step),
+            "advance" => {
+                let ms = step["ms"].as_u64().expect("ms");
+                let clock = self.clock.as_ref().expect("advance needs clock: manual");
+                clock.advance(Duration::from_millis(ms));
+            }
+            "admin" => self.admin(ctx, step),
+            "events" => {
+                let got: Vec<String> = std::mem::take(&mut *self.events.lock().unwrap());
+                assert_eq!(got, str_list(step.get("expect")), "{ctx}: events");
+            }
+            "retry_budget" => {
+                let clock = match &self.clock {
+                    Some(m) => Clock::from(m.clone()),
+                    None => Clock::real(),
+                };
+                let budget = RetryBudget::new(
+                    step.get("ratio").and_then(Value::as_f64).unwrap_or(0.2),
+                    step.get("min_per_sec")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(10) as u32,
+                    Duration::from_millis(
+                        step.get("ttl_ms").and_then(Value::as_u64).unwrap_or(10_000),
+                    ),
+                    clock,
+                );
+                self.budget = check_result(ctx, step, budget);
+            }
+            "retry" => self.retry(ctx, step),
             "transport_calls" => {
                 let transport = self.transport.as_ref().expect("needs scripted transport");
                 let got: Vec<String> = std::mem::take(&mut *transport.calls.lock().unwrap());
@@ -333,6 +413,88 @@ impl Run {
             }
             other => panic!("{ctx}: unknown op {other:?}"),
         }
+    }
+}
+
+impl Run {
+    fn admin(&mut self, ctx: &str, step: &Value) {
+        let peer = step["peer"].as_str().expect("peer");
+        let list = self.list();
+        let result = match step["action"].as_str().expect("action") {
+            "disable" => list.disable(peer),
+            "enable" => list.enable(peer),
+            "reset" => list.reset(peer),
+            "delete" => list.delete(peer),
+            other => panic!("{ctx}: unknown admin action {other:?}"),
+        };
+        let got = match &result {
+            Ok(AdminResult::Success) => "success",
+            Ok(AdminResult::NoActionRequired) => "no-action-required",
+            Err(_) => "failed",
+        };
+        let want = step
+            .get("expect")
+            .and_then(Value::as_str)
+            .unwrap_or("success");
+        assert_eq!(got, want, "{ctx}: admin result ({result:?})");
+        if let (Err(e), Some(code)) = (&result, step.get("error").and_then(Value::as_str)) {
+            assert_eq!(e.code().as_str(), code, "{ctx}: admin error code ({e})");
+        }
+    }
+
+    /// `retry`: the scripted attempts (`"ok"`, `"failure:<msg>"`, `"declined:<msg>"`) are
+    /// played in order by the function under retry.
+    fn retry(&mut self, ctx: &str, step: &Value) {
+        let mut policy = RetryPolicy::new(
+            step.get("max_attempts")
+                .and_then(Value::as_u64)
+                .unwrap_or(3) as u32,
+        );
+        if let Some(ms) = step.get("timeout_ms").and_then(Value::as_u64) {
+            policy = policy.timeout(Duration::from_millis(ms));
+        }
+        if let Some(budget) = &self.budget {
+            policy = policy.budget(budget.clone());
+        }
+        let script = str_list(step.get("attempts"));
+        let mut peers = Vec::new();
+        let key = step
+            .get("shard_key")
+            .and_then(Value::as_str)
+            .map(str::as_bytes);
+        let mut request = Request::new();
+        if let Some(k) = key {
+            request = request.with_shard_key(k);
+        }
+        let result = peerlb::retry::call(self.list(), &request, &policy, |peer| {
+            let i = peers.len();
+            peers.push(peer.to_string());
+            let what = script
+                .get(i)
+                .unwrap_or_else(|| panic!("{ctx}: attempt {} is not scripted", i + 1));
+            match what.split_once(':') {
+                None if what == "ok" => Ok(()),
+                Some(("failure", msg)) => Err(Attempt::Failure(msg.to_owned())),
+                Some(("declined", msg)) => Err(Attempt::Declined(msg.to_owned())),
+                _ => panic!("{ctx}: bad scripted attempt {what:?}"),
+            }
+        });
+        if let Some(want) = step.get("expect_peers") {
+            assert_eq!(peers, str_list(Some(want)), "{ctx}: attempts' peers");
+        }
+        if let Some(n) = step.get("expect_attempts").and_then(Value::as_u64) {
+            assert_eq!(peers.len() as u64, n, "{ctx}: attempts");
+        }
+        if step.get("expect_distinct").and_then(Value::as_bool) == Some(true) {
+            let mut d = peers.clone();
+            d.sort();
+            d.dedup();
+            assert_eq!(d.len(), peers.len(), "{ctx}: peers not distinct: {peers:?}");
+        }
+        if let (Err(e), Some(msg)) = (&result, step.get("message").and_then(Value::as_str)) {
+            assert_eq!(e.to_string(), msg, "{ctx}: retry error message");
+        }
+        check_result(ctx, step, result);
     }
 }
 
@@ -361,6 +523,10 @@ fn conformance_scenarios() {
             list: None,
             transport: None,
             held: HashMap::new(),
+            clock: None,
+            events: Arc::new(Mutex::new(Vec::new())),
+            subscription: None,
+            budget: None,
         };
         for (i, step) in scenario["steps"]
             .as_array()

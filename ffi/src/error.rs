@@ -9,7 +9,7 @@ use peerlb::{Error, ErrorCode};
 
 /// The result of every fallible peerlb call.
 ///
-/// `PEERLB_OK` (0) is success. Values 1 to 10 are the core's error codes, one to one
+/// `PEERLB_OK` (0) is success. Values 1 to 13 are the core's error codes, one to one
 /// (their numbers never change); `PEERLB_PANIC` means peerlb hit an internal bug, caught it
 /// and returned instead of aborting. `peerlb_last_error_message()` tells what went wrong
 /// and `peerlb_status_str()` names a code.
@@ -44,6 +44,11 @@ pub enum peerlb_status {
     /// An updater's source failed (missing file, bad line, DNS failure); the updater keeps
     /// the last good set.
     PEERLB_SOURCE_FAILED = 11,
+    /// A retried call gave up: every attempt failed, or the retry budget refused a retry;
+    /// the message lists each attempt's error (`retry attempts exceeded (e1; e2; e3)`).
+    PEERLB_RETRY_EXHAUSTED = 12,
+    /// The peer declined the request on purpose (e.g. overload); a retried call stops.
+    PEERLB_DECLINED = 13,
     /// peerlb panicked (an internal bug); the call did nothing or only part of it.
     PEERLB_PANIC = 100,
 }
@@ -66,6 +71,8 @@ impl peerlb_status {
             ErrorCode::TransportFailed => PEERLB_TRANSPORT_FAILED,
             ErrorCode::MultipleErrors => PEERLB_MULTIPLE_ERRORS,
             ErrorCode::SourceFailed => PEERLB_SOURCE_FAILED,
+            ErrorCode::RetryExhausted => PEERLB_RETRY_EXHAUSTED,
+            ErrorCode::Declined => PEERLB_DECLINED,
         }
     }
 
@@ -88,6 +95,8 @@ impl peerlb_status {
             PEERLB_TRANSPORT_FAILED => c"transport-failed",
             PEERLB_MULTIPLE_ERRORS => c"multiple-errors",
             PEERLB_SOURCE_FAILED => c"source-failed",
+            PEERLB_RETRY_EXHAUSTED => c"retry-exhausted",
+            PEERLB_DECLINED => c"declined",
             PEERLB_PANIC => c"panic",
         }
     }
@@ -98,7 +107,7 @@ impl peerlb_status {
 }
 
 /// Every status, in numeric order.
-const ALL_STATUSES: [peerlb_status; 13] = [
+const ALL_STATUSES: [peerlb_status; 15] = [
     PEERLB_OK,
     PEERLB_INVALID_ARGUMENT,
     PEERLB_ALREADY_STARTED,
@@ -111,6 +120,8 @@ const ALL_STATUSES: [peerlb_status; 13] = [
     PEERLB_TRANSPORT_FAILED,
     PEERLB_MULTIPLE_ERRORS,
     PEERLB_SOURCE_FAILED,
+    PEERLB_RETRY_EXHAUSTED,
+    PEERLB_DECLINED,
     PEERLB_PANIC,
 ];
 

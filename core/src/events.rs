@@ -1,0 +1,218 @@
+//! Peer events: what happened to which peer, delivered to subscribers outside every lock.
+//!
+//! A list records an event while it changes its state (so events keep the order of the
+//! changes), and delivers queued events after it has let go of its lock. One thread
+//! delivers at a time: a thread that finds another one delivering leaves its events to it,
+//! so a subscriber never runs twice at once, sees events in order, and may call back into
+//! the list (its events are delivered after it returns). A subscriber that panics is
+//! skipped for that event; the others still get it.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use peerlb::{ListOptions, PeerList};
+//! use peerlb::events::EventKind;
+//!
+//! let list = PeerList::new(ListOptions::default()).unwrap();
+//! let seen = Arc::new(Mutex::new(Vec::new()));
+//! let log = seen.clone();
+//! let _sub = list.subscribe(move |e| log.lock().unwrap().push(e.to_string()));
+//! list.update(["a:1"], None::<&str>).unwrap();
+//! list.start().unwrap();
+//! assert_eq!(*seen.lock().unwrap(), ["added a:1", "available a:1"]);
+//! # let _ = EventKind::Added;
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::peer::PeerId;
+
+/// What happened to a peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum EventKind {
+    /// It joined the list (`update` addition).
+    Added = 1,
+    /// It left the list (`update` removal or admin `delete`).
+    Removed = 2,
+    /// It can be chosen again: its transport reported it available (also when the list
+    /// starts and retains it).
+    Available = 3,
+    /// Its transport reported it unavailable or connecting after it was available, or the
+    /// list stopped.
+    Unavailable = 4,
+    /// Outlier detection took it out of rotation after consecutive failures.
+    Ejected = 5,
+    /// Its ejection time ran out (or an admin `reset` cleared it).
+    Restored = 6,
+    /// An admin disabled it: no new requests.
+    Disabled = 7,
+    /// An admin enabled it again.
+    Enabled = 8,
+}
+
+impl EventKind {
+    /// Every kind, in numeric order.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Added,
+        EventKind::Removed,
+        EventKind::Available,
+        EventKind::Unavailable,
+        EventKind::Ejected,
+        EventKind::Restored,
+        EventKind::Disabled,
+        EventKind::Enabled,
+    ];
+
+    /// `"added"`, `"removed"`, `"available"`, `"unavailable"`, `"ejected"`, `"restored"`,
+    /// `"disabled"` or `"enabled"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Added => "added",
+            EventKind::Removed => "removed",
+            EventKind::Available => "available",
+            EventKind::Unavailable => "unavailable",
+            EventKind::Ejected => "ejected",
+            EventKind::Restored => "restored",
+            EventKind::Disabled => "disabled",
+            EventKind::Enabled => "enabled",
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One event: a kind, the peer, and (for ejections) a detail such as the ejection time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// To which peer.
+    pub peer: PeerId,
+    /// More about it, for people (e.g. `"5 consecutive failures; ejected for 30s"`), or
+    /// empty.
+    pub detail: String,
+}
+
+impl fmt::Display for PeerEvent {
+    /// `"<kind> <peer>"`, the form conformance scenarios compare.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.peer)
+    }
+}
+
+/// A subscriber callback.
+pub type EventCallback = Arc<dyn Fn(&PeerEvent) + Send + Sync>;
+
+/// Keeps a subscription alive; dropping it (or [`Subscription::cancel`]) unsubscribes.
+#[must_use = "dropping a Subscription unsubscribes at once"]
+pub struct Subscription {
+    bus: std::sync::Weak<EventBus>,
+    id: u64,
+}
+
+impl Subscription {
+    /// Unsubscribes. Events already being delivered may still reach the callback once.
+    pub fn cancel(self) {}
+
+    /// Keeps the subscription for the life of the list (no handle to hold).
+    pub fn forget(mut self) {
+        self.bus = std::sync::Weak::new();
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(bus) = self.bus.upgrade() {
+            bus.unsubscribe(self.id);
+        }
+    }
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Subscription({})", self.id)
+    }
+}
+
+/// A list's event queue and subscribers.
+#[derive(Default)]
+pub(crate) struct EventBus {
+    inner: Mutex<BusState>,
+}
+
+#[derive(Default)]
+struct BusState {
+    subscribers: Vec<(u64, EventCallback)>,
+    next_id: u64,
+    queue: VecDeque<PeerEvent>,
+    delivering: bool,
+}
+
+impl EventBus {
+    fn lock(&self) -> MutexGuard<'_, BusState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a subscriber.
+    pub(crate) fn subscribe(self: &Arc<Self>, callback: EventCallback) -> Subscription {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        state.subscribers.push((id, callback));
+        Subscription {
+            bus: Arc::downgrade(self),
+            id,
+        }
+    }
+
+    fn unsubscribe(&self, id: u64) {
+        self.lock().subscribers.retain(|(i, _)| *i != id);
+    }
+
+    /// Queues events; call while holding the list's lock so the order is the changes'.
+    pub(crate) fn push(&self, events: impl IntoIterator<Item = PeerEvent>) {
+        let mut state = self.lock();
+        if state.subscribers.is_empty() {
+            return;
+        }
+        state.queue.extend(events);
+    }
+
+    /// Delivers queued events, unless another thread (or an outer frame of this one) is
+    /// delivering already. Call with no lock held.
+    pub(crate) fn deliver(&self) {
+        {
+            let mut state = self.lock();
+            if state.delivering || state.queue.is_empty() {
+                return;
+            }
+            state.delivering = true;
+        }
+        loop {
+            let (event, subscribers) = {
+                let mut state = self.lock();
+                match state.queue.pop_front() {
+                    Some(e) => {
+                        let subs: Vec<EventCallback> =
+                            state.subscribers.iter().map(|(_, s)| s.clone()).collect();
+                        (e, subs)
+                    }
+                    None => {
+                        state.delivering = false;
+                        return;
+                    }
+                }
+            };
+            for subscriber in subscribers {
+                let _ = catch_unwind(AssertUnwindSafe(|| subscriber(&event)));
+            }
+        }
+    }
+}
