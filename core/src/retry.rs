@@ -369,6 +369,33 @@ impl Retry {
         Ok(self.started_attempt(choice))
     }
 
+    /// [`Retry::choose`] for async code: waits for a peer without blocking a thread.
+    pub async fn choose_async(&mut self, list: &PeerList, request: &Request<'_>) -> Result<Choice> {
+        self.check_next()?;
+        let deadline = self.deadline(request);
+        let mut last = None;
+        for rechoose in 0..RECHOOSE_LIMIT.min(self.tried.len() + 1) {
+            let key = self.shard_key(request, rechoose);
+            let mut req = Request::new();
+            if let Some(d) = deadline {
+                req = req.with_deadline(d);
+            }
+            if let Some(k) = &key {
+                req = req.with_shard_key(k);
+            }
+            let choice = match list.choose_async(&req).await {
+                Ok(c) => c,
+                Err(e) => return Err(self.choose_failed(e)),
+            };
+            if !self.tried(choice.peer()) {
+                return Ok(self.started_attempt(choice));
+            }
+            last = Some(choice);
+        }
+        let choice = last.expect("at least one choose ran");
+        Ok(self.started_attempt(choice))
+    }
+
     /// Records that `choice` is the next attempt (for drivers that choose by themselves,
     /// e.g. asynchronously, after [`Retry::check_next`]).
     pub fn started_attempt(&mut self, choice: Choice) -> Choice {
