@@ -7,7 +7,7 @@
 //! exactly reproducible (see the crate docs on the core's per-thread random streams).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::Duration;
 
 use peerlb::clock::ManualClock;
@@ -65,7 +65,10 @@ impl RunResult {
 struct InFlight {
     choice: Choice,
     backend: usize,
-    latency: u64,
+    /// When it arrived (its latency runs from here, queueing included).
+    arrived: u64,
+    /// How long the backend works on it once a worker takes it.
+    service: u64,
     failed: bool,
     measured: bool,
 }
@@ -76,8 +79,9 @@ struct InFlight {
 /// The list is `ListOptions::default()` with the spec, a manual clock, `fail_fast(true)`
 /// and the scenario's seed; every backend is a peer (with its weight). Each arrival
 /// chooses (with a shard key drawn from the scenario's keys), samples the chosen backend's
-/// latency (or failure), and finishes the choice at completion with that latency and
-/// `Ok` or `Failure`.
+/// service time (or failure), waits for a free worker if the backend has a limit (FIFO),
+/// and finishes the choice at completion with its latency (queueing included) and `Ok` or
+/// `Failure`.
 pub fn run(scenario: &Scenario, strategy: &str) -> peerlb::Result<RunResult> {
     let config: StrategyConfig = strategy.parse()?;
     let manual = ManualClock::new();
@@ -116,6 +120,9 @@ pub fn run(scenario: &Scenario, strategy: &str) -> peerlb::Result<RunResult> {
     let mut seq = 0u64;
     let mut heap: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
     let mut in_flight: HashMap<u64, InFlight> = HashMap::new();
+    // Per backend: busy workers, and requests waiting for one (by id).
+    let mut busy = vec![0usize; scenario.backends.len()];
+    let mut queues: Vec<VecDeque<u64>> = vec![VecDeque::new(); scenario.backends.len()];
     let mut latencies =
         Vec::with_capacity((scenario.rate * scenario.duration.as_secs_f64()) as usize);
     let mut result = RunResult {
@@ -138,13 +145,20 @@ pub fn run(scenario: &Scenario, strategy: &str) -> peerlb::Result<RunResult> {
                 let r = in_flight
                     .remove(&id)
                     .expect("every scheduled completion is in flight");
+                // Its worker takes the next waiting request, if any.
+                busy[r.backend] -= 1;
+                if let Some(next) = queues[r.backend].pop_front() {
+                    busy[r.backend] += 1;
+                    heap.push(Reverse((now + in_flight[&next].service, next)));
+                }
+                let latency = now - r.arrived;
                 let outcome = if r.failed {
                     Outcome::Failure
                 } else {
                     Outcome::Ok
                 };
                 r.choice
-                    .finish(outcome, Some(Duration::from_nanos(r.latency)));
+                    .finish(outcome, Some(Duration::from_nanos(latency)));
                 if r.measured {
                     let count = &mut result.per_backend[r.backend];
                     count.requests += 1;
@@ -153,7 +167,7 @@ pub fn run(scenario: &Scenario, strategy: &str) -> peerlb::Result<RunResult> {
                         count.errors += 1;
                         result.errors += 1;
                     } else {
-                        latencies.push(r.latency);
+                        latencies.push(latency);
                     }
                     if scenario.backends[r.backend].is_degraded() {
                         result.to_degraded += 1;
@@ -171,7 +185,7 @@ pub fn run(scenario: &Scenario, strategy: &str) -> peerlb::Result<RunResult> {
         let backend = index[choice.peer().as_str()];
         let b = &scenario.backends[backend];
         let failed = b.error_rate > 0.0 && service.random_bool(b.error_rate.min(1.0));
-        let latency = if failed {
+        let service_time = if failed {
             duration_ns(b.failure_latency).max(1)
         } else {
             b.latency.sample(b.slow_factor, &mut service)
@@ -181,12 +195,18 @@ pub fn run(scenario: &Scenario, strategy: &str) -> peerlb::Result<RunResult> {
             InFlight {
                 choice,
                 backend,
-                latency,
+                arrived: now,
+                service: service_time,
                 failed,
                 measured: now >= warmup,
             },
         );
-        heap.push(Reverse((now + latency, seq)));
+        if b.workers.map_or(true, |w| busy[backend] < w) {
+            busy[backend] += 1;
+            heap.push(Reverse((now + service_time, seq)));
+        } else {
+            queues[backend].push_back(seq);
+        }
         seq += 1;
         result.max_in_flight = result.max_in_flight.max(in_flight.len());
         next_arrival = now + (gap.sample(&mut arrivals) * 1e9).round().max(1.0) as u64;
@@ -260,6 +280,23 @@ mod tests {
         assert_eq!(r.to_degraded, r.per_backend[0].requests);
         assert_eq!(r.latency.count as u64, r.per_backend[1].requests);
         assert_eq!(r.latency.p50, 4_000_000);
+    }
+
+    #[test]
+    fn a_worker_limit_queues_requests_first_in_first_out() {
+        // One worker, 4 ms per request, 1000 arrivals/s: 4× overloaded, so the queue (and
+        // with it the latency) grows through the run; without the limit it stays 4 ms.
+        let limited = small(vec![Backend::healthy("a", constant(4)).with_workers(1)]);
+        let r = run(&limited, "round-robin").unwrap();
+        assert!(r.latency.p50 > 1_000_000_000, "{}", r.latency.p50);
+        let unlimited = small(vec![Backend::healthy("a", constant(4))]);
+        assert_eq!(
+            run(&unlimited, "round-robin").unwrap().latency.p999,
+            4_000_000
+        );
+        // Enough workers for the load: little queueing.
+        let enough = small(vec![Backend::healthy("a", constant(4)).with_workers(16)]);
+        assert_eq!(run(&enough, "round-robin").unwrap().latency.p50, 4_000_000);
     }
 
     #[test]

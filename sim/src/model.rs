@@ -63,8 +63,10 @@ impl Latency {
     }
 }
 
-/// One simulated backend. It serves any number of requests at once (no queue): a
-/// request's latency is a fresh sample, so load shows up only as pending counts.
+/// One simulated backend. Without a worker limit it serves any number of requests at once
+/// (no queue): a request's latency is a fresh sample, so load shows up only as pending
+/// counts. With `workers`, requests beyond that many wait in a FIFO queue, and their
+/// latency includes the wait.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backend {
     /// The peer id it gets in the list.
@@ -80,6 +82,8 @@ pub struct Backend {
     pub failure_latency: Duration,
     /// Its weight in the list (for `weighted-round-robin` and weighted hash rings).
     pub weight: u32,
+    /// How many requests it works on at once (`None`: unlimited, no queue).
+    pub workers: Option<usize>,
 }
 
 impl Backend {
@@ -92,7 +96,14 @@ impl Backend {
             error_rate: 0.0,
             failure_latency: Duration::from_micros(500),
             weight: 1,
+            workers: None,
         }
+    }
+
+    /// The same backend with `n` workers (at least 1) and a FIFO queue in front.
+    pub fn with_workers(mut self, n: usize) -> Backend {
+        self.workers = Some(n.max(1));
+        self
     }
 
     /// The same backend, `factor` times slower.
@@ -198,6 +209,14 @@ impl Scenario {
     pub fn with_latency(mut self, latency: Latency) -> Scenario {
         for b in &mut self.backends {
             b.latency = latency;
+        }
+        self
+    }
+
+    /// Every backend with `n` workers and a queue (see [`Backend::with_workers`]).
+    pub fn with_workers(mut self, n: usize) -> Scenario {
+        for b in &mut self.backends {
+            b.workers = Some(n.max(1));
         }
         self
     }

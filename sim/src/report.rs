@@ -113,8 +113,12 @@ impl Report {
         let mut out = String::new();
         for s in &self.scenarios {
             let b = &s.backends[0];
+            let workers = match b.workers {
+                Some(n) => format!(", {n} workers each (FIFO queue)"),
+                None => ", no queue".to_owned(),
+            };
             out.push_str(&format!(
-                "- `{}`: {}; {} backends, {}; Poisson arrivals at {}/s for {:.0} s \
+                "- `{}`: {}; {} backends, {}{workers}; Poisson arrivals at {}/s for {:.0} s \
                  (the first {:.0} s not measured); seed {}\n",
                 s.name,
                 s.description,

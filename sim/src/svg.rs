@@ -1,5 +1,6 @@
-//! Hand-written SVG charts (no plotting crate): grouped bars and lines, both on a log
-//! y axis, which is what latencies spanning 1 ms to 1 s need. Shared with `make demo`.
+//! Hand-written SVG charts (no plotting crate): grouped bars on a log y axis (what
+//! latencies spanning 1 ms to 1 s need) and lines on a log or linear one. Shared with
+//! `make demo`.
 
 use std::fmt::Write;
 
@@ -15,14 +16,36 @@ const RIGHT: f64 = 280.0;
 const TOP: f64 = 40.0;
 const BOTTOM: f64 = 60.0;
 
-/// A log-scaled y axis from `lo` to `hi` (positive), mapped onto the plot area.
-struct LogAxis {
+/// A y axis from `lo` to `hi`, log-scaled (both positive) or linear, mapped onto the
+/// plot area.
+struct Axis {
     lo: f64,
     hi: f64,
+    log: bool,
 }
 
-impl LogAxis {
-    fn around(values: impl Iterator<Item = f64>) -> LogAxis {
+impl Axis {
+    /// A linear axis from 0 to a round number at or above every value.
+    fn linear(values: impl Iterator<Item = f64>) -> Axis {
+        let top = values.filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+        let mut hi = 1.0;
+        if top > 0.0 {
+            let decade = 10f64.powf(top.log10().floor());
+            hi = [1.0, 2.0, 5.0, 10.0]
+                .iter()
+                .map(|m| m * decade)
+                .find(|v| *v >= top)
+                .unwrap_or(10.0 * decade);
+        }
+        Axis {
+            lo: 0.0,
+            hi,
+            log: false,
+        }
+    }
+
+    /// A log axis over whole decades around the (positive) values.
+    fn around(values: impl Iterator<Item = f64>) -> Axis {
         let (mut lo, mut hi) = (f64::MAX, f64::MIN);
         for v in values.filter(|v| *v > 0.0 && v.is_finite()) {
             lo = lo.min(v);
@@ -32,22 +55,30 @@ impl LogAxis {
             (lo, hi) = (1.0, 10.0);
         }
         // Whole decades around the data.
-        LogAxis {
+        Axis {
             lo: 10f64.powf(lo.log10().floor()),
             hi: 10f64
                 .powf((hi.log10() + 1e-9).ceil())
                 .max(10f64.powf(lo.log10().floor() + 1.0)),
+            log: true,
         }
     }
 
     fn y(&self, v: f64) -> f64 {
         let v = v.clamp(self.lo, self.hi);
-        let f = (v.log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10());
+        let f = if self.log {
+            (v.log10() - self.lo.log10()) / (self.hi.log10() - self.lo.log10())
+        } else {
+            (v - self.lo) / (self.hi - self.lo)
+        };
         HEIGHT - BOTTOM - f * (HEIGHT - TOP - BOTTOM)
     }
 
-    /// Gridlines at 1, 2, 5 × 10^k.
+    /// Gridlines at 1, 2, 5 × 10^k (log), or at fifths (linear).
     fn ticks(&self) -> Vec<f64> {
+        if !self.log {
+            return (0..=5).map(|i| self.hi * i as f64 / 5.0).collect();
+        }
         let mut out = Vec::new();
         let mut decade = self.lo;
         while decade <= self.hi * 1.0001 {
@@ -64,10 +95,10 @@ impl LogAxis {
 }
 
 fn label(v: f64) -> String {
-    if v >= 1.0 {
+    if v >= 1.0 && v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
-        format!("{v}")
+        format!("{}", (v * 1000.0).round() / 1000.0)
     }
 }
 
@@ -77,7 +108,7 @@ fn escape(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-fn header(out: &mut String, title: &str, y_label: &str, axis: &LogAxis) {
+fn header(out: &mut String, title: &str, y_label: &str, axis: &Axis) {
     let _ = write!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">
@@ -133,7 +164,7 @@ pub fn bar_chart(
     series: &[String],
     values: &[Vec<f64>],
 ) -> String {
-    let axis = LogAxis::around(values.iter().flatten().copied());
+    let axis = Axis::around(values.iter().flatten().copied());
     let mut out = String::new();
     header(&mut out, title, y_label, &axis);
     let plot_w = WIDTH - LEFT - RIGHT;
@@ -167,20 +198,49 @@ pub fn bar_chart(
     out
 }
 
-/// Lines: one per `series` entry (name, points `(x, y)`), x linear from 0 to the largest x,
-/// y on a log axis; `markers` draw labelled vertical lines at given x (e.g. "b3 killed").
-pub fn line_chart(
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-    series: &[(String, Vec<(f64, f64)>)],
-    markers: &[(f64, String)],
-) -> String {
-    let axis = LogAxis::around(series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y)));
-    let x_max = series
-        .iter()
-        .flat_map(|(_, p)| p.iter().map(|&(x, _)| x))
-        .fold(0.0f64, f64::max)
+/// A line chart: its texts, series and scales (see [`line_chart`]).
+#[derive(Debug, Clone, Default)]
+pub struct LineChart {
+    /// The title above the plot.
+    pub title: String,
+    /// Under the x axis.
+    pub x_label: String,
+    /// Beside the y axis.
+    pub y_label: String,
+    /// One line each: name (in the legend) and points `(x, y)`.
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+    /// Labelled vertical lines at given x (e.g. "d killed").
+    pub markers: Vec<(f64, String)>,
+    /// The right end of the x axis (which starts at 0); `None`: the largest x.
+    pub x_max: Option<f64>,
+    /// A log y axis (points with y <= 0 are left out) instead of a linear one from 0.
+    pub log_y: bool,
+}
+
+/// Renders a [`LineChart`].
+pub fn line_chart(chart: &LineChart) -> String {
+    let LineChart {
+        title,
+        x_label,
+        y_label,
+        series,
+        markers,
+        x_max,
+        log_y,
+    } = chart;
+    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y));
+    let axis = if *log_y {
+        Axis::around(ys)
+    } else {
+        Axis::linear(ys)
+    };
+    let x_max = x_max
+        .unwrap_or_else(|| {
+            series
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(|&(x, _)| x))
+                .fold(0.0f64, f64::max)
+        })
         .max(1e-9);
     let plot_w = WIDTH - LEFT - RIGHT;
     let x = |v: f64| LEFT + v / x_max * plot_w;
@@ -190,9 +250,10 @@ pub fn line_chart(
         let v = x_max * i as f64 / 5.0;
         let _ = writeln!(
             out,
-            r#"<text x="{:.1}" y="{}" text-anchor="middle">{v:.1}</text>"#,
+            r#"<text x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
             x(v),
-            HEIGHT - BOTTOM + 18.0
+            HEIGHT - BOTTOM + 18.0,
+            label(v)
         );
     }
     let _ = writeln!(
@@ -215,7 +276,7 @@ pub fn line_chart(
     }
     for (i, (_, points)) in series.iter().enumerate() {
         let mut d = String::new();
-        for &(px, py) in points.iter().filter(|(_, y)| *y > 0.0) {
+        for &(px, py) in points.iter().filter(|(_, y)| !*log_y || *y > 0.0) {
             let _ = write!(d, "{:.1},{:.1} ", x(px), axis.y(py));
         }
         let _ = writeln!(
@@ -236,8 +297,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn log_axis_spans_whole_decades_and_ticks_at_1_2_5() {
-        let a = LogAxis::around([3.0, 40.0].into_iter());
+    fn axes_span_round_numbers() {
+        let l = Axis::linear([0.0, 37.0].into_iter());
+        assert_eq!(l.hi, 50.0);
+        assert_eq!(l.ticks(), [0.0, 10.0, 20.0, 30.0, 40.0, 50.0]);
+        assert!((l.y(0.0) - (HEIGHT - BOTTOM)).abs() < 1e-9);
+        let a = Axis::around([3.0, 40.0].into_iter());
         assert_eq!((a.lo, a.hi), (1.0, 100.0));
         assert_eq!(a.ticks(), [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0]);
         assert!((a.y(1.0) - (HEIGHT - BOTTOM)).abs() < 1e-9);
@@ -256,13 +321,12 @@ mod tests {
         assert!(bars.starts_with("<svg") && bars.ends_with("</svg>\n"));
         assert_eq!(bars.matches("<rect x=").count(), 4 + 2 + 1); // bars, legend, frame
         assert!(bars.contains("a&amp;b"));
-        let lines = line_chart(
-            "t",
-            "s",
-            "ms",
-            &[("x".into(), vec![(0.0, 1.0), (1.0, 5.0)])],
-            &[(0.5, "kill".into())],
-        );
+        let lines = line_chart(&LineChart {
+            series: vec![("x".into(), vec![(0.0, 1.0), (1.0, 5.0)])],
+            markers: vec![(0.5, "kill".into())],
+            log_y: true,
+            ..Default::default()
+        });
         assert_eq!(lines.matches("<polyline").count(), 1);
         assert!(lines.contains(">kill<"));
     }

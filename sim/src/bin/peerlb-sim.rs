@@ -3,13 +3,14 @@
 //!
 //! ```text
 //! peerlb-sim [--rate N] [--seconds S] [--seed N] [--exponential | --sigma X]
-//!            [--strategies SPEC,SPEC,...] [--out DIR]
+//!            [--workers N] [--strategies SPEC,SPEC,...] [--out DIR]
 //! ```
 //!
 //! `--rate` is arrivals per second (default 2000, about 23 requests in flight), `--seconds`
 //! the measured virtual time per run (default 30, after a 2 s warmup), `--exponential`
 //! swaps the lognormal latencies for exponential ones with the same mean, `--sigma` sets
-//! the lognormal's shape (median stays 10 ms; 0 = constant 10 ms), `--strategies` a
+//! the lognormal's shape (median stays 10 ms; 0 = constant 10 ms), `--workers` gives every
+//! backend that many workers with a FIFO queue in front (default: no queue), `--strategies` a
 //! comma-separated list of strategy specs (default: the seven compared).
 
 use std::io::{IsTerminal, Write};
@@ -26,6 +27,7 @@ struct Args {
     seed: Option<u64>,
     exponential: bool,
     sigma: Option<f64>,
+    workers: Option<usize>,
     strategies: Vec<String>,
     out: PathBuf,
 }
@@ -37,6 +39,7 @@ fn parse_args() -> Result<Args, String> {
         seed: None,
         exponential: false,
         sigma: None,
+        workers: None,
         strategies: STRATEGIES.iter().map(|s| (*s).to_owned()).collect(),
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sim"),
     };
@@ -57,6 +60,15 @@ fn parse_args() -> Result<Args, String> {
                 args.seed = Some(v.parse().map_err(|_| format!("--seed: bad number {v:?}"))?);
             }
             "--exponential" => args.exponential = true,
+            "--workers" => {
+                let v = value("--workers")?;
+                args.workers = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or(format!("--workers: expected a positive count, got {v:?}"))?,
+                );
+            }
             "--sigma" => {
                 let v = value("--sigma")?;
                 args.sigma = Some(
@@ -75,7 +87,7 @@ fn parse_args() -> Result<Args, String> {
             "--out" => args.out = PathBuf::from(value("--out")?),
             "-h" | "--help" => {
                 return Err("usage: peerlb-sim [--rate N] [--seconds S] [--seed N] \
-                            [--exponential | --sigma X] [--strategies SPEC,...] [--out DIR]"
+                            [--exponential | --sigma X] [--workers N] [--strategies SPEC,...] [--out DIR]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -109,6 +121,9 @@ fn main() -> ExitCode {
                 s = s.with_latency(Latency::Exponential {
                     mean: Duration::from_micros(11_331),
                 });
+            }
+            if let Some(n) = args.workers {
+                s = s.with_workers(n);
             }
             if let Some(sigma) = args.sigma {
                 let median = Duration::from_millis(10);
