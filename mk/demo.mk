@@ -1,5 +1,6 @@
-# `make demo` for Rust: three real TCP servers on 127.0.0.1, 300 requests per strategy
-# through a PeerList, and a table of what each server answered (examples/rust/).
+# `make demo` for Rust: four real HTTP/1.1 backends on 127.0.0.1 (one 10x slower, one killed
+# halfway), the same workload through every strategy (2 s each, about 20 s in all); prints
+# a table and writes target/demo/{table.md,latency.svg,errors.svg} (examples/rust/).
 DEMO_TARGETS += demo-rust
 
 .PHONY: demo-rust
