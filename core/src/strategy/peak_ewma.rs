@@ -71,7 +71,8 @@ use crate::request::{Outcome, Request};
 
 const UNSET: usize = usize::MAX;
 
-/// Options of `peak-ewma` (name syntax: `peak-ewma?decay_ms=10000&default_rtt_ms=30`).
+/// Options of `peak-ewma` (name syntax:
+/// `peak-ewma?decay_ms=10000&default_rtt_ms=30&choices=2`).
 ///
 /// ```
 /// use std::time::Duration;
@@ -86,6 +87,12 @@ pub struct PeakEwmaOptions {
     pub decay: Duration,
     /// The estimate of a peer without samples (default 30 ms; key `default_rtt_ms`).
     pub default_rtt: Duration,
+    /// How many peers each choose compares (key `choices`): 2 (the default, power of two
+    /// choices), any k ≥ 2 (k random draws, with replacement, as Envoy's least-request
+    /// `choice_count`), or 0 = every available peer (key value `all`; O(n) per choose).
+    /// More choices avoid slow peers better when several are slow at once (with 2 of 4
+    /// slow, two choices draw the slow pair one time in six).
+    pub choices: usize,
 }
 
 impl Default for PeakEwmaOptions {
@@ -93,6 +100,7 @@ impl Default for PeakEwmaOptions {
         PeakEwmaOptions {
             decay: Duration::from_secs(10),
             default_rtt: Duration::from_millis(30),
+            choices: 2,
         }
     }
 }
@@ -119,6 +127,19 @@ impl PeakEwmaOptions {
                 self.decay = d;
             }
             "default_rtt_ms" => self.default_rtt = parse_ms(key, value)?,
+            "choices" => {
+                self.choices = match value {
+                    "all" => 0,
+                    v => match v.parse::<usize>() {
+                        Ok(k) if (2..=1024).contains(&k) => k,
+                        _ => {
+                            return Err(Error::InvalidArgument(format!(
+                                "strategy option choices must be 2..=1024 or \"all\", not {v:?}"
+                            )))
+                        }
+                    },
+                }
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -184,6 +205,8 @@ pub struct PeakEwma {
     epoch: Instant,
     decay_ns: f64,
     default_rtt_ns: f64,
+    /// Peers compared per choose; 0 = all.
+    choices: usize,
 }
 
 impl PeakEwma {
@@ -223,6 +246,7 @@ impl PeakEwma {
             clock,
             decay_ns: options.decay.as_nanos().max(1) as f64,
             default_rtt_ns: options.default_rtt.as_nanos() as f64,
+            choices: options.choices,
         }
     }
 
@@ -322,6 +346,31 @@ impl Strategy for PeakEwma {
             match n {
                 0 => None,
                 1 => Some(entries[0].peer.start_request()),
+                _ if self.choices != 2 => {
+                    // k draws with replacement, or a scan of all from a random start (so
+                    // ties do not always favour the same peer); keep the cheapest.
+                    let start = local.rng.below(n);
+                    let mut best = start;
+                    if self.choices == 0 || self.choices >= n * 4 {
+                        for step in 1..n {
+                            let mut j = start + step;
+                            if j >= n {
+                                j -= n;
+                            }
+                            if cheaper(&entries[j], &entries[best], self.decay_ns) {
+                                best = j;
+                            }
+                        }
+                    } else {
+                        for _ in 1..self.choices {
+                            let j = local.rng.below(n);
+                            if cheaper(&entries[j], &entries[best], self.decay_ns) {
+                                best = j;
+                            }
+                        }
+                    }
+                    Some(entries[best].peer.start_request())
+                }
                 _ => {
                     let i = local.rng.below(n);
                     let mut j = i + 1 + local.rng.below(n - 1);
@@ -436,5 +485,39 @@ mod tests {
         s.request_finished(&ps[0], Outcome::Ok, ms(5));
         assert_eq!(s.estimate(&ps[0]), None);
         assert!(s.choose(&Request::new()).is_none());
+    }
+
+    /// Picks among 4 peers of which 2 are 10x slower, counting picks of the slow ones.
+    fn slow_picks(choices: &str) -> usize {
+        let clock = ManualClock::new();
+        let mut o = PeakEwmaOptions::default();
+        o.set("choices", choices).unwrap();
+        let s = PeakEwma::with_options(Some(3), o, clock.clone().into());
+        let ps = peers(&["fast1", "fast2", "slow1", "slow2"]);
+        for p in &ps {
+            s.add(p);
+            let rtt = if p.id().as_str().starts_with("slow") { 100 } else { 10 };
+            s.request_finished(p, Outcome::Ok, ms(rtt));
+        }
+        (0..600)
+            .filter(|_| {
+                let r = s.choose(&Request::new()).unwrap();
+                r.peer().id().as_str().starts_with("slow")
+            })
+            .count()
+    }
+
+    #[test]
+    fn more_choices_avoid_two_slow_peers() {
+        // Two choices draw the slow pair one time in six; a scan of all never picks them
+        // while the fast ones are idle; four draws miss both fast ones (1/2)^4 = 1/16.
+        let two = slow_picks("2");
+        assert!((60..=150).contains(&two), "two choices: {two}");
+        assert_eq!(slow_picks("all"), 0);
+        let four = slow_picks("4");
+        assert!(four > 0 && four < two, "four choices: {four}");
+        let mut o = PeakEwmaOptions::default();
+        assert!(o.set("choices", "1").is_err());
+        assert!(o.set("choices", "x").is_err());
     }
 }
