@@ -124,8 +124,13 @@ $(C_BIN)/basic: examples/c/basic.c include/peerlb.h | build-c
 	mkdir -p $(C_BIN)
 	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $@ $< $(C_LDFLAGS)
 
-c-example: $(C_BIN)/basic
+$(C_BIN)/retry: examples/c/retry.c include/peerlb.h | build-c
+	mkdir -p $(C_BIN)
+	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $@ $< $(C_LDFLAGS)
+
+c-example: $(C_BIN)/basic $(C_BIN)/retry
 	$(C_BIN)/basic
+	$(C_BIN)/retry
 
 c-install-test: build-c c-tools
 	bash tests/c/install_test.sh
