@@ -128,6 +128,59 @@ typedef struct peerlb_list peerlb_list;
 typedef struct peerlb_list_options peerlb_list_options;
 
 /**
+ * A manual clock (for tests): it reads the real time at its creation and then only moves
+ * when `peerlb_manual_clock_advance_ms` moves it.
+ *
+ * Give it to lists (`peerlb_list_options_set_manual_clock`) and retry budgets
+ * (`peerlb_retry_budget_new`); they share its time. Ejection restorations that come due
+ * run inside `peerlb_manual_clock_advance_ms`, on the calling thread (so event callbacks
+ * for `PEERLB_EVENT_RESTORED` run there too).
+ *
+ * Ownership: made by `peerlb_manual_clock_new`, freed with `peerlb_manual_clock_free`. The
+ * lists and budgets using it hold their own reference, so the handle may be freed before
+ * them (their time then stands still for good).
+ * Thread safety: every function may be called from any thread at once, except
+ * `peerlb_manual_clock_free`, which must be the last use of the handle.
+ */
+typedef struct peerlb_manual_clock peerlb_manual_clock;
+
+/**
+ * One retried call, driven step by step. The loop (see `peerlb_retry_new`):
+ *
+ * ```c
+ * peerlb_retry *retry;
+ * peerlb_retry_new(3, 2000, budget_or_NULL, &retry);
+ * peerlb_status st;
+ * for (;;) {
+ *     peerlb_choice c;
+ *     st = peerlb_retry_choose(retry, list, &req, &c);
+ *     if (st != PEERLB_OK) break;              // the final error: see its message
+ *     int rc = send_request(c.peer, c.peer_len);
+ *     if (rc == 0) { peerlb_retry_succeeded(retry, &c, -1); break; }
+ *     if (rc == OVERLOADED) { st = peerlb_retry_declined(retry, &c, "overloaded", -1); break; }
+ *     peerlb_retry_failed(retry, &c, strerror(rc), -1); // then choose again
+ * }
+ * peerlb_retry_free(retry);
+ * ```
+ *
+ * Ownership: made by `peerlb_retry_new`, freed with `peerlb_retry_free`.
+ * Thread safety: not synchronized; use one retry from one thread at a time (it may move
+ * between threads). Its choices may be finished on any thread.
+ */
+typedef struct peerlb_retry peerlb_retry;
+
+/**
+ * A retry budget, shared by many retried calls: over a sliding window of `ttl_ms`,
+ * retries may be at most `min_per_sec × ttl + ratio × calls`, so a failing dependency
+ * does not turn into a retry storm.
+ *
+ * Ownership: made by `peerlb_retry_budget_new`, freed with `peerlb_retry_budget_free`;
+ * retries made with it keep their own reference, so it may be freed before them.
+ * Thread safety: any number of retries on any threads may share one budget.
+ */
+typedef struct peerlb_retry_budget peerlb_retry_budget;
+
+/**
  * The handle through which a transport reports one peer's status to one list.
  *
  * Two kinds exist, both used the same way:
@@ -145,6 +198,14 @@ typedef struct peerlb_list_options peerlb_list_options;
 typedef struct peerlb_subscriber peerlb_subscriber;
 
 /**
+ * A subscription to a list's events, from `peerlb_list_subscribe`.
+ *
+ * Ownership: the caller frees it with `peerlb_subscription_free` (before or after the
+ * list: either order is fine). Thread safety: free it once, from any thread.
+ */
+typedef struct peerlb_subscription peerlb_subscription;
+
+/**
  * An updater bound to a list. Opaque.
  *
  * Thread safety: any number of threads may use one at once, except
@@ -157,6 +218,57 @@ typedef struct peerlb_updater peerlb_updater;
  * except `peerlb_upstream_free` may be called from any number of threads at once.
  */
 typedef struct peerlb_upstream peerlb_upstream;
+
+/**
+ * What an admin operation did (one of the `PEERLB_ADMIN_*` values). A *failed* operation
+ * is a non-OK `peerlb_status` instead (with `peerlb_last_error_message()`).
+ */
+typedef uint32_t peerlb_admin_result;
+
+/**
+ * What happened to a peer (one of the `PEERLB_EVENT_*` values; later versions may add
+ * values, so handle unknown ones).
+ */
+typedef uint32_t peerlb_event_kind;
+
+/**
+ * One event, passed to a `peerlb_event_callback`.
+ *
+ * Ownership: borrowed; the struct and its strings are valid only until the callback
+ * returns (copy what you keep).
+ */
+typedef struct peerlb_event {
+  /**
+   * What happened (`PEERLB_EVENT_*`).
+   */
+  peerlb_event_kind kind;
+  /**
+   * The peer's id: `peer_len` bytes of UTF-8, also NUL-terminated.
+   */
+  const char *peer;
+  /**
+   * Length of `peer` in bytes.
+   */
+  size_t peer_len;
+  /**
+   * More about it for people (e.g. `"5 consecutive failures; ejected for 30s
+   * (ejection 1)"`), NUL-terminated; may be empty, never NULL.
+   */
+  const char *detail;
+} peerlb_event;
+
+/**
+ * Called once per event, in the order of the changes, outside every lock of peerlb.
+ *
+ * It runs on the thread whose call caused the event (an update, a finish that ejects a
+ * peer, a transport's status report, `peerlb_manual_clock_advance_ms`), or on a peerlb
+ * timer thread (an ejection ending on the real clock). One event is delivered at a time
+ * per list, so a callback never runs twice at once for one list. It may call back into
+ * the list (its own events are then delivered after it returns) and may free its own
+ * subscription; it must not free the list, and must not unwind (C++ exceptions,
+ * `longjmp`) through peerlb.
+ */
+typedef void (*peerlb_event_callback)(const struct peerlb_event *event, void *user_data);
 
 /**
  * The callbacks of a transport written in C (or any language with C function pointers).
@@ -421,6 +533,59 @@ typedef struct peerlb_health_check_vtable {
 } peerlb_health_check_vtable;
 
 /**
+ * The operation changed the peer's state.
+ */
+#define PEERLB_ADMIN_SUCCESS 0
+
+/**
+ * The peer was already in the requested state; nothing changed.
+ */
+#define PEERLB_ADMIN_NO_ACTION_REQUIRED 1
+
+/**
+ * It joined the list (`peerlb_list_update` addition).
+ */
+#define PEERLB_EVENT_ADDED 1
+
+/**
+ * It left the list (`peerlb_list_update` removal or `peerlb_list_delete`).
+ */
+#define PEERLB_EVENT_REMOVED 2
+
+/**
+ * It can be chosen again: its transport reported it available (also when the list
+ * starts and retains it).
+ */
+#define PEERLB_EVENT_AVAILABLE 3
+
+/**
+ * Its transport reported it unavailable or connecting after it was available, or the
+ * list stopped.
+ */
+#define PEERLB_EVENT_UNAVAILABLE 4
+
+/**
+ * Outlier ejection took it out of rotation after consecutive failures (`detail` says
+ * how many and for how long).
+ */
+#define PEERLB_EVENT_EJECTED 5
+
+/**
+ * Its ejection time ran out, or `peerlb_list_reset` cleared it.
+ */
+#define PEERLB_EVENT_RESTORED 6
+
+/**
+ * `peerlb_list_disable` took it out of rotation.
+ */
+#define PEERLB_EVENT_DISABLED 7
+
+/**
+ * `peerlb_list_enable` put it back.
+ */
+#define PEERLB_EVENT_ENABLED 8
+
+/**
  * The request succeeded.
  */
 #define PEERLB_OUTCOME_OK 0
@@ -489,6 +654,148 @@ extern "C" {
 const char *peerlb_version(void);
 
 /**
+ * Admin: no new requests go to peer `id` (`len` bytes of UTF-8); requests in flight
+ * finish normally. It stays disabled across updates, even if it is removed and added
+ * again, until `peerlb_list_enable` or `peerlb_list_delete`. Subscribers get
+ * `PEERLB_EVENT_DISABLED`.
+ *
+ * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it was
+ * disabled already.
+ * Errors (*failed*; `*result` untouched): `PEERLB_INVALID_ARGUMENT` (NULL arguments,
+ * non-UTF-8, empty or over-long id), `PEERLB_PEER_NOT_IN_LIST`.
+ * Thread safety: any thread, like every list function.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
+ */
+enum peerlb_status peerlb_list_disable(const struct peerlb_list *list, const char *id, size_t len, peerlb_admin_result *result);
+
+/**
+ * Admin: undoes `peerlb_list_disable` for peer `id`. Subscribers get
+ * `PEERLB_EVENT_ENABLED`.
+ *
+ * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it was
+ * not disabled. Errors as `peerlb_list_disable`.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
+ */
+enum peerlb_status peerlb_list_enable(const struct peerlb_list *list, const char *id, size_t len, peerlb_admin_result *result);
+
+/**
+ * Admin: clears peer `id`'s ejection (it is offered again at once; subscribers get
+ * `PEERLB_EVENT_RESTORED`) and its failure history (streak and ejection count, so its
+ * next ejection is again the shortest).
+ *
+ * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it had
+ * no ejection and no failures to forget. Errors as `peerlb_list_disable`.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
+ */
+enum peerlb_status peerlb_list_reset(const struct peerlb_list *list, const char *id, size_t len, peerlb_admin_result *result);
+
+/**
+ * Admin: removes peer `id` from the list, as `peerlb_list_update` would (a running list
+ * releases it through its transport), and forgets its admin state.
+ *
+ * `*result` is `PEERLB_ADMIN_SUCCESS`. Errors as `peerlb_list_disable`, and
+ * `PEERLB_TRANSPORT_FAILED` when the transport failed to release it (it is removed
+ * anyway).
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
+ */
+enum peerlb_status peerlb_list_delete(const struct peerlb_list *list, const char *id, size_t len, peerlb_admin_result *result);
+
+/**
+ * The name of an admin result: `"success"`, `"no-action-required"`, or `"unknown"` for
+ * any other value.
+ *
+ * Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
+ */
+const char *peerlb_admin_result_str(peerlb_admin_result result);
+
+/**
+ * Creates a manual clock standing at the current real time.
+ *
+ * Ownership: the caller frees `*out` with `peerlb_manual_clock_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
+ *
+ * # Safety
+ * `out` must be writable or NULL.
+ */
+enum peerlb_status peerlb_manual_clock_new(struct peerlb_manual_clock **out);
+
+/**
+ * Moves the clock forward by `ms` milliseconds, then runs, on this thread and in time
+ * order, everything that came due (ejected peers whose time is over are restored, and
+ * their event callbacks run) before returning.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `clock` is NULL.
+ *
+ * # Safety
+ * `clock` must be NULL or live.
+ */
+enum peerlb_status peerlb_manual_clock_advance_ms(const struct peerlb_manual_clock *clock, uint64_t ms);
+
+/**
+ * How far the clock has been advanced in total, in milliseconds, in `*ms`.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `clock` must be NULL or live; `ms` NULL or writable.
+ */
+enum peerlb_status peerlb_manual_clock_elapsed_ms(const struct peerlb_manual_clock *clock, uint64_t *ms);
+
+/**
+ * Frees the caller's handle. Lists and budgets made with the clock keep using it. NULL
+ * is ignored.
+ *
+ * # Safety
+ * `clock` must be NULL or from `peerlb_manual_clock_new`, not yet freed.
+ */
+void peerlb_manual_clock_free(struct peerlb_manual_clock *clock);
+
+/**
+ * Makes lists created from these options run on `clock` instead of the real clock (for
+ * ejection times and latency-based strategies). The options keep their own reference, so
+ * `clock` may be freed afterwards.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `opts` live options or NULL; `clock` a live clock or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_manual_clock(struct peerlb_list_options *opts, const struct peerlb_manual_clock *clock);
+
+/**
+ * Sets outlier ejection (on by default, with the default policy) by a spec string:
+ *
+ * * `"off"`: no ejection;
+ * * `"default"`: 5 consecutive failures eject a peer for 30 s × the number of its
+ *   ejections (at most 300 s); at most 10 % of the peers (at least one) are ejected at
+ *   once; below 50 % healthy peers the list ignores ejections (panic mode);
+ * * `key=value` pairs joined by `&` (also accepted after `"default?"`) changing the
+ *   default policy: `failures` (≥ 1), `base_ms`, `max_ms` (≥ `base_ms`), `max_percent`
+ *   (0..=100), `panic_percent` (0..=100; 0 = never panic), e.g.
+ *   `"failures=3&base_ms=200&max_ms=1000"`.
+ *
+ * A peer counts a failure when a choice to it is finished with `PEERLB_OUTCOME_FAILURE`
+ * (`peerlb_choice_finish` or `peerlb_retry_failed`); `PEERLB_OUTCOME_OK` ends a streak,
+ * declined and cancelled outcomes neither count nor end it. The spec is NUL-terminated
+ * and copied.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, a malformed pair, an
+ * unknown key or an out-of-range value (the options are then unchanged).
+ *
+ * # Safety
+ * `opts` live options or NULL; `spec` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_ejection(struct peerlb_list_options *opts, const char *spec);
+
+/**
  * The message of the last call on the calling thread that failed, or `""` when none has.
  *
  * Ownership: the string belongs to peerlb; it stays valid until the next failing peerlb
@@ -520,8 +827,45 @@ size_t peerlb_last_error_codes(enum peerlb_status *codes, size_t capacity);
 const char *peerlb_status_str(uint32_t status);
 
 /**
+ * Subscribes `callback` to the list's events; `user_data` is passed to every call.
+ *
+ * Ownership: the caller frees `*out` with `peerlb_subscription_free`; `user_data` stays
+ * the caller's and must stay valid until `peerlb_subscription_free` returns. After that
+ * the callback is never called again, and is not running (unless the free was called from
+ * inside the callback itself), so `user_data` may be freed then.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL list, callback or out.
+ * Thread safety: any thread; see `peerlb_event_callback` for where callbacks run.
+ *
+ * # Safety
+ * `list` NULL or live; `out` NULL or writable; `callback` callable from any thread.
+ */
+enum peerlb_status peerlb_list_subscribe(const struct peerlb_list *list, peerlb_event_callback callback, void *user_data, struct peerlb_subscription **out);
+
+/**
+ * Unsubscribes and frees the subscription. When it returns, the callback is not running
+ * and will not be called again (called from inside the callback itself, it returns at
+ * once; the callback is then not called again after it returns). Do not call it while
+ * holding a lock the callback takes: it waits for a callback running on another thread.
+ * NULL is ignored.
+ *
+ * # Safety
+ * `subscription` must be NULL or from `peerlb_list_subscribe`, not yet freed.
+ */
+void peerlb_subscription_free(struct peerlb_subscription *subscription);
+
+/**
+ * The name of an event kind: `"added"`, `"removed"`, `"available"`, `"unavailable"`,
+ * `"ejected"`, `"restored"`, `"disabled"`, `"enabled"`, or `"unknown"` for any other
+ * value.
+ *
+ * Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
+ */
+const char *peerlb_event_kind_str(peerlb_event_kind kind);
+
+/**
  * Creates options with the defaults: strategy `round-robin`, shuffle on, seed from the OS,
- * fail-fast off, always-available transport.
+ * fail-fast off, always-available transport, outlier ejection on with the default policy
+ * (`peerlb_list_options_set_ejection`), the real clock.
  *
  * Ownership: the caller frees `*out` with `peerlb_list_options_free`.
  * Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
@@ -772,6 +1116,147 @@ enum peerlb_status peerlb_list_len(const struct peerlb_list *list, size_t *len);
  * `s` must be NULL or a string from peerlb, not yet freed.
  */
 void peerlb_string_free(char *s);
+
+/**
+ * Creates a retry budget allowing `ratio` (0..=1) retries per call plus `min_per_sec`
+ * retries per second, over a sliding window of `ttl_ms` (1000..=60000). `clock` may be
+ * NULL (the real clock) or a manual clock (for tests; the budget keeps its own
+ * reference). Finagle's and Envoy's defaults are 0.2, 10, 10000.
+ *
+ * Ownership: the caller frees `*out` with `peerlb_retry_budget_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, or a ratio or window out of range
+ * (NaN included).
+ *
+ * # Safety
+ * `clock` NULL or live; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_retry_budget_new(double ratio, uint32_t min_per_sec, uint64_t ttl_ms, const struct peerlb_manual_clock *clock, struct peerlb_retry_budget **out);
+
+/**
+ * How many retries the budget would allow right now, in `*balance`.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `budget` NULL or live; `balance` NULL or writable.
+ */
+enum peerlb_status peerlb_retry_budget_balance(const struct peerlb_retry_budget *budget, uint64_t *balance);
+
+/**
+ * Frees the caller's budget handle; retries using it keep it alive. NULL is ignored.
+ *
+ * # Safety
+ * `budget` must be NULL or from `peerlb_retry_budget_new`, not yet freed.
+ */
+void peerlb_retry_budget_free(struct peerlb_retry_budget *budget);
+
+/**
+ * Starts one retried call: at most `max_attempts` attempts in all (the first included;
+ * 0 counts as 1), ending by `timeout_ms` from now (negative: no overall timeout), and,
+ * when `budget` is not NULL, retries only while the budget allows them.
+ *
+ * Drive it with `peerlb_retry_choose`, then report each attempt with exactly one of
+ * `peerlb_retry_succeeded` (done), `peerlb_retry_failed` (choose again: another peer is
+ * preferred), or `peerlb_retry_declined` (done: the peer refused on purpose). The loop
+ * is shown on `peerlb_retry`; `peerlb_retry_choose` returns the call's final error when
+ * no attempt is left:
+ *
+ * * `PEERLB_RETRY_EXHAUSTED` with message `retry attempts exceeded (e1; e2; e3)` (each
+ *   failed attempt's error), or `retry budget exhausted (e1)`;
+ * * `PEERLB_TIMEOUT` when the overall timeout passed (the message lists the attempts);
+ * * the choose's own error (`PEERLB_NOT_STARTED`, `PEERLB_TIMEOUT`, ...) when no peer
+ *   could be chosen.
+ *
+ * Failed attempts are finished as `PEERLB_OUTCOME_FAILURE`, so they count toward the
+ * peer's ejection; declined ones as `PEERLB_OUTCOME_DECLINED`, which never does.
+ *
+ * Ownership: the caller frees `*out` with `peerlb_retry_free`; the retry keeps its own
+ * reference to `budget`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
+ *
+ * # Safety
+ * `budget` NULL or live; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_retry_new(uint32_t max_attempts, int64_t timeout_ms, const struct peerlb_retry_budget *budget, struct peerlb_retry **out);
+
+/**
+ * Chooses the peer for the next attempt, like `peerlb_list_choose` (blocking up to the
+ * earlier of the request's timeout and the retry's), preferring a peer this call has not
+ * tried yet (hash strategies get the shard key varied per retry). On success `*out` is
+ * the attempt's choice: report it with `peerlb_retry_succeeded`, `_failed` or
+ * `_declined` (or, to abandon the call, `peerlb_choice_finish`).
+ *
+ * Errors (`*out` untouched): the call's final error (see `peerlb_retry_new`), or
+ * `PEERLB_INVALID_ARGUMENT` for NULL arguments or a retry already over (succeeded or
+ * declined).
+ *
+ * # Safety
+ * `retry` NULL or live; `list` NULL or live; `request` NULL or valid; `out` NULL or
+ * writable.
+ */
+enum peerlb_status peerlb_retry_choose(struct peerlb_retry *retry, const struct peerlb_list *list, const struct peerlb_request *request, struct peerlb_choice *out);
+
+/**
+ * The attempt on `*choice` succeeded: finishes it as `PEERLB_OUTCOME_OK` with
+ * `latency_us` (negative: unknown) and clears `*choice`. The call is over.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is
+ * done then).
+ *
+ * # Safety
+ * `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`.
+ */
+enum peerlb_status peerlb_retry_succeeded(struct peerlb_retry *retry, struct peerlb_choice *choice, int64_t latency_us);
+
+/**
+ * The attempt on `*choice` failed with `error` (a NUL-terminated message, copied;
+ * non-UTF-8 bytes are replaced): finishes it as `PEERLB_OUTCOME_FAILURE` (it counts toward
+ * the peer's ejection) and clears `*choice`. Call `peerlb_retry_choose` next: it tries
+ * another peer, or returns the final error listing every attempt's `error`.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is
+ * done then; the choice is still to be finished).
+ *
+ * # Safety
+ * `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`; `error`
+ * NULL or NUL-terminated.
+ */
+enum peerlb_status peerlb_retry_failed(struct peerlb_retry *retry, struct peerlb_choice *choice, const char *error, int64_t latency_us);
+
+/**
+ * The peer declined the attempt on purpose (e.g. overloaded; `reason` is a NUL-terminated
+ * message, copied): finishes it as `PEERLB_OUTCOME_DECLINED` (no ejection, no retry),
+ * clears `*choice`, and ends the call: returns `PEERLB_DECLINED` with the message
+ * `peer "<id>" declined the request: <reason>`.
+ *
+ * Errors: `PEERLB_DECLINED` when the report was taken (always, for valid arguments);
+ * `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is done
+ * then; the choice is still to be finished).
+ *
+ * # Safety
+ * `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`; `reason`
+ * NULL or NUL-terminated.
+ */
+enum peerlb_status peerlb_retry_declined(struct peerlb_retry *retry, struct peerlb_choice *choice, const char *reason, int64_t latency_us);
+
+/**
+ * How many attempts the call has made so far, in `*attempts`.
+ *
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `retry` NULL or live; `attempts` NULL or writable.
+ */
+enum peerlb_status peerlb_retry_attempts(const struct peerlb_retry *retry, uint32_t *attempts);
+
+/**
+ * Frees a retry. Choices it handed out and that are not reported yet stay valid and
+ * must still be finished (`peerlb_choice_finish`). NULL is ignored.
+ *
+ * # Safety
+ * `retry` must be NULL or from `peerlb_retry_new`, not yet freed.
+ */
+void peerlb_retry_free(struct peerlb_retry *retry);
 
 /**
  * Reports a peer's new connection status (`PEERLB_CONNECTION_*`).

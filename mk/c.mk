@@ -26,7 +26,7 @@ C_CFLAGS := -std=c99 -pedantic $(C_WARN) -g -O1 -I$(CURDIR)/include -I$(CURDIR)/
 C_LDFLAGS := -L$(C_LIB) -Wl,-rpath,$(C_LIB) -lpeerlb -lpthread
 C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 VALGRIND := valgrind -q --error-exitcode=1 --errors-for-leak-kinds=definite --leak-check=full
-C_TESTS := conformance bad_input threads
+C_TESTS := conformance bad_input threads ejection
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -67,6 +67,7 @@ c-tools:
 $(C_BIN)/conformance: tests/c/conformance.c tests/c/json.c tests/c/json.h include/peerlb.h | build-c
 $(C_BIN)/bad_input: tests/c/bad_input.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/threads: tests/c/threads.c tests/c/testutil.h include/peerlb.h | build-c
+$(C_BIN)/ejection: tests/c/ejection.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/%:
 	mkdir -p $(C_BIN)
 	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $@ $(filter %.c,$^) $(C_LDFLAGS)
@@ -91,11 +92,13 @@ c-run: $(addprefix $(C_BIN)/,$(C_TESTS))
 	$(C_BIN)/conformance tests/conformance
 	$(C_BIN)/bad_input
 	$(C_BIN)/threads
+	$(C_BIN)/ejection
 
 c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS)) $(C_BIN)/cxx_smoke
 	$(VALGRIND) $(C_BIN)/conformance tests/conformance
 	$(VALGRIND) $(C_BIN)/bad_input
 	$(VALGRIND) $(C_BIN)/threads
+	$(VALGRIND) $(C_BIN)/ejection
 	$(VALGRIND) $(C_BIN)/cxx_smoke
 
 $(C_ASAN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
@@ -107,6 +110,7 @@ c-asan: $(addprefix $(C_ASAN)/,$(C_TESTS)) $(C_ASAN)/cxx_smoke
 		$(C_ASAN)/conformance tests/conformance
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/bad_input
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/threads
+	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/ejection
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/cxx_smoke
 
 $(C_BIN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
@@ -120,8 +124,13 @@ $(C_BIN)/basic: examples/c/basic.c include/peerlb.h | build-c
 	mkdir -p $(C_BIN)
 	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $@ $< $(C_LDFLAGS)
 
-c-example: $(C_BIN)/basic
+$(C_BIN)/retry: examples/c/retry.c include/peerlb.h | build-c
+	mkdir -p $(C_BIN)
+	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $@ $< $(C_LDFLAGS)
+
+c-example: $(C_BIN)/basic $(C_BIN)/retry
 	$(C_BIN)/basic
+	$(C_BIN)/retry
 
 c-install-test: build-c c-tools
 	bash tests/c/install_test.sh

@@ -34,7 +34,7 @@ pub const PEERLB_NO_TIMEOUT: i64 = -1;
 /// what it needs, so options may be freed (or reused) right after.
 /// Thread safety: not synchronized; use one from one thread at a time.
 pub struct peerlb_list_options {
-    inner: ListOptions,
+    pub(crate) inner: ListOptions,
     /// A built-in transport by spec (`peerlb_list_options_set_transport`), built per list.
     transport_spec: Option<String>,
 }
@@ -46,7 +46,7 @@ pub struct peerlb_list_options {
 /// threads at once (including from transport callbacks), except `peerlb_list_free`, which
 /// must be the last use.
 pub struct peerlb_list {
-    inner: PeerList,
+    pub(crate) inner: PeerList,
 }
 
 /// A peer to add: `id_len` bytes of UTF-8 at `id` (no NUL needed; 1 to 1024 bytes) and a
@@ -107,7 +107,51 @@ pub struct peerlb_choice {
     pub token: *const c_void,
 }
 
-fn outcome(value: peerlb_outcome) -> Option<Outcome> {
+impl peerlb_choice {
+    /// The C form of a choice; the id lives in the peer, which the token keeps alive until
+    /// the choice is finished.
+    pub(crate) fn from_choice(choice: Choice) -> peerlb_choice {
+        let id = choice.peer().as_str();
+        let (peer, peer_len) = (id.as_ptr().cast::<c_char>(), id.len());
+        let token = choice.into_raw().cast::<c_void>();
+        peerlb_choice {
+            peer,
+            peer_len,
+            token,
+        }
+    }
+
+    /// Fails with invalid-argument when the choice is already finished (or never chosen).
+    pub(crate) fn check_live(&self) -> Result<(), peerlb::Error> {
+        if self.token.is_null() {
+            return Err(invalid(
+                "the choice is already finished (or was never chosen)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes the choice back (clearing the struct, so it cannot be taken twice).
+    ///
+    /// # Safety
+    /// The token must be non-NULL (see [`peerlb_choice::check_live`]) and come from
+    /// [`peerlb_choice::from_choice`].
+    pub(crate) unsafe fn take(&mut self) -> Choice {
+        let token = std::mem::replace(&mut self.token, std::ptr::null());
+        self.peer = std::ptr::null();
+        self.peer_len = 0;
+        // SAFETY: a non-NULL token came from Choice::into_raw and is cleared right above, so
+        // it is rebuilt exactly once.
+        unsafe { Choice::from_raw(token.cast::<()>()) }
+    }
+}
+
+/// A latency in microseconds as the core takes it (negative = unknown).
+pub(crate) fn latency(latency_us: i64) -> Option<Duration> {
+    u64::try_from(latency_us).ok().map(Duration::from_micros)
+}
+
+pub(crate) fn outcome(value: peerlb_outcome) -> Option<Outcome> {
     match value {
         PEERLB_OUTCOME_OK => Some(Outcome::Ok),
         PEERLB_OUTCOME_FAILURE => Some(Outcome::Failure),
@@ -166,8 +210,31 @@ pub(crate) unsafe fn id_str<'a>(
     std::str::from_utf8(bytes).map_err(|e| invalid(format!("{what} is not valid UTF-8: {e}")))
 }
 
+/// Reads a C request (NULL: no timeout, no shard key); the shard key is borrowed.
+///
+/// # Safety
+/// `request` must be NULL or valid, its shard key readable for its length.
+pub(crate) unsafe fn request_from<'a>(
+    request: *const peerlb_request,
+) -> Result<Request<'a>, peerlb::Error> {
+    let mut req = Request::new();
+    // SAFETY: the caller passes a valid request or NULL.
+    if let Some(r) = unsafe { request.as_ref() } {
+        if r.timeout_ms >= 0 {
+            req = req.with_timeout(Duration::from_millis(r.timeout_ms as u64));
+        }
+        if r.shard_key_len > 0 {
+            // SAFETY: the caller gives shard_key_len readable bytes.
+            req = req
+                .with_shard_key(unsafe { slice_from("shard_key", r.shard_key, r.shard_key_len) }?);
+        }
+    }
+    Ok(req)
+}
+
 /// Creates options with the defaults: strategy `round-robin`, shuffle on, seed from the OS,
-/// fail-fast off, always-available transport.
+/// fail-fast off, always-available transport, outlier ejection on with the default policy
+/// (`peerlb_list_options_set_ejection`), the real clock.
 ///
 /// Ownership: the caller frees `*out` with `peerlb_list_options_free`.
 /// Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
@@ -206,11 +273,11 @@ pub unsafe extern "C" fn peerlb_list_options_free(opts: *mut peerlb_list_options
     })
 }
 
-/// Applies `f` to the options behind `opts`.
+/// Applies `f` to the options behind `opts` (left unchanged when `f` fails).
 ///
 /// # Safety
 /// `opts` must be NULL or live options.
-unsafe fn with_options(
+pub(crate) unsafe fn with_options(
     opts: *mut peerlb_list_options,
     f: impl FnOnce(ListOptions) -> Result<ListOptions, peerlb::Error>,
 ) -> peerlb_status {
@@ -507,32 +574,11 @@ pub unsafe extern "C" fn peerlb_list_choose(
         if out.is_null() {
             return Err(invalid("out is NULL"));
         }
-        let mut req = Request::new();
-        // SAFETY: the caller passes a valid request or NULL.
-        if let Some(r) = unsafe { request.as_ref() } {
-            if r.timeout_ms >= 0 {
-                req = req.with_timeout(Duration::from_millis(r.timeout_ms as u64));
-            }
-            if r.shard_key_len > 0 {
-                // SAFETY: the caller gives shard_key_len readable bytes.
-                req = req.with_shard_key(unsafe {
-                    slice_from("shard_key", r.shard_key, r.shard_key_len)
-                }?);
-            }
-        }
+        // SAFETY: forwarded contract.
+        let req = unsafe { request_from(request) }?;
         let choice = list.choose(&req)?;
-        let id = choice.peer().as_str();
-        let (peer, peer_len) = (id.as_ptr().cast::<c_char>(), id.len());
-        // The id lives in the peer, which the token keeps alive until finish.
-        let token = choice.into_raw().cast::<c_void>();
         // SAFETY: checked non-NULL.
-        unsafe {
-            out.write(peerlb_choice {
-                peer,
-                peer_len,
-                token,
-            })
-        };
+        unsafe { out.write(peerlb_choice::from_choice(choice)) };
         Ok(())
     })
 }
@@ -600,14 +646,9 @@ pub unsafe extern "C" fn peerlb_choice_finish(
                 "unknown outcome {outcome}; expected PEERLB_OUTCOME_OK (0), _FAILURE (1), _DECLINED (2) or _CANCELLED (3)"
             ))
         })?;
-        let token = std::mem::replace(&mut c.token, std::ptr::null());
-        c.peer = std::ptr::null();
-        c.peer_len = 0;
-        // SAFETY: a non-NULL token came from Choice::into_raw and is cleared right above, so
-        // it is rebuilt exactly once.
-        let rebuilt = unsafe { Choice::from_raw(token.cast::<()>()) };
-        let latency = u64::try_from(latency_us).ok().map(Duration::from_micros);
-        rebuilt.finish(outcome, latency);
+        // SAFETY: the caller's choice came from peerlb_list_choose (checked live above).
+        let rebuilt = unsafe { c.take() };
+        rebuilt.finish(outcome, latency(latency_us));
         Ok(())
     })
 }

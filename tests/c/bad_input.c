@@ -45,7 +45,9 @@ static void test_version_and_names(void) {
     EXPECT(strcmp(peerlb_status_str(PEERLB_NO_PEER_AVAILABLE), "no-peer-available") == 0, "name");
     EXPECT(strcmp(peerlb_status_str(PEERLB_PANIC), "panic") == 0, "panic");
     EXPECT(strcmp(peerlb_status_str(PEERLB_SOURCE_FAILED), "source-failed") == 0, "source-failed");
-    EXPECT(strcmp(peerlb_status_str(12), "unknown") == 0, "12 is unknown");
+    EXPECT(strcmp(peerlb_status_str(PEERLB_RETRY_EXHAUSTED), "retry-exhausted") == 0, "retry-exhausted");
+    EXPECT(strcmp(peerlb_status_str(PEERLB_DECLINED), "declined") == 0, "declined");
+    EXPECT(strcmp(peerlb_status_str(14), "unknown") == 0, "14 is unknown");
     EXPECT(strcmp(peerlb_status_str(0xFFFFFFFFu), "unknown") == 0, "huge is unknown");
     EXPECT(peerlb_last_error_message() != NULL, "never NULL");
 }
@@ -350,6 +352,452 @@ static void test_thread_local_error(void) {
     EXPECT(strstr(before, "list is NULL") != NULL, "message: %s", before);
 }
 
+/* ---------- issue 8: ejection, manual clock, admin, events, retry ---------- */
+
+static peerlb_list *make_list_with(const char *ejection, peerlb_manual_clock *clock) {
+    peerlb_list_options *opts = NULL;
+    peerlb_list *list = NULL;
+    OK(peerlb_list_options_new(&opts));
+    OK(peerlb_list_options_set_shuffle(opts, false));
+    if (ejection) OK(peerlb_list_options_set_ejection(opts, ejection));
+    if (clock) OK(peerlb_list_options_set_manual_clock(opts, clock));
+    OK(peerlb_list_new(opts, NULL, &list));
+    peerlb_list_options_free(opts);
+    return list;
+}
+
+/* Chooses once and finishes with `outcome`; returns the first byte of the peer id. */
+static char choose_finish(peerlb_list *list, peerlb_outcome outcome) {
+    peerlb_choice c;
+    peerlb_request req = {1000, NULL, 0};
+    if (peerlb_list_choose(list, &req, &c) != PEERLB_OK) return '?';
+    char first = c.peer[0];
+    peerlb_choice_finish(&c, outcome, -1);
+    return first;
+}
+
+static void test_ejection_options(void) {
+    peerlb_list_options *opts = NULL;
+    OK(peerlb_list_options_new(&opts));
+    EXPECT_STATUS(peerlb_list_options_set_ejection(NULL, "off"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_ejection(opts, NULL), PEERLB_INVALID_ARGUMENT);
+    const char *bad[] = {"",           "on",           "failures",   "failures=",        "=3",
+                         "failures=3&", "nope=1",       "failures=0", "max_percent=101", "failures=-1",
+                         "failures=x", "base_ms=9&max_ms=1", "failures=1&failures=2", "\xff", "off?failures=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        EXPECT_STATUS(peerlb_list_options_set_ejection(opts, bad[i]), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_ejection(opts, "nope=1"), PEERLB_INVALID_ARGUMENT);
+    EXPECT(strstr(peerlb_last_error_message(), "nope") != NULL, "names the key: %s", peerlb_last_error_message());
+    OK(peerlb_list_options_set_ejection(opts, "default"));
+    OK(peerlb_list_options_set_ejection(opts, "default?failures=2"));
+    OK(peerlb_list_options_set_ejection(opts, "failures=2&base_ms=100&max_ms=100&max_percent=50&panic_percent=0"));
+    /* A failed setter leaves the options as they were: two failures still eject. */
+    EXPECT_STATUS(peerlb_list_options_set_ejection(opts, "failures=0"), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_list_options_set_shuffle(opts, false));
+    peerlb_list *list = NULL;
+    OK(peerlb_list_new(opts, NULL, &list));
+    peerlb_list_options_free(opts);
+    peerlb_peer_spec peers[] = {SPEC("a:1"), SPEC("b:1")};
+    OK(peerlb_list_update(list, peers, 2, NULL, 0));
+    OK(peerlb_list_start(list));
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_FAILURE) == 'a', "a first");
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) == 'b', "then b");
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_FAILURE) == 'a', "a fails twice: ejected");
+    int only_b = 1;
+    for (int i = 0; i < 6; i++) only_b &= choose_finish(list, PEERLB_OUTCOME_OK) == 'b';
+    EXPECT(only_b, "a is ejected");
+    char *json = NULL;
+    OK(peerlb_list_introspect(list, &json));
+    EXPECT(strstr(json, "\"ejected\":1") != NULL, "introspection shows it: %s", json);
+    peerlb_string_free(json);
+    peerlb_list_free(list);
+
+    /* "off": no failure ejects. */
+    list = make_list_with("off", NULL);
+    OK(peerlb_list_update(list, peers, 1, NULL, 0));
+    OK(peerlb_list_start(list));
+    for (int i = 0; i < 20; i++) choose_finish(list, PEERLB_OUTCOME_FAILURE);
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) == 'a', "still chosen");
+    OK(peerlb_list_introspect(list, &json));
+    EXPECT(strstr(json, "\"ejected\":0") != NULL && strstr(json, "\"failures\":20") != NULL, "%s", json);
+    peerlb_string_free(json);
+    peerlb_list_free(list);
+}
+
+static void test_manual_clock(void) {
+    peerlb_manual_clock *clock = NULL;
+    uint64_t ms = 99;
+    EXPECT_STATUS(peerlb_manual_clock_new(NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_manual_clock_new(&clock));
+    EXPECT_STATUS(peerlb_manual_clock_advance_ms(NULL, 5), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_manual_clock_elapsed_ms(NULL, &ms), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_manual_clock_elapsed_ms(clock, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT(ms == 99, "out untouched");
+    OK(peerlb_manual_clock_elapsed_ms(clock, &ms));
+    EXPECT(ms == 0, "starts at 0 (%llu)", (unsigned long long)ms);
+    OK(peerlb_manual_clock_advance_ms(clock, 1500));
+    OK(peerlb_manual_clock_advance_ms(clock, 0));
+    OK(peerlb_manual_clock_elapsed_ms(clock, &ms));
+    EXPECT(ms == 1500, "advanced (%llu)", (unsigned long long)ms);
+    OK(peerlb_manual_clock_advance_ms(clock, UINT64_MAX)); /* saturates, no crash */
+    peerlb_manual_clock_free(clock);
+    peerlb_manual_clock_free(NULL);
+
+    peerlb_list_options *opts = NULL;
+    OK(peerlb_list_options_new(&opts));
+    OK(peerlb_manual_clock_new(&clock));
+    EXPECT_STATUS(peerlb_list_options_set_manual_clock(NULL, clock), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_manual_clock(opts, NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_list_options_set_manual_clock(opts, clock));
+    OK(peerlb_list_options_set_ejection(opts, "failures=1&base_ms=1000&max_ms=1000"));
+    OK(peerlb_list_options_set_shuffle(opts, false));
+    peerlb_list *list = NULL;
+    OK(peerlb_list_new(opts, NULL, &list));
+    peerlb_list_options_free(opts);
+    peerlb_peer_spec peers[] = {SPEC("a:1"), SPEC("b:1"), SPEC("c:1")};
+    OK(peerlb_list_update(list, peers, 3, NULL, 0));
+    OK(peerlb_list_start(list));
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_FAILURE) == 'a', "a fails once: ejected for 1 s");
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) == 'b', "b");
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) == 'c', "c");
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) == 'b', "a skipped");
+    OK(peerlb_manual_clock_advance_ms(clock, 999));
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) == 'c', "still ejected at 999 ms");
+    /* The list keeps its own reference: the handle may go first. */
+    peerlb_manual_clock *keep = clock;
+    OK(peerlb_manual_clock_advance_ms(keep, 1));
+    int saw_a = 0;
+    for (int i = 0; i < 3; i++) saw_a |= choose_finish(list, PEERLB_OUTCOME_OK) == 'a';
+    EXPECT(saw_a, "restored at 1000 ms");
+    peerlb_manual_clock_free(clock);
+    EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) != '?', "list works after the clock handle is freed");
+    peerlb_list_free(list);
+}
+
+static void test_admin(void) {
+    peerlb_list *list = make_list(1);
+    peerlb_peer_spec peers[] = {SPEC("a:1"), SPEC("b:1")};
+    OK(peerlb_list_update(list, peers, 2, NULL, 0));
+    peerlb_admin_result res = 77;
+    peerlb_status (*ops[])(const peerlb_list *, const char *, size_t, peerlb_admin_result *) = {
+        peerlb_list_disable, peerlb_list_enable, peerlb_list_reset, peerlb_list_delete};
+    char long_id[1100];
+    memset(long_id, 'x', sizeof long_id);
+    for (size_t i = 0; i < 4; i++) {
+        EXPECT_STATUS(ops[i](NULL, LIT("a:1"), &res), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, NULL, 3, &res), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, LIT("a:1"), NULL), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, LIT("\xff\xfe"), &res), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, "", 0, &res), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, NULL, 0, &res), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, long_id, 1025, &res), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, "a:1\0x", 5, &res), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(ops[i](list, LIT("zz:9"), &res), PEERLB_PEER_NOT_IN_LIST);
+        EXPECT(strstr(peerlb_last_error_message(), "zz:9") != NULL, "names the peer: %s", peerlb_last_error_message());
+        EXPECT(res == 77, "result untouched on failure (op %zu)", i);
+    }
+    EXPECT(total_peers(list) == 2, "list intact");
+    OK(peerlb_list_disable(list, LIT("a:1"), &res));
+    EXPECT(res == PEERLB_ADMIN_SUCCESS, "disabled");
+    OK(peerlb_list_disable(list, LIT("a:1"), &res));
+    EXPECT(res == PEERLB_ADMIN_NO_ACTION_REQUIRED, "already disabled");
+    for (int i = 0; i < 4; i++) EXPECT(choose_finish(list, PEERLB_OUTCOME_OK) == 'b', "only b while a is disabled");
+    OK(peerlb_list_reset(list, LIT("a:1"), &res));
+    EXPECT(res == PEERLB_ADMIN_NO_ACTION_REQUIRED, "nothing to reset");
+    OK(peerlb_list_enable(list, LIT("a:1"), &res));
+    EXPECT(res == PEERLB_ADMIN_SUCCESS, "enabled");
+    OK(peerlb_list_enable(list, LIT("a:1"), &res));
+    EXPECT(res == PEERLB_ADMIN_NO_ACTION_REQUIRED, "already enabled");
+    OK(peerlb_list_delete(list, LIT("b:1"), &res));
+    EXPECT(res == PEERLB_ADMIN_SUCCESS && total_peers(list) == 1, "deleted");
+    EXPECT_STATUS(peerlb_list_delete(list, LIT("b:1"), &res), PEERLB_PEER_NOT_IN_LIST);
+    EXPECT(strcmp(peerlb_admin_result_str(PEERLB_ADMIN_SUCCESS), "success") == 0, "name");
+    EXPECT(strcmp(peerlb_admin_result_str(PEERLB_ADMIN_NO_ACTION_REQUIRED), "no-action-required") == 0, "name");
+    EXPECT(strcmp(peerlb_admin_result_str(2), "unknown") == 0, "unknown");
+    EXPECT(strcmp(peerlb_admin_result_str(0xFFFFFFFFu), "unknown") == 0, "unknown");
+    peerlb_list_free(list);
+}
+
+/* ---- events ---- */
+
+typedef struct {
+    peerlb_list *list;
+    peerlb_subscription *sub;
+    char log[32][64];
+    int n;
+    int reentered;
+} ev_log;
+
+static void record_event(const peerlb_event *e, void *u) {
+    ev_log *l = u;
+    if (l->n < 32) {
+        snprintf(l->log[l->n], sizeof l->log[l->n], "%s %.*s%s", peerlb_event_kind_str(e->kind), (int)e->peer_len,
+                 e->peer, e->detail ? "" : " (NULL detail)");
+        l->n++;
+    }
+}
+
+static void test_events_bad_input(void) {
+    peerlb_list *list = make_list(0);
+    peerlb_subscription *sub = (peerlb_subscription *)(uintptr_t)0x1;
+    ev_log l;
+    memset(&l, 0, sizeof l);
+    EXPECT_STATUS(peerlb_list_subscribe(NULL, record_event, &l, &sub), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_subscribe(list, NULL, &l, &sub), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_subscribe(list, record_event, &l, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT(sub == (peerlb_subscription *)(uintptr_t)0x1, "out untouched");
+    peerlb_subscription_free(NULL);
+    const char *names[] = {"unknown", "added", "removed", "available", "unavailable",
+                           "ejected", "restored", "disabled", "enabled", "unknown"};
+    for (uint32_t k = 0; k < 10; k++)
+        EXPECT(strcmp(peerlb_event_kind_str(k), names[k]) == 0, "kind %u is %s", k, peerlb_event_kind_str(k));
+    EXPECT(strcmp(peerlb_event_kind_str(0xFFFFFFFFu), "unknown") == 0, "huge kind");
+    EXPECT(PEERLB_EVENT_ADDED == 1 && PEERLB_EVENT_ENABLED == 8, "stable values");
+    /* user_data may be NULL; several subscribers each get every event. */
+    peerlb_subscription *a = NULL, *b = NULL;
+    OK(peerlb_list_subscribe(list, record_event, &l, &a));
+    OK(peerlb_list_subscribe(list, record_event, &l, &b));
+    peerlb_peer_spec p[] = {SPEC("a:1")};
+    OK(peerlb_list_update(list, p, 1, NULL, 0));
+    EXPECT(l.n == 2 && strcmp(l.log[0], "added a:1") == 0 && strcmp(l.log[1], "added a:1") == 0, "two subscribers (%d)",
+           l.n);
+    peerlb_subscription_free(a);
+    OK(peerlb_list_start(list));
+    EXPECT(l.n == 3 && strcmp(l.log[2], "available a:1") == 0, "only b after a is freed (%d)", l.n);
+    peerlb_subscription_free(b);
+    peerlb_list_free(list);
+    EXPECT(l.n == 3, "nothing after free (%d)", l.n);
+}
+
+/* A callback that calls back into its own list: admin, update, introspection. The
+ * events those calls cause come after it returns, in order. */
+static void reentrant_event(const peerlb_event *e, void *u) {
+    ev_log *l = u;
+    record_event(e, u);
+    if (e->kind == PEERLB_EVENT_ADDED && e->peer_len == 3 && memcmp(e->peer, "a:1", 3) == 0) {
+        peerlb_admin_result res = 9;
+        l->reentered += peerlb_list_disable(l->list, e->peer, e->peer_len, &res) == PEERLB_OK;
+        l->reentered += res == PEERLB_ADMIN_SUCCESS;
+        peerlb_peer_spec more[] = {SPEC("b:1")};
+        l->reentered += peerlb_list_update(l->list, more, 1, NULL, 0) == PEERLB_OK;
+        char *json = NULL;
+        l->reentered += peerlb_list_introspect(l->list, &json) == PEERLB_OK;
+        peerlb_string_free(json);
+        size_t len = 0;
+        l->reentered += peerlb_list_len(l->list, &len) == PEERLB_OK && len == 2;
+        /* A bad call from inside a callback is an error too, not a crash. */
+        l->reentered += peerlb_list_enable(l->list, LIT("nope:1"), &res) == PEERLB_PEER_NOT_IN_LIST;
+    }
+}
+
+static void test_events_reentrant(void) {
+    ev_log l;
+    memset(&l, 0, sizeof l);
+    l.list = make_list(1);
+    OK(peerlb_list_subscribe(l.list, reentrant_event, &l, &l.sub));
+    peerlb_peer_spec p[] = {SPEC("a:1")};
+    OK(peerlb_list_update(l.list, p, 1, NULL, 0));
+    EXPECT(l.reentered == 6, "every call from the callback worked (%d/6)", l.reentered);
+    /* The callback ran between a's addition and its retain, so its changes come first. */
+    const char *want[] = {"added a:1", "disabled a:1", "added b:1", "available b:1", "available a:1"};
+    EXPECT(l.n == 5, "%d events", l.n);
+    for (int i = 0; i < 5 && i < l.n; i++) EXPECT(strcmp(l.log[i], want[i]) == 0, "event %d: %s, want %s", i, l.log[i], want[i]);
+    EXPECT(choose_finish(l.list, PEERLB_OUTCOME_OK) == 'b', "a disabled from inside the callback");
+    peerlb_subscription_free(l.sub);
+    peerlb_list_free(l.list);
+}
+
+/* A callback that frees its own subscription on its first event. */
+static void self_freeing(const peerlb_event *e, void *u) {
+    ev_log *l = u;
+    record_event(e, u);
+    peerlb_subscription_free(l->sub);
+    l->sub = NULL;
+}
+
+static void test_events_free_order(void) {
+    peerlb_peer_spec p[] = {SPEC("a:1"), SPEC("b:1")};
+    /* Subscription freed after its list. */
+    ev_log l;
+    memset(&l, 0, sizeof l);
+    peerlb_list *list = make_list(1);
+    peerlb_subscription *sub = NULL;
+    OK(peerlb_list_subscribe(list, record_event, &l, &sub));
+    OK(peerlb_list_update(list, p, 1, NULL, 0));
+    OK(peerlb_list_stop(list));
+    EXPECT(l.n == 3 && strcmp(l.log[2], "unavailable a:1") == 0, "added, available, unavailable (%d)", l.n);
+    peerlb_list_free(list);
+    peerlb_subscription_free(sub);
+    EXPECT(l.n == 3, "%d events", l.n);
+    /* Subscription freed before its list. */
+    memset(&l, 0, sizeof l);
+    list = make_list(1);
+    OK(peerlb_list_subscribe(list, record_event, &l, &sub));
+    peerlb_subscription_free(sub);
+    OK(peerlb_list_update(list, p, 1, NULL, 0));
+    peerlb_list_free(list);
+    EXPECT(l.n == 0, "no event after the subscription was freed (%d)", l.n);
+    /* Freed from inside its own callback: no later event reaches it. */
+    memset(&l, 0, sizeof l);
+    list = make_list(1);
+    OK(peerlb_list_subscribe(list, self_freeing, &l, &l.sub));
+    OK(peerlb_list_update(list, p, 2, NULL, 0));
+    EXPECT(l.n == 1 && l.sub == NULL, "one event, then gone (%d)", l.n);
+    peerlb_list_free(list);
+}
+
+/* peerlb_subscription_free waits for a callback running on another thread. */
+typedef struct {
+    peerlb_list *list;
+    volatile int entered, left;
+    pthread_mutex_t mu;
+} slow_cb;
+
+static void slow_event(const peerlb_event *e, void *u) {
+    slow_cb *s = u;
+    (void)e;
+    pthread_mutex_lock(&s->mu);
+    int first = !s->entered;
+    s->entered = 1;
+    pthread_mutex_unlock(&s->mu);
+    if (first) {
+        t_sleep_ms(200);
+        pthread_mutex_lock(&s->mu);
+        s->left = 1;
+        pthread_mutex_unlock(&s->mu);
+    }
+}
+
+static void *update_in_thread(void *arg) {
+    slow_cb *s = arg;
+    peerlb_peer_spec p[] = {SPEC("a:1")};
+    peerlb_list_update(s->list, p, 1, NULL, 0);
+    return NULL;
+}
+
+static void test_subscription_free_waits(void) {
+    slow_cb s;
+    memset(&s, 0, sizeof s);
+    pthread_mutex_init(&s.mu, NULL);
+    s.list = make_list(0);
+    peerlb_subscription *sub = NULL;
+    OK(peerlb_list_subscribe(s.list, slow_event, &s, &sub));
+    pthread_t th;
+    pthread_create(&th, NULL, update_in_thread, &s);
+    for (int i = 0; i < 5000; i++) {
+        pthread_mutex_lock(&s.mu);
+        int in = s.entered;
+        pthread_mutex_unlock(&s.mu);
+        if (in) break;
+        t_sleep_ms(1);
+    }
+    peerlb_subscription_free(sub); /* the callback is inside its 200 ms sleep */
+    pthread_mutex_lock(&s.mu);
+    int entered = s.entered, left = s.left;
+    pthread_mutex_unlock(&s.mu);
+    EXPECT(entered && left, "free returned only after the running callback did (entered %d left %d)", entered, left);
+    pthread_join(th, NULL);
+    peerlb_list_free(s.list);
+    pthread_mutex_destroy(&s.mu);
+}
+
+/* ---- retry ---- */
+
+static void test_retry_bad_input(void) {
+    peerlb_retry_budget *budget = NULL;
+    EXPECT_STATUS(peerlb_retry_budget_new(0.2, 10, 10000, NULL, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_budget_new(1.5, 10, 10000, NULL, &budget), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_budget_new(-0.1, 10, 10000, NULL, &budget), PEERLB_INVALID_ARGUMENT);
+    double zero = 0.0;
+    EXPECT_STATUS(peerlb_retry_budget_new(zero / zero, 10, 10000, NULL, &budget), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_budget_new(0.2, 10, 999, NULL, &budget), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_budget_new(0.2, 10, 60001, NULL, &budget), PEERLB_INVALID_ARGUMENT);
+    EXPECT(budget == NULL, "out untouched");
+    uint64_t balance = 0;
+    OK(peerlb_retry_budget_new(0.5, 0, 1000, NULL, &budget));
+    EXPECT_STATUS(peerlb_retry_budget_balance(NULL, &balance), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_budget_balance(budget, NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_retry_budget_balance(budget, &balance));
+    EXPECT(balance == 0, "no calls yet, no retries (%llu)", (unsigned long long)balance);
+    peerlb_retry_budget_free(NULL);
+
+    peerlb_retry *retry = NULL;
+    EXPECT_STATUS(peerlb_retry_new(3, -1, NULL, NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_retry_new(3, 5000, budget, &retry));
+    peerlb_retry_budget_free(budget); /* the retry keeps its own reference */
+    peerlb_list *list = make_list(0);
+    peerlb_peer_spec p[] = {SPEC("a:1"), SPEC("b:1")};
+    OK(peerlb_list_update(list, p, 2, NULL, 0));
+    peerlb_choice c = {(const char *)"sentinel", 8, NULL};
+    EXPECT_STATUS(peerlb_retry_choose(NULL, list, NULL, &c), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_choose(retry, NULL, NULL, &c), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_choose(retry, list, NULL, NULL), PEERLB_INVALID_ARGUMENT);
+    peerlb_request bad_key = {100, NULL, 5};
+    EXPECT_STATUS(peerlb_retry_choose(retry, list, &bad_key, &c), PEERLB_INVALID_ARGUMENT);
+    peerlb_request quick = {50, NULL, 0};
+    EXPECT_STATUS(peerlb_retry_choose(retry, list, &quick, &c), PEERLB_NOT_STARTED); /* list not started */
+    EXPECT(c.token == NULL && c.peer_len == 8, "out untouched on failure");
+    uint32_t attempts = 99;
+    EXPECT_STATUS(peerlb_retry_attempts(NULL, &attempts), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_attempts(retry, NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_list_start(list));
+    OK(peerlb_retry_choose(retry, list, &quick, &c));
+    EXPECT(c.peer_len == 3 && memcmp(c.peer, "a:1", 3) == 0, "first attempt a:1");
+    /* Bad reports change nothing: the choice is still live. */
+    EXPECT_STATUS(peerlb_retry_failed(NULL, &c, "boom", -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_failed(retry, NULL, "boom", -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_failed(retry, &c, NULL, -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_declined(retry, &c, NULL, -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_declined(NULL, &c, "busy", -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_succeeded(NULL, &c, -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_succeeded(retry, NULL, -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT(c.token != NULL, "still live after refused reports");
+    OK(peerlb_retry_failed(retry, &c, "bad\xff bytes", 1000)); /* non-UTF-8 message: replaced */
+    EXPECT(c.token == NULL && c.peer == NULL, "reported choice cleared");
+    EXPECT_STATUS(peerlb_retry_failed(retry, &c, "again", -1), PEERLB_INVALID_ARGUMENT); /* twice */
+    EXPECT_STATUS(peerlb_retry_succeeded(retry, &c, -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_declined(retry, &c, "x", -1), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_retry_attempts(retry, &attempts));
+    EXPECT(attempts == 1, "one attempt (%u)", attempts);
+    OK(peerlb_retry_choose(retry, list, &quick, &c));
+    EXPECT(c.peer_len == 3 && memcmp(c.peer, "b:1", 3) == 0, "the retry goes to b:1");
+    EXPECT_STATUS(peerlb_retry_declined(retry, &c, "overloaded", -1), PEERLB_DECLINED);
+    EXPECT(strcmp(peerlb_last_error_message(), "peer \"b:1\" declined the request: overloaded") == 0, "message: %s",
+           peerlb_last_error_message());
+    EXPECT(c.token == NULL, "declined choice finished");
+    EXPECT_STATUS(peerlb_retry_choose(retry, list, &quick, &c), PEERLB_INVALID_ARGUMENT); /* over */
+    EXPECT(strstr(peerlb_last_error_message(), "over") != NULL, "says it is over: %s", peerlb_last_error_message());
+    peerlb_retry_free(retry);
+    peerlb_retry_free(NULL);
+
+    /* Exhausted: the message lists every attempt's error (the non-UTF-8 byte replaced). */
+    OK(peerlb_retry_new(2, -1, NULL, &retry));
+    OK(peerlb_retry_choose(retry, list, &quick, &c));
+    OK(peerlb_retry_failed(retry, &c, "e1\xff", -1));
+    OK(peerlb_retry_choose(retry, list, &quick, &c));
+    OK(peerlb_retry_failed(retry, &c, "e2", -1));
+    EXPECT_STATUS(peerlb_retry_choose(retry, list, &quick, &c), PEERLB_RETRY_EXHAUSTED);
+    EXPECT(strcmp(peerlb_last_error_message(), "retry attempts exceeded (e1\xef\xbf\xbd; e2)") == 0, "message: %s",
+           peerlb_last_error_message());
+    peerlb_retry_free(retry);
+
+    /* A retry freed with an unreported choice: the choice stays valid and is finished later. */
+    OK(peerlb_retry_new(0, -1, NULL, &retry)); /* 0 attempts counts as 1 */
+    OK(peerlb_retry_choose(retry, list, &quick, &c));
+    peerlb_retry_free(retry);
+    OK(peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1));
+    OK(peerlb_retry_new(1, -1, NULL, &retry));
+    OK(peerlb_retry_choose(retry, list, &quick, &c));
+    OK(peerlb_retry_succeeded(retry, &c, 250));
+    EXPECT_STATUS(peerlb_retry_choose(retry, list, &quick, &c), PEERLB_INVALID_ARGUMENT); /* over */
+    peerlb_retry_free(retry);
+    char *json = NULL;
+    OK(peerlb_list_introspect(list, &json));
+    EXPECT(strstr(json, "\"pending\":1") == NULL, "nothing left pending: %s", json);
+    peerlb_string_free(json);
+    peerlb_list_free(list);
+}
+
 int main(void) {
     test_version_and_names();
     test_options();
@@ -360,5 +808,13 @@ int main(void) {
     test_waiting_errors();
     test_subscriber_and_callbacks();
     test_thread_local_error();
+    test_ejection_options();
+    test_manual_clock();
+    test_admin();
+    test_events_bad_input();
+    test_events_reentrant();
+    test_events_free_order();
+    test_subscription_free_waits();
+    test_retry_bad_input();
     return t_summary("bad_input");
 }

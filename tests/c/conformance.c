@@ -51,6 +51,12 @@ struct run {
     } held[64];
     size_t n_held;
     char ctx[256];
+    peerlb_manual_clock *clock;  /* `new` with clock: "manual" */
+    peerlb_subscription *sub;    /* the list's events, logged into events[] */
+    peerlb_retry_budget *budget; /* from a retry_budget step */
+    pthread_mutex_t ev_mu;       /* callbacks may run on other threads (timers, waiters) */
+    char **events;
+    size_t n_events;
 };
 
 static int in_list(const json_value *arr, const char *id) {
@@ -188,9 +194,41 @@ static long parse_outcome(const char *s) {
     return -1;
 }
 
+static void clear_events(run *r) {
+    pthread_mutex_lock(&r->ev_mu);
+    for (size_t i = 0; i < r->n_events; i++) free(r->events[i]);
+    free(r->events);
+    r->events = NULL;
+    r->n_events = 0;
+    pthread_mutex_unlock(&r->ev_mu);
+}
+
+/* The list's event callback: logs "<kind> <peer>". */
+static void log_event(const peerlb_event *e, void *user_data) {
+    run *r = user_data;
+    const char *kind = peerlb_event_kind_str(e->kind);
+    if (strlen(e->peer) != e->peer_len || e->detail == NULL) return; /* logged as missing */
+    size_t n = strlen(kind) + e->peer_len + 2;
+    char *line = malloc(n);
+    snprintf(line, n, "%s %.*s", kind, (int)e->peer_len, e->peer);
+    pthread_mutex_lock(&r->ev_mu);
+    r->events = realloc(r->events, (r->n_events + 1) * sizeof *r->events);
+    r->events[r->n_events++] = line;
+    pthread_mutex_unlock(&r->ev_mu);
+}
+
 static void free_list(run *r) {
     peerlb_list_free(r->list); /* releases peers, then runs scripted_free */
     r->list = NULL;
+    /* After the list: either order is allowed (bad_input tests the other one). Once this
+     * returns, log_event is not running and never runs again. */
+    peerlb_subscription_free(r->sub);
+    r->sub = NULL;
+    peerlb_retry_budget_free(r->budget);
+    r->budget = NULL;
+    peerlb_manual_clock_free(r->clock);
+    r->clock = NULL;
+    clear_events(r);
 }
 
 static void cancel_held(run *r) {
@@ -224,6 +262,41 @@ static int op_new(run *r, const json_value *s) {
         st = peerlb_list_options_set_fail_fast(opts, bool_or(s, "fail_fast", 0));
     const char *strategy = json_get_str(s, "strategy");
     if (st == PEERLB_OK) st = peerlb_list_options_set_strategy(opts, strategy ? strategy : "round-robin");
+
+    /* ejection: absent = the default policy; false = off; or an object of options, passed
+     * as the spec string "key=value&key=value". */
+    const json_value *ej = json_get(s, "ejection");
+    if (st == PEERLB_OK && ej) {
+        char spec[512] = "";
+        if (ej->type == JSON_BOOL) {
+            snprintf(spec, sizeof spec, "%s", ej->boolean ? "default" : "off");
+        } else if (ej->type == JSON_OBJECT) {
+            size_t used = 0;
+            for (size_t k = 0; k < ej->len && used < sizeof spec; k++) {
+                const json_value *v = ej->items[k];
+                const char *sep = k ? "&" : "";
+                if (v->type == JSON_STRING)
+                    used += (size_t)snprintf(spec + used, sizeof spec - used, "%s%s=%s", sep, ej->keys[k], v->string);
+                else
+                    used += (size_t)snprintf(spec + used, sizeof spec - used, "%s%s=%.17g", sep, ej->keys[k], v->number);
+            }
+        } else {
+            peerlb_list_options_free(opts);
+            return failf(r, "bad ejection");
+        }
+        st = peerlb_list_options_set_ejection(opts, spec);
+    }
+    const char *clock = json_get_str(s, "clock");
+    if (clock && strcmp(clock, "manual") == 0) {
+        if (peerlb_manual_clock_new(&r->clock) != PEERLB_OK) {
+            peerlb_list_options_free(opts);
+            return failf(r, "manual_clock_new failed");
+        }
+        if (st == PEERLB_OK) st = peerlb_list_options_set_manual_clock(opts, r->clock);
+    } else if (clock && strcmp(clock, "real") != 0) {
+        peerlb_list_options_free(opts);
+        return failf(r, "unknown clock %s", clock);
+    }
 
     const json_value *t = json_get(s, "transport");
     peerlb_transport_vtable vt;
@@ -268,7 +341,11 @@ static int op_new(run *r, const json_value *s) {
         sc->owner = NULL;
         scripted_free(sc); /* a failed peerlb_list_new leaves userdata to us */
     }
-    return check_result(r, s, st) < 0 ? -1 : 0;
+    int rc = check_result(r, s, st);
+    if (rc < 0) return -1;
+    if (rc == 1 && peerlb_list_subscribe(r->list, log_event, r, &r->sub) != PEERLB_OK)
+        return failf(r, "subscribe failed: %s", peerlb_last_error_message());
+    return 0;
 }
 
 static int op_update(run *r, const json_value *s) {
@@ -419,7 +496,12 @@ static int op_choose(run *r, const json_value *s) {
         r->n_held++;
         return 0;
     }
-    if (peerlb_choice_finish(&choice, PEERLB_OUTCOME_OK, -1) != PEERLB_OK) return failf(r, "finish failed");
+    long outcome = parse_outcome(json_get_str(s, "outcome"));
+    if (outcome < 0) {
+        peerlb_choice_finish(&choice, PEERLB_OUTCOME_CANCELLED, -1);
+        return failf(r, "bad outcome");
+    }
+    if (peerlb_choice_finish(&choice, (peerlb_outcome)outcome, -1) != PEERLB_OK) return failf(r, "finish failed");
     return 0;
 }
 
@@ -428,6 +510,8 @@ static int op_choose_many(run *r, const json_value *s) {
     long count = num_or(s, "count", -1);
     if (count < 0 || count > 100000) return failf(r, "bad count");
     peerlb_request req = {num_or(s, "timeout_ms", PEERLB_NO_TIMEOUT), NULL, 0};
+    long outcome = parse_outcome(json_get_str(s, "outcome"));
+    if (outcome < 0) return failf(r, "bad outcome");
     char **got = calloc((size_t)count + 1, sizeof *got);
     int rc = 0;
     for (long i = 0; i < count; i++) {
@@ -439,7 +523,7 @@ static int op_choose_many(run *r, const json_value *s) {
             break;
         }
         got[i] = strndup(c.peer, c.peer_len);
-        peerlb_choice_finish(&c, PEERLB_OUTCOME_OK, -1);
+        peerlb_choice_finish(&c, (peerlb_outcome)outcome, -1);
     }
     const json_value *order = json_get(s, "expect");
     if (rc == 0 && order && order->type == JSON_ARRAY) {
@@ -540,6 +624,156 @@ static int op_transport_calls(run *r, const json_value *s) {
     return rc;
 }
 
+static int op_advance(run *r, const json_value *s) {
+    long ms = num_or(s, "ms", -1);
+    if (!r->clock) return failf(r, "advance needs clock: manual");
+    if (ms < 0) return failf(r, "bad ms");
+    if (peerlb_manual_clock_advance_ms(r->clock, (uint64_t)ms) != PEERLB_OK)
+        return failf(r, "advance failed: %s", peerlb_last_error_message());
+    return 0;
+}
+
+static int op_admin(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    const char *action = json_get_str(s, "action"), *peer = json_get_str(s, "peer");
+    if (!action || !peer) return failf(r, "admin needs action and peer");
+    peerlb_status (*fn)(const peerlb_list *, const char *, size_t, peerlb_admin_result *) = NULL;
+    if (strcmp(action, "disable") == 0) fn = peerlb_list_disable;
+    else if (strcmp(action, "enable") == 0) fn = peerlb_list_enable;
+    else if (strcmp(action, "reset") == 0) fn = peerlb_list_reset;
+    else if (strcmp(action, "delete") == 0) fn = peerlb_list_delete;
+    else return failf(r, "unknown admin action %s", action);
+    peerlb_admin_result result = 0xdead;
+    peerlb_status st = fn(r->list, peer, strlen(peer), &result);
+    const char *got = st == PEERLB_OK ? peerlb_admin_result_str(result) : "failed";
+    const char *want = json_get_str(s, "expect");
+    if (!want) want = "success";
+    if (strcmp(got, want) != 0)
+        return failf(r, "admin result %s, want %s (%s)", got, want, st ? peerlb_last_error_message() : "");
+    if (st != PEERLB_OK && result != 0xdead) return failf(r, "result written on failure");
+    const char *code = json_get_str(s, "error");
+    if (st != PEERLB_OK && code && strcmp(peerlb_status_str(st), code) != 0)
+        return failf(r, "admin error %s, want %s (%s)", peerlb_status_str(st), code, peerlb_last_error_message());
+    return 0;
+}
+
+static int op_events(run *r, const json_value *s) {
+    const json_value *want = json_get(s, "expect");
+    size_t nw = want && want->type == JSON_ARRAY ? want->len : 0;
+    int rc = 0;
+    pthread_mutex_lock(&r->ev_mu);
+    int differ = r->n_events != nw;
+    for (size_t i = 0; !differ && i < nw; i++) differ = strcmp(r->events[i], want->items[i]->string) != 0;
+    if (differ) {
+        fprintf(stderr, "  events were:");
+        for (size_t i = 0; i < r->n_events; i++) fprintf(stderr, " [%s]", r->events[i]);
+        fprintf(stderr, "\n  want:");
+        for (size_t i = 0; i < nw; i++) fprintf(stderr, " [%s]", want->items[i]->string);
+        fprintf(stderr, "\n");
+        rc = -1;
+    }
+    pthread_mutex_unlock(&r->ev_mu);
+    clear_events(r);
+    return rc ? failf(r, "events differ") : 0;
+}
+
+static int op_retry_budget(run *r, const json_value *s) {
+    const json_value *ratio = json_get(s, "ratio");
+    double rt = ratio && ratio->type == JSON_NUMBER ? ratio->number : 0.2;
+    peerlb_retry_budget *b = NULL;
+    peerlb_status st = peerlb_retry_budget_new(rt, (uint32_t)num_or(s, "min_per_sec", 10),
+                                               (uint64_t)num_or(s, "ttl_ms", 10000), r->clock, &b);
+    int rc = check_result(r, s, st);
+    if (rc < 0) return -1;
+    peerlb_retry_budget_free(r->budget);
+    r->budget = b; /* NULL after an expected failure, like the Rust runner */
+    return 0;
+}
+
+/* The retry loop of the header's peerlb_retry docs, with the scripted attempts ("ok",
+ * "failure:<message>", "declined:<message>") played in order. */
+static int op_retry(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    const json_value *script = json_get(s, "attempts");
+    size_t n_script = script && script->type == JSON_ARRAY ? script->len : 0;
+    peerlb_retry *retry = NULL;
+    if (peerlb_retry_new((uint32_t)num_or(s, "max_attempts", 3), num_or(s, "timeout_ms", -1), r->budget, &retry) !=
+        PEERLB_OK)
+        return failf(r, "retry_new failed: %s", peerlb_last_error_message());
+    peerlb_request req = {PEERLB_NO_TIMEOUT, NULL, 0};
+    const json_value *key = json_get(s, "shard_key");
+    if (key && key->type == JSON_STRING) {
+        req.shard_key = (const uint8_t *)key->string;
+        req.shard_key_len = key->len;
+    }
+    char *peers[64];
+    size_t n_peers = 0;
+    peerlb_status st;
+    char message[1024] = "";
+    int rc = 0;
+    for (;;) {
+        peerlb_choice c;
+        st = peerlb_retry_choose(retry, r->list, &req, &c);
+        if (st != PEERLB_OK) {
+            snprintf(message, sizeof message, "%s", peerlb_last_error_message());
+            break;
+        }
+        if (n_peers == 64 || n_peers >= n_script) {
+            peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1);
+            rc = failf(r, "attempt %zu is not scripted", n_peers + 1);
+            break;
+        }
+        peers[n_peers++] = strndup(c.peer, c.peer_len);
+        const char *what = script->items[n_peers - 1]->string;
+        if (strcmp(what, "ok") == 0) {
+            st = peerlb_retry_succeeded(retry, &c, -1);
+            if (st != PEERLB_OK) rc = failf(r, "succeeded failed: %s", peerlb_last_error_message());
+            break;
+        } else if (strncmp(what, "failure:", 8) == 0) {
+            if (peerlb_retry_failed(retry, &c, what + 8, -1) != PEERLB_OK) {
+                peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1);
+                rc = failf(r, "retry_failed failed: %s", peerlb_last_error_message());
+                break;
+            }
+            if (c.token != NULL) rc = failf(r, "retry_failed left the choice live");
+        } else if (strncmp(what, "declined:", 9) == 0) {
+            st = peerlb_retry_declined(retry, &c, what + 9, -1);
+            snprintf(message, sizeof message, "%s", peerlb_last_error_message());
+            if (st != PEERLB_DECLINED) rc = failf(r, "retry_declined returned %s", peerlb_status_str(st));
+            break;
+        } else {
+            peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1);
+            rc = failf(r, "bad scripted attempt %s", what);
+            break;
+        }
+    }
+    uint32_t attempts = 0;
+    if (rc == 0 && (peerlb_retry_attempts(retry, &attempts) != PEERLB_OK || attempts != n_peers))
+        rc = failf(r, "retry_attempts says %u, %zu were made", attempts, n_peers);
+    peerlb_retry_free(retry);
+    const json_value *want_peers = json_get(s, "expect_peers");
+    if (rc == 0 && want_peers && want_peers->type == JSON_ARRAY) {
+        if (want_peers->len != n_peers) rc = failf(r, "%zu attempts' peers, want %zu", n_peers, want_peers->len);
+        for (size_t i = 0; rc == 0 && i < n_peers; i++)
+            if (strcmp(peers[i], want_peers->items[i]->string) != 0)
+                rc = failf(r, "attempt %zu went to %s, want %s", i + 1, peers[i], want_peers->items[i]->string);
+    }
+    long want_attempts = num_or(s, "expect_attempts", -1);
+    if (rc == 0 && want_attempts >= 0 && (size_t)want_attempts != n_peers)
+        rc = failf(r, "%zu attempts, want %ld", n_peers, want_attempts);
+    if (rc == 0 && bool_or(s, "expect_distinct", 0))
+        for (size_t i = 0; rc == 0 && i < n_peers; i++)
+            for (size_t j = i + 1; rc == 0 && j < n_peers; j++)
+                if (strcmp(peers[i], peers[j]) == 0) rc = failf(r, "peers not distinct: %s twice", peers[i]);
+    const char *want_msg = json_get_str(s, "message");
+    if (rc == 0 && st != PEERLB_OK && want_msg && strcmp(want_msg, message) != 0)
+        rc = failf(r, "retry error message [%s], want [%s]", message, want_msg);
+    for (size_t i = 0; i < n_peers; i++) free(peers[i]);
+    if (rc != 0) return rc;
+    /* check_result reads the last error of this thread, which is still the final one. */
+    return check_result(r, s, st) < 0 ? -1 : 0;
+}
+
 static int step(run *r, const char *ctx, const json_value *s) {
     const char *op = json_get_str(s, "op");
     snprintf(r->ctx, sizeof r->ctx, "%s (%s)", ctx, op ? op : "?");
@@ -558,6 +792,11 @@ static int step(run *r, const char *ctx, const json_value *s) {
     if (strcmp(op, "drop") == 0) return op_finish(r, s, 1);
     if (strcmp(op, "introspect") == 0) return op_introspect(r, s);
     if (strcmp(op, "transport_calls") == 0) return op_transport_calls(r, s);
+    if (strcmp(op, "advance") == 0) return op_advance(r, s);
+    if (strcmp(op, "admin") == 0) return op_admin(r, s);
+    if (strcmp(op, "events") == 0) return op_events(r, s);
+    if (strcmp(op, "retry_budget") == 0) return op_retry_budget(r, s);
+    if (strcmp(op, "retry") == 0) return op_retry(r, s);
     return failf(r, "unknown op %s", op);
 }
 
@@ -579,6 +818,7 @@ static int run_file(const char *dir, const char *name) {
     run r;
     memset(&r, 0, sizeof r);
     r.file = name;
+    pthread_mutex_init(&r.ev_mu, NULL);
     const json_value *steps = json_get(doc, "steps");
     int rc = steps && steps->type == JSON_ARRAY ? 0 : -1;
     for (size_t i = 0; rc == 0 && i < steps->len; i++) {
@@ -588,6 +828,7 @@ static int run_file(const char *dir, const char *name) {
     }
     free_list(&r);
     cancel_held(&r);
+    pthread_mutex_destroy(&r.ev_mu);
     if (rc == 0 && r.transports_freed != r.transports_made) {
         fprintf(stderr, "FAIL %s: free_userdata ran %d times for %d transports\n", name, r.transports_freed,
                 r.transports_made);

@@ -1,5 +1,6 @@
 // peerlb.h from C++17: RAII wrappers over the C handles, a transport implemented by a C++
-// object behind the vtable, and a choose/finish loop. Built with -std=c++17 -Wall -Wextra
+// object behind the vtable, a choose/finish loop, events into a C++ object, admin, and
+// the step-by-step retry as a C++ function taking a lambda. Built with -std=c++17 -Wall -Wextra
 // -Werror; prints "cxx: N passed, M failed".
 #include <peerlb.h>
 
@@ -93,6 +94,49 @@ class MapTransport {
 };
 std::atomic<int> MapTransport::destroyed{0};
 
+// Events collected as "<kind> <peer>" by a capture-less lambda (a plain function pointer).
+struct EventLog {
+    std::mutex mu;
+    std::vector<std::string> lines;
+};
+
+struct SubscriptionDeleter {
+    void operator()(peerlb_subscription *s) const { peerlb_subscription_free(s); }
+};
+using Subscription = std::unique_ptr<peerlb_subscription, SubscriptionDeleter>;
+
+Subscription subscribe(const List &list, EventLog *log) {
+    peerlb_subscription *raw = nullptr;
+    check(peerlb_list_subscribe(
+        list.get(),
+        +[](const peerlb_event *e, void *u) noexcept {
+            auto *l = static_cast<EventLog *>(u);
+            std::lock_guard<std::mutex> g(l->mu);
+            l->lines.push_back(std::string(peerlb_event_kind_str(e->kind)) + " " + std::string(e->peer, e->peer_len));
+        },
+        log, &raw));
+    return Subscription(raw);
+}
+
+// The retry loop for a C++ callable: f(peer) returns true (ok) or false (failure).
+template <typename F>
+peerlb_status with_retry(const List &list, uint32_t max_attempts, F f) {
+    struct RetryDeleter {
+        void operator()(peerlb_retry *r) const { peerlb_retry_free(r); }
+    };
+    peerlb_retry *raw = nullptr;
+    check(peerlb_retry_new(max_attempts, 5000, nullptr, &raw));
+    std::unique_ptr<peerlb_retry, RetryDeleter> retry(raw);
+    peerlb_request req{1000, nullptr, 0};
+    for (;;) {
+        peerlb_choice c;
+        peerlb_status st = peerlb_retry_choose(retry.get(), list.get(), &req, &c);
+        if (st != PEERLB_OK) return st;
+        if (f(std::string_view(c.peer, c.peer_len))) return peerlb_retry_succeeded(retry.get(), &c, -1);
+        check(peerlb_retry_failed(retry.get(), &c, "refused", -1));
+    }
+}
+
 }  // namespace
 
 int main() {
@@ -150,6 +194,30 @@ int main() {
         check(peerlb_list_introspect(list.get(), &json));
         expect(std::string(json).find("\"transport\":\"cxx-map\"") != std::string::npos, "introspect");
         peerlb_string_free(json);
+
+        EventLog log;
+        {
+            Subscription sub = subscribe(list, &log);
+            peerlb_admin_result res = 99;
+            check(peerlb_list_disable(list.get(), "a:1", 3, &res));
+            expect(res == PEERLB_ADMIN_SUCCESS, "disable a:1");
+            std::vector<std::string> tried;
+            peerlb_status st = with_retry(list, 3, [&](std::string_view peer) {
+                tried.emplace_back(peer);
+                return false;
+            });
+            expect(st == PEERLB_RETRY_EXHAUSTED && tried.size() == 3, "retry exhausted after 3 attempts");
+            expect(std::string(peerlb_last_error_message()) == "retry attempts exceeded (refused; refused; refused)",
+                   "retry message");
+            st = with_retry(list, 3, [](std::string_view peer) { return peer == "b:1"; });
+            expect(st == PEERLB_OK, "retry succeeds on b:1");
+            check(peerlb_list_enable(list.get(), "a:1", 3, &res));
+        }
+        {
+            std::lock_guard<std::mutex> g(log.mu);
+            expect(log.lines.size() == 2 && log.lines[0] == "disabled a:1" && log.lines[1] == "enabled a:1",
+                   "events: disabled, enabled");
+        }
         list.reset();
         expect(MapTransport::destroyed == 1, "transport deleted once with the list");
     } catch (const std::exception &e) {

@@ -5,7 +5,9 @@
  *    inside retain and release;
  *  - four threads choosing concurrently on one list (counts add up, pending returns to 0);
  *  - stop wakes every waiting choose;
- *  - owned subscribers outlive the list safely. */
+ *  - owned subscribers outlive the list safely;
+ *  - ejection under four threads: events from choosing threads and from timer threads
+ *    never overlap, and freeing the subscription waits for a running callback. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -273,6 +275,9 @@ static void test_concurrent_choose(void) {
     peerlb_list *list = NULL;
     OK(peerlb_list_options_new(&opts));
     OK(peerlb_list_options_set_shuffle(opts, false));
+    /* The choosers' alternating failures would eject peers (on by default), and this test
+     * measures how evenly round-robin spreads; test_ejection_threads covers ejection. */
+    OK(peerlb_list_options_set_ejection(opts, "off"));
     OK(peerlb_list_new(opts, NULL, &list));
     peerlb_list_options_free(opts);
     peerlb_peer_spec specs[NPEERS];
@@ -335,10 +340,71 @@ static void test_stop_wakes_waiters(void) {
     peerlb_list_free(list);
 }
 
+/* ---------- 5. ejection and events under threads ---------- */
+
+typedef struct {
+    atomic_int inside, overlaps, ejected, restored, after_free;
+    atomic_int freed;
+    peerlb_list *list;
+} ev_counts;
+
+static void count_event(const peerlb_event *e, void *u) {
+    ev_counts *c = u;
+    if (atomic_fetch_add(&c->inside, 1) != 0) atomic_fetch_add(&c->overlaps, 1);
+    if (atomic_load(&c->freed)) atomic_fetch_add(&c->after_free, 1);
+    if (e->kind == PEERLB_EVENT_EJECTED) atomic_fetch_add(&c->ejected, 1);
+    if (e->kind == PEERLB_EVENT_RESTORED) atomic_fetch_add(&c->restored, 1);
+    /* Re-enter the list from the callback, whichever thread runs it. */
+    size_t len = 0;
+    peerlb_list_len(c->list, &len);
+    atomic_fetch_sub(&c->inside, 1);
+}
+
+static void test_ejection_threads(void) {
+    peerlb_list_options *opts;
+    peerlb_list *list = NULL;
+    OK(peerlb_list_options_new(&opts));
+    /* 3 failures eject for 1 ms (restored by peerlb's timer threads); no panic mode, so
+     * peers really leave the rotation while the choosers keep going. */
+    OK(peerlb_list_options_set_ejection(opts, "failures=3&base_ms=1&max_ms=1&max_percent=50&panic_percent=0"));
+    OK(peerlb_list_new(opts, NULL, &list));
+    peerlb_list_options_free(opts);
+    ev_counts *c = calloc(1, sizeof *c);
+    c->list = list;
+    peerlb_subscription *sub = NULL;
+    OK(peerlb_list_subscribe(list, count_event, c, &sub));
+    peerlb_peer_spec specs[NPEERS];
+    for (int i = 0; i < NPEERS; i++) {
+        specs[i].id = PEERS[i];
+        specs[i].id_len = strlen(PEERS[i]);
+        specs[i].weight = 1;
+    }
+    OK(peerlb_list_update(list, specs, NPEERS, NULL, 0));
+    OK(peerlb_list_start(list));
+    chooser cs[CHOOSERS];
+    long total;
+    run_choosers(list, cs, &total); /* half of the outcomes are failures */
+    EXPECT(total == (long)CHOOSERS * iterations(), "every choose succeeded (%ld)", total);
+    EXPECT(atomic_load(&c->ejected) > 0, "peers were ejected (%d)", atomic_load(&c->ejected));
+    EXPECT(atomic_load(&c->overlaps) == 0, "callbacks never overlapped (%d)", atomic_load(&c->overlaps));
+    EXPECT(all_pending(list) == 0, "pending back to 0");
+    /* Restorations may still be firing on timer threads: the free waits for a running
+     * callback, after it none runs, so the counters can be freed right away. */
+    peerlb_subscription_free(sub);
+    atomic_store(&c->freed, 1);
+    t_sleep_ms(20);
+    EXPECT(atomic_load(&c->after_free) == 0, "no callback after the free (%d)", atomic_load(&c->after_free));
+    printf("ejection under %d threads: %d ejections, %d restorations\n", CHOOSERS, atomic_load(&c->ejected),
+           atomic_load(&c->restored));
+    free(c);
+    peerlb_list_free(list);
+}
+
 int main(void) {
     test_flipping_transport();
     test_reentrant_callbacks();
     test_concurrent_choose();
     test_stop_wakes_waiters();
+    test_ejection_threads();
     return t_summary("threads");
 }

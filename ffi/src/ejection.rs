@@ -1,0 +1,129 @@
+//! Outlier ejection settings on list options, as a spec string (like strategies and
+//! transports), parsed by the core's `EjectionPolicy::set`.
+
+use std::ffi::{c_char, CStr};
+
+use peerlb::EjectionPolicy;
+
+use crate::error::{invalid, peerlb_status};
+use crate::list::{peerlb_list_options, with_options};
+
+/// Parses an ejection spec: `"off"`, `"default"`, or `key=value` pairs joined by `&`
+/// (optionally after `"default?"`), each applied with `EjectionPolicy::set` to the default
+/// policy. Pairs follow the strategy/transport spec syntax: exactly `key=value`, non-empty,
+/// each key at most once.
+pub(crate) fn parse_ejection(spec: &str) -> Result<Option<EjectionPolicy>, peerlb::Error> {
+    let bad = |why: String| invalid(format!("ejection {spec:?}: {why}"));
+    match spec {
+        "off" => return Ok(None),
+        "default" => return Ok(Some(EjectionPolicy::default())),
+        "" => {
+            return Err(bad(
+                "expected \"off\", \"default\" or key=value pairs".into()
+            ))
+        }
+        _ => {}
+    }
+    let pairs = spec.strip_prefix("default?").unwrap_or(spec);
+    let mut policy = EjectionPolicy::default();
+    let mut seen: Vec<&str> = Vec::new();
+    for pair in pairs.split('&') {
+        let (k, v) = pair
+            .split_once('=')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .ok_or_else(|| bad(format!("expected key=value, got {pair:?}")))?;
+        if seen.contains(&k) {
+            return Err(bad(format!("option {k} given twice")));
+        }
+        seen.push(k);
+        policy.set(k, v)?;
+    }
+    policy.validate()?;
+    Ok(Some(policy))
+}
+
+/// Sets outlier ejection (on by default, with the default policy) by a spec string:
+///
+/// * `"off"`: no ejection;
+/// * `"default"`: 5 consecutive failures eject a peer for 30 s × the number of its
+///   ejections (at most 300 s); at most 10 % of the peers (at least one) are ejected at
+///   once; below 50 % healthy peers the list ignores ejections (panic mode);
+/// * `key=value` pairs joined by `&` (also accepted after `"default?"`) changing the
+///   default policy: `failures` (≥ 1), `base_ms`, `max_ms` (≥ `base_ms`), `max_percent`
+///   (0..=100), `panic_percent` (0..=100; 0 = never panic), e.g.
+///   `"failures=3&base_ms=200&max_ms=1000"`.
+///
+/// A peer counts a failure when a choice to it is finished with `PEERLB_OUTCOME_FAILURE`
+/// (`peerlb_choice_finish` or `peerlb_retry_failed`); `PEERLB_OUTCOME_OK` ends a streak,
+/// declined and cancelled outcomes neither count nor end it. The spec is NUL-terminated
+/// and copied.
+///
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, a malformed pair, an
+/// unknown key or an out-of-range value (the options are then unchanged).
+///
+/// # Safety
+/// `opts` live options or NULL; `spec` a NUL-terminated string or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_options_set_ejection(
+    opts: *mut peerlb_list_options,
+    spec: *const c_char,
+) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_options(opts, |o| {
+            if spec.is_null() {
+                return Err(invalid("ejection spec is NULL"));
+            }
+            // SAFETY: the caller passes a NUL-terminated string.
+            let spec = CStr::from_ptr(spec)
+                .to_str()
+                .map_err(|_| invalid("ejection spec is not valid UTF-8"))?;
+            Ok(o.ejection(parse_ejection(spec)?))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert_eq!(parse_ejection("off").unwrap(), None);
+        assert_eq!(
+            parse_ejection("default").unwrap(),
+            Some(EjectionPolicy::default())
+        );
+        let p = parse_ejection("failures=3&base_ms=200&max_ms=1000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.consecutive_failures, 3);
+        assert_eq!(p.base_time, Duration::from_millis(200));
+        assert_eq!(p.max_time, Duration::from_secs(1));
+        assert_eq!(
+            parse_ejection("default?failures=2")
+                .unwrap()
+                .unwrap()
+                .consecutive_failures,
+            2
+        );
+        for bad in [
+            "",
+            "on",
+            "failures",
+            "failures=",
+            "=3",
+            "failures=3&",
+            "failures=3&failures=4",
+            "nope=1",
+            "failures=0",
+            "max_percent=101",
+            "base_ms=5000&max_ms=10",
+            "failures=-1",
+        ] {
+            assert!(parse_ejection(bad).is_err(), "{bad:?}");
+        }
+    }
+}

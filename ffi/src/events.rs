@@ -1,0 +1,254 @@
+//! Peer events: a C callback subscribed to a list's events (added, removed, available,
+//! unavailable, ejected, restored, disabled, enabled).
+
+use std::ffi::{c_char, c_void, CString};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+
+use peerlb::{EventKind, PeerEvent, Subscription};
+
+use crate::error::{guard, guard_value, invalid, peerlb_status};
+use crate::list::{list_ref, peerlb_list};
+
+/// What happened to a peer (one of the `PEERLB_EVENT_*` values; later versions may add
+/// values, so handle unknown ones).
+#[allow(non_camel_case_types)]
+pub type peerlb_event_kind = u32;
+/// It joined the list (`peerlb_list_update` addition).
+pub const PEERLB_EVENT_ADDED: peerlb_event_kind = 1;
+/// It left the list (`peerlb_list_update` removal or `peerlb_list_delete`).
+pub const PEERLB_EVENT_REMOVED: peerlb_event_kind = 2;
+/// It can be chosen again: its transport reported it available (also when the list
+/// starts and retains it).
+pub const PEERLB_EVENT_AVAILABLE: peerlb_event_kind = 3;
+/// Its transport reported it unavailable or connecting after it was available, or the
+/// list stopped.
+pub const PEERLB_EVENT_UNAVAILABLE: peerlb_event_kind = 4;
+/// Outlier ejection took it out of rotation after consecutive failures (`detail` says
+/// how many and for how long).
+pub const PEERLB_EVENT_EJECTED: peerlb_event_kind = 5;
+/// Its ejection time ran out, or `peerlb_list_reset` cleared it.
+pub const PEERLB_EVENT_RESTORED: peerlb_event_kind = 6;
+/// `peerlb_list_disable` took it out of rotation.
+pub const PEERLB_EVENT_DISABLED: peerlb_event_kind = 7;
+/// `peerlb_list_enable` put it back.
+pub const PEERLB_EVENT_ENABLED: peerlb_event_kind = 8;
+
+fn kind_to_c(kind: EventKind) -> peerlb_event_kind {
+    match kind {
+        EventKind::Added => PEERLB_EVENT_ADDED,
+        EventKind::Removed => PEERLB_EVENT_REMOVED,
+        EventKind::Available => PEERLB_EVENT_AVAILABLE,
+        EventKind::Unavailable => PEERLB_EVENT_UNAVAILABLE,
+        EventKind::Ejected => PEERLB_EVENT_EJECTED,
+        EventKind::Restored => PEERLB_EVENT_RESTORED,
+        EventKind::Disabled => PEERLB_EVENT_DISABLED,
+        EventKind::Enabled => PEERLB_EVENT_ENABLED,
+    }
+}
+
+/// One event, passed to a `peerlb_event_callback`.
+///
+/// Ownership: borrowed; the struct and its strings are valid only until the callback
+/// returns (copy what you keep).
+#[repr(C)]
+pub struct peerlb_event {
+    /// What happened (`PEERLB_EVENT_*`).
+    pub kind: peerlb_event_kind,
+    /// The peer's id: `peer_len` bytes of UTF-8, also NUL-terminated.
+    pub peer: *const c_char,
+    /// Length of `peer` in bytes.
+    pub peer_len: usize,
+    /// More about it for people (e.g. `"5 consecutive failures; ejected for 30s
+    /// (ejection 1)"`), NUL-terminated; may be empty, never NULL.
+    pub detail: *const c_char,
+}
+
+/// Called once per event, in the order of the changes, outside every lock of peerlb.
+///
+/// It runs on the thread whose call caused the event (an update, a finish that ejects a
+/// peer, a transport's status report, `peerlb_manual_clock_advance_ms`), or on a peerlb
+/// timer thread (an ejection ending on the real clock). One event is delivered at a time
+/// per list, so a callback never runs twice at once for one list. It may call back into
+/// the list (its own events are then delivered after it returns) and may free its own
+/// subscription; it must not free the list, and must not unwind (C++ exceptions,
+/// `longjmp`) through peerlb.
+#[allow(non_camel_case_types)]
+pub type peerlb_event_callback =
+    Option<unsafe extern "C" fn(event: *const peerlb_event, user_data: *mut c_void)>;
+
+/// A subscription to a list's events, from `peerlb_list_subscribe`.
+///
+/// Ownership: the caller frees it with `peerlb_subscription_free` (before or after the
+/// list: either order is fine). Thread safety: free it once, from any thread.
+pub struct peerlb_subscription {
+    shared: Arc<Shared>,
+    inner: Option<Subscription>,
+}
+
+/// What the callback wrapper and the subscription handle share: the C callback, and
+/// whether (and on which thread) it is running, so freeing waits for a running callback.
+struct Shared {
+    callback: unsafe extern "C" fn(*const peerlb_event, *mut c_void),
+    user_data: *mut c_void,
+    state: Mutex<State>,
+    idle: Condvar,
+}
+
+#[derive(Default)]
+struct State {
+    cancelled: bool,
+    running: Option<ThreadId>,
+}
+
+// SAFETY: the callback's contract (peerlb_list_subscribe) is that it may be called from any
+// thread; user_data is only ever handed back to it.
+unsafe impl Send for Shared {}
+// SAFETY: as above; calls are serialized by `state`.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn deliver(&self, event: &PeerEvent) {
+        {
+            let mut state = self.lock();
+            if state.cancelled {
+                return;
+            }
+            state.running = Some(thread::current().id());
+        }
+        // Marks the callback finished even if building the event panics.
+        struct Done<'a>(&'a Shared);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.lock().running = None;
+                self.0.idle.notify_all();
+            }
+        }
+        let _done = Done(self);
+        let peer = CString::new(event.peer.as_str()).unwrap_or_default();
+        let detail = CString::new(event.detail.replace('\0', "\\0")).unwrap_or_default();
+        let c_event = peerlb_event {
+            kind: kind_to_c(event.kind),
+            peer: peer.as_ptr(),
+            peer_len: peer.as_bytes().len(),
+            detail: detail.as_ptr(),
+        };
+        // SAFETY: the callback follows peerlb_event_callback's contract; the event and its
+        // strings live until it returns.
+        unsafe { (self.callback)(&c_event, self.user_data) };
+    }
+
+    /// No call starts after this; waits for a running one unless it runs on this thread
+    /// (a callback freeing its own subscription).
+    fn cancel(&self) {
+        let me = thread::current().id();
+        let mut state = self.lock();
+        state.cancelled = true;
+        while state.running.is_some_and(|t| t != me) {
+            state = self.idle.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// Subscribes `callback` to the list's events; `user_data` is passed to every call.
+///
+/// Ownership: the caller frees `*out` with `peerlb_subscription_free`; `user_data` stays
+/// the caller's and must stay valid until `peerlb_subscription_free` returns. After that
+/// the callback is never called again, and is not running (unless the free was called from
+/// inside the callback itself), so `user_data` may be freed then.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for a NULL list, callback or out.
+/// Thread safety: any thread; see `peerlb_event_callback` for where callbacks run.
+///
+/// # Safety
+/// `list` NULL or live; `out` NULL or writable; `callback` callable from any thread.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_subscribe(
+    list: *const peerlb_list,
+    callback: peerlb_event_callback,
+    user_data: *mut c_void,
+    out: *mut *mut peerlb_subscription,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let list = unsafe { list_ref(list) }?;
+        let callback = callback.ok_or_else(|| invalid("callback is NULL"))?;
+        if out.is_null() {
+            return Err(invalid("out is NULL"));
+        }
+        let shared = Arc::new(Shared {
+            callback,
+            user_data,
+            state: Mutex::new(State::default()),
+            idle: Condvar::new(),
+        });
+        let for_list = shared.clone();
+        let inner = list.subscribe(move |event| for_list.deliver(event));
+        let handle = Box::new(peerlb_subscription {
+            shared,
+            inner: Some(inner),
+        });
+        // SAFETY: checked non-NULL.
+        unsafe { out.write(Box::into_raw(handle)) };
+        Ok(())
+    })
+}
+
+/// Unsubscribes and frees the subscription. When it returns, the callback is not running
+/// and will not be called again (called from inside the callback itself, it returns at
+/// once; the callback is then not called again after it returns). Do not call it while
+/// holding a lock the callback takes: it waits for a callback running on another thread.
+/// NULL is ignored.
+///
+/// # Safety
+/// `subscription` must be NULL or from `peerlb_list_subscribe`, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_subscription_free(subscription: *mut peerlb_subscription) {
+    guard_value((), || {
+        if subscription.is_null() {
+            return;
+        }
+        // SAFETY: from Box::into_raw in peerlb_list_subscribe.
+        let mut sub = unsafe { Box::from_raw(subscription) };
+        sub.shared.cancel();
+        drop(sub.inner.take());
+    })
+}
+
+/// The name of an event kind: `"added"`, `"removed"`, `"available"`, `"unavailable"`,
+/// `"ejected"`, `"restored"`, `"disabled"`, `"enabled"`, or `"unknown"` for any other
+/// value.
+///
+/// Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
+#[no_mangle]
+pub extern "C" fn peerlb_event_kind_str(kind: peerlb_event_kind) -> *const c_char {
+    match kind {
+        PEERLB_EVENT_ADDED => c"added".as_ptr(),
+        PEERLB_EVENT_REMOVED => c"removed".as_ptr(),
+        PEERLB_EVENT_AVAILABLE => c"available".as_ptr(),
+        PEERLB_EVENT_UNAVAILABLE => c"unavailable".as_ptr(),
+        PEERLB_EVENT_EJECTED => c"ejected".as_ptr(),
+        PEERLB_EVENT_RESTORED => c"restored".as_ptr(),
+        PEERLB_EVENT_DISABLED => c"disabled".as_ptr(),
+        PEERLB_EVENT_ENABLED => c"enabled".as_ptr(),
+        _ => c"unknown".as_ptr(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_match_core() {
+        for kind in EventKind::ALL {
+            let c = kind_to_c(kind);
+            assert_eq!(c, kind as u32);
+            let name = unsafe { std::ffi::CStr::from_ptr(peerlb_event_kind_str(c)) };
+            assert_eq!(name.to_str().unwrap(), kind.as_str());
+        }
+    }
+}
