@@ -259,12 +259,13 @@ pub fn known_scenarios() -> Vec<Scenario> {
 }
 
 /// The strategies the simulator compares, as strategy spec strings.
-pub const STRATEGIES: [&str; 7] = [
+pub const STRATEGIES: [&str; 8] = [
     "round-robin",
     "random",
     "fewest-pending",
     "two-random-choices",
     "peak-ewma",
+    "peak-ewma?choices=all",
     "hash-ring",
     "hash-ring:ketama?bounded=1.25",
 ];

@@ -496,7 +496,11 @@ mod tests {
         let ps = peers(&["fast1", "fast2", "slow1", "slow2"]);
         for p in &ps {
             s.add(p);
-            let rtt = if p.id().as_str().starts_with("slow") { 100 } else { 10 };
+            let rtt = if p.id().as_str().starts_with("slow") {
+                100
+            } else {
+                10
+            };
             s.request_finished(p, Outcome::Ok, ms(rtt));
         }
         (0..600)
