@@ -16,20 +16,8 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Tuple, Union
 
-from ._errors import (
-    AlreadyStarted,
-    ChooseTimeout,
-    InvalidArgument,
-    MultipleErrors,
-    SourceFailed,
-    NoDeadline,
-    NoPeerAvailable,
-    NotStarted,
-    PeerAlreadyInList,
-    PeerlbError,
-    PeerNotInList,
-    TransportFailed,
-)
+from . import _errors
+from ._errors import *  # noqa: F403 - the exception classes (their names: _errors.__all__)
 from ._peerlb import (
     ERROR_CODES,
     STRATEGIES,
@@ -38,12 +26,18 @@ from ._peerlb import (
     DnsUpdater,
     EtcdUpdater,
     FileUpdater,
+    ManualClock,
+    PeerEvent,
     PeerList,
+    RetryBudget,
     StaticUpdater,
     Subscriber,
+    Subscription,
     Upstream,
     __version__,
 )
+from ._retry import retrying
+from ._types import AdminResult, ListInfo, PeerInfo
 
 __all__ = [
     "PeerList",
@@ -57,22 +51,19 @@ __all__ = [
     "EtcdUpdater",
     "Binding",
     "PeerSpec",
+    "AdminResult",
+    "ListInfo",
+    "PeerInfo",
+    "PeerEvent",
+    "Subscription",
+    "ManualClock",
+    "RetryBudget",
+    "retrying",
     "STRATEGIES",
     "ERROR_CODES",
-    "PeerlbError",
-    "InvalidArgument",
-    "AlreadyStarted",
-    "NotStarted",
-    "ChooseTimeout",
-    "NoDeadline",
-    "NoPeerAvailable",
-    "PeerAlreadyInList",
-    "PeerNotInList",
-    "TransportFailed",
-    "MultipleErrors",
-    "SourceFailed",
     "__version__",
 ]
+__all__ += _errors.__all__
 
 PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
 """A peer to add: ``"id"``, ``("id", weight)`` or ``{"id": "id", "weight": weight}``."""
