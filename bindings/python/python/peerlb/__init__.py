@@ -16,8 +16,22 @@ from __future__ import annotations
 
 from typing import Mapping, Protocol, Tuple, Union
 
-from . import _errors
-from ._errors import *  # noqa: F403 - the exception classes (their names: _errors.__all__)
+from ._errors import (
+    AlreadyStarted,
+    ChooseTimeout,
+    Declined,
+    InvalidArgument,
+    MultipleErrors,
+    NoDeadline,
+    NoPeerAvailable,
+    NotStarted,
+    PeerAlreadyInList,
+    PeerlbError,
+    PeerNotInList,
+    RetryExhausted,
+    SourceFailed,
+    TransportFailed,
+)
 from ._peerlb import (
     ERROR_CODES,
     STRATEGIES,
@@ -62,8 +76,22 @@ __all__ = [
     "STRATEGIES",
     "ERROR_CODES",
     "__version__",
+    # The exceptions: the same names as _errors.__all__ (a test checks they agree).
+    "PeerlbError",
+    "InvalidArgument",
+    "AlreadyStarted",
+    "NotStarted",
+    "ChooseTimeout",
+    "NoDeadline",
+    "NoPeerAvailable",
+    "PeerAlreadyInList",
+    "PeerNotInList",
+    "TransportFailed",
+    "MultipleErrors",
+    "SourceFailed",
+    "RetryExhausted",
+    "Declined",
 ]
-__all__ += _errors.__all__
 
 PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
 """A peer to add: ``"id"``, ``("id", weight)`` or ``{"id": "id", "weight": weight}``."""

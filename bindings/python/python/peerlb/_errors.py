@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Dict, List, Optional, Sequence, Type
 
-# The one list of the exception names (the package re-exports it); a test checks it names
-# exactly the classes below and that every core error code has one.
+# The exception names; the package's __all__ repeats them (static, for type checkers), and
+# a test checks both name exactly the classes below and that every core code has one.
 __all__ = [
     "PeerlbError",
     "InvalidArgument",

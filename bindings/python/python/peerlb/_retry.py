@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from ._peerlb import PeerList, RetryBudget, _RetryCall
 
-    P = ParamSpec("P")
+    _P = ParamSpec("_P")
 
 T = TypeVar("T")
 
@@ -101,7 +101,7 @@ def retrying(
     timeout: Union[float, int, datetime.timedelta, None] = None,
     budget: Optional[RetryBudget] = None,
     shard_key: Union[str, bytes, None] = None,
-) -> Callable[[Callable[Concatenate[str, P], T]], Callable[P, T]]:
+) -> Callable[[Callable[Concatenate[str, _P], T]], Callable[_P, T]]:
     """A decorator: each call of the decorated ``fn(peer, *args, **kwargs)`` runs as
     ``lst.retry(lambda peer: fn(peer, *args, **kwargs), ...)`` — or, for an ``async def``,
     ``await lst.retry_async(...)``. The wrapper takes the arguments after ``peer``::
@@ -121,7 +121,7 @@ def retrying(
         "shard_key": shard_key,
     }
 
-    def decorate(fn: Callable[Concatenate[str, P], T]) -> Callable[P, T]:
+    def decorate(fn: Callable[Concatenate[str, _P], T]) -> Callable[_P, T]:
         if not callable(fn):
             raise TypeError(f"retrying(...) decorates a callable, not {type(fn).__name__}")
         if inspect.iscoroutinefunction(fn):
@@ -141,6 +141,6 @@ def retrying(
                 return lst.retry(lambda peer: fn(peer, *args, **kwargs), **options)
 
             wrapper = run
-        return cast("Callable[P, T]", wrapper)
+        return cast("Callable[_P, T]", wrapper)
 
     return decorate

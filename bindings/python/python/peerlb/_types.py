@@ -16,6 +16,13 @@ class AdminResult(str, enum.Enum):
     ``.code`` and ``.message``.
     """
 
+    def __new__(cls, value: str) -> AdminResult:
+        # The documented way to give a mixed-in enum its members; after the class is made,
+        # ``AdminResult("success")`` looks the member up by value.
+        member = str.__new__(cls, value)
+        member._value_ = value
+        return member
+
     SUCCESS = "success"
     """The operation changed the peer's state."""
 
