@@ -448,9 +448,15 @@ impl PyPeerList {
                 convert::type_name(fn_)
             )));
         }
+        let timeout = convert::seconds("timeout", timeout)?;
         let policy = retry::policy(max_attempts, timeout, budget)?;
         let key = convert::shard_key(shard_key)?;
-        Ok(retry::PyRetryCall::new(self.inner.clone(), &policy, key))
+        Ok(retry::PyRetryCall::new(
+            self.inner.clone(),
+            &policy,
+            timeout.is_some(),
+            key,
+        ))
     }
 }
 

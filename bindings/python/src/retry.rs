@@ -154,7 +154,7 @@ impl PyRetryBudget {
 /// The policy of `PeerList.retry(fn, *, max_attempts, timeout, budget)`.
 pub fn policy(
     max_attempts: Option<&Bound<'_, PyAny>>,
-    timeout: Option<&Bound<'_, PyAny>>,
+    timeout: Option<Duration>,
     budget: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<RetryPolicy> {
     let max = match max_attempts {
@@ -162,7 +162,7 @@ pub fn policy(
         None => 3,
     };
     let mut policy = RetryPolicy::new(max);
-    if let Some(t) = convert::seconds("timeout", timeout)? {
+    if let Some(t) = timeout {
         policy = policy.timeout(t);
     }
     if let Some(b) = budget.filter(|b| !b.is_none()) {
@@ -183,6 +183,8 @@ pub fn policy(
 pub struct PyRetryCall {
     list: peerlb::PeerList,
     key: Option<Vec<u8>>,
+    /// Whether a choose may wait (the call has a timeout); without one it never does.
+    may_wait: bool,
     /// `None` while an async choose has it (one step at a time).
     retry: Arc<Mutex<Option<Retry>>>,
     /// The last failed attempt's exception: the `__cause__` of the final error.
@@ -190,10 +192,16 @@ pub struct PyRetryCall {
 }
 
 impl PyRetryCall {
-    pub fn new(list: peerlb::PeerList, policy: &RetryPolicy, key: Option<Vec<u8>>) -> Self {
+    pub fn new(
+        list: peerlb::PeerList,
+        policy: &RetryPolicy,
+        may_wait: bool,
+        key: Option<Vec<u8>>,
+    ) -> Self {
         PyRetryCall {
             list,
             key,
+            may_wait,
             retry: Arc::new(Mutex::new(Some(Retry::new(policy)))),
             last: Arc::new(Mutex::new(None)),
         }
@@ -259,7 +267,13 @@ impl PyRetryCall {
         if let Some(k) = &self.key {
             request = request.with_shard_key(k);
         }
-        let result = crate::wait::block_on(py, retry.choose_async(&self.list, &request));
+        let result = if self.may_wait {
+            crate::wait::block_on(py, retry.choose_async(&self.list, &request))
+        } else {
+            // No deadline: core answers at once (a peer, or `no-deadline`), so there is
+            // nothing to wait for and no need to release the GIL or start the runtime.
+            Ok(retry.choose(&self.list, &request))
+        };
         self.put(retry);
         match result? {
             Ok(choice) => Ok(PyChoice::from_core(choice)),

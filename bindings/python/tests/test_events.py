@@ -156,3 +156,54 @@ def test_a_list_and_a_subscriber_pointing_back_are_collected() -> None:
     del h
     gc.collect()
     assert ref() is None
+
+
+def test_a_subscriber_may_cancel_itself_and_subscribe_others() -> None:
+    lst = peerlb.PeerList(shuffle=False)
+    first: List[str] = []
+    late: List[str] = []
+    subs: List[peerlb.Subscription] = []
+
+    def once(e: peerlb.PeerEvent) -> None:
+        first.append(str(e))
+        subs[0].cancel()
+        subs.append(lst.subscribe(lambda e: late.append(str(e))))
+
+    subs.append(lst.subscribe(once))
+    lst.update(add=["a", "b"])
+    assert first == ["added a"]
+    assert late == ["added b"]  # subscribed while "added a" was delivered
+    assert not subs[0].active and subs[1].active
+
+
+EXIT_SCRIPT = r"""
+import threading, peerlb
+lst = peerlb.PeerList(ejection={"failures": 1, "base_ms": 1, "max_percent": 100})
+lst.update(add=["a", "b", "c", "d"])
+lst.start()
+seen = []
+lst.subscribe(lambda e: seen.append(e.kind))
+def churn():
+    while True:
+        try:
+            lst.choose(timeout=1).finish("failure")
+        except peerlb.PeerlbError:
+            pass
+for _ in range(2):
+    threading.Thread(target=churn, daemon=True).start()
+while "restored" not in seen:
+    threading.Event().wait(0.001)
+print("exiting with timers firing")
+"""
+
+
+def test_interpreter_exit_while_library_threads_deliver_events() -> None:
+    import subprocess
+
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert "exiting with timers firing" in done.stdout
+        assert "Fatal" not in done.stderr and "panicked" not in done.stderr, done.stderr
