@@ -176,6 +176,7 @@ pub struct PySubscription {
 }
 
 impl PySubscription {
+    /// The handle of `entry` (which the list owns too).
     pub fn new(entry: Arc<SubEntry>) -> PySubscription {
         PySubscription { entry }
     }

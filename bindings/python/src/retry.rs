@@ -192,6 +192,7 @@ pub struct PyRetryCall {
 }
 
 impl PyRetryCall {
+    /// A call under `policy` on `list`; `may_wait` when the policy has a timeout.
     pub fn new(
         list: peerlb::PeerList,
         policy: &RetryPolicy,
@@ -366,7 +367,13 @@ impl PyRetryCall {
         let message = attempt_message(exc);
         let c = core_choice(choice)?;
         self.with(|r| r.failed(c, message, None))?;
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(exc.clone().unbind());
+        let previous = self
+            .last
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(exc.clone().unbind());
+        // Dropped with no lock held: freeing it may run arbitrary Python code.
+        drop(previous);
         Ok(())
     }
 
@@ -403,6 +410,7 @@ impl PyRetryCall {
     }
 
     fn __clear__(&self) {
-        drop(self.last.lock().unwrap_or_else(|e| e.into_inner()).take());
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(last); // with no lock held
     }
 }
