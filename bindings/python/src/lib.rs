@@ -337,6 +337,22 @@ impl PyPeerList {
             .call_method1(intern!(py, "drive"), (call, fn_))
     }
 
+    /// Checks `retry`'s options without calling anything (the `retrying` decorator calls
+    /// it when it decorates, so bad options fail there and not at the first call).
+    #[pyo3(signature = (*, max_attempts=None, timeout=None, budget=None, shard_key=None))]
+    fn _check_retry(
+        &self,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        budget: Option<&Bound<'_, PyAny>>,
+        shard_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        retry::policy(max_attempts, timeout, budget)?;
+        convert::shard_key(shard_key)?;
+        Ok(())
+    }
+
     /// `retry` for asyncio: `await lst.retry_async(async_fn, ...)` where `async_fn(peer)`
     /// returns an awaitable; waiting for a peer blocks no thread.
     #[pyo3(signature = (fn_, /, *, max_attempts=None, timeout=None, budget=None, shard_key=None))]

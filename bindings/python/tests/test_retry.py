@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from typing import Any, Awaitable, Callable, List
@@ -249,9 +252,15 @@ def test_retrying_decorator() -> None:
     assert calls == ["a", "b", "c", "a"]
     with pytest.raises(TypeError):
         peerlb.retrying("not a list")  # type: ignore[arg-type]
-    bad = peerlb.retrying(lst, max_attempts=0)(lambda peer: peer)
     with pytest.raises(peerlb.InvalidArgument):
-        bad()
+        peerlb.retrying(lst, max_attempts=0)
+    with pytest.raises(TypeError):
+        peerlb.retrying(lst, timeout="1")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        peerlb.retrying(lst, budget=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        peerlb.retrying(lst)(42)  # type: ignore[arg-type]
+    assert lst.introspect()["chosen"] == len(calls)  # the bad decorations chose nothing
 
 
 # --- asyncio ----------------------------------------------------------------------------
@@ -357,3 +366,66 @@ def test_retrying_decorator_async() -> None:
         return f"{peer}{n}"
 
     assert asyncio.run(get(1)) == "b1"
+
+
+def test_keyboard_interrupt_ends_a_retry_waiting_for_a_peer() -> None:
+    script = textwrap.dedent(
+        """
+        import os, signal, threading, time, peerlb
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        lst = peerlb.PeerList()
+        lst.start()
+        threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started = time.monotonic()
+        try:
+            lst.retry(lambda p: p, timeout=60)
+        except KeyboardInterrupt:
+            print("interrupted after %.1fs" % (time.monotonic() - started))
+            lst.update(add=["a"])
+            print(lst.retry(lambda p: p, timeout=1))
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=50)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")
+    assert lines[0].startswith("interrupted after"), out.stdout
+    assert lines[1] == "a"
+
+
+def test_threads_retrying_with_subscribers_and_admin_at_once() -> None:
+    lst = running(*[f"p{i}" for i in range(8)], ejection={"failures": 2, "base_ms": 1})
+    seen: List[str] = []
+    lock = threading.Lock()
+
+    def on(e: peerlb.PeerEvent) -> None:
+        with lock:
+            seen.append(e.kind)
+        lst.introspect()  # re-enters, from whichever thread delivers
+
+    lst.subscribe(on)
+    errors: List[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(200):
+                def attempt(peer: str) -> str:
+                    if peer in ("p0", "p1"):
+                        raise ConnectionError(peer)
+                    return peer
+
+                assert lst.retry(attempt, max_attempts=8, timeout=10) not in ("p0", "p1")
+                if i % 50 == n:
+                    lst.disable("p7")
+                    lst.enable("p7")
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    assert errors == []
+    assert "ejected" in seen and "disabled" in seen
+    assert pending(lst) == 0

@@ -110,9 +110,10 @@ def retrying(
         def fetch(peer: str, path: str) -> bytes: ...
 
         fetch("/status")            # tries up to three peers
+
+    Bad options raise here, as ``lst.retry`` would (``TypeError`` / ``InvalidArgument``).
     """
-    # Checked now, not at the first call.
-    if not hasattr(lst, "retry"):
+    if not hasattr(lst, "_check_retry"):
         raise TypeError(f"retrying() needs a peerlb.PeerList, not {type(lst).__name__}")
     options: Any = {
         "max_attempts": max_attempts,
@@ -120,6 +121,7 @@ def retrying(
         "budget": budget,
         "shard_key": shard_key,
     }
+    lst._check_retry(**options)  # bad options fail here, not at the first call
 
     def decorate(fn: Callable[Concatenate[str, _P], T]) -> Callable[_P, T]:
         if not callable(fn):
