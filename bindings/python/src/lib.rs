@@ -340,6 +340,9 @@ impl PyPeerList {
     /// Checks `retry`'s options without calling anything (the `retrying` decorator calls
     /// it when it decorates, so bad options fail there and not at the first call).
     #[pyo3(signature = (*, max_attempts=None, timeout=None, budget=None, shard_key=None))]
+    #[pyo3(
+        text_signature = "($self, *, max_attempts=3, timeout=None, budget=None, shard_key=None)"
+    )]
     fn _check_retry(
         &self,
         max_attempts: Option<&Bound<'_, PyAny>>,
