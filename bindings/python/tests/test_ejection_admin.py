@@ -224,3 +224,14 @@ def test_introspection_keys() -> None:
     }
     assert (info["chosen"], info["failures"], info["panic"]) == (1, 1, False)
     assert info["peers"][0]["consecutive_failures"] == 1
+
+
+def test_new_types_reject_bad_construction() -> None:
+    with pytest.raises(TypeError):
+        peerlb.ManualClock(5)  # type: ignore[call-arg]
+    for cls in (peerlb.PeerEvent, peerlb.Subscription):
+        with pytest.raises(TypeError):
+            cls()
+    with pytest.raises(ValueError):
+        peerlb.AdminResult("failed")
+    assert peerlb.AdminResult("success") is peerlb.AdminResult.SUCCESS
