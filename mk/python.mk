@@ -2,7 +2,7 @@
 #
 #   make build-python   wheel into dist/ (maturin from .venv/)
 #   make test-python    install that wheel into .venv/, then pytest (incl. conformance
-#                       scenarios), mypy --strict, stubtest, and the example
+#                       scenarios), mypy --strict, stubtest, and the examples
 #   make bench-python   choose+finish vs an empty method call -> target/bench/python.md
 
 PY_DIR := bindings/python
@@ -43,9 +43,11 @@ test-python: build-python
 	cd $(PY_DIR) && $(PY) -m pytest -q -p no:cacheprovider tests
 	$(PY_INSTALL) --no-index --find-links dist peerlb
 	cd $(PY_DIR) && $(PY) -m pytest -q -p no:cacheprovider tests
-	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy --strict $(PY_DIR)/tests/typed_usage.py examples/python/round_robin_http.py
+	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy --strict $(PY_DIR)/tests/typed_usage.py \
+		examples/python/round_robin_http.py examples/python/retry_ejection_http.py
 	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy.stubtest peerlb
 	$(PY) examples/python/round_robin_http.py --requests 12
+	$(PY) examples/python/retry_ejection_http.py --requests 20
 	$(MAKE) --no-print-directory test-python-oldest
 
 # The oldest Python the cp39-abi3 wheel promises, when this machine has one (pyenv does):
@@ -74,3 +76,4 @@ bench-python: build-python
 demo-python: build-python
 	$(PY_INSTALL) --no-index --find-links dist peerlb
 	$(PY) examples/python/round_robin_http.py
+	$(PY) examples/python/retry_ejection_http.py

@@ -9,7 +9,7 @@
 //! `python/peerlb/_peerlb.pyi` and `README.md`.
 
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use peerlb::{ErrorCode, ListOptions, Outcome, PeerId, Request};
@@ -17,11 +17,14 @@ use pyo3::exceptions::{PyBaseException, PyException, PyRuntimeError};
 use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString, PyType};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyMapping, PyString, PyType};
 use pyo3::PyTraverseError;
 
 mod convert;
 mod errors;
+mod events;
+mod retry;
 mod transport;
 mod updater;
 mod upstream;
@@ -35,6 +38,53 @@ use transport::{PySubscriber, PyTransport};
 pub struct PyPeerList {
     inner: peerlb::PeerList,
     transport: Option<Arc<PyTransport>>,
+    /// Event subscriptions; they last as long as the list unless cancelled.
+    subscriptions: Mutex<Vec<Arc<events::SubEntry>>>,
+}
+
+/// `peerlb.AdminResult`, looked up once.
+static ADMIN_RESULT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// Core's admin result as a `peerlb.AdminResult` (a str enum).
+fn admin_result(
+    py: Python<'_>,
+    result: peerlb::Result<peerlb::AdminResult>,
+) -> PyResult<Py<PyAny>> {
+    let result = errors::check(py, result)?;
+    let class = ADMIN_RESULT.import(py, "peerlb._types", "AdminResult")?;
+    Ok(class.call1((result.as_str(),))?.unbind())
+}
+
+/// The `ejection` argument: `True`/`None` (the default policy), `False` (off), or a
+/// mapping of option names to ints, parsed by core (`EjectionPolicy::set`).
+fn ejection_arg(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<peerlb::EjectionPolicy>> {
+    let Some(obj) = obj.filter(|o| !o.is_none()) else {
+        return Ok(Some(peerlb::EjectionPolicy::default()));
+    };
+    let py = obj.py();
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(b.is_true().then(peerlb::EjectionPolicy::default));
+    }
+    let Ok(map) = obj.cast::<PyMapping>() else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "ejection must be a bool or a dict of options (failures, base_ms, max_ms, \
+             max_percent, panic_percent), not {}",
+            convert::type_name(obj)
+        )));
+    };
+    let mut policy = peerlb::EjectionPolicy::default();
+    for item in map.items()?.iter() {
+        let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
+        let key = convert::string("an ejection option name", &key)?;
+        if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "ejection option {key:?} must be an int, not {}",
+                convert::type_name(&value)
+            )));
+        }
+        check(py, policy.set(&key, &value.str()?.to_cow()?))?;
+    }
+    Ok(Some(policy))
 }
 
 /// What the fast, non-blocking attempt of `choose` found.
@@ -65,9 +115,10 @@ impl PyPeerList {
 impl PyPeerList {
     #[new]
     #[pyo3(
-        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None),
-        text_signature = "(strategy='round-robin', *, shuffle=True, seed=None, fail_fast=False, transport=None)"
+        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None),
+        text_signature = "(strategy='round-robin', *, shuffle=True, seed=None, fail_fast=False, transport=None, ejection=True, clock=None)"
     )]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         strategy: Option<&Bound<'_, PyAny>>,
@@ -75,6 +126,8 @@ impl PyPeerList {
         seed: Option<&Bound<'_, PyAny>>,
         fail_fast: Option<&Bound<'_, PyAny>>,
         transport: Option<&Bound<'_, PyAny>>,
+        ejection: Option<&Bound<'_, PyAny>>,
+        clock: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let strategy = match strategy {
             Some(s) => convert::string("strategy", s)?,
@@ -86,6 +139,9 @@ impl PyPeerList {
         if let Some(seed) = seed {
             options = options.seed(convert::u64_arg("seed", seed)?);
         }
+        options = options
+            .ejection(ejection_arg(ejection)?)
+            .clock(retry::clock_arg(clock)?);
         let mut py_transport = None;
         if let Some(t) = transport {
             let builtin = t
@@ -111,6 +167,7 @@ impl PyPeerList {
         Ok(PyPeerList {
             inner,
             transport: py_transport,
+            subscriptions: Mutex::new(Vec::new()),
         })
     }
 
@@ -203,17 +260,120 @@ impl PyPeerList {
         d.set_item("summary", snap.summary)?;
         d.set_item("available", snap.available)?;
         d.set_item("total", snap.total)?;
-        let peers = PyList::empty(py);
-        for p in snap.peers {
-            let pd = PyDict::new(py);
-            pd.set_item("id", p.id)?;
-            pd.set_item("status", p.status)?;
-            pd.set_item("pending", p.pending)?;
-            pd.set_item("weight", p.weight)?;
-            peers.append(pd)?;
-        }
-        d.set_item("peers", peers)?;
+        d.set_item("panic", snap.panic)?;
+        d.set_item("ejected", snap.ejected)?;
+        d.set_item("disabled", snap.disabled)?;
+        d.set_item("chosen", snap.chosen)?;
+        d.set_item("failures", snap.failures)?;
+        d.set_item("ejections", snap.ejections)?;
+        d.set_item("peers", peer_dicts(py, snap.peers)?)?;
         Ok(d)
+    }
+
+    /// Every backend with its admin and ejection state: `introspect()["peers"]`.
+    fn list_backends<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        peer_dicts(py, self.inner.list_backends())
+    }
+
+    /// Admin: no new requests go to `peer` (in-flight ones finish); it stays disabled
+    /// across updates until `enable`. Returns `AdminResult.SUCCESS` or
+    /// `AdminResult.NO_ACTION_REQUIRED`; raises `PeerNotInList`/`InvalidArgument` (failed).
+    fn disable(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let id = convert::string("peer", peer)?;
+        admin_result(py, self.inner.disable(&id))
+    }
+
+    /// Admin: undoes `disable`. Same results as `disable`.
+    fn enable(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let id = convert::string("peer", peer)?;
+        admin_result(py, self.inner.enable(&id))
+    }
+
+    /// Admin: clears `peer`'s ejection and failure history (an ejected peer comes back
+    /// now). Same results as `disable`.
+    fn reset(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let id = convert::string("peer", peer)?;
+        admin_result(py, self.inner.reset(&id))
+    }
+
+    /// Admin: removes `peer` from the list (as `update(remove=[peer])`) and forgets its
+    /// admin state. Same results as `disable`.
+    fn delete(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        let id = convert::string("peer", peer)?;
+        admin_result(py, self.inner.delete(&id))
+    }
+
+    /// Calls `callback(event)` (a `PeerEvent`) for every peer event, in order, one at a
+    /// time, outside the list's locks (it may call back into the list), on the thread that
+    /// caused the event (a library thread for timers and probes). An exception it raises
+    /// goes to `sys.unraisablehook`. Returns a `Subscription` (lasting as long as the list
+    /// unless cancelled).
+    fn subscribe(&self, callback: &Bound<'_, PyAny>) -> PyResult<events::PySubscription> {
+        let entry = Arc::new(events::SubEntry::subscribe(&self.inner, callback)?);
+        let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+        subs.retain(|s| s.active());
+        subs.push(entry.clone());
+        Ok(events::PySubscription::new(entry))
+    }
+
+    /// Calls `fn(peer)` with a chosen peer until it returns (its value is returned):
+    /// an exception is a failed attempt (retried on another peer), `peerlb.Declined`
+    /// stops at once. See `peerlb._retry` and the stubs for the whole contract.
+    #[pyo3(signature = (fn_, /, *, max_attempts=None, timeout=None, budget=None, shard_key=None))]
+    #[pyo3(
+        text_signature = "($self, fn, /, *, max_attempts=3, timeout=None, budget=None, shard_key=None)"
+    )]
+    fn retry<'py>(
+        &self,
+        py: Python<'py>,
+        fn_: &Bound<'py, PyAny>,
+        max_attempts: Option<&Bound<'py, PyAny>>,
+        timeout: Option<&Bound<'py, PyAny>>,
+        budget: Option<&Bound<'py, PyAny>>,
+        shard_key: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = self.retry_call(fn_, max_attempts, timeout, budget, shard_key)?;
+        py.import(intern!(py, "peerlb._retry"))?
+            .call_method1(intern!(py, "drive"), (call, fn_))
+    }
+
+    /// Checks `retry`'s options without calling anything (the `retrying` decorator calls
+    /// it when it decorates, so bad options fail there and not at the first call).
+    #[pyo3(signature = (*, max_attempts=None, timeout=None, budget=None, shard_key=None))]
+    #[pyo3(
+        text_signature = "($self, *, max_attempts=3, timeout=None, budget=None, shard_key=None)"
+    )]
+    fn _check_retry(
+        &self,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        budget: Option<&Bound<'_, PyAny>>,
+        shard_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let timeout = convert::seconds("timeout", timeout)?;
+        retry::policy(max_attempts, timeout, budget)?;
+        convert::shard_key(shard_key)?;
+        Ok(())
+    }
+
+    /// `retry` for asyncio: `await lst.retry_async(async_fn, ...)` where `async_fn(peer)`
+    /// returns an awaitable; waiting for a peer blocks no thread.
+    #[pyo3(signature = (fn_, /, *, max_attempts=None, timeout=None, budget=None, shard_key=None))]
+    #[pyo3(
+        text_signature = "($self, fn, /, *, max_attempts=3, timeout=None, budget=None, shard_key=None)"
+    )]
+    fn retry_async<'py>(
+        &self,
+        py: Python<'py>,
+        fn_: &Bound<'py, PyAny>,
+        max_attempts: Option<&Bound<'py, PyAny>>,
+        timeout: Option<&Bound<'py, PyAny>>,
+        budget: Option<&Bound<'py, PyAny>>,
+        shard_key: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = self.retry_call(fn_, max_attempts, timeout, budget, shard_key)?;
+        py.import(intern!(py, "peerlb._retry"))?
+            .call_method1(intern!(py, "drive_async"), (call, fn_))
     }
 
     /// The strategy's name.
@@ -271,6 +431,11 @@ impl PyPeerList {
         if let Some(t) = &self.transport {
             t.traverse(&visit)?;
         }
+        if let Ok(subs) = self.subscriptions.try_lock() {
+            for s in subs.iter() {
+                s.traverse(&visit)?;
+            }
+        }
         Ok(())
     }
 
@@ -278,7 +443,64 @@ impl PyPeerList {
         if let Some(t) = &self.transport {
             drop(t.clear());
         }
+        let subs =
+            std::mem::take(&mut *self.subscriptions.lock().unwrap_or_else(|e| e.into_inner()));
+        for s in subs {
+            s.cancel();
+        }
     }
+}
+
+impl PyPeerList {
+    /// The core step-by-step retry of one `retry` / `retry_async` call.
+    fn retry_call(
+        &self,
+        fn_: &Bound<'_, PyAny>,
+        max_attempts: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        budget: Option<&Bound<'_, PyAny>>,
+        shard_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<retry::PyRetryCall> {
+        if !fn_.is_callable() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "retry needs a callable taking the peer id, not {}",
+                convert::type_name(fn_)
+            )));
+        }
+        let timeout = convert::seconds("timeout", timeout)?;
+        let policy = retry::policy(max_attempts, timeout, budget)?;
+        let key = convert::shard_key(shard_key)?;
+        Ok(retry::PyRetryCall::new(
+            self.inner.clone(),
+            &policy,
+            timeout.is_some(),
+            key,
+        ))
+    }
+}
+
+/// The peers of an introspection as dicts.
+fn peer_dicts<'py>(
+    py: Python<'py>,
+    peers: Vec<peerlb::PeerIntrospection>,
+) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for p in peers {
+        let pd = PyDict::new(py);
+        pd.set_item("id", p.id)?;
+        pd.set_item("status", p.status)?;
+        pd.set_item("pending", p.pending)?;
+        pd.set_item("weight", p.weight)?;
+        pd.set_item("admin", p.admin)?;
+        pd.set_item("ejected", p.ejected)?;
+        pd.set_item("ejected_for_ms", p.ejected_for_ms)?;
+        pd.set_item("ejections", p.ejections)?;
+        pd.set_item("consecutive_failures", p.consecutive_failures)?;
+        pd.set_item("chosen", p.chosen)?;
+        pd.set_item("failures", p.failures)?;
+        list.append(pd)?;
+    }
+    Ok(list)
 }
 
 /// Nanoseconds since this base (+1, so 0 means "not set"), for `Choice`'s `with` timing.
@@ -447,6 +669,11 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPeerList>()?;
     m.add_class::<PyChoice>()?;
     m.add_class::<PySubscriber>()?;
+    m.add_class::<events::PyPeerEvent>()?;
+    m.add_class::<events::PySubscription>()?;
+    m.add_class::<retry::PyManualClock>()?;
+    m.add_class::<retry::PyRetryBudget>()?;
+    m.add_class::<retry::PyRetryCall>()?;
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;

@@ -23,12 +23,13 @@ static EXITING: AtomicBool = AtomicBool::new(false);
 /// Python checks running right now (on library threads).
 static IN_CALL: AtomicUsize = AtomicUsize::new(0);
 
-/// Marks one Python check as running; refused once the interpreter is exiting (calling
-/// into a finalizing interpreter from a foreign thread aborts the process).
-struct PyCall;
+/// Marks one Python call from a library thread (an Upstream check, an event subscriber)
+/// as running; refused once the interpreter is exiting (calling into a finalizing
+/// interpreter from a foreign thread aborts the process).
+pub(crate) struct PyCall;
 
 impl PyCall {
-    fn enter() -> Result<PyCall, String> {
+    pub(crate) fn enter() -> Result<PyCall, String> {
         if EXITING.load(Ordering::SeqCst) {
             return Err("the Python interpreter is exiting".into());
         }

@@ -53,13 +53,24 @@ pub fn choose_blocking(
     if let Some(k) = key {
         request = request.with_shard_key(k);
     }
-    let mut future = pin!(list.choose_async(&request));
+    block_on(py, list.choose_async(&request))?.map_err(|e| to_pyerr(py, &e))
+}
+
+/// Polls `future` on this thread until it is ready, with the GIL released, inside the
+/// library's runtime context (core's async waits create their deadline timers where they
+/// are first polled). Between 100 ms slices it takes the GIL to run Python's signal
+/// handlers: a `KeyboardInterrupt` drops the future (abandoning what it waited for) and
+/// is the `Err`.
+pub fn block_on<F>(py: Python<'_>, future: F) -> Result<F::Output, PyErr>
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    let mut future = pin!(future);
     let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
     let runtime = peerlb::runtime::handle();
     loop {
         let done = py.detach(|| {
-            // Core's async wait creates its deadline timer where it is first polled, which
-            // must be inside a tokio runtime context: enter the library's runtime.
             let _runtime = runtime.enter();
             let mut cx = Context::from_waker(&waker);
             let slice_end = Instant::now() + SIGNAL_CHECK;
@@ -75,8 +86,7 @@ pub fn choose_blocking(
             }
         });
         match done {
-            Some(result) => return result.map_err(|e| to_pyerr(py, &e)),
-            // Dropping the future on error abandons the request (nothing is pending).
+            Some(result) => return Ok(result),
             None => py.check_signals()?,
         }
     }
@@ -157,8 +167,17 @@ pub fn spawn_choose(
             drop(list);
         }));
     });
+    cancel_on_done(py, future, task.abort_handle())
+}
+
+/// When the asyncio side cancels `future`, aborts `task` (the core wait behind it).
+pub fn cancel_on_done(
+    py: Python<'_>,
+    future: &Bound<'_, PyAny>,
+    task: AbortHandle,
+) -> PyResult<()> {
     let cancel = CancelWait {
-        abort: Mutex::new(Some(task.abort_handle())),
+        abort: Mutex::new(Some(task)),
     };
     future.call_method1(intern!(py, "add_done_callback"), (cancel,))?;
     Ok(())
@@ -178,6 +197,19 @@ fn deliver(
         },
         Err(e) => (to_pyerr(py, &e).into_value(py).into_any(), true),
     };
+    schedule(py, event_loop, future, complete, value, is_error);
+}
+
+/// Completes `future` with `value` on its event loop (`_complete` via
+/// `call_soon_threadsafe`); when the loop is closed, a choice nobody will take is ended.
+pub fn schedule(
+    py: Python<'_>,
+    event_loop: &Py<PyAny>,
+    future: &Py<PyAny>,
+    complete: &Py<PyAny>,
+    value: Py<PyAny>,
+    is_error: bool,
+) {
     let scheduled = event_loop.bind(py).call_method1(
         intern!(py, "call_soon_threadsafe"),
         (complete, future, &value, is_error),

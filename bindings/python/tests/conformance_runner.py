@@ -7,7 +7,9 @@ one (``core/tests/conformance.rs``). It runs in two modes: ``sync`` (``choose`` 
 choice is pending on that loop).
 
 The ``drop`` step calls ``choice.release()`` (the Python way to abandon a choice; a
-``del`` of the last reference does the same).
+``del`` of the last reference does the same). ``retry`` steps run ``lst.retry`` (sync) or
+``await lst.retry_async`` (async) with a function that plays the scripted attempts by
+returning, raising ``RuntimeError(message)`` (failure) or ``peerlb.Declined(message)``.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ class Run:
         self.transport: Optional[Scripted] = None
         self.held: Dict[str, peerlb.Choice] = {}
         self.loop = asyncio.new_event_loop() if mode == "async" else None
+        self.clock: Optional[peerlb.ManualClock] = None
+        self.events: List[str] = []
+        self.subscription: Optional[peerlb.Subscription] = None
+        self.budget: Optional[peerlb.RetryBudget] = None
 
     def close(self) -> None:
         for choice in self.held.values():
@@ -117,12 +123,32 @@ class Run:
             kwargs["transport"] = self.transport
         else:
             raise AssertionError(f"{ctx}: unknown transport {transport!r}")
+        ejection = step.get("ejection", True)
+        if isinstance(ejection, dict):
+            kwargs["ejection"] = dict(ejection)
+        elif ejection is not True:
+            kwargs["ejection"] = ejection
+        self.clock = None
+        clock = step.get("clock", "real")
+        if clock == "manual":
+            self.clock = peerlb.ManualClock()
+            kwargs["clock"] = self.clock
+        elif clock != "real":
+            raise AssertionError(f"{ctx}: unknown clock {clock!r}")
+        self.budget = None
         for choice in self.held.values():
             choice.release()
         self.held.clear()
+        if self.subscription is not None:
+            self.subscription.cancel()
+        self.subscription = None
+        self.events = []
         self.list = self.check(
             ctx, step, lambda: peerlb.PeerList(step.get("strategy", "round-robin"), **kwargs)
         )
+        if self.list is not None:
+            events = self.events
+            self.subscription = self.list.subscribe(lambda e: events.append(str(e)))
 
     def choose_kwargs(self, step: Dict[str, Any]) -> Dict[str, Any]:
         kwargs: Dict[str, Any] = {}
@@ -190,7 +216,7 @@ class Run:
         if "hold" in step:
             self.held[step["hold"]] = choice
         else:
-            choice.finish("ok")
+            choice.finish(step.get("outcome", "ok"))
 
     def choose_many(self, ctx: str, step: Dict[str, Any]) -> None:
         kwargs = self.choose_kwargs(step)
@@ -198,7 +224,7 @@ class Run:
         for _ in range(step["count"]):
             choice = self.do_choose(kwargs)
             got.append(choice.peer)
-            choice.finish()
+            choice.finish(step.get("outcome", "ok"))
         if "expect" in step:
             assert got == step["expect"], f"{ctx}: order {got}"
         counts = collections.Counter(got)
@@ -253,6 +279,28 @@ class Run:
             self.held.pop(step["choice"]).release()
         elif op == "introspect":
             self.introspect(ctx, step)
+        elif op == "advance":
+            assert self.clock is not None, f"{ctx}: advance needs clock: manual"
+            self.clock.advance(step["ms"] / 1000.0)
+        elif op == "admin":
+            self.admin(ctx, step)
+        elif op == "events":
+            got_events = list(self.events)
+            self.events.clear()
+            assert got_events == step.get("expect", []), f"{ctx}: events {got_events}"
+        elif op == "retry_budget":
+            self.budget = self.check(
+                ctx,
+                step,
+                lambda: peerlb.RetryBudget(
+                    ratio=step.get("ratio", 0.2),
+                    min_per_sec=step.get("min_per_sec", 10),
+                    ttl=step.get("ttl_ms", 10000) / 1000.0,
+                    clock=self.clock,
+                ),
+            )
+        elif op == "retry":
+            self.retry(ctx, step)
         elif op == "transport_calls":
             assert self.transport is not None, f"{ctx}: needs scripted transport"
             with self.transport.lock:
@@ -261,6 +309,83 @@ class Run:
             assert got == step.get("expect", []), f"{ctx}: transport calls {got}"
         else:
             raise AssertionError(f"{ctx}: unknown op {op!r}")
+
+
+    def admin(self, ctx: str, step: Dict[str, Any]) -> None:
+        action = getattr(self.lst, step["action"])
+        want = step.get("expect", "success")
+        try:
+            result = action(step["peer"])
+        except peerlb.PeerlbError as e:
+            assert want == "failed", f"{ctx}: admin failed unexpectedly: {e.code}: {e}"
+            if "error" in step:
+                assert e.code == step["error"], f"{ctx}: admin error {e.code} ({e})"
+            return
+        assert isinstance(result, peerlb.AdminResult), f"{ctx}: returned {result!r}"
+        assert result == want, f"{ctx}: admin result {result!r}"
+
+    def retry(self, ctx: str, step: Dict[str, Any]) -> None:
+        script: List[str] = step.get("attempts", [])
+        peers: List[str] = []
+
+        def attempt(peer: str) -> str:
+            peers.append(peer)
+            assert len(peers) <= len(script), f"{ctx}: attempt {len(peers)} not scripted"
+            what = script[len(peers) - 1]
+            if what == "ok":
+                return "done"
+            kind, _, message = what.partition(":")
+            if kind == "failure":
+                raise RuntimeError(message)
+            if kind == "declined":
+                raise peerlb.Declined(message)
+            raise AssertionError(f"{ctx}: bad scripted attempt {what!r}")
+
+        kwargs: Dict[str, Any] = {"max_attempts": step.get("max_attempts", 3)}
+        if "timeout_ms" in step:
+            kwargs["timeout"] = step["timeout_ms"] / 1000.0
+        if "shard_key" in step:
+            kwargs["shard_key"] = step["shard_key"]
+        if self.budget is not None:
+            kwargs["budget"] = self.budget
+
+        def run() -> str:
+            if self.loop is None:
+                return self.lst.retry(attempt, **kwargs)
+
+            async def attempt_async(peer: str) -> str:
+                await asyncio.sleep(0)
+                return attempt(peer)
+
+            async def go() -> str:
+                return await self.lst.retry_async(attempt_async, **kwargs)
+
+            return self.loop.run_until_complete(go())
+
+        error: Optional[peerlb.PeerlbError] = None
+        try:
+            result = run()
+        except peerlb.PeerlbError as e:
+            error = e
+        if "expect_peers" in step:
+            assert peers == step["expect_peers"], f"{ctx}: attempts' peers {peers}"
+        if "expect_attempts" in step:
+            assert len(peers) == step["expect_attempts"], f"{ctx}: attempts {peers}"
+        if step.get("expect_distinct"):
+            assert len(set(peers)) == len(peers), f"{ctx}: peers not distinct {peers}"
+        if error is None:
+            assert "error" not in step, f"{ctx}: expected {step['error']}, got {result!r}"
+            assert result == "done", f"{ctx}: result {result!r}"
+            return
+        assert step.get("error") == error.code, f"{ctx}: error {error.code}: {error}"
+        assert isinstance(error, _BY_CODE[error.code]), f"{ctx}: class {type(error)}"
+        if "message" in step:
+            assert str(error) == step["message"], f"{ctx}: message {str(error)!r}"
+        if error.code == "declined":
+            assert isinstance(error.__cause__, peerlb.Declined), f"{ctx}: cause"
+        elif script and script[len(peers) - 1].startswith("failure:"):
+            # The final error chains the last attempt's exception.
+            assert isinstance(error.__cause__, RuntimeError), f"{ctx}: cause"
 
 
 def run_scenario(path: Path, mode: str) -> None:

@@ -1,6 +1,6 @@
 """The typed usage file runs (mypy --strict and stubtest run from `make test-python`)."""
 
-from typed_usage import async_usage, sync_usage
+from typed_usage import async_retry_usage, async_usage, resilience_usage, sync_usage
 
 import asyncio
 
@@ -8,3 +8,6 @@ import asyncio
 def test_typed_usage_runs() -> None:
     assert sync_usage() == ["a:1", "b:2"]
     assert asyncio.run(async_usage()) == "x:1"
+    seen = resilience_usage()
+    assert seen[-1] == "retry-exhausted" and "disabled a:1 disabled by admin" in seen
+    assert asyncio.run(async_retry_usage()) == "x:1x:1!"

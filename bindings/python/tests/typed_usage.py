@@ -61,5 +61,59 @@ async def async_usage() -> str:
         return choice.peer
 
 
+def resilience_usage() -> List[str]:
+    clock = peerlb.ManualClock()
+    lst = peerlb.PeerList(shuffle=False, clock=clock, ejection={"failures": 3, "base_ms": 1000})
+    seen: List[str] = []
+
+    def on_event(event: peerlb.PeerEvent) -> None:
+        seen.append(f"{event.kind} {event.peer} {event.detail}".strip())
+
+    sub: peerlb.Subscription = lst.subscribe(on_event)
+    lst.update(add=["a:1", "b:1"])
+    lst.start()
+    result: peerlb.AdminResult = lst.disable("a:1")
+    assert result == peerlb.AdminResult.SUCCESS and lst.enable("a:1") == "success"
+    backends: List[peerlb.PeerInfo] = lst.list_backends()
+    ejected: bool = backends[0]["ejected"]
+    info: peerlb.ListInfo = lst.introspect()
+    assert not ejected and info["panic"] is False
+    budget = peerlb.RetryBudget(ratio=0.5, min_per_sec=1, ttl=10, clock=clock)
+
+    def fetch(peer: str) -> int:
+        return len(peer)
+
+    n: int = lst.retry(fetch, max_attempts=2, timeout=1.0, budget=budget, shard_key="k")
+
+    @peerlb.retrying(lst, max_attempts=2)
+    def get(peer: str, path: str) -> str:
+        return peer + path
+
+    url: str = get("/x")
+    clock.advance(datetime.timedelta(seconds=1))
+    try:
+        lst.retry(lambda peer: 1 / 0)
+    except peerlb.RetryExhausted as e:
+        seen.append(e.code)
+    assert sub.cancel() and n == 3 and url == "a:1/x"
+    return seen
+
+
+async def async_retry_usage() -> str:
+    lst = peerlb.PeerList()
+    lst.update(add=["x:1"])
+    lst.start()
+
+    async def fetch(peer: str) -> str:
+        return peer
+
+    @peerlb.retrying(lst)
+    async def get(peer: str, suffix: str) -> str:
+        return peer + suffix
+
+    return await lst.retry_async(fetch, timeout=1.0) + await get("!")
+
+
 if __name__ == "__main__":
     print(sync_usage(), asyncio.run(async_usage()))
+    print(resilience_usage(), asyncio.run(async_retry_usage()))

@@ -19,15 +19,17 @@ from typing import Mapping, Protocol, Tuple, Union
 from ._errors import (
     AlreadyStarted,
     ChooseTimeout,
+    Declined,
     InvalidArgument,
     MultipleErrors,
-    SourceFailed,
     NoDeadline,
     NoPeerAvailable,
     NotStarted,
     PeerAlreadyInList,
     PeerlbError,
     PeerNotInList,
+    RetryExhausted,
+    SourceFailed,
     TransportFailed,
 )
 from ._peerlb import (
@@ -38,12 +40,18 @@ from ._peerlb import (
     DnsUpdater,
     EtcdUpdater,
     FileUpdater,
+    ManualClock,
+    PeerEvent,
     PeerList,
+    RetryBudget,
     StaticUpdater,
     Subscriber,
+    Subscription,
     Upstream,
     __version__,
 )
+from ._retry import retrying
+from ._types import AdminResult, ListInfo, PeerInfo
 
 __all__ = [
     "PeerList",
@@ -57,8 +65,18 @@ __all__ = [
     "EtcdUpdater",
     "Binding",
     "PeerSpec",
+    "AdminResult",
+    "ListInfo",
+    "PeerInfo",
+    "PeerEvent",
+    "Subscription",
+    "ManualClock",
+    "RetryBudget",
+    "retrying",
     "STRATEGIES",
     "ERROR_CODES",
+    "__version__",
+    # The exceptions: the same names as _errors.__all__ (a test checks they agree).
     "PeerlbError",
     "InvalidArgument",
     "AlreadyStarted",
@@ -71,7 +89,8 @@ __all__ = [
     "TransportFailed",
     "MultipleErrors",
     "SourceFailed",
-    "__version__",
+    "RetryExhausted",
+    "Declined",
 ]
 
 PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import ClassVar, Dict, List, Optional, Sequence, Type
 
+# The exception names; the package's __all__ repeats them (static, for type checkers), and
+# a test checks both name exactly the classes below and that every core code has one.
 __all__ = [
     "PeerlbError",
     "InvalidArgument",
@@ -22,6 +24,8 @@ __all__ = [
     "TransportFailed",
     "MultipleErrors",
     "SourceFailed",
+    "RetryExhausted",
+    "Declined",
 ]
 
 
@@ -128,21 +132,27 @@ class SourceFailed(PeerlbError):
     code = "source-failed"
 
 
+class RetryExhausted(PeerlbError):
+    """A retried call gave up: every attempt failed, or the retry budget refused a retry.
+    The message lists each attempt's error (``retry attempts exceeded (e1; e2; e3)``,
+    ``retry budget exhausted (e1)``); ``__cause__`` is the last attempt's exception."""
+
+    code = "retry-exhausted"
+
+
+class Declined(PeerlbError):
+    """The peer declined the request on purpose (e.g. overload).
+
+    Raise it from a function under ``PeerList.retry`` to stop retrying at once without
+    counting the attempt against the peer; the call then raises a ``Declined`` naming the
+    peer, with yours as ``__cause__``."""
+
+    code = "declined"
+
+
+# Every subclass defined above, by code (how the native module finds the class of a code).
 _BY_CODE: Dict[str, Type[PeerlbError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidArgument,
-        AlreadyStarted,
-        NotStarted,
-        ChooseTimeout,
-        NoDeadline,
-        NoPeerAvailable,
-        PeerAlreadyInList,
-        PeerNotInList,
-        TransportFailed,
-        MultipleErrors,
-        SourceFailed,
-    )
+    cls.code: cls for cls in PeerlbError.__subclasses__() if cls.__module__ == __name__
 }
 # Shown as ``peerlb.NotStarted`` (where users import them from) in tracebacks and reprs.
 PeerlbError.__module__ = "peerlb"

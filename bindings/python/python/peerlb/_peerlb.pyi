@@ -4,21 +4,47 @@ import asyncio
 import datetime
 import os
 from types import TracebackType
-from typing import Any, Callable, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, Union, final
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+    final,
+)
 
 from typing_extensions import Self
 
-from peerlb import Transport
+from peerlb import AdminResult, ListInfo, PeerInfo, Transport
 
 _Seconds = Union[float, int, datetime.timedelta]
 _Outcome = Literal["ok", "failure", "declined", "cancelled"]
 _Status = Literal["available", "connecting", "unavailable"]
 _PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
+_EventKind = Literal[
+    "added", "removed", "available", "unavailable", "ejected", "restored", "disabled", "enabled"
+]
+_T = TypeVar("_T")
+
 
 __all__ = [
     "PeerList",
     "Choice",
     "Subscriber",
+    "PeerEvent",
+    "Subscription",
+    "ManualClock",
+    "RetryBudget",
+    "_RetryCall",
     "Upstream",
     "_CancelWait",
     "_complete",
@@ -65,6 +91,68 @@ class Choice:
     ) -> Literal[False]: ...
 
 @final
+class PeerEvent:
+    """One peer event: ``kind``, ``peer``, ``detail``; ``str(event)`` is ``"<kind> <peer>"``."""
+
+    @property
+    def kind(self) -> _EventKind: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def detail(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Subscription:
+    """A list's event subscription; lasts as long as the list unless cancelled."""
+
+    def cancel(self) -> bool: ...
+    @property
+    def active(self) -> bool: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[Type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+@final
+class ManualClock:
+    """A test clock that stands still until ``advance(seconds)`` moves it."""
+
+    def __new__(cls) -> Self: ...
+    def advance(self, seconds: _Seconds) -> None: ...
+    @property
+    def elapsed(self) -> float: ...
+
+@final
+class RetryBudget:
+    """Retries allowed per sliding window of ``ttl`` seconds: ``min_per_sec * ttl + ratio *
+    calls``; shared by the ``retry`` calls given it."""
+
+    def __new__(
+        cls,
+        ratio: float = 0.2,
+        min_per_sec: int = 10,
+        ttl: _Seconds = 10.0,
+        clock: Optional[ManualClock] = None,
+    ) -> Self: ...
+    @property
+    def balance(self) -> int: ...
+
+@final
+class _RetryCall:
+    def choose(self) -> Choice: ...
+    def choose_async(self) -> asyncio.Future[Choice]: ...
+    def succeeded(self, choice: Choice) -> None: ...
+    def failed(self, choice: Choice, exc: BaseException) -> None: ...
+    def declined(self, choice: Choice, exc: BaseException) -> BaseException: ...
+    @property
+    def attempts(self) -> int: ...
+
+@final
 class PeerList:
     """A list of peers with a strategy to choose among the available ones."""
 
@@ -76,6 +164,8 @@ class PeerList:
         seed: Optional[int] = None,
         fail_fast: bool = False,
         transport: Union[Transport, str, None] = None,
+        ejection: Union[bool, Mapping[str, int]] = True,
+        clock: Optional[ManualClock] = None,
     ) -> Self: ...
     @property
     def strategy(self) -> str: ...
@@ -92,7 +182,41 @@ class PeerList:
     def choose_async(
         self, timeout: Optional[_Seconds] = None, shard_key: Union[str, bytes, None] = None
     ) -> asyncio.Future[Choice]: ...
-    def introspect(self) -> Dict[str, Any]: ...
+    def introspect(self) -> ListInfo: ...
+    def list_backends(self) -> List[PeerInfo]: ...
+    def disable(self, peer: str) -> AdminResult: ...
+    def enable(self, peer: str) -> AdminResult: ...
+    def reset(self, peer: str) -> AdminResult: ...
+    def delete(self, peer: str) -> AdminResult: ...
+    def subscribe(self, callback: Callable[[PeerEvent], object]) -> Subscription: ...
+    def retry(
+        self,
+        fn: Callable[[str], _T],
+        /,
+        *,
+        max_attempts: int = 3,
+        timeout: Optional[_Seconds] = None,
+        budget: Optional[RetryBudget] = None,
+        shard_key: Union[str, bytes, None] = None,
+    ) -> _T: ...
+    def retry_async(
+        self,
+        fn: Callable[[str], Awaitable[_T]],
+        /,
+        *,
+        max_attempts: int = 3,
+        timeout: Optional[_Seconds] = None,
+        budget: Optional[RetryBudget] = None,
+        shard_key: Union[str, bytes, None] = None,
+    ) -> Coroutine[Any, Any, _T]: ...
+    def _check_retry(
+        self,
+        *,
+        max_attempts: int = 3,
+        timeout: Optional[_Seconds] = None,
+        budget: Optional[RetryBudget] = None,
+        shard_key: Union[str, bytes, None] = None,
+    ) -> None: ...
     def _noop(self) -> None: ...
     def __len__(self) -> int: ...
     def __enter__(self) -> Self: ...
