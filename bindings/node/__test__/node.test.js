@@ -40,7 +40,9 @@ function runNode(args, opts = {}) {
 }
 
 test('error codes map 1:1 to the core codes', () => {
-  assert.equal(Object.keys(errorCodes).length, 11)
+  assert.equal(Object.keys(errorCodes).length, 13)
+  assert.equal(errorCodes['retry-exhausted'], 'PEERLB_RETRY_EXHAUSTED')
+  assert.equal(errorCodes['declined'], 'PEERLB_DECLINED')
   assert.equal(errorCodes['source-failed'], 'PEERLB_SOURCE_FAILED')
   assert.equal(errorCodes['no-peer-available'], 'PEERLB_NO_PEER_AVAILABLE')
   assert.equal(errorCodes['timeout'], 'PEERLB_TIMEOUT')
