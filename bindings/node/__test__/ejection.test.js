@@ -406,3 +406,28 @@ test('retry: a budget on the manual clock, a re-entrant attempt function, and wa
   waiting.stop()
   await assert.rejects(waiting.retry(() => 1, { timeoutMs: 60000 }), code('PEERLB_NOT_STARTED'))
 })
+
+test('retry: the overall timeout is checked before each retry (PEERLB_TIMEOUT with the attempts)', async () => {
+  const list = started(['a', 'b', 'c'])
+  const e1 = new Error('e1')
+  let calls = 0
+  await assert.rejects(
+    // timeoutMs 0: the first attempt may start (a peer is available at once); no retry may.
+    list.retry(() => {
+      calls++
+      throw e1
+    }, { timeoutMs: 0, maxAttempts: 5 }),
+    (err) => {
+      assert.equal(err.code, 'PEERLB_TIMEOUT')
+      assert.match(err.message, /^retry timed out after 1 attempt in .* \(e1\)$/)
+      assert.equal(err.cause, e1)
+      return true
+    },
+  )
+  assert.equal(calls, 1)
+  // A list with no available peer: the first choose waits up to the timeout.
+  const idle = new PeerList({ transport: { retain() {}, release() {} } })
+  idle.update({ add: ['x'] })
+  idle.start()
+  await assert.rejects(idle.retry(() => 1, { timeoutMs: 10 }), code('PEERLB_TIMEOUT'))
+})
