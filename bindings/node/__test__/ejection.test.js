@@ -264,15 +264,31 @@ test('a subscriber may re-enter the list: its events follow, in order, after it 
 
 test('events from library threads (real-clock timers) reach JS through the event loop', async () => {
   const list = started(['a', 'b'], { ejection: { failures: 1, baseMs: 20, maxPercent: 100, panicPercent: 0 } })
-  const restored = nextEvent(list, (e) => e.kind === 'restored')
+  const warnings = []
+  const onWarning = (w) => warnings.push(w.message)
+  process.on('warning', onWarning)
   const seen = []
-  list.subscribe((e) => seen.push(`${e.kind} ${e.peer}`))
-  fail(list, 1)
-  assert.deepEqual(seen, ['ejected a'])
-  const e = await restored
-  assert.equal(e.peer, 'a')
-  assert.equal(seen.at(-1), 'restored a')
-  assert.equal(list.introspect().ejected, 0)
+  list.subscribe((e) => {
+    if (e.kind === 'restored') throw new Error('thrown on a library-thread delivery')
+  })
+  list.subscribe((e) => {
+    seen.push(`${e.kind} ${e.peer}`)
+    // re-entering from a delivery that came through the event loop
+    if (e.kind === 'restored') assert.equal(list.disable(e.peer), 'success')
+  })
+  const restored = nextEvent(list, (e) => e.kind === 'restored')
+  try {
+    fail(list, 1)
+    assert.deepEqual(seen, ['ejected a'])
+    const e = await restored
+    assert.equal(e.peer, 'a')
+    assert.deepEqual(seen, ['ejected a', 'restored a', 'disabled a'])
+    assert.equal(list.introspect().ejected, 0)
+    await new Promise((r) => setImmediate(r))
+    assert.ok(warnings.some((m) => m.includes('thrown on a library-thread delivery')), warnings.join('\n'))
+  } finally {
+    process.off('warning', onWarning)
+  }
 })
 
 test('a script that subscribes with pending timers and probes exits by itself', () => {
