@@ -447,3 +447,35 @@ test('retry: the overall timeout is checked before each retry (PEERLB_TIMEOUT wi
   idle.start()
   await assert.rejects(idle.retry(() => 1, { timeoutMs: 10 }), code('PEERLB_TIMEOUT'))
 })
+
+test('a list whose subscriber refers to it is still garbage-collected; its pending timers then do nothing', () => {
+  const script = `
+    const { PeerList, ManualClock } = require(${JSON.stringify(pkgDir)})
+    const clock = new ManualClock()
+    let collected = 0
+    const registry = new FinalizationRegistry(() => collected++)
+    const seen = []
+    ;(function () {
+      for (let i = 0; i < 3; i++) {
+        const list = new PeerList({ clock, ejection: { failures: 1, maxPercent: 100, panicPercent: 0 } })
+        list.subscribe((e) => { seen.push(e.kind); list.introspect() })
+        list.update({ add: ['a', 'b'] })
+        list.start()
+        list.choose().finish('failure') // a restore timer is pending on the clock
+        registry.register(list, i)
+      }
+    })()
+    ;(function wait() {
+      gc()
+      if (collected < 3) return setTimeout(wait, 10)
+      clock.advance(60000) // the timers fire: their lists are gone
+      console.log(JSON.stringify({ collected, seen }))
+    })()
+  `
+  const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', timeout: 30000 })
+  assert.equal(r.signal, null, `lists never collected\n${r.stdout}${r.stderr}`)
+  assert.equal(r.status, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  assert.equal(out.collected, 3, r.stdout)
+  assert.deepEqual(out.seen.filter((k) => k === 'ejected' || k === 'restored'), ['ejected', 'ejected', 'ejected'])
+})
