@@ -479,3 +479,29 @@ test('a list whose subscriber refers to it is still garbage-collected; its pendi
   assert.equal(out.collected, 3, r.stdout)
   assert.deepEqual(out.seen.filter((k) => k === 'ejected' || k === 'restored'), ['ejected', 'ejected', 'ejected'])
 })
+
+test('a worker terminated while library threads post it events does not crash the process', async () => {
+  const { Worker } = require('node:worker_threads')
+  // Every failure ejects a peer for 1 ms (real clock): restorations keep coming from the
+  // library's timer threads while the worker is torn down.
+  const w = new Worker(
+    `const { PeerList } = require(${JSON.stringify(pkgDir)})
+     const { parentPort } = require('node:worker_threads')
+     const l = new PeerList({ ejection: { failures: 1, baseMs: 1, maxMs: 1, maxPercent: 100, panicPercent: 0 } })
+     let n = 0
+     l.subscribe((e) => { if (e.kind === 'restored' && ++n === 3) parentPort.postMessage('restoring') })
+     l.update({ add: ['a', 'b', 'c'] }); l.start()
+     setInterval(() => { for (let i = 0; i < 3; i++) { try { l.choose().finish('failure') } catch {} } }, 1)`,
+    { eval: true },
+  )
+  await new Promise((resolve, reject) => {
+    w.once('message', resolve)
+    w.once('error', reject)
+  })
+  await w.terminate()
+  const list = started(['m'], { ejection: { failures: 1 } })
+  const seen = []
+  list.subscribe((e) => seen.push(e.kind))
+  fail(list, 1)
+  assert.deepEqual(seen, ['ejected'])
+})
