@@ -143,7 +143,7 @@ function ejectionArgs(ej) {
   const values = []
   for (const [k, v] of Object.entries(ej)) {
     if (v === undefined) continue
-    const key = EJECTION_KEYS[k]
+    const key = Object.hasOwn(EJECTION_KEYS, k) ? EJECTION_KEYS[k] : undefined
     if (key === undefined) {
       throw invalidArgument(
         `unknown ejection option ${JSON.stringify(k)} (known: ${Object.keys(EJECTION_KEYS).join(', ')})`,

@@ -84,6 +84,9 @@ test('ejection options: wrong types are TypeErrors, bad values PEERLB_INVALID_AR
     { panicPercent: 1000 },
     { fails: 3 },
     { base_ms: 3 },
+    { toString: 3 },
+    { constructor: 3 },
+    JSON.parse('{"__proto__": 3}'),
   ]
   for (const ejection of bad) {
     assert.throws(() => new PeerList({ ejection }), code('PEERLB_INVALID_ARGUMENT'), JSON.stringify(ejection))
@@ -277,11 +280,15 @@ test('events from library threads (real-clock timers) reach JS through the event
     if (e.kind === 'restored') assert.equal(list.disable(e.peer), 'success')
   })
   const restored = nextEvent(list, (e) => e.kind === 'restored')
+  // The re-entrant disable's event comes right after the callback, or (when the timer thread
+  // is still finishing its delivery) through the event loop: wait for it.
+  const disabled = nextEvent(list, (e) => e.kind === 'disabled')
   try {
     fail(list, 1)
     assert.deepEqual(seen, ['ejected a'])
     const e = await restored
     assert.equal(e.peer, 'a')
+    await disabled
     assert.deepEqual(seen, ['ejected a', 'restored a', 'disabled a'])
     assert.equal(list.introspect().ejected, 0)
     await new Promise((r) => setImmediate(r))
