@@ -57,6 +57,7 @@ test-node-install: build-node
 
 test-node-example: build-node
 	$(NODE) examples/node/round_robin.js --requests 12
+	$(NODE) examples/node/ejection_retry.js --requests 8 --base-ms 200
 
 bench-node: build-node
 	mkdir -p target/bench
@@ -64,3 +65,4 @@ bench-node: build-node
 
 demo-node: build-node
 	$(NODE) examples/node/round_robin.js
+	$(NODE) examples/node/ejection_retry.js

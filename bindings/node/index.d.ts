@@ -27,6 +27,37 @@ export interface Transport {
   readonly name?: string
 }
 
+/**
+ * Outlier ejection options (defaults: 5 failures in a row eject a peer for 30 s × the
+ * number of times it was ejected, at most 300 s; at most 10 % of the peers ejected at once,
+ * at least one; below 50 % healthy peers the list ignores ejections: panic mode). Values
+ * are whole numbers, checked by the core (PEERLB_INVALID_ARGUMENT).
+ */
+export interface EjectionOptions {
+  /** `failure` outcomes in a row that eject a peer (>= 1, default 5). */
+  failures?: number
+  /** The first ejection's length; the n-th lasts n times as long (default 30000). */
+  baseMs?: number
+  /** The longest an ejection lasts (>= baseMs, default 300000). */
+  maxMs?: number
+  /** At most this percentage of the peers is ejected at once, at least one (default 10). */
+  maxPercent?: number
+  /** Below this percentage of healthy peers ejections are ignored (0 = never; default 50). */
+  panicPercent?: number
+}
+
+/**
+ * A manual (test) clock: stands still until `advance(ms)`, which also runs what came due
+ * (ejections end inside `advance`, and their events reach subscribers before it returns).
+ */
+export declare class ManualClock {
+  constructor()
+  /** Moves the clock forward by `ms` (a finite number >= 0). */
+  advance(ms: number): void
+  /** How far it has been advanced in total, in milliseconds. */
+  readonly elapsedMs: number
+}
+
 export interface PeerListOptions {
   /** Default 'round-robin'. Any other string fails with PEERLB_INVALID_ARGUMENT. */
   strategy?: StrategyName | (string & {})
@@ -42,6 +73,10 @@ export interface PeerListOptions {
    * or a transport object. A bad spec throws PEERLB_INVALID_ARGUMENT.
    */
   transport?: 'always-available' | 'tcp-probe' | (string & {}) | Transport | null
+  /** Outlier ejection: on by default (`true`/omitted = the defaults), `false` = off. */
+  ejection?: boolean | EjectionOptions | null
+  /** The clock for ejection times and time-based strategies (default the real clock). */
+  clock?: ManualClock | 'real' | null
 }
 
 /** A peer to add: its id, or its id and weight (default 1). */
@@ -65,6 +100,20 @@ export interface PeerIntrospection {
   status: 'uninitialized' | ConnectionStatus
   pending: number
   weight: number
+  /** 'disabled' by an admin, else 'enabled'. */
+  admin: 'enabled' | 'disabled'
+  /** Whether outlier detection has ejected it. */
+  ejected: boolean
+  /** How much longer its ejection lasts (0 when not ejected). */
+  ejected_for_ms: number
+  /** How many times it has been ejected (the next ejection lasts longer). */
+  ejections: number
+  /** Its current run of `failure` outcomes. */
+  consecutive_failures: number
+  /** Requests started to it since it was retained. */
+  chosen: number
+  /** Requests to it that ended as `failure` since it was retained. */
+  failures: number
 }
 
 export interface ListIntrospection {
@@ -74,8 +123,99 @@ export interface ListIntrospection {
   summary: string
   available: number
   total: number
+  /** Panic mode: too few peers are healthy, so ejections are ignored. */
+  panic: boolean
+  /** Peers ejected now. */
+  ejected: number
+  /** Peers an admin disabled. */
+  disabled: number
+  /** Requests started, summed over the peers. */
+  chosen: number
+  /** Requests that ended as `failure`, summed over the peers. */
+  failures: number
+  /** Ejections so far, summed over the peers. */
+  ejections: number
   peers: PeerIntrospection[]
 }
+
+/** What happened to a peer. */
+export type PeerEventKind =
+  | 'added'
+  | 'removed'
+  | 'available'
+  | 'unavailable'
+  | 'ejected'
+  | 'restored'
+  | 'disabled'
+  | 'enabled'
+
+/** A peer event, as `subscribe` callbacks get it. */
+export interface PeerEvent {
+  kind: PeerEventKind
+  /** The peer's id. */
+  peer: string
+  /** More about it, for people (e.g. '5 consecutive failures; ejected for 30s'), or ''. */
+  detail: string
+}
+
+/** What `subscribe` returns. */
+export interface EventSubscription {
+  /** Stops the callback; returns false when it was already stopped. */
+  unsubscribe(): boolean
+  /** `using s = list.subscribe(...)`: unsubscribes at scope exit. */
+  [Symbol.dispose](): void
+}
+
+/** What an admin operation did; 'failed' only from `admin()` (the named methods throw). */
+export type AdminStatus = 'success' | 'no-action-required' | 'failed'
+
+/** The result of `PeerList.admin(action, id)`. */
+export type AdminResult =
+  | { status: 'success' | 'no-action-required' }
+  | { status: 'failed'; code: PeerlbErrorCode; message: string; error: PeerlbError }
+
+/** Admin operations by name. */
+export type AdminAction = 'disable' | 'enable' | 'reset' | 'delete'
+
+/** Options of `PeerList.retry`. */
+export interface RetryOptions {
+  /** Attempts in all, the first included (integer >= 1, default 3). */
+  maxAttempts?: number
+  /** The whole call's time limit: checked before each retry, bounds each wait for a peer. */
+  timeoutMs?: number | null
+  /** Retries also need this budget's permission. */
+  budget?: RetryBudget | null
+  /** The first attempt's shard key (retries vary it, so hash strategies pick other peers). */
+  shardKey?: string | Uint8Array | null
+}
+
+/** Options of `RetryBudget`. */
+export interface RetryBudgetOptions {
+  /** Retries per call allowed, 0..1 (default 0.2). */
+  ratio?: number
+  /** Retries per second always allowed (default 10). */
+  minPerSec?: number
+  /** The sliding window, 1000..60000 ms (default 10000). */
+  ttlMs?: number
+  /** Default the real clock. */
+  clock?: ManualClock | 'real' | null
+}
+
+/**
+ * A retry budget shared by `retry` calls: over a sliding window of `ttlMs`, retries may be
+ * at most `minPerSec × ttl + ratio × calls`.
+ */
+export declare class RetryBudget {
+  constructor(options?: RetryBudgetOptions)
+  /** Retries the budget would allow right now. */
+  readonly balance: number
+}
+
+/**
+ * An error for a `retry` attempt to throw when the peer declined on purpose (e.g.
+ * overload): code PEERLB_DECLINED; the call stops at once and the peer is not penalized.
+ */
+export declare function declined(message?: string): PeerlbError
 
 /** The `code` of every error the core reports. */
 export type PeerlbErrorCode =
@@ -90,11 +230,17 @@ export type PeerlbErrorCode =
   | 'PEERLB_TRANSPORT_FAILED'
   | 'PEERLB_MULTIPLE_ERRORS'
   | 'PEERLB_SOURCE_FAILED'
+  | 'PEERLB_RETRY_EXHAUSTED'
+  | 'PEERLB_DECLINED'
 
-/** What peerlb throws: an `Error` with a `code`; combined failures list the parts in `errors`. */
+/**
+ * What peerlb throws: an `Error` with a `code`; combined failures list the parts in `errors`;
+ * `retry`'s final errors carry the last attempt's error as `cause`.
+ */
 export interface PeerlbError extends Error {
   code: PeerlbErrorCode
   errors?: PeerlbError[]
+  cause?: unknown
 }
 
 /** A chosen peer. The request is pending on it until `finish` (or `cancel`). */
@@ -131,8 +277,40 @@ export declare class PeerList {
   choose(options?: ChooseOptions): Choice
   /** Chooses an available peer, waiting up to `timeoutMs` without blocking the event loop. */
   chooseAsync(options?: ChooseOptions): Promise<Choice>
-  /** A snapshot of the list as a plain object. */
+  /** A snapshot of the list as a plain object (the core's keys, as C's introspection JSON). */
   introspect(): ListIntrospection
+  /** Every backend with its admin and ejection state (`introspect().peers`). */
+  listBackends(): PeerIntrospection[]
+  /**
+   * Admin: no new requests go to the peer (in-flight ones finish), across updates, until
+   * `enable`. Returns 'success' or 'no-action-required'; throws PEERLB_PEER_NOT_IN_LIST or
+   * PEERLB_INVALID_ARGUMENT when it failed.
+   */
+  disable(id: string): 'success' | 'no-action-required'
+  /** Admin: undoes `disable`; throws when failed. */
+  enable(id: string): 'success' | 'no-action-required'
+  /** Admin: clears the peer's ejection and failure history; throws when failed. */
+  reset(id: string): 'success' | 'no-action-required'
+  /** Admin: removes the peer and forgets its admin state; throws when failed. */
+  delete(id: string): 'success' | 'no-action-required'
+  /** Admin by name; a failed operation is `{status: 'failed', code, message, error}`, not thrown. */
+  admin(action: AdminAction, id: string): AdminResult
+  /**
+   * Calls `callback` for every peer event, in order, one at a time, on the JS thread.
+   * Events caused by a call on the JS thread (update, start, stop, admin, finish,
+   * clock.advance, a JS transport's setStatus) are delivered before that call returns
+   * (unless a library thread is delivering at that moment); events from library threads
+   * (real-clock timers, tcp-probe, updaters) come through the event loop and never keep
+   * the process alive. A callback may call back into the list; one that throws or rejects
+   * is reported as a process warning (PEERLB_SUBSCRIBER_THREW).
+   */
+  subscribe(callback: (event: PeerEvent) => unknown): EventSubscription
+  /**
+   * Calls `fn(peer, attempt)` until it succeeds, declines (throws `declined(...)`) or the
+   * policy stops it (PEERLB_RETRY_EXHAUSTED, PEERLB_TIMEOUT; `cause` = the last attempt's
+   * error). Each failed attempt counts toward its peer's ejection; retries prefer untried peers.
+   */
+  retry<T>(fn: (peer: string, attempt: number) => T | PromiseLike<T>, options?: RetryOptions): Promise<T>
 }
 
 /** A health check: resolves/returns `false`, throws or rejects to fail; anything else passes. */

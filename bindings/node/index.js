@@ -7,6 +7,7 @@
 'use strict'
 
 const path = require('node:path')
+const { performance } = require('node:perf_hooks')
 
 function loadNative() {
   const file = process.env.PEERLB_NODE_ADDON || path.join(__dirname, 'peerlb.node')
@@ -94,6 +95,122 @@ function optionsObject(what, opts) {
 }
 
 /**
+ * A manual (test) clock for lists and retry budgets: it stands still until `advance(ms)`,
+ * which also runs what came due (ejections end inside `advance`, and their `restored`
+ * events reach subscribers before it returns). One clock may drive many lists.
+ */
+class ManualClock {
+  constructor() {
+    this._n = new native.NativeClock()
+  }
+
+  /** Moves the clock forward by `ms` (a finite number >= 0; fractions allowed). */
+  advance(ms) {
+    if (typeof ms !== 'number') throw typeError(`advance(ms): ms must be a number, got ${describe(ms)}`)
+    if (!(ms >= 0) || ms === Infinity) throw invalidArgument(`advance(ms): ms must be a finite number >= 0, got ${ms}`)
+    this._n.advance(ms)
+  }
+
+  /** How far it has been advanced in total, in milliseconds. */
+  get elapsedMs() {
+    return this._n.elapsedMs
+  }
+}
+
+function clockArg(what, clock) {
+  if (clock === undefined || clock === null || clock === 'real') return null
+  if (clock instanceof ManualClock) return clock._n
+  throw typeError(`${what}: clock must be a ManualClock or 'real', got ${describe(clock)}`)
+}
+
+// PeerList's `ejection` option names → the core's EjectionPolicy::set keys.
+const EJECTION_KEYS = {
+  failures: 'failures',
+  baseMs: 'base_ms',
+  maxMs: 'max_ms',
+  maxPercent: 'max_percent',
+  panicPercent: 'panic_percent',
+}
+
+/** `ejection` → [off, keys, values]; the core parses and checks the values. */
+function ejectionArgs(ej) {
+  if (ej === undefined || ej === null || ej === true) return [false, [], []]
+  if (ej === false) return [true, [], []]
+  if (typeof ej !== 'object' || Array.isArray(ej)) {
+    throw typeError(`new PeerList: ejection must be false or an object, got ${describe(ej)}`)
+  }
+  const keys = []
+  const values = []
+  for (const [k, v] of Object.entries(ej)) {
+    if (v === undefined) continue
+    const key = Object.hasOwn(EJECTION_KEYS, k) ? EJECTION_KEYS[k] : undefined
+    if (key === undefined) {
+      throw invalidArgument(
+        `unknown ejection option ${JSON.stringify(k)} (known: ${Object.keys(EJECTION_KEYS).join(', ')})`,
+      )
+    }
+    if (typeof v !== 'number') throw typeError(`new PeerList: ejection.${k} must be a number, got ${describe(v)}`)
+    keys.push(key)
+    values.push(String(v))
+  }
+  return [false, keys, values]
+}
+
+function peerIdArg(what, id) {
+  if (typeof id !== 'string') throw typeError(`${what}: peer id must be a string, got ${describe(id)}`)
+  return id
+}
+
+/** Reports what an event subscriber threw (or rejected with) as a process warning. */
+function subscriberFailed(err) {
+  process.emitWarning(`a peerlb event subscriber threw: ${errorText(err)}`, {
+    type: 'PeerlbWarning',
+    code: 'PEERLB_SUBSCRIBER_THREW',
+  })
+}
+
+/** The error to throw in a `retry` attempt to say the peer declined: no retry, no ejection. */
+function declined(message) {
+  const e = new Error(message === undefined ? 'declined' : String(message))
+  e.code = 'PEERLB_DECLINED'
+  return e
+}
+
+/**
+ * A retry budget shared by `retry` calls: over a sliding window of `ttlMs`, retries may be
+ * at most `minPerSec × ttl + ratio × calls` (Finagle's and Envoy's budget).
+ */
+class RetryBudget {
+  /**
+   * @param {object} [options]
+   * @param {number} [options.ratio=0.2] retries per call (0..1)
+   * @param {number} [options.minPerSec=10] retries per second always allowed
+   * @param {number} [options.ttlMs=10000] window (1000..60000)
+   * @param {ManualClock|'real'} [options.clock='real']
+   */
+  constructor(options) {
+    const o = optionsObject('new RetryBudget(options)', options)
+    const ratio = o.ratio === undefined ? 0.2 : o.ratio
+    if (typeof ratio !== 'number') throw typeError(`new RetryBudget: ratio must be a number, got ${describe(ratio)}`)
+    const minPerSec = o.minPerSec === undefined ? 10 : o.minPerSec
+    if (typeof minPerSec !== 'number') {
+      throw typeError(`new RetryBudget: minPerSec must be a number, got ${describe(minPerSec)}`)
+    }
+    if (!Number.isInteger(minPerSec) || minPerSec < 0 || minPerSec > 0xffffffff) {
+      throw invalidArgument(`RetryBudget: minPerSec must be an integer in 0..2^32-1, got ${minPerSec}`)
+    }
+    const ttlMs = o.ttlMs === undefined ? 10000 : o.ttlMs
+    if (typeof ttlMs !== 'number') throw typeError(`new RetryBudget: ttlMs must be a number, got ${describe(ttlMs)}`)
+    this._n = new native.NativeRetryBudget(ratio, minPerSec, ttlMs, clockArg('new RetryBudget', o.clock))
+  }
+
+  /** Retries the budget would allow right now. */
+  get balance() {
+    return this._n.balance
+  }
+}
+
+/**
  * A chosen peer. The request counts as pending on that peer until `finish` (or `cancel`).
  */
 class Choice {
@@ -167,6 +284,10 @@ class PeerList {
    * @param {boolean} [options.failFast=false] choose fails at once instead of waiting
    * @param {string|object} [options.transport] a built-in transport spec ('always-available',
    *   'tcp-probe?interval_ms=200&timeout_ms=100') or a JS transport object with retain/release
+   * @param {false|{failures?: number, baseMs?: number, maxMs?: number, maxPercent?: number, panicPercent?: number}} [options.ejection]
+   *   outlier ejection (on by default: 5 failures in a row, 30 s × nth ejection up to 300 s,
+   *   at most 10 % of the peers, panic below 50 % healthy); false turns it off
+   * @param {ManualClock|'real'} [options.clock='real'] the clock for ejection times and strategies
    */
   constructor(options) {
     const o = optionsObject('new PeerList(options)', options)
@@ -213,7 +334,20 @@ class PeerList {
         'new PeerList: transport must be a transport spec string (e.g. "tcp-probe") or an object with retain(peerId, subscriber) and release(peerId, subscriber) methods',
       )
     }
-    this._n = new native.NativeList(strategy, shuffle, seed, failFast, transport, transportName)
+    const [ejectionOff, ejectionKeys, ejectionValues] = ejectionArgs(o.ejection)
+    const clock = clockArg('new PeerList', o.clock)
+    this._n = new native.NativeList(
+      strategy,
+      shuffle,
+      seed,
+      failFast,
+      transport,
+      transportName,
+      ejectionOff,
+      ejectionKeys,
+      ejectionValues,
+      clock,
+    )
     this._id = this._n.id
     this._names = [undefined]
   }
@@ -325,9 +459,178 @@ class PeerList {
     })
   }
 
-  /** A snapshot of the list: {strategy, transport, state, summary, available, total, peers}. */
+  /**
+   * A snapshot of the list: {strategy, transport, state, summary, available, total, panic,
+   * ejected, disabled, chosen, failures, ejections, peers}; the keys are the core's (the
+   * same JSON as C's `peerlb_list_introspect`).
+   */
   introspect() {
     return JSON.parse(this._n.introspect())
+  }
+
+  /** Every backend with its admin and ejection state (`introspect().peers`). */
+  listBackends() {
+    return this.introspect().peers
+  }
+
+  _admin(action, id) {
+    return this._n.admin(action, peerIdArg(action, id))
+  }
+
+  /**
+   * Admin: no new requests go to `id` (in-flight ones finish); it stays disabled across
+   * updates until `enable`. Returns 'success' or 'no-action-required'; a failed operation
+   * throws (PEERLB_PEER_NOT_IN_LIST, PEERLB_INVALID_ARGUMENT). See also `admin()`.
+   */
+  disable(id) {
+    return this._admin('disable', id)
+  }
+
+  /** Admin: undoes `disable`. Returns 'success' or 'no-action-required'; throws when failed. */
+  enable(id) {
+    return this._admin('enable', id)
+  }
+
+  /** Admin: clears `id`'s ejection and failure history. Returns 'success' or 'no-action-required'; throws when failed. */
+  reset(id) {
+    return this._admin('reset', id)
+  }
+
+  /** Admin: removes `id` and forgets its admin state. Returns 'success'; throws when failed. */
+  delete(id) {
+    return this._admin('delete', id)
+  }
+
+  /**
+   * Admin by name, never throwing for a failed operation: `action` is 'disable', 'enable',
+   * 'reset' or 'delete'. Returns `{status: 'success' | 'no-action-required'}` or
+   * `{status: 'failed', code, message, error}`. Wrong argument types still throw TypeErrors.
+   */
+  admin(action, id) {
+    if (typeof action !== 'string') throw typeError(`admin(action, id): action must be a string, got ${describe(action)}`)
+    peerIdArg('admin', id)
+    try {
+      return { status: this._n.admin(action, id) }
+    } catch (err) {
+      return { status: 'failed', code: err.code, message: err.message, error: err }
+    }
+  }
+
+  /**
+   * Calls `callback({kind, peer, detail})` for every peer event (kinds: 'added', 'removed',
+   * 'available', 'unavailable', 'ejected', 'restored', 'disabled', 'enabled'), in order,
+   * one at a time, on the JS thread. Events caused by a call on the JS thread (update,
+   * start, stop, admin, finish, clock.advance, a JS transport's setStatus) are delivered
+   * before that call returns, unless a library thread is delivering at that moment; events
+   * from library threads (real-clock timers, tcp-probe, updaters) arrive through the event
+   * loop without keeping the process alive. A callback may call back into the list; one
+   * that throws (or returns a rejected promise) is reported as a process warning
+   * ('PeerlbWarning', code PEERLB_SUBSCRIBER_THREW) and the others still run.
+   * @returns {{unsubscribe(): boolean}} unsubscribe() returns false when already done
+   */
+  subscribe(callback) {
+    if (typeof callback !== 'function') {
+      throw typeError(`subscribe(callback): callback must be a function, got ${describe(callback)}`)
+    }
+    if (this._listeners === undefined) {
+      const listeners = []
+      // Held weakly by the addon: it lives exactly as long as this list.
+      this._dispatch = (kind, peer, detail) => {
+        const event = { kind, peer, detail }
+        for (const l of listeners.slice()) {
+          if (!l.active) continue
+          try {
+            const r = l.callback(event)
+            if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, subscriberFailed)
+          } catch (err) {
+            subscriberFailed(err)
+          }
+        }
+      }
+      this._n.listen(this._dispatch)
+      this._listeners = listeners
+    }
+    const listeners = this._listeners
+    const entry = { callback, active: true }
+    listeners.push(entry)
+    const unsubscribe = () => {
+      if (!entry.active) return false
+      entry.active = false
+      listeners.splice(listeners.indexOf(entry), 1)
+      return true
+    }
+    const subscription = { unsubscribe }
+    if (hasDispose) subscription[Symbol.dispose] = unsubscribe
+    return subscription
+  }
+
+  /**
+   * Calls `fn(peer, attempt)` with a chosen peer until it succeeds (resolves or returns),
+   * declines, or the core's policy says stop. A thrown error (or rejection) is a failed
+   * attempt: the peer's failure counts toward its ejection and the next attempt goes to a
+   * peer not tried yet when there is one. An error with code PEERLB_DECLINED (see
+   * `declined(message)`) ends the call at once with PEERLB_DECLINED. Final errors:
+   * PEERLB_RETRY_EXHAUSTED ('retry attempts exceeded (e1; e2; e3)', 'retry budget
+   * exhausted (e1)') or PEERLB_TIMEOUT, with the last attempt's error as `cause`.
+   * `timeoutMs` bounds the whole call: it is checked before each retry and bounds each wait
+   * for a peer (a running attempt is not interrupted).
+   * @template T
+   * @param {(peer: string, attempt: number) => T | Promise<T>} fn
+   * @param {{maxAttempts?: number, timeoutMs?: number, budget?: RetryBudget, shardKey?: string|Uint8Array}} [options]
+   * @returns {Promise<T>}
+   */
+  async retry(fn, options) {
+    if (typeof fn !== 'function') throw typeError(`retry(fn, options): fn must be a function, got ${describe(fn)}`)
+    const o = optionsObject('retry(fn, options)', options)
+    const maxAttempts = o.maxAttempts === undefined || o.maxAttempts === null ? 3 : o.maxAttempts
+    if (typeof maxAttempts !== 'number') {
+      throw typeError(`retry: maxAttempts must be a number, got ${describe(maxAttempts)}`)
+    }
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1 || maxAttempts > 0xffffffff) {
+      throw invalidArgument(`retry: maxAttempts must be an integer in 1..2^32-1, got ${maxAttempts}`)
+    }
+    const timeout = timeoutArg('retry', o.timeoutMs)
+    let budget = null
+    if (o.budget !== undefined && o.budget !== null) {
+      if (!(o.budget instanceof RetryBudget)) {
+        throw typeError(`retry: budget must be a RetryBudget, got ${describe(o.budget)}`)
+      }
+      budget = o.budget._n
+    }
+    const key = shardKeyArg('retry', o.shardKey)
+    const r = new native.NativeRetry(this._n, maxAttempts, timeout, budget)
+    let last
+    for (;;) {
+      let peer
+      try {
+        peer = r.choose(key)
+        if (typeof peer !== 'string') peer = await peer
+        if (peer instanceof Error) throw peer
+      } catch (err) {
+        if (last !== undefined && err.cause === undefined) err.cause = last
+        throw err
+      }
+      const started = performance.now()
+      let value
+      try {
+        value = await fn(peer, r.attempts)
+      } catch (err) {
+        const latency = performance.now() - started
+        if (isDeclined(err)) {
+          try {
+            r.declined(errorText(err), latency)
+          } catch (final) {
+            final.cause = err
+            throw final
+          }
+        }
+        last = err
+        r.failed(errorText(err), latency)
+        continue
+      }
+      r.succeeded(performance.now() - started)
+      return value
+    }
   }
 }
 
@@ -346,7 +649,19 @@ function numberOpt(what, v, dflt) {
 }
 
 function errorText(e) {
-  return e instanceof Error ? e.message : String(e)
+  try {
+    return e instanceof Error ? String(e.message) : String(e)
+  } catch {
+    return 'a value that cannot be converted to a string'
+  }
+}
+
+function isDeclined(e) {
+  try {
+    return e !== null && typeof e === 'object' && e.code === 'PEERLB_DECLINED'
+  } catch {
+    return false
+  }
 }
 
 /** Wraps a user check (sync or async) as the native side's `invoke(backend, token)`. */
@@ -659,6 +974,9 @@ module.exports = {
   PeerList,
   Upstream,
   Choice,
+  ManualClock,
+  RetryBudget,
+  declined,
   Subscriber: native.Subscriber,
   StaticUpdater,
   FileUpdater,

@@ -35,13 +35,44 @@ export declare class NativeBinding {
   stats(): Array<number>
 }
 
+/**
+ * A manual (test) clock: stands still until `advance`; due ejection restorations run
+ * inside `advance`.
+ */
+export declare class NativeClock {
+  /** A manual clock reading the current instant. */
+  constructor()
+  /**
+   * Moves the clock forward by `ms` (validated by index.js) and runs the timers that came
+   * due (their events reach subscribers before this returns).
+   */
+  advance(ms: number): void
+  /** How far it has been advanced, in milliseconds. */
+  get elapsedMs(): number
+}
+
 /** The native peer list (internal; use `PeerList` from `index.js`). */
 export declare class NativeList {
   /**
-   * `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`;
+   * `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName,
+   * ejectionOff, ejectionKeys, ejectionValues, clock | null)`;
    * with `transport` null, a non-empty `transportName` is a built-in transport spec.
+   * The ejection policy is the core default with each `EjectionPolicy::set(key, value)`
+   * applied (keys `failures`, `base_ms`, `max_ms`, `max_percent`, `panic_percent`), or
+   * none when `ejectionOff`.
    */
-  constructor(strategy: string, shuffle: boolean, seed: string, failFast: boolean, transport: object | undefined | null, transportName: string)
+  constructor(strategy: string, shuffle: boolean, seed: string, failFast: boolean, transport: object | undefined | null, transportName: string, ejectionOff: boolean, ejectionKeys: Array<string>, ejectionValues: Array<string>, clock?: NativeClock | undefined | null)
+  /**
+   * Sends the list's peer events to `dispatcher(kind, peer, detail)` (replacing any
+   * previous dispatcher). It is held weakly: keep it alive as long as the list.
+   */
+  listen(dispatcher: (kind: string, peer: string, detail: string) => void): void
+  /**
+   * Admin `action` ('disable', 'enable', 'reset', 'delete') on peer `id`: returns
+   * 'success' or 'no-action-required'; throws for failed (PEERLB_PEER_NOT_IN_LIST,
+   * PEERLB_INVALID_ARGUMENT).
+   */
+  admin(action: string, id: string): string
   /** The handle of this list for the hot-path functions (`choose0`, `choose`, `finish`). */
   get id(): number
   /** `update(addIds, addWeights, removeIds)`. */
@@ -58,6 +89,37 @@ export declare class NativeList {
   introspect(): string
   /** Whether the list is running. */
   get running(): boolean
+}
+
+/** One retried call (internal; use `PeerList.retry` from `index.js`). */
+export declare class NativeRetry {
+  /** `new NativeRetry(list, maxAttempts, timeoutMs (negative = none), budget | null)`. */
+  constructor(list: NativeList, maxAttempts: number, timeoutMs: number, budget?: NativeRetryBudget | undefined | null)
+  /** Attempts made so far. */
+  get attempts(): number
+  /**
+   * Chooses the next attempt's peer (preferring untried ones): the peer id at once, or a
+   * Promise of the peer id or of an `Error` when it must wait. Throws (or resolves to) the
+   * call's final error when no attempt may start (limit, timeout, budget).
+   */
+  choose(shardKey?: string | Uint8Array | null): string | Promise<string | Error>
+  /** The current attempt succeeded (`latencyMs` negative = unknown). */
+  succeeded(latencyMs: number): void
+  /** The current attempt failed with `message` (counts toward the peer's ejection). */
+  failed(message: string, latencyMs: number): void
+  /** The peer declined the current attempt: throws the call's final `declined` error. */
+  declined(message: string, latencyMs: number): void
+}
+
+/** A retry budget shared by `retry` calls (wrapped by `RetryBudget` in index.js). */
+export declare class NativeRetryBudget {
+  /**
+   * `new NativeRetryBudget(ratio, minPerSec, ttlMs, clock | null)`; the core checks the
+   * ranges (ratio 0..=1, ttl 1 s..=60 s).
+   */
+  constructor(ratio: number, minPerSec: number, ttlMs: number, clock?: NativeClock | undefined | null)
+  /** Retries the budget would allow right now. */
+  get balance(): number
 }
 
 /** The core `Upstream` (wrapped by `Upstream` in index.js, which validates arguments). */

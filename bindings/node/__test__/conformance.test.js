@@ -1,13 +1,16 @@
 // Replays every tests/conformance/*.json scenario (format: tests/conformance/README.md)
 // against the Node API. `while_waiting` steps run from a setTimeout while a chooseAsync
-// waits; `drop` abandons a held choice with `choice.cancel()` (JS has no destructors).
+// waits; `drop` abandons a held choice with `choice.cancel()` (JS has no destructors);
+// `retry` runs `list.retry` with an async function playing the scripted attempts; `events`
+// compares what `list.subscribe` delivered (events caused on the JS thread arrive before
+// the call that caused them returns).
 'use strict'
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { PeerList } = require('..')
+const { PeerList, ManualClock, RetryBudget, declined } = require('..')
 
 const dir = path.resolve(__dirname, '../../../tests/conformance')
 const files = fs
@@ -52,7 +55,7 @@ function check(ctx, step, fn) {
       const got = (err.errors || [err]).map((e) => e.code)
       assert.deepEqual(got, step.errors.map(nodeCode), `${ctx}: individual errors`)
     }
-    return { failed: true }
+    return { failed: true, error: err }
   }
   assert.ok(!step.error, `${ctx}: expected error ${step.error}, got success`)
   return { failed: false, value }
@@ -75,6 +78,9 @@ class Run {
     this.list = null
     this.transport = null
     this.held = new Map()
+    this.clock = null
+    this.events = []
+    this.budget = null
   }
 
   newList(ctx, step) {
@@ -82,6 +88,24 @@ class Run {
     if (step.seed !== undefined) opts.seed = step.seed
     if (step.fail_fast !== undefined) opts.failFast = step.fail_fast
     if (step.strategy !== undefined) opts.strategy = step.strategy
+    this.clock = null
+    this.budget = null
+    if (step.clock === 'manual') {
+      this.clock = new ManualClock()
+      opts.clock = this.clock
+    } else if (step.clock !== undefined && step.clock !== 'real') {
+      throw new Error(`${ctx}: unknown clock ${JSON.stringify(step.clock)}`)
+    }
+    if (step.ejection === false) {
+      opts.ejection = false
+    } else if (step.ejection !== undefined && step.ejection !== true) {
+      const names = { failures: 'failures', base_ms: 'baseMs', max_ms: 'maxMs', max_percent: 'maxPercent', panic_percent: 'panicPercent' }
+      opts.ejection = {}
+      for (const [k, v] of Object.entries(step.ejection)) {
+        assert.ok(names[k], `${ctx}: unknown ejection option ${k}`)
+        opts.ejection[names[k]] = v
+      }
+    }
     this.transport = null
     const t = step.transport
     if (t === undefined || t === 'always-available') {
@@ -95,13 +119,15 @@ class Run {
     const r = check(ctx, step, () => new PeerList(opts))
     this.list = r.failed ? null : r.value
     this.held.clear()
+    this.events = []
+    if (this.list) this.list.subscribe((e) => this.events.push(`${e.kind} ${e.peer}`))
   }
 
   afterChoose(ctx, step, choice) {
     if (step.expect !== undefined) assert.equal(choice.peer, step.expect, `${ctx}: chose the wrong peer`)
     if (step.expect_one_of) assert.ok(step.expect_one_of.includes(choice.peer), `${ctx}: ${choice.peer}`)
     if (step.hold) this.held.set(step.hold, choice)
-    else choice.finish('ok')
+    else choice.finish(step.outcome || 'ok')
   }
 
   async choose(ctx, step) {
@@ -137,7 +163,7 @@ class Run {
     for (let i = 0; i < step.count; i++) {
       const c = this.list.choose(opts)
       got.push(c.peer)
-      c.finish('ok')
+      c.finish(step.outcome || 'ok')
     }
     if (step.expect) assert.deepEqual(got, step.expect, `${ctx}: order`)
     const counts = {}
@@ -203,6 +229,29 @@ class Run {
       }
       case 'introspect':
         return this.introspect(ctx, step)
+      case 'advance':
+        assert.ok(this.clock, `${ctx}: advance needs clock: manual`)
+        return this.clock.advance(step.ms)
+      case 'admin':
+        return this.admin(ctx, step)
+      case 'events': {
+        const got = this.events.splice(0)
+        assert.deepEqual(got, step.expect || [], `${ctx}: events`)
+        return
+      }
+      case 'retry_budget': {
+        const opts = {
+          ratio: step.ratio === undefined ? 0.2 : step.ratio,
+          minPerSec: step.min_per_sec === undefined ? 10 : step.min_per_sec,
+          ttlMs: step.ttl_ms === undefined ? 10000 : step.ttl_ms,
+          clock: this.clock || 'real',
+        }
+        const r = check(ctx, step, () => new RetryBudget(opts))
+        this.budget = r.failed ? null : r.value
+        return
+      }
+      case 'retry':
+        return this.retry(ctx, step)
       case 'transport_calls': {
         assert.ok(this.transport, `${ctx}: needs the scripted transport`)
         const got = this.transport.calls.splice(0)
@@ -212,6 +261,64 @@ class Run {
       default:
         throw new Error(`${ctx}: unknown op ${JSON.stringify(step.op)}`)
     }
+  }
+}
+
+Run.prototype.admin = function admin(ctx, step) {
+  const want = step.expect || 'success'
+  // Both forms: the named method (throws when failed) and admin() (returns the status).
+  let got
+  let error
+  try {
+    got = this.list[step.action](step.peer)
+  } catch (err) {
+    got = 'failed'
+    error = err
+  }
+  assert.equal(got, want, `${ctx}: admin result (${error && error.message})`)
+  if (error) {
+    assert.ok(error instanceof Error, `${ctx}: not an Error`)
+    if (step.error) assert.equal(error.code, nodeCode(step.error), `${ctx}: admin error code (${error.message})`)
+    const again = this.list.admin(step.action, step.peer)
+    assert.equal(again.status, 'failed', `${ctx}: admin() status`)
+    assert.equal(again.code, error.code, `${ctx}: admin() code`)
+    assert.equal(again.message, error.message, `${ctx}: admin() message`)
+  }
+}
+
+Run.prototype.retry = async function retry(ctx, step) {
+  const script = step.attempts || []
+  const peers = []
+  const opts = { maxAttempts: step.max_attempts === undefined ? 3 : step.max_attempts }
+  if (step.timeout_ms !== undefined) opts.timeoutMs = step.timeout_ms
+  if (step.shard_key !== undefined) opts.shardKey = step.shard_key
+  if (this.budget) opts.budget = this.budget
+  const thrown = []
+  const r = await checkAsync(
+    ctx,
+    step,
+    this.list.retry(async (peer, attempt) => {
+      peers.push(peer)
+      assert.equal(attempt, peers.length, `${ctx}: attempt number`)
+      const what = script[peers.length - 1]
+      assert.ok(what !== undefined, `${ctx}: attempt ${peers.length} is not scripted`)
+      if (what === 'ok') return `done by ${peer}`
+      const colon = what.indexOf(':')
+      const [kind, msg] = [what.slice(0, colon), what.slice(colon + 1)]
+      const err = kind === 'declined' ? declined(msg) : kind === 'failure' ? new Error(msg) : null
+      assert.ok(err, `${ctx}: bad scripted attempt ${what}`)
+      thrown.push(err)
+      throw err
+    }, opts),
+  )
+  if (step.expect_peers) assert.deepEqual(peers, step.expect_peers, `${ctx}: attempts' peers`)
+  if (step.expect_attempts !== undefined) assert.equal(peers.length, step.expect_attempts, `${ctx}: attempts`)
+  if (step.expect_distinct) assert.equal(new Set(peers).size, peers.length, `${ctx}: peers not distinct: ${peers}`)
+  if (r.failed) {
+    if (step.message !== undefined) assert.equal(r.error.message, step.message, `${ctx}: retry error message`)
+    assert.equal(r.error.cause, thrown[thrown.length - 1], `${ctx}: cause is the last attempt's error`)
+  } else {
+    assert.equal(r.value, `done by ${peers[peers.length - 1]}`, `${ctx}: resolved value`)
   }
 }
 

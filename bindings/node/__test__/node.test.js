@@ -40,7 +40,9 @@ function runNode(args, opts = {}) {
 }
 
 test('error codes map 1:1 to the core codes', () => {
-  assert.equal(Object.keys(errorCodes).length, 11)
+  assert.equal(Object.keys(errorCodes).length, 13)
+  assert.equal(errorCodes['retry-exhausted'], 'PEERLB_RETRY_EXHAUSTED')
+  assert.equal(errorCodes['declined'], 'PEERLB_DECLINED')
   assert.equal(errorCodes['source-failed'], 'PEERLB_SOURCE_FAILED')
   assert.equal(errorCodes['no-peer-available'], 'PEERLB_NO_PEER_AVAILABLE')
   assert.equal(errorCodes['timeout'], 'PEERLB_TIMEOUT')
@@ -349,7 +351,7 @@ test('a running list dropped on a library thread releases through the JS thread'
     const t0 = Date.now()
     const t = { retain(id) { calls.push('retain ' + id) }, release(id) { calls.push('release ' + id + (Date.now() - t0 < 450 ? ' early' : ' late')) } }
     ;(function () {
-      const n = new _native.NativeList('round-robin', false, '', false, t, 'manual')
+      const n = new _native.NativeList('round-robin', false, '', false, t, 'manual', false, [], [], null)
       n.update(['down'], [1], []); n.start()
       _native.chooseAsync(n.id, 200, undefined).then((v) => calls.push(v instanceof Error ? v.code : 'chosen'))
     })()

@@ -88,3 +88,43 @@ for (const b of bindings) {
 import { EtcdUpdater } from '../index.js'
 const etcdUpdater = new EtcdUpdater(['http://127.0.0.1:2379'], '/svc/', { timeoutMs: 500, retryIntervalMs: 100 })
 void etcdUpdater
+// Ejection, manual clock, admin, events, retry
+import { ManualClock, RetryBudget, declined, type PeerEvent, type AdminResult, type PeerIntrospection } from '../index.js'
+const clock = new ManualClock()
+const elist = new PeerList({ clock, ejection: { failures: 3, baseMs: 100, maxMs: 1000, maxPercent: 50, panicPercent: 0 } })
+new PeerList({ ejection: false, clock: 'real' })
+const sub = elist.subscribe((e: PeerEvent) => {
+  if (e.kind === 'ejected' || e.kind === 'restored') console.log(e.peer, e.detail)
+})
+clock.advance(100)
+const st: 'success' | 'no-action-required' = elist.disable('a:1')
+const ar: AdminResult = elist.admin('reset', 'a:1')
+if (ar.status === 'failed') console.log(ar.code, ar.message)
+const backends: PeerIntrospection[] = elist.listBackends()
+const info2 = elist.introspect()
+console.log(st, backends[0]?.ejected_for_ms, backends[0]?.admin, info2.panic, info2.ejections, clock.elapsedMs)
+sub.unsubscribe()
+const budget = new RetryBudget({ ratio: 0.1, minPerSec: 5, ttlMs: 10000, clock })
+async function retried(): Promise<number> {
+  const n: number = await elist.retry(
+    async (peer: string, attempt: number) => {
+      if (attempt > 1) throw declined('busy')
+      return peer.length
+    },
+    { maxAttempts: 3, timeoutMs: 1000, budget, shardKey: 'k' },
+  )
+  try {
+    await elist.retry(() => 1)
+  } catch (err) {
+    const e = err as PeerlbError
+    if (e.code === 'PEERLB_RETRY_EXHAUSTED' || e.code === 'PEERLB_DECLINED') console.log(e.cause, budget.balance)
+  }
+  return n
+}
+void retried
+// @ts-expect-error: unknown admin action
+elist.admin('frobnicate', 'a:1')
+// @ts-expect-error: ejection options are numbers
+new PeerList({ ejection: { failures: '3' } })
+// @ts-expect-error: clock must be a ManualClock
+new PeerList({ clock: 'manual' })

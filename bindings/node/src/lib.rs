@@ -7,7 +7,9 @@
 //! `choose` + `finish` costs two plain calls.
 #![deny(clippy::all)]
 
+mod events;
 mod js;
+mod retry;
 mod transport;
 mod updater;
 pub mod upstream;
@@ -28,7 +30,8 @@ use napi::bindgen_prelude::{Object, ToNapiValue, Unknown};
 use napi::JsValue;
 use napi::{sys, Env, ValueType};
 use napi_derive::napi;
-use peerlb::{ConnectionStatus, ListOptions, Outcome, PeerId, Request};
+use peerlb::admin::AdminOp;
+use peerlb::{ConnectionStatus, EjectionPolicy, ListOptions, Outcome, PeerId, Request};
 
 use crate::transport::{EnvScope, JsTransport};
 
@@ -156,6 +159,8 @@ fn no_such_list(id: u32) -> peerlb::Error {
 pub struct NativeList {
     id: u32,
     entry: Rc<Entry>,
+    /// The core subscription feeding the wrapper's event dispatcher (see `listen`).
+    subscription: RefCell<Option<peerlb::Subscription>>,
 }
 
 impl Drop for NativeList {
@@ -171,7 +176,7 @@ impl Drop for NativeList {
     }
 }
 
-fn timeout_of(ms: f64) -> Option<Duration> {
+pub(crate) fn timeout_of(ms: f64) -> Option<Duration> {
     if ms.is_nan() || ms < 0.0 {
         None
     } else if ms > 1e12 {
@@ -181,7 +186,7 @@ fn timeout_of(ms: f64) -> Option<Duration> {
     }
 }
 
-fn noop_waker() -> Waker {
+pub(crate) fn noop_waker() -> Waker {
     const VTABLE: RawWakerVTable = RawWakerVTable::new(
         |_| RawWaker::new(std::ptr::null(), &VTABLE),
         |_| {},
@@ -221,9 +226,14 @@ type ChooseFuture = Pin<Box<dyn Future<Output = Result<peerlb::Choice, peerlb::E
 
 #[napi]
 impl NativeList {
-    /// `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName)`;
+    /// `new NativeList(strategy, shuffle, seed ("" = none, else decimal u64), failFast, transport | null, transportName,
+    /// ejectionOff, ejectionKeys, ejectionValues, clock | null)`;
     /// with `transport` null, a non-empty `transportName` is a built-in transport spec.
+    /// The ejection policy is the core default with each `EjectionPolicy::set(key, value)`
+    /// applied (keys `failures`, `base_ms`, `max_ms`, `max_percent`, `panic_percent`), or
+    /// none when `ejectionOff`.
     #[napi(constructor)]
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         env: Env,
         strategy: String,
@@ -232,8 +242,24 @@ impl NativeList {
         fail_fast: bool,
         transport: Option<Object>,
         transport_name: String,
+        ejection_off: bool,
+        ejection_keys: Vec<String>,
+        ejection_values: Vec<String>,
+        clock: Option<&NativeClock>,
     ) -> napi::Result<Self> {
         let mut opts = ListOptions::default().shuffle(shuffle).fail_fast(fail_fast);
+        if ejection_off {
+            opts = opts.ejection(None);
+        } else {
+            let mut policy = EjectionPolicy::default();
+            for (k, v) in ejection_keys.iter().zip(&ejection_values) {
+                policy.set(k, v).map_err(|e| js::throw(&env, &e))?;
+            }
+            opts = opts.ejection(Some(policy));
+        }
+        if let Some(c) = clock {
+            opts = opts.clock(peerlb::Clock::from(c.inner.clone()));
+        }
         if !seed.is_empty() {
             let seed: u64 = seed.parse().map_err(|_| {
                 js::throw(
@@ -275,7 +301,54 @@ impl NativeList {
                 }
             }
         });
-        Ok(NativeList { id, entry })
+        Ok(NativeList {
+            id,
+            entry,
+            subscription: RefCell::new(None),
+        })
+    }
+
+    /// Sends the list's peer events to `dispatcher(kind, peer, detail)` (replacing any
+    /// previous dispatcher). It is held weakly: keep it alive as long as the list.
+    #[napi(ts_args_type = "dispatcher: (kind: string, peer: string, detail: string) => void")]
+    pub fn listen(&self, env: Env, dispatcher: Unknown) -> napi::Result<()> {
+        if dispatcher.get_type()? != ValueType::Function {
+            return Err(js::type_error(
+                &env,
+                "listen(dispatcher): dispatcher must be a function",
+            ));
+        }
+        let events = unsafe { events::JsEvents::new(env.raw(), dispatcher.raw())? };
+        let subscription = self.entry.list.subscribe(move |e| events.on_event(e));
+        // Dropping the previous subscription (if any) unsubscribes it.
+        let _previous = self.subscription.replace(Some(subscription));
+        Ok(())
+    }
+
+    /// Admin `action` ('disable', 'enable', 'reset', 'delete') on peer `id`: returns
+    /// 'success' or 'no-action-required'; throws for failed (PEERLB_PEER_NOT_IN_LIST,
+    /// PEERLB_INVALID_ARGUMENT).
+    #[napi]
+    pub fn admin(&self, env: Env, action: String, id: String) -> napi::Result<String> {
+        let Some(op) = AdminOp::from_name(&action) else {
+            return Err(js::throw(
+                &env,
+                &peerlb::Error::InvalidArgument(format!(
+                    "unknown admin action {action:?}; expected disable, enable, reset or delete"
+                )),
+            ));
+        };
+        let _scope = EnvScope::enter(env.raw());
+        let list = &self.entry.list;
+        let result = match op {
+            AdminOp::Disable => list.disable(&id),
+            AdminOp::Enable => list.enable(&id),
+            AdminOp::Reset => list.reset(&id),
+            AdminOp::Delete => list.delete(&id),
+        };
+        result
+            .map(|r| r.as_str().to_string())
+            .map_err(|e| js::throw(&env, &e))
     }
 
     /// The handle of this list for the hot-path functions (`choose0`, `choose`, `finish`).
@@ -349,6 +422,44 @@ impl NativeList {
     #[napi(getter)]
     pub fn running(&self) -> bool {
         self.entry.list.is_running()
+    }
+}
+
+/// A manual (test) clock: stands still until `advance`; due ejection restorations run
+/// inside `advance`.
+#[napi]
+pub struct NativeClock {
+    pub(crate) inner: peerlb::ManualClock,
+}
+
+#[napi]
+impl NativeClock {
+    /// A manual clock reading the current instant.
+    #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        NativeClock {
+            inner: peerlb::ManualClock::new(),
+        }
+    }
+
+    /// Moves the clock forward by `ms` (validated by index.js) and runs the timers that came
+    /// due (their events reach subscribers before this returns).
+    #[napi]
+    pub fn advance(&self, env: Env, ms: f64) {
+        let by = if ms.is_finite() && ms > 0.0 {
+            Duration::from_secs_f64((ms / 1000.0).min(1e12))
+        } else {
+            Duration::ZERO
+        };
+        let _scope = EnvScope::enter(env.raw());
+        self.inner.advance(by);
+    }
+
+    /// How far it has been advanced, in milliseconds.
+    #[napi(getter)]
+    pub fn elapsed_ms(&self) -> f64 {
+        self.inner.elapsed().as_secs_f64() * 1000.0
     }
 }
 
@@ -500,6 +611,8 @@ unsafe extern "C" fn raw_finish(
     let slot = get_f64(env, slot, -1.0);
     let outcome = get_u32(env, outcome, 0);
     let latency = get_f64(env, latency, -1.0);
+    // A failure may eject the peer: its event reaches JS subscribers before this returns.
+    let _scope = EnvScope::enter(env);
     let done = std::panic::catch_unwind(|| finish_in(id, slot, outcome, latency)).unwrap_or(false);
     let mut out = std::ptr::null_mut();
     sys::napi_get_boolean(env, done, &mut out);

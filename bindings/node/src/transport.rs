@@ -48,6 +48,11 @@ impl EnvScope {
     }
 }
 
+/// Whether this thread is inside a binding call with `env` (so JS may be called directly).
+pub(crate) fn in_scope(env: sys::napi_env) -> bool {
+    CURRENT_ENV.with(Cell::get) == env as usize
+}
+
 impl Drop for EnvScope {
     fn drop(&mut self) {
         CURRENT_ENV.with(|c| c.set(self.prev));
