@@ -693,6 +693,7 @@ impl ListShared {
         let mut errors = Vec::new();
         let mut to_release = Vec::new();
         let mut to_retain = Vec::new();
+        let offered_new;
         {
             let mut state = self.lock();
             let mut events = Events::new();
@@ -746,13 +747,11 @@ impl ListShared {
                 }
                 state.peers.insert(id, slot);
             }
-            if removed_any {
-                // Fewer peers may change how many are healthy (panic mode).
-                self.refresh(&mut state, &mut events);
-            }
+            // Fewer peers may change how many are healthy (panic mode).
+            offered_new = removed_any && self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
-        self.events.deliver();
+        self.after_change(offered_new);
         for sub in to_release {
             self.release(&sub, &mut errors);
         }
@@ -793,10 +792,7 @@ impl ListShared {
             }
             self.events.push(events);
         }
-        self.events.deliver();
-        if became_available {
-            self.changed.notify(usize::MAX);
-        }
+        self.after_change(became_available);
         if release_now {
             self.release(&sub, errors);
         }
@@ -833,10 +829,7 @@ impl ListShared {
             became_available = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
-        self.events.deliver();
-        if became_available {
-            self.changed.notify(usize::MAX);
-        }
+        self.after_change(became_available);
         true
     }
 
@@ -941,6 +934,15 @@ impl ListShared {
         );
     }
 
+    /// After a change, with no lock held: delivers the events it queued and wakes waiting
+    /// chooses when it offered a new peer.
+    fn after_change(&self, offered_new: bool) {
+        self.events.deliver();
+        if offered_new {
+            self.changed.notify(usize::MAX);
+        }
+    }
+
     /// Restores every peer whose ejection time is over.
     fn restore_due(&self) {
         let offered_new;
@@ -963,10 +965,7 @@ impl ListShared {
             offered_new = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
-        self.events.deliver();
-        if offered_new {
-            self.changed.notify(usize::MAX);
-        }
+        self.after_change(offered_new);
     }
 
     fn set_disabled(&self, id: &str, disabled: bool) -> Result<AdminResult> {
@@ -992,10 +991,7 @@ impl ListShared {
             offered_new = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
-        self.events.deliver();
-        if offered_new {
-            self.changed.notify(usize::MAX);
-        }
+        self.after_change(offered_new);
         Ok(AdminResult::Success)
     }
 
@@ -1023,10 +1019,7 @@ impl ListShared {
             offered_new = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
-        self.events.deliver();
-        if offered_new {
-            self.changed.notify(usize::MAX);
-        }
+        self.after_change(offered_new);
         Ok(AdminResult::Success)
     }
 

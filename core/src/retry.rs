@@ -258,6 +258,18 @@ impl fmt::Debug for RetryBudget {
 /// How many times a retry asks the list again for a peer it has not tried yet.
 const RECHOOSE_LIMIT: usize = 8;
 
+/// The request of one choose of an attempt.
+fn attempt_request(deadline: Option<Instant>, key: &Option<Vec<u8>>) -> Request<'_> {
+    let mut request = Request::new();
+    if let Some(d) = deadline {
+        request = request.with_deadline(d);
+    }
+    if let Some(k) = key {
+        request = request.with_shard_key(k);
+    }
+    request
+}
+
 /// One retried call, driven step by step: [`Retry::choose`] an attempt's peer, run the
 /// attempt, then report it with [`Retry::failed`], [`Retry::declined`] or
 /// [`Retry::succeeded`]. [`call`] does this for a Rust closure.
@@ -346,27 +358,16 @@ impl Retry {
         self.check_next()?;
         let deadline = self.deadline(request);
         let mut last = None;
-        for rechoose in 0..RECHOOSE_LIMIT.min(self.tried.len() + 1) {
+        for rechoose in 0..self.rechoose_limit() {
             let key = self.shard_key(request, rechoose);
-            let mut req = Request::new();
-            if let Some(d) = deadline {
-                req = req.with_deadline(d);
+            let choice = list
+                .choose(&attempt_request(deadline, &key))
+                .map_err(|e| self.choose_failed(e))?;
+            if let Some(choice) = self.keep_if_untried(choice, &mut last) {
+                return Ok(choice);
             }
-            if let Some(k) = &key {
-                req = req.with_shard_key(k);
-            }
-            let choice = match list.choose(&req) {
-                Ok(c) => c,
-                Err(e) => return Err(self.choose_failed(e)),
-            };
-            if !self.tried(choice.peer()) {
-                return Ok(self.started_attempt(choice));
-            }
-            // Tried already: ask again (this one ends unused, as cancelled).
-            last = Some(choice);
         }
-        let choice = last.expect("at least one choose ran");
-        Ok(self.started_attempt(choice))
+        Ok(self.started_attempt(last.expect("at least one choose ran")))
     }
 
     /// [`Retry::choose`] for async code: waits for a peer without blocking a thread.
@@ -374,26 +375,32 @@ impl Retry {
         self.check_next()?;
         let deadline = self.deadline(request);
         let mut last = None;
-        for rechoose in 0..RECHOOSE_LIMIT.min(self.tried.len() + 1) {
+        for rechoose in 0..self.rechoose_limit() {
             let key = self.shard_key(request, rechoose);
-            let mut req = Request::new();
-            if let Some(d) = deadline {
-                req = req.with_deadline(d);
+            let choice = list
+                .choose_async(&attempt_request(deadline, &key))
+                .await
+                .map_err(|e| self.choose_failed(e))?;
+            if let Some(choice) = self.keep_if_untried(choice, &mut last) {
+                return Ok(choice);
             }
-            if let Some(k) = &key {
-                req = req.with_shard_key(k);
-            }
-            let choice = match list.choose_async(&req).await {
-                Ok(c) => c,
-                Err(e) => return Err(self.choose_failed(e)),
-            };
-            if !self.tried(choice.peer()) {
-                return Ok(self.started_attempt(choice));
-            }
-            last = Some(choice);
         }
-        let choice = last.expect("at least one choose ran");
-        Ok(self.started_attempt(choice))
+        Ok(self.started_attempt(last.expect("at least one choose ran")))
+    }
+
+    /// How many times one attempt asks the list for a peer it has not tried.
+    fn rechoose_limit(&self) -> usize {
+        RECHOOSE_LIMIT.min(self.tried.len() + 1)
+    }
+
+    /// Starts the attempt on `choice` if its peer is new to this call; otherwise keeps it
+    /// in `last` (ending the one there before, as cancelled) for when nothing new comes.
+    fn keep_if_untried(&mut self, choice: Choice, last: &mut Option<Choice>) -> Option<Choice> {
+        if self.tried(choice.peer()) {
+            *last = Some(choice);
+            return None;
+        }
+        Some(self.started_attempt(choice))
     }
 
     /// Records that `choice` is the next attempt (for drivers that choose by themselves,
