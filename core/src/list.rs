@@ -523,6 +523,7 @@ impl ListShared {
         for sub in to_retain {
             self.retain(sub, &mut errors);
         }
+        self.strategy.batch_end();
         Error::combine(errors)
     }
 
@@ -550,6 +551,7 @@ impl ListShared {
                 slot.phase = Phase::Uninitialized;
             }
         }
+        self.strategy.batch_end();
         self.changed.notify(usize::MAX);
         let mut errors = Vec::new();
         for sub in to_release {
@@ -626,6 +628,7 @@ impl ListShared {
         for sub in to_retain {
             self.retain(sub, &mut errors);
         }
+        self.strategy.batch_end();
         Error::combine(errors)
     }
 
@@ -699,6 +702,7 @@ impl ListShared {
                 slot.offered = false;
             }
         }
+        self.strategy.batch_end();
         if became_available {
             self.changed.notify(usize::MAX);
         }
