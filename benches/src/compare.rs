@@ -189,9 +189,14 @@ pub fn render(rows: &[Comparison]) -> String {
         let baseline = c.baseline.as_ref().map_or("–".to_owned(), |(name, ns)| {
             format!("{name}: {} ns (peerlb {:.1}×)", fmt3(*ns), c.peerlb_ns / ns)
         });
+        let speedup = if speedup >= 1.0 {
+            format!("**{speedup:.1}×**")
+        } else {
+            format!("**{speedup:.2}×** ({:.1}× slower)", 1.0 / speedup)
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | **{speedup:.1}×** | {goal} | {verdict} | {baseline} |",
+            "| {} | {} | {} | {} | {} | {speedup} | {goal} | {verdict} | {baseline} |",
             c.surface,
             c.peerlb,
             fmt3(c.peerlb_ns),
@@ -251,7 +256,7 @@ mod tests {
         );
         write(
             "node.compare.json",
-            Value::Array(vec![row("Node", 100.0, 300.0)]),
+            Value::Array(vec![row("Node", 100.0, 25.0)]),
         );
         fs::write(dir.join("python.md"), "not a compare file").unwrap();
         let rows = read_fragments(&dir).unwrap();
@@ -260,6 +265,10 @@ mod tests {
         let md = render(&rows);
         assert!(
             md.contains("| **5.0×** | ≥ 10× | **missed** | empty call: 50.0 ns (peerlb 4.0×) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| **0.25×** (4.0× slower) | ≥ 10× | **missed** |"),
             "{md}"
         );
         write("zzz.compare.json", serde_json::json!([{"surface": "X"}]));
