@@ -16,9 +16,10 @@ BENCH_TARGETS += bench-rust bench-summary
 .PHONY: bench-rust bench-summary bench-summary-only
 
 # choose+finish for every strategy at 10/100/1000 peers on 1 and 2 threads, plus the mutex
-# baseline: 30 criterion benchmarks, about 2 minutes after the build.
+# baseline (54 criterion benchmarks, about 3 minutes after the build); then peerlb next to
+# tower's p2c balancer at 100 peers (4 benchmarks, benches/vs_tower.rs).
 bench-rust:
-	$(CARGO) bench -p peerlb-benches --bench choose
+	$(CARGO) bench -p peerlb-benches --bench choose --bench vs_tower
 
 BENCH_SUMMARY = $(CARGO) run --quiet --release -p peerlb-benches --bin bench-summary
 

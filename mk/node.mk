@@ -59,7 +59,8 @@ test-node-example: build-node
 	$(NODE) examples/node/round_robin.js --requests 12
 	$(NODE) examples/node/ejection_retry.js --requests 8 --base-ms 200
 
-bench-node: build-node
+# choose.js also compares with npm's hashring and load-balancers (devDependencies).
+bench-node: build-node node-deps
 	mkdir -p target/bench
 	$(NODE) $(NODE_PKG)/bench/choose.js --out target/bench/node.md
 

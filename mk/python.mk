@@ -3,7 +3,8 @@
 #   make build-python   wheel into dist/ (maturin from .venv/)
 #   make test-python    install that wheel into .venv/, then pytest (incl. conformance
 #                       scenarios), mypy --strict, stubtest, and the examples
-#   make bench-python   choose+finish vs an empty method call -> target/bench/python.md
+#   make bench-python   choose+finish vs an empty method call, and hash-ring vs uhashring
+#                       -> target/bench/python.md (+ python.compare.json for the summary)
 
 PY_DIR := bindings/python
 PY_TOOLS_STAMP := $(VENV)/.peerlb-python-tools
@@ -64,7 +65,9 @@ test-python-oldest:
 		--find-links dist peerlb; \
 	cd $(PY_DIR) && $(PY_OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests
 
-bench-python: build-python
+# uhashring (pinned, the version tests/vectors/ was generated with) comes from the stamp
+# rule in mk/vectors.mk.
+bench-python: build-python $(VENV)/.uhashring
 	mkdir -p target/bench
 	$(PY_INSTALL) dist/peerlb-*-cp39-abi3-*.whl
 	$(PY) $(PY_DIR)/bench/bench_choose.py --wheel cp39-abi3 --out target/bench/python-cp39.json

@@ -5,6 +5,8 @@
 //! * [`run_on_threads`] — runs an operation `iters` times split over N threads and returns
 //!   the wall time, for criterion's `iter_custom` (per-op time = wall time / total ops,
 //!   i.e. throughput).
+//! * [`compare`] — the comparison table: peerlb next to other libraries (tower in Rust,
+//!   uhashring in Python, hashring and load-balancers in Node), measured in the same run.
 //! * [`summary`] — turns criterion's `target/criterion/**/new/estimates.json` into
 //!   `target/bench/summary.md`, together with the other surfaces' `target/bench/*.md`
 //!   fragments (see `benches/README.md`).
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+pub mod compare;
 pub mod summary;
 
 /// The workspace's target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
@@ -57,6 +60,34 @@ pub fn threads_label(threads: usize) -> String {
         format!("{threads} threads")
     }
 }
+
+/// Peers in the comparison with tower (`benches/vs_tower.rs`).
+pub const TOWER_PEERS: usize = 100;
+
+/// The criterion group of the comparison with tower.
+pub const TOWER_GROUP: &str = "vs tower, 100 peers";
+
+/// Function id of tower's `p2c::Balance` over `load::PendingRequests`.
+pub const TOWER_PENDING: &str = "tower p2c PendingRequests";
+
+/// Function id of tower's `p2c::Balance` over `load::PeakEwma`.
+pub const TOWER_PEAK_EWMA: &str = "tower p2c PeakEwma";
+
+/// Function id of a peerlb strategy in the comparison with tower, e.g.
+/// `"peerlb two-random-choices"`.
+pub fn peerlb_function(kind: peerlb::StrategyKind) -> String {
+    format!("peerlb {kind}")
+}
+
+/// The pairs the comparison table shows: (peerlb strategy, the tower balancer doing the
+/// same job). peerlb's goal is [`TOWER_GOAL`]× tower's speed.
+pub const TOWER_PAIRS: [(peerlb::StrategyKind, &str); 2] = [
+    (peerlb::StrategyKind::TwoRandomChoices, TOWER_PENDING),
+    (peerlb::StrategyKind::PeakEwma, TOWER_PEAK_EWMA),
+];
+
+/// peerlb should pick at least this many times faster than tower at [`TOWER_PEERS`].
+pub const TOWER_GOAL: f64 = 3.0;
 
 /// `n` distinct peer ids that look like real ones (`10.0.x.y:8080`).
 pub fn peer_ids(n: usize) -> Vec<String> {
@@ -368,6 +399,11 @@ mod tests {
     #[test]
     fn labels_and_ids() {
         assert_eq!(group_name(100), "choose+finish, 100 peers");
+        assert!(TOWER_GROUP.contains(&format!(" {TOWER_PEERS} peers")));
+        assert_eq!(
+            peerlb_function(peerlb::StrategyKind::PeakEwma),
+            "peerlb peak-ewma"
+        );
         assert_eq!(threads_label(1), "1 thread");
         assert_eq!(threads_label(2), "2 threads");
         let ids = peer_ids(1000);

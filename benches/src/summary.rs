@@ -7,7 +7,11 @@
 //!   of the same group and thread count, and the scaling from one thread to more.
 //! * Any other `target/bench/*.md` (C, Python, Node, ...) is a *fragment*: it is appended
 //!   to the summary as it is, in file-name order, after the Rust section.
-//! * `summary.md` = a header, `rust.md`, the fragments, each preceded by its file name.
+//! * The comparison table ([`crate::compare`]: peerlb vs tower, uhashring, hashring, ...)
+//!   goes to `target/bench/comparisons.md`, from criterion's tower group and every
+//!   `target/bench/*.compare.json`.
+//! * `summary.md` = a header, `comparisons.md`, `rust.md`, the other fragments, each
+//!   preceded by its file name.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -17,7 +21,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
 
-use crate::{group_name, threads_label, BASELINE, CPU_LOG_FILE};
+use crate::compare::{self, COMPARISONS_FILE};
+use crate::{group_name, threads_label, BASELINE, CPU_LOG_FILE, TOWER_GROUP};
 
 /// CPU ns/op by (group, function, parameter), from `rust-cpu.json` (see [`crate::CpuLog`]).
 pub type CpuTimes = BTreeMap<(String, String, String), f64>;
@@ -226,6 +231,13 @@ pub fn render_rust(measurements: &[Measurement], cpu: &CpuTimes) -> String {
          competes for the cores, and on 2 threads it shows what contention costs (ideally \
          the same as on 1 thread).\n\n",
     );
+    let _ = writeln!(
+        md,
+        "The *{TOWER_GROUP}* group is the comparison with tower (`benches/vs_tower.rs`): \
+         one op is a pick without a shard key among always-ready peers plus the end of the \
+         request, on one thread (tower's `Balance` needs `&mut`), so it has no mutex \
+         baseline; the comparison table above takes its ratios.\n"
+    );
     let mut groups: BTreeMap<NaturalKey, (&str, Vec<&Measurement>)> = BTreeMap::new();
     for m in measurements {
         groups
@@ -408,7 +420,8 @@ pub struct Written {
 }
 
 /// Reads criterion's results under `criterion_dir`, writes `out_dir/rust.md` (when there
-/// are any) and `out_dir/summary.md` (always): a header, `rust.md`, then every other
+/// are any), `out_dir/comparisons.md` (when there are comparisons: see [`compare`]) and
+/// `out_dir/summary.md` (always): a header, `comparisons.md`, `rust.md`, then every other
 /// `out_dir/*.md` in file-name order.
 pub fn write_summary(criterion_dir: &Path, out_dir: &Path) -> Result<Written, String> {
     let measurements = read_criterion(criterion_dir)?;
@@ -420,6 +433,14 @@ pub fn write_summary(criterion_dir: &Path, out_dir: &Path) -> Result<Written, St
         let cpu = read_cpu_log(&out_dir.join(CPU_LOG_FILE));
         write(&out_dir.join(RUST_FILE), &render_rust(&measurements, &cpu))?;
     }
+    let mut comparisons = compare::from_criterion(&measurements);
+    comparisons.extend(compare::read_fragments(out_dir)?);
+    if !comparisons.is_empty() {
+        write(
+            &out_dir.join(COMPARISONS_FILE),
+            &compare::render(&comparisons),
+        )?;
+    }
     let mut fragments: Vec<String> = fs::read_dir(out_dir)
         .map_err(|e| format!("cannot read {}: {e}", out_dir.display()))?
         .filter_map(|e| e.ok())
@@ -427,7 +448,7 @@ pub fn write_summary(criterion_dir: &Path, out_dir: &Path) -> Result<Written, St
         .filter_map(|e| e.file_name().into_string().ok())
         .filter(|n| n.ends_with(".md") && n != SUMMARY_FILE)
         .collect();
-    fragments.sort_by_key(|n| (n != RUST_FILE, n.clone()));
+    fragments.sort_by_key(|n| (n != COMPARISONS_FILE, n != RUST_FILE, n.clone()));
 
     let mut md = String::new();
     md.push_str("# peerlb benchmarks\n\n");
@@ -549,6 +570,14 @@ mod tests {
         fake(&crit, &g100, BASELINE, "1 thread", 20.0);
         fake(&crit, &g100, BASELINE, "2 threads", 40.0);
         fake(&crit, &g1000, "random", "1 thread", 5.0);
+        fake(
+            &crit,
+            TOWER_GROUP,
+            "peerlb two-random-choices",
+            "1 thread",
+            50.0,
+        );
+        fake(&crit, TOWER_GROUP, crate::TOWER_PENDING, "1 thread", 200.0);
         let out = root.join("bench");
         fs::create_dir_all(&out).unwrap();
         let log = crate::CpuLog::new();
@@ -561,10 +590,16 @@ mod tests {
         log.save(&out.join(CPU_LOG_FILE)).unwrap();
         fs::write(out.join("python.md"), "## Python\n\npy table\n").unwrap();
         fs::write(out.join("c.md"), "## C\n\nc table\n").unwrap();
+        let py = r#"[{"surface": "Python", "peerlb": "hash-ring", "peerlb_ns": 100,
+                      "other": "uhashring", "other_ns": 1500, "goal": 10}]"#;
+        fs::write(out.join("python.compare.json"), py).unwrap();
 
         let written = write_summary(&crit, &out).unwrap();
-        assert_eq!(written.measurements, 5);
-        assert_eq!(written.fragments, ["rust.md", "c.md", "python.md"]);
+        assert_eq!(written.measurements, 7);
+        assert_eq!(
+            written.fragments,
+            ["comparisons.md", "rust.md", "c.md", "python.md"]
+        );
         let md = fs::read_to_string(out.join("summary.md")).unwrap();
         // 100 peers comes before 1000 peers; rust before c before python
         let pos = |s: &str| {
@@ -573,6 +608,9 @@ mod tests {
         };
         assert!(pos("### choose+finish, 100 peers") < pos("### choose+finish, 1000 peers"));
         assert!(pos("## Rust core") < pos("## C\n") && pos("## C\n") < pos("## Python"));
+        // the comparisons come first: tower's row (4×, goal 3×), then Python's (15×)
+        assert!(pos("## peerlb vs other libraries") < pos("## Rust core"));
+        assert!(pos("| **4.0×** | ≥ 3× | met |") < pos("| **15.0×** | ≥ 10× | met |"));
         // round-robin: 10 ns = 100 Mop/s, 2× the baseline on 1 thread, 5× on 2, scales 1.25×;
         // the CPU log covers round-robin only, the others show a dash there
         let rr = "| `round-robin` | 10.0 ± 0.50 | 100 | 2.00× | 9.00 \

@@ -644,6 +644,7 @@ impl ListShared {
         for sub in to_retain {
             self.retain(sub, &mut errors);
         }
+        self.strategy.batch_end();
         Error::combine(errors)
     }
 
@@ -677,6 +678,7 @@ impl ListShared {
             }
             self.events.push(events);
         }
+        self.strategy.batch_end();
         self.events.deliver();
         self.changed.notify(usize::MAX);
         let mut errors = Vec::new();
@@ -758,6 +760,7 @@ impl ListShared {
         for sub in to_retain {
             self.retain(sub, &mut errors);
         }
+        self.strategy.batch_end();
         Error::combine(errors)
     }
 
@@ -829,6 +832,7 @@ impl ListShared {
             became_available = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
+        self.strategy.batch_end();
         self.after_change(became_available);
         true
     }
@@ -922,6 +926,7 @@ impl ListShared {
             self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
+        self.strategy.batch_end();
         self.events.deliver();
         let list = Arc::downgrade(self);
         self.clock.call_at(
@@ -965,6 +970,7 @@ impl ListShared {
             offered_new = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
+        self.strategy.batch_end();
         self.after_change(offered_new);
     }
 
@@ -991,6 +997,7 @@ impl ListShared {
             offered_new = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
+        self.strategy.batch_end();
         self.after_change(offered_new);
         Ok(AdminResult::Success)
     }
@@ -1019,6 +1026,7 @@ impl ListShared {
             offered_new = self.refresh(&mut state, &mut events);
             self.events.push(events);
         }
+        self.strategy.batch_end();
         self.after_change(offered_new);
         Ok(AdminResult::Success)
     }

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // Measures the cost of `choose` + `finish` from Node against an empty call into the same
-// addon (`_native.noop()`), and writes a markdown table.
+// addon (`_native.noop()`), then peerlb next to npm's `hashring` and `load-balancers` on the
+// same 100 peers (devDependencies), and writes a markdown table; with --out, also
+// node.compare.json beside it for the summary's comparison table.
 //
 //   node bench/choose.js [--out target/bench/node.md] [--iters N]
 'use strict'
@@ -69,6 +71,121 @@ async function asyncCase() {
   return Number(process.hrtime.bigint() - t0) / n
 }
 
+// ---- peerlb vs hashring and load-balancers, 100 peers --------------------------------
+
+const HashRing = require('hashring')
+const { P2cBalancer, RandomBalancer } = require('load-balancers')
+
+const PEERS = Array.from({ length: 100 }, (_, i) => `10.0.${Math.floor(i / 250)}.${(i % 250) + 1}:11211`)
+/** The same 4096 keys as the Rust and Python benchmarks; hashring's LRU cache (5000) holds them all. */
+const KEYS = Array.from({ length: 4096 }, (_, i) => `user:${i}`)
+/** More distinct keys than hashring's cache holds: cycling through them, every get misses it. */
+const MANY_KEYS = Array.from({ length: 65536 }, (_, i) => `user:${i}`)
+const COMPARE_ITERS = Math.min(ITERS, 500_000)
+const GOAL_VS_HASHRING = 2
+
+function list100(strategy) {
+  const l = new PeerList({ strategy, seed: 1 })
+  l.update({ add: PEERS })
+  l.start()
+  return l
+}
+
+const ringList = list100('hash-ring')
+const fastRingList = list100('hash-ring:fast')
+const rr100 = list100('round-robin')
+const p2c100 = list100('two-random-choices')
+const hashring = new HashRing(PEERS)
+const random = new RandomBalancer(PEERS.length)
+const p2cBalancer = new P2cBalancer(PEERS.length)
+
+function peerlbRing(keys, l = ringList) {
+  const mask = keys.length - 1
+  return (n) => { for (let i = 0; i < n; i++) { const c = l.choose({ shardKey: keys[i & mask] }); sink += c.peer.length; c.finish() } }
+}
+function hashringGet(keys) {
+  const mask = keys.length - 1
+  return (n) => { for (let i = 0; i < n; i++) sink += hashring.get(keys[i & mask]).length }
+}
+function peerlbPick(l) {
+  return (n) => { for (let i = 0; i < n; i++) { const c = l.choose(); sink += c.peer.length; c.finish() } }
+}
+function balancerPick(b) {
+  return (n) => { for (let i = 0; i < n; i++) sink += PEERS[b.pick()].length }
+}
+
+// [peerlb case, other case, goal]
+const pairs = [
+  [['peerlb hash-ring (ketama) `choose({shardKey})` + `finish()`, 4096 keys', peerlbRing(KEYS)],
+    ['hashring `.get(key)`, 4096 keys (all hit its LRU cache)', hashringGet(KEYS)], GOAL_VS_HASHRING],
+  [['peerlb hash-ring (ketama) `choose({shardKey})` + `finish()`, 65536 keys', peerlbRing(MANY_KEYS)],
+    ['hashring `.get(key)`, 65536 keys (all miss its LRU cache)', hashringGet(MANY_KEYS)], GOAL_VS_HASHRING],
+  [['peerlb hash-ring:fast (xxh3, not ketama) `choose({shardKey})` + `finish()`, 65536 keys', peerlbRing(MANY_KEYS, fastRingList)],
+    ['hashring `.get(key)`, 65536 keys (all miss its LRU cache)', hashringGet(MANY_KEYS)], null],
+  [['peerlb round-robin `choose()` + `finish()`', peerlbPick(rr100)],
+    ['load-balancers `RandomBalancer.pick()`', balancerPick(random)], null],
+  [['peerlb two-random-choices `choose()` + `finish()`', peerlbPick(p2c100)],
+    ['load-balancers `P2cBalancer.pick()`', balancerPick(p2cBalancer)], null],
+]
+
+/** [keys where peerlb's ring and hashring agree, keys checked]. */
+function agreement() {
+  let same = 0
+  for (const k of KEYS) {
+    const c = ringList.choose({ shardKey: k })
+    if (c.peer === hashring.get(k)) same++
+    c.finish()
+  }
+  return [same, KEYS.length]
+}
+
+const measured = new Map() // a case in two rows is measured once
+function measureOnce(name, fn) {
+  if (!measured.has(name)) measured.set(name, measure(fn, COMPARE_ITERS))
+  return measured.get(name)
+}
+const compared = pairs.map(([[ours, oursFn], [theirs, theirsFn], goal]) => {
+  const oursNs = measureOnce(ours, oursFn)
+  const theirsNs = measureOnce(theirs, theirsFn)
+  console.log(`${ours.padEnd(60)} ${oursNs.toFixed(1).padStart(8)} ns\n${theirs.padEnd(60)} ${theirsNs.toFixed(1).padStart(8)} ns  speed-up ${(theirsNs / oursNs).toFixed(2)}x (above 1: peerlb faster)`)
+  return { ours, oursNs, theirs, theirsNs, goal }
+})
+const [same, total] = agreement()
+
+function compareMarkdown() {
+  return [
+    '',
+    `## Node: peerlb vs hashring and load-balancers (${PEERS.length} peers)`,
+    '',
+    `Fastest of ${ROUNDS} rounds of ${COMPARE_ITERS} ops, the two sides of a row measured one after the other in this run. ` +
+      'peerlb\'s op also starts and finishes a request (pending counts); the others only pick. ' +
+      '`hashring` 3.2 caches key → server in an LRU of 5000 entries by default, so it is measured once with keys that fit ' +
+      'and once with more distinct keys than fit. Ketama hashes each key with MD5 on both sides (about 100 ns of peerlb\'s op); ' +
+      'hash-ring:fast uses xxh3 and maps keys differently. Speed-up = the other package\'s ns ÷ peerlb\'s (above 1: peerlb is faster).',
+    '',
+    '| peerlb | ns/op | compared with | ns/op | speed-up | goal |',
+    '|---|---:|---|---:|---:|---:|',
+    ...compared.map((c) => `| ${c.ours} | ${c.oursNs.toFixed(1)} | ${c.theirs} | ${c.theirsNs.toFixed(1)} | ` +
+      `**${(c.theirsNs / c.oursNs).toFixed(2)}x** | ${c.goal ? `>= ${c.goal}x` : '–'} |`),
+    '',
+    `Same owner as hashring on ${same} of ${total} keys` + (same === total ? ' (all).' : ' — **they disagree**.'),
+    '',
+  ].join('\n')
+}
+
+function compareJson() {
+  return compared.map((c) => ({
+    surface: 'Node',
+    peerlb: c.ours,
+    peerlb_ns: c.oursNs,
+    other: c.theirs,
+    other_ns: c.theirsNs,
+    goal: c.goal,
+    baseline: 'empty addon call',
+    baseline_ns: base,
+  }))
+}
+
 asyncCase().then((ns) => {
   const name = 'round-robin `await chooseAsync()` + `finish()` (fast path)'
   rows.push([name, ns])
@@ -86,12 +203,14 @@ asyncCase().then((ns) => {
     '',
     `**round-robin choose + finish = ${ratio.toFixed(2)}x an empty call** ` +
       `(${rows[1][1] / base >= 1.5 ? 'two crossings of the boundary alone cost ' + (rows[1][1] / base).toFixed(2) + 'x' : ''}).`,
-    '',
+    compareMarkdown(),
   ].join('\n')
   if (out) {
     fs.mkdirSync(path.dirname(path.resolve(out)), { recursive: true })
     fs.writeFileSync(out, md)
-    console.log(`wrote ${out}`)
+    const json = path.join(path.dirname(path.resolve(out)), 'node.compare.json')
+    fs.writeFileSync(json, JSON.stringify(compareJson(), null, 1) + '\n')
+    console.log(`wrote ${out} and ${json}`)
   }
   if (sink < 0) console.log(sink)
 })

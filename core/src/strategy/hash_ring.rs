@@ -62,11 +62,14 @@
 //!
 //! # Concurrency and cost
 //!
-//! `add`/`remove` only record the change (O(peers)); the ring is rebuilt by the first
-//! `choose` that sees it stale (under the strategy's own small mutex, so concurrent
-//! choosers wait for that one rebuild) and published through arc-swap. A burst of changes
-//! — such as starting a list of 1000 peers, which adds them one by one — thus costs one
-//! build, not one per peer. A rebuild merges or filters the changed peers' points
+//! `add`/`remove` only record the change (O(peers)); the list then ends the batch
+//! ([`Strategy::batch_end`]: after an update, a start or stop, a status report) and the
+//! ring is rebuilt there, once, and published through arc-swap, so no `choose` pays for
+//! it. A burst of changes — such as starting a list of 1000 peers, which adds them one by
+//! one — thus costs one build, not one per peer. A `choose` that still finds the ring
+//! stale (it raced with a batch in progress, or the strategy is used without a list)
+//! rebuilds it itself, under the strategy's own small mutex, so concurrent choosers wait
+//! for that one rebuild. A rebuild merges or filters the changed peers' points
 //! (O(points)), or starts from scratch when weights change other peers' point counts
 //! (O(points · log points)). Every other `choose` takes no lock: one version check, one
 //! hash, one bucket-index lookup (a table of ring offsets by the hash's top bits) and a
@@ -541,6 +544,8 @@ pub struct HashRing {
     /// Sum of the pending counts each ring peer last reported (bounded loads only; each
     /// peer's last report sits in its strategy slot).
     total_pending: AtomicI64,
+    /// How many rings were built (tests check when that happens).
+    rebuilds: AtomicU64,
 }
 
 const UNSET: usize = usize::MAX;
@@ -562,6 +567,7 @@ impl HashRing {
             version: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
             total_pending: AtomicI64::new(0),
+            rebuilds: AtomicU64::new(0),
         }
     }
 
@@ -625,7 +631,14 @@ impl HashRing {
         ring.version = version;
         let ring = Arc::new(ring);
         self.ring.store(ring.clone());
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
         ring
+    }
+
+    /// How many times the ring was rebuilt so far.
+    #[cfg(test)]
+    pub(crate) fn rebuilds(&self) -> u64 {
+        self.rebuilds.load(Ordering::Relaxed)
     }
 
     /// Round-robin over the ring's peers in id order.
@@ -714,6 +727,11 @@ impl Strategy for HashRing {
             drop(ring);
             self.choose_in(&self.refresh(), request)
         }
+    }
+
+    /// Rebuilds the ring now if the batch changed it, so that `choose` finds it current.
+    fn batch_end(&self) {
+        self.current();
     }
 
     fn wants_pending_updates(&self) -> bool {
@@ -943,5 +961,12 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn list_batches_rebuild_the_ring_once_and_choose_never_does() {
+        let s = Arc::new(HashRing::new(HashRingOptions::default()));
+        let counter = s.clone();
+        crate::strategy::test_support::rebuilds_once_per_batch(s, &|| counter.rebuilds());
     }
 }

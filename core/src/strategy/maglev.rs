@@ -17,10 +17,13 @@
 //!   `M = 65537` (`cargo run --release -p peerlb --example hash_lookup`): removing one of
 //!   10 / 100 / 1000 peers moved 10.4% / 1.6% / 0.75% of the keys (ideal 10% / 1% / 0.1%);
 //!   `hash-ring` moves close to the ideal. An unavailable peer is never returned.
-//! * **Cost**: `add`/`remove` only record the change; the first `choose` that sees the
-//!   table stale rebuilds it (O(M) work, under the strategy's own mutex, so a burst of
-//!   changes such as a list start costs one build) and publishes it through arc-swap; every
-//!   other `choose` takes no lock. Memory: 4 bytes per slot.
+//! * **Cost**: `add`/`remove` only record the change; when the list ends the batch
+//!   ([`Strategy::batch_end`]: after an update, a start or stop, a status report) the
+//!   table is rebuilt once (O(M) work, so a burst of changes such as starting a list of
+//!   1000 peers costs one build) and published through arc-swap, so no `choose` pays for
+//!   it and none takes a lock. A `choose` that still finds the table stale (it raced with
+//!   a batch in progress, or the strategy is used without a list) rebuilds it itself,
+//!   under the strategy's own mutex. Memory: 4 bytes per slot.
 //!
 //! The table size `M` must be a prime in `3..=16777213` (default 65537), and should be well
 //! above 100 × the number of peers for 1% balance.
@@ -209,6 +212,8 @@ pub struct Maglev {
     /// Bumped by every add/remove; a table whose `version` differs is stale.
     version: AtomicU64,
     cursor: AtomicUsize,
+    /// How many tables were built (tests check when that happens).
+    rebuilds: AtomicU64,
 }
 
 impl Maglev {
@@ -230,6 +235,7 @@ impl Maglev {
             members: Mutex::new(Vec::new()),
             version: AtomicU64::new(0),
             cursor: AtomicUsize::new(0),
+            rebuilds: AtomicU64::new(0),
         }
     }
 
@@ -319,7 +325,14 @@ impl Maglev {
             version,
         });
         self.table.store(t.clone());
+        self.rebuilds.fetch_add(1, Ordering::Relaxed);
         t
+    }
+
+    /// How many times the table was rebuilt so far.
+    #[cfg(test)]
+    pub(crate) fn rebuilds(&self) -> u64 {
+        self.rebuilds.load(Ordering::Relaxed)
     }
 
     #[inline]
@@ -359,6 +372,11 @@ impl Strategy for Maglev {
         };
         members.remove(i);
         self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Rebuilds the table now if the batch changed it, so that `choose` finds it current.
+    fn batch_end(&self) {
+        self.current();
     }
 
     #[inline]
@@ -486,5 +504,12 @@ mod tests {
         }
         assert_eq!(m.slot_counts().iter().map(|(_, c)| c).sum::<usize>(), 3);
         assert!(m.choose(&Request::new().with_shard_key(b"k")).is_some());
+    }
+
+    #[test]
+    fn list_batches_rebuild_the_table_once_and_choose_never_does() {
+        let s = Arc::new(Maglev::new(MaglevOptions::default()));
+        let counter = s.clone();
+        crate::strategy::test_support::rebuilds_once_per_batch(s, &|| counter.rebuilds());
     }
 }

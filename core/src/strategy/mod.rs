@@ -122,6 +122,18 @@ pub trait Strategy: Send + Sync + 'static {
     /// strategy no longer offers. A panic here is caught and ignored (it may run inside
     /// a drop).
     fn request_finished(&self, _peer: &PeerRef, _outcome: Outcome, _latency: Duration) {}
+
+    /// The list finished applying one batch of [`Strategy::add`] and [`Strategy::remove`]
+    /// calls: an `update`, a `start`, a `stop`, or one peer's status report. A strategy
+    /// that derives a lookup structure from its peers (`hash-ring`'s ring, `maglev`'s
+    /// table) rebuilds it here, once per batch, so that no `choose` pays for a rebuild and
+    /// a 1000-peer update costs one build, not 1000.
+    ///
+    /// Called with no lock of the list held, possibly while other threads call
+    /// [`Strategy::choose`], the `add`/`remove` of a later batch, or `batch_end` itself;
+    /// also after a batch that changed nothing. The default does nothing (a strategy
+    /// that keeps its view current in `add`/`remove` needs nothing here).
+    fn batch_end(&self) {}
 }
 
 /// The built-in strategies, by name.
@@ -532,5 +544,63 @@ pub(crate) mod test_support {
 
     pub fn pick(s: &dyn Strategy) -> String {
         s.choose(&Request::new()).unwrap().peer().id().to_string()
+    }
+
+    /// A transport that makes every peer available at once and keeps the subscribers, so
+    /// a test can report statuses later.
+    #[derive(Default)]
+    struct Recording(std::sync::Mutex<Vec<crate::Subscriber>>);
+
+    impl crate::Transport for Recording {
+        fn retain(&self, _: &PeerId, sub: &crate::Subscriber) -> std::result::Result<(), String> {
+            sub.set_status(crate::ConnectionStatus::Available);
+            self.0.lock().unwrap().push(sub.clone());
+            Ok(())
+        }
+        fn release(&self, _: &PeerId, _: &crate::Subscriber) -> std::result::Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// Drives a list over `strategy` (which counts its rebuilds in `rebuilds()`) through
+    /// start, updates, status reports and stop: each batch rebuilds once, when it ends,
+    /// and no `choose` rebuilds.
+    pub fn rebuilds_once_per_batch(strategy: Arc<dyn Strategy>, rebuilds: &dyn Fn() -> u64) {
+        use crate::{ConnectionStatus, ListOptions, PeerList};
+        let transport = Arc::new(Recording::default());
+        let list = PeerList::new(
+            ListOptions::default()
+                .custom_strategy(strategy)
+                .transport(transport.clone()),
+        )
+        .unwrap();
+        let ids: Vec<String> = (0..1000)
+            .map(|i| format!("10.2.{}.{}:80", i / 256, i % 256))
+            .collect();
+        let key = Request::new().with_shard_key(b"user-1");
+        let choose = || list.choose(&key).unwrap().finish(Outcome::Ok, None);
+        list.update(&ids, None::<&str>).unwrap();
+        assert_eq!(rebuilds(), 0, "nothing is offered before start");
+        list.start().unwrap();
+        assert_eq!(rebuilds(), 1, "start offers 1000 peers: one rebuild");
+        choose();
+        choose();
+        assert_eq!(rebuilds(), 1, "choose after start rebuilt");
+        list.update(["10.3.0.1:80"], [ids[0].as_str()]).unwrap();
+        assert_eq!(rebuilds(), 2, "an update: one rebuild");
+        choose();
+        assert_eq!(rebuilds(), 2, "choose after an update rebuilt");
+        let sub = transport.0.lock().unwrap()[5].clone();
+        sub.set_status(ConnectionStatus::Unavailable);
+        assert_eq!(rebuilds(), 3, "a status report: one rebuild");
+        choose();
+        sub.set_status(ConnectionStatus::Unavailable); // no change
+        sub.set_status(ConnectionStatus::Available);
+        choose();
+        assert_eq!(rebuilds(), 4, "choose after a status report rebuilt");
+        list.update(None::<&str>, ["not-a-member"]).unwrap_err();
+        assert_eq!(rebuilds(), 4, "a batch that changed nothing rebuilt");
+        list.stop().unwrap();
+        assert_eq!(rebuilds(), 5, "stop empties the ring at once");
     }
 }
