@@ -1044,16 +1044,19 @@ impl ListShared {
         latency: Option<Duration>,
         started: u64,
     ) {
+        // One clock reading serves the latency and the strategy.
+        let now = self.clock.now();
         let latency = match latency {
             Some(l) => l,
             None if started == 0 => Duration::ZERO,
-            None => Duration::from_nanos(self.stamp().saturating_sub(started)),
+            None => Duration::from_nanos(self.stamp_at(now).saturating_sub(started)),
         };
         // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
         // turn into a panic in drop (an abort while unwinding), so it is contained here;
         // the request has already ended either way.
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            self.strategy.request_finished(peer, outcome, latency)
+            self.strategy
+                .request_finished_at(peer, outcome, latency, now)
         }));
     }
 
@@ -1061,7 +1064,13 @@ impl ListShared {
     /// means "not timed" in a [`Choice`]).
     #[inline]
     fn stamp(&self) -> u64 {
-        let d = self.clock.now().saturating_duration_since(self.epoch);
+        self.stamp_at(self.clock.now())
+    }
+
+    /// [`ListShared::stamp`] of a given instant.
+    #[inline]
+    fn stamp_at(&self, now: Instant) -> u64 {
+        let d = now.saturating_duration_since(self.epoch);
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1) + 1
     }
 

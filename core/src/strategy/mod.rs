@@ -123,6 +123,20 @@ pub trait Strategy: Send + Sync + 'static {
     /// a drop).
     fn request_finished(&self, _peer: &PeerRef, _outcome: Outcome, _latency: Duration) {}
 
+    /// [`Strategy::request_finished`] with the list's reading of its clock when the request
+    /// ended, so a strategy that needs the time does not read the clock again (the list
+    /// calls this one). The default ignores `now` and calls `request_finished`.
+    fn request_finished_at(
+        &self,
+        peer: &PeerRef,
+        outcome: Outcome,
+        latency: Duration,
+        now: std::time::Instant,
+    ) {
+        let _ = now;
+        self.request_finished(peer, outcome, latency)
+    }
+
     /// The list finished applying one batch of [`Strategy::add`] and [`Strategy::remove`]
     /// calls: an `update`, a `start`, a `stop`, or one peer's status report. A strategy
     /// that derives a lookup structure from its peers (`hash-ring`'s ring, `maglev`'s

@@ -252,7 +252,13 @@ impl PeakEwma {
 
     #[inline]
     fn now(&self) -> u64 {
-        let d = self.clock.now().saturating_duration_since(self.epoch);
+        self.since_epoch(self.clock.now())
+    }
+
+    /// Nanoseconds from the strategy's epoch to `at`.
+    #[inline]
+    fn since_epoch(&self, at: Instant) -> u64 {
+        let d = at.saturating_duration_since(self.epoch);
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
@@ -392,15 +398,26 @@ impl Strategy for PeakEwma {
         true
     }
 
-    fn request_finished(&self, peer: &PeerRef, _outcome: Outcome, latency: Duration) {
+    fn request_finished(&self, peer: &PeerRef, outcome: Outcome, latency: Duration) {
+        self.request_finished_at(peer, outcome, latency, self.clock.now());
+    }
+
+    fn request_finished_at(
+        &self,
+        peer: &PeerRef,
+        _outcome: Outcome,
+        latency: Duration,
+        at: Instant,
+    ) {
         let published = self.current.load();
         let Some(i) = Self::find(&published, peer) else {
             return; // no longer offered: its estimate is gone
         };
         let entry = &published.entries[i];
         let _u = entry.update.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.now();
-        let rtt = latency.as_nanos() as f64;
+        let now = self.since_epoch(at);
+        // (Seconds times 1e9: a u128-to-float conversion costs more than the multiply.)
+        let rtt = latency.as_secs_f64() * 1e9;
         let estimate = f64::from_bits(entry.rtt.load(Ordering::Relaxed));
         let at = entry.at.load(Ordering::Relaxed);
         // What readers see now: the estimate decayed since the previous sample (tower's
