@@ -99,8 +99,9 @@ impl Clock {
             None => {
                 crate::runtime::handle().spawn(async move {
                     tokio::time::sleep_until(at.into()).await;
-                    // A panicking callback must not take a runtime worker down with it.
-                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+                    // Callbacks (and the user callbacks they lead to) run on the blocking
+                    // pool, never on an async worker.
+                    crate::runtime::run_blocking(f);
                 });
             }
         }
@@ -147,7 +148,14 @@ struct ManualInner {
     /// Nanoseconds since `start`.
     offset: AtomicU64,
     /// Callbacks waiting for the clock to reach their instant.
-    timers: Mutex<Vec<(Instant, TimerCallback)>>,
+    timers: Mutex<Timers>,
+}
+
+#[derive(Default)]
+struct Timers {
+    waiting: Vec<(Instant, TimerCallback)>,
+    /// A thread is running due callbacks (one at a time, so they run in time order).
+    running: bool,
 }
 
 impl ManualClock {
@@ -157,7 +165,7 @@ impl ManualClock {
             inner: Arc::new(ManualInner {
                 start: Instant::now(),
                 offset: AtomicU64::new(0),
-                timers: Mutex::new(Vec::new()),
+                timers: Mutex::new(Timers::default()),
             }),
         }
     }
@@ -187,27 +195,43 @@ impl ManualClock {
     }
 
     fn call_at(&self, at: Instant, f: TimerCallback) {
-        self.timers().push((at, f));
+        self.timers().waiting.push((at, f));
         self.run_due();
     }
 
-    fn timers(&self) -> std::sync::MutexGuard<'_, Vec<(Instant, TimerCallback)>> {
+    fn timers(&self) -> std::sync::MutexGuard<'_, Timers> {
         self.inner.timers.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Runs due callbacks one at a time, earliest first, without holding the timer lock.
+    /// One thread runs them at a time: a thread that finds another one running (or an
+    /// outer frame of its own, when a callback advances the clock) leaves them to it.
     fn run_due(&self) {
+        {
+            let mut timers = self.timers();
+            if timers.running {
+                return;
+            }
+            timers.running = true;
+        }
         loop {
-            let now = self.now();
             let next = {
                 let mut timers = self.timers();
+                // Read under the lock: an `advance` that found this thread running has
+                // moved the clock before it looked, so this reading includes it.
+                let now = self.now();
                 let due = timers
+                    .waiting
                     .iter()
                     .enumerate()
                     .filter(|(_, (at, _))| *at <= now)
                     .min_by_key(|(_, (at, _))| *at)
                     .map(|(i, _)| i);
-                due.map(|i| timers.swap_remove(i).1)
+                let next = due.map(|i| timers.waiting.swap_remove(i).1);
+                if next.is_none() {
+                    timers.running = false;
+                }
+                next
             };
             match next {
                 Some(f) => {

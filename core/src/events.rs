@@ -2,10 +2,13 @@
 //!
 //! A list records an event while it changes its state (so events keep the order of the
 //! changes), and delivers queued events after it has let go of its lock. One thread
-//! delivers at a time: a thread that finds another one delivering leaves its events to it,
-//! so a subscriber never runs twice at once, sees events in order, and may call back into
-//! the list (its events are delivered after it returns). A subscriber that panics is
-//! skipped for that event; the others still get it.
+//! delivers at a time: a thread that finds another one delivering leaves its events to it
+//! (so an event may arrive on that thread after the causing call returned), a subscriber
+//! never runs twice at once, sees events in order, and may call back into the list (its
+//! events are delivered after it returns). Events raised on the library runtime's async
+//! threads (probe reports, ejection timers) are delivered from its blocking pool, so a
+//! slow subscriber never stalls the library's timers. A subscriber that panics is skipped
+//! for that event; the others still get it.
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
@@ -37,8 +40,8 @@ pub enum EventKind {
     Added = 1,
     /// It left the list (`update` removal or admin `delete`).
     Removed = 2,
-    /// It can be chosen again: its transport reported it available (also when the list
-    /// starts and retains it).
+    /// Its transport reported it available (also when the list starts and retains it); it
+    /// is chosen unless an admin disabled it or it is ejected.
     Available = 3,
     /// Its transport reported it unavailable or connecting after it was available, or the
     /// list stopped.
@@ -173,7 +176,14 @@ impl EventBus {
     }
 
     fn unsubscribe(&self, id: u64) {
-        self.lock().subscribers.retain(|(i, _)| *i != id);
+        let removed = {
+            let mut state = self.lock();
+            let at = state.subscribers.iter().position(|(i, _)| *i == id);
+            at.map(|i| state.subscribers.remove(i))
+        };
+        // Dropped after the lock is released: the callback may own things whose drop runs
+        // user code (another subscription, the last handle of a list).
+        drop(removed);
     }
 
     /// Queues events; call while holding the list's lock so the order is the changes'.
@@ -186,8 +196,15 @@ impl EventBus {
     }
 
     /// Delivers queued events, unless another thread (or an outer frame of this one) is
-    /// delivering already. Call with no lock held.
-    pub(crate) fn deliver(&self) {
+    /// delivering already. Call with no lock held. On one of the library runtime's async
+    /// workers (a probe's status report), delivery moves to its blocking pool so that a slow
+    /// subscriber cannot stall the library's timers.
+    pub(crate) fn deliver(self: &Arc<Self>) {
+        if crate::runtime::on_worker_thread() {
+            let bus = self.clone();
+            crate::runtime::run_blocking(move || bus.deliver());
+            return;
+        }
         {
             let mut state = self.lock();
             if state.delivering || state.queue.is_empty() {
@@ -212,6 +229,8 @@ impl EventBus {
             };
             for subscriber in subscribers {
                 let _ = catch_unwind(AssertUnwindSafe(|| subscriber(&event)));
+                // The clone is dropped here, outside every lock.
+                drop(subscriber);
             }
         }
     }

@@ -533,11 +533,21 @@ impl PeerList {
 
     /// Admin: removes `id` from the list (as `update(None, [id])`) and forgets its admin
     /// state.
+    ///
+    /// A peer that was disabled and then removed by an update is still remembered as
+    /// disabled (so it comes back disabled); `delete` and `enable` of such an id forget it
+    /// and succeed.
     pub fn delete(&self, id: &str) -> Result<AdminResult> {
         let peer = PeerId::new(id)?;
-        self.shared.update(Vec::new(), vec![id.to_owned()])?;
-        self.shared.lock().disabled.remove(&peer);
-        Ok(AdminResult::Success)
+        // Forget first: a concurrent re-add then comes back enabled and is removed below.
+        let forgot = self.shared.lock().disabled.remove(&peer);
+        match self.shared.update(Vec::new(), vec![id.to_owned()]) {
+            Ok(()) => Ok(AdminResult::Success),
+            Err(e) if forgot && e.code() == crate::ErrorCode::PeerNotInList => {
+                Ok(AdminResult::Success)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Every backend with its admin and ejection state: the `peers` of
@@ -788,7 +798,10 @@ impl ListShared {
                 // Removed, or the list stopped, while the transport was retaining it.
                 (Ok(()), false) => release_now = true,
                 (Err(e), true) => {
+                    // Left out of the list (as yarpc): subscribers saw it added, so they
+                    // hear it leave.
                     state.peers.shift_remove(peer.id());
+                    events.push(event(EventKind::Removed, peer.id(), e.to_string()));
                     errors.push(e);
                 }
                 (Err(e), false) => errors.push(e),
@@ -980,6 +993,10 @@ impl ListShared {
         {
             let mut state = self.lock();
             let Some(slot) = state.peers.get_mut(&peer_id) else {
+                // Enabling a removed peer that is remembered as disabled forgets it.
+                if !disabled && state.disabled.remove(&peer_id) {
+                    return Ok(AdminResult::Success);
+                }
                 return Err(Error::PeerNotInList(peer_id.to_string()));
             };
             if slot.disabled == disabled {
@@ -1132,7 +1149,8 @@ impl ListShared {
     #[cold]
     async fn choose_slow_async(&self, request: &Request<'_>) -> Result<Choice> {
         let started = Instant::now();
-        let mut timer: Option<tokio::task::JoinHandle<()>> = None;
+        // Aborted when this future ends *or is dropped* (a cancelled wait leaves no task).
+        let mut timer: Option<AbortOnDrop> = None;
         let result = loop {
             if let Some(err) = self.cannot_wait(request) {
                 break Err(err);
@@ -1147,9 +1165,9 @@ impl ListShared {
             }
             let timer = timer.get_or_insert_with(|| {
                 // Built inside the task: a tokio timer needs the runtime's context.
-                runtime::handle().spawn(async move {
+                AbortOnDrop(runtime::handle().spawn(async move {
                     tokio::time::sleep_until(deadline.into()).await;
-                })
+                }))
             });
             let mut listener = std::pin::pin!(listener);
             let woke = std::future::poll_fn(|cx| {
@@ -1157,7 +1175,7 @@ impl ListShared {
                 if listener.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(true);
                 }
-                match std::pin::Pin::new(&mut *timer).poll(cx) {
+                match std::pin::Pin::new(&mut timer.0).poll(cx) {
                     Poll::Ready(_) => Poll::Ready(false),
                     Poll::Pending => Poll::Pending,
                 }
@@ -1169,9 +1187,7 @@ impl ListShared {
                     .ok_or_else(|| self.timed_out(started));
             }
         };
-        if let Some(timer) = timer {
-            timer.abort();
-        }
+        drop(timer);
         result
     }
 
@@ -1305,6 +1321,15 @@ impl Drop for ListShared {
         for sub in retained {
             self.release(&sub, &mut ignored);
         }
+    }
+}
+
+/// A runtime task that is aborted when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -223,7 +223,8 @@ const LIMIT: u64 = 1 << 31;
 /// its id, weight, status and pending count; only the list changes them.
 ///
 /// Its reference count and its pending count share one 64-bit atomic, so starting or
-/// finishing a request is a single atomic operation. Aligned to a cache line so that two
+/// finishing a request is a single atomic operation on it (plus a relaxed increment of the
+/// peer's `chosen` counter, on the same cache line, when a request starts). Aligned to a cache line so that two
 /// peers' counters never share one.
 #[repr(align(64))]
 pub struct Peer {

@@ -236,6 +236,20 @@ impl RetryBudget {
         })
     }
 
+    /// Gives back what [`RetryBudget::deposit`] (`retry == false`) or a successful
+    /// [`RetryBudget::try_withdraw`] (`retry == true`) counted, for an attempt that never
+    /// started (no peer could be chosen for it).
+    pub fn refund(&self, retry: bool) {
+        self.with_window(|current, _, _| {
+            let n = if retry {
+                &mut current.2
+            } else {
+                &mut current.1
+            };
+            *n = n.saturating_sub(1);
+        });
+    }
+
     /// Retries the budget would allow right now.
     pub fn balance(&self) -> u64 {
         self.with_window(|_, calls, retries| {
@@ -281,6 +295,9 @@ pub struct Retry {
     errors: Vec<String>,
     tried: Vec<PeerId>,
     attempts: u32,
+    /// What [`Retry::check_next`] counted in the budget for the attempt being chosen
+    /// (`Some(true)`: a retry, `Some(false)`: the call), refunded if no peer is chosen.
+    charged: Option<bool>,
 }
 
 impl Retry {
@@ -294,6 +311,7 @@ impl Retry {
             errors: Vec::new(),
             tried: Vec::new(),
             attempts: 0,
+            charged: None,
         }
     }
 
@@ -329,7 +347,10 @@ impl Retry {
         if let Some(budget) = &self.policy.budget {
             if self.attempts == 0 {
                 budget.deposit();
-            } else if !budget.try_withdraw() {
+                self.charged = Some(false);
+            } else if budget.try_withdraw() {
+                self.charged = Some(true);
+            } else {
                 return Err(self.final_error("retry budget exhausted"));
             }
         }
@@ -406,13 +427,18 @@ impl Retry {
     /// Records that `choice` is the next attempt (for drivers that choose by themselves,
     /// e.g. asynchronously, after [`Retry::check_next`]).
     pub fn started_attempt(&mut self, choice: Choice) -> Choice {
+        self.charged = None;
         self.attempts += 1;
         self.tried.push(choice.peer().clone());
         choice
     }
 
     /// The error for a failed choose: itself on the first attempt, else with the attempts.
-    pub fn choose_failed(&self, error: Error) -> Error {
+    /// What the budget was charged for this attempt is given back.
+    pub fn choose_failed(&mut self, error: Error) -> Error {
+        if let (Some(retry), Some(budget)) = (self.charged.take(), &self.policy.budget) {
+            budget.refund(retry);
+        }
         if self.errors.is_empty() {
             return error;
         }

@@ -1,8 +1,10 @@
 //! Peer events in Python: `PeerList.subscribe(callback)` → `Subscription`, and the
 //! `PeerEvent` objects the callback receives.
 //!
-//! Core delivers events outside its locks, one at a time and in order, on whichever thread
-//! made the change (the caller's, or a library thread for timers and health probes). The
+//! Core delivers events outside its locks, one at a time and in order, usually on the
+//! thread that made the change (the caller's, or a library thread for timers and health
+//! probes); when another thread is delivering that list's events at the moment, that
+//! thread delivers it, possibly after the causing call has returned. The
 //! callback is called with the GIL taken there. An exception it raises is reported through
 //! `sys.unraisablehook` (like an exception in `__del__`) and does not reach the list.
 
@@ -173,17 +175,37 @@ fn deliver(slot: &Mutex<Option<Py<PyAny>>>, event: &peerlb::PeerEvent) {
 #[pyclass(module = "peerlb._peerlb", name = "Subscription", frozen)]
 pub struct PySubscription {
     entry: Arc<SubEntry>,
+    /// The list that owns the entry (and visits its callback): holding it here lets the
+    /// garbage collector follow `object -> Subscription -> list -> callback -> object`.
+    list: Mutex<Option<Py<PyAny>>>,
 }
 
 impl PySubscription {
-    /// The handle of `entry` (which the list owns too).
-    pub fn new(entry: Arc<SubEntry>) -> PySubscription {
-        PySubscription { entry }
+    /// The handle of `entry`, which `list` owns too.
+    pub fn new(entry: Arc<SubEntry>, list: Py<PyAny>) -> PySubscription {
+        PySubscription {
+            entry,
+            list: Mutex::new(Some(list)),
+        }
     }
 }
 
 #[pymethods]
 impl PySubscription {
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(guard) = self.list.try_lock() {
+            if let Some(list) = guard.as_ref() {
+                visit.call(list)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn __clear__(&self) {
+        let list = self.list.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(list);
+    }
+
     /// Stops delivering events to the callback (an event being delivered right now on
     /// another thread may still arrive). Returns whether it was active.
     fn cancel(&self) -> bool {

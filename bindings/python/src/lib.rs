@@ -304,16 +304,26 @@ impl PyPeerList {
     }
 
     /// Calls `callback(event)` (a `PeerEvent`) for every peer event, in order, one at a
-    /// time, outside the list's locks (it may call back into the list), on the thread that
-    /// caused the event (a library thread for timers and probes). An exception it raises
+    /// time, outside the list's locks (it may call back into the list), usually on the thread
+    /// that caused the event (a library thread for timers and probes), or on a thread that
+    /// is delivering this list's events at that moment. An exception it raises
     /// goes to `sys.unraisablehook`. Returns a `Subscription` (lasting as long as the list
     /// unless cancelled).
-    fn subscribe(&self, callback: &Bound<'_, PyAny>) -> PyResult<events::PySubscription> {
-        let entry = Arc::new(events::SubEntry::subscribe(&self.inner, callback)?);
-        let mut subs = self.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+    fn subscribe(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+    ) -> PyResult<events::PySubscription> {
+        let this = slf.get();
+        let entry = Arc::new(events::SubEntry::subscribe(&this.inner, callback)?);
+        let mut subs = this.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
         subs.retain(|s| s.active());
         subs.push(entry.clone());
-        Ok(events::PySubscription::new(entry))
+        // The handle keeps the list (which keeps the callback) so the garbage collector
+        // sees a cycle running through a kept `Subscription`.
+        Ok(events::PySubscription::new(
+            entry,
+            slf.clone().into_any().unbind(),
+        ))
     }
 
     /// Calls `fn(peer)` with a chosen peer until it returns (its value is returned):

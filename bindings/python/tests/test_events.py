@@ -207,3 +207,23 @@ def test_interpreter_exit_while_library_threads_deliver_events() -> None:
         assert done.returncode == 0, done.stderr
         assert "exiting with timers firing" in done.stdout
         assert "Fatal" not in done.stderr and "panicked" not in done.stderr, done.stderr
+
+
+def test_an_object_keeping_its_subscription_is_collected() -> None:
+    # object -> Subscription -> list -> callback (bound method) -> object: a cycle the
+    # garbage collector must see through the kept Subscription.
+    class Watcher:
+        def __init__(self, lst: peerlb.PeerList) -> None:
+            self.sub = lst.subscribe(self.on_event)
+
+        def on_event(self, event: peerlb.PeerEvent) -> None:
+            pass
+
+    lst = peerlb.PeerList()
+    watcher = Watcher(lst)
+    ref = weakref.ref(watcher)
+    del watcher
+    del lst
+    gc.collect()
+    gc.collect()
+    assert ref() is None
