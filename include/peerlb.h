@@ -260,10 +260,12 @@ typedef struct peerlb_event {
 /**
  * Called once per event, in the order of the changes, outside every lock of peerlb.
  *
- * It runs on the thread whose call caused the event (an update, a finish that ejects a
- * peer, a transport's status report, `peerlb_manual_clock_advance_ms`), or on a peerlb
- * timer thread (an ejection ending on the real clock). One event is delivered at a time
- * per list, so a callback never runs twice at once for one list. It may call back into
+ * It usually runs on the thread whose call caused the event (an update, a finish that
+ * ejects a peer, a transport's status report, `peerlb_manual_clock_advance_ms`) before
+ * that call returns, or on a peerlb thread (an ejection ending on the real clock, a
+ * tcp-probe report). When another thread is delivering this list's events at that moment,
+ * that thread delivers it instead, after the causing call may have returned. One event is
+ * delivered at a time per list, so a callback never runs twice at once for one list. It may call back into
  * the list (its own events are then delivered after it returns) and may free its own
  * subscription; it must not free the list, and must not unwind (C++ exceptions,
  * `longjmp`) through peerlb.
