@@ -30,13 +30,21 @@ fn hammer(kind: StrategyKind) {
     list.start().unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
+    // Churn rounds done so far: the choosers start once a few have run, so the two really
+    // overlap even when the scheduler runs the choosers first (on 2 cores they can finish
+    // before the churn thread is ever scheduled).
+    let churned = Arc::new(AtomicUsize::new(0));
     let chosen = Arc::new(AtomicUsize::new(0));
     let start = Arc::new(Barrier::new(CHOOSERS + 1));
     let mut handles = Vec::new();
     for t in 0..CHOOSERS {
-        let (list, chosen, start) = (list.clone(), chosen.clone(), start.clone());
+        let (list, chosen, start, churned) =
+            (list.clone(), chosen.clone(), start.clone(), churned.clone());
         handles.push(thread::spawn(move || {
             start.wait();
+            while churned.load(Ordering::Relaxed) < 8 {
+                thread::yield_now();
+            }
             let mut held = Vec::new();
             for i in 0..CHOOSES_PER_THREAD {
                 let key = (i as u64).to_le_bytes();
@@ -60,8 +68,13 @@ fn hammer(kind: StrategyKind) {
         }));
     }
     let churn = {
-        let (list, transport, done, start) =
-            (list.clone(), transport.clone(), done.clone(), start.clone());
+        let (list, transport, done, start, churned) = (
+            list.clone(),
+            transport.clone(),
+            done.clone(),
+            start.clone(),
+            churned.clone(),
+        );
         thread::spawn(move || {
             start.wait();
             let mut round = 0u64;
@@ -82,6 +95,7 @@ fn hammer(kind: StrategyKind) {
                     }
                 }
                 round += 1;
+                churned.store(round as usize, Ordering::Relaxed);
                 if round % 64 == 0 {
                     thread::yield_now();
                 }
@@ -94,7 +108,7 @@ fn hammer(kind: StrategyKind) {
     }
     done.store(true, Ordering::Relaxed);
     let rounds = churn.join().expect("churn thread panicked");
-    assert!(rounds > 0);
+    assert!(rounds >= 8, "the choosers waited for 8 churn rounds");
     assert_eq!(
         chosen.load(Ordering::Relaxed),
         CHOOSERS * CHOOSES_PER_THREAD
