@@ -760,7 +760,7 @@ impl ListShared {
                 state.peers.insert(id, slot);
             }
             // Fewer peers may change how many are healthy (panic mode).
-            offered_new = removed_any && self.refresh(&mut state, &mut events);
+            offered_new = removed_any && self.refresh(&mut state);
             self.events.push(events);
         }
         self.after_change(offered_new);
@@ -793,7 +793,7 @@ impl ListShared {
                     if peer.connection_status() == ConnectionStatus::Available {
                         events.push(event(EventKind::Available, peer.id(), ""));
                     }
-                    became_available = self.refresh(&mut state, &mut events);
+                    became_available = self.refresh(&mut state);
                 }
                 // Removed, or the list stopped, while the transport was retaining it.
                 (Ok(()), false) => release_now = true,
@@ -842,7 +842,7 @@ impl ListShared {
             } else if before == available && status != available {
                 events.push(event(EventKind::Unavailable, peer.id(), status.as_str()));
             }
-            became_available = self.refresh(&mut state, &mut events);
+            became_available = self.refresh(&mut state);
             self.events.push(events);
         }
         self.strategy.batch_end();
@@ -853,7 +853,7 @@ impl ListShared {
     /// Makes the strategy offer exactly the peers it should: running, retained, available,
     /// enabled, and not ejected (unless in panic mode, which this recomputes). Returns
     /// whether it offered a peer it did not before (waiters should wake).
-    fn refresh(&self, state: &mut State, _events: &mut Events) -> bool {
+    fn refresh(&self, state: &mut State) -> bool {
         let running = state.running;
         let panic = match self.ejection {
             Some(policy) if running => {
@@ -935,8 +935,8 @@ impl ListShared {
                 slot.ejections
             );
             peer.clear_streak();
-            let mut events = vec![event(EventKind::Ejected, peer.id(), detail)];
-            self.refresh(&mut state, &mut events);
+            let events = vec![event(EventKind::Ejected, peer.id(), detail)];
+            self.refresh(&mut state);
             self.events.push(events);
         }
         self.strategy.batch_end();
@@ -980,7 +980,7 @@ impl ListShared {
             if events.is_empty() {
                 return;
             }
-            offered_new = self.refresh(&mut state, &mut events);
+            offered_new = self.refresh(&mut state);
             self.events.push(events);
         }
         self.strategy.batch_end();
@@ -1010,8 +1010,8 @@ impl ListShared {
                 state.disabled.remove(&peer_id);
                 (EventKind::Enabled, "enabled by admin")
             };
-            let mut events = vec![event(kind, &peer_id, detail)];
-            offered_new = self.refresh(&mut state, &mut events);
+            let events = vec![event(kind, &peer_id, detail)];
+            offered_new = self.refresh(&mut state);
             self.events.push(events);
         }
         self.strategy.batch_end();
@@ -1040,7 +1040,7 @@ impl ListShared {
             if was_ejected {
                 events.push(event(EventKind::Restored, &peer_id, "reset by admin"));
             }
-            offered_new = self.refresh(&mut state, &mut events);
+            offered_new = self.refresh(&mut state);
             self.events.push(events);
         }
         self.strategy.batch_end();
