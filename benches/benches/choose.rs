@@ -5,8 +5,9 @@
 //! usual arguments work after `--`, e.g. `-- round-robin` or `-- --measurement-time 5`.
 //! Multi-thread numbers are throughput: total wall time ÷ total ops (see `run_on_threads`).
 
+mod shared;
+
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
@@ -109,18 +110,9 @@ fn choose_finish(c: &mut Criterion) {
     }
 }
 
-/// Short enough for `make bench` to finish in a few minutes on 2 cores (30 benchmarks).
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .without_plots()
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = shared::config();
     targets = choose_finish
 }
 criterion_main!(benches);

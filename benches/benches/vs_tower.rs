@@ -17,6 +17,8 @@
 //! `cargo bench -p peerlb-benches --bench vs_tower`; the summary's comparison table pairs
 //! the rows by [`peerlb_benches::TOWER_PAIRS`].
 
+mod shared;
+
 use std::convert::Infallible;
 use std::future::{ready, Future, Ready};
 use std::hint::black_box;
@@ -170,18 +172,9 @@ fn vs_tower(c: &mut Criterion) {
     }
 }
 
-/// The same settings as the `choose` benchmarks.
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(2))
-        .sample_size(20)
-        .without_plots()
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = shared::config();
     targets = vs_tower
 }
 criterion_main!(benches);
