@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "netutil.h"
 #include "testutil.h"
 
 #define N 4
@@ -23,30 +24,10 @@ typedef struct {
     char id[N][32];
 } servers;
 
-static int listen_on(int port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in a;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons((unsigned short)port);
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0 || listen(fd, 64) != 0) {
-        perror("bind/listen");
-        exit(2);
-    }
-    return fd;
-}
-
 static void start_servers(servers *s) {
     for (int i = 0; i < N; i++) {
-        s->fd[i] = listen_on(0);
-        struct sockaddr_in a;
-        socklen_t len = sizeof a;
-        getsockname(s->fd[i], (struct sockaddr *)&a, &len);
-        s->port[i] = ntohs(a.sin_port);
-        snprintf(s->id[i], sizeof s->id[i], "127.0.0.1:%d", s->port[i]);
+        s->fd[i] = listen_on(0, s->id[i], sizeof s->id[i]);
+        s->port[i] = atoi(strchr(s->id[i], ':') + 1);
     }
 }
 
@@ -182,7 +163,7 @@ static void test_manual_clock(void) {
         if (i != down) EXPECT(fails[i] == 0 && hits[i] > 30, "server %d took the load: %d", i, hits[i]);
 
     /* It listens again, but stays out until its ejection time is over. */
-    s.fd[down] = listen_on(s.port[down]);
+    s.fd[down] = listen_on(s.port[down], s.id[down], sizeof s.id[down]);
     OK(peerlb_manual_clock_advance_ms(clock, 199));
     memset(hits, 0, sizeof hits);
     run_requests(list, &s, 20, hits, fails);
@@ -266,7 +247,7 @@ static void test_real_clock_with_retry(void) {
     EXPECT(after >= 0.195, "restored %.0f ms after the ejection, not sooner than 200", after * 1000);
     printf("real clock: ejected after 5 failed attempts, restored %.0f ms later (base_ms=200)\n", after * 1000);
 
-    s.fd[down] = listen_on(s.port[down]);
+    s.fd[down] = listen_on(s.port[down], s.id[down], sizeof s.id[down]);
     memset(hits, 0, sizeof hits);
     int fails[N] = {0};
     run_requests(list, &s, 40, hits, fails);

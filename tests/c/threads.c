@@ -149,6 +149,17 @@ static void run_choosers(peerlb_list *list, chooser *cs, long *total) {
     }
 }
 
+/* Adds every one of PEERS (weight 1) to `list`. */
+static void add_all_peers(peerlb_list *list) {
+    peerlb_peer_spec specs[NPEERS];
+    for (int i = 0; i < NPEERS; i++) {
+        specs[i].id = PEERS[i];
+        specs[i].id_len = strlen(PEERS[i]);
+        specs[i].weight = 1;
+    }
+    OK(peerlb_list_update(list, specs, NPEERS, NULL, 0));
+}
+
 static void test_flipping_transport(void) {
     flipper *f = calloc(1, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
@@ -159,13 +170,7 @@ static void test_flipping_transport(void) {
     OK(peerlb_list_options_set_strategy(opts, "fewest-pending"));
     OK(peerlb_list_new(opts, &vt, &list));
     peerlb_list_options_free(opts);
-    peerlb_peer_spec specs[NPEERS];
-    for (int i = 0; i < NPEERS; i++) {
-        specs[i].id = PEERS[i];
-        specs[i].id_len = strlen(PEERS[i]);
-        specs[i].weight = 1;
-    }
-    OK(peerlb_list_update(list, specs, NPEERS, NULL, 0));
+    add_all_peers(list);
     OK(peerlb_list_start(list));
     EXPECT(atomic_load(&f->retains) == NPEERS, "retained all");
 
@@ -280,13 +285,7 @@ static void test_concurrent_choose(void) {
     OK(peerlb_list_options_set_ejection(opts, "off"));
     OK(peerlb_list_new(opts, NULL, &list));
     peerlb_list_options_free(opts);
-    peerlb_peer_spec specs[NPEERS];
-    for (int i = 0; i < NPEERS; i++) {
-        specs[i].id = PEERS[i];
-        specs[i].id_len = strlen(PEERS[i]);
-        specs[i].weight = 1;
-    }
-    OK(peerlb_list_update(list, specs, NPEERS, NULL, 0));
+    add_all_peers(list);
     OK(peerlb_list_start(list));
     chooser cs[CHOOSERS];
     long total;
@@ -373,13 +372,7 @@ static void test_ejection_threads(void) {
     c->list = list;
     peerlb_subscription *sub = NULL;
     OK(peerlb_list_subscribe(list, count_event, c, &sub));
-    peerlb_peer_spec specs[NPEERS];
-    for (int i = 0; i < NPEERS; i++) {
-        specs[i].id = PEERS[i];
-        specs[i].id_len = strlen(PEERS[i]);
-        specs[i].weight = 1;
-    }
-    OK(peerlb_list_update(list, specs, NPEERS, NULL, 0));
+    add_all_peers(list);
     OK(peerlb_list_start(list));
     chooser cs[CHOOSERS];
     long total;
