@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use peerlb::retry::{self, Attempt, RetryPolicy};
 use peerlb::tcp_probe::transport_from_spec;
-use peerlb::{EjectionPolicy, EventKind, ListOptions, Outcome, PeerList, Request};
+use peerlb::{EjectionPolicy, EventKind, ListOptions, Outcome, PeerList, Request, Subscription};
 
 /// A server that accepts connections (and closes them) until stopped.
 struct Server {
@@ -59,6 +59,46 @@ impl Drop for Server {
     }
 }
 
+/// The events a list delivered, as (kind, peer).
+struct EventLog {
+    seen: Arc<Mutex<Vec<(EventKind, String)>>>,
+    _subscription: Subscription,
+}
+
+impl EventLog {
+    /// Subscribes to `list`, adds `ids` and starts it.
+    fn start(list: &PeerList, ids: &[String]) -> EventLog {
+        let seen: Arc<Mutex<Vec<(EventKind, String)>>> = Arc::default();
+        let log = seen.clone();
+        let subscription =
+            list.subscribe(move |e| log.lock().unwrap().push((e.kind, e.peer.to_string())));
+        list.update(ids.iter().map(String::as_str), None::<&str>)
+            .unwrap();
+        list.start().unwrap();
+        EventLog {
+            seen,
+            _subscription: subscription,
+        }
+    }
+
+    fn contains(&self, kind: EventKind, peer: &str) -> bool {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(k, p)| *k == kind && p == peer)
+    }
+
+    /// Waits (up to 5 s) until `kind` was delivered for `peer`.
+    fn wait_for(&self, kind: EventKind, peer: &str) {
+        let t0 = Instant::now();
+        while !self.contains(kind, peer) {
+            assert!(t0.elapsed() < Duration::from_secs(5), "never {kind} {peer}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
 /// One request: a TCP connect to the chosen peer, finished by how it went.
 fn request(list: &PeerList) -> (String, bool) {
     let choice = list
@@ -80,12 +120,7 @@ fn a_killed_server_is_ejected_after_five_failures_and_comes_back() {
         ..EjectionPolicy::default()
     };
     let list = PeerList::new(ListOptions::default().shuffle(false).ejection(Some(policy))).unwrap();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let log = events.clone();
-    let _sub = list.subscribe(move |e| log.lock().unwrap().push((e.kind, e.peer.to_string())));
-    list.update(ids.iter().map(String::as_str), None::<&str>)
-        .unwrap();
-    list.start().unwrap();
+    let events = EventLog::start(&list, &ids);
 
     for _ in 0..20 {
         assert!(request(&list).1);
@@ -116,22 +151,11 @@ fn a_killed_server_is_ejected_after_five_failures_and_comes_back() {
     let dead_intro = intro.peers.iter().find(|p| p.id == dead).unwrap();
     assert!(dead_intro.ejected);
     assert_eq!(dead_intro.failures, 5);
-    assert!(events
-        .lock()
-        .unwrap()
-        .contains(&(EventKind::Ejected, dead.clone())));
+    assert!(events.contains(EventKind::Ejected, &dead));
 
     // Bring it back on the same port; after the ejection time it is chosen again.
     let _revived = Server::start_on(&dead);
-    let t0 = Instant::now();
-    while !events
-        .lock()
-        .unwrap()
-        .contains(&(EventKind::Restored, dead.clone()))
-    {
-        assert!(t0.elapsed() < Duration::from_secs(5), "never restored");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    events.wait_for(EventKind::Restored, &dead);
     let mut served = 0;
     for _ in 0..8 {
         let (peer, ok) = request(&list);
@@ -152,12 +176,7 @@ fn with_tcp_probe_a_killed_server_becomes_unavailable() {
             .transport(transport_from_spec("tcp-probe?interval_ms=50&timeout_ms=50").unwrap()),
     )
     .unwrap();
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let log = events.clone();
-    let _sub = list.subscribe(move |e| log.lock().unwrap().push((e.kind, e.peer.to_string())));
-    list.update(ids.iter().map(String::as_str), None::<&str>)
-        .unwrap();
-    list.start().unwrap();
+    let events = EventLog::start(&list, &ids);
     let t0 = Instant::now();
     while list.introspect().available < 4 {
         assert!(t0.elapsed() < Duration::from_secs(5));
@@ -166,17 +185,7 @@ fn with_tcp_probe_a_killed_server_becomes_unavailable() {
     let dead = ids[2].clone();
     servers[2].kill();
     let killed = Instant::now();
-    while !events
-        .lock()
-        .unwrap()
-        .contains(&(EventKind::Unavailable, dead.clone()))
-    {
-        assert!(
-            killed.elapsed() < Duration::from_secs(5),
-            "never unavailable"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    events.wait_for(EventKind::Unavailable, &dead);
     eprintln!(
         "tcp-probe: unavailable {:?} after the kill",
         killed.elapsed()
