@@ -29,6 +29,9 @@
 //! ```
 
 use std::fmt;
+use std::str::FromStr;
+
+use crate::error::Error;
 
 /// What an admin operation did. *Failed* is an `Err` of the operation instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -91,5 +94,24 @@ impl AdminOp {
             AdminOp::Reset => "reset",
             AdminOp::Delete => "delete",
         }
+    }
+}
+
+impl FromStr for AdminOp {
+    type Err = Error;
+    /// Parses `"disable"`, `"enable"`, `"reset"`, `"delete"`; anything else is
+    /// `invalid-argument`.
+    fn from_str(name: &str) -> Result<AdminOp, Error> {
+        AdminOp::from_name(name).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "unknown admin operation {name:?}; expected disable, enable, reset or delete"
+            ))
+        })
+    }
+}
+
+impl fmt::Display for AdminOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }

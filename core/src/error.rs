@@ -45,11 +45,17 @@ pub enum ErrorCode {
     RetryExhausted = 12,
     /// The peer declined the request on purpose (e.g. overload); a retried call stops.
     Declined = 13,
+    /// A choice (or another one-shot handle) was finished a second time. The first finish
+    /// stands; the second changes nothing.
+    AlreadyFinished = 14,
+    /// peerlb caught a panic (an internal bug, or a panicking custom strategy) at a
+    /// boundary; the message is the panic's. The list is left as it was.
+    Internal = 15,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AlreadyStarted,
         ErrorCode::NotStarted,
@@ -63,6 +69,8 @@ impl ErrorCode {
         ErrorCode::SourceFailed,
         ErrorCode::RetryExhausted,
         ErrorCode::Declined,
+        ErrorCode::AlreadyFinished,
+        ErrorCode::Internal,
     ];
 
     /// The kebab-case name, e.g. `"no-peer-available"`.
@@ -81,6 +89,8 @@ impl ErrorCode {
             ErrorCode::SourceFailed => "source-failed",
             ErrorCode::RetryExhausted => "retry-exhausted",
             ErrorCode::Declined => "declined",
+            ErrorCode::AlreadyFinished => "already-finished",
+            ErrorCode::Internal => "internal",
         }
     }
 
@@ -156,6 +166,12 @@ pub enum Error {
     /// See [`ErrorCode::Declined`].
     #[error("{0}")]
     Declined(String),
+    /// See [`ErrorCode::AlreadyFinished`].
+    #[error("{0}")]
+    AlreadyFinished(String),
+    /// See [`ErrorCode::Internal`].
+    #[error("internal error (a caught panic): {0}")]
+    Internal(String),
 }
 
 fn join_messages(errors: &[Error]) -> String {
@@ -186,6 +202,8 @@ impl Error {
             Error::SourceFailed(_) => ErrorCode::SourceFailed,
             Error::RetryExhausted(_) => ErrorCode::RetryExhausted,
             Error::Declined(_) => ErrorCode::Declined,
+            Error::AlreadyFinished(_) => ErrorCode::AlreadyFinished,
+            Error::Internal(_) => ErrorCode::Internal,
             Error::Multiple(errors) => {
                 let first = errors.first().map(Error::code);
                 match first {
@@ -204,6 +222,31 @@ impl Error {
         }
     }
 
+    /// The error every surface gives for finishing a choice of `peer` a second time.
+    ///
+    /// ```
+    /// use peerlb::{Error, ErrorCode};
+    /// let e = Error::already_finished("a:1");
+    /// assert_eq!(e.code(), ErrorCode::AlreadyFinished);
+    /// assert_eq!(e.to_string(), "the choice of peer \"a:1\" is already finished");
+    /// ```
+    pub fn already_finished(peer: &str) -> Error {
+        Error::AlreadyFinished(format!("the choice of peer {peer:?} is already finished"))
+    }
+
+    /// The error for a panic caught at a boundary (`payload` as `catch_unwind` gives it).
+    ///
+    /// ```
+    /// use peerlb::{Error, ErrorCode};
+    /// let payload = std::panic::catch_unwind(|| panic!("boom")).unwrap_err();
+    /// let e = Error::from_panic(payload.as_ref());
+    /// assert_eq!(e.code(), ErrorCode::Internal);
+    /// assert!(e.to_string().ends_with("boom"));
+    /// ```
+    pub fn from_panic(payload: &(dyn std::any::Any + Send)) -> Error {
+        Error::Internal(panic_message(payload))
+    }
+
     /// Combines errors the way `update` reports them: none is `Ok`, one is itself, more
     /// are [`Error::Multiple`].
     pub fn combine(mut errors: Vec<Error>) -> Result<()> {
@@ -212,6 +255,17 @@ impl Error {
             1 => Err(errors.pop().expect("one error")),
             _ => Err(Error::Multiple(errors)),
         }
+    }
+}
+
+/// The text of a panic payload.
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_owned()
     }
 }
 

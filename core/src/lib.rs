@@ -36,6 +36,7 @@ mod error;
 pub mod events;
 mod introspect;
 pub mod list;
+mod now_or_later;
 mod peer;
 mod request;
 pub mod retry;
@@ -51,15 +52,16 @@ pub use admin::AdminResult;
 pub use choice::Choice;
 pub use clock::{Clock, ManualClock};
 pub use ejection::EjectionPolicy;
-pub use error::{Error, ErrorCode, Result};
+pub use error::{panic_message, Error, ErrorCode, Result};
 pub use events::{EventKind, PeerEvent, Subscription};
 pub use introspect::{ListIntrospection, PeerIntrospection};
-pub use list::{panic_message, ListOptions, PeerList};
+pub use list::{ListOptions, PeerList};
+pub use now_or_later::{Later, NowOrLater};
 pub use peer::{
     ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_PEER_ID_LEN,
 };
 pub use request::{Outcome, Request};
-pub use retry::{Attempt, Retry, RetryBudget, RetryPolicy};
+pub use retry::{Attempt, Retry, RetryBudget, RetryBudgetOptions, RetryPolicy};
 pub use strategy::{Strategy, StrategyConfig, StrategyKind};
 pub use tcp_probe::{transport_from_spec, TcpProbe, TcpProbeOptions};
 pub use transport::{AlwaysAvailable, Subscriber, Transport};

@@ -28,7 +28,6 @@
 //! list.stop().unwrap();
 //! ```
 
-use std::any::Any;
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
@@ -43,16 +42,16 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::admin::AdminResult;
+use crate::admin::{AdminOp, AdminResult};
 use crate::choice::Choice;
 use crate::clock::Clock;
 use crate::ejection::EjectionPolicy;
-use crate::error::{Error, Result};
+use crate::error::{panic_message, Error, Result};
 use crate::events::{EventBus, EventKind, PeerEvent, Subscription};
 use crate::introspect::{ListIntrospection, PeerIntrospection};
+use crate::now_or_later::{Later, NowOrLater};
 use crate::peer::{ConnectionStatus, Peer, PeerId, PeerRef, PeerSpec};
 use crate::request::{Outcome, Request};
-use crate::runtime;
 use crate::strategy::hash_ring::HashRingOptions;
 use crate::strategy::maglev::MaglevOptions;
 use crate::strategy::peak_ewma::PeakEwmaOptions;
@@ -135,7 +134,7 @@ impl ListOptions {
     /// use peerlb::strategy::hash_ring::HashRingOptions;
     /// use peerlb::{ListOptions, PeerList};
     /// let opts = ListOptions::default().hash_ring(HashRingOptions::fast());
-    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "hash-ring");
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "hash-ring:fast");
     /// ```
     pub fn hash_ring(self, options: HashRingOptions) -> Self {
         self.strategy_config(options.into())
@@ -147,7 +146,7 @@ impl ListOptions {
     /// use peerlb::strategy::maglev::MaglevOptions;
     /// use peerlb::{ListOptions, PeerList};
     /// let opts = ListOptions::default().maglev(MaglevOptions::default().table_size(251).unwrap());
-    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "maglev");
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "maglev?table=251");
     /// ```
     pub fn maglev(self, options: MaglevOptions) -> Self {
         self.strategy_config(options.into())
@@ -162,7 +161,7 @@ impl ListOptions {
     /// let opts = ListOptions::default().weighted_round_robin(WeightedRoundRobinOptions {
     ///     slow_start: Some(Duration::from_secs(30)),
     /// });
-    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "weighted-round-robin");
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "weighted-round-robin?slow_start_ms=30000");
     /// ```
     pub fn weighted_round_robin(self, options: WeightedRoundRobinOptions) -> Self {
         self.strategy_config(options.into())
@@ -178,7 +177,7 @@ impl ListOptions {
     ///     decay: Duration::from_secs(5),
     ///     ..Default::default()
     /// });
-    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "peak-ewma");
+    /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "peak-ewma?decay_ms=5000");
     /// ```
     pub fn peak_ewma(self, options: PeakEwmaOptions) -> Self {
         self.strategy_config(options.into())
@@ -242,7 +241,8 @@ impl ListOptions {
         self
     }
 
-    /// Expected number of peers (pre-sizes the list; default 0).
+    /// Expected number of peers (pre-sizes the list; default 0). Only a hint: values
+    /// above 65 536 pre-size for 65 536, and the list grows as peers come.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self
@@ -275,6 +275,10 @@ impl fmt::Debug for ListOptions {
     }
 }
 
+/// The most peers a capacity hint pre-sizes for (a hint is never trusted further: a huge
+/// one must not abort the process on allocation).
+const MAX_CAPACITY_HINT: usize = 1 << 16;
+
 /// A list of peers with a strategy to choose among the available ones.
 ///
 /// Cheap to clone (clones share one list); `Send + Sync`. See the [module docs](self).
@@ -286,6 +290,9 @@ pub struct PeerList {
 /// The shared inside of a list; peers and subscribers point back at it weakly.
 pub(crate) struct ListShared {
     strategy: Arc<dyn Strategy>,
+    /// The strategy's full spec string, options included (`"hash-ring?bounded=1.25"`), or
+    /// a custom strategy's name.
+    spec: String,
     transport: Arc<dyn Transport>,
     shuffle: bool,
     fail_fast: bool,
@@ -387,15 +394,22 @@ impl PeerList {
         if let Some(policy) = &options.ejection {
             policy.validate()?;
         }
-        let strategy = match options.custom_strategy {
-            Some(s) => s,
-            None => options.strategy.build(options.seed, &options.clock),
+        let (strategy, spec) = match options.custom_strategy {
+            Some(s) => {
+                let name = s.name().to_owned();
+                (s, name)
+            }
+            None => (
+                options.strategy.build(options.seed, &options.clock),
+                options.strategy.to_string(),
+            ),
         };
         let rng = match options.seed {
             Some(seed) => StdRng::seed_from_u64(seed),
             None => StdRng::from_os_rng(),
         };
         let shared = Arc::new(ListShared {
+            spec,
             notify_pending: strategy.wants_pending_updates(),
             notify_outcome: strategy.wants_outcomes(),
             epoch: options.clock.now(),
@@ -410,7 +424,7 @@ impl PeerList {
             ejection: options.ejection,
             state: Mutex::new(State {
                 running: false,
-                peers: IndexMap::with_capacity(options.capacity),
+                peers: IndexMap::with_capacity(options.capacity.min(MAX_CAPACITY_HINT)),
                 rng,
                 disabled: HashSet::new(),
                 panic: false,
@@ -421,9 +435,11 @@ impl PeerList {
         Ok(PeerList { shared })
     }
 
-    /// The strategy's name, e.g. `"round-robin"`.
+    /// The strategy's full spec, options included: `"round-robin"`,
+    /// `"hash-ring?bounded=1.25"`, `"peak-ewma?choices=all"` (defaults are left out, so
+    /// it parses back to the same strategy), or a custom strategy's name.
     pub fn strategy_name(&self) -> &str {
-        self.shared.strategy.name()
+        &self.shared.spec
     }
 
     /// Whether the list is running (started and not stopped).
@@ -492,12 +508,44 @@ impl PeerList {
     }
 
     /// [`PeerList::choose`] for async code: waits without blocking a thread. Works under
-    /// any executor (deadlines use the library's own runtime).
+    /// any executor, and needs no runtime context (deadlines use their own timer thread).
     pub async fn choose_async(&self, request: &Request<'_>) -> Result<Choice> {
         if let Some(choice) = self.shared.try_choose(request) {
             return Ok(choice);
         }
         self.shared.choose_slow_async(request).await
+    }
+
+    /// Chooses without blocking: [`NowOrLater::Now`] with the choice or the final error
+    /// (`not-started`, `no-peer-available` on a fail-fast list, `no-deadline`) when that is
+    /// known at once, else a [`Later`] that waits for a peer until the request's deadline
+    /// and owns what it needs (the shard key is copied). [`PeerList::choose`] is
+    /// `choose_now(request).wait()`; the bindings use this to take the fast path inline and
+    /// wait their own way (block, await, an event loop's promise).
+    #[inline]
+    pub fn choose_now(&self, request: &Request<'_>) -> NowOrLater<Result<Choice>> {
+        if let Some(choice) = self.shared.try_choose(request) {
+            return NowOrLater::Now(Ok(choice));
+        }
+        self.choose_later(request)
+    }
+
+    #[cold]
+    fn choose_later(&self, request: &Request<'_>) -> NowOrLater<Result<Choice>> {
+        if let Some(err) = self.shared.cannot_wait(request) {
+            // A peer may have come meanwhile.
+            return NowOrLater::Now(self.shared.try_choose(request).ok_or(err));
+        }
+        let list = self.clone();
+        let deadline = request.deadline().expect("checked by cannot_wait");
+        let key = request.shard_key().map(<[u8]>::to_vec);
+        NowOrLater::Later(Later::new(async move {
+            let mut request = Request::new().with_deadline(deadline);
+            if let Some(k) = &key {
+                request = request.with_shard_key(k);
+            }
+            list.shared.choose_slow_async(&request).await
+        }))
     }
 
     /// A snapshot of the list for debugging and tests.
@@ -550,6 +598,26 @@ impl PeerList {
         }
     }
 
+    /// An admin operation by name (the surfaces that dispatch on a string or a number use
+    /// this): the same as calling [`PeerList::disable`], [`PeerList::enable`],
+    /// [`PeerList::reset`] or [`PeerList::delete`].
+    ///
+    /// ```
+    /// use peerlb::{admin::{AdminOp, AdminResult}, ListOptions, PeerList};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// let op: AdminOp = "disable".parse().unwrap();
+    /// assert_eq!(list.admin(op, "a:1").unwrap(), AdminResult::Success);
+    /// ```
+    pub fn admin(&self, op: AdminOp, id: &str) -> Result<AdminResult> {
+        match op {
+            AdminOp::Disable => self.disable(id),
+            AdminOp::Enable => self.enable(id),
+            AdminOp::Reset => self.reset(id),
+            AdminOp::Delete => self.delete(id),
+        }
+    }
+
     /// Every backend with its admin and ejection state: the `peers` of
     /// [`PeerList::introspect`] (the backend admin's `list_backends`).
     pub fn list_backends(&self) -> Vec<PeerIntrospection> {
@@ -591,17 +659,6 @@ fn call_transport(
     })
 }
 
-/// The text of a panic payload.
-pub fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_owned()
-    }
-}
-
 impl ListShared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is kept consistent at every unlock, so a poisoned lock is still usable.
@@ -609,7 +666,7 @@ impl ListShared {
     }
 
     fn name(&self) -> &str {
-        self.strategy.name()
+        &self.spec
     }
 
     /// A new peer record and the subscriber its transport reports through.
@@ -1149,25 +1206,23 @@ impl ListShared {
     #[cold]
     async fn choose_slow_async(&self, request: &Request<'_>) -> Result<Choice> {
         let started = Instant::now();
-        // Aborted when this future ends *or is dropped* (a cancelled wait leaves no task).
-        let mut timer: Option<AbortOnDrop> = None;
-        let result = loop {
+        // The deadline timer runs on its own thread (futures-timer's), not on the library
+        // runtime: a wait ends on time even when every runtime worker is busy.
+        let mut timer: Option<futures_timer::Delay> = None;
+        loop {
             if let Some(err) = self.cannot_wait(request) {
-                break Err(err);
+                return Err(err);
             }
             let deadline = request.deadline().expect("checked by cannot_wait");
             let listener = self.changed.listen();
             if let Some(choice) = self.try_choose(request) {
-                break Ok(choice);
+                return Ok(choice);
             }
             if !self.running.load(Ordering::Acquire) {
-                break Err(self.not_running());
+                return Err(self.not_running());
             }
             let timer = timer.get_or_insert_with(|| {
-                // Built inside the task: a tokio timer needs the runtime's context.
-                AbortOnDrop(runtime::handle().spawn(async move {
-                    tokio::time::sleep_until(deadline.into()).await;
-                }))
+                futures_timer::Delay::new(deadline.saturating_duration_since(Instant::now()))
             });
             let mut listener = std::pin::pin!(listener);
             let woke = std::future::poll_fn(|cx| {
@@ -1175,20 +1230,18 @@ impl ListShared {
                 if listener.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(true);
                 }
-                match std::pin::Pin::new(&mut timer.0).poll(cx) {
-                    Poll::Ready(_) => Poll::Ready(false),
+                match std::pin::Pin::new(&mut *timer).poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(false),
                     Poll::Pending => Poll::Pending,
                 }
             })
             .await;
             if !woke {
-                break self
+                return self
                     .try_choose(request)
                     .ok_or_else(|| self.timed_out(started));
             }
-        };
-        drop(timer);
-        result
+        }
     }
 
     fn not_running(&self) -> Error {
@@ -1321,15 +1374,6 @@ impl Drop for ListShared {
         for sub in retained {
             self.release(&sub, &mut ignored);
         }
-    }
-}
-
-/// A runtime task that is aborted when this handle is dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -57,6 +57,7 @@ use crate::choice::Choice;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::list::PeerList;
+use crate::now_or_later::{Later, NowOrLater};
 use crate::peer::PeerId;
 use crate::request::{Outcome, Request};
 
@@ -97,6 +98,12 @@ impl RetryPolicy {
     /// Retries also need the budget's permission.
     pub fn budget(mut self, budget: Arc<RetryBudget>) -> RetryPolicy {
         self.budget = Some(budget);
+        self
+    }
+
+    /// Sets the attempt limit (the first attempt included; at least 1).
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> RetryPolicy {
+        self.max_attempts = max_attempts.max(1);
         self
     }
 
@@ -148,6 +155,18 @@ pub struct RetryBudget {
     window: Mutex<Window>,
 }
 
+/// The options of a [`RetryBudget`]; `None` means the default (ratio 0.2, 10 retries per
+/// second, a 10 s window).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RetryBudgetOptions {
+    /// Retries per call, 0..=1 (default 0.2).
+    pub ratio: Option<f64>,
+    /// Retries per second always allowed (default 10).
+    pub min_per_sec: Option<u32>,
+    /// The sliding window, 1 s..=60 s (default 10 s).
+    pub ttl: Option<Duration>,
+}
+
 /// The window: calls and retries per slice (10 slices of `ttl / 10`), each slice tagged
 /// with its absolute index since `origin` so stale slices are recognized and reused.
 struct Window {
@@ -187,8 +206,26 @@ impl RetryBudget {
     /// Finagle's and Envoy's defaults: 20 % of calls, plus 10 retries per second, over 10 s,
     /// on the real clock.
     pub fn standard() -> Arc<Self> {
-        RetryBudget::new(0.2, 10, Duration::from_secs(10), Clock::real())
+        RetryBudget::from_options(&RetryBudgetOptions::default(), Clock::real())
             .expect("the defaults are valid")
+    }
+
+    /// A budget from options where anything not given takes the default (what the bindings
+    /// call, so that the defaults live here only).
+    ///
+    /// ```
+    /// use peerlb::clock::Clock;
+    /// use peerlb::retry::{RetryBudget, RetryBudgetOptions};
+    /// let b = RetryBudget::from_options(&RetryBudgetOptions { ratio: Some(0.5), ..Default::default() }, Clock::real()).unwrap();
+    /// assert_eq!(b.balance(), 100); // 10 per second over 10 s, no calls yet
+    /// ```
+    pub fn from_options(options: &RetryBudgetOptions, clock: Clock) -> Result<Arc<Self>> {
+        RetryBudget::new(
+            options.ratio.unwrap_or(0.2),
+            options.min_per_sec.unwrap_or(10),
+            options.ttl.unwrap_or(Duration::from_secs(10)),
+            clock,
+        )
     }
 
     /// Runs `f` on the window, the current slice's index, and the window's totals.
@@ -333,6 +370,20 @@ impl Retry {
         }
     }
 
+    /// Whether the call is over by its limits: the attempts are used up, or the overall
+    /// timeout passed after at least one attempt. (The budget is asked only when an attempt
+    /// is about to start, by [`Retry::check_next`].)
+    ///
+    /// ```
+    /// use peerlb::retry::{Retry, RetryPolicy};
+    /// let r = Retry::new(&RetryPolicy::new(1));
+    /// assert!(!r.is_over());
+    /// ```
+    pub fn is_over(&self) -> bool {
+        self.attempts >= self.policy.max_attempts
+            || (self.attempts > 0 && self.deadline.is_some_and(|d| Instant::now() >= d))
+    }
+
     /// Whether another attempt may start (limit, timeout, budget); `Err` is the call's
     /// final error. Spends budget for a retry.
     pub fn check_next(&mut self) -> Result<()> {
@@ -407,6 +458,94 @@ impl Retry {
             }
         }
         Ok(self.started_attempt(last.expect("at least one choose ran")))
+    }
+
+    /// Chooses the next attempt's peer without blocking: [`NowOrLater::Now`] when the
+    /// answer is known at once (the common case), else a [`Later`] that waits (blocking
+    /// with [`Later::wait`], or awaited) and gives this `Retry` back with the answer. The
+    /// rules are exactly [`Retry::choose`]'s; the bindings drive every retry through this.
+    ///
+    /// ```
+    /// use peerlb::{ListOptions, NowOrLater, PeerList, Request};
+    /// use peerlb::retry::{Retry, RetryPolicy};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// list.start().unwrap();
+    /// let NowOrLater::Now((mut retry, chosen)) = Retry::new(&RetryPolicy::default()).choose_now(&list, &Request::new()) else {
+    ///     unreachable!("a peer is available")
+    /// };
+    /// retry.succeeded(chosen.unwrap(), None);
+    /// ```
+    pub fn choose_now(
+        mut self,
+        list: &PeerList,
+        request: &Request<'_>,
+    ) -> NowOrLater<(Retry, Result<Choice>)> {
+        if let Err(e) = self.check_next() {
+            return NowOrLater::Now((self, Err(e)));
+        }
+        let deadline = self.deadline(request);
+        let mut last = None;
+        for rechoose in 0..self.rechoose_limit() {
+            let key = self.shard_key(request, rechoose);
+            match list.choose_now(&attempt_request(deadline, &key)) {
+                NowOrLater::Now(Ok(choice)) => {
+                    if let Some(choice) = self.keep_if_untried(choice, &mut last) {
+                        return NowOrLater::Now((self, Ok(choice)));
+                    }
+                }
+                NowOrLater::Now(Err(e)) => {
+                    let e = self.choose_failed(e);
+                    return NowOrLater::Now((self, Err(e)));
+                }
+                NowOrLater::Later(wait) => {
+                    let list = list.clone();
+                    let key = request.shard_key().map(<[u8]>::to_vec);
+                    return NowOrLater::Later(Later::new(async move {
+                        self.choose_rest(list, key, deadline, rechoose, wait, last)
+                            .await
+                    }));
+                }
+            }
+        }
+        let choice = self.started_attempt(last.expect("at least one choose ran"));
+        NowOrLater::Now((self, Ok(choice)))
+    }
+
+    /// The rest of [`Retry::choose_now`] once a choose had to wait.
+    async fn choose_rest(
+        mut self,
+        list: PeerList,
+        key: Option<Vec<u8>>,
+        deadline: Option<Instant>,
+        first: usize,
+        wait: Later<Result<Choice>>,
+        mut last: Option<Choice>,
+    ) -> (Retry, Result<Choice>) {
+        let request = attempt_request(None, &key);
+        let mut pending = Some(wait);
+        for rechoose in first..self.rechoose_limit() {
+            let result = match pending.take() {
+                Some(wait) => wait.await,
+                None => {
+                    let key = self.shard_key(&request, rechoose);
+                    list.choose_async(&attempt_request(deadline, &key)).await
+                }
+            };
+            match result {
+                Ok(choice) => {
+                    if let Some(choice) = self.keep_if_untried(choice, &mut last) {
+                        return (self, Ok(choice));
+                    }
+                }
+                Err(e) => {
+                    let e = self.choose_failed(e);
+                    return (self, Err(e));
+                }
+            }
+        }
+        let choice = self.started_attempt(last.expect("at least one choose ran"));
+        (self, Ok(choice))
     }
 
     /// How many times one attempt asks the list for a peer it has not tried.

@@ -49,8 +49,8 @@ use std::time::Duration;
 
 use tokio::task::AbortHandle;
 
+use crate::error::panic_message;
 use crate::error::{Error, Result};
-use crate::list::panic_message;
 use crate::tcp_probe::probe_tcp;
 
 /// What an asynchronous health check returns.

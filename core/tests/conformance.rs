@@ -1,7 +1,7 @@
 //! Replays every `tests/conformance/*.json` scenario against the Rust API.
 //! The format is described in `tests/conformance/README.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -58,6 +58,10 @@ struct Run {
     list: Option<PeerList>,
     transport: Option<Arc<Scripted>>,
     held: HashMap<String, Choice>,
+    /// Names of held choices that were finished or dropped (finishing one again is
+    /// `already-finished`; Rust's `Choice::finish` consumes the choice, so it cannot be
+    /// called twice, and the runner checks the name instead).
+    finished: HashSet<String>,
     clock: Option<ManualClock>,
     events: Arc<Mutex<Vec<String>>>,
     subscription: Option<Subscription>,
@@ -182,6 +186,7 @@ impl Run {
             .and_then(PeerList::new);
         self.list = check_result(ctx, step, created);
         self.held.clear();
+        self.finished.clear();
         self.events.lock().unwrap().clear();
         self.subscription = self.list.as_ref().map(|list| {
             let log = self.events.clone();
@@ -239,6 +244,7 @@ impl Run {
         }
         match step.get("hold").and_then(Value::as_str) {
             Some(name) => {
+                self.finished.remove(name);
                 self.held.insert(name.to_owned(), choice);
             }
             None => choice.finish(step_outcome(step), None),
@@ -279,6 +285,30 @@ impl Run {
             let only = str_list(Some(only));
             for p in counts.keys() {
                 assert!(only.contains(p), "{ctx}: chose {p}, not in {only:?}");
+            }
+        }
+        if let Some(all) = step.get("expect_all") {
+            let all = str_list(Some(all));
+            for p in counts.keys() {
+                assert!(all.contains(p), "{ctx}: chose {p}, not in {all:?}");
+            }
+            for p in &all {
+                assert!(
+                    counts.contains_key(p),
+                    "{ctx}: never chose {p} ({counts:?})"
+                );
+            }
+        }
+    }
+
+    fn list_backends(&self, ctx: &str, step: &Value) {
+        let got = serde_json::to_value(self.list().list_backends()).unwrap();
+        let got = got.as_array().expect("backends array");
+        let want = step["expect"].as_array().expect("expect array");
+        assert_eq!(got.len(), want.len(), "{ctx}: backend count in {got:?}");
+        for (g, w) in got.iter().zip(want) {
+            for (k, v) in w.as_object().expect("backend object") {
+                assert_eq!(&g[k], v, "{ctx}: backend field {k} in {g}");
             }
         }
     }
@@ -357,10 +387,16 @@ impl Run {
             "choose_many" => self.choose_many(ctx, step),
             "finish" => {
                 let name = step["choice"].as_str().expect("choice");
+                if self.finished.contains(name) {
+                    let result: peerlb::Result<()> = Err(peerlb::Error::already_finished(name));
+                    check_result(ctx, step, result);
+                    return;
+                }
                 let choice = self
                     .held
                     .remove(name)
                     .unwrap_or_else(|| panic!("{ctx}: no held choice {name}"));
+                self.finished.insert(name.to_owned());
                 let outcome: Outcome = step
                     .get("outcome")
                     .and_then(Value::as_str)
@@ -376,7 +412,9 @@ impl Run {
             "drop" => {
                 let name = step["choice"].as_str().expect("choice");
                 drop(self.held.remove(name).expect("held choice"));
+                self.finished.insert(name.to_owned());
             }
+            "list_backends" => self.list_backends(ctx, step),
             "introspect" => self.introspect(ctx, step),
             "advance" => {
                 let ms = step["ms"].as_u64().expect("ms");
@@ -523,6 +561,7 @@ fn conformance_scenarios() {
             list: None,
             transport: None,
             held: HashMap::new(),
+            finished: HashSet::new(),
             clock: None,
             events: Arc::new(Mutex::new(Vec::new())),
             subscription: None,

@@ -49,6 +49,10 @@ pub enum peerlb_status {
     PEERLB_RETRY_EXHAUSTED = 12,
     /// The peer declined the request on purpose (e.g. overload); a retried call stops.
     PEERLB_DECLINED = 13,
+    /// A choice was finished a second time (the first finish stands).
+    PEERLB_ALREADY_FINISHED = 14,
+    /// peerlb caught a panic (an internal bug); the message is the panic's.
+    PEERLB_INTERNAL = 15,
     /// peerlb panicked (an internal bug); the call did nothing or only part of it.
     PEERLB_PANIC = 100,
 }
@@ -73,6 +77,8 @@ impl peerlb_status {
             ErrorCode::SourceFailed => PEERLB_SOURCE_FAILED,
             ErrorCode::RetryExhausted => PEERLB_RETRY_EXHAUSTED,
             ErrorCode::Declined => PEERLB_DECLINED,
+            ErrorCode::AlreadyFinished => PEERLB_ALREADY_FINISHED,
+            ErrorCode::Internal => PEERLB_INTERNAL,
         }
     }
 
@@ -97,6 +103,8 @@ impl peerlb_status {
             PEERLB_SOURCE_FAILED => c"source-failed",
             PEERLB_RETRY_EXHAUSTED => c"retry-exhausted",
             PEERLB_DECLINED => c"declined",
+            PEERLB_ALREADY_FINISHED => c"already-finished",
+            PEERLB_INTERNAL => c"internal",
             PEERLB_PANIC => c"panic",
         }
     }
@@ -107,7 +115,7 @@ impl peerlb_status {
 }
 
 /// Every status, in numeric order.
-const ALL_STATUSES: [peerlb_status; 15] = [
+const ALL_STATUSES: [peerlb_status; 17] = [
     PEERLB_OK,
     PEERLB_INVALID_ARGUMENT,
     PEERLB_ALREADY_STARTED,
@@ -122,6 +130,8 @@ const ALL_STATUSES: [peerlb_status; 15] = [
     PEERLB_SOURCE_FAILED,
     PEERLB_RETRY_EXHAUSTED,
     PEERLB_DECLINED,
+    PEERLB_ALREADY_FINISHED,
+    PEERLB_INTERNAL,
     PEERLB_PANIC,
 ];
 

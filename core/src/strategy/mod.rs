@@ -381,6 +381,12 @@ impl fmt::Display for StrategyConfig {
                 if o.default_rtt != defaults.default_rtt {
                     keys.push(format!("default_rtt_ms={}", o.default_rtt.as_millis()));
                 }
+                if o.choices != defaults.choices {
+                    keys.push(match o.choices {
+                        0 => "choices=all".to_owned(),
+                        n => format!("choices={n}"),
+                    });
+                }
                 if keys.is_empty() {
                     f.write_str("peak-ewma")
                 } else {
@@ -483,6 +489,8 @@ mod config_tests {
             "peak-ewma",
             "peak-ewma?decay_ms=5000",
             "peak-ewma?decay_ms=5000&default_rtt_ms=10",
+            "peak-ewma?choices=all",
+            "peak-ewma?choices=3",
         ] {
             let c: StrategyConfig = s.parse().unwrap();
             assert_eq!(c.to_string(), s);

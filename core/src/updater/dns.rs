@@ -54,6 +54,42 @@ pub enum DnsRecord {
     Srv,
 }
 
+impl DnsRecord {
+    /// The record kind by name, as the bindings take it: `"srv"` (the default when `kind`
+    /// is `None`; ports come from the records, so `port` is ignored), or `"a"`, `"aaaa"`,
+    /// `"ip"` (A and AAAA), which need `port` (1..=65535). Anything else is
+    /// `invalid-argument`.
+    ///
+    /// ```
+    /// use peerlb::updater::DnsRecord;
+    /// assert_eq!(DnsRecord::from_name(None, None).unwrap(), DnsRecord::Srv);
+    /// assert_eq!(DnsRecord::from_name(Some("a"), Some(80)).unwrap(), DnsRecord::A { port: 80 });
+    /// assert!(DnsRecord::from_name(Some("a"), None).is_err());
+    /// assert!(DnsRecord::from_name(Some("mx"), Some(80)).is_err());
+    /// ```
+    pub fn from_name(kind: Option<&str>, port: Option<u16>) -> Result<DnsRecord> {
+        let kind = kind.unwrap_or("srv");
+        let port = || match port {
+            Some(p) if p > 0 => Ok(p),
+            Some(_) => Err(Error::InvalidArgument(
+                "DNS updater port must be 1..=65535".into(),
+            )),
+            None => Err(Error::InvalidArgument(format!(
+                "DNS record {kind:?} needs a port (1..=65535)"
+            ))),
+        };
+        match kind {
+            "srv" => Ok(DnsRecord::Srv),
+            "a" => Ok(DnsRecord::A { port: port()? }),
+            "aaaa" => Ok(DnsRecord::Aaaa { port: port()? }),
+            "ip" => Ok(DnsRecord::Ip { port: port()? }),
+            other => Err(Error::InvalidArgument(format!(
+                "DNS record must be \"srv\", \"a\", \"aaaa\" or \"ip\", not {other:?}"
+            ))),
+        }
+    }
+}
+
 /// Follows a DNS name (see the [module docs](self)).
 ///
 /// ```no_run
