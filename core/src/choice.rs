@@ -31,7 +31,7 @@ pub struct Choice {
 }
 
 /// What a raw token points at when the choice carries a start time (tagged by bit 0;
-/// plain tokens are peer pointers, which are 64-byte aligned).
+/// plain tokens are peer pointers, which are 8-byte aligned).
 struct TimedToken {
     request: InFlight,
     started: u64,
@@ -140,7 +140,7 @@ impl Choice {
         latency: Option<Duration>,
         streak_complete: bool,
     ) {
-        let list = request.peer().outcome_listener();
+        let list = request.peer().list();
         let wants_outcome = request.peer().wants_outcome();
         let peer = request.peer_ref();
         drop(request);

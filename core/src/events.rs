@@ -28,6 +28,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::peer::PeerId;
@@ -148,6 +149,9 @@ impl fmt::Debug for Subscription {
 #[derive(Default)]
 pub(crate) struct EventBus {
     inner: Mutex<BusState>,
+    /// How many subscribers there are (read without the lock: a list records no events
+    /// while nobody listens).
+    subscribers: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -169,6 +173,8 @@ impl EventBus {
         state.next_id += 1;
         let id = state.next_id;
         state.subscribers.push((id, callback));
+        self.subscribers
+            .store(state.subscribers.len(), Ordering::Release);
         Subscription {
             bus: Arc::downgrade(self),
             id,
@@ -179,11 +185,20 @@ impl EventBus {
         let removed = {
             let mut state = self.lock();
             let at = state.subscribers.iter().position(|(i, _)| *i == id);
-            at.map(|i| state.subscribers.remove(i))
+            let removed = at.map(|i| state.subscribers.remove(i));
+            self.subscribers
+                .store(state.subscribers.len(), Ordering::Release);
+            removed
         };
         // Dropped after the lock is released: the callback may own things whose drop runs
         // user code (another subscription, the last handle of a list).
         drop(removed);
+    }
+
+    /// Whether anyone listens (a change that finds nobody records no events). A subscriber
+    /// added while a change is in progress hears from the next change on.
+    pub(crate) fn is_recording(&self) -> bool {
+        self.subscribers.load(Ordering::Acquire) > 0
     }
 
     /// Queues events; call while holding the list's lock so the order is the changes'.

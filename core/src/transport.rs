@@ -10,10 +10,8 @@
 //! two calls that succeed or fail, and a handle to report through.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
 
-use crate::list::ListShared;
-use crate::peer::{ConnectionStatus, PeerId, PeerRef};
+use crate::peer::{ConnectionStatus, PeerId, PeerRef, Retention};
 
 /// Something that can connect to peers: retain/release them and report their status.
 ///
@@ -73,48 +71,57 @@ impl Transport for AlwaysAvailable {
 ///
 /// Cheap to clone, `Send + Sync`; [`Subscriber::set_status`] may be called from any
 /// thread at any time. Reports for a peer that the list has since released (or for a list
-/// that is gone) are ignored. Two subscribers are equal when they are the same handle.
+/// that is gone) are ignored. Two subscribers are equal when they are handles of the same
+/// retained peer (each retain gets a new one).
 #[derive(Clone)]
-pub struct Subscriber(Arc<SubscriberInner>);
-
-struct SubscriberInner {
-    list: Weak<ListShared>,
-    peer: PeerRef,
-}
+pub struct Subscriber(PeerRef);
 
 impl Subscriber {
-    pub(crate) fn new(list: Weak<ListShared>, peer: PeerRef) -> Subscriber {
-        Subscriber(Arc::new(SubscriberInner { list, peer }))
+    pub(crate) fn new(peer: PeerRef) -> Subscriber {
+        Subscriber(peer)
     }
 
     /// The peer this subscriber reports on.
     pub(crate) fn peer(&self) -> &PeerRef {
-        &self.0.peer
+        &self.0
     }
 
     /// Report the peer's new connection status. Returns `true` if the list took it,
     /// `false` if the report was stale (peer released or list gone).
+    ///
+    /// A report made while the list is still retaining the peer (from inside
+    /// [`Transport::retain`], the usual way to give a peer its first status) only records
+    /// the status; the list acts on it when `retain` returns, in one step for the whole
+    /// batch of peers it retained.
     pub fn set_status(&self, status: ConnectionStatus) -> bool {
-        let Some(list) = self.0.list.upgrade() else {
+        let peer = &self.0;
+        if peer.retention() == Retention::Released {
             return false;
-        };
-        list.status_changed(&self.0.peer, status)
+        }
+        peer.set_connection_status(status);
+        if peer.retention() == Retention::Retaining {
+            return true;
+        }
+        match peer.list() {
+            Some(list) => list.status_reported(peer),
+            None => false,
+        }
     }
 
     /// The id of the peer this subscriber reports on.
     pub fn peer_id(&self) -> PeerId {
-        self.0.peer.id().clone()
+        self.0.id().clone()
     }
 
     /// A stable address identifying this handle (for foreign transports that key on it).
     pub fn as_ptr(&self) -> *const () {
-        Arc::as_ptr(&self.0) as *const ()
+        &*self.0 as *const crate::Peer as *const ()
     }
 }
 
 impl PartialEq for Subscriber {
     fn eq(&self, other: &Subscriber) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        PeerRef::ptr_eq(&self.0, &other.0)
     }
 }
 

@@ -203,14 +203,10 @@ impl Strategy for Recorder {
     fn name(&self) -> &str {
         "recorder"
     }
-    fn add(&self, p: &PeerRef) {
-        self.peers.lock().unwrap().push(p.clone());
-    }
-    fn remove(&self, p: &PeerRef) {
-        self.peers
-            .lock()
-            .unwrap()
-            .retain(|q| !PeerRef::ptr_eq(p, q));
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+        let mut peers = self.peers.lock().unwrap();
+        peers.retain(|q| !removed.iter().any(|p| PeerRef::ptr_eq(p, q)));
+        peers.extend_from_slice(added);
     }
     fn choose(&self, _: &Request<'_>) -> Option<InFlight> {
         self.peers

@@ -132,33 +132,34 @@ impl Strategy for FewestPending {
         "fewest-pending"
     }
 
-    fn add(&self, peer: &PeerRef) {
+    /// O(changes × log n) under the heap's lock; nothing to build at the batch's end.
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
         let mut heap = self.heap();
-        if heap.index_of(peer).is_some() {
-            return;
+        for peer in removed {
+            let Some(i) = heap.index_of(peer) else {
+                continue;
+            };
+            let last = heap.nodes.len() - 1;
+            heap.swap(i, last);
+            heap.nodes.pop();
+            peer.strategy_slot().store(NOT_IN_HEAP, Ordering::Relaxed);
+            if i < heap.nodes.len() {
+                heap.fix(i);
+            }
         }
-        let last = heap.stamp();
-        let i = heap.nodes.len();
-        peer.strategy_slot().store(i, Ordering::Relaxed);
-        heap.nodes.push(Node {
-            peer: peer.clone(),
-            pending: peer.pending(),
-            last,
-        });
-        heap.up(i);
-    }
-
-    fn remove(&self, peer: &PeerRef) {
-        let mut heap = self.heap();
-        let Some(i) = heap.index_of(peer) else {
-            return;
-        };
-        let last = heap.nodes.len() - 1;
-        heap.swap(i, last);
-        heap.nodes.pop();
-        peer.strategy_slot().store(NOT_IN_HEAP, Ordering::Relaxed);
-        if i < heap.nodes.len() {
-            heap.fix(i);
+        for peer in added {
+            if heap.index_of(peer).is_some() {
+                continue;
+            }
+            let last = heap.stamp();
+            let i = heap.nodes.len();
+            peer.strategy_slot().store(i, Ordering::Relaxed);
+            heap.nodes.push(Node {
+                peer: peer.clone(),
+                pending: peer.pending(),
+                last,
+            });
+            heap.up(i);
         }
     }
 

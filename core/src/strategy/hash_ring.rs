@@ -92,11 +92,9 @@
 //! ```
 
 use std::fmt;
-use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
-use arc_swap::ArcSwap;
-
+use super::snapshot::{BuildCounter, Changes, Publisher};
 use super::Strategy;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
@@ -347,8 +345,6 @@ pub(crate) struct Ring {
     buckets: Vec<u32>,
     shift: u32,
     total_weight: u64,
-    /// The strategy's membership version this ring was built for.
-    version: u64,
     /// Indexes into `peers` in id order (the round-robin fallback's order).
     by_id: Vec<u32>,
 }
@@ -395,7 +391,6 @@ impl Ring {
                 .cmp(peers[b as usize].id().as_str())
         });
         Ring {
-            version: 0,
             by_id,
             peers,
             vnodes,
@@ -533,19 +528,15 @@ fn rebuild(mode: HashMode, vnodes: u32, old: &Ring, peers: Vec<PeerRef>) -> Ring
 /// ```
 pub struct HashRing {
     options: HashRingOptions,
-    /// The published ring (possibly behind `version`).
-    ring: ArcSwap<Ring>,
-    /// The peers the strategy knows (authoritative); writers and rebuilds hold it.
-    members: Mutex<Vec<PeerRef>>,
-    /// Bumped by every add/remove; a ring whose `version` differs is stale.
-    version: AtomicU64,
+    /// The published ring; its `peers` are the members, in the order they came.
+    ring: Publisher<Ring>,
     /// Round-robin cursor for requests without a key.
     cursor: AtomicUsize,
     /// Sum of the pending counts each ring peer last reported (bounded loads only; each
     /// peer's last report sits in its strategy slot).
     total_pending: AtomicI64,
     /// How many rings were built (tests check when that happens).
-    rebuilds: AtomicU64,
+    rebuilds: BuildCounter,
 }
 
 const UNSET: usize = usize::MAX;
@@ -562,12 +553,10 @@ impl HashRing {
     pub fn new(options: HashRingOptions) -> HashRing {
         HashRing {
             options,
-            ring: ArcSwap::from_pointee(Ring::empty()),
-            members: Mutex::new(Vec::new()),
-            version: AtomicU64::new(0),
+            ring: Publisher::new(Ring::empty()),
             cursor: AtomicUsize::new(0),
             total_pending: AtomicI64::new(0),
-            rebuilds: AtomicU64::new(0),
+            rebuilds: BuildCounter::default(),
         }
     }
 
@@ -591,7 +580,7 @@ impl HashRing {
     /// assert_eq!(ring.owner(b"anything").unwrap().as_str(), "a");
     /// ```
     pub fn owner(&self, key: &[u8]) -> Option<crate::PeerId> {
-        let ring = self.current();
+        let ring = self.ring.peek();
         if ring.points.is_empty() {
             return None;
         }
@@ -599,46 +588,34 @@ impl HashRing {
         Some(ring.peers[ring.owners[i] as usize].id().clone())
     }
 
-    fn members(&self) -> std::sync::MutexGuard<'_, Vec<PeerRef>> {
-        self.members.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The up-to-date ring (rebuilding it if a peer came or went since it was built).
-    fn current(&self) -> Arc<Ring> {
-        let ring = self.ring.load_full();
-        if ring.version == self.version.load(Ordering::Acquire) {
-            ring
+    /// The next ring: the current peers without `changes.removed`, then `changes.added`.
+    fn next_ring(&self, old: &Ring, changes: Changes) -> Ring {
+        let mut peers = Vec::with_capacity(old.peers.len() + changes.added.len());
+        if changes.removed.is_empty() {
+            peers.extend_from_slice(&old.peers);
         } else {
-            self.refresh()
+            let gone = changes.removed_set();
+            peers.extend(
+                old.peers
+                    .iter()
+                    .filter(|p| !gone.contains(&(&***p as *const crate::Peer)))
+                    .cloned(),
+            );
         }
-    }
-
-    /// Rebuilds and publishes the ring for the current members.
-    #[cold]
-    fn refresh(&self) -> Arc<Ring> {
-        let members = self.members();
-        let version = self.version.load(Ordering::Acquire);
-        let old = self.ring.load_full();
-        if old.version == version {
-            return old; // another thread rebuilt it meanwhile
-        }
-        let mut ring = rebuild(
+        peers.extend(changes.added);
+        self.rebuilds.bump();
+        rebuild(
             self.options.mode,
             self.options.vnodes_per_peer(),
-            &old,
-            members.clone(),
-        );
-        ring.version = version;
-        let ring = Arc::new(ring);
-        self.ring.store(ring.clone());
-        self.rebuilds.fetch_add(1, Ordering::Relaxed);
-        ring
+            old,
+            peers,
+        )
     }
 
     /// How many times the ring was rebuilt so far.
     #[cfg(test)]
     pub(crate) fn rebuilds(&self) -> u64 {
-        self.rebuilds.load(Ordering::Relaxed)
+        self.rebuilds.get()
     }
 
     /// Round-robin over the ring's peers in id order.
@@ -689,49 +666,32 @@ impl Strategy for HashRing {
         "hash-ring"
     }
 
-    fn add(&self, peer: &PeerRef) {
-        let mut members = self.members();
-        if members.iter().any(|p| PeerRef::ptr_eq(p, peer)) {
-            return;
-        }
-        members.push(peer.clone());
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
         if self.options.bounded_load.is_some() {
-            let now = peer.pending();
-            peer.strategy_slot().store(now, Ordering::Relaxed);
-            self.total_pending.fetch_add(now as i64, Ordering::Relaxed);
-        }
-        self.version.fetch_add(1, Ordering::Release);
-    }
-
-    fn remove(&self, peer: &PeerRef) {
-        let mut members = self.members();
-        let Some(gone) = members.iter().position(|p| PeerRef::ptr_eq(p, peer)) else {
-            return;
-        };
-        members.remove(gone);
-        if self.options.bounded_load.is_some() {
-            let last = peer.strategy_slot().swap(UNSET, Ordering::Relaxed);
-            if last != UNSET {
-                self.total_pending.fetch_sub(last as i64, Ordering::Relaxed);
+            for peer in removed {
+                let last = peer.strategy_slot().swap(UNSET, Ordering::Relaxed);
+                if last != UNSET {
+                    self.total_pending.fetch_sub(last as i64, Ordering::Relaxed);
+                }
+            }
+            for peer in added {
+                let now = peer.pending();
+                peer.strategy_slot().store(now, Ordering::Relaxed);
+                self.total_pending.fetch_add(now as i64, Ordering::Relaxed);
             }
         }
-        self.version.fetch_add(1, Ordering::Release);
+        self.ring.stage(added, removed);
     }
 
     #[inline]
     fn choose(&self, request: &Request<'_>) -> Option<InFlight> {
-        let ring = self.ring.load();
-        if ring.version == self.version.load(Ordering::Acquire) {
-            self.choose_in(&ring, request)
-        } else {
-            drop(ring);
-            self.choose_in(&self.refresh(), request)
-        }
+        self.choose_in(&self.ring.peek(), request)
     }
 
-    /// Rebuilds the ring now if the batch changed it, so that `choose` finds it current.
+    /// Builds and publishes the ring if the batch changed it.
     fn batch_end(&self) {
-        self.current();
+        self.ring
+            .publish_staged(|old, changes| self.next_ring(old, changes));
     }
 
     fn wants_pending_updates(&self) -> bool {
@@ -801,23 +761,18 @@ mod tests {
                 for p in &ps[..19] {
                     r.add(p);
                 }
-                // Refresh after every change so each one takes the incremental path.
-                r.current();
+                // Each change is its own batch, so each one takes the incremental path.
                 r.remove(&ps[3]);
-                r.current();
                 r.add(&ps[19]);
-                r.current();
                 r.remove(&ps[19]);
-                r.current();
                 r.add(&ps[3]);
-                r.current();
-                r.remove(&ps[3]);
-                r.remove(&ps[7]);
+                r.update(&[], &[ps[3].clone(), ps[7].clone()]);
+                r.batch_end();
                 let mut rest = ps[..19].to_vec();
                 rest.remove(7);
                 rest.remove(3);
                 let full = build(mode, mode.default_vnodes(), rest);
-                let inc = r.current();
+                let inc = r.ring.peek();
                 let a: Vec<(u64, String)> = inc
                     .pairs()
                     .map(|(h, o)| (h, inc.peers[o as usize].id().to_string()))
@@ -920,7 +875,7 @@ mod tests {
         let r = HashRing::new(HashRingOptions::default());
         r.add(&Peer::detached(PeerId::new("a").unwrap(), 1));
         r.add(&Peer::detached(PeerId::new("b").unwrap(), 3));
-        let ring = r.current();
+        let ring = r.ring.peek();
         // uhashring: k = 40 * 2 * w / 4 -> 20 and 60 digests
         assert_eq!(ring.vnodes, [20, 60]);
         assert_eq!(ring.points.len(), 320);
@@ -965,7 +920,7 @@ mod tests {
 
     #[test]
     fn list_batches_rebuild_the_ring_once_and_choose_never_does() {
-        let s = Arc::new(HashRing::new(HashRingOptions::default()));
+        let s = std::sync::Arc::new(HashRing::new(HashRingOptions::default()));
         let counter = s.clone();
         crate::strategy::test_support::rebuilds_once_per_batch(s, &|| counter.rebuilds());
     }

@@ -1,10 +1,13 @@
 //! Strategies: how to pick among a list's *available* peers.
 //!
 //! The [`PeerList`](crate::PeerList) owns lifecycle, locking and waiting; a strategy only
-//! keeps its own view of the available peers (it hears [`Strategy::add`] and
-//! [`Strategy::remove`] as peers become available or stop being so) and picks one in
-//! [`Strategy::choose`]. `add`/`remove` are serialized by the list; `choose` and
-//! `pending_changed` run concurrently from any thread and must not block for long.
+//! keeps its own view of the available peers and picks one in [`Strategy::choose`]. The list
+//! tells it which peers became available and which stopped being so, in batches
+//! ([`Strategy::update`], under the list's lock, in the order of the list's changes), then
+//! calls [`Strategy::batch_end`] with no lock held, where a strategy that derives a structure
+//! from its peers (an array snapshot, a ring, a table) builds and publishes it once per
+//! batch. `choose` and `pending_changed` run concurrently from any thread and must not block
+//! for long; `choose` never builds anything.
 //!
 //! One file per strategy:
 //!
@@ -77,23 +80,33 @@ pub mod weighted_round_robin;
 /// struct First(Mutex<Vec<PeerRef>>);
 /// impl Strategy for First {
 ///     fn name(&self) -> &str { "first" }
-///     fn add(&self, p: &PeerRef) { self.0.lock().unwrap().push(p.clone()) }
-///     fn remove(&self, p: &PeerRef) { self.0.lock().unwrap().retain(|q| !PeerRef::ptr_eq(p, q)) }
+///     fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+///         let mut peers = self.0.lock().unwrap();
+///         peers.retain(|q| !removed.iter().any(|p| PeerRef::ptr_eq(p, q)));
+///         peers.extend_from_slice(added);
+///     }
 ///     fn choose(&self, _: &Request<'_>) -> Option<InFlight> {
 ///         self.0.lock().unwrap().first().map(PeerRef::start_request)
 ///     }
 /// }
+/// let s = First::default();
+/// s.add(&peerlb::Peer::detached(peerlb::PeerId::new("a").unwrap(), 1));
+/// assert_eq!(s.choose(&Request::new()).unwrap().peer().id().as_str(), "a");
 /// ```
 pub trait Strategy: Send + Sync + 'static {
     /// The strategy's name, e.g. `"round-robin"` (used in messages and introspection).
     fn name(&self) -> &str;
 
-    /// A peer became available. Called by the list, never twice for the same `Peer`
-    /// without a `remove` in between.
-    fn add(&self, peer: &PeerRef);
-
-    /// A peer stopped being available (status change, removal, or list stop).
-    fn remove(&self, peer: &PeerRef);
+    /// One batch of changes to the available peers: `removed` stopped being available (a
+    /// status change, a removal, ejection, the list stopping) and `added` became available;
+    /// removals apply first. A peer appears at most once in a batch, is never added twice
+    /// without a removal in between, and is only removed after it was added.
+    ///
+    /// The list calls this under its lock, in the order of its changes, so it must be
+    /// cheap — O(changes × log n), never a pass over every peer — and must not call back
+    /// into the list. A strategy that derives an O(n) structure from its peers records the
+    /// changes here and builds the structure in [`Strategy::batch_end`].
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]);
 
     /// Pick one of the available peers and start the request on it, or `None` when there
     /// is none.
@@ -137,17 +150,29 @@ pub trait Strategy: Send + Sync + 'static {
         self.request_finished(peer, outcome, latency)
     }
 
-    /// The list finished applying one batch of [`Strategy::add`] and [`Strategy::remove`]
-    /// calls: an `update`, a `start`, a `stop`, or one peer's status report. A strategy
-    /// that derives a lookup structure from its peers (`hash-ring`'s ring, `maglev`'s
-    /// table) rebuilds it here, once per batch, so that no `choose` pays for a rebuild and
-    /// a 1000-peer update costs one build, not 1000.
+    /// The list finished one batch of [`Strategy::update`]s. A strategy that derives a
+    /// structure from its peers (`hash-ring`'s ring, `maglev`'s table, the arrays of
+    /// `round-robin` and `random`) builds and publishes it here, once per batch, so that no
+    /// `choose` pays for a build and a 100 000-peer update costs one build, not 100 000.
     ///
-    /// Called with no lock of the list held, possibly while other threads call
-    /// [`Strategy::choose`], the `add`/`remove` of a later batch, or `batch_end` itself;
-    /// also after a batch that changed nothing. The default does nothing (a strategy
-    /// that keeps its view current in `add`/`remove` needs nothing here).
+    /// Called with no lock of the list held, before the call that made the change returns,
+    /// possibly while other threads call [`Strategy::choose`], the `update` of a later batch,
+    /// or `batch_end` itself (which then publishes every batch staged so far). The default
+    /// does nothing (a strategy that keeps its view current in `update` needs nothing here).
     fn batch_end(&self) {}
+
+    /// Adds one peer outside a list (tests, standalone use): `update(&[peer], &[])`, then
+    /// `batch_end()`.
+    fn add(&self, peer: &PeerRef) {
+        self.update(std::slice::from_ref(peer), &[]);
+        self.batch_end();
+    }
+
+    /// Removes one peer outside a list: `update(&[], &[peer])`, then `batch_end()`.
+    fn remove(&self, peer: &PeerRef) {
+        self.update(&[], std::slice::from_ref(peer));
+        self.batch_end();
+    }
 }
 
 /// The built-in strategies, by name.

@@ -60,16 +60,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-
+use super::snapshot::{apply_unordered, index_of, Member, Published, Publisher};
 use super::stripes::{SplitMix, Striped};
 use super::{parse_ms, Strategy};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
 use crate::request::{Outcome, Request};
-
-const UNSET: usize = usize::MAX;
 
 /// Options of `peak-ewma` (name syntax:
 /// `peak-ewma?decay_ms=10000&default_rtt_ms=30&choices=2`).
@@ -185,21 +182,21 @@ fn cheaper(a: &Entry, b: &Entry, decay_ns: f64) -> bool {
     ra * shift.exp() < rb
 }
 
-struct Published {
-    entries: Vec<Arc<Entry>>,
-    generation: u64,
+impl Member for Arc<Entry> {
+    #[inline]
+    fn peer(&self) -> &PeerRef {
+        &self.peer
+    }
 }
 
 struct Local {
-    view: Arc<Published>,
+    view: Arc<Published<Vec<Arc<Entry>>>>,
     rng: SplitMix,
 }
 
 /// The peak-EWMA strategy.
 pub struct PeakEwma {
-    current: ArcSwap<Published>,
-    generation: AtomicU64,
-    write: Mutex<()>,
+    entries: Publisher<Vec<Arc<Entry>>>,
     local: Striped<Local>,
     clock: Clock,
     epoch: Instant,
@@ -230,18 +227,13 @@ impl PeakEwma {
     /// let s = PeakEwma::with_options(Some(1), PeakEwmaOptions::default(), ManualClock::new().into());
     /// ```
     pub fn with_options(seed: Option<u64>, options: PeakEwmaOptions, clock: Clock) -> PeakEwma {
-        let empty = Arc::new(Published {
-            entries: Vec::new(),
-            generation: 0,
-        });
+        let entries = Publisher::new(Vec::new());
         PeakEwma {
-            current: ArcSwap::new(empty.clone()),
-            generation: AtomicU64::new(0),
-            write: Mutex::new(()),
             local: Striped::new(|i| Local {
-                view: empty.clone(),
+                view: entries.load(),
                 rng: SplitMix::for_stripe(seed, i),
             }),
+            entries,
             epoch: clock.now(),
             clock,
             decay_ns: options.decay.as_nanos().max(1) as f64,
@@ -262,32 +254,6 @@ impl PeakEwma {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
     }
 
-    fn publish(&self, entries: Vec<Arc<Entry>>) {
-        for (i, e) in entries.iter().enumerate() {
-            e.peer.strategy_slot().store(i, Ordering::Relaxed);
-        }
-        let generation = self.current.load().generation + 1;
-        self.current.store(Arc::new(Published {
-            entries,
-            generation,
-        }));
-        self.generation.store(generation, Ordering::Release);
-    }
-
-    fn find(published: &Published, peer: &PeerRef) -> Option<usize> {
-        let i = peer.strategy_slot().load(Ordering::Relaxed);
-        if i != UNSET
-            && i < published.entries.len()
-            && PeerRef::ptr_eq(&published.entries[i].peer, peer)
-        {
-            return Some(i);
-        }
-        published
-            .entries
-            .iter()
-            .position(|e| PeerRef::ptr_eq(&e.peer, peer))
-    }
-
     /// The current estimate for `peer` (decayed to now), if the strategy offers it; for
     /// tests and introspection.
     ///
@@ -304,9 +270,9 @@ impl PeakEwma {
     /// assert_eq!(s.estimate(&p), Some(Duration::from_millis(300)));
     /// ```
     pub fn estimate(&self, peer: &PeerRef) -> Option<Duration> {
-        let published = self.current.load();
-        let i = Self::find(&published, peer)?;
-        let ns = published.entries[i].estimate(self.now(), self.decay_ns);
+        let entries = self.entries.peek();
+        let i = index_of(&entries, peer)?;
+        let ns = entries[i].estimate(self.now(), self.decay_ns);
         Some(Duration::from_nanos(ns.round() as u64))
     }
 }
@@ -316,38 +282,33 @@ impl Strategy for PeakEwma {
         "peak-ewma"
     }
 
-    fn add(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut entries = self.current.load().entries.clone();
-        entries.push(Arc::new(Entry {
-            peer: peer.clone(),
-            rtt: AtomicU64::new(self.default_rtt_ns.to_bits()),
-            at: AtomicU64::new(self.now()),
-            update: Mutex::new(()),
-        }));
-        self.publish(entries);
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+        self.entries.stage(added, removed);
     }
 
-    fn remove(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let current = self.current.load_full();
-        let Some(i) = Self::find(&current, peer) else {
-            return;
-        };
-        let mut entries = current.entries.clone();
-        entries.swap_remove(i);
-        peer.strategy_slot().store(UNSET, Ordering::Relaxed);
-        self.publish(entries);
+    fn batch_end(&self) {
+        self.entries.publish_staged(|current, changes| {
+            // A new peer starts at the default estimate, as of now.
+            let now = self.now();
+            apply_unordered(current, changes, |peer| {
+                Arc::new(Entry {
+                    peer: peer.clone(),
+                    rtt: AtomicU64::new(self.default_rtt_ns.to_bits()),
+                    at: AtomicU64::new(now),
+                    update: Mutex::new(()),
+                })
+            })
+        });
     }
 
     #[inline]
     fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.entries.generation();
         self.local.with_current(|local| {
             if local.view.generation != generation {
-                local.view = self.current.load_full();
+                local.view = self.entries.load();
             }
-            let entries = &local.view.entries;
+            let entries: &[Arc<Entry>] = &local.view;
             let n = entries.len();
             match n {
                 0 => None,
@@ -409,11 +370,11 @@ impl Strategy for PeakEwma {
         latency: Duration,
         at: Instant,
     ) {
-        let published = self.current.load();
-        let Some(i) = Self::find(&published, peer) else {
+        let entries = self.entries.peek();
+        let Some(i) = index_of(&entries, peer) else {
             return; // no longer offered: its estimate is gone
         };
-        let entry = &published.entries[i];
+        let entry = &entries[i];
         let _u = entry.update.lock().unwrap_or_else(|e| e.into_inner());
         let now = self.since_epoch(at);
         // (Seconds times 1e9: a u128-to-float conversion costs more than the multiply.)

@@ -14,32 +14,70 @@
 //! assert!(["a", "b", "c"].contains(&peer.as_str()));
 //! ```
 
-use super::snapshot::{PeerSnapshot, View};
+use std::sync::Arc;
+
+use super::snapshot::{apply_unordered, Published, Publisher};
 use super::stripes::{SplitMix, Striped};
 use super::Strategy;
 use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
-/// The random strategy.
-pub struct Random {
-    peers: PeerSnapshot,
-    local: Striped<Local>,
+/// An unordered array of the available peers (yarpc's random lists: appended as they come,
+/// swap-removed as they go) and, per stripe, a cached copy of it and a random stream: what
+/// `random` and `two-random-choices` draw from.
+pub(crate) struct RandomDraws {
+    peers: Publisher<Vec<PeerRef>>,
+    local: Striped<Draws>,
 }
 
-struct Local {
-    view: View,
+struct Draws {
+    view: Arc<Published<Vec<PeerRef>>>,
     rng: SplitMix,
+}
+
+impl RandomDraws {
+    pub(crate) fn new(seed: Option<u64>) -> RandomDraws {
+        let peers = Publisher::new(Vec::new());
+        let local = Striped::new(|i| Draws {
+            view: peers.load(),
+            rng: SplitMix::for_stripe(seed, i),
+        });
+        RandomDraws { peers, local }
+    }
+
+    pub(crate) fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+        self.peers.stage(added, removed);
+    }
+
+    pub(crate) fn batch_end(&self) {
+        self.peers
+            .publish_staged(|current, changes| apply_unordered(current, changes, PeerRef::clone));
+    }
+
+    /// Runs `f` on the current peers and this thread's random stream.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&[PeerRef], &mut SplitMix) -> R) -> R {
+        let generation = self.peers.generation();
+        self.local.with_current(|local| {
+            if local.view.generation != generation {
+                local.view = self.peers.load();
+            }
+            f(&local.view, &mut local.rng)
+        })
+    }
+}
+
+/// The random strategy.
+pub struct Random {
+    draws: RandomDraws,
 }
 
 impl Random {
     /// A random strategy; `seed` makes it reproducible.
     pub fn new(seed: Option<u64>) -> Random {
-        let peers = PeerSnapshot::new();
-        let local = Striped::new(|i| Local {
-            view: View::new(&peers),
-            rng: SplitMix::for_stripe(seed, i),
-        });
-        Random { peers, local }
+        Random {
+            draws: RandomDraws::new(seed),
+        }
     }
 }
 
@@ -48,26 +86,19 @@ impl Strategy for Random {
         "random"
     }
 
-    fn add(&self, peer: &PeerRef) {
-        self.peers.push(peer);
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+        self.draws.update(added, removed);
     }
 
-    fn remove(&self, peer: &PeerRef) {
-        self.peers.swap_remove(peer);
+    fn batch_end(&self) {
+        self.draws.batch_end();
     }
 
     #[inline]
     fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
-        let generation = self.peers.generation();
-        self.local.with_current(|local| {
-            if local.view.is_stale(generation) {
-                local.view = View::new(&self.peers);
-            }
-            let peers = local.view.peers();
-            match peers.len() {
-                0 => None,
-                n => Some(peers[local.rng.below(n)].start_request()),
-            }
+        self.draws.with(|peers, rng| match peers.len() {
+            0 => None,
+            n => Some(peers[rng.below(n)].start_request()),
         })
     }
 }

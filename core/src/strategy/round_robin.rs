@@ -6,13 +6,23 @@
 //! the cursor to its successor.
 //!
 //! # Concurrency
-//! The ring is an immutable array published by the writer (see `snapshot`). Each thread
+//! The ring is an immutable array published once per batch (see `snapshot`). Each thread
 //! keeps its own cursor and cached copy of the ring in its stripe (see `stripes`), so
 //! `choose` takes one uncontended stripe lock and touches no shared cache line. One thread
 //! walks the ring in exact order; a second thread starts at a different point of the ring
 //! (golden-ratio spacing) so the two do not hit the same peers in lockstep. Insertions go
-//! before the calling thread's cursor, or before the first chooser's cursor when the
-//! caller has not chosen yet.
+//! before the cursor of the thread that publishes the batch, or before the first chooser's
+//! cursor when that thread has not chosen yet.
+//!
+//! # Ring keys
+//! Every peer on the ring carries a key, strictly increasing along the array, that it keeps
+//! while it stays on the ring (inserted peers get keys between their neighbours'). A thread
+//! whose cached ring is out of date finds its cursor's peer, or that peer's successor when
+//! it was removed, in the new ring by binary search on the key: O(log n) however many
+//! versions it skipped, however many peers went. Keys are spread so that about a million
+//! insertions at one point fit between two neighbours; past that the ring renumbers its
+//! keys (a new key epoch), and a thread with a cached ring of an older epoch resumes at the
+//! same relative position instead.
 //!
 //! ```
 //! use peerlb::{ListOptions, PeerList, Request, StrategyKind};
@@ -26,7 +36,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use super::snapshot::{PeerSnapshot, Published, View};
+use super::snapshot::{Changes, Published, Publisher};
 use super::stripes::{self, Striped};
 use super::Strategy;
 use crate::peer::{InFlight, PeerRef};
@@ -34,9 +44,47 @@ use crate::request::Request;
 
 const UNSET: usize = usize::MAX;
 
+/// Key distance between peers when a ring is (re)numbered.
+const SPACING: u64 = 1 << 40;
+/// Key distance between peers inserted together (leaves room for more insertions there).
+const INSERT_STEP: u64 = 1 << 20;
+
+/// One version of the ring.
+struct Ring {
+    peers: Vec<PeerRef>,
+    /// Strictly increasing; `keys[i]` belongs to `peers[i]` (see the module docs).
+    keys: Vec<u64>,
+    /// Where a thread that has never chosen starts.
+    head: usize,
+    /// Bumped when the keys are renumbered.
+    epoch: u64,
+}
+
+impl Ring {
+    fn empty() -> Ring {
+        Ring {
+            peers: Vec::new(),
+            keys: Vec::new(),
+            head: 0,
+            epoch: 0,
+        }
+    }
+
+    /// The index of the first peer whose key is at least `key` (the peer itself, or its
+    /// successor when it left), wrapping to 0.
+    fn at_or_after(&self, key: u64) -> usize {
+        let i = self.keys.partition_point(|&k| k < key);
+        if i == self.peers.len() {
+            0
+        } else {
+            i
+        }
+    }
+}
+
 /// The round-robin strategy.
 pub struct RoundRobin {
-    ring: PeerSnapshot,
+    ring: Publisher<Ring>,
     local: Striped<Local>,
     /// How many stripes have chosen, and which one was first (its cursor is where
     /// insertions go for threads that have not chosen).
@@ -45,46 +93,42 @@ pub struct RoundRobin {
 }
 
 struct Local {
-    view: View,
+    view: Arc<Published<Ring>>,
     /// Index of this thread's next peer in `view`.
     cursor: usize,
     used: bool,
-}
-
-/// Where `peer` sits in `ring`, if it is there. Writers record each peer's index in its
-/// strategy slot, so this is O(1) unless the slot was already rewritten by a newer ring.
-fn position(ring: &Published, peer: &PeerRef) -> Option<usize> {
-    let i = peer.strategy_slot().load(Ordering::Relaxed);
-    if i == UNSET {
-        return None;
-    }
-    if i < ring.peers.len() && PeerRef::ptr_eq(&ring.peers[i], peer) {
-        return Some(i);
-    }
-    ring.peers.iter().position(|p| PeerRef::ptr_eq(p, peer))
 }
 
 impl Local {
     /// Moves to `ring`, keeping the cursor on the same next peer, or on the first peer
     /// after it that is still in the ring (yarpc: removing the cursor's peer moves the
     /// cursor to its successor).
-    fn sync(&mut self, ring: Arc<Published>) {
+    fn sync(&mut self, ring: Arc<Published<Ring>>) {
         if self.used {
-            let old = self.view.peers();
-            let n = old.len();
-            let found = (0..n).find_map(|step| position(&ring, &old[(self.cursor + step) % n]));
-            self.cursor = found.unwrap_or(ring.head);
+            let old = &self.view;
+            self.cursor = match (old.peers.len(), ring.peers.len()) {
+                (_, 0) => 0,
+                (0, _) => ring.head,
+                (n, _) if old.epoch == ring.epoch => ring.at_or_after(old.keys[self.cursor % n]),
+                (n, m) => (self.cursor % n) * m / n,
+            };
         }
-        self.view = View { current: ring };
+        self.view = ring;
+    }
+
+    /// The key of this thread's next peer, if it has chosen and its ring is not empty.
+    fn cursor_key(&self) -> Option<(u64, u64)> {
+        let n = self.view.peers.len();
+        (self.used && n > 0).then(|| (self.view.keys[self.cursor % n], self.view.epoch))
     }
 }
 
 impl RoundRobin {
     /// An empty ring.
     pub fn new() -> RoundRobin {
-        let ring = PeerSnapshot::new();
+        let ring = Publisher::new(Ring::empty());
         let local = Striped::new(|_| Local {
-            view: View::new(&ring),
+            view: ring.load(),
             cursor: 0,
             used: false,
         });
@@ -101,7 +145,7 @@ impl RoundRobin {
     #[cold]
     fn claim(&self, local: &mut Local) {
         let k = self.claimed.fetch_add(1, Ordering::Relaxed);
-        let ring = &local.view.current;
+        let ring = &local.view;
         let n = ring.peers.len().max(1);
         local.cursor = if k == 0 {
             let _ = self.primary.compare_exchange(
@@ -118,35 +162,90 @@ impl RoundRobin {
         local.used = true;
     }
 
-    /// The index in `ring` (the current one) that new peers go before.
-    fn insertion_point(&self, ring: &Arc<Published>) -> usize {
+    /// The key (and key epoch) of the cursor new peers go before: this thread's, else the
+    /// first chooser's; `None` when nobody has chosen.
+    fn insertion_key(&self) -> Option<(u64, u64)> {
         let own = stripes::current();
         let primary = self.primary.load(Ordering::Relaxed);
-        for stripe in [own, primary] {
-            if stripe == UNSET {
-                continue;
-            }
-            let cursor = self.local.with(stripe, |local| {
-                local.used.then(|| {
-                    if local.view.is_stale(ring.generation) {
-                        local.sync(ring.clone());
-                    }
-                    local.cursor
-                })
-            });
-            if let Some(c) = cursor {
-                return c;
-            }
-        }
-        ring.head
+        [own, primary]
+            .into_iter()
+            .filter(|&s| s != UNSET)
+            .find_map(|stripe| self.local.with(stripe, |local| local.cursor_key()))
     }
 
-    fn publish(&self, peers: Vec<PeerRef>, head: usize) {
-        for (i, p) in peers.iter().enumerate() {
-            p.strategy_slot().store(i, Ordering::Relaxed);
+    /// The next ring: `changes.removed` taken out (the head moves to its successor), then
+    /// `changes.added` inserted as a block just before the insertion cursor.
+    fn next_ring(&self, old: &Ring, changes: Changes) -> Ring {
+        let mut ring = Ring {
+            peers: Vec::with_capacity(old.peers.len() + changes.added.len()),
+            keys: Vec::with_capacity(old.peers.len() + changes.added.len()),
+            head: 0,
+            epoch: old.epoch,
+        };
+        if changes.removed.is_empty() {
+            ring.peers.extend_from_slice(&old.peers);
+            ring.keys.extend_from_slice(&old.keys);
+            ring.head = old.head;
+        } else {
+            let gone = changes.removed_set();
+            for (i, (p, &k)) in old.peers.iter().zip(&old.keys).enumerate() {
+                if i == old.head {
+                    ring.head = ring.peers.len();
+                }
+                if !gone.contains(&(&**p as *const crate::Peer)) {
+                    ring.peers.push(p.clone());
+                    ring.keys.push(k);
+                }
+            }
+            if ring.head >= ring.peers.len() {
+                ring.head = 0;
+            }
         }
-        self.ring.publish(peers, head);
+        if !changes.added.is_empty() {
+            self.insert(&mut ring, changes.added);
+        }
+        ring
     }
+
+    /// Inserts `added` just before the insertion cursor (before the head when nobody has
+    /// chosen), keeping the head on the same peer.
+    fn insert(&self, ring: &mut Ring, added: Vec<PeerRef>) {
+        let n = ring.peers.len();
+        let at = match self.insertion_key() {
+            _ if n == 0 => 0,
+            Some((key, epoch)) if epoch == ring.epoch => ring.at_or_after(key),
+            _ => ring.head,
+        };
+        // Just before index 0 is, on a ring, just after the last peer: append there, so
+        // that no index moves.
+        let at = if at == 0 { n } else { at };
+        let k = added.len() as u64;
+        let bounds = |ring: &Ring| {
+            let lo = if at == 0 { 0 } else { ring.keys[at - 1] };
+            let hi = ring.keys.get(at).copied().unwrap_or(u64::MAX);
+            (lo, (hi - lo) / (k + 1))
+        };
+        if bounds(ring).1 == 0 {
+            renumber(ring);
+        }
+        let (lo, room) = bounds(ring);
+        let step = if at == n { SPACING } else { INSERT_STEP }.min(room).max(1);
+        ring.keys.splice(at..at, (1..=k).map(|i| lo + i * step));
+        ring.peers.splice(at..at, added);
+        if at <= ring.head && at < n {
+            ring.head += k as usize;
+        }
+    }
+}
+
+/// Spreads `ring`'s keys evenly again (a new key epoch).
+#[cold]
+fn renumber(ring: &mut Ring) {
+    let spacing = SPACING.min(u64::MAX / (ring.peers.len() as u64 * 2 + 2));
+    for (i, k) in ring.keys.iter_mut().enumerate() {
+        *k = (i as u64 + 1) * spacing;
+    }
+    ring.epoch += 1;
 }
 
 impl Default for RoundRobin {
@@ -160,53 +259,26 @@ impl Strategy for RoundRobin {
         "round-robin"
     }
 
-    fn add(&self, peer: &PeerRef) {
-        let _w = self.ring.write();
-        let ring = self.ring.load();
-        let n = ring.peers.len();
-        let at = if n == 0 {
-            0
-        } else {
-            self.insertion_point(&ring) % n
-        };
-        // Rotate so the insertion point is index 0, then append: "just before the cursor".
-        let mut peers = Vec::with_capacity(n + 1);
-        peers.extend_from_slice(&ring.peers[at..]);
-        peers.extend_from_slice(&ring.peers[..at]);
-        peers.push(peer.clone());
-        let head = if n == 0 { 0 } else { (ring.head + n - at) % n };
-        self.publish(peers, head);
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+        self.ring.stage(added, removed);
     }
 
-    fn remove(&self, peer: &PeerRef) {
-        let _w = self.ring.write();
-        let ring = self.ring.load();
-        let Some(gone) = position(&ring, peer) else {
-            return;
-        };
-        let mut peers = ring.peers.clone();
-        peers.remove(gone);
-        peer.strategy_slot().store(UNSET, Ordering::Relaxed);
-        let m = peers.len().max(1);
-        let head = if ring.head > gone {
-            ring.head - 1
-        } else {
-            ring.head
-        } % m;
-        self.publish(peers, head);
+    fn batch_end(&self) {
+        self.ring
+            .publish_staged(|old, changes| self.next_ring(old, changes));
     }
 
     #[inline]
     fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
         let generation = self.ring.generation();
         self.local.with_current(|local| {
-            if local.view.is_stale(generation) {
+            if local.view.generation != generation {
                 local.sync(self.ring.load());
             }
             if !local.used {
                 self.claim(local);
             }
-            let peers = local.view.peers();
+            let peers = &local.view.peers;
             let n = peers.len();
             if n == 0 {
                 return None;

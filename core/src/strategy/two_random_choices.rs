@@ -5,32 +5,22 @@
 //! `i`). With one peer, that peer. Like `random`, each thread draws from its own stream over
 //! its own cached copy of the peer array.
 
-use super::snapshot::{PeerSnapshot, View};
-use super::stripes::{SplitMix, Striped};
+use super::random::RandomDraws;
 use super::Strategy;
 use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
 
 /// The power-of-two-choices strategy.
 pub struct TwoRandomChoices {
-    peers: PeerSnapshot,
-    local: Striped<Local>,
-}
-
-struct Local {
-    view: View,
-    rng: SplitMix,
+    draws: RandomDraws,
 }
 
 impl TwoRandomChoices {
     /// A two-random-choices strategy; `seed` makes it reproducible.
     pub fn new(seed: Option<u64>) -> TwoRandomChoices {
-        let peers = PeerSnapshot::new();
-        let local = Striped::new(|i| Local {
-            view: View::new(&peers),
-            rng: SplitMix::for_stripe(seed, i),
-        });
-        TwoRandomChoices { peers, local }
+        TwoRandomChoices {
+            draws: RandomDraws::new(seed),
+        }
     }
 }
 
@@ -39,29 +29,24 @@ impl Strategy for TwoRandomChoices {
         "two-random-choices"
     }
 
-    fn add(&self, peer: &PeerRef) {
-        self.peers.push(peer);
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+        self.draws.update(added, removed);
     }
 
-    fn remove(&self, peer: &PeerRef) {
-        self.peers.swap_remove(peer);
+    fn batch_end(&self) {
+        self.draws.batch_end();
     }
 
     #[inline]
     fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
-        let generation = self.peers.generation();
-        self.local.with_current(|local| {
-            if local.view.is_stale(generation) {
-                local.view = View::new(&self.peers);
-            }
-            let peers = local.view.peers();
+        self.draws.with(|peers, rng| {
             let n = peers.len();
             match n {
                 0 => None,
                 1 => Some(peers[0].start_request()),
                 _ => {
-                    let i = local.rng.below(n);
-                    let mut j = i + 1 + local.rng.below(n - 1);
+                    let i = rng.below(n);
+                    let mut j = i + 1 + rng.below(n - 1);
                     if j >= n {
                         j -= n;
                     }

@@ -8,10 +8,10 @@
 //!
 //! # Hot path: a precomputed cycle
 //! nginx's algorithm mutates shared state at every pick, which would put a lock on the hot
-//! path. Instead, after every change the writer publishes an immutable table of the peers
-//! and their weights; the first `choose` that needs it computes the smooth sequence for one
-//! full cycle (lazily, once per change, so adding 1000 peers one by one costs one
-//! computation, not 1000). Each thread walks that cycle with its own cursor in its stripe
+//! path. Instead, once per batch of changes (at the batch's end, see `snapshot`) the writer
+//! publishes an immutable table of the peers, their weights and the smooth sequence for one
+//! full cycle, so a 1000-peer update costs one computation and no `choose` computes
+//! anything (but the slow-start step below). Each thread walks that cycle with its own cursor in its stripe
 //! (as `round-robin` does), so `choose` is: one shared, rarely written generation read,
 //! one uncontended stripe lock, an index and a `start_request`. A single thread sees
 //! nginx's exact order; several threads each walk the cycle from spread-out starting
@@ -53,11 +53,11 @@
 //! assert_eq!(picks, "aabacaa");
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
+use super::snapshot::{Changes, Published, Publisher};
 
 use super::stripes::Striped;
 use super::{parse_ms, Strategy};
@@ -115,35 +115,26 @@ struct Member {
     ramp_from: u64,
 }
 
-/// One published table: the peers in order and their cycle (computed on first use).
+/// One published table: the peers in order, their effective weights and one cycle.
 struct Table {
     members: Vec<Member>,
-    generation: u64,
     /// The effective weights the cycle is built from.
     weights: Vec<u32>,
     /// When some ramping peer's effective weight next changes (`NEVER` = none ramps).
     refresh_at: u64,
-    cycle: OnceLock<Vec<u32>>,
-}
-
-impl Table {
-    #[inline]
-    fn cycle(&self) -> &[u32] {
-        self.cycle.get_or_init(|| smooth_cycle(&self.weights))
-    }
+    /// Indices into `members`, one full cycle.
+    cycle: Vec<u32>,
 }
 
 struct Local {
-    table: Arc<Table>,
+    table: Arc<Published<Table>>,
     cursor: usize,
     used: bool,
 }
 
 /// The weighted round-robin strategy.
 pub struct WeightedRoundRobin {
-    current: ArcSwap<Table>,
-    generation: AtomicU64,
-    write: Mutex<()>,
+    table: Publisher<Table>,
     local: Striped<Local>,
     claimed: AtomicUsize,
     /// Set by the first `choose`: peers added later slow-start.
@@ -286,22 +277,19 @@ impl WeightedRoundRobin {
     /// let s = WeightedRoundRobin::with_options(opts, ManualClock::new().into());
     /// ```
     pub fn with_options(options: WeightedRoundRobinOptions, clock: Clock) -> WeightedRoundRobin {
-        let empty = Arc::new(Table {
+        let table = Publisher::new(Table {
             members: Vec::new(),
-            generation: 0,
             weights: Vec::new(),
             refresh_at: NEVER,
-            cycle: OnceLock::new(),
+            cycle: Vec::new(),
         });
         WeightedRoundRobin {
-            current: ArcSwap::new(empty.clone()),
-            generation: AtomicU64::new(0),
-            write: Mutex::new(()),
             local: Striped::new(|_| Local {
-                table: empty.clone(),
+                table: table.load(),
                 cursor: 0,
                 used: false,
             }),
+            table,
             claimed: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             slow_start_ns: options
@@ -317,8 +305,8 @@ impl WeightedRoundRobin {
         u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
-    /// Publishes `members` with their effective weights at `now` (call with `write` held).
-    fn publish(&self, mut members: Vec<Member>, now: u64) {
+    /// The table of `members` with their effective weights at `now`.
+    fn build(&self, mut members: Vec<Member>, now: u64) -> Table {
         let window = self.slow_start_ns;
         let mut refresh_at = NEVER;
         let mut weights = Vec::with_capacity(members.len());
@@ -341,38 +329,53 @@ impl WeightedRoundRobin {
             }
             weights.push(weight);
         }
-        for (i, m) in members.iter().enumerate() {
-            m.peer.strategy_slot().store(i, Ordering::Relaxed);
-        }
-        let generation = self.current.load().generation + 1;
-        self.current.store(Arc::new(Table {
+        Table {
+            cycle: smooth_cycle(&weights),
             members,
-            generation,
             weights,
             refresh_at,
-            cycle: OnceLock::new(),
+        }
+    }
+
+    /// The next table: `changes.removed` taken out (the others keep their order), then
+    /// `changes.added` appended (ramping if traffic began and slow start is on).
+    fn next_table(&self, old: &Table, changes: Changes) -> Table {
+        let now = self.now();
+        let mut members = Vec::with_capacity(old.members.len() + changes.added.len());
+        if changes.removed.is_empty() {
+            members.extend_from_slice(&old.members);
+        } else {
+            let gone = changes.removed_set();
+            members.extend(
+                old.members
+                    .iter()
+                    .filter(|m| !gone.contains(&(&*m.peer as *const crate::Peer)))
+                    .cloned(),
+            );
+        }
+        let ramp = self.slow_start_ns > 0 && self.served.load(Ordering::Relaxed);
+        members.extend(changes.added.into_iter().map(|peer| Member {
+            peer,
+            ramp_from: if ramp { now } else { NEVER },
         }));
-        self.generation.store(generation, Ordering::Release);
+        self.build(members, now)
     }
 
     /// A ramping peer's effective weight moved: re-publish, unless a writer is busy (it
     /// publishes anyway).
     #[cold]
     fn refresh(&self) {
-        if let Ok(_w) = self.write.try_lock() {
-            let table = self.current.load_full();
-            let now = self.now();
-            if now >= table.refresh_at {
-                self.publish(table.members.clone(), now);
-            }
-        }
+        let now = self.now();
+        self.table.republish(false, |table| {
+            (now >= table.refresh_at).then(|| self.build(table.members.clone(), now))
+        });
     }
 
     #[cold]
     fn claim(&self, local: &mut Local) {
         self.served.store(true, Ordering::Relaxed);
         let k = self.claimed.fetch_add(1, Ordering::Relaxed);
-        let n = local.table.cycle().len().max(1);
+        let n = local.table.cycle.len().max(1);
         local.cursor = ((k as f64 * 0.618_033_988_75).fract() * n as f64) as usize;
         local.used = true;
     }
@@ -388,7 +391,7 @@ impl WeightedRoundRobin {
     /// assert_eq!(s.effective_weights(), [3]);
     /// ```
     pub fn effective_weights(&self) -> Vec<u32> {
-        self.current.load().weights.clone()
+        self.table.peek().weights.clone()
     }
 }
 
@@ -403,56 +406,31 @@ impl Strategy for WeightedRoundRobin {
         "weighted-round-robin"
     }
 
-    fn add(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.now();
-        let mut members = self.current.load().members.clone();
-        let ramp = self.slow_start_ns > 0 && self.served.load(Ordering::Relaxed);
-        members.push(Member {
-            peer: peer.clone(),
-            ramp_from: if ramp { now } else { NEVER },
-        });
-        self.publish(members, now);
+    fn update(&self, added: &[PeerRef], removed: &[PeerRef]) {
+        self.table.stage(added, removed);
     }
 
-    fn remove(&self, peer: &PeerRef) {
-        let _w = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let table = self.current.load_full();
-        let slot = peer.strategy_slot().load(Ordering::Relaxed);
-        let found =
-            if slot < table.members.len() && PeerRef::ptr_eq(&table.members[slot].peer, peer) {
-                Some(slot)
-            } else {
-                table
-                    .members
-                    .iter()
-                    .position(|m| PeerRef::ptr_eq(&m.peer, peer))
-            };
-        let Some(i) = found else {
-            return;
-        };
-        let mut members = table.members.clone();
-        members.remove(i);
-        peer.strategy_slot().store(usize::MAX, Ordering::Relaxed);
-        self.publish(members, self.now());
+    fn batch_end(&self) {
+        self.table
+            .publish_staged(|old, changes| self.next_table(old, changes));
     }
 
     #[inline]
     fn choose(&self, _request: &Request<'_>) -> Option<InFlight> {
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.table.generation();
         self.local.with_current(|local| {
             if local.table.generation != generation {
-                local.table = self.current.load_full();
+                local.table = self.table.load();
             }
             if local.table.refresh_at != NEVER && self.now() >= local.table.refresh_at {
                 self.refresh();
-                local.table = self.current.load_full();
+                local.table = self.table.load();
             }
             if !local.used {
                 self.claim(local);
             }
             let table = &*local.table;
-            let cycle = table.cycle();
+            let cycle = &table.cycle;
             let n = cycle.len();
             if n == 0 {
                 return None;

@@ -1,0 +1,405 @@
+//! Membership and lifecycle: the peer records, `start`, `stop`, `update`, retaining and
+//! releasing through the transport, and the transport's status reports.
+//!
+//! Retaining a batch (a `start`, the additions of an `update`) takes the list's lock twice
+//! whatever its size: once to record the peers as being retained, once to settle them after
+//! the transport's `retain` calls, which run with no lock held.
+
+use std::collections::{BinaryHeap, HashSet};
+
+use foldhash::fast::RandomState;
+use std::sync::atomic::Ordering;
+
+use indexmap::IndexMap;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+
+use super::commit::Commit;
+use super::eligibility::{Class, Restoration, Tally};
+use super::{call_transport, ListShared};
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::peer::{ConnectionStatus, PeerId, PeerRef, PeerSpec, Retention};
+use crate::transport::Subscriber;
+
+/// Everything the list's lock guards.
+pub(super) struct State {
+    /// The peer records. Removal swaps the last record into the gap (O(1)); `Slot::seq`
+    /// keeps the order they were added in, for introspection.
+    pub(super) peers: IndexMap<PeerId, Slot, RandomState>,
+    next_seq: u64,
+    pub(super) rng: StdRng,
+    /// Ids an admin disabled; kept across removals so a re-added peer stays disabled.
+    pub(super) disabled: HashSet<PeerId, RandomState>,
+    /// How many records are in each class, and the panic floor.
+    pub(super) tally: Tally,
+    /// When ejected peers are due back (earliest first); stale entries are skipped.
+    pub(super) restorations: BinaryHeap<Restoration>,
+}
+
+/// One peer of the list.
+pub(super) struct Slot {
+    /// When it was added (introspection order).
+    pub(super) seq: u64,
+    pub(super) weight: u32,
+    /// The retained (or being retained) peer; `None` while uninitialized.
+    pub(super) peer: Option<PeerRef>,
+    pub(super) phase: Phase,
+    /// The class it was last reconciled into (what the tally counts it as).
+    pub(super) class: Class,
+    /// The status the list last acted on (events are sent when it changes).
+    pub(super) seen: ConnectionStatus,
+    /// Whether the strategy offers it.
+    pub(super) offered: bool,
+    /// Ejected until then, as a stamp of the list's clock (`ListShared::stamp_at`); 0 =
+    /// not ejected.
+    pub(super) ejected_until: u64,
+    /// How many times it has been ejected (the next ejection lasts longer).
+    pub(super) ejections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Uninitialized,
+    Retaining,
+    Retained,
+}
+
+impl Slot {
+    fn new(seq: u64, weight: u32) -> Slot {
+        Slot {
+            seq,
+            weight,
+            peer: None,
+            phase: Phase::Uninitialized,
+            class: Class::Idle,
+            seen: ConnectionStatus::Unavailable,
+            offered: false,
+            ejected_until: 0,
+            ejections: 0,
+        }
+    }
+
+    pub(super) fn holds(&self, peer: &PeerRef) -> bool {
+        self.peer.as_ref().is_some_and(|p| PeerRef::ptr_eq(p, peer))
+    }
+}
+
+impl State {
+    pub(super) fn new(capacity: usize, seed: Option<u64>) -> State {
+        State {
+            peers: IndexMap::with_capacity_and_hasher(capacity, RandomState::default()),
+            next_seq: 0,
+            rng: match seed {
+                Some(seed) => StdRng::seed_from_u64(seed),
+                None => StdRng::from_os_rng(),
+            },
+            disabled: HashSet::default(),
+            tally: Tally::default(),
+            restorations: BinaryHeap::new(),
+        }
+    }
+
+    /// Takes every retained peer out of its record (for releasing them when the list is
+    /// dropped).
+    pub(super) fn take_retained(&mut self) -> Vec<PeerRef> {
+        self.peers
+            .values_mut()
+            .filter(|s| s.phase == Phase::Retained)
+            .filter_map(|s| s.peer.take())
+            .collect()
+    }
+}
+
+/// Checks one addition: a valid id and a weight of at least 1.
+pub(super) fn validate_spec(spec: PeerSpec) -> Result<(PeerId, u32)> {
+    if spec.weight == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "peer {:?} has weight 0; weights start at 1",
+            spec.id
+        )));
+    }
+    Ok((PeerId::new(&spec.id)?, spec.weight))
+}
+
+impl Commit<'_> {
+    /// Records the peer at index `i` as being retained (the caller calls the transport
+    /// after the commit, then settles it at that index).
+    fn begin_retain(&mut self, i: usize) -> (Subscriber, usize) {
+        let (id, slot) = self
+            .state
+            .peers
+            .get_index_mut(i)
+            .expect("a record to retain");
+        let peer = self.list.new_peer(id.clone(), slot.weight);
+        slot.peer = Some(peer.clone());
+        slot.phase = Phase::Retaining;
+        self.reconcile_at(i);
+        (Subscriber::new(peer), i)
+    }
+
+    /// Removes `id`'s record; returns its peer when the transport must release it.
+    pub(super) fn remove(&mut self, id: &PeerId, detail: &str) -> Result<Option<PeerRef>> {
+        let Some(mut slot) = self.state.peers.swap_remove(id) else {
+            return Err(Error::PeerNotInList(id.to_string()));
+        };
+        self.forget(&mut slot);
+        self.event(EventKind::Removed, id, detail);
+        let peer = slot.peer.take();
+        if let Some(p) = &peer {
+            p.set_retention(Retention::Released);
+        }
+        // A peer still being retained is released by its retainer, which will find its
+        // record gone.
+        Ok(peer.filter(|_| slot.phase == Phase::Retained))
+    }
+
+    /// Settles a batch the transport retained: each peer becomes retained (and, if its
+    /// transport reported it available, offered), is released at once if its record went
+    /// away meanwhile, or leaves the list if `retain` failed (`failed`: index into `subs`
+    /// and the error).
+    fn settle(
+        &mut self,
+        subs: Vec<(Subscriber, usize)>,
+        failed: Vec<(usize, Error)>,
+        errors: &mut Vec<Error>,
+    ) -> Vec<Subscriber> {
+        let mut release_now = Vec::new();
+        let mut failed = failed.into_iter().peekable();
+        for (n, (sub, index)) in subs.into_iter().enumerate() {
+            let error = failed.next_if(|(at, _)| *at == n).map(|(_, e)| e);
+            let peer = sub.peer();
+            // Where the record was when it began retaining, unless a removal (a re-entrant
+            // one from the transport, or another thread's) moved it meanwhile.
+            let peers = &self.state.peers;
+            let at = Some(index)
+                .filter(|&i| peers.get_index(i).is_some_and(|(_, s)| s.holds(peer)))
+                .or_else(|| {
+                    peers
+                        .get_index_of(peer.id())
+                        .filter(|&i| peers[i].holds(peer))
+                });
+            match (error, at) {
+                (None, Some(i)) => {
+                    self.state.peers[i].phase = Phase::Retained;
+                    // From now on reports take the lock; the status read by `reconcile`
+                    // below includes every report made before (see `Peer::retention`).
+                    peer.set_retention(Retention::Retained);
+                    self.reconcile_at(i);
+                }
+                // Removed, or the list stopped, while the transport was retaining it.
+                (None, None) => release_now.push(sub),
+                (Some(e), Some(_)) => {
+                    // Left out of the list (as yarpc): subscribers saw it added, so they
+                    // hear it leave.
+                    let _ = self.remove(&peer.id().clone(), &e.to_string());
+                    errors.push(e);
+                }
+                (Some(e), None) => errors.push(e),
+            }
+        }
+        release_now
+    }
+
+    /// Adds a record for a validated peer; `Err` when the id is in the list already.
+    fn insert(&mut self, id: PeerId, weight: u32) -> Result<usize> {
+        let seq = self.state.next_seq;
+        let i = match self.state.peers.entry(id) {
+            indexmap::map::Entry::Occupied(o) => {
+                return Err(Error::PeerAlreadyInList(o.key().to_string()))
+            }
+            indexmap::map::Entry::Vacant(v) => {
+                let i = v.index();
+                v.insert(Slot::new(seq, weight));
+                i
+            }
+        };
+        self.state.next_seq += 1;
+        self.count_new();
+        if self.is_recording() {
+            let id = self
+                .state
+                .peers
+                .get_index(i)
+                .expect("just inserted")
+                .0
+                .clone();
+            self.event(EventKind::Added, &id, "");
+        }
+        Ok(i)
+    }
+}
+
+impl ListShared {
+    pub(super) fn start(&self) -> Result<()> {
+        let to_retain = self.commit(|c| {
+            if c.list.is_running() {
+                return Err(Error::AlreadyStarted(format!(
+                    "{:?} peer list is already running",
+                    self.name()
+                )));
+            }
+            self.running.store(true, Ordering::Release);
+            let mut subs: Vec<(Subscriber, usize)> = Vec::with_capacity(c.state.peers.len());
+            for i in 0..c.state.peers.len() {
+                if c.state.peers[i].peer.is_none() {
+                    subs.push(c.begin_retain(i));
+                }
+            }
+            if self.shuffle {
+                subs.shuffle(&mut c.state.rng);
+            }
+            Ok(subs)
+        })?;
+        let mut errors = Vec::new();
+        self.retain_all(to_retain, &mut errors);
+        Error::combine(errors)
+    }
+
+    pub(super) fn stop(&self) -> Result<()> {
+        let to_release = self.commit(|c| {
+            if !c.list.is_running() {
+                return Err(self.not_running());
+            }
+            self.running.store(false, Ordering::Release);
+            let ids: Vec<PeerId> = c.state.peers.keys().cloned().collect();
+            let mut to_release = Vec::new();
+            for id in &ids {
+                let slot = c.state.peers.get_mut(id).expect("listed above");
+                if slot.peer.is_none() {
+                    continue;
+                }
+                let retained = slot.phase == Phase::Retained;
+                slot.phase = Phase::Uninitialized;
+                let was_available = slot.seen == ConnectionStatus::Available;
+                slot.seen = ConnectionStatus::Unavailable;
+                if was_available {
+                    c.event(EventKind::Unavailable, id, "the list stopped");
+                }
+                // Idle now: withdrawn from the strategy (it still has its peer for that).
+                c.reconcile(id);
+                let slot = c.state.peers.get_mut(id).expect("listed above");
+                let peer = slot.peer.take().expect("checked above");
+                peer.set_retention(Retention::Released);
+                // A peer still being retained is released by its retainer, which will
+                // find its record emptied.
+                if retained {
+                    to_release.push(Subscriber::new(peer));
+                }
+            }
+            c.wake();
+            Ok(to_release)
+        })?;
+        let mut errors = Vec::new();
+        for sub in to_release {
+            self.release(&sub, &mut errors);
+        }
+        Error::combine(errors)
+    }
+
+    /// `additions` are validated already (`PeerList::update`); `invalid` holds what failed
+    /// validation (reported after the removals' failures, as the order of the work).
+    pub(super) fn update(
+        &self,
+        mut additions: Vec<(PeerId, u32)>,
+        removals: Vec<String>,
+        invalid: Vec<Error>,
+    ) -> Result<()> {
+        let mut errors = Vec::new();
+        let (to_release, to_retain, held) = self.commit(|c| {
+            let mut to_release = Vec::new();
+            for raw in removals {
+                let removed = PeerId::new(&raw).and_then(|id| c.remove(&id, ""));
+                match removed {
+                    Ok(Some(peer)) => to_release.push(Subscriber::new(peer)),
+                    Ok(None) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+            errors.extend(invalid);
+            let running = c.list.is_running();
+            if running && self.shuffle {
+                additions.shuffle(&mut c.state.rng);
+            }
+            let held = running && !additions.is_empty();
+            if held {
+                c.hold_batch();
+            }
+            c.state.peers.reserve(additions.len());
+            let mut to_retain = Vec::with_capacity(if running { additions.len() } else { 0 });
+            for (id, weight) in additions {
+                match c.insert(id, weight) {
+                    Ok(i) if running => to_retain.push(c.begin_retain(i)),
+                    Ok(_) => {}
+                    Err(e) => errors.push(e),
+                }
+            }
+            (to_release, to_retain, held)
+        });
+        for sub in to_release {
+            self.release(&sub, &mut errors);
+        }
+        self.retain_all(to_retain, &mut errors);
+        if held {
+            self.end_batch();
+        }
+        Error::combine(errors)
+    }
+
+    /// Calls the transport's `retain` for each peer (no lock held), then settles them all
+    /// in one commit, and releases those whose records went away meanwhile.
+    fn retain_all(&self, subs: Vec<(Subscriber, usize)>, errors: &mut Vec<Error>) {
+        if subs.is_empty() {
+            return;
+        }
+        let mut failed = Vec::new();
+        for (n, (sub, _)) in subs.iter().enumerate() {
+            let id = sub.peer().id();
+            if let Err(e) = call_transport("retain", id, || self.transport.retain(id, sub)) {
+                failed.push((n, e));
+            }
+        }
+        let release_now = self.commit(|c| c.settle(subs, failed, errors));
+        for sub in release_now {
+            self.release(&sub, errors);
+        }
+    }
+
+    pub(super) fn release(&self, sub: &Subscriber, errors: &mut Vec<Error>) {
+        let id = sub.peer().id();
+        if let Err(e) = call_transport("release", id, || self.transport.release(id, sub)) {
+            errors.push(e);
+        }
+    }
+
+    /// A transport reported a new status for `peer`, which is retained: act on it.
+    /// Returns whether the report was current (the peer is still this list's).
+    pub(crate) fn status_reported(&self, peer: &PeerRef) -> bool {
+        self.commit(|c| {
+            if !c.state.peers.get(peer.id()).is_some_and(|s| s.holds(peer)) {
+                return false;
+            }
+            c.reconcile(peer.id());
+            true
+        })
+    }
+
+    pub(super) fn delete(&self, id: &str) -> Result<crate::AdminResult> {
+        let peer_id = PeerId::new(id)?;
+        let removed = self.commit(|c| {
+            let forgot = c.state.disabled.remove(&peer_id);
+            match c.remove(&peer_id, "deleted by admin") {
+                Ok(peer) => Ok(peer),
+                Err(_) if forgot => Ok(None),
+                Err(e) => Err(e),
+            }
+        })?;
+        if let Some(peer) = removed {
+            let mut errors = Vec::new();
+            self.release(&Subscriber::new(peer), &mut errors);
+            Error::combine(errors)?;
+        }
+        Ok(crate::AdminResult::Success)
+    }
+}

@@ -1,0 +1,474 @@
+//! The peer list: the one owner of lifecycle, locking and waiting.
+//!
+//! Modelled on yarpc's `peer/abstractlist`:
+//!
+//! * Peers added before [`PeerList::start`] are *uninitialized*: recorded, not retained.
+//!   `start` retains them all (shuffled unless `shuffle(false)`); `stop` releases them all
+//!   and they become uninitialized again, so a stopped list can be started again.
+//! * [`PeerList::update`] applies removals, then additions, doing every one it can and
+//!   reporting all failures together.
+//! * Only *available* peers are offered to the strategy. [`PeerList::choose`] on a running
+//!   list with none waits for one until the request's deadline (`timeout`); without a
+//!   deadline it fails at once (`no-deadline`); a `fail_fast` list fails at once
+//!   (`no-peer-available`).
+//! * No transport callback runs while the list's lock is held, so a transport may call
+//!   back into the list (report status, update peers) from inside `retain`/`release`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use peerlb::{ListOptions, Outcome, PeerList, Request, StrategyKind};
+//!
+//! let list = PeerList::new(ListOptions::default().strategy(StrategyKind::RoundRobin)).unwrap();
+//! list.update(["10.0.0.1:80", "10.0.0.2:80"], None::<&str>).unwrap();
+//! list.start().unwrap();
+//! let choice = list.choose(&Request::new().with_timeout(Duration::from_millis(100))).unwrap();
+//! println!("send to {}", choice.peer());
+//! choice.finish(Outcome::Ok, None);
+//! assert_eq!(list.introspect().summary, "Running (2/2 available)");
+//! list.stop().unwrap();
+//! ```
+//!
+//! # How the list is built
+//!
+//! | file | job |
+//! |---|---|
+//! | `mod.rs` | this facade and the shared state |
+//! | `options.rs` | [`ListOptions`] |
+//! | `commit.rs` | the one path every change takes (below) |
+//! | `membership.rs` | the peer records, lifecycle (`start`, `stop`, `update`), retaining and releasing, status reports |
+//! | `eligibility.rs` | which peers the strategy offers: the class tally, outlier ejection, admin, the panic floor |
+//! | `waiting.rs` | `choose` when no peer is available: blocking, async, `choose_now` |
+//! | `introspection.rs` | snapshots and the messages that describe the list |
+//!
+//! # The change path
+//!
+//! Every change (an update, a start or stop, a status report, an admin action, an
+//! ejection or restoration) goes through [`ListShared::commit`], which fixes the order:
+//! lock → change → queue events → unlock → strategy `batch_end` → deliver events → wake
+//! waiting `choose` calls. Inside the change, each peer record that is touched is
+//! *reconciled* (`Commit::reconcile`): its class (healthy, ejected, connecting, ...) is
+//! recomputed, the class tally adjusted, and its offer to the strategy added or withdrawn.
+//! So a change costs O(changed peers × log n) plus the strategy's one `batch_end`; nothing
+//! scans the whole list, except `stop` (which releases every peer) and introspection.
+//!
+//! # Invariants
+//!
+//! * A peer record is offered to the strategy exactly when it is retained, reported
+//!   available, enabled, and not ejected — or ejected while the panic floor is active.
+//! * The tally counts each record once, in the class it was last reconciled into; the
+//!   panic floor is recomputed from it at the end of every commit, and only when it flips
+//!   are the ejected records reconciled again (O(ejected)).
+//! * Each fact is stored once: whether the list runs (`ListShared::running`, written under
+//!   the lock), admin-disabled ids (`State::disabled`, which outlives removals), a peer's
+//!   status (its `Peer`; the record keeps only the status it last acted on, for events).
+//! * The strategy hears changes in the order of the commits (its `update` runs under the
+//!   lock); its `batch_end` may run in another order, and publishes everything staged so
+//!   far (see `strategy::snapshot`).
+//! * A status report from inside `retain` takes no lock: it only sets the peer's status,
+//!   and the list reads it when it settles the batch it retained.
+
+mod commit;
+mod eligibility;
+mod introspection;
+mod membership;
+mod options;
+mod waiting;
+
+use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use event_listener::Event;
+
+use crate::admin::{AdminOp, AdminResult};
+use crate::choice::Choice;
+use crate::clock::Clock;
+use crate::ejection::EjectionPolicy;
+use crate::error::{panic_message, Error, Result};
+use crate::events::{EventBus, PeerEvent, Subscription};
+use crate::introspect::{ListIntrospection, PeerIntrospection};
+use crate::now_or_later::NowOrLater;
+use crate::peer::{Peer, PeerId, PeerRef, PeerSpec};
+use crate::request::{Outcome, Request};
+use crate::strategy::Strategy;
+use crate::transport::{AlwaysAvailable, Subscriber, Transport};
+
+pub use options::ListOptions;
+
+use membership::State;
+
+/// The most peers a capacity hint pre-sizes for (a hint is never trusted further: a huge
+/// one must not abort the process on allocation).
+const MAX_CAPACITY_HINT: usize = 1 << 16;
+
+/// A list of peers with a strategy to choose among the available ones.
+///
+/// Cheap to clone (clones share one list); `Send + Sync`. See the [module docs](self).
+#[derive(Clone)]
+pub struct PeerList {
+    shared: Arc<ListShared>,
+}
+
+/// The shared inside of a list; peers point back at it weakly.
+pub(crate) struct ListShared {
+    /// This list, weakly (for the peers it makes and the timers it sets).
+    this: Weak<ListShared>,
+    strategy: Arc<dyn Strategy>,
+    /// The strategy's full spec string, options included (`"hash-ring?bounded=1.25"`), or
+    /// a custom strategy's name.
+    spec: String,
+    transport: Arc<dyn Transport>,
+    shuffle: bool,
+    fail_fast: bool,
+    notify_pending: bool,
+    notify_outcome: bool,
+    clock: Clock,
+    /// Origin of the clock stamps choices carry (see [`ListShared::stamp`]).
+    epoch: Instant,
+    /// Whether the list runs: written only under the lock, read without it.
+    running: AtomicBool,
+    /// Outlier ejection, if on.
+    ejection: Option<EjectionPolicy>,
+    state: Mutex<State>,
+    /// Fired when a peer becomes available or the list stops.
+    changed: Event,
+    /// Peer events and their subscribers.
+    events: Arc<EventBus>,
+}
+
+impl PeerList {
+    /// A new, idle list.
+    pub fn new(options: ListOptions) -> Result<PeerList> {
+        if let Some(policy) = &options.ejection {
+            policy.validate()?;
+        }
+        let (strategy, spec) = match options.custom_strategy {
+            Some(s) => {
+                let name = s.name().to_owned();
+                (s, name)
+            }
+            None => (
+                options.strategy.build(options.seed, &options.clock),
+                options.strategy.to_string(),
+            ),
+        };
+        let shared = Arc::new_cyclic(|this| ListShared {
+            this: this.clone(),
+            spec,
+            notify_pending: strategy.wants_pending_updates(),
+            notify_outcome: strategy.wants_outcomes(),
+            epoch: options.clock.now(),
+            clock: options.clock,
+            strategy,
+            transport: options
+                .transport
+                .unwrap_or_else(|| Arc::new(AlwaysAvailable)),
+            shuffle: options.shuffle,
+            fail_fast: options.fail_fast,
+            running: AtomicBool::new(false),
+            ejection: options.ejection,
+            state: Mutex::new(State::new(
+                options.capacity.min(MAX_CAPACITY_HINT),
+                options.seed,
+            )),
+            changed: Event::new(),
+            events: Arc::new(EventBus::default()),
+        });
+        Ok(PeerList { shared })
+    }
+
+    /// The strategy's full spec, options included: `"round-robin"`,
+    /// `"hash-ring?bounded=1.25"`, `"peak-ewma?choices=all"` (defaults are left out, so
+    /// it parses back to the same strategy), or a custom strategy's name.
+    pub fn strategy_name(&self) -> &str {
+        &self.shared.spec
+    }
+
+    /// Whether the list is running (started and not stopped).
+    pub fn is_running(&self) -> bool {
+        self.shared.is_running()
+    }
+
+    /// How many peers the list has, retained or not.
+    pub fn len(&self) -> usize {
+        self.shared.lock().peers.len()
+    }
+
+    /// Whether the list has no peers.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Starts the list: retains every peer. Errors with `already-started` when running;
+    /// transport failures for individual peers are reported together (those peers are
+    /// left out, the list runs).
+    pub fn start(&self) -> Result<()> {
+        self.shared.start()
+    }
+
+    /// Stops the list: releases every peer (they stay in the list, uninitialized) and
+    /// wakes waiting `choose` calls, which fail with `not-started`.
+    pub fn stop(&self) -> Result<()> {
+        self.shared.stop()
+    }
+
+    /// Adds and removes peers: removals first, then additions. Everything that can be
+    /// applied is; the failures (`invalid-argument`, `peer-already-in-list`,
+    /// `peer-not-in-list`, `transport-failed`) come back together. Costs O(changes × log n)
+    /// plus one build of the strategy's structure, however many peers the list has.
+    ///
+    /// ```
+    /// use peerlb::{ErrorCode, ListOptions, PeerList};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// list.update(["a", "b"], None::<&str>).unwrap();
+    /// let err = list.update(["c", "a"], ["zzz"]).unwrap_err();
+    /// assert_eq!(err.errors().len(), 2); // zzz not in list, a already in list
+    /// assert_eq!(list.len(), 3); // c was still added
+    /// ```
+    pub fn update<A, R>(&self, additions: A, removals: R) -> Result<()>
+    where
+        A: IntoIterator,
+        A::Item: Into<PeerSpec>,
+        R: IntoIterator,
+        R::Item: AsRef<str>,
+    {
+        // Validated one by one as they come, so no copy of the whole input is kept.
+        let mut errors = Vec::new();
+        let additions = additions.into_iter();
+        let mut valid = Vec::with_capacity(additions.size_hint().0.min(MAX_CAPACITY_HINT));
+        for spec in additions {
+            match membership::validate_spec(spec.into()) {
+                Ok(v) => valid.push(v),
+                Err(e) => errors.push(e),
+            }
+        }
+        let removals: Vec<String> = removals
+            .into_iter()
+            .map(|r| r.as_ref().to_owned())
+            .collect();
+        if valid.is_empty() && removals.is_empty() && errors.is_empty() {
+            return Ok(());
+        }
+        self.shared.update(valid, removals, errors)
+    }
+
+    /// Chooses an available peer, waiting (blocking this thread) until the request's
+    /// deadline if none is available. See the module docs for the error cases.
+    #[inline]
+    pub fn choose(&self, request: &Request<'_>) -> Result<Choice> {
+        match self.shared.try_choose(request) {
+            Some(choice) => Ok(choice),
+            None => self.shared.choose_slow(request),
+        }
+    }
+
+    /// [`PeerList::choose`] for async code: waits without blocking a thread. Works under
+    /// any executor, and needs no runtime context (deadlines use their own timer thread).
+    pub async fn choose_async(&self, request: &Request<'_>) -> Result<Choice> {
+        if let Some(choice) = self.shared.try_choose(request) {
+            return Ok(choice);
+        }
+        self.shared.choose_slow_async(request).await
+    }
+
+    /// Chooses without blocking: [`NowOrLater::Now`] with the choice or the final error
+    /// (`not-started`, `no-peer-available` on a fail-fast list, `no-deadline`) when that is
+    /// known at once, else a [`Later`](crate::Later) that waits for a peer until the
+    /// request's deadline and owns what it needs (the shard key is copied). The bindings
+    /// use this to take the fast path inline and wait their own way (block, await, an
+    /// event loop's promise).
+    #[inline]
+    pub fn choose_now(&self, request: &Request<'_>) -> NowOrLater<Result<Choice>> {
+        if let Some(choice) = self.shared.try_choose(request) {
+            return NowOrLater::Now(Ok(choice));
+        }
+        self.shared.choose_later(self.clone(), request)
+    }
+
+    /// A snapshot of the list for debugging and tests.
+    pub fn introspect(&self) -> ListIntrospection {
+        self.shared.introspect()
+    }
+
+    /// Subscribes to peer events (see [`crate::events`]); the callback runs outside the
+    /// list's lock, one event at a time, and may call back into the list. Keep the
+    /// returned [`Subscription`]: dropping it unsubscribes.
+    pub fn subscribe<F>(&self, callback: F) -> Subscription
+    where
+        F: Fn(&PeerEvent) + Send + Sync + 'static,
+    {
+        self.shared.events.subscribe(Arc::new(callback))
+    }
+
+    /// Admin: no new requests go to `id` (in-flight ones finish); it stays disabled across
+    /// updates until [`PeerList::enable`]. See [`crate::admin`].
+    pub fn disable(&self, id: &str) -> Result<AdminResult> {
+        self.shared.set_disabled(id, true)
+    }
+
+    /// Admin: undoes [`PeerList::disable`].
+    pub fn enable(&self, id: &str) -> Result<AdminResult> {
+        self.shared.set_disabled(id, false)
+    }
+
+    /// Admin: clears `id`'s ejection and failure history (a tripped peer comes back now).
+    pub fn reset(&self, id: &str) -> Result<AdminResult> {
+        self.shared.reset(id)
+    }
+
+    /// Admin: removes `id` from the list (as `update(None, [id])`) and forgets its admin
+    /// state.
+    ///
+    /// A peer that was disabled and then removed by an update is still remembered as
+    /// disabled (so it comes back disabled); `delete` and `enable` of such an id forget it
+    /// and succeed.
+    pub fn delete(&self, id: &str) -> Result<AdminResult> {
+        self.shared.delete(id)
+    }
+
+    /// An admin operation by name (the surfaces that dispatch on a string or a number use
+    /// this): the same as calling [`PeerList::disable`], [`PeerList::enable`],
+    /// [`PeerList::reset`] or [`PeerList::delete`].
+    ///
+    /// ```
+    /// use peerlb::{admin::{AdminOp, AdminResult}, ListOptions, PeerList};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// let op: AdminOp = "disable".parse().unwrap();
+    /// assert_eq!(list.admin(op, "a:1").unwrap(), AdminResult::Success);
+    /// ```
+    pub fn admin(&self, op: AdminOp, id: &str) -> Result<AdminResult> {
+        match op {
+            AdminOp::Disable => self.disable(id),
+            AdminOp::Enable => self.enable(id),
+            AdminOp::Reset => self.reset(id),
+            AdminOp::Delete => self.delete(id),
+        }
+    }
+
+    /// Every backend with its admin and ejection state, in the order they were added: the
+    /// `peers` of [`PeerList::introspect`] (the backend admin's `list_backends`).
+    pub fn list_backends(&self) -> Vec<PeerIntrospection> {
+        self.shared.backends()
+    }
+
+    /// The status of one peer, if it is in the list (an uninitialized peer is reported
+    /// as `unavailable` with 0 pending).
+    pub fn peer_status(&self, id: &str) -> Option<crate::PeerStatus> {
+        self.shared.peer_status(id)
+    }
+}
+
+impl fmt::Debug for PeerList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "PeerList({:?}, {})",
+            self.strategy_name(),
+            self.introspect().summary
+        )
+    }
+}
+
+/// Runs a transport callback, turning an error or a panic into `transport-failed`.
+fn call_transport(
+    operation: &'static str,
+    peer: &PeerId,
+    f: impl FnOnce() -> std::result::Result<(), String>,
+) -> Result<()> {
+    let outcome = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|panic| Err(format!("panicked: {}", panic_message(panic.as_ref()))));
+    outcome.map_err(|message| Error::TransportFailed {
+        operation,
+        peer: peer.to_string(),
+        message,
+    })
+}
+
+impl ListShared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is kept consistent at every unlock, so a poisoned lock is still usable.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn name(&self) -> &str {
+        &self.spec
+    }
+
+    #[inline]
+    fn is_running(&self) -> bool {
+        self.running.load(Ordering::Acquire)
+    }
+
+    /// A new peer for the transport to retain.
+    fn new_peer(&self, id: PeerId, weight: u32) -> PeerRef {
+        Peer::new_ref(
+            id,
+            weight,
+            self.this.clone(),
+            self.notify_pending,
+            self.notify_outcome,
+            self.ejection.map_or(0, |p| p.consecutive_failures),
+        )
+    }
+
+    pub(crate) fn pending_changed(&self, peer: &PeerRef) {
+        self.strategy.pending_changed(peer);
+    }
+
+    /// A request to `peer` ended; only called when the strategy wants outcomes. Without a
+    /// given latency, it is the time since `started` on the list's clock.
+    pub(crate) fn request_finished(
+        &self,
+        peer: &PeerRef,
+        outcome: Outcome,
+        latency: Option<Duration>,
+        started: u64,
+    ) {
+        // One clock reading serves the latency and the strategy.
+        let now = self.clock.now();
+        let latency = match latency {
+            Some(l) => l,
+            None if started == 0 => Duration::ZERO,
+            None => Duration::from_nanos(self.stamp_at(now).saturating_sub(started)),
+        };
+        // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
+        // turn into a panic in drop (an abort while unwinding), so it is contained here;
+        // the request has already ended either way.
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            self.strategy
+                .request_finished_at(peer, outcome, latency, now)
+        }));
+    }
+
+    /// Nanoseconds since the list was made, on its clock, plus one (so never 0, which
+    /// means "not timed" in a [`Choice`]).
+    #[inline]
+    fn stamp(&self) -> u64 {
+        self.stamp_at(self.clock.now())
+    }
+
+    /// [`ListShared::stamp`] of a given instant.
+    #[inline]
+    fn stamp_at(&self, now: Instant) -> u64 {
+        let d = now.saturating_duration_since(self.epoch);
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1) + 1
+    }
+}
+
+impl Drop for ListShared {
+    /// A list dropped while running releases its peers (no lock is held by then).
+    fn drop(&mut self) {
+        if !*self.running.get_mut() {
+            return;
+        }
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let retained = state.take_retained();
+        let mut ignored = Vec::new();
+        for peer in retained {
+            self.release(&Subscriber::new(peer), &mut ignored);
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Waiting: `choose` when no peer is available now.
+//!
+//! The fast path (`ListShared::try_choose`) asks the strategy and takes no lock of the
+//! list. When it finds nothing, the list decides whether the request can wait: not on a
+//! list that is not running (`not-started`), not on a fail-fast list
+//! (`no-peer-available`), not without a deadline (`no-deadline`). Otherwise it waits for
+//! the list's `changed` event (fired when a peer is offered or the list stops) or the
+//! deadline, whichever comes first, and tries again. The blocking wait parks the thread;
+//! the async wait uses futures-timer's thread for the deadline, never a worker of the
+//! library's runtime, so a deadline is kept even when every runtime worker is busy.
+
+use std::time::{Duration, Instant};
+
+use event_listener::Listener;
+
+use super::{ListShared, PeerList};
+use crate::choice::Choice;
+use crate::error::{Error, Result};
+use crate::now_or_later::{Later, NowOrLater};
+use crate::request::Request;
+
+impl ListShared {
+    #[inline]
+    pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
+        let request = self.strategy.choose(request)?;
+        if self.notify_pending {
+            self.strategy.pending_changed(&request.peer_ref());
+        }
+        if self.notify_outcome {
+            return Some(Choice::timed(request, self.stamp()));
+        }
+        Some(Choice::new(request))
+    }
+
+    /// Why a choose cannot wait: not running, fail-fast, or no deadline.
+    fn cannot_wait(&self, request: &Request<'_>) -> Option<Error> {
+        if !self.is_running() {
+            return Some(self.not_running());
+        }
+        if self.fail_fast {
+            return Some(Error::NoPeerAvailable(self.unavailable_message()));
+        }
+        if request.deadline().is_none() {
+            return Some(Error::NoDeadline(format!(
+                "{}, and the request has no deadline to wait for one; give choose a timeout",
+                self.unavailable_message()
+            )));
+        }
+        None
+    }
+
+    #[cold]
+    pub(super) fn choose_slow(&self, request: &Request<'_>) -> Result<Choice> {
+        let started = Instant::now();
+        loop {
+            if let Some(err) = self.cannot_wait(request) {
+                return Err(err);
+            }
+            let deadline = request.deadline().expect("checked by cannot_wait");
+            let listener = self.changed.listen();
+            if let Some(choice) = self.try_choose(request) {
+                return Ok(choice);
+            }
+            if !self.is_running() {
+                return Err(self.not_running());
+            }
+            if listener.wait_deadline(deadline).is_none() {
+                return self
+                    .try_choose(request)
+                    .ok_or_else(|| self.timed_out(started));
+            }
+            if let Some(choice) = self.try_choose(request) {
+                return Ok(choice);
+            }
+        }
+    }
+
+    #[cold]
+    pub(super) async fn choose_slow_async(&self, request: &Request<'_>) -> Result<Choice> {
+        let started = Instant::now();
+        let mut timer: Option<futures_timer::Delay> = None;
+        loop {
+            if let Some(err) = self.cannot_wait(request) {
+                return Err(err);
+            }
+            let deadline = request.deadline().expect("checked by cannot_wait");
+            let listener = self.changed.listen();
+            if let Some(choice) = self.try_choose(request) {
+                return Ok(choice);
+            }
+            if !self.is_running() {
+                return Err(self.not_running());
+            }
+            let timer = timer.get_or_insert_with(|| {
+                futures_timer::Delay::new(deadline.saturating_duration_since(Instant::now()))
+            });
+            let mut listener = std::pin::pin!(listener);
+            let woke = std::future::poll_fn(|cx| {
+                use std::future::Future;
+                use std::task::Poll;
+                if listener.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(true);
+                }
+                match std::pin::Pin::new(&mut *timer).poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(false),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            if !woke {
+                return self
+                    .try_choose(request)
+                    .ok_or_else(|| self.timed_out(started));
+            }
+        }
+    }
+
+    /// The slow half of [`PeerList::choose_now`]: the final error now, or a wait.
+    #[cold]
+    pub(super) fn choose_later(
+        &self,
+        list: PeerList,
+        request: &Request<'_>,
+    ) -> NowOrLater<Result<Choice>> {
+        if let Some(err) = self.cannot_wait(request) {
+            // A peer may have come meanwhile.
+            return NowOrLater::Now(self.try_choose(request).ok_or(err));
+        }
+        let deadline = request.deadline().expect("checked by cannot_wait");
+        let key = request.shard_key().map(<[u8]>::to_vec);
+        NowOrLater::Later(Later::new(async move {
+            let mut request = Request::new().with_deadline(deadline);
+            if let Some(k) = &key {
+                request = request.with_shard_key(k);
+            }
+            list.shared.choose_slow_async(&request).await
+        }))
+    }
+
+    pub(super) fn not_running(&self) -> Error {
+        Error::NotStarted(format!(
+            "{:?} peer list is not running; call start() first",
+            self.name()
+        ))
+    }
+
+    fn timed_out(&self, started: Instant) -> Error {
+        Error::Timeout(format!(
+            "{:?} peer list timed out after {:?} waiting for an available peer: {}",
+            self.name(),
+            Duration::from_millis(started.elapsed().as_millis() as u64),
+            self.unavailable_message()
+        ))
+    }
+}
