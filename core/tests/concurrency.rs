@@ -145,6 +145,16 @@ fn weighted_round_robin_under_churn() {
 }
 
 #[test]
+fn hash_ring_under_churn() {
+    hammer(StrategyKind::HashRing);
+}
+
+#[test]
+fn maglev_under_churn() {
+    hammer(StrategyKind::Maglev);
+}
+
+#[test]
 fn peak_ewma_under_churn() {
     hammer(StrategyKind::PeakEwma);
 }
@@ -250,4 +260,32 @@ fn stop_wakes_blocked_choosers() {
     for w in waiters {
         assert_eq!(w.join().unwrap(), ErrorCode::NotStarted);
     }
+}
+
+/// Dropping (cancelling) a waiting `choose_async` leaves nothing behind on the library
+/// runtime (its deadline timer is futures-timer's, and goes with the future).
+#[test]
+fn cancelled_choose_async_leaves_no_timer_tasks() {
+    use std::future::Future;
+    use std::task::{Context, Poll, Waker};
+    let list = PeerList::new(ListOptions::default()).unwrap();
+    list.start().unwrap();
+    let rt = peerlb::runtime::handle();
+    let before = rt.metrics().num_alive_tasks();
+    for _ in 0..100 {
+        let req = Request::new().with_timeout(Duration::from_secs(3600));
+        let mut fut = Box::pin(list.choose_async(&req));
+        let _g = rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(matches!(fut.as_mut().poll(&mut cx), Poll::Pending));
+        drop(fut); // cancelled, as asyncio / a JS abort / tokio::select! would
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let after = rt.metrics().num_alive_tasks();
+    println!("alive runtime tasks: before {before}, after 100 cancelled waits {after}");
+    assert!(
+        after < before + 10,
+        "{} timer tasks left sleeping for an hour",
+        after - before
+    );
 }

@@ -216,3 +216,37 @@ fn subscriber_outliving_its_list_is_harmless() {
     drop(list);
     assert!(!sub.set_status(ConnectionStatus::Available));
 }
+
+/// Fails to retain `bad:1`; marks every other peer available.
+struct FailOne;
+impl Transport for FailOne {
+    fn retain(&self, id: &PeerId, sub: &Subscriber) -> Result<(), String> {
+        if id.as_str() == "bad:1" {
+            return Err("nope".into());
+        }
+        sub.set_status(peerlb::ConnectionStatus::Available);
+        Ok(())
+    }
+    fn release(&self, _id: &PeerId, _sub: &Subscriber) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A peer whose retain fails is dropped from the list: subscribers hear it added and
+/// removed.
+#[test]
+fn retain_failure_is_added_then_removed() {
+    let list = PeerList::new(ListOptions::default().transport(Arc::new(FailOne))).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let _sub = list.subscribe(move |e| log.lock().unwrap().push(e.to_string()));
+    list.start().unwrap();
+    let _ = list.update(["good:1", "bad:1"], None::<&str>);
+    let events = seen.lock().unwrap().clone();
+    println!("events: {events:?}; len {}", list.len());
+    assert_eq!(list.len(), 1, "bad:1 left the list");
+    assert!(
+        events.contains(&"removed bad:1".to_string()),
+        "subscribers were told bad:1 was added but never that it left: {events:?}"
+    );
+}

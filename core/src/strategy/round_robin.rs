@@ -349,4 +349,88 @@ mod tests {
         // Threads normally get distinct stripes; if they share one, it just continues.
         assert_ne!(other, "a");
     }
+
+    #[test]
+    fn a_thread_that_skipped_versions_resumes_at_the_cursors_successor() {
+        let rr = RoundRobin::new();
+        let ps = peers(&["a", "b", "c", "d", "e", "f", "g"]);
+        rr.update(&ps, &[]);
+        rr.batch_end();
+        assert_eq!(pick(&rr), "a");
+        assert_eq!(pick(&rr), "b"); // the cursor is on c
+                                    // Three versions this thread never chooses in: c and d go, x comes (before the
+                                    // cursor, now on e), then e goes.
+        rr.update(&[], &ps[2..4]);
+        rr.batch_end();
+        let x = peers(&["x"]);
+        rr.update(&x, &[]);
+        rr.batch_end();
+        rr.update(&[], &ps[4..5]);
+        rr.batch_end();
+        let got: Vec<String> = (0..6).map(|_| pick(&rr)).collect();
+        assert_eq!(got, ["f", "g", "a", "b", "x", "f"]);
+    }
+
+    #[test]
+    fn one_batch_inserts_its_peers_together_before_the_cursor() {
+        let rr = RoundRobin::new();
+        let ps = peers(&["a", "b", "c", "x", "y"]);
+        rr.update(&ps[..3], &[]);
+        rr.batch_end();
+        assert_eq!(pick(&rr), "a");
+        rr.update(&ps[3..], &[ps[2].clone()]);
+        rr.batch_end();
+        let got: Vec<String> = (0..5).map(|_| pick(&rr)).collect();
+        assert_eq!(got, ["b", "a", "x", "y", "b"]); // the new peers end the cycle
+    }
+
+    #[test]
+    fn many_insertions_at_one_point_keep_the_order() {
+        let rr = RoundRobin::new();
+        let ps = peers(&["a", "b"]);
+        rr.update(&ps, &[]);
+        rr.batch_end();
+        assert_eq!(pick(&rr), "a"); // the cursor is on b
+        let names: Vec<String> = (0..200).map(|i| format!("n{i:03}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        for p in peers(&refs) {
+            rr.add(&p); // each just before the cursor, after the previous one
+        }
+        let got: Vec<String> = (0..203).map(|_| pick(&rr)).collect();
+        let mut want = vec!["b".to_owned()];
+        want.push("a".to_owned());
+        want.extend(names.iter().cloned());
+        want.push("b".to_owned());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn renumbered_keys_keep_the_order_and_a_stale_thread_keeps_its_place() {
+        let mut ring = Ring::empty();
+        ring.peers = peers(&["a", "b", "c", "d"]);
+        ring.keys = vec![10, 11, 12, 13];
+        let old = ring.keys.clone();
+        renumber(&mut ring);
+        assert_eq!(ring.epoch, 1);
+        assert!(ring.keys.windows(2).all(|w| w[0] < w[1]));
+        assert_ne!(ring.keys, old);
+        let mut local = Local {
+            view: Arc::new(Published {
+                generation: 0,
+                value: Ring {
+                    peers: ring.peers.clone(),
+                    keys: old,
+                    head: 0,
+                    epoch: 0,
+                },
+            }),
+            cursor: 2,
+            used: true,
+        };
+        local.sync(Arc::new(Published {
+            generation: 1,
+            value: ring,
+        }));
+        assert_eq!(local.cursor, 2, "same relative place after a renumbering");
+    }
 }
