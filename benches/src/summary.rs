@@ -173,7 +173,7 @@ fn natural_key(s: &str) -> NaturalKey {
     key
 }
 
-/// Row order: the built-in strategies as the issue lists them, other functions by name,
+/// Row order: the built-in strategies in the order `StrategyKind::ALL` lists them, other functions by name,
 /// the baseline last.
 fn row_rank(function: &str) -> (usize, &str) {
     const ORDER: [&str; 4] = [
@@ -352,7 +352,7 @@ fn leading_number(s: &str) -> Option<u64> {
     s[..digits].parse().ok()
 }
 
-/// The foundation issue's targets for round-robin at 100 peers.
+/// The round-robin targets at 100 peers (one-thread latency, scaling, and against the baseline).
 pub const TARGET_PEERS: usize = 100;
 /// Round-robin choose+finish on one thread must take at most this many ns.
 pub const TARGET_ONE_THREAD_NS: f64 = 15.0;

@@ -1,6 +1,6 @@
 //! Backend administration: what an operator's `disable`, `enable`, `reset` and `delete`
-//! on a [`PeerList`](crate::PeerList) report (the seed's `ResultSuccess`,
-//! `ResultNoActionReqd`, `ResultFailed`).
+//! on a [`PeerList`](crate::PeerList) report (a WebSocket balancer's backend admin calls
+//! them `ResultSuccess`, `ResultNoActionReqd`, `ResultFailed`).
 //!
 //! * `disable(id)`: no new requests go to the peer (requests in flight finish normally);
 //!   it stays disabled across `update`s, and even if it is removed and added again, until

@@ -76,7 +76,7 @@ fn known_cases() {
     assert!(scan.latency.p99 * 2 < p2c.latency.p99, "{:?}", scan.latency);
 }
 
-/// The second target, which the current strategies do not meet: with 2 of 4
+/// A target the current strategies do not meet: with 2 of 4
 /// backends 10× slower, peak-ewma, fewest-pending and bounded-load hash-ring each keep p99
 /// within 2× of healthy. Every one of them sends 10–17% of requests to the slow backends
 /// (above the 1% that p99 tolerates), at every load from 200 to 20 000 requests/s and every
