@@ -173,19 +173,14 @@ fn natural_key(s: &str) -> NaturalKey {
     key
 }
 
-/// Row order: the built-in strategies in the order `StrategyKind::ALL` lists them, other functions by name,
-/// the baseline last.
+/// Row order: the built-in strategies in the order `StrategyKind::ALL` lists them, other
+/// functions by name, the baseline last.
 fn row_rank(function: &str) -> (usize, &str) {
-    const ORDER: [&str; 4] = [
-        "round-robin",
-        "random",
-        "fewest-pending",
-        "two-random-choices",
-    ];
-    match ORDER.iter().position(|f| *f == function) {
+    let order = peerlb::StrategyKind::ALL;
+    match order.iter().position(|k| k.as_str() == function) {
         Some(i) => (i, ""),
         None if function == BASELINE => (usize::MAX, ""),
-        None => (ORDER.len(), function),
+        None => (order.len(), function),
     }
 }
 
