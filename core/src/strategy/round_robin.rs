@@ -94,17 +94,18 @@ pub struct RoundRobin {
 
 struct Local {
     view: Arc<Published<Ring>>,
-    /// Index of this thread's next peer in `view`.
+    /// Index of this thread's next peer in `view`; `UNSET` until the stripe first chooses.
     cursor: usize,
-    used: bool,
 }
 
 impl Local {
     /// Moves to `ring`, keeping the cursor on the same next peer, or on the first peer
     /// after it that is still in the ring (yarpc: removing the cursor's peer moves the
     /// cursor to its successor).
+    #[cold]
+    #[inline(never)]
     fn sync(&mut self, ring: Arc<Published<Ring>>) {
-        if self.used {
+        if self.cursor != UNSET {
             let old = &self.view;
             self.cursor = match (old.peers.len(), ring.peers.len()) {
                 (_, 0) => 0,
@@ -119,7 +120,7 @@ impl Local {
     /// The key of this thread's next peer, if it has chosen and its ring is not empty.
     fn cursor_key(&self) -> Option<(u64, u64)> {
         let n = self.view.peers.len();
-        (self.used && n > 0).then(|| (self.view.keys[self.cursor % n], self.view.epoch))
+        (self.cursor != UNSET && n > 0).then(|| (self.view.keys[self.cursor % n], self.view.epoch))
     }
 }
 
@@ -129,8 +130,7 @@ impl RoundRobin {
         let ring = Publisher::new(Ring::empty());
         let local = Striped::new(|_| Local {
             view: ring.load(),
-            cursor: 0,
-            used: false,
+            cursor: UNSET,
         });
         RoundRobin {
             ring,
@@ -140,14 +140,14 @@ impl RoundRobin {
         }
     }
 
-    /// First choose from this thread's stripe: the first chooser starts at the ring's
-    /// head; later ones are spread around the ring.
+    /// Where a stripe that never chose starts: the first chooser at the ring's head; later
+    /// ones spread around the ring.
     #[cold]
-    fn claim(&self, local: &mut Local) {
+    #[inline(never)]
+    fn claim(&self, ring: &Ring) -> usize {
         let k = self.claimed.fetch_add(1, Ordering::Relaxed);
-        let ring = &local.view;
         let n = ring.peers.len().max(1);
-        local.cursor = if k == 0 {
+        if k == 0 {
             let _ = self.primary.compare_exchange(
                 UNSET,
                 stripes::current(),
@@ -158,8 +158,7 @@ impl RoundRobin {
         } else {
             let offset = ((k as f64 * 0.618_033_988_75).fract() * n as f64) as usize;
             (ring.head + offset) % n
-        };
-        local.used = true;
+        }
     }
 
     /// The key (and key epoch) of the cursor new peers go before: this thread's, else the
@@ -275,15 +274,20 @@ impl Strategy for RoundRobin {
             if local.view.generation != generation {
                 local.sync(self.ring.load());
             }
-            if !local.used {
-                self.claim(local);
-            }
-            let peers = &local.view.peers;
+            let peers: &[PeerRef] = &local.view.peers;
             let n = peers.len();
-            if n == 0 {
-                return None;
+            let mut i = local.cursor;
+            if i >= n {
+                // The cycle wrapped, or this stripe chooses for the first time.
+                if n == 0 {
+                    return None;
+                }
+                i = if i == UNSET {
+                    self.claim(&local.view)
+                } else {
+                    0
+                };
             }
-            let i = if local.cursor < n { local.cursor } else { 0 };
             local.cursor = if i + 1 == n { 0 } else { i + 1 };
             Some(peers[i].start_request())
         })
@@ -425,7 +429,6 @@ mod tests {
                 },
             }),
             cursor: 2,
-            used: true,
         };
         local.sync(Arc::new(Published {
             generation: 1,

@@ -430,7 +430,7 @@ impl Strategy for WeightedRoundRobin {
                 self.claim(local);
             }
             let table = &*local.table;
-            let cycle = &table.cycle;
+            let cycle: &[u32] = &table.cycle;
             let n = cycle.len();
             if n == 0 {
                 return None;
