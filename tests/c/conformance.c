@@ -563,7 +563,7 @@ static int op_finish(run *r, const json_value *s, int drop) {
                                                 latency_ms < 0 ? -1 : latency_ms * 1000);
         if (st != PEERLB_OK) return failf(r, "finish failed: %s", peerlb_last_error_message());
         /* A second finish of the same struct is refused, not a crash. */
-        if (peerlb_choice_finish(&r->held[i].choice, PEERLB_OUTCOME_OK, -1) != PEERLB_INVALID_ARGUMENT)
+        if (peerlb_choice_finish(&r->held[i].choice, PEERLB_OUTCOME_OK, -1) != PEERLB_ALREADY_FINISHED)
             return failf(r, "second finish was not refused");
         free(r->held[i].name);
         r->held[i] = r->held[--r->n_held];
