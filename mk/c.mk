@@ -39,7 +39,7 @@ INSTALL_TARGETS += install-c
 DEMO_TARGETS += demo-c
 
 .PHONY: build-c header test-c c-tools c-symbols c-header-check c-run c-valgrind c-asan \
-	c-cxx c-example c-install-test bench-c install-c demo-c
+	c-cxx c-example c-install-test bench-c install-c demo-c c-conformance-selftest
 
 # ---- the library ----
 
@@ -88,7 +88,17 @@ c-header-check:
 	printf '#include "peerlb.h"\nint main(){return PEERLB_OK;}\n' | \
 		$(C_CXX) -std=c++17 -pedantic $(C_WARN) -Iinclude -x c++ -fsyntax-only -
 
-c-run: $(addprefix $(C_BIN)/,$(C_TESTS))
+# The conformance runner must be able to fail: on a scenario with an unknown op, and on a
+# directory with fewer scenarios than its minimum (tests/c/conformance-must-fail/).
+c-conformance-selftest: $(C_BIN)/conformance
+	mkdir -p $(C_OUT)
+	if $(C_BIN)/conformance tests/c/conformance-must-fail 2> $(C_OUT)/must-fail.err; then \
+		echo "FAIL: the conformance runner passed a scenario with an unknown op"; exit 1; fi
+	grep -q "unknown op" $(C_OUT)/must-fail.err
+	grep -q "expected at least" $(C_OUT)/must-fail.err
+	@echo "conformance self-test: 1 passed, 0 failed"
+
+c-run: $(addprefix $(C_BIN)/,$(C_TESTS)) c-conformance-selftest
 	$(C_BIN)/conformance tests/conformance
 	$(C_BIN)/bad_input
 	$(C_BIN)/threads
