@@ -26,7 +26,7 @@ C_CFLAGS := -std=c99 -pedantic $(C_WARN) -g -O1 -I$(CURDIR)/include -I$(CURDIR)/
 C_LDFLAGS := -L$(C_LIB) -Wl,-rpath,$(C_LIB) -lpeerlb -lpthread
 C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 VALGRIND := valgrind -q --error-exitcode=1 --errors-for-leak-kinds=definite --leak-check=full
-C_TESTS := conformance bad_input threads ejection
+C_TESTS := conformance bad_input threads ejection extreme_arguments
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -68,6 +68,7 @@ $(C_BIN)/conformance: tests/c/conformance.c tests/c/json.c tests/c/json.h includ
 $(C_BIN)/bad_input: tests/c/bad_input.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/threads: tests/c/threads.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/ejection: tests/c/ejection.c tests/c/testutil.h include/peerlb.h | build-c
+$(C_BIN)/extreme_arguments: tests/c/extreme_arguments.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/%:
 	mkdir -p $(C_BIN)
 	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $@ $(filter %.c,$^) $(C_LDFLAGS)
@@ -103,12 +104,14 @@ c-run: $(addprefix $(C_BIN)/,$(C_TESTS)) c-conformance-selftest
 	$(C_BIN)/bad_input
 	$(C_BIN)/threads
 	$(C_BIN)/ejection
+	$(C_BIN)/extreme_arguments
 
 c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS)) $(C_BIN)/cxx_smoke
 	$(VALGRIND) $(C_BIN)/conformance tests/conformance
 	$(VALGRIND) $(C_BIN)/bad_input
 	$(VALGRIND) $(C_BIN)/threads
 	$(VALGRIND) $(C_BIN)/ejection
+	$(VALGRIND) $(C_BIN)/extreme_arguments
 	$(VALGRIND) $(C_BIN)/cxx_smoke
 
 $(C_ASAN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
@@ -121,6 +124,7 @@ c-asan: $(addprefix $(C_ASAN)/,$(C_TESTS)) $(C_ASAN)/cxx_smoke
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/bad_input
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/threads
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/ejection
+	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/extreme_arguments
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/cxx_smoke
 
 $(C_BIN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
