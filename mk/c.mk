@@ -3,8 +3,9 @@
 #
 #   make build-c    target/c/lib/libpeerlb.so{,.MAJOR,.VERSION} and libpeerlb.a
 #   make header     regenerate include/peerlb.h with the pinned cbindgen
-#   make test-c     symbols, header (C99 + C++17), C tests plain, under valgrind and ASan+UBSan,
-#                   the example, and an install into a temp dir built with pkg-config
+#   make test-c     symbols, header (C99 + C++17), C tests plain, under valgrind and ASan+UBSan
+#                   (health.c and updaters.c: valgrind here, plain and ASan in their own
+#                   fragments), the example, and an install into a temp dir built with pkg-config
 #   make bench-c    C vs Rust choose+finish -> target/bench/c-ffi.md (+ summary.md)
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -106,12 +107,16 @@ c-run: $(addprefix $(C_BIN)/,$(C_TESTS)) c-conformance-selftest
 	$(C_BIN)/ejection
 	$(C_BIN)/extreme_arguments
 
-c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS)) $(C_BIN)/cxx_smoke
+# health and updaters are built by mk/health.mk and mk/updaters.mk (which run them plain and
+# under ASan); valgrind runs them here with the others.
+c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS) health updaters) $(C_BIN)/cxx_smoke
 	$(VALGRIND) $(C_BIN)/conformance tests/conformance
 	$(VALGRIND) $(C_BIN)/bad_input
 	$(VALGRIND) $(C_BIN)/threads
 	$(VALGRIND) $(C_BIN)/ejection
 	$(VALGRIND) $(C_BIN)/extreme_arguments
+	$(VALGRIND) $(C_BIN)/health
+	$(VALGRIND) $(C_BIN)/updaters
 	$(VALGRIND) $(C_BIN)/cxx_smoke
 
 $(C_ASAN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
