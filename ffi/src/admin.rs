@@ -81,7 +81,9 @@ pub unsafe extern "C" fn peerlb_list_disable(
 /// `PEERLB_EVENT_ENABLED`.
 ///
 /// `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it was
-/// not disabled. Ownership and errors as `peerlb_list_disable`.
+/// not disabled.
+///
+/// Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
 ///
 /// # Safety
 /// `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
@@ -101,7 +103,9 @@ pub unsafe extern "C" fn peerlb_list_enable(
 /// next ejection is again the shortest).
 ///
 /// `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it had
-/// no ejection and no failures to forget. Ownership and errors as `peerlb_list_disable`.
+/// no ejection and no failures to forget.
+///
+/// Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
 ///
 /// # Safety
 /// `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
@@ -119,7 +123,9 @@ pub unsafe extern "C" fn peerlb_list_reset(
 /// Admin: removes peer `id` from the list, as `peerlb_list_update` would (a running list
 /// releases it through its transport), and forgets its admin state.
 ///
-/// `*result` is `PEERLB_ADMIN_SUCCESS`. Ownership and errors as `peerlb_list_disable`, and
+/// `*result` is `PEERLB_ADMIN_SUCCESS`.
+///
+/// Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`, and
 /// `PEERLB_TRANSPORT_FAILED` when the transport failed to release it (it is removed
 /// anyway).
 ///
