@@ -45,10 +45,15 @@ static int list_has(peerlb_list *l, const char *needle) {
         EXPECT(cond, "waited 10 s");                                               \
     } while (0)
 
+/* Replaces the file at once (write a temporary file, rename it over): a poll never sees
+ * it truncated and half written, which would be an empty, valid set. */
 static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
     fputs(text, f);
     fclose(f);
+    rename(tmp, path);
 }
 
 static void test_static(void) {
