@@ -5,9 +5,12 @@
  *  - Every fallible call returns peerlb_status; PEERLB_OK (0) is success. Out-parameters
  *    are written only on success. peerlb_last_error_message() tells what went wrong on
  *    the calling thread.
- *  - NULL pointers, non-UTF-8 / empty / over-long (> 1024 bytes) peer ids and unknown
- *    enum values are PEERLB_INVALID_ARGUMENT, never a crash.
- *  - Nothing unwinds or aborts through this API: an internal panic is PEERLB_PANIC.
+ *  - NULL pointers, non-UTF-8 / empty / over-long (> 1024 bytes) peer ids, impossible
+ *    lengths and unknown enum values are PEERLB_INVALID_ARGUMENT, never a crash.
+ *  - Nothing unwinds or aborts through this API: a caught internal panic is
+ *    PEERLB_INTERNAL, with the panic's message.
+ *  - Defaults are the core's: pass "not given" (NULL, 0 or a negative number, as each
+ *    function says) to get them.
  *  - Each function says who frees what ("Ownership") and which threads may call it.
  *  - Link with -lpeerlb (pkg-config --cflags --libs peerlb).
  */
@@ -33,12 +36,18 @@
 #define PEERLB_NO_TIMEOUT -1
 
 /**
+ * The value of a numeric argument that means "not given: use the core's default" (any
+ * negative value does; see `peerlb_retry_budget_new`).
+ */
+#define PEERLB_DEFAULT -1
+
+/**
  * The result of every fallible peerlb call.
  *
- * `PEERLB_OK` (0) is success. Values 1 to 13 are the core's error codes, one to one
- * (their numbers never change); `PEERLB_PANIC` means peerlb hit an internal bug, caught it
- * and returned instead of aborting. `peerlb_last_error_message()` tells what went wrong
- * and `peerlb_status_str()` names a code.
+ * `PEERLB_OK` (0) is success. Every other value is one of the core's error codes, with
+ * the same number (`ErrorCode::as_u32()`; numbers never change). A caught panic (an
+ * internal bug) is `PEERLB_INTERNAL`. `peerlb_last_error_message()` tells what went
+ * wrong and `peerlb_status_str()` names a code.
  */
 typedef enum peerlb_status {
   /**
@@ -47,7 +56,7 @@ typedef enum peerlb_status {
   PEERLB_OK = 0,
   /**
    * An argument was malformed: NULL pointer, non-UTF-8, empty or over-long peer id,
-   * unknown strategy, outcome or status value, a choice already finished.
+   * unknown strategy, outcome or status value, an impossible array length.
    */
   PEERLB_INVALID_ARGUMENT = 1,
   /**
@@ -102,9 +111,16 @@ typedef enum peerlb_status {
    */
   PEERLB_DECLINED = 13,
   /**
-   * peerlb panicked (an internal bug); the call did nothing or only part of it.
+   * A choice was finished (or reported to a retry) a second time; the first finish
+   * stands and the second changed nothing.
    */
-  PEERLB_PANIC = 100,
+  PEERLB_ALREADY_FINISHED = 14,
+  /**
+   * peerlb caught a panic (an internal bug); the message is the panic's. The call did
+   * nothing or only part of it, and the list is left consistent. (`PEERLB_PANIC` is an
+   * older name of this value.)
+   */
+  PEERLB_INTERNAL = 15,
 } peerlb_status;
 
 /**
@@ -112,8 +128,8 @@ typedef enum peerlb_status {
  *
  * Ownership: made by `peerlb_list_new`, freed with `peerlb_list_free`.
  * Thread safety: every function taking a `peerlb_list` may be called from any number of
- * threads at once (including from transport callbacks), except `peerlb_list_free`, which
- * must be the last use.
+ * threads at once (including from transport and event callbacks), except
+ * `peerlb_list_free`, which must be the last use.
  */
 typedef struct peerlb_list peerlb_list;
 
@@ -208,14 +224,18 @@ typedef struct peerlb_subscription peerlb_subscription;
 /**
  * An updater bound to a list. Opaque.
  *
+ * Ownership: made by `peerlb_updater_bind_*`, freed with `peerlb_updater_free`.
  * Thread safety: any number of threads may use one at once, except
  * `peerlb_updater_free` (the last use).
  */
 typedef struct peerlb_updater peerlb_updater;
 
 /**
- * A score-based list of backends with health checks. Thread safety: every function
- * except `peerlb_upstream_free` may be called from any number of threads at once.
+ * A score-based list of backends with health checks.
+ *
+ * Ownership: made by `peerlb_upstream_new`, freed with `peerlb_upstream_free`.
+ * Thread safety: every function except `peerlb_upstream_free` may be called from any
+ * number of threads at once.
  */
 typedef struct peerlb_upstream peerlb_upstream;
 
@@ -224,6 +244,40 @@ typedef struct peerlb_upstream peerlb_upstream;
  * is a non-OK `peerlb_status` instead (with `peerlb_last_error_message()`).
  */
 typedef uint32_t peerlb_admin_result;
+
+/**
+ * A chosen peer: filled in by `peerlb_list_choose`, ended by `peerlb_choice_finish`.
+ *
+ * The request counts as pending on the peer until the choice is finished. A choice is a
+ * plain struct on the caller's side (choose does not allocate); do not copy it and finish
+ * both copies. `peerlb_choice_finish` clears it, so finishing it a second time is
+ * `PEERLB_ALREADY_FINISHED`, not a crash. A choice stays valid (and must still be
+ * finished) after its list is stopped or freed.
+ *
+ * Ownership: the caller's struct; the peer it names is kept alive by peerlb until the
+ * choice is finished. Thread safety: a choice may be finished on any thread, once.
+ */
+typedef struct peerlb_choice {
+  /**
+   * The chosen peer's id: `peer_len` bytes, NOT NUL-terminated (print it with
+   * `"%.*s", (int)c.peer_len, c.peer`). Valid until the choice is finished.
+   */
+  const char *peer;
+  /**
+   * Length of `peer` in bytes.
+   */
+  size_t peer_len;
+  /**
+   * Opaque; NULL once finished. Do not touch.
+   */
+  const void *token;
+} peerlb_choice;
+
+/**
+ * How a request to a chosen peer ended (one of the `PEERLB_OUTCOME_*` values; any other
+ * value is `PEERLB_INVALID_ARGUMENT`).
+ */
+typedef uint32_t peerlb_outcome;
 
 /**
  * What happened to a peer (one of the `PEERLB_EVENT_*` values; later versions may add
@@ -342,7 +396,7 @@ typedef struct peerlb_peer_spec {
 } peerlb_peer_spec;
 
 /**
- * A peer id to remove: `len` bytes of UTF-8 at `id`.
+ * A peer id to remove (or a backend of an upstream): `len` bytes of UTF-8 at `id`.
  */
 typedef struct peerlb_peer_id {
   /**
@@ -356,9 +410,10 @@ typedef struct peerlb_peer_id {
 } peerlb_peer_id;
 
 /**
- * The parameters of one `peerlb_list_choose`.
+ * The parameters of one `peerlb_list_choose` (or `peerlb_retry_choose`).
  *
- * Ownership: the caller's; read during the call only.
+ * Ownership: the caller's; read during the call only (a choose that waits keeps its own
+ * copy of the shard key).
  */
 typedef struct peerlb_request {
   /**
@@ -377,39 +432,6 @@ typedef struct peerlb_request {
    */
   size_t shard_key_len;
 } peerlb_request;
-
-/**
- * A chosen peer: filled in by `peerlb_list_choose`, ended by `peerlb_choice_finish`.
- *
- * The request counts as pending on the peer until the choice is finished. A choice is a
- * plain struct on the caller's side (choose does not allocate); do not copy it and finish
- * both copies. `peerlb_choice_finish` clears it, so finishing it a second time is
- * `PEERLB_INVALID_ARGUMENT`, not a crash. A choice stays valid (and must still be finished)
- * after its list is stopped or freed.
- *
- * Thread safety: a choice may be finished on any thread, once.
- */
-typedef struct peerlb_choice {
-  /**
-   * The chosen peer's id: `peer_len` bytes, NOT NUL-terminated (print it with
-   * `"%.*s", (int)c.peer_len, c.peer`). Valid until the choice is finished.
-   */
-  const char *peer;
-  /**
-   * Length of `peer` in bytes.
-   */
-  size_t peer_len;
-  /**
-   * Opaque; NULL once finished. Do not touch.
-   */
-  const void *token;
-} peerlb_choice;
-
-/**
- * How a request to a chosen peer ended (one of the `PEERLB_OUTCOME_*` values; any other
- * value is `PEERLB_INVALID_ARGUMENT`).
- */
-typedef uint32_t peerlb_outcome;
 
 /**
  * A peer's connection status, as a C transport reports it (one of the
@@ -438,7 +460,9 @@ typedef uint32_t peerlb_dns_record;
 
 /**
  * Options of `peerlb_updater_bind_dns`. Zero-initialize, then set `name` (and `port` for
- * A/AAAA); zero or negative durations and a zero threshold mean the defaults.
+ * A/AAAA); zero or negative durations and a zero threshold mean the core's defaults.
+ *
+ * Ownership: the caller's; read during `peerlb_updater_bind_dns` only.
  */
 typedef struct peerlb_dns_options {
   /**
@@ -477,7 +501,10 @@ typedef struct peerlb_dns_options {
 } peerlb_dns_options;
 
 /**
- * Options of an upstream; fill them with `peerlb_upstream_options_default` first.
+ * Options of an upstream; fill them with `peerlb_upstream_options_default` (the core's
+ * defaults) first, then change what you need.
+ *
+ * Ownership: the caller's; read during `peerlb_upstream_new` only.
  */
 typedef struct peerlb_upstream_options {
   /**
@@ -518,6 +545,9 @@ typedef struct peerlb_upstream_options {
  * backend is not checked again until it returns) and may call back into the upstream.
  * `free_userdata` (may be NULL) runs once, after the last check returned, when the
  * upstream was freed.
+ *
+ * Ownership: copied by `peerlb_upstream_new`; `userdata` belongs to the upstream from a
+ * successful `peerlb_upstream_new` on (a failed one leaves it to the caller).
  */
 typedef struct peerlb_health_check_vtable {
   /**
@@ -543,6 +573,26 @@ typedef struct peerlb_health_check_vtable {
  * The peer was already in the requested state; nothing changed.
  */
 #define PEERLB_ADMIN_NO_ACTION_REQUIRED 1
+
+/**
+ * The request succeeded.
+ */
+#define PEERLB_OUTCOME_OK 0
+
+/**
+ * The request failed in a way that counts against the peer.
+ */
+#define PEERLB_OUTCOME_FAILURE 1
+
+/**
+ * The peer refused on purpose (overload, shedding): no retry, no ejection.
+ */
+#define PEERLB_OUTCOME_DECLINED 2
+
+/**
+ * The caller gave up on the request.
+ */
+#define PEERLB_OUTCOME_CANCELLED 3
 
 /**
  * It joined the list (`peerlb_list_update` addition).
@@ -586,26 +636,6 @@ typedef struct peerlb_health_check_vtable {
  * `peerlb_list_enable` put it back.
  */
 #define PEERLB_EVENT_ENABLED 8
-
-/**
- * The request succeeded.
- */
-#define PEERLB_OUTCOME_OK 0
-
-/**
- * The request failed in a way that counts against the peer.
- */
-#define PEERLB_OUTCOME_FAILURE 1
-
-/**
- * The peer refused on purpose (overload, shedding): no retry, no ejection.
- */
-#define PEERLB_OUTCOME_DECLINED 2
-
-/**
- * The caller gave up on the request.
- */
-#define PEERLB_OUTCOME_CANCELLED 3
 
 /**
  * Not reachable; never offered to a strategy. A peer's status until its transport
@@ -656,6 +686,17 @@ extern "C" {
 const char *peerlb_version(void);
 
 /**
+ * Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
+ * `peerlb_upstream_pick`, `peerlb_updater_last_error`). NULL is ignored.
+ *
+ * Ownership: takes `s` back. Thread safety: any thread.
+ *
+ * # Safety
+ * `s` must be NULL or a string from peerlb, not yet freed.
+ */
+void peerlb_string_free(char *s);
+
+/**
  * Admin: no new requests go to peer `id` (`len` bytes of UTF-8); requests in flight
  * finish normally. It stays disabled across updates, even if it is removed and added
  * again, until `peerlb_list_enable` or `peerlb_list_delete`. Subscribers get
@@ -665,6 +706,7 @@ const char *peerlb_version(void);
  * disabled already.
  * Errors (*failed*; `*result` untouched): `PEERLB_INVALID_ARGUMENT` (NULL arguments,
  * non-UTF-8, empty or over-long id), `PEERLB_PEER_NOT_IN_LIST`.
+ * Ownership: borrows every argument for the call; `*result` is the caller's.
  * Thread safety: any thread, like every list function.
  *
  * # Safety
@@ -677,7 +719,9 @@ enum peerlb_status peerlb_list_disable(const struct peerlb_list *list, const cha
  * `PEERLB_EVENT_ENABLED`.
  *
  * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it was
- * not disabled. Errors as `peerlb_list_disable`.
+ * not disabled.
+ *
+ * Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
  *
  * # Safety
  * `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
@@ -690,7 +734,9 @@ enum peerlb_status peerlb_list_enable(const struct peerlb_list *list, const char
  * next ejection is again the shortest).
  *
  * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it had
- * no ejection and no failures to forget. Errors as `peerlb_list_disable`.
+ * no ejection and no failures to forget.
+ *
+ * Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
  *
  * # Safety
  * `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
@@ -701,7 +747,9 @@ enum peerlb_status peerlb_list_reset(const struct peerlb_list *list, const char 
  * Admin: removes peer `id` from the list, as `peerlb_list_update` would (a running list
  * releases it through its transport), and forgets its admin state.
  *
- * `*result` is `PEERLB_ADMIN_SUCCESS`. Errors as `peerlb_list_disable`, and
+ * `*result` is `PEERLB_ADMIN_SUCCESS`.
+ *
+ * Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`, and
  * `PEERLB_TRANSPORT_FAILED` when the transport failed to release it (it is removed
  * anyway).
  *
@@ -719,6 +767,38 @@ enum peerlb_status peerlb_list_delete(const struct peerlb_list *list, const char
 const char *peerlb_admin_result_str(peerlb_admin_result result);
 
 /**
+ * The chosen peer's id as `*len` bytes at `*id` (not NUL-terminated; valid until the
+ * choice is finished). Same as reading `choice->peer` and `choice->peer_len`.
+ *
+ * Ownership: `*id` points into peerlb's memory, kept alive by the live choice; do not
+ * free it.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, `PEERLB_ALREADY_FINISHED` for a
+ * finished choice.
+ *
+ * # Safety
+ * `choice` NULL or a choice from `peerlb_list_choose`; `id`, `len` NULL or writable.
+ */
+enum peerlb_status peerlb_choice_peer(const struct peerlb_choice *choice, const char **id, size_t *len);
+
+/**
+ * Ends the request of a choice: the peer's pending count goes down and the outcome
+ * (`PEERLB_OUTCOME_*`) and latency (microseconds; negative when unknown) are recorded.
+ * Clears `*choice`, so finishing it again is `PEERLB_ALREADY_FINISHED` and changes
+ * nothing. Safe after the list was stopped or freed.
+ *
+ * Ownership: ends peerlb's hold on the peer named in `*choice`; the struct stays the
+ * caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL choice or an unknown outcome (the choice
+ * is then left as it was, still to be finished); `PEERLB_ALREADY_FINISHED` for a finished
+ * (or never chosen, zeroed) choice.
+ *
+ * # Safety
+ * `choice` NULL, or a choice filled by `peerlb_list_choose` (or one already finished
+ * through this same struct). Finishing a *copy* of a finished choice is undefined.
+ */
+enum peerlb_status peerlb_choice_finish(struct peerlb_choice *choice, peerlb_outcome outcome, int64_t latency_us);
+
+/**
  * Creates a manual clock standing at the current real time.
  *
  * Ownership: the caller frees `*out` with `peerlb_manual_clock_free`.
@@ -734,6 +814,7 @@ enum peerlb_status peerlb_manual_clock_new(struct peerlb_manual_clock **out);
  * order, everything that came due (ejected peers whose time is over are restored, and
  * their event callbacks run) before returning.
  *
+ * Ownership: borrows `clock` for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` when `clock` is NULL.
  *
  * # Safety
@@ -744,6 +825,7 @@ enum peerlb_status peerlb_manual_clock_advance_ms(const struct peerlb_manual_clo
 /**
  * How far the clock has been advanced in total, in milliseconds, in `*ms`.
  *
+ * Ownership: borrows `clock` for the call; `*ms` is the caller's.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
  * # Safety
@@ -755,6 +837,8 @@ enum peerlb_status peerlb_manual_clock_elapsed_ms(const struct peerlb_manual_clo
  * Frees the caller's handle. Lists and budgets made with the clock keep using it. NULL
  * is ignored.
  *
+ * Ownership: takes `clock` back.
+ *
  * # Safety
  * `clock` must be NULL or from `peerlb_manual_clock_new`, not yet freed.
  */
@@ -765,6 +849,7 @@ void peerlb_manual_clock_free(struct peerlb_manual_clock *clock);
  * ejection times and latency-based strategies). The options keep their own reference, so
  * `clock` may be freed afterwards.
  *
+ * Ownership: borrows both arguments for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
  * # Safety
@@ -789,6 +874,7 @@ enum peerlb_status peerlb_list_options_set_manual_clock(struct peerlb_list_optio
  * declined and cancelled outcomes neither count nor end it. The spec is NUL-terminated
  * and copied.
  *
+ * Ownership: borrows both arguments for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, a malformed pair, an
  * unknown key or an out-of-range value (the options are then unchanged).
  *
@@ -813,7 +899,9 @@ const char *peerlb_last_error_message(void);
  * e.g. two unknown removals) lists each failure in the order it happened; a simple
  * failure lists one code. Writes at most `capacity` codes to `codes` (which may be NULL
  * when `capacity` is 0) and returns how many there are in all (0 when no call failed yet).
- * Ownership: the caller owns `codes`.
+ *
+ * Ownership: the caller owns `codes`; nothing is allocated. Thread safety: each thread
+ * has its own last error.
  *
  * # Safety
  * `codes` must point to `capacity` writable `peerlb_status` values, or be NULL.
@@ -821,7 +909,7 @@ const char *peerlb_last_error_message(void);
 size_t peerlb_last_error_codes(enum peerlb_status *codes, size_t capacity);
 
 /**
- * The kebab-case name of a status: `"ok"`, `"invalid-argument"`, ..., `"panic"`, and
+ * The kebab-case name of a status: `"ok"`, `"invalid-argument"`, ..., `"internal"`, and
  * `"unknown"` for a value that is no `peerlb_status`.
  *
  * Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
@@ -850,6 +938,8 @@ enum peerlb_status peerlb_list_subscribe(const struct peerlb_list *list, peerlb_
  * holding a lock the callback takes: it waits for a callback running on another thread.
  * NULL is ignored.
  *
+ * Ownership: takes `subscription` back; `user_data` is the caller's again.
+ *
  * # Safety
  * `subscription` must be NULL or from `peerlb_list_subscribe`, not yet freed.
  */
@@ -865,104 +955,15 @@ void peerlb_subscription_free(struct peerlb_subscription *subscription);
 const char *peerlb_event_kind_str(peerlb_event_kind kind);
 
 /**
- * Creates options with the defaults: strategy `round-robin`, shuffle on, seed from the OS,
- * fail-fast off, always-available transport, outlier ejection on with the default policy
- * (`peerlb_list_options_set_ejection`), the real clock.
+ * Creates an idle list. `opts` may be NULL (the core's defaults); `transport` may be NULL
+ * (the built-in always-available transport, or the one `opts` names with
+ * `peerlb_list_options_set_transport`) or a vtable of C callbacks, which is copied.
  *
- * Ownership: the caller frees `*out` with `peerlb_list_options_free`.
- * Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
- *
- * # Safety
- * `out` must be writable or NULL.
- */
-enum peerlb_status peerlb_list_options_new(struct peerlb_list_options **out);
-
-/**
- * Frees options. NULL is ignored.
- *
- * # Safety
- * `opts` must be NULL or from `peerlb_list_options_new`, not yet freed.
- */
-void peerlb_list_options_free(struct peerlb_list_options *opts);
-
-/**
- * Sets the strategy by name (`"round-robin"`, `"random"`, `"fewest-pending"`,
- * `"two-random-choices"`, and those later versions add). The name is NUL-terminated and
- * copied.
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8 or an unknown name (the
- * options are then unchanged).
- *
- * # Safety
- * `opts` live options or NULL; `name` a NUL-terminated string or NULL.
- */
-enum peerlb_status peerlb_list_options_set_strategy(struct peerlb_list_options *opts, const char *name);
-
-/**
- * Selects a built-in transport by its spec string: `"always-available"` (the default) or
- * `"tcp-probe"` with options, e.g. `"tcp-probe?interval_ms=200&timeout_ms=100"` (keys
- * `interval_ms` (default 1000), `timeout_ms` (500), `healthy_threshold` (1),
- * `unhealthy_threshold` (1)). Every list made from these options gets its own transport.
- * The spec is NUL-terminated and copied. Passing a vtable to `peerlb_list_new` as well
- * is an error.
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, an unknown transport or
- * a bad option (the options are then unchanged).
- *
- * # Safety
- * `opts` live options or NULL; `spec` a NUL-terminated string or NULL.
- */
-enum peerlb_status peerlb_list_options_set_transport(struct peerlb_list_options *opts, const char *spec);
-
-/**
- * Whether to shuffle peers as they are retained (default true).
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
- *
- * # Safety
- * `opts` live options or NULL.
- */
-enum peerlb_status peerlb_list_options_set_shuffle(struct peerlb_list_options *opts, bool shuffle);
-
-/**
- * Seeds shuffling and random strategies, for reproducible runs (default: from the OS).
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
- *
- * # Safety
- * `opts` live options or NULL.
- */
-enum peerlb_status peerlb_list_options_set_seed(struct peerlb_list_options *opts, uint64_t seed);
-
-/**
- * Makes `peerlb_list_choose` fail at once with `PEERLB_NO_PEER_AVAILABLE` instead of
- * waiting for a peer (default false).
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
- *
- * # Safety
- * `opts` live options or NULL.
- */
-enum peerlb_status peerlb_list_options_set_fail_fast(struct peerlb_list_options *opts, bool fail_fast);
-
-/**
- * Expected number of peers (pre-sizes the list; default 0).
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
- *
- * # Safety
- * `opts` live options or NULL.
- */
-enum peerlb_status peerlb_list_options_set_capacity(struct peerlb_list_options *opts, size_t capacity);
-
-/**
- * Creates an idle list. `opts` may be NULL (defaults); `transport` may be NULL (the
- * built-in always-available transport) or a vtable of C callbacks, which is copied.
- *
- * Ownership: the caller frees `*out` with `peerlb_list_free`. On success the list owns
- * `transport->userdata` (see `peerlb_transport_vtable`); on failure nothing was taken.
- * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, or a vtable without `retain` or
- * `release` or with a non-UTF-8 name.
+ * Ownership: the caller frees `*out` with `peerlb_list_free`; `opts` is only read. On
+ * success the list owns `transport->userdata` (see `peerlb_transport_vtable`); on
+ * failure nothing was taken.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, a vtable without `retain` or
+ * `release` or with a non-UTF-8 name, or both a vtable and a transport spec.
  *
  * # Safety
  * `opts` NULL or live options; `transport` NULL or a valid vtable; `out` writable or NULL.
@@ -974,7 +975,8 @@ enum peerlb_status peerlb_list_new(const struct peerlb_list_options *opts, const
  * transport's `free_userdata` runs. Unfinished choices stay valid and must still be
  * finished. NULL is ignored.
  *
- * Thread safety: no other call may use the list during or after this one.
+ * Ownership: takes `list` back. Thread safety: no other call may use the list during or
+ * after this one.
  *
  * # Safety
  * `list` must be NULL or from `peerlb_list_new`, not yet freed.
@@ -984,6 +986,7 @@ void peerlb_list_free(struct peerlb_list *list);
 /**
  * Starts the list: retains every peer through the transport.
  *
+ * Ownership: borrows `list` for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` (NULL list), `PEERLB_ALREADY_STARTED`, and
  * `PEERLB_TRANSPORT_FAILED` when retaining some peers failed (those peers are removed;
  * the list runs).
@@ -997,6 +1000,7 @@ enum peerlb_status peerlb_list_start(const struct peerlb_list *list);
  * Stops the list: releases every peer (they stay in the list) and wakes every waiting
  * `peerlb_list_choose`, which fails with `PEERLB_NOT_STARTED`.
  *
+ * Ownership: borrows `list` for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` (NULL list), `PEERLB_NOT_STARTED`,
  * `PEERLB_TRANSPORT_FAILED` (release failed; the peers are released anyway).
  *
@@ -1009,13 +1013,15 @@ enum peerlb_status peerlb_list_stop(const struct peerlb_list *list);
  * Removes `n_removes` peers, then adds `n_adds`. Every addition and removal that can be
  * applied is; the failures come back together (`peerlb_last_error_codes` lists them):
  * `PEERLB_PEER_ALREADY_IN_LIST`, `PEERLB_PEER_NOT_IN_LIST`, `PEERLB_INVALID_ARGUMENT`
- * (empty or over-long id), `PEERLB_TRANSPORT_FAILED`, or `PEERLB_MULTIPLE_ERRORS` when
- * they differ.
+ * (empty or over-long id, weight 0), `PEERLB_TRANSPORT_FAILED`, or
+ * `PEERLB_MULTIPLE_ERRORS` when they differ.
  *
- * A malformed call — NULL list, NULL array with a non-zero count, NULL id with a non-zero
- * length, an id that is not UTF-8 — is `PEERLB_INVALID_ARGUMENT` and changes nothing.
+ * A malformed call — NULL list, NULL array with a non-zero count, a count no array can
+ * have, NULL id with a non-zero length, an id that is not UTF-8 — is
+ * `PEERLB_INVALID_ARGUMENT` and changes nothing.
  *
- * Ownership: the arrays and ids are the caller's and are copied.
+ * Ownership: the arrays and ids are the caller's; they are read during the call (ids are
+ * copied).
  *
  * # Safety
  * `list` NULL or live; `adds`/`removes` NULL or readable for their counts, with each id
@@ -1029,8 +1035,9 @@ enum peerlb_status peerlb_list_update(const struct peerlb_list *list, const stru
  * no shard key).
  *
  * On success `*out` is the choice, which the caller must end with `peerlb_choice_finish`.
- * Does not allocate. On failure `*out` is untouched.
+ * Does not allocate when a peer is available. On failure `*out` is untouched.
  *
+ * Ownership: borrows `list` and `request` for the call; `*out` is the caller's struct.
  * Errors: `PEERLB_INVALID_ARGUMENT` (NULL list or out, NULL shard key with a non-zero
  * length), `PEERLB_NOT_STARTED` (not running, or stopped while waiting), `PEERLB_TIMEOUT`,
  * `PEERLB_NO_DEADLINE`, `PEERLB_NO_PEER_AVAILABLE` (fail-fast list).
@@ -1041,36 +1048,12 @@ enum peerlb_status peerlb_list_update(const struct peerlb_list *list, const stru
 enum peerlb_status peerlb_list_choose(const struct peerlb_list *list, const struct peerlb_request *request, struct peerlb_choice *out);
 
 /**
- * The chosen peer's id as `*len` bytes at `*id` (not NUL-terminated; valid until the
- * choice is finished). Same as reading `choice->peer` and `choice->peer_len`.
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice.
- *
- * # Safety
- * `choice` NULL or a choice from `peerlb_list_choose`; `id`, `len` NULL or writable.
- */
-enum peerlb_status peerlb_choice_peer(const struct peerlb_choice *choice, const char **id, size_t *len);
-
-/**
- * Ends the request of a choice: the peer's pending count goes down and the outcome
- * (`PEERLB_OUTCOME_*`) and latency (microseconds; negative when unknown) are recorded.
- * Clears `*choice`, so finishing it again is `PEERLB_INVALID_ARGUMENT`. Safe after the
- * list was stopped or freed.
- *
- * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL or already finished choice, or an unknown
- * outcome (the choice is then left as it was, still to be finished).
- *
- * # Safety
- * `choice` NULL, or a choice filled by `peerlb_list_choose` (or one already finished
- * through this same struct). Finishing a *copy* of a finished choice is undefined.
- */
-enum peerlb_status peerlb_choice_finish(struct peerlb_choice *choice, peerlb_outcome outcome, int64_t latency_us);
-
-/**
  * A JSON snapshot of the list:
  * `{"strategy":"round-robin","transport":"always-available","state":"running",
- * "summary":"Running (2/3 available)","available":2,"total":3,
- * "peers":[{"id":"a:1","status":"available","pending":0,"weight":1}, ...]}`.
+ * "summary":"Running (2/3 available)","available":2,"total":3,"panic":false,
+ * "ejected":0,"disabled":0,"chosen":10,"failures":1,"ejections":0,"peers":[...]}`, the
+ * peers as `peerlb_list_backends` gives them. `strategy` is the full spec string
+ * (`"hash-ring?bounded=1.25"`).
  *
  * Ownership: the caller frees `*json` with `peerlb_string_free`.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
@@ -1081,8 +1064,24 @@ enum peerlb_status peerlb_choice_finish(struct peerlb_choice *choice, peerlb_out
 enum peerlb_status peerlb_list_introspect(const struct peerlb_list *list, char **json);
 
 /**
+ * Every backend with its admin and ejection state, as a JSON array in the order they were
+ * added: `[{"id":"a:1","status":"available","pending":0,"weight":1,"admin":"enabled",
+ * "ejected":false,"ejected_for_ms":0,"ejections":0,"consecutive_failures":0,"chosen":3,
+ * "failures":0}, ...]` (the keys of `peerlb_list_introspect`'s peers; `status` is
+ * `"uninitialized"` on an idle list).
+ *
+ * Ownership: the caller frees `*json` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `list` NULL or live; `json` NULL or writable.
+ */
+enum peerlb_status peerlb_list_backends(const struct peerlb_list *list, char **json);
+
+/**
  * Whether the list is running (started and not stopped), in `*running`.
  *
+ * Ownership: borrows `list` for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
  * # Safety
@@ -1093,6 +1092,7 @@ enum peerlb_status peerlb_list_is_running(const struct peerlb_list *list, bool *
 /**
  * The status of peer `id` (`len` bytes of UTF-8) in `*status`.
  *
+ * Ownership: borrows every argument for the call; `*status` is the caller's.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id,
  * `PEERLB_PEER_NOT_IN_LIST` when the list has no such peer.
  *
@@ -1104,6 +1104,7 @@ enum peerlb_status peerlb_list_peer_status(const struct peerlb_list *list, const
 /**
  * How many peers the list has (retained or not), in `*len`.
  *
+ * Ownership: borrows `list` for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
  * # Safety
@@ -1112,31 +1113,128 @@ enum peerlb_status peerlb_list_peer_status(const struct peerlb_list *list, const
 enum peerlb_status peerlb_list_len(const struct peerlb_list *list, size_t *len);
 
 /**
- * Frees a string peerlb returned (`peerlb_list_introspect`). NULL is ignored.
+ * Creates options with the core's defaults: strategy `round-robin`, shuffle on, seed from
+ * the OS, fail-fast off, always-available transport, outlier ejection on with the default
+ * policy (`peerlb_list_options_set_ejection`), the real clock.
+ *
+ * Ownership: the caller frees `*out` with `peerlb_list_options_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
  *
  * # Safety
- * `s` must be NULL or a string from peerlb, not yet freed.
+ * `out` must be writable or NULL.
  */
-void peerlb_string_free(char *s);
+enum peerlb_status peerlb_list_options_new(struct peerlb_list_options **out);
+
+/**
+ * Frees options. NULL is ignored.
+ *
+ * Ownership: takes `opts` back; lists made from it keep their own copy.
+ *
+ * # Safety
+ * `opts` must be NULL or from `peerlb_list_options_new`, not yet freed.
+ */
+void peerlb_list_options_free(struct peerlb_list_options *opts);
+
+/**
+ * Sets the strategy by its spec string, parsed by the core:
+ * `name[:mode][?key=value[&key=value...]]` with the names `"round-robin"`, `"random"`,
+ * `"fewest-pending"`, `"two-random-choices"`, `"hash-ring"` (modes `ketama`, `fast`),
+ * `"maglev"`, `"weighted-round-robin"` and `"peak-ewma"`, e.g.
+ * `"hash-ring:ketama?bounded=1.25"` (the keys of each are in the README). Introspection
+ * reports the full spec. The string is NUL-terminated and copied.
+ *
+ * Ownership: borrows both arguments for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, an unknown name, mode
+ * or key, or a bad value (the options are then unchanged).
+ *
+ * # Safety
+ * `opts` live options or NULL; `name` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_strategy(struct peerlb_list_options *opts, const char *name);
+
+/**
+ * Selects a built-in transport by its spec string: `"always-available"` (the default) or
+ * `"tcp-probe"` with options, e.g. `"tcp-probe?interval_ms=200&timeout_ms=100"` (keys
+ * `interval_ms`, `timeout_ms`, `healthy_threshold`, `unhealthy_threshold`; the core's
+ * defaults for those not given). Every list made from these options gets its own
+ * transport. Passing a vtable to `peerlb_list_new` as well is an error.
+ *
+ * Ownership: borrows both arguments for the call; the spec is copied.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, an unknown transport or
+ * a bad option (the options are then unchanged).
+ *
+ * # Safety
+ * `opts` live options or NULL; `spec` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_transport(struct peerlb_list_options *opts, const char *spec);
+
+/**
+ * Whether to shuffle peers as they are retained (default true).
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_shuffle(struct peerlb_list_options *opts, bool shuffle);
+
+/**
+ * Seeds shuffling and random strategies, for reproducible runs (default: from the OS).
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_seed(struct peerlb_list_options *opts, uint64_t seed);
+
+/**
+ * Makes `peerlb_list_choose` fail at once with `PEERLB_NO_PEER_AVAILABLE` instead of
+ * waiting for a peer (default false).
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_fail_fast(struct peerlb_list_options *opts, bool fail_fast);
+
+/**
+ * The expected number of peers (default 0). Only a hint for pre-sizing: any value is
+ * accepted, the core pre-sizes for at most 65 536 peers and the list grows as peers come.
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_capacity(struct peerlb_list_options *opts, size_t capacity);
 
 /**
  * Creates a retry budget allowing `ratio` (0..=1) retries per call plus `min_per_sec`
- * retries per second, over a sliding window of `ttl_ms` (1000..=60000). `clock` may be
- * NULL (the real clock) or a manual clock (for tests; the budget keeps its own
- * reference). Finagle's and Envoy's defaults are 0.2, 10, 10000.
+ * retries per second, over a sliding window of `ttl_ms` (1000..=60000). A negative value
+ * (`PEERLB_DEFAULT`) for any of the three means the core's default (Finagle's and
+ * Envoy's: 0.2, 10, 10000). `clock` may be NULL (the real clock) or a manual clock (for
+ * tests; the budget keeps its own reference).
  *
- * Ownership: the caller frees `*out` with `peerlb_retry_budget_free`.
- * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, or a ratio or window out of range
- * (NaN included).
+ * Ownership: the caller frees `*out` with `peerlb_retry_budget_free`; `clock` is only
+ * read.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, or a ratio (NaN included),
+ * `min_per_sec` or window out of range.
  *
  * # Safety
  * `clock` NULL or live; `out` NULL or writable.
  */
-enum peerlb_status peerlb_retry_budget_new(double ratio, uint32_t min_per_sec, uint64_t ttl_ms, const struct peerlb_manual_clock *clock, struct peerlb_retry_budget **out);
+enum peerlb_status peerlb_retry_budget_new(double ratio, int64_t min_per_sec, int64_t ttl_ms, const struct peerlb_manual_clock *clock, struct peerlb_retry_budget **out);
 
 /**
  * How many retries the budget would allow right now, in `*balance`.
  *
+ * Ownership: borrows `budget` for the call; `*balance` is the caller's.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
  * # Safety
@@ -1147,6 +1245,8 @@ enum peerlb_status peerlb_retry_budget_balance(const struct peerlb_retry_budget 
 /**
  * Frees the caller's budget handle; retries using it keep it alive. NULL is ignored.
  *
+ * Ownership: takes `budget` back.
+ *
  * # Safety
  * `budget` must be NULL or from `peerlb_retry_budget_new`, not yet freed.
  */
@@ -1154,8 +1254,8 @@ void peerlb_retry_budget_free(struct peerlb_retry_budget *budget);
 
 /**
  * Starts one retried call: at most `max_attempts` attempts in all (the first included;
- * 0 counts as 1), ending by `timeout_ms` from now (negative: no overall timeout), and,
- * when `budget` is not NULL, retries only while the budget allows them.
+ * 0 means the core's default, 3), ending by `timeout_ms` from now (negative: no overall
+ * timeout), and, when `budget` is not NULL, retries only while the budget allows them.
  *
  * Drive it with `peerlb_retry_choose`, then report each attempt with exactly one of
  * `peerlb_retry_succeeded` (done), `peerlb_retry_failed` (choose again: another peer is
@@ -1188,6 +1288,8 @@ enum peerlb_status peerlb_retry_new(uint32_t max_attempts, int64_t timeout_ms, c
  * the attempt's choice: report it with `peerlb_retry_succeeded`, `_failed` or
  * `_declined` (or, to abandon the call, `peerlb_choice_finish`).
  *
+ * Ownership: borrows `retry`, `list` and `request` for the call; `*out` is the caller's
+ * struct.
  * Errors (`*out` untouched): the call's final error (see `peerlb_retry_new`), or
  * `PEERLB_INVALID_ARGUMENT` for NULL arguments or a retry already over (succeeded or
  * declined).
@@ -1202,8 +1304,9 @@ enum peerlb_status peerlb_retry_choose(struct peerlb_retry *retry, const struct 
  * The attempt on `*choice` succeeded: finishes it as `PEERLB_OUTCOME_OK` with
  * `latency_us` (negative: unknown) and clears `*choice`. The call is over.
  *
- * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is
- * done then).
+ * Ownership: ends peerlb's hold on the chosen peer; the structs stay the caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, `PEERLB_ALREADY_FINISHED` for a
+ * finished choice (nothing is done then).
  *
  * # Safety
  * `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`.
@@ -1216,8 +1319,10 @@ enum peerlb_status peerlb_retry_succeeded(struct peerlb_retry *retry, struct pee
  * the peer's ejection) and clears `*choice`. Call `peerlb_retry_choose` next: it tries
  * another peer, or returns the final error listing every attempt's `error`.
  *
- * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is
- * done then; the choice is still to be finished).
+ * Ownership: ends peerlb's hold on the chosen peer; the structs and `error` stay the
+ * caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, `PEERLB_ALREADY_FINISHED` for a
+ * finished choice (nothing is done then).
  *
  * # Safety
  * `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`; `error`
@@ -1231,9 +1336,11 @@ enum peerlb_status peerlb_retry_failed(struct peerlb_retry *retry, struct peerlb
  * clears `*choice`, and ends the call: returns `PEERLB_DECLINED` with the message
  * `peer "<id>" declined the request: <reason>`.
  *
+ * Ownership: ends peerlb's hold on the chosen peer; the structs and `reason` stay the
+ * caller's.
  * Errors: `PEERLB_DECLINED` when the report was taken (always, for valid arguments);
- * `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is done
- * then; the choice is still to be finished).
+ * `PEERLB_INVALID_ARGUMENT` for NULL arguments, `PEERLB_ALREADY_FINISHED` for a finished
+ * choice (nothing is done then).
  *
  * # Safety
  * `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`; `reason`
@@ -1244,6 +1351,7 @@ enum peerlb_status peerlb_retry_declined(struct peerlb_retry *retry, struct peer
 /**
  * How many attempts the call has made so far, in `*attempts`.
  *
+ * Ownership: borrows `retry` for the call; `*attempts` is the caller's.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
  * # Safety
@@ -1254,6 +1362,8 @@ enum peerlb_status peerlb_retry_attempts(const struct peerlb_retry *retry, uint3
 /**
  * Frees a retry. Choices it handed out and that are not reported yet stay valid and
  * must still be finished (`peerlb_choice_finish`). NULL is ignored.
+ *
+ * Ownership: takes `retry` back (and its reference to the budget).
  *
  * # Safety
  * `retry` must be NULL or from `peerlb_retry_new`, not yet freed.
@@ -1268,10 +1378,12 @@ void peerlb_retry_free(struct peerlb_retry *retry);
  * or for a list that was freed, is ignored: the call still returns `PEERLB_OK` and writes
  * `false` to `accepted`. `accepted` may be NULL.
  *
+ * Ownership: borrows `subscriber` for the call; `*accepted` is the caller's.
  * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL subscriber or an unknown status.
  *
  * # Safety
- * `subscriber` must be a borrowed subscriber inside its callback or a live owned one.
+ * `subscriber` must be a borrowed subscriber inside its callback or a live owned one;
+ * `accepted` NULL or writable.
  */
 enum peerlb_status peerlb_subscriber_set_status(const struct peerlb_subscriber *subscriber, peerlb_connection_status status, bool *accepted);
 
@@ -1281,17 +1393,18 @@ enum peerlb_status peerlb_subscriber_set_status(const struct peerlb_subscriber *
  *
  * Ownership: the caller frees `*out` with `peerlb_subscriber_free`. The copy stays safe to
  * use after the peer is released and after the list is freed (its reports are ignored).
- *
  * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL argument.
  *
  * # Safety
- * `subscriber` must be valid (see `peerlb_subscriber`); `out` writable.
+ * `subscriber` must be valid (see `peerlb_subscriber`); `out` writable or NULL.
  */
 enum peerlb_status peerlb_subscriber_clone(const struct peerlb_subscriber *subscriber, struct peerlb_subscriber **out);
 
 /**
  * Frees an owned subscriber from `peerlb_subscriber_clone`. NULL is ignored, and so is a
  * borrowed subscriber (the one a callback received).
+ *
+ * Ownership: takes an owned `subscriber` back.
  *
  * # Safety
  * `subscriber` must be NULL, a borrowed subscriber inside its callback, or an owned one
@@ -1305,7 +1418,8 @@ void peerlb_subscriber_free(struct peerlb_subscriber *subscriber);
  *
  * Ownership: the peers are copied; the caller frees `*out` with `peerlb_updater_free`
  * (before or after the list: the updater keeps what it needs alive).
- * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments and non-UTF-8 ids.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, an impossible count and non-UTF-8
+ * ids.
  *
  * # Safety
  * `list` NULL or live; `peers` readable for `n_peers` specs; `out` NULL or writable.
@@ -1314,7 +1428,7 @@ enum peerlb_status peerlb_updater_bind_static(const struct peerlb_list *list, co
 
 /**
  * Binds a file of peers (`host:port [weight]` per line, `#` comments) to `list`, polled
- * every `poll_interval_ms` (<= 0: 250 ms). `peerlb_updater_start` reads it once before
+ * every `poll_interval_ms` (<= 0: the core's default, 250 ms). `peerlb_updater_start` reads it once before
  * returning. A missing file or a bad line keeps the last good set (see
  * `peerlb_updater_last_error`).
  *
@@ -1333,7 +1447,7 @@ enum peerlb_status peerlb_updater_bind_file(const struct peerlb_list *list, cons
  *
  * Ownership: the options are copied; the caller frees `*out` with `peerlb_updater_free`.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, a bad name, an unknown record
- * type, port 0 with A/AAAA, or a nameserver that is not `ip:port`.
+ * type, no port with A/AAAA, or a nameserver that is not `ip:port`.
  *
  * # Safety
  * `list` NULL or live; `options` NULL or readable (its strings NULL or NUL-terminated);
@@ -1346,7 +1460,8 @@ enum peerlb_status peerlb_updater_bind_dns(const struct peerlb_list *list, const
  * `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
  * prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
  * suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
- * the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean 2000/500.
+ * the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean the core's
+ * defaults (2000/500).
  *
  * Ownership: the strings are copied; the caller frees `*out` with `peerlb_updater_free`.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, no endpoint, an empty prefix, or a
@@ -1360,6 +1475,7 @@ enum peerlb_status peerlb_updater_bind_etcd(const struct peerlb_list *list, cons
 /**
  * Starts following the source.
  *
+ * Ownership: borrows `updater` for the call.
  * Errors: `PEERLB_ALREADY_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL or a bad static set.
  *
  * # Safety
@@ -1370,6 +1486,7 @@ enum peerlb_status peerlb_updater_start(const struct peerlb_updater *updater);
 /**
  * Stops following the source; the peers stay in the list.
  *
+ * Ownership: borrows `updater` for the call.
  * Errors: `PEERLB_NOT_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL.
  *
  * # Safety
@@ -1393,6 +1510,7 @@ enum peerlb_status peerlb_updater_last_error(const struct peerlb_updater *update
 /**
  * How many peers the updater last applied, in `*len`.
  *
+ * Ownership: borrows `updater` for the call; `*len` is the caller's.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
  * # Safety
@@ -1403,6 +1521,8 @@ enum peerlb_status peerlb_updater_len(const struct peerlb_updater *updater, size
 /**
  * Stops (if started) and frees an updater; the peers stay in the list. NULL is ignored.
  *
+ * Ownership: takes `updater` back.
+ *
  * # Safety
  * `updater` NULL or from `peerlb_updater_bind_*`, not yet freed; no other call may use it
  * during or after this one.
@@ -1410,8 +1530,9 @@ enum peerlb_status peerlb_updater_len(const struct peerlb_updater *updater, size
 void peerlb_updater_free(struct peerlb_updater *updater);
 
 /**
- * Fills `*out` with the default options.
+ * Fills `*out` with the core's default options.
  *
+ * Ownership: `*out` is the caller's.
  * Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
  *
  * # Safety
@@ -1440,6 +1561,8 @@ enum peerlb_status peerlb_upstream_new(const struct peerlb_peer_id *backends, si
  * Shuts the upstream down and frees it. NULL is ignored. `check->free_userdata` runs
  * once no check is running any more (possibly later, on a library thread).
  *
+ * Ownership: takes `up` back.
+ *
  * # Safety
  * `up` NULL or from `peerlb_upstream_new`, not yet freed, not in use by other threads.
  */
@@ -1448,7 +1571,7 @@ void peerlb_upstream_free(struct peerlb_upstream *up);
 /**
  * The next backend with a score >= 0, round-robin: a NUL-terminated copy in `*out`.
  *
- * Ownership: free `*out` with `peerlb_string_free`.
+ * Ownership: the caller frees `*out` with `peerlb_string_free`.
  * Errors: `PEERLB_NO_PEER_AVAILABLE` when no backend has a score >= 0;
  * `PEERLB_INVALID_ARGUMENT` for NULL arguments.
  *
@@ -1461,6 +1584,7 @@ enum peerlb_status peerlb_upstream_pick(const struct peerlb_upstream *up, char *
  * Moves backend `id`'s score up by the success delta (capped at the high score). An
  * unknown backend is ignored.
  *
+ * Ownership: borrows every argument for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
  *
  * # Safety
@@ -1472,6 +1596,7 @@ enum peerlb_status peerlb_upstream_up(const struct peerlb_upstream *up, const ch
  * Moves backend `id`'s score down by the fail delta (capped at the low score). An
  * unknown backend is ignored.
  *
+ * Ownership: borrows every argument for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
  *
  * # Safety
@@ -1483,6 +1608,7 @@ enum peerlb_status peerlb_upstream_down(const struct peerlb_upstream *up, const 
  * Replaces the backends: those that stay keep their score, new ones get the initial
  * score. A malformed call (NULL array or id, bad id) changes nothing.
  *
+ * Ownership: the array and ids are the caller's, read during the call (ids are copied).
  * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or bad ids.
  *
  * # Safety
@@ -1493,6 +1619,7 @@ enum peerlb_status peerlb_upstream_reconcile(const struct peerlb_upstream *up, c
 /**
  * The score of backend `id` in `*score`.
  *
+ * Ownership: borrows every argument for the call; `*score` is the caller's.
  * Errors: `PEERLB_PEER_NOT_IN_LIST` for an unknown backend; `PEERLB_INVALID_ARGUMENT`
  * for NULL arguments or a non-UTF-8 id.
  *
@@ -1505,6 +1632,7 @@ enum peerlb_status peerlb_upstream_score(const struct peerlb_upstream *up, const
  * Runs one health-check round now and returns when it is over (every check ended or
  * timed out). Do not call it from inside a health-check callback.
  *
+ * Ownership: borrows `up` for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` when `up` is NULL.
  *
  * # Safety
@@ -1515,6 +1643,7 @@ enum peerlb_status peerlb_upstream_check_now(const struct peerlb_upstream *up);
 /**
  * Stops the health checks; pick/up/down/reconcile keep working. Repeating it is fine.
  *
+ * Ownership: borrows `up` for the call.
  * Errors: `PEERLB_INVALID_ARGUMENT` when `up` is NULL.
  *
  * # Safety
@@ -1527,3 +1656,8 @@ enum peerlb_status peerlb_upstream_shutdown(const struct peerlb_upstream *up);
 #endif  // __cplusplus
 
 #endif  /* PEERLB_H */
+
+#ifndef PEERLB_PANIC
+/** The old name of PEERLB_INTERNAL (a caught panic), so that code using it still compiles. */
+#define PEERLB_PANIC PEERLB_INTERNAL
+#endif

@@ -3,8 +3,9 @@
 #
 #   make build-c    target/c/lib/libpeerlb.so{,.MAJOR,.VERSION} and libpeerlb.a
 #   make header     regenerate include/peerlb.h with the pinned cbindgen
-#   make test-c     symbols, header (C99 + C++17), C tests plain, under valgrind and ASan+UBSan,
-#                   the example, and an install into a temp dir built with pkg-config
+#   make test-c     symbols, header (C99 + C++17), C tests plain, under valgrind and ASan+UBSan
+#                   (health.c and updaters.c: valgrind here, plain and ASan in their own
+#                   fragments), the example, and an install into a temp dir built with pkg-config
 #   make bench-c    C vs Rust choose+finish -> target/bench/c-ffi.md (+ summary.md)
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -26,7 +27,7 @@ C_CFLAGS := -std=c99 -pedantic $(C_WARN) -g -O1 -I$(CURDIR)/include -I$(CURDIR)/
 C_LDFLAGS := -L$(C_LIB) -Wl,-rpath,$(C_LIB) -lpeerlb -lpthread
 C_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 VALGRIND := valgrind -q --error-exitcode=1 --errors-for-leak-kinds=definite --leak-check=full
-C_TESTS := conformance bad_input threads ejection
+C_TESTS := conformance bad_input threads ejection extreme_arguments
 PREFIX ?= /usr/local
 LIBDIR ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
@@ -39,7 +40,7 @@ INSTALL_TARGETS += install-c
 DEMO_TARGETS += demo-c
 
 .PHONY: build-c header test-c c-tools c-symbols c-header-check c-run c-valgrind c-asan \
-	c-cxx c-example c-install-test bench-c install-c demo-c
+	c-cxx c-example c-install-test bench-c install-c demo-c c-conformance-selftest
 
 # ---- the library ----
 
@@ -68,6 +69,7 @@ $(C_BIN)/conformance: tests/c/conformance.c tests/c/json.c tests/c/json.h includ
 $(C_BIN)/bad_input: tests/c/bad_input.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/threads: tests/c/threads.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/ejection: tests/c/ejection.c tests/c/testutil.h include/peerlb.h | build-c
+$(C_BIN)/extreme_arguments: tests/c/extreme_arguments.c tests/c/testutil.h include/peerlb.h | build-c
 $(C_BIN)/%:
 	mkdir -p $(C_BIN)
 	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $@ $(filter %.c,$^) $(C_LDFLAGS)
@@ -88,17 +90,33 @@ c-header-check:
 	printf '#include "peerlb.h"\nint main(){return PEERLB_OK;}\n' | \
 		$(C_CXX) -std=c++17 -pedantic $(C_WARN) -Iinclude -x c++ -fsyntax-only -
 
-c-run: $(addprefix $(C_BIN)/,$(C_TESTS))
+# The conformance runner must be able to fail: on a scenario with an unknown op, and on a
+# directory with fewer scenarios than its minimum (tests/c/conformance-must-fail/).
+c-conformance-selftest: $(C_BIN)/conformance
+	mkdir -p $(C_OUT)
+	if $(C_BIN)/conformance tests/c/conformance-must-fail 2> $(C_OUT)/must-fail.err; then \
+		echo "FAIL: the conformance runner passed a scenario with an unknown op"; exit 1; fi
+	grep -q "unknown op" $(C_OUT)/must-fail.err
+	grep -q "expected at least" $(C_OUT)/must-fail.err
+	@echo "conformance self-test: 1 passed, 0 failed"
+
+c-run: $(addprefix $(C_BIN)/,$(C_TESTS)) c-conformance-selftest
 	$(C_BIN)/conformance tests/conformance
 	$(C_BIN)/bad_input
 	$(C_BIN)/threads
 	$(C_BIN)/ejection
+	$(C_BIN)/extreme_arguments
 
-c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS)) $(C_BIN)/cxx_smoke
+# health and updaters are built by mk/health.mk and mk/updaters.mk (which run them plain and
+# under ASan); valgrind runs them here with the others.
+c-valgrind: c-tools $(addprefix $(C_BIN)/,$(C_TESTS) health updaters) $(C_BIN)/cxx_smoke
 	$(VALGRIND) $(C_BIN)/conformance tests/conformance
 	$(VALGRIND) $(C_BIN)/bad_input
 	$(VALGRIND) $(C_BIN)/threads
 	$(VALGRIND) $(C_BIN)/ejection
+	$(VALGRIND) $(C_BIN)/extreme_arguments
+	$(VALGRIND) $(C_BIN)/health
+	$(VALGRIND) $(C_BIN)/updaters
 	$(VALGRIND) $(C_BIN)/cxx_smoke
 
 $(C_ASAN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c
@@ -111,6 +129,7 @@ c-asan: $(addprefix $(C_ASAN)/,$(C_TESTS)) $(C_ASAN)/cxx_smoke
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/bad_input
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/threads
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/ejection
+	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/extreme_arguments
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/cxx_smoke
 
 $(C_BIN)/cxx_smoke: tests/c/cxx_smoke.cpp include/peerlb.h | build-c

@@ -2,10 +2,13 @@
 
 use std::ffi::c_char;
 
-use peerlb::{AdminResult, PeerList};
+use peerlb::admin::AdminOp;
+use peerlb::AdminResult;
 
-use crate::error::{guard, invalid, peerlb_status};
-use crate::list::{id_str, list_ref, peerlb_list};
+use crate::boundary::guard;
+use crate::error::peerlb_status;
+use crate::handle;
+use crate::list::peerlb_list;
 
 /// What an admin operation did (one of the `PEERLB_ADMIN_*` values). A *failed* operation
 /// is a non-OK `peerlb_status` instead (with `peerlb_last_error_message()`).
@@ -23,7 +26,8 @@ fn to_c(result: AdminResult) -> peerlb_admin_result {
     }
 }
 
-/// Runs one admin operation on peer `id` (`len` bytes of UTF-8), writing its result.
+/// Runs admin operation `op` (the core's dispatch) on peer `id` (`len` bytes of UTF-8),
+/// writing its result.
 ///
 /// # Safety
 /// `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
@@ -32,19 +36,18 @@ unsafe fn admin(
     id: *const c_char,
     len: usize,
     result: *mut peerlb_admin_result,
-    op: impl FnOnce(&PeerList, &str) -> Result<AdminResult, peerlb::Error>,
+    op: AdminOp,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let list = unsafe { list_ref(list) }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { id_str("id", id, len) }?;
-        if result.is_null() {
-            return Err(invalid("result is NULL"));
-        }
-        let done = op(list, id)?;
-        // SAFETY: checked non-NULL.
-        unsafe { result.write(to_c(done)) };
+        // SAFETY: the pointers are as `# Safety` says.
+        let (list, id, result) = unsafe {
+            (
+                handle::borrow(list)?,
+                handle::str_at(id, len, "id")?,
+                handle::out(result, "result")?,
+            )
+        };
+        result.write(to_c(list.admin(op, id)?));
         Ok(())
     })
 }
@@ -58,6 +61,7 @@ unsafe fn admin(
 /// disabled already.
 /// Errors (*failed*; `*result` untouched): `PEERLB_INVALID_ARGUMENT` (NULL arguments,
 /// non-UTF-8, empty or over-long id), `PEERLB_PEER_NOT_IN_LIST`.
+/// Ownership: borrows every argument for the call; `*result` is the caller's.
 /// Thread safety: any thread, like every list function.
 ///
 /// # Safety
@@ -70,14 +74,16 @@ pub unsafe extern "C" fn peerlb_list_disable(
     result: *mut peerlb_admin_result,
 ) -> peerlb_status {
     // SAFETY: forwarded contract.
-    unsafe { admin(list, id, len, result, |l, id| l.disable(id)) }
+    unsafe { admin(list, id, len, result, AdminOp::Disable) }
 }
 
 /// Admin: undoes `peerlb_list_disable` for peer `id`. Subscribers get
 /// `PEERLB_EVENT_ENABLED`.
 ///
 /// `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it was
-/// not disabled. Errors as `peerlb_list_disable`.
+/// not disabled.
+///
+/// Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
 ///
 /// # Safety
 /// `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
@@ -89,7 +95,7 @@ pub unsafe extern "C" fn peerlb_list_enable(
     result: *mut peerlb_admin_result,
 ) -> peerlb_status {
     // SAFETY: forwarded contract.
-    unsafe { admin(list, id, len, result, |l, id| l.enable(id)) }
+    unsafe { admin(list, id, len, result, AdminOp::Enable) }
 }
 
 /// Admin: clears peer `id`'s ejection (it is offered again at once; subscribers get
@@ -97,7 +103,9 @@ pub unsafe extern "C" fn peerlb_list_enable(
 /// next ejection is again the shortest).
 ///
 /// `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it had
-/// no ejection and no failures to forget. Errors as `peerlb_list_disable`.
+/// no ejection and no failures to forget.
+///
+/// Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
 ///
 /// # Safety
 /// `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
@@ -109,13 +117,15 @@ pub unsafe extern "C" fn peerlb_list_reset(
     result: *mut peerlb_admin_result,
 ) -> peerlb_status {
     // SAFETY: forwarded contract.
-    unsafe { admin(list, id, len, result, |l, id| l.reset(id)) }
+    unsafe { admin(list, id, len, result, AdminOp::Reset) }
 }
 
 /// Admin: removes peer `id` from the list, as `peerlb_list_update` would (a running list
 /// releases it through its transport), and forgets its admin state.
 ///
-/// `*result` is `PEERLB_ADMIN_SUCCESS`. Errors as `peerlb_list_disable`, and
+/// `*result` is `PEERLB_ADMIN_SUCCESS`.
+///
+/// Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`, and
 /// `PEERLB_TRANSPORT_FAILED` when the transport failed to release it (it is removed
 /// anyway).
 ///
@@ -129,7 +139,7 @@ pub unsafe extern "C" fn peerlb_list_delete(
     result: *mut peerlb_admin_result,
 ) -> peerlb_status {
     // SAFETY: forwarded contract.
-    unsafe { admin(list, id, len, result, |l, id| l.delete(id)) }
+    unsafe { admin(list, id, len, result, AdminOp::Delete) }
 }
 
 /// The name of an admin result: `"success"`, `"no-action-required"`, or `"unknown"` for

@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use peerlb::{Clock, ManualClock};
 
-use crate::error::{guard, guard_value, invalid, peerlb_status};
-use crate::list::{peerlb_list_options, with_options};
+use crate::boundary::guard;
+use crate::error::peerlb_status;
+use crate::handle::{self, Handle, Owned};
+use crate::options::{peerlb_list_options, with_options};
 
 /// A manual clock (for tests): it reads the real time at its creation and then only moves
 /// when `peerlb_manual_clock_advance_ms` moves it.
@@ -22,20 +24,13 @@ use crate::list::{peerlb_list_options, with_options};
 /// Thread safety: every function may be called from any thread at once, except
 /// `peerlb_manual_clock_free`, which must be the last use of the handle.
 pub struct peerlb_manual_clock {
-    pub(crate) inner: ManualClock,
+    _private: [u8; 0],
 }
 
-/// Borrows a manual clock or fails with invalid-argument.
-///
-/// # Safety
-/// `clock` must be NULL or live.
-pub(crate) unsafe fn clock_ref<'a>(
-    clock: *const peerlb_manual_clock,
-) -> Result<&'a ManualClock, peerlb::Error> {
-    // SAFETY: the caller passes a live clock or NULL.
-    unsafe { clock.as_ref() }
-        .map(|c| &c.inner)
-        .ok_or_else(|| invalid("clock is NULL"))
+impl Handle for peerlb_manual_clock {
+    type Target = ManualClock;
+    type Ownership = Owned;
+    const NAME: &'static str = "clock";
 }
 
 /// Creates a manual clock standing at the current real time.
@@ -50,14 +45,9 @@ pub unsafe extern "C" fn peerlb_manual_clock_new(
     out: *mut *mut peerlb_manual_clock,
 ) -> peerlb_status {
     guard(|| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let clock = Box::new(peerlb_manual_clock {
-            inner: ManualClock::new(),
-        });
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(Box::into_raw(clock)) };
+        // SAFETY: forwarded contract.
+        let out = unsafe { handle::out(out, "out") }?;
+        out.write(handle::into_raw(ManualClock::new()));
         Ok(())
     })
 }
@@ -66,6 +56,7 @@ pub unsafe extern "C" fn peerlb_manual_clock_new(
 /// order, everything that came due (ejected peers whose time is over are restored, and
 /// their event callbacks run) before returning.
 ///
+/// Ownership: borrows `clock` for the call.
 /// Errors: `PEERLB_INVALID_ARGUMENT` when `clock` is NULL.
 ///
 /// # Safety
@@ -77,13 +68,14 @@ pub unsafe extern "C" fn peerlb_manual_clock_advance_ms(
 ) -> peerlb_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        unsafe { clock_ref(clock) }?.advance(Duration::from_millis(ms));
+        unsafe { handle::borrow(clock) }?.advance(Duration::from_millis(ms));
         Ok(())
     })
 }
 
 /// How far the clock has been advanced in total, in milliseconds, in `*ms`.
 ///
+/// Ownership: borrows `clock` for the call; `*ms` is the caller's.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
 ///
 /// # Safety
@@ -94,14 +86,9 @@ pub unsafe extern "C" fn peerlb_manual_clock_elapsed_ms(
     ms: *mut u64,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let clock = unsafe { clock_ref(clock) }?;
-        if ms.is_null() {
-            return Err(invalid("ms is NULL"));
-        }
-        let elapsed = u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // SAFETY: checked non-NULL.
-        unsafe { ms.write(elapsed) };
+        // SAFETY: the pointers are as `# Safety` says.
+        let (clock, ms) = unsafe { (handle::borrow(clock)?, handle::out(ms, "ms")?) };
+        ms.write(u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX));
         Ok(())
     })
 }
@@ -109,22 +96,21 @@ pub unsafe extern "C" fn peerlb_manual_clock_elapsed_ms(
 /// Frees the caller's handle. Lists and budgets made with the clock keep using it. NULL
 /// is ignored.
 ///
+/// Ownership: takes `clock` back.
+///
 /// # Safety
 /// `clock` must be NULL or from `peerlb_manual_clock_new`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_manual_clock_free(clock: *mut peerlb_manual_clock) {
-    guard_value((), || {
-        if !clock.is_null() {
-            // SAFETY: from Box::into_raw in peerlb_manual_clock_new.
-            drop(unsafe { Box::from_raw(clock) });
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { handle::free(clock) }
 }
 
 /// Makes lists created from these options run on `clock` instead of the real clock (for
 /// ejection times and latency-based strategies). The options keep their own reference, so
 /// `clock` may be freed afterwards.
 ///
+/// Ownership: borrows both arguments for the call.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
 ///
 /// # Safety
@@ -137,7 +123,7 @@ pub unsafe extern "C" fn peerlb_list_options_set_manual_clock(
     // SAFETY: forwarded contract.
     unsafe {
         with_options(opts, |o| {
-            let manual = clock_ref(clock)?.clone();
+            let manual = handle::borrow(clock)?.clone();
             Ok(o.clock(Clock::from(manual)))
         })
     }

@@ -1,12 +1,13 @@
 //! Outlier ejection settings on list options, as a spec string (like strategies and
 //! transports), parsed by the core's `EjectionPolicy::set`.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 
 use peerlb::EjectionPolicy;
 
 use crate::error::{invalid, peerlb_status};
-use crate::list::{peerlb_list_options, with_options};
+use crate::handle;
+use crate::options::{peerlb_list_options, with_options};
 
 /// Parses an ejection spec: `"off"`, `"default"`, or `key=value` pairs joined by `&`
 /// (optionally after `"default?"`), each applied with `EjectionPolicy::set` to the default
@@ -58,6 +59,7 @@ pub(crate) fn parse_ejection(spec: &str) -> Result<Option<EjectionPolicy>, peerl
 /// declined and cancelled outcomes neither count nor end it. The spec is NUL-terminated
 /// and copied.
 ///
+/// Ownership: borrows both arguments for the call.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, non-UTF-8, a malformed pair, an
 /// unknown key or an out-of-range value (the options are then unchanged).
 ///
@@ -71,13 +73,7 @@ pub unsafe extern "C" fn peerlb_list_options_set_ejection(
     // SAFETY: forwarded contract.
     unsafe {
         with_options(opts, |o| {
-            if spec.is_null() {
-                return Err(invalid("ejection spec is NULL"));
-            }
-            // SAFETY: the caller passes a NUL-terminated string.
-            let spec = CStr::from_ptr(spec)
-                .to_str()
-                .map_err(|_| invalid("ejection spec is not valid UTF-8"))?;
+            let spec = handle::c_str(spec, "ejection spec")?;
             Ok(o.ejection(parse_ejection(spec)?))
         })
     }

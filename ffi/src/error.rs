@@ -1,18 +1,17 @@
-//! Status codes, the thread-local last error, and the panic boundary every entry point
-//! goes through.
+//! Status codes and the calling thread's last error: how a failure reaches C.
 
 use std::cell::RefCell;
-use std::ffi::{c_char, CString};
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ffi::{c_char, CStr, CString};
+use std::sync::OnceLock;
 
 use peerlb::{Error, ErrorCode};
 
 /// The result of every fallible peerlb call.
 ///
-/// `PEERLB_OK` (0) is success. Values 1 to 13 are the core's error codes, one to one
-/// (their numbers never change); `PEERLB_PANIC` means peerlb hit an internal bug, caught it
-/// and returned instead of aborting. `peerlb_last_error_message()` tells what went wrong
-/// and `peerlb_status_str()` names a code.
+/// `PEERLB_OK` (0) is success. Every other value is one of the core's error codes, with
+/// the same number (`ErrorCode::as_u32()`; numbers never change). A caught panic (an
+/// internal bug) is `PEERLB_INTERNAL`. `peerlb_last_error_message()` tells what went
+/// wrong and `peerlb_status_str()` names a code.
 #[repr(C)]
 #[allow(non_camel_case_types)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,7 +19,7 @@ pub enum peerlb_status {
     /// Success.
     PEERLB_OK = 0,
     /// An argument was malformed: NULL pointer, non-UTF-8, empty or over-long peer id,
-    /// unknown strategy, outcome or status value, a choice already finished.
+    /// unknown strategy, outcome or status value, an impossible array length.
     PEERLB_INVALID_ARGUMENT = 1,
     /// `peerlb_list_start` on a list that is already running.
     PEERLB_ALREADY_STARTED = 2,
@@ -49,12 +48,13 @@ pub enum peerlb_status {
     PEERLB_RETRY_EXHAUSTED = 12,
     /// The peer declined the request on purpose (e.g. overload); a retried call stops.
     PEERLB_DECLINED = 13,
-    /// A choice was finished a second time (the first finish stands).
+    /// A choice was finished (or reported to a retry) a second time; the first finish
+    /// stands and the second changed nothing.
     PEERLB_ALREADY_FINISHED = 14,
-    /// peerlb caught a panic (an internal bug); the message is the panic's.
+    /// peerlb caught a panic (an internal bug); the message is the panic's. The call did
+    /// nothing or only part of it, and the list is left consistent. (`PEERLB_PANIC` is an
+    /// older name of this value.)
     PEERLB_INTERNAL = 15,
-    /// peerlb panicked (an internal bug); the call did nothing or only part of it.
-    PEERLB_PANIC = 100,
 }
 
 pub(crate) use peerlb_status::*;
@@ -82,58 +82,34 @@ impl peerlb_status {
         }
     }
 
-    /// The kebab-case name (`"ok"`, `"timeout"`, `"panic"`, ...).
+    /// The core's code for a status; `None` for `PEERLB_OK`.
+    fn code(self) -> Option<ErrorCode> {
+        ErrorCode::ALL
+            .into_iter()
+            .find(|c| peerlb_status::from_code(*c) == self)
+    }
+
+    /// The kebab-case name (`"ok"`, `"timeout"`, `"internal"`, ...): the core code's.
     pub fn as_str(self) -> &'static str {
-        self.as_cstr().to_str().expect("ASCII")
-    }
-
-    fn as_cstr(self) -> &'static std::ffi::CStr {
-        match self {
-            PEERLB_OK => c"ok",
-            PEERLB_INVALID_ARGUMENT => c"invalid-argument",
-            PEERLB_ALREADY_STARTED => c"already-started",
-            PEERLB_NOT_STARTED => c"not-started",
-            PEERLB_TIMEOUT => c"timeout",
-            PEERLB_NO_DEADLINE => c"no-deadline",
-            PEERLB_NO_PEER_AVAILABLE => c"no-peer-available",
-            PEERLB_PEER_ALREADY_IN_LIST => c"peer-already-in-list",
-            PEERLB_PEER_NOT_IN_LIST => c"peer-not-in-list",
-            PEERLB_TRANSPORT_FAILED => c"transport-failed",
-            PEERLB_MULTIPLE_ERRORS => c"multiple-errors",
-            PEERLB_SOURCE_FAILED => c"source-failed",
-            PEERLB_RETRY_EXHAUSTED => c"retry-exhausted",
-            PEERLB_DECLINED => c"declined",
-            PEERLB_ALREADY_FINISHED => c"already-finished",
-            PEERLB_INTERNAL => c"internal",
-            PEERLB_PANIC => c"panic",
-        }
-    }
-
-    fn from_u32(value: u32) -> Option<peerlb_status> {
-        ALL_STATUSES.into_iter().find(|s| *s as u32 == value)
+        self.code().map_or("ok", ErrorCode::as_str)
     }
 }
 
-/// Every status, in numeric order.
-const ALL_STATUSES: [peerlb_status; 17] = [
-    PEERLB_OK,
-    PEERLB_INVALID_ARGUMENT,
-    PEERLB_ALREADY_STARTED,
-    PEERLB_NOT_STARTED,
-    PEERLB_TIMEOUT,
-    PEERLB_NO_DEADLINE,
-    PEERLB_NO_PEER_AVAILABLE,
-    PEERLB_PEER_ALREADY_IN_LIST,
-    PEERLB_PEER_NOT_IN_LIST,
-    PEERLB_TRANSPORT_FAILED,
-    PEERLB_MULTIPLE_ERRORS,
-    PEERLB_SOURCE_FAILED,
-    PEERLB_RETRY_EXHAUSTED,
-    PEERLB_DECLINED,
-    PEERLB_ALREADY_FINISHED,
-    PEERLB_INTERNAL,
-    PEERLB_PANIC,
-];
+/// The kebab-case name of status value `value` as a C string (the core code's name;
+/// `"ok"` for 0), or `None` for a value that is no status.
+fn name_of(value: u32) -> Option<&'static CStr> {
+    static NAMES: OnceLock<Vec<(u32, CString)>> = OnceLock::new();
+    let names = NAMES.get_or_init(|| {
+        std::iter::once((0, "ok"))
+            .chain(ErrorCode::ALL.iter().map(|c| (c.as_u32(), c.as_str())))
+            .map(|(v, name)| (v, CString::new(name).expect("names are ASCII")))
+            .collect()
+    });
+    names
+        .iter()
+        .find(|(v, _)| *v == value)
+        .map(|(_, name)| name.as_c_str())
+}
 
 struct LastError {
     message: CString,
@@ -147,67 +123,25 @@ thread_local! {
     });
 }
 
-fn record(message: String, codes: Vec<peerlb_status>) {
-    // Interior NULs cannot be represented in a C string; show them escaped.
-    let message = CString::new(message.replace('\0', "\\0")).expect("NULs replaced");
-    let _ = LAST_ERROR.try_with(|last| {
-        if let Ok(mut last) = last.try_borrow_mut() {
-            *last = LastError { message, codes };
-        }
-    });
-}
-
-fn record_error(error: &Error) -> peerlb_status {
+/// Records `error` as the calling thread's last error and returns its status.
+pub(crate) fn record_error(error: &Error) -> peerlb_status {
     let codes = error
         .errors()
         .iter()
         .map(|e| peerlb_status::from_code(e.code()))
         .collect();
-    record(error.to_string(), codes);
+    let message = crate::handle::c_string(error.to_string());
+    let _ = LAST_ERROR.try_with(|last| {
+        if let Ok(mut last) = last.try_borrow_mut() {
+            *last = LastError { message, codes };
+        }
+    });
     peerlb_status::from_code(error.code())
 }
 
 /// An `invalid-argument` error with `message`.
 pub(crate) fn invalid(message: impl Into<String>) -> Error {
     Error::InvalidArgument(message.into())
-}
-
-/// The panic boundary: runs `f`, turning an error into its status (recording the
-/// thread's last error) and a panic into `PEERLB_PANIC`.
-#[inline]
-pub(crate) fn guard(f: impl FnOnce() -> Result<(), Error>) -> peerlb_status {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => PEERLB_OK,
-        Ok(Err(error)) => record_error(&error),
-        Err(panic) => {
-            record(
-                format!(
-                    "peerlb panicked (a bug; please report it): {}",
-                    peerlb::panic_message(panic.as_ref())
-                ),
-                vec![PEERLB_PANIC],
-            );
-            PEERLB_PANIC
-        }
-    }
-}
-
-/// Like [`guard`] for functions that cannot report a status: a panic is swallowed (and
-/// recorded as the last error) and `fallback` returned.
-pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(value) => value,
-        Err(panic) => {
-            record(
-                format!(
-                    "peerlb panicked (a bug; please report it): {}",
-                    peerlb::panic_message(panic.as_ref())
-                ),
-                vec![PEERLB_PANIC],
-            );
-            fallback
-        }
-    }
 }
 
 /// The message of the last call on the calling thread that failed, or `""` when none has.
@@ -217,7 +151,7 @@ pub(crate) fn guard_value<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 /// NULL. Thread safety: each thread has its own last error.
 #[no_mangle]
 pub extern "C" fn peerlb_last_error_message() -> *const c_char {
-    guard_value(c"".as_ptr(), || {
+    crate::boundary::guard_value(c"".as_ptr(), || {
         LAST_ERROR
             .try_with(|last| match last.try_borrow() {
                 Ok(last) => last.message.as_ptr(),
@@ -233,7 +167,9 @@ pub extern "C" fn peerlb_last_error_message() -> *const c_char {
 /// e.g. two unknown removals) lists each failure in the order it happened; a simple
 /// failure lists one code. Writes at most `capacity` codes to `codes` (which may be NULL
 /// when `capacity` is 0) and returns how many there are in all (0 when no call failed yet).
-/// Ownership: the caller owns `codes`.
+///
+/// Ownership: the caller owns `codes`; nothing is allocated. Thread safety: each thread
+/// has its own last error.
 ///
 /// # Safety
 /// `codes` must point to `capacity` writable `peerlb_status` values, or be NULL.
@@ -242,7 +178,7 @@ pub unsafe extern "C" fn peerlb_last_error_codes(
     codes: *mut peerlb_status,
     capacity: usize,
 ) -> usize {
-    guard_value(0, || {
+    crate::boundary::guard_value(0, || {
         LAST_ERROR
             .try_with(|last| {
                 let Ok(last) = last.try_borrow() else {
@@ -260,16 +196,15 @@ pub unsafe extern "C" fn peerlb_last_error_codes(
     })
 }
 
-/// The kebab-case name of a status: `"ok"`, `"invalid-argument"`, ..., `"panic"`, and
+/// The kebab-case name of a status: `"ok"`, `"invalid-argument"`, ..., `"internal"`, and
 /// `"unknown"` for a value that is no `peerlb_status`.
 ///
 /// Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
 #[no_mangle]
 pub extern "C" fn peerlb_status_str(status: u32) -> *const c_char {
-    match peerlb_status::from_u32(status) {
-        Some(s) => s.as_cstr().as_ptr(),
-        None => c"unknown".as_ptr(),
-    }
+    crate::boundary::guard_value(c"unknown".as_ptr(), || {
+        name_of(status).map_or(c"unknown".as_ptr(), CStr::as_ptr)
+    })
 }
 
 #[cfg(test)]
@@ -278,22 +213,17 @@ mod tests {
 
     #[test]
     fn statuses_match_core_codes() {
+        assert_eq!(PEERLB_OK as u32, 0);
+        assert_eq!(PEERLB_OK.as_str(), "ok");
         for code in ErrorCode::ALL {
             let status = peerlb_status::from_code(code);
             assert_eq!(status as u32, code.as_u32(), "{code}");
             assert_eq!(status.as_str(), code.as_str());
+            let name = unsafe { CStr::from_ptr(peerlb_status_str(status as u32)) };
+            assert_eq!(name.to_str().unwrap(), code.as_str());
         }
-        assert_eq!(PEERLB_OK as u32, 0);
-        assert_eq!(PEERLB_PANIC as u32, 100);
-    }
-
-    #[test]
-    fn panics_become_status() {
-        let status = guard(|| panic!("boom"));
-        assert_eq!(status, PEERLB_PANIC);
-        let msg = unsafe { std::ffi::CStr::from_ptr(peerlb_last_error_message()) };
-        assert!(msg.to_str().unwrap().contains("boom"));
-        assert_eq!(guard_value(7, || panic!("again")), 7);
+        let unknown = unsafe { CStr::from_ptr(peerlb_status_str(100)) };
+        assert_eq!(unknown.to_str().unwrap(), "unknown");
     }
 
     #[test]
@@ -302,7 +232,7 @@ mod tests {
             Error::PeerNotInList("a".into()),
             Error::PeerAlreadyInList("b".into()),
         ]);
-        assert_eq!(guard(|| Err(e)), PEERLB_MULTIPLE_ERRORS);
+        assert_eq!(record_error(&e), PEERLB_MULTIPLE_ERRORS);
         let mut codes = [PEERLB_OK; 4];
         let n = unsafe { peerlb_last_error_codes(codes.as_mut_ptr(), 4) };
         assert_eq!(n, 2);

@@ -7,8 +7,10 @@ use std::thread::{self, ThreadId};
 
 use peerlb::{EventKind, PeerEvent, Subscription};
 
-use crate::error::{guard, guard_value, invalid, peerlb_status};
-use crate::list::{list_ref, peerlb_list};
+use crate::boundary::guard;
+use crate::error::peerlb_status;
+use crate::handle::{self, Handle, Owned};
+use crate::list::peerlb_list;
 
 /// What happened to a peer (one of the `PEERLB_EVENT_*` values; later versions may add
 /// values, so handle unknown ones).
@@ -84,8 +86,27 @@ pub type peerlb_event_callback =
 /// Ownership: the caller frees it with `peerlb_subscription_free` (before or after the
 /// list: either order is fine). Thread safety: free it once, from any thread.
 pub struct peerlb_subscription {
+    _private: [u8; 0],
+}
+
+/// What a `peerlb_subscription` points to. Dropping it unsubscribes, after waiting for a
+/// callback running on another thread.
+pub(crate) struct SubscriptionHandle {
     shared: Arc<Shared>,
     inner: Option<Subscription>,
+}
+
+impl Handle for peerlb_subscription {
+    type Target = SubscriptionHandle;
+    type Ownership = Owned;
+    const NAME: &'static str = "subscription";
+}
+
+impl Drop for SubscriptionHandle {
+    fn drop(&mut self) {
+        self.shared.cancel();
+        drop(self.inner.take());
+    }
 }
 
 /// What the callback wrapper and the subscription handle share: the C callback, and
@@ -176,11 +197,10 @@ pub unsafe extern "C" fn peerlb_list_subscribe(
 ) -> peerlb_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let list = unsafe { list_ref(list) }?;
-        let callback = callback.ok_or_else(|| invalid("callback is NULL"))?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
+        let list = unsafe { handle::borrow(list) }?;
+        let callback = handle::required(callback, "callback")?;
+        // SAFETY: forwarded contract.
+        let out = unsafe { handle::out(out, "out") }?;
         let shared = Arc::new(Shared {
             callback,
             user_data,
@@ -189,12 +209,10 @@ pub unsafe extern "C" fn peerlb_list_subscribe(
         });
         let for_list = shared.clone();
         let inner = list.subscribe(move |event| for_list.deliver(event));
-        let handle = Box::new(peerlb_subscription {
+        out.write(handle::into_raw(SubscriptionHandle {
             shared,
             inner: Some(inner),
-        });
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(Box::into_raw(handle)) };
+        }));
         Ok(())
     })
 }
@@ -205,19 +223,14 @@ pub unsafe extern "C" fn peerlb_list_subscribe(
 /// holding a lock the callback takes: it waits for a callback running on another thread.
 /// NULL is ignored.
 ///
+/// Ownership: takes `subscription` back; `user_data` is the caller's again.
+///
 /// # Safety
 /// `subscription` must be NULL or from `peerlb_list_subscribe`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_subscription_free(subscription: *mut peerlb_subscription) {
-    guard_value((), || {
-        if subscription.is_null() {
-            return;
-        }
-        // SAFETY: from Box::into_raw in peerlb_list_subscribe.
-        let mut sub = unsafe { Box::from_raw(subscription) };
-        sub.shared.cancel();
-        drop(sub.inner.take());
-    })
+    // SAFETY: forwarded contract.
+    unsafe { handle::free(subscription) }
 }
 
 /// The name of an event kind: `"added"`, `"removed"`, `"available"`, `"unavailable"`,

@@ -3,24 +3,28 @@
 //! Builds `libpeerlb.so` (SONAME `libpeerlb.so.<major>`, exporting only `peerlb_*`) and
 //! `libpeerlb.a`; `include/peerlb.h` is generated from this crate by cbindgen.
 //!
-//! Conventions, for this module and every later one that adds C functions:
+//! Conventions, for every module that adds C functions:
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`,
-//!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`);
-//!   plain data (`peerlb_request`, `peerlb_choice`, `peerlb_peer_spec`, `peerlb_event`) is
-//!   `#[repr(C)]`.
-//! * Every fallible call returns [`peerlb_status`]: 0 is success, 1..=11 are the core's
-//!   `ErrorCode::as_u32()` values, `PEERLB_PANIC` is a caught panic. Out-parameters are
-//!   written only on success. `peerlb_last_error_message()` and `peerlb_last_error_codes()`
-//!   describe the calling thread's last failure.
-//! * Every entry point runs inside [`error::guard`] (a panic boundary): nothing unwinds into
-//!   C and nothing aborts.
-//! * NULL pointers, non-UTF-8 ids, empty and over-long ids, unknown enum values are
-//!   `PEERLB_INVALID_ARGUMENT`. C enums (outcome, connection status, admin result, event
-//!   kind) are plain `uint32_t` typedefs with `#define`d values, so an unknown value coming
-//!   in is an error and not undefined behaviour.
-//! * Each function's rustdoc (and so the header) says who frees what and from which threads
-//!   it may be called.
+//!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`,
+//!   `peerlb_updater`, `peerlb_upstream`); plain data (`peerlb_request`, `peerlb_choice`,
+//!   `peerlb_peer_spec`, `peerlb_event`, vtables, option structs) is `#[repr(C)]`. Every
+//!   pointer from C is read through [`handle`]: borrowing, freeing, out-parameters, strings
+//!   and arrays are written once there.
+//! * Every fallible call returns [`peerlb_status`]: 0 is success, every other value is the
+//!   core's `ErrorCode::as_u32()` (`PEERLB_INVALID_ARGUMENT` = 1 ... `PEERLB_INTERNAL` =
+//!   15). Out-parameters are written only on success. `peerlb_last_error_message()` and
+//!   `peerlb_last_error_codes()` describe the calling thread's last failure.
+//! * Every entry point runs inside the panic boundary ([`boundary`]): nothing unwinds into
+//!   C and nothing aborts; a caught panic is `PEERLB_INTERNAL` with the panic's message.
+//! * NULL pointers, non-UTF-8 ids, empty and over-long ids, impossible lengths and unknown
+//!   enum values are `PEERLB_INVALID_ARGUMENT`. C enums (outcome, connection status, admin
+//!   result, event kind, DNS record) are plain `uint32_t` typedefs with `#define`d values,
+//!   so an unknown value coming in is an error and not undefined behaviour.
+//! * Defaults are the core's: "not given" (NULL, 0 or a negative number, as each function
+//!   says) is passed on as such.
+//! * Each function's rustdoc (and so the header) says who frees what ("Ownership") and
+//!   from which threads it may be called.
 
 #![warn(missing_docs)]
 #![allow(non_camel_case_types)] // C names: peerlb_list, peerlb_status, ...
@@ -29,22 +33,28 @@
 use std::ffi::c_char;
 
 pub mod admin;
+mod boundary;
+pub mod choice;
 pub mod clock;
 pub mod ejection;
 pub mod error;
 pub mod events;
+mod handle;
 pub mod list;
+pub mod options;
 pub mod retry;
 pub mod transport;
 pub mod updater;
 pub mod upstream;
 
 pub use admin::*;
+pub use choice::*;
 pub use clock::*;
 pub use ejection::*;
 pub use error::peerlb_status;
 pub use events::*;
 pub use list::*;
+pub use options::*;
 pub use retry::*;
 pub use transport::*;
 pub use updater::*;
@@ -57,4 +67,17 @@ pub use upstream::*;
 #[no_mangle]
 pub extern "C" fn peerlb_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
+/// `peerlb_upstream_pick`, `peerlb_updater_last_error`). NULL is ignored.
+///
+/// Ownership: takes `s` back. Thread safety: any thread.
+///
+/// # Safety
+/// `s` must be NULL or a string from peerlb, not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_string_free(s: *mut c_char) {
+    // SAFETY: forwarded contract.
+    unsafe { handle::free_string(s) }
 }

@@ -1,16 +1,24 @@
 //! Retry on another peer, step by step (C has no closures): choose an attempt's peer,
-//! run the attempt, report how it went, repeat.
+//! run the attempt, report how it went, repeat. The rules (which peer, when to stop, the
+//! final error) are the core's `Retry`.
 
-use std::ffi::{c_char, CStr};
+use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::Duration;
 
-use peerlb::retry::{Retry, RetryBudget, RetryPolicy};
-use peerlb::Clock;
+use peerlb::retry::{Retry, RetryBudget, RetryBudgetOptions, RetryPolicy};
+use peerlb::{Choice, Clock, Error};
 
+use crate::boundary::guard;
+use crate::choice::{latency, peerlb_choice, peerlb_request, request_from};
 use crate::clock::peerlb_manual_clock;
-use crate::error::{guard, guard_value, invalid, peerlb_status};
-use crate::list::{latency, list_ref, peerlb_choice, peerlb_list, peerlb_request, request_from};
+use crate::error::{invalid, peerlb_status};
+use crate::handle::{self, Handle, Owned};
+use crate::list::peerlb_list;
+
+/// The value of a numeric argument that means "not given: use the core's default" (any
+/// negative value does; see `peerlb_retry_budget_new`).
+pub const PEERLB_DEFAULT: i64 = -1;
 
 /// A retry budget, shared by many retried calls: over a sliding window of `ttl_ms`,
 /// retries may be at most `min_per_sec × ttl + ratio × calls`, so a failing dependency
@@ -20,7 +28,13 @@ use crate::list::{latency, list_ref, peerlb_choice, peerlb_list, peerlb_request,
 /// retries made with it keep their own reference, so it may be freed before them.
 /// Thread safety: any number of retries on any threads may share one budget.
 pub struct peerlb_retry_budget {
-    inner: Arc<RetryBudget>,
+    _private: [u8; 0],
+}
+
+impl Handle for peerlb_retry_budget {
+    type Target = Arc<RetryBudget>;
+    type Ownership = Owned;
+    const NAME: &'static str = "budget";
 }
 
 /// One retried call, driven step by step. The loop (see `peerlb_retry_new`):
@@ -45,49 +59,89 @@ pub struct peerlb_retry_budget {
 /// Thread safety: not synchronized; use one retry from one thread at a time (it may move
 /// between threads). Its choices may be finished on any thread.
 pub struct peerlb_retry {
-    inner: Retry,
+    _private: [u8; 0],
+}
+
+/// What a `peerlb_retry` points to.
+pub(crate) struct RetryCall {
+    /// The core's retry; `None` only if an internal error interrupted a choose.
+    retry: Option<Retry>,
     /// Set by `succeeded` and `declined`: the call is over.
-    done: bool,
+    over: bool,
+}
+
+impl Handle for peerlb_retry {
+    type Target = RetryCall;
+    type Ownership = Owned;
+    const NAME: &'static str = "retry";
+}
+
+impl RetryCall {
+    fn retry(&mut self) -> Result<&mut Retry, Error> {
+        self.retry.as_mut().ok_or_else(lost)
+    }
+}
+
+/// The error for a retry whose state an earlier internal error took.
+fn lost() -> Error {
+    Error::Internal("this retry was interrupted by an earlier internal error".into())
+}
+
+/// A signed "not given" argument: negative is `None`.
+fn given(value: i64) -> Option<u64> {
+    u64::try_from(value).ok()
 }
 
 /// Creates a retry budget allowing `ratio` (0..=1) retries per call plus `min_per_sec`
-/// retries per second, over a sliding window of `ttl_ms` (1000..=60000). `clock` may be
-/// NULL (the real clock) or a manual clock (for tests; the budget keeps its own
-/// reference). Finagle's and Envoy's defaults are 0.2, 10, 10000.
+/// retries per second, over a sliding window of `ttl_ms` (1000..=60000). A negative value
+/// (`PEERLB_DEFAULT`) for any of the three means the core's default (Finagle's and
+/// Envoy's: 0.2, 10, 10000). `clock` may be NULL (the real clock) or a manual clock (for
+/// tests; the budget keeps its own reference).
 ///
-/// Ownership: the caller frees `*out` with `peerlb_retry_budget_free`.
-/// Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, or a ratio or window out of range
-/// (NaN included).
+/// Ownership: the caller frees `*out` with `peerlb_retry_budget_free`; `clock` is only
+/// read.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, or a ratio (NaN included),
+/// `min_per_sec` or window out of range.
 ///
 /// # Safety
 /// `clock` NULL or live; `out` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_retry_budget_new(
     ratio: f64,
-    min_per_sec: u32,
-    ttl_ms: u64,
+    min_per_sec: i64,
+    ttl_ms: i64,
     clock: *const peerlb_manual_clock,
     out: *mut *mut peerlb_retry_budget,
 ) -> peerlb_status {
     guard(|| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        // SAFETY: the caller passes a live clock or NULL.
-        let clock = match unsafe { clock.as_ref() } {
-            Some(c) => Clock::from(c.inner.clone()),
+        // SAFETY: forwarded contract.
+        let out = unsafe { handle::out(out, "out") }?;
+        let min_per_sec = given(min_per_sec)
+            .map(|n| {
+                u32::try_from(n).map_err(|_| invalid(format!("min_per_sec {n} is out of range")))
+            })
+            .transpose()?;
+        let options = RetryBudgetOptions {
+            // NaN is not negative: it reaches the core, which refuses it.
+            ratio: (ratio.is_nan() || ratio >= 0.0).then_some(ratio),
+            min_per_sec,
+            ttl: given(ttl_ms).map(Duration::from_millis),
+        };
+        // SAFETY: forwarded contract.
+        let clock = match unsafe { handle::borrow_optional(clock) } {
+            Some(manual) => Clock::from(manual.clone()),
             None => Clock::real(),
         };
-        let budget = RetryBudget::new(ratio, min_per_sec, Duration::from_millis(ttl_ms), clock)?;
-        let handle = Box::new(peerlb_retry_budget { inner: budget });
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(Box::into_raw(handle)) };
+        out.write(handle::into_raw(RetryBudget::from_options(
+            &options, clock,
+        )?));
         Ok(())
     })
 }
 
 /// How many retries the budget would allow right now, in `*balance`.
 ///
+/// Ownership: borrows `budget` for the call; `*balance` is the caller's.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
 ///
 /// # Safety
@@ -98,34 +152,29 @@ pub unsafe extern "C" fn peerlb_retry_budget_balance(
     balance: *mut u64,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: the caller passes a live budget or NULL.
-        let budget = unsafe { budget.as_ref() }.ok_or_else(|| invalid("budget is NULL"))?;
-        if balance.is_null() {
-            return Err(invalid("balance is NULL"));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { balance.write(budget.inner.balance()) };
+        // SAFETY: forwarded contract.
+        let budget = unsafe { handle::borrow(budget) }?;
+        // SAFETY: forwarded contract.
+        unsafe { handle::out(balance, "balance") }?.write(budget.balance());
         Ok(())
     })
 }
 
 /// Frees the caller's budget handle; retries using it keep it alive. NULL is ignored.
 ///
+/// Ownership: takes `budget` back.
+///
 /// # Safety
 /// `budget` must be NULL or from `peerlb_retry_budget_new`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_retry_budget_free(budget: *mut peerlb_retry_budget) {
-    guard_value((), || {
-        if !budget.is_null() {
-            // SAFETY: from Box::into_raw in peerlb_retry_budget_new.
-            drop(unsafe { Box::from_raw(budget) });
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { handle::free(budget) }
 }
 
 /// Starts one retried call: at most `max_attempts` attempts in all (the first included;
-/// 0 counts as 1), ending by `timeout_ms` from now (negative: no overall timeout), and,
-/// when `budget` is not NULL, retries only while the budget allows them.
+/// 0 means the core's default, 3), ending by `timeout_ms` from now (negative: no overall
+/// timeout), and, when `budget` is not NULL, retries only while the budget allows them.
 ///
 /// Drive it with `peerlb_retry_choose`, then report each attempt with exactly one of
 /// `peerlb_retry_succeeded` (done), `peerlb_retry_failed` (choose again: another peer is
@@ -156,34 +205,25 @@ pub unsafe extern "C" fn peerlb_retry_new(
     out: *mut *mut peerlb_retry,
 ) -> peerlb_status {
     guard(|| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
+        // SAFETY: forwarded contract.
+        let out = unsafe { handle::out(out, "out") }?;
+        let mut policy = RetryPolicy::default();
+        if max_attempts > 0 {
+            policy = policy.with_max_attempts(max_attempts);
         }
-        let mut policy = RetryPolicy::new(max_attempts);
-        if let Ok(ms) = u64::try_from(timeout_ms) {
+        if let Some(ms) = given(timeout_ms) {
             policy = policy.timeout(Duration::from_millis(ms));
         }
-        // SAFETY: the caller passes a live budget or NULL.
-        if let Some(b) = unsafe { budget.as_ref() } {
-            policy = policy.budget(b.inner.clone());
+        // SAFETY: forwarded contract.
+        if let Some(budget) = unsafe { handle::borrow_optional(budget) } {
+            policy = policy.budget(budget.clone());
         }
-        let handle = Box::new(peerlb_retry {
-            inner: Retry::new(&policy),
-            done: false,
-        });
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(Box::into_raw(handle)) };
+        out.write(handle::into_raw(RetryCall {
+            retry: Some(Retry::new(&policy)),
+            over: false,
+        }));
         Ok(())
     })
-}
-
-/// Borrows a retry mutably or fails with invalid-argument.
-///
-/// # Safety
-/// `retry` must be NULL or live, and not used by another thread meanwhile.
-unsafe fn retry_mut<'a>(retry: *mut peerlb_retry) -> Result<&'a mut peerlb_retry, peerlb::Error> {
-    // SAFETY: the caller passes a live retry or NULL.
-    unsafe { retry.as_mut() }.ok_or_else(|| invalid("retry is NULL"))
 }
 
 /// Chooses the peer for the next attempt, like `peerlb_list_choose` (blocking up to the
@@ -192,6 +232,8 @@ unsafe fn retry_mut<'a>(retry: *mut peerlb_retry) -> Result<&'a mut peerlb_retry
 /// the attempt's choice: report it with `peerlb_retry_succeeded`, `_failed` or
 /// `_declined` (or, to abandon the call, `peerlb_choice_finish`).
 ///
+/// Ownership: borrows `retry`, `list` and `request` for the call; `*out` is the caller's
+/// struct.
 /// Errors (`*out` untouched): the call's final error (see `peerlb_retry_new`), or
 /// `PEERLB_INVALID_ARGUMENT` for NULL arguments or a retry already over (succeeded or
 /// declined).
@@ -207,23 +249,25 @@ pub unsafe extern "C" fn peerlb_retry_choose(
     out: *mut peerlb_choice,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let retry = unsafe { retry_mut(retry) }?;
-        // SAFETY: forwarded contract.
-        let list = unsafe { list_ref(list) }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        if retry.done {
+        // SAFETY: the pointers are as `# Safety` says.
+        let (call, list, out) = unsafe {
+            (
+                handle::borrow_mut(retry)?,
+                handle::borrow(list)?,
+                handle::out(out, "out")?,
+            )
+        };
+        if call.over {
             return Err(invalid(
                 "this retry is over (it succeeded or was declined); start a new one",
             ));
         }
         // SAFETY: forwarded contract.
         let request = unsafe { request_from(request) }?;
-        let choice = retry.inner.choose(list, &request)?;
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(peerlb_choice::from_choice(choice)) };
+        let retry = call.retry.take().ok_or_else(lost)?;
+        let (retry, chosen) = retry.choose_now(list, &request).wait();
+        call.retry = Some(retry);
+        out.write(peerlb_choice::from_choice(chosen?));
         Ok(())
     })
 }
@@ -235,35 +279,19 @@ pub unsafe extern "C" fn peerlb_retry_choose(
 unsafe fn take_attempt<'a>(
     retry: *mut peerlb_retry,
     choice: *mut peerlb_choice,
-) -> Result<(&'a mut peerlb_retry, peerlb::Choice), peerlb::Error> {
-    // SAFETY: forwarded contract.
-    let retry = unsafe { retry_mut(retry) }?;
-    // SAFETY: the caller passes a valid choice or NULL.
-    let c = unsafe { choice.as_mut() }.ok_or_else(|| invalid("choice is NULL"))?;
-    c.check_live()?;
-    // SAFETY: checked live; it came from peerlb_retry_choose (or peerlb_list_choose).
-    Ok((retry, unsafe { c.take() }))
-}
-
-/// Reads an attempt's error message (NULL is invalid; non-UTF-8 bytes are replaced).
-///
-/// # Safety
-/// `message` NULL or NUL-terminated.
-unsafe fn message(what: &str, message: *const c_char) -> Result<String, peerlb::Error> {
-    if message.is_null() {
-        return Err(invalid(format!("{what} is NULL")));
-    }
-    // SAFETY: the caller passes a NUL-terminated string.
-    Ok(unsafe { CStr::from_ptr(message) }
-        .to_string_lossy()
-        .into_owned())
+) -> Result<(&'a mut RetryCall, Choice), Error> {
+    // SAFETY: the pointers are as `# Safety` says.
+    let (call, choice) = unsafe { (handle::borrow_mut(retry)?, handle::borrow_mut(choice)?) };
+    call.retry()?; // a lost retry leaves the choice to be finished
+    Ok((call, choice.take()?))
 }
 
 /// The attempt on `*choice` succeeded: finishes it as `PEERLB_OUTCOME_OK` with
 /// `latency_us` (negative: unknown) and clears `*choice`. The call is over.
 ///
-/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is
-/// done then).
+/// Ownership: ends peerlb's hold on the chosen peer; the structs stay the caller's.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, `PEERLB_ALREADY_FINISHED` for a
+/// finished choice (nothing is done then).
 ///
 /// # Safety
 /// `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`.
@@ -275,9 +303,9 @@ pub unsafe extern "C" fn peerlb_retry_succeeded(
 ) -> peerlb_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let (retry, choice) = unsafe { take_attempt(retry, choice) }?;
-        retry.done = true;
-        retry.inner.succeeded(choice, latency(latency_us));
+        let (call, choice) = unsafe { take_attempt(retry, choice) }?;
+        call.over = true;
+        call.retry()?.succeeded(choice, latency(latency_us));
         Ok(())
     })
 }
@@ -287,8 +315,10 @@ pub unsafe extern "C" fn peerlb_retry_succeeded(
 /// the peer's ejection) and clears `*choice`. Call `peerlb_retry_choose` next: it tries
 /// another peer, or returns the final error listing every attempt's `error`.
 ///
-/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is
-/// done then; the choice is still to be finished).
+/// Ownership: ends peerlb's hold on the chosen peer; the structs and `error` stay the
+/// caller's.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, `PEERLB_ALREADY_FINISHED` for a
+/// finished choice (nothing is done then).
 ///
 /// # Safety
 /// `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`; `error`
@@ -301,11 +331,14 @@ pub unsafe extern "C" fn peerlb_retry_failed(
     latency_us: i64,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let error = unsafe { message("error", error) }?;
-        // SAFETY: forwarded contract.
-        let (retry, choice) = unsafe { take_attempt(retry, choice) }?;
-        retry.inner.failed(choice, error, latency(latency_us));
+        // SAFETY: the pointers are as `# Safety` says.
+        let (error, (call, choice)) = unsafe {
+            (
+                handle::c_str_lossy(error, "error")?,
+                take_attempt(retry, choice)?,
+            )
+        };
+        call.retry()?.failed(choice, error, latency(latency_us));
         Ok(())
     })
 }
@@ -315,9 +348,11 @@ pub unsafe extern "C" fn peerlb_retry_failed(
 /// clears `*choice`, and ends the call: returns `PEERLB_DECLINED` with the message
 /// `peer "<id>" declined the request: <reason>`.
 ///
+/// Ownership: ends peerlb's hold on the chosen peer; the structs and `reason` stay the
+/// caller's.
 /// Errors: `PEERLB_DECLINED` when the report was taken (always, for valid arguments);
-/// `PEERLB_INVALID_ARGUMENT` for NULL arguments or a finished choice (nothing is done
-/// then; the choice is still to be finished).
+/// `PEERLB_INVALID_ARGUMENT` for NULL arguments, `PEERLB_ALREADY_FINISHED` for a finished
+/// choice (nothing is done then).
 ///
 /// # Safety
 /// `retry` NULL or live; `choice` NULL or a choice from `peerlb_retry_choose`; `reason`
@@ -330,17 +365,21 @@ pub unsafe extern "C" fn peerlb_retry_declined(
     latency_us: i64,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let reason = unsafe { message("reason", reason) }?;
-        // SAFETY: forwarded contract.
-        let (retry, choice) = unsafe { take_attempt(retry, choice) }?;
-        retry.done = true;
-        Err(retry.inner.declined(choice, reason, latency(latency_us)))
+        // SAFETY: the pointers are as `# Safety` says.
+        let (reason, (call, choice)) = unsafe {
+            (
+                handle::c_str_lossy(reason, "reason")?,
+                take_attempt(retry, choice)?,
+            )
+        };
+        call.over = true;
+        Err(call.retry()?.declined(choice, reason, latency(latency_us)))
     })
 }
 
 /// How many attempts the call has made so far, in `*attempts`.
 ///
+/// Ownership: borrows `retry` for the call; `*attempts` is the caller's.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
 ///
 /// # Safety
@@ -351,13 +390,10 @@ pub unsafe extern "C" fn peerlb_retry_attempts(
     attempts: *mut u32,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: the caller passes a live retry or NULL.
-        let retry = unsafe { retry.as_ref() }.ok_or_else(|| invalid("retry is NULL"))?;
-        if attempts.is_null() {
-            return Err(invalid("attempts is NULL"));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { attempts.write(retry.inner.attempts()) };
+        // SAFETY: the pointers are as `# Safety` says.
+        let (call, attempts) =
+            unsafe { (handle::borrow(retry)?, handle::out(attempts, "attempts")?) };
+        attempts.write(call.retry.as_ref().ok_or_else(lost)?.attempts());
         Ok(())
     })
 }
@@ -365,14 +401,12 @@ pub unsafe extern "C" fn peerlb_retry_attempts(
 /// Frees a retry. Choices it handed out and that are not reported yet stay valid and
 /// must still be finished (`peerlb_choice_finish`). NULL is ignored.
 ///
+/// Ownership: takes `retry` back (and its reference to the budget).
+///
 /// # Safety
 /// `retry` must be NULL or from `peerlb_retry_new`, not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_retry_free(retry: *mut peerlb_retry) {
-    guard_value((), || {
-        if !retry.is_null() {
-            // SAFETY: from Box::into_raw in peerlb_retry_new.
-            drop(unsafe { Box::from_raw(retry) });
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { handle::free(retry) }
 }

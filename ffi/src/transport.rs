@@ -2,10 +2,13 @@
 //! peer status through.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use peerlb::{ConnectionStatus, PeerId, Subscriber, Transport, MAX_PEER_ID_LEN};
 
-use crate::error::{guard, invalid, peerlb_status};
+use crate::boundary::{guard, guard_value};
+use crate::error::{invalid, peerlb_status};
+use crate::handle::{self, CallerOwned, Handle, Owned};
 
 /// A peer's connection status, as a C transport reports it (one of the
 /// `PEERLB_CONNECTION_*` values; any other value is `PEERLB_INVALID_ARGUMENT`).
@@ -19,12 +22,24 @@ pub const PEERLB_CONNECTION_CONNECTING: peerlb_connection_status = 1;
 /// Ready for requests.
 pub const PEERLB_CONNECTION_AVAILABLE: peerlb_connection_status = 2;
 
-pub(crate) fn connection_status(value: peerlb_connection_status) -> Option<ConnectionStatus> {
+/// A C connection status as the core's; an unknown value is `invalid-argument`.
+fn connection_status(value: peerlb_connection_status) -> Result<ConnectionStatus, peerlb::Error> {
     match value {
-        PEERLB_CONNECTION_UNAVAILABLE => Some(ConnectionStatus::Unavailable),
-        PEERLB_CONNECTION_CONNECTING => Some(ConnectionStatus::Connecting),
-        PEERLB_CONNECTION_AVAILABLE => Some(ConnectionStatus::Available),
-        _ => None,
+        PEERLB_CONNECTION_UNAVAILABLE => Ok(ConnectionStatus::Unavailable),
+        PEERLB_CONNECTION_CONNECTING => Ok(ConnectionStatus::Connecting),
+        PEERLB_CONNECTION_AVAILABLE => Ok(ConnectionStatus::Available),
+        other => Err(invalid(format!(
+            "unknown connection status {other}; expected PEERLB_CONNECTION_UNAVAILABLE (0), _CONNECTING (1) or _AVAILABLE (2)"
+        ))),
+    }
+}
+
+/// The core's connection status as a C value.
+pub(crate) fn connection_status_to_c(status: ConnectionStatus) -> peerlb_connection_status {
+    match status {
+        ConnectionStatus::Unavailable => PEERLB_CONNECTION_UNAVAILABLE,
+        ConnectionStatus::Connecting => PEERLB_CONNECTION_CONNECTING,
+        ConnectionStatus::Available => PEERLB_CONNECTION_AVAILABLE,
     }
 }
 
@@ -42,8 +57,20 @@ pub(crate) fn connection_status(value: peerlb_connection_status) -> Option<Conne
 /// any number of threads at once; `peerlb_subscriber_free` must not race with other uses of
 /// the same owned handle.
 pub struct peerlb_subscriber {
+    _private: [u8; 0],
+}
+
+/// What a `peerlb_subscriber` points to.
+pub(crate) struct SubscriberHandle {
     inner: Subscriber,
+    /// Made by `peerlb_subscriber_clone` (a Box the caller frees), not lent to a callback.
     owned: bool,
+}
+
+impl Handle for peerlb_subscriber {
+    type Target = SubscriberHandle;
+    type Ownership = Owned;
+    const NAME: &'static str = "subscriber";
 }
 
 /// The callbacks of a transport written in C (or any language with C function pointers).
@@ -98,6 +125,12 @@ pub struct peerlb_transport_vtable {
     pub free_userdata: Option<unsafe extern "C" fn(userdata: *mut c_void)>,
 }
 
+impl Handle for peerlb_transport_vtable {
+    type Target = peerlb_transport_vtable;
+    type Ownership = CallerOwned;
+    const NAME: &'static str = "transport vtable";
+}
+
 type Callback =
     unsafe extern "C" fn(*mut c_void, *const c_char, usize, *const peerlb_subscriber) -> c_int;
 
@@ -108,6 +141,9 @@ pub(crate) struct CTransport {
     retain: Callback,
     release: Callback,
     free_userdata: Option<unsafe extern "C" fn(*mut c_void)>,
+    /// Whether `userdata` is ours to free: set once a list exists (a failed
+    /// `peerlb_list_new` leaves it to the caller).
+    owns_userdata: AtomicBool,
 }
 
 // SAFETY: the vtable's contract (documented on peerlb_transport_vtable) is that its callbacks
@@ -124,28 +160,28 @@ impl CTransport {
     pub(crate) unsafe fn from_vtable(
         vtable: &peerlb_transport_vtable,
     ) -> Result<CTransport, peerlb::Error> {
-        let retain = vtable
-            .retain
-            .ok_or_else(|| invalid("the transport vtable's retain callback is NULL"))?;
-        let release = vtable
-            .release
-            .ok_or_else(|| invalid("the transport vtable's release callback is NULL"))?;
+        let retain = handle::required(vtable.retain, "the transport vtable's retain callback")?;
+        let release = handle::required(vtable.release, "the transport vtable's release callback")?;
         let name = if vtable.name.is_null() {
-            "c".to_owned()
+            "c"
         } else {
-            // SAFETY: the caller gives a NUL-terminated string.
-            let name = unsafe { CStr::from_ptr(vtable.name) };
-            name.to_str()
-                .map_err(|_| invalid("the transport vtable's name is not UTF-8"))?
-                .to_owned()
+            // SAFETY: forwarded contract.
+            unsafe { handle::c_str(vtable.name, "the transport vtable's name") }?
         };
         Ok(CTransport {
             userdata: vtable.userdata,
-            name,
+            name: name.to_owned(),
             retain,
             release,
             free_userdata: vtable.free_userdata,
+            owns_userdata: AtomicBool::new(false),
         })
+    }
+
+    /// From now on `userdata` belongs to this transport: `free_userdata` runs when it is
+    /// dropped.
+    pub(crate) fn adopt_userdata(&self) {
+        self.owns_userdata.store(true, Ordering::Release);
     }
 
     fn call(
@@ -159,12 +195,13 @@ impl CTransport {
         let mut buf = [0u8; MAX_PEER_ID_LEN + 1];
         let bytes = id.as_str().as_bytes();
         buf[..bytes.len()].copy_from_slice(bytes);
-        let sub = peerlb_subscriber {
+        let sub = SubscriberHandle {
             inner: subscriber.clone(),
             owned: false,
         };
+        let sub_ptr = std::ptr::from_ref(&sub).cast::<peerlb_subscriber>();
         // SAFETY: the vtable's contract; every pointer passed lives across the call.
-        let rc = unsafe { f(self.userdata, buf.as_ptr().cast(), bytes.len(), &sub) };
+        let rc = unsafe { f(self.userdata, buf.as_ptr().cast(), bytes.len(), sub_ptr) };
         if rc == 0 {
             Ok(())
         } else {
@@ -195,6 +232,9 @@ impl Transport for CTransport {
 
 impl Drop for CTransport {
     fn drop(&mut self) {
+        if !self.owns_userdata.load(Ordering::Acquire) {
+            return;
+        }
         if let Some(free) = self.free_userdata {
             // SAFETY: the vtable's contract: called exactly once, with its userdata.
             unsafe { free(self.userdata) };
@@ -209,10 +249,12 @@ impl Drop for CTransport {
 /// or for a list that was freed, is ignored: the call still returns `PEERLB_OK` and writes
 /// `false` to `accepted`. `accepted` may be NULL.
 ///
+/// Ownership: borrows `subscriber` for the call; `*accepted` is the caller's.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for a NULL subscriber or an unknown status.
 ///
 /// # Safety
-/// `subscriber` must be a borrowed subscriber inside its callback or a live owned one.
+/// `subscriber` must be a borrowed subscriber inside its callback or a live owned one;
+/// `accepted` NULL or writable.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_subscriber_set_status(
     subscriber: *const peerlb_subscriber,
@@ -220,17 +262,14 @@ pub unsafe extern "C" fn peerlb_subscriber_set_status(
     accepted: *mut bool,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: the caller passes a valid subscriber or NULL.
-        let sub = unsafe { subscriber.as_ref() }.ok_or_else(|| invalid("subscriber is NULL"))?;
-        let status = connection_status(status).ok_or_else(|| {
-            invalid(format!(
-                "unknown connection status {status}; expected PEERLB_CONNECTION_UNAVAILABLE (0), _CONNECTING (1) or _AVAILABLE (2)"
-            ))
-        })?;
+        // SAFETY: forwarded contract.
+        let sub = unsafe { handle::borrow(subscriber) }?;
+        let status = connection_status(status)?;
+        // SAFETY: forwarded contract.
+        let accepted = unsafe { handle::out_optional(accepted) };
         let taken = sub.inner.set_status(status);
-        if !accepted.is_null() {
-            // SAFETY: the caller gives a writable bool or NULL.
-            unsafe { accepted.write(taken) };
+        if let Some(accepted) = accepted {
+            accepted.write(taken);
         }
         Ok(())
     })
@@ -241,28 +280,22 @@ pub unsafe extern "C" fn peerlb_subscriber_set_status(
 ///
 /// Ownership: the caller frees `*out` with `peerlb_subscriber_free`. The copy stays safe to
 /// use after the peer is released and after the list is freed (its reports are ignored).
-///
 /// Errors: `PEERLB_INVALID_ARGUMENT` for a NULL argument.
 ///
 /// # Safety
-/// `subscriber` must be valid (see `peerlb_subscriber`); `out` writable.
+/// `subscriber` must be valid (see `peerlb_subscriber`); `out` writable or NULL.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_subscriber_clone(
     subscriber: *const peerlb_subscriber,
     out: *mut *mut peerlb_subscriber,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: the caller passes a valid subscriber or NULL.
-        let sub = unsafe { subscriber.as_ref() }.ok_or_else(|| invalid("subscriber is NULL"))?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let copy = Box::new(peerlb_subscriber {
+        // SAFETY: the pointers are as `# Safety` says.
+        let (sub, out) = unsafe { (handle::borrow(subscriber)?, handle::out(out, "out")?) };
+        out.write(handle::into_raw(SubscriberHandle {
             inner: sub.inner.clone(),
             owned: true,
-        });
-        // SAFETY: checked non-NULL; the caller gives a writable pointer.
-        unsafe { out.write(Box::into_raw(copy)) };
+        }));
         Ok(())
     })
 }
@@ -270,18 +303,18 @@ pub unsafe extern "C" fn peerlb_subscriber_clone(
 /// Frees an owned subscriber from `peerlb_subscriber_clone`. NULL is ignored, and so is a
 /// borrowed subscriber (the one a callback received).
 ///
+/// Ownership: takes an owned `subscriber` back.
+///
 /// # Safety
 /// `subscriber` must be NULL, a borrowed subscriber inside its callback, or an owned one
 /// not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_subscriber_free(subscriber: *mut peerlb_subscriber) {
-    crate::error::guard_value((), || {
-        // SAFETY: the caller passes a valid subscriber or NULL.
-        if let Some(sub) = unsafe { subscriber.as_ref() } {
-            if sub.owned {
-                // SAFETY: owned subscribers come from Box::into_raw in peerlb_subscriber_clone.
-                drop(unsafe { Box::from_raw(subscriber) });
-            }
+    guard_value((), || {
+        // SAFETY: forwarded contract.
+        if unsafe { handle::borrow_optional(subscriber) }.is_some_and(|s| s.owned) {
+            // SAFETY: owned subscribers come from handle::into_raw in peerlb_subscriber_clone.
+            unsafe { handle::free(subscriber) }
         }
     })
 }

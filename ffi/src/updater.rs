@@ -5,22 +5,30 @@
 //! thread, `peerlb_updater_stop` stops (the peers stay), `peerlb_updater_free` stops and
 //! frees. A failing source keeps the last good set; `peerlb_updater_last_error` tells why.
 
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::c_char;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use peerlb::updater::{Binding, DnsRecord, DnsUpdater, FileUpdater, StaticUpdater};
-use peerlb::PeerSpec;
 
-use crate::error::{guard, guard_value, invalid, peerlb_status};
-use crate::list::{id_str, list_ref, peerlb_list, peerlb_peer_spec, slice_from};
+use crate::boundary::guard;
+use crate::error::{invalid, peerlb_status};
+use crate::handle::{self, CallerOwned, Handle, Owned};
+use crate::list::{peer_specs, peerlb_list, peerlb_peer_spec};
 
 /// An updater bound to a list. Opaque.
 ///
+/// Ownership: made by `peerlb_updater_bind_*`, freed with `peerlb_updater_free`.
 /// Thread safety: any number of threads may use one at once, except
 /// `peerlb_updater_free` (the last use).
 pub struct peerlb_updater {
-    inner: Binding,
+    _private: [u8; 0],
+}
+
+impl Handle for peerlb_updater {
+    type Target = Binding;
+    type Ownership = Owned;
+    const NAME: &'static str = "updater";
 }
 
 /// Which DNS records `peerlb_updater_bind_dns` follows (one of `PEERLB_DNS_*`).
@@ -35,7 +43,9 @@ pub const PEERLB_DNS_AAAA: peerlb_dns_record = 2;
 pub const PEERLB_DNS_IP: peerlb_dns_record = 3;
 
 /// Options of `peerlb_updater_bind_dns`. Zero-initialize, then set `name` (and `port` for
-/// A/AAAA); zero or negative durations and a zero threshold mean the defaults.
+/// A/AAAA); zero or negative durations and a zero threshold mean the core's defaults.
+///
+/// Ownership: the caller's; read during `peerlb_updater_bind_dns` only.
 #[repr(C)]
 pub struct peerlb_dns_options {
     /// The DNS name (NUL-terminated), e.g. `"_http._tcp.backends.example."`.
@@ -57,6 +67,13 @@ pub struct peerlb_dns_options {
     pub empty_threshold: u32,
 }
 
+impl Handle for peerlb_dns_options {
+    type Target = peerlb_dns_options;
+    type Ownership = CallerOwned;
+    const NAME: &'static str = "options";
+}
+
+/// A duration in milliseconds where zero or negative means "not given".
 fn ms(v: i64) -> Option<Duration> {
     u64::try_from(v)
         .ok()
@@ -64,26 +81,17 @@ fn ms(v: i64) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
-unsafe fn c_str<'a>(what: &str, p: *const c_char) -> Result<&'a str, peerlb::Error> {
-    if p.is_null() {
-        return Err(invalid(format!("{what} is NULL")));
+/// The core's name of a C record kind; an unknown value is `invalid-argument`.
+fn record_name(record: peerlb_dns_record) -> Result<&'static str, peerlb::Error> {
+    match record {
+        PEERLB_DNS_SRV => Ok("srv"),
+        PEERLB_DNS_A => Ok("a"),
+        PEERLB_DNS_AAAA => Ok("aaaa"),
+        PEERLB_DNS_IP => Ok("ip"),
+        other => Err(invalid(format!(
+            "unknown record {other}; expected PEERLB_DNS_SRV (0), _A (1), _AAAA (2) or _IP (3)"
+        ))),
     }
-    // SAFETY: the caller passes a NUL-terminated string.
-    unsafe { CStr::from_ptr(p) }
-        .to_str()
-        .map_err(|e| invalid(format!("{what} is not valid UTF-8: {e}")))
-}
-
-unsafe fn write_out(out: *mut *mut peerlb_updater, binding: Binding) {
-    // SAFETY: checked non-NULL by the callers.
-    unsafe { out.write(Box::into_raw(Box::new(peerlb_updater { inner: binding }))) };
-}
-
-unsafe fn updater_ref<'a>(u: *const peerlb_updater) -> Result<&'a Binding, peerlb::Error> {
-    // SAFETY: NULL or live.
-    unsafe { u.as_ref() }
-        .map(|u| &u.inner)
-        .ok_or_else(|| invalid("updater is NULL"))
 }
 
 /// Binds a fixed set of peers to `list` (applied by `peerlb_updater_start`, which fails
@@ -91,7 +99,8 @@ unsafe fn updater_ref<'a>(u: *const peerlb_updater) -> Result<&'a Binding, peerl
 ///
 /// Ownership: the peers are copied; the caller frees `*out` with `peerlb_updater_free`
 /// (before or after the list: the updater keeps what it needs alive).
-/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments and non-UTF-8 ids.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, an impossible count and non-UTF-8
+/// ids.
 ///
 /// # Safety
 /// `list` NULL or live; `peers` readable for `n_peers` specs; `out` NULL or writable.
@@ -103,27 +112,21 @@ pub unsafe extern "C" fn peerlb_updater_bind_static(
     out: *mut *mut peerlb_updater,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let list = unsafe { list_ref(list) }?;
-        // SAFETY: as above.
-        let specs = unsafe { slice_from("peers", peers, n_peers) }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let mut set = Vec::with_capacity(specs.len());
-        for s in specs {
-            // SAFETY: the caller gives id_len readable bytes.
-            let id = unsafe { id_str("peer id", s.id, s.id_len) }?;
-            set.push(PeerSpec::weighted(id, s.weight));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out, StaticUpdater::new(set).bind(list)) };
+        // SAFETY: the pointers are as `# Safety` says.
+        let (list, out, set) = unsafe {
+            (
+                handle::borrow(list)?,
+                handle::out(out, "out")?,
+                peer_specs(peers, n_peers, "peers")?,
+            )
+        };
+        out.write(handle::into_raw(StaticUpdater::new(set).bind(list)));
         Ok(())
     })
 }
 
 /// Binds a file of peers (`host:port [weight]` per line, `#` comments) to `list`, polled
-/// every `poll_interval_ms` (<= 0: 250 ms). `peerlb_updater_start` reads it once before
+/// every `poll_interval_ms` (<= 0: the core's default, 250 ms). `peerlb_updater_start` reads it once before
 /// returning. A missing file or a bad line keeps the last good set (see
 /// `peerlb_updater_last_error`).
 ///
@@ -140,19 +143,19 @@ pub unsafe extern "C" fn peerlb_updater_bind_file(
     out: *mut *mut peerlb_updater,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let list = unsafe { list_ref(list) }?;
-        // SAFETY: as above.
-        let path = unsafe { c_str("path", path) }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
+        // SAFETY: the pointers are as `# Safety` says.
+        let (list, path, out) = unsafe {
+            (
+                handle::borrow(list)?,
+                handle::c_str(path, "path")?,
+                handle::out(out, "out")?,
+            )
+        };
         let mut u = FileUpdater::new(path);
         if let Some(d) = ms(poll_interval_ms) {
             u = u.poll_interval(d);
         }
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out, u.bind(list)) };
+        out.write(handle::into_raw(u.bind(list)));
         Ok(())
     })
 }
@@ -163,7 +166,7 @@ pub unsafe extern "C" fn peerlb_updater_bind_file(
 ///
 /// Ownership: the options are copied; the caller frees `*out` with `peerlb_updater_free`.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, a bad name, an unknown record
-/// type, port 0 with A/AAAA, or a nameserver that is not `ip:port`.
+/// type, no port with A/AAAA, or a nameserver that is not `ip:port`.
 ///
 /// # Safety
 /// `list` NULL or live; `options` NULL or readable (its strings NULL or NUL-terminated);
@@ -175,30 +178,22 @@ pub unsafe extern "C" fn peerlb_updater_bind_dns(
     out: *mut *mut peerlb_updater,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let list = unsafe { list_ref(list) }?;
-        // SAFETY: as above.
-        let o = unsafe { options.as_ref() }.ok_or_else(|| invalid("options is NULL"))?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        // SAFETY: as above.
-        let name = unsafe { c_str("options.name", o.name) }?;
-        let record = match o.record {
-            PEERLB_DNS_SRV => DnsRecord::Srv,
-            PEERLB_DNS_A => DnsRecord::A { port: o.port },
-            PEERLB_DNS_AAAA => DnsRecord::Aaaa { port: o.port },
-            PEERLB_DNS_IP => DnsRecord::Ip { port: o.port },
-            other => {
-                return Err(invalid(format!(
-                "unknown record {other}; expected PEERLB_DNS_SRV (0), _A (1), _AAAA (2) or _IP (3)"
-            )))
-            }
+        // SAFETY: the pointers are as `# Safety` says.
+        let (list, o, out) = unsafe {
+            (
+                handle::borrow(list)?,
+                handle::borrow(options)?,
+                handle::out(out, "out")?,
+            )
         };
+        // SAFETY: as above.
+        let name = unsafe { handle::c_str(o.name, "options.name") }?;
+        let port = (o.port != 0).then_some(o.port);
+        let record = DnsRecord::from_name(Some(record_name(o.record)?), port)?;
         let mut u = DnsUpdater::new(name, record)?;
         if !o.nameserver.is_null() {
-            // SAFETY: as above.
-            let ns = unsafe { c_str("options.nameserver", o.nameserver) }?;
+            // SAFETY: forwarded contract.
+            let ns = unsafe { handle::c_str(o.nameserver, "options.nameserver") }?;
             let addr: SocketAddr = ns
                 .parse()
                 .map_err(|_| invalid(format!("nameserver must be ip:port, not {ns:?}")))?;
@@ -216,8 +211,7 @@ pub unsafe extern "C" fn peerlb_updater_bind_dns(
         if o.empty_threshold > 0 {
             u = u.empty_threshold(o.empty_threshold);
         }
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out, u.bind(list)) };
+        out.write(handle::into_raw(u.bind(list)));
         Ok(())
     })
 }
@@ -226,7 +220,8 @@ pub unsafe extern "C" fn peerlb_updater_bind_dns(
 /// `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
 /// prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
 /// suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
-/// the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean 2000/500.
+/// the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean the core's
+/// defaults (2000/500).
 ///
 /// Ownership: the strings are copied; the caller frees `*out` with `peerlb_updater_free`.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, no endpoint, an empty prefix, or a
@@ -244,15 +239,15 @@ pub unsafe extern "C" fn peerlb_updater_bind_etcd(
     out: *mut *mut peerlb_updater,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let list = unsafe { list_ref(list) }?;
-        // SAFETY: as above.
-        let endpoints = unsafe { c_str("endpoints", endpoints) }?;
-        // SAFETY: as above.
-        let prefix = unsafe { c_str("prefix", prefix) }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
+        // SAFETY: the pointers are as `# Safety` says.
+        let (list, endpoints, prefix, out) = unsafe {
+            (
+                handle::borrow(list)?,
+                handle::c_str(endpoints, "endpoints")?,
+                handle::c_str(prefix, "prefix")?,
+                handle::out(out, "out")?,
+            )
+        };
         #[cfg(feature = "etcd")]
         {
             let endpoints: Vec<String> = endpoints
@@ -267,13 +262,12 @@ pub unsafe extern "C" fn peerlb_updater_bind_etcd(
             if let Some(d) = ms(retry_interval_ms) {
                 u = u.retry_interval(d);
             }
-            // SAFETY: checked non-NULL.
-            unsafe { write_out(out, u.bind(list)) };
+            out.write(handle::into_raw(u.bind(list)));
             Ok(())
         }
         #[cfg(not(feature = "etcd"))]
         {
-            let _ = (list, endpoints, prefix, timeout_ms, retry_interval_ms);
+            let _ = (list, endpoints, prefix, timeout_ms, retry_interval_ms, out);
             Err(invalid(
                 "this libpeerlb was built without etcd support (cargo feature `etcd` of peerlb-ffi)",
             ))
@@ -283,6 +277,7 @@ pub unsafe extern "C" fn peerlb_updater_bind_etcd(
 
 /// Starts following the source.
 ///
+/// Ownership: borrows `updater` for the call.
 /// Errors: `PEERLB_ALREADY_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL or a bad static set.
 ///
 /// # Safety
@@ -290,11 +285,12 @@ pub unsafe extern "C" fn peerlb_updater_bind_etcd(
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_updater_start(updater: *const peerlb_updater) -> peerlb_status {
     // SAFETY: forwarded contract.
-    guard(|| unsafe { updater_ref(updater) }?.start())
+    guard(|| unsafe { handle::borrow(updater) }?.start())
 }
 
 /// Stops following the source; the peers stay in the list.
 ///
+/// Ownership: borrows `updater` for the call.
 /// Errors: `PEERLB_NOT_STARTED`; `PEERLB_INVALID_ARGUMENT` for NULL.
 ///
 /// # Safety
@@ -302,7 +298,7 @@ pub unsafe extern "C" fn peerlb_updater_start(updater: *const peerlb_updater) ->
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_updater_stop(updater: *const peerlb_updater) -> peerlb_status {
     // SAFETY: forwarded contract.
-    guard(|| unsafe { updater_ref(updater) }?.stop())
+    guard(|| unsafe { handle::borrow(updater) }?.stop())
 }
 
 /// The source's current failure: `*code` is `PEERLB_OK` and `*message` NULL when the last
@@ -322,23 +318,19 @@ pub unsafe extern "C" fn peerlb_updater_last_error(
 ) -> peerlb_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let u = unsafe { updater_ref(updater) }?;
-        if code.is_null() || message.is_null() {
-            return Err(invalid("code or message is NULL"));
-        }
-        let (c, m) = match u.last_error() {
-            None => (peerlb_status::PEERLB_OK, std::ptr::null_mut()),
-            Some(e) => (
-                peerlb_status::from_code(e.code()),
-                CString::new(e.to_string().replace('\0', " "))
-                    .expect("no NUL")
-                    .into_raw(),
-            ),
-        };
-        // SAFETY: checked non-NULL.
-        unsafe {
-            code.write(c);
-            message.write(m);
+        let u = unsafe { handle::borrow(updater) }?;
+        // SAFETY: forwarded contract.
+        let (code, message) =
+            unsafe { (handle::out(code, "code")?, handle::out(message, "message")?) };
+        match u.last_error() {
+            None => {
+                code.write(peerlb_status::PEERLB_OK);
+                message.write(std::ptr::null_mut());
+            }
+            Some(e) => {
+                code.write(peerlb_status::from_code(e.code()));
+                message.write(handle::string_out(e.to_string()));
+            }
         }
         Ok(())
     })
@@ -346,6 +338,7 @@ pub unsafe extern "C" fn peerlb_updater_last_error(
 
 /// How many peers the updater last applied, in `*len`.
 ///
+/// Ownership: borrows `updater` for the call; `*len` is the caller's.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
 ///
 /// # Safety
@@ -357,27 +350,22 @@ pub unsafe extern "C" fn peerlb_updater_len(
 ) -> peerlb_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        let u = unsafe { updater_ref(updater) }?;
-        if len.is_null() {
-            return Err(invalid("len is NULL"));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { len.write(u.peers().len()) };
+        let u = unsafe { handle::borrow(updater) }?;
+        // SAFETY: forwarded contract.
+        unsafe { handle::out(len, "len") }?.write(u.peers().len());
         Ok(())
     })
 }
 
 /// Stops (if started) and frees an updater; the peers stay in the list. NULL is ignored.
 ///
+/// Ownership: takes `updater` back.
+///
 /// # Safety
 /// `updater` NULL or from `peerlb_updater_bind_*`, not yet freed; no other call may use it
 /// during or after this one.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_updater_free(updater: *mut peerlb_updater) {
-    guard_value((), || {
-        if !updater.is_null() {
-            // SAFETY: from Box::into_raw in write_out.
-            drop(unsafe { Box::from_raw(updater) });
-        }
-    })
+    // SAFETY: forwarded contract.
+    unsafe { handle::free(updater) }
 }

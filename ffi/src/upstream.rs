@@ -3,18 +3,32 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::time::Duration;
 
-use peerlb::{HealthCheck, Upstream, UpstreamOptions};
+use peerlb::{HealthCheck, PeerId, Upstream, UpstreamOptions};
 
-use crate::error::{guard, guard_value, invalid, peerlb_status};
-use crate::list::{id_str, peerlb_peer_id, slice_from};
+use crate::boundary::guard;
+use crate::error::peerlb_status;
+use crate::handle::{self, CallerOwned, Handle, Owned};
+use crate::list::{peer_ids, peerlb_peer_id};
 
-/// A score-based list of backends with health checks. Thread safety: every function
-/// except `peerlb_upstream_free` may be called from any number of threads at once.
+/// A score-based list of backends with health checks.
+///
+/// Ownership: made by `peerlb_upstream_new`, freed with `peerlb_upstream_free`.
+/// Thread safety: every function except `peerlb_upstream_free` may be called from any
+/// number of threads at once.
 pub struct peerlb_upstream {
-    inner: Upstream,
+    _private: [u8; 0],
 }
 
-/// Options of an upstream; fill them with `peerlb_upstream_options_default` first.
+impl Handle for peerlb_upstream {
+    type Target = Upstream;
+    type Ownership = Owned;
+    const NAME: &'static str = "upstream";
+}
+
+/// Options of an upstream; fill them with `peerlb_upstream_options_default` (the core's
+/// defaults) first, then change what you need.
+///
+/// Ownership: the caller's; read during `peerlb_upstream_new` only.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct peerlb_upstream_options {
@@ -33,6 +47,12 @@ pub struct peerlb_upstream_options {
     pub fail_delta: f64,
     /// Added on a good check or `up`, > 0 (default 1).
     pub success_delta: f64,
+}
+
+impl Handle for peerlb_upstream_options {
+    type Target = peerlb_upstream_options;
+    type Ownership = CallerOwned;
+    const NAME: &'static str = "options";
 }
 
 impl From<UpstreamOptions> for peerlb_upstream_options {
@@ -72,6 +92,9 @@ impl From<&peerlb_upstream_options> for UpstreamOptions {
 /// backend is not checked again until it returns) and may call back into the upstream.
 /// `free_userdata` (may be NULL) runs once, after the last check returned, when the
 /// upstream was freed.
+///
+/// Ownership: copied by `peerlb_upstream_new`; `userdata` belongs to the upstream from a
+/// successful `peerlb_upstream_new` on (a failed one leaves it to the caller).
 #[repr(C)]
 pub struct peerlb_health_check_vtable {
     /// Passed to the callbacks.
@@ -80,6 +103,12 @@ pub struct peerlb_health_check_vtable {
     pub check: Option<unsafe extern "C" fn(*mut c_void, *const c_char, usize) -> c_int>,
     /// Frees `userdata`; may be NULL.
     pub free_userdata: Option<unsafe extern "C" fn(*mut c_void)>,
+}
+
+impl Handle for peerlb_health_check_vtable {
+    type Target = peerlb_health_check_vtable;
+    type Ownership = CallerOwned;
+    const NAME: &'static str = "health-check vtable";
 }
 
 struct CCheck {
@@ -116,8 +145,9 @@ impl Drop for CCheck {
     }
 }
 
-/// Fills `*out` with the default options.
+/// Fills `*out` with the core's default options.
 ///
+/// Ownership: `*out` is the caller's.
 /// Errors: `PEERLB_INVALID_ARGUMENT` when `out` is NULL.
 ///
 /// # Safety
@@ -127,16 +157,14 @@ pub unsafe extern "C" fn peerlb_upstream_options_default(
     out: *mut peerlb_upstream_options,
 ) -> peerlb_status {
     guard(|| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(UpstreamOptions::default().into()) };
+        // SAFETY: forwarded contract.
+        unsafe { handle::out(out, "out") }?.write(UpstreamOptions::default().into());
         Ok(())
     })
 }
 
-/// Reads `n` backend ids.
+/// Reads `n` backend ids, each checked by the core's peer id rule (1..=1024 bytes of
+/// UTF-8, no NUL); a bad one fails them all.
 ///
 /// # Safety
 /// `backends` NULL (with `n == 0`) or readable for `n` ids, each readable for its length.
@@ -145,19 +173,8 @@ unsafe fn backend_ids(
     n: usize,
 ) -> Result<Vec<String>, peerlb::Error> {
     // SAFETY: forwarded contract.
-    let ids = unsafe { slice_from("backends", backends, n) }?;
-    let mut out = Vec::with_capacity(ids.len());
-    for b in ids {
-        // SAFETY: forwarded contract.
-        let s = unsafe { id_str("backend id", b.id, b.len) }?;
-        if s.is_empty() || s.len() > peerlb::MAX_PEER_ID_LEN || s.contains('\0') {
-            return Err(invalid(format!(
-                "backend id {s:?} must be 1..=1024 bytes without NUL"
-            )));
-        }
-        out.push(s.to_owned());
-    }
-    Ok(out)
+    let ids = unsafe { peer_ids(backends, n, "backends") }?;
+    handle::convert_each(&ids, |_, id| Ok(PeerId::new(id)?.as_str().to_owned()))
 }
 
 /// Creates an upstream of `n` backends (each with the initial score, in this order) and
@@ -182,24 +199,20 @@ pub unsafe extern "C" fn peerlb_upstream_new(
     out: *mut *mut peerlb_upstream,
 ) -> peerlb_status {
     guard(|| {
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
+        // SAFETY: the pointers are as `# Safety` says.
+        let (out, ids) = unsafe { (handle::out(out, "out")?, backend_ids(backends, n)?) };
         // SAFETY: forwarded contract.
-        let ids = unsafe { backend_ids(backends, n) }?;
-        // SAFETY: NULL or valid options.
-        let options: UpstreamOptions = match unsafe { opts.as_ref() } {
+        let options: UpstreamOptions = match unsafe { handle::borrow_optional(opts) } {
             Some(o) => o.into(),
             None => UpstreamOptions::default(),
         };
+        // Validated before the vtable is taken, so a failure takes nothing.
         options.validate()?;
-        // SAFETY: NULL or a valid vtable.
-        let hc = match unsafe { check.as_ref() } {
+        // SAFETY: forwarded contract.
+        let hc = match unsafe { handle::borrow_optional(check) } {
             None => HealthCheck::TcpProbe,
             Some(v) => {
-                let f = v
-                    .check
-                    .ok_or_else(|| invalid("the health-check vtable's check callback is NULL"))?;
+                let f = handle::required(v.check, "the health-check vtable's check callback")?;
                 let c = CCheck {
                     userdata: v.userdata,
                     check: f,
@@ -208,9 +221,7 @@ pub unsafe extern "C" fn peerlb_upstream_new(
                 HealthCheck::blocking(move |b| c.run(b))
             }
         };
-        let up = Upstream::new(ids, hc, options)?;
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(Box::into_raw(Box::new(peerlb_upstream { inner: up }))) };
+        out.write(handle::into_raw(Upstream::new(ids, hc, options)?));
         Ok(())
     })
 }
@@ -218,30 +229,19 @@ pub unsafe extern "C" fn peerlb_upstream_new(
 /// Shuts the upstream down and frees it. NULL is ignored. `check->free_userdata` runs
 /// once no check is running any more (possibly later, on a library thread).
 ///
+/// Ownership: takes `up` back.
+///
 /// # Safety
 /// `up` NULL or from `peerlb_upstream_new`, not yet freed, not in use by other threads.
 #[no_mangle]
 pub unsafe extern "C" fn peerlb_upstream_free(up: *mut peerlb_upstream) {
-    guard_value((), || {
-        if !up.is_null() {
-            // SAFETY: from Box::into_raw.
-            drop(unsafe { Box::from_raw(up) });
-        }
-    })
-}
-
-/// # Safety
-/// `up` NULL or live.
-unsafe fn up_ref<'a>(up: *const peerlb_upstream) -> Result<&'a Upstream, peerlb::Error> {
     // SAFETY: forwarded contract.
-    unsafe { up.as_ref() }
-        .map(|u| &u.inner)
-        .ok_or_else(|| invalid("upstream is NULL"))
+    unsafe { handle::free(up) }
 }
 
 /// The next backend with a score >= 0, round-robin: a NUL-terminated copy in `*out`.
 ///
-/// Ownership: free `*out` with `peerlb_string_free`.
+/// Ownership: the caller frees `*out` with `peerlb_string_free`.
 /// Errors: `PEERLB_NO_PEER_AVAILABLE` when no backend has a score >= 0;
 /// `PEERLB_INVALID_ARGUMENT` for NULL arguments.
 ///
@@ -253,15 +253,9 @@ pub unsafe extern "C" fn peerlb_upstream_pick(
     out: *mut *mut c_char,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let u = unsafe { up_ref(up) }?;
-        if out.is_null() {
-            return Err(invalid("out is NULL"));
-        }
-        let b = u.pick()?;
-        let c = CString::new(b).map_err(|_| invalid("backend contains NUL"))?;
-        // SAFETY: checked non-NULL.
-        unsafe { out.write(c.into_raw()) };
+        // SAFETY: the pointers are as `# Safety` says.
+        let (u, out) = unsafe { (handle::borrow(up)?, handle::out(out, "out")?) };
+        out.write(handle::string_out(u.pick()?));
         Ok(())
     })
 }
@@ -277,10 +271,8 @@ unsafe fn move_score(
     success: bool,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: the caller's contract.
-        let u = unsafe { up_ref(up) }?;
-        // SAFETY: the caller's contract.
-        let id = unsafe { id_str("backend id", id, len) }?;
+        // SAFETY: the pointers are as `# Safety` says.
+        let (u, id) = unsafe { (handle::borrow(up)?, handle::str_at(id, len, "backend id")?) };
         if success {
             u.up(id)
         } else {
@@ -293,6 +285,7 @@ unsafe fn move_score(
 /// Moves backend `id`'s score up by the success delta (capped at the high score). An
 /// unknown backend is ignored.
 ///
+/// Ownership: borrows every argument for the call.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
 ///
 /// # Safety
@@ -310,6 +303,7 @@ pub unsafe extern "C" fn peerlb_upstream_up(
 /// Moves backend `id`'s score down by the fail delta (capped at the low score). An
 /// unknown backend is ignored.
 ///
+/// Ownership: borrows every argument for the call.
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
 ///
 /// # Safety
@@ -327,6 +321,7 @@ pub unsafe extern "C" fn peerlb_upstream_down(
 /// Replaces the backends: those that stay keep their score, new ones get the initial
 /// score. A malformed call (NULL array or id, bad id) changes nothing.
 ///
+/// Ownership: the array and ids are the caller's, read during the call (ids are copied).
 /// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or bad ids.
 ///
 /// # Safety
@@ -338,10 +333,8 @@ pub unsafe extern "C" fn peerlb_upstream_reconcile(
     n: usize,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let u = unsafe { up_ref(up) }?;
-        // SAFETY: forwarded contract.
-        let ids = unsafe { backend_ids(backends, n) }?;
+        // SAFETY: the pointers are as `# Safety` says.
+        let (u, ids) = unsafe { (handle::borrow(up)?, backend_ids(backends, n)?) };
         u.reconcile(ids);
         Ok(())
     })
@@ -349,6 +342,7 @@ pub unsafe extern "C" fn peerlb_upstream_reconcile(
 
 /// The score of backend `id` in `*score`.
 ///
+/// Ownership: borrows every argument for the call; `*score` is the caller's.
 /// Errors: `PEERLB_PEER_NOT_IN_LIST` for an unknown backend; `PEERLB_INVALID_ARGUMENT`
 /// for NULL arguments or a non-UTF-8 id.
 ///
@@ -362,18 +356,18 @@ pub unsafe extern "C" fn peerlb_upstream_score(
     score: *mut f64,
 ) -> peerlb_status {
     guard(|| {
-        // SAFETY: forwarded contract.
-        let u = unsafe { up_ref(up) }?;
-        // SAFETY: forwarded contract.
-        let id = unsafe { id_str("backend id", id, len) }?;
-        if score.is_null() {
-            return Err(invalid("score is NULL"));
-        }
+        // SAFETY: the pointers are as `# Safety` says.
+        let (u, id, score) = unsafe {
+            (
+                handle::borrow(up)?,
+                handle::str_at(id, len, "backend id")?,
+                handle::out(score, "score")?,
+            )
+        };
         let s = u
             .score(id)
             .ok_or_else(|| peerlb::Error::PeerNotInList(id.to_owned()))?;
-        // SAFETY: checked non-NULL.
-        unsafe { score.write(s) };
+        score.write(s);
         Ok(())
     })
 }
@@ -381,6 +375,7 @@ pub unsafe extern "C" fn peerlb_upstream_score(
 /// Runs one health-check round now and returns when it is over (every check ended or
 /// timed out). Do not call it from inside a health-check callback.
 ///
+/// Ownership: borrows `up` for the call.
 /// Errors: `PEERLB_INVALID_ARGUMENT` when `up` is NULL.
 ///
 /// # Safety
@@ -389,13 +384,14 @@ pub unsafe extern "C" fn peerlb_upstream_score(
 pub unsafe extern "C" fn peerlb_upstream_check_now(up: *const peerlb_upstream) -> peerlb_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        unsafe { up_ref(up) }?.check_now();
+        unsafe { handle::borrow(up) }?.check_now();
         Ok(())
     })
 }
 
 /// Stops the health checks; pick/up/down/reconcile keep working. Repeating it is fine.
 ///
+/// Ownership: borrows `up` for the call.
 /// Errors: `PEERLB_INVALID_ARGUMENT` when `up` is NULL.
 ///
 /// # Safety
@@ -404,7 +400,7 @@ pub unsafe extern "C" fn peerlb_upstream_check_now(up: *const peerlb_upstream) -
 pub unsafe extern "C" fn peerlb_upstream_shutdown(up: *const peerlb_upstream) -> peerlb_status {
     guard(|| {
         // SAFETY: forwarded contract.
-        unsafe { up_ref(up) }?.shutdown();
+        unsafe { handle::borrow(up) }?.shutdown();
         Ok(())
     })
 }

@@ -41,3 +41,42 @@ fn committed_header_is_fresh() {
         "include/peerlb.h is stale: run `make header` (PEERLB_BLESS=1 cargo test -p peerlb-ffi --test header) and commit it"
     );
 }
+
+/// The function a header line declares, if it declares one: `enum peerlb_status
+/// peerlb_list_start(...);` gives `peerlb_list_start` (a struct field of function-pointer
+/// type, `int (*retain)(...)`, gives nothing).
+fn declared_function(line: &str) -> Option<&str> {
+    if line.starts_with("typedef") {
+        return None;
+    }
+    let before = &line[..line.find('(')?];
+    let name = before
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()?;
+    name.starts_with("peerlb_").then_some(name)
+}
+
+/// Every function's comment in the header says who frees what.
+#[test]
+fn every_function_says_who_owns_what() {
+    let header = generate();
+    let mut functions = 0;
+    let mut missing = Vec::new();
+    for chunk in header.split("/**").skip(1) {
+        let Some((doc, rest)) = chunk.split_once("*/") else {
+            continue;
+        };
+        let line = rest.trim_start().lines().next().unwrap_or("");
+        if let Some(name) = declared_function(line) {
+            functions += 1;
+            if !doc.contains("Ownership:") {
+                missing.push(name.to_owned());
+            }
+        }
+    }
+    assert!(
+        functions > 50,
+        "found only {functions} documented functions"
+    );
+    assert!(missing.is_empty(), "no Ownership: line on {missing:?}");
+}

@@ -43,11 +43,15 @@ static void test_version_and_names(void) {
     EXPECT(strcmp(peerlb_version(), PEERLB_VERSION_STRING) == 0, "version string macro");
     EXPECT(strcmp(peerlb_status_str(PEERLB_OK), "ok") == 0, "ok");
     EXPECT(strcmp(peerlb_status_str(PEERLB_NO_PEER_AVAILABLE), "no-peer-available") == 0, "name");
-    EXPECT(strcmp(peerlb_status_str(PEERLB_PANIC), "panic") == 0, "panic");
+    EXPECT(strcmp(peerlb_status_str(PEERLB_INTERNAL), "internal") == 0, "internal");
+    EXPECT(PEERLB_PANIC == PEERLB_INTERNAL, "PEERLB_PANIC is the old name of PEERLB_INTERNAL");
+    EXPECT(strcmp(peerlb_status_str(PEERLB_ALREADY_FINISHED), "already-finished") == 0, "already-finished");
     EXPECT(strcmp(peerlb_status_str(PEERLB_SOURCE_FAILED), "source-failed") == 0, "source-failed");
     EXPECT(strcmp(peerlb_status_str(PEERLB_RETRY_EXHAUSTED), "retry-exhausted") == 0, "retry-exhausted");
     EXPECT(strcmp(peerlb_status_str(PEERLB_DECLINED), "declined") == 0, "declined");
-    EXPECT(strcmp(peerlb_status_str(14), "unknown") == 0, "14 is unknown");
+    EXPECT(PEERLB_ALREADY_FINISHED == 14 && PEERLB_INTERNAL == 15, "stable values");
+    EXPECT(strcmp(peerlb_status_str(16), "unknown") == 0, "16 is unknown");
+    EXPECT(strcmp(peerlb_status_str(100), "unknown") == 0, "100 (the old panic value) is unknown");
     EXPECT(strcmp(peerlb_status_str(0xFFFFFFFFu), "unknown") == 0, "huge is unknown");
     EXPECT(peerlb_last_error_message() != NULL, "never NULL");
 }
@@ -246,10 +250,12 @@ static void test_choose_and_finish(void) {
     EXPECT(c.token != NULL, "a refused finish leaves the choice live");
     OK(peerlb_choice_finish(&c, PEERLB_OUTCOME_FAILURE, 1500));
     EXPECT(c.token == NULL && c.peer == NULL && c.peer_len == 0, "finish clears the choice");
-    EXPECT_STATUS(peerlb_choice_finish(&c, PEERLB_OUTCOME_OK, -1), PEERLB_INVALID_ARGUMENT); /* twice */
-    EXPECT_STATUS(peerlb_choice_peer(&c, &id, &len), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_choice_finish(&c, PEERLB_OUTCOME_OK, -1), PEERLB_ALREADY_FINISHED); /* twice */
+    EXPECT(strstr(peerlb_last_error_message(), "already finished") != NULL, "message: %s", peerlb_last_error_message());
+    EXPECT_STATUS(peerlb_choice_finish(&c, 4, -1), PEERLB_ALREADY_FINISHED); /* finished wins over a bad outcome */
+    EXPECT_STATUS(peerlb_choice_peer(&c, &id, &len), PEERLB_ALREADY_FINISHED);
     peerlb_choice zero = {0};
-    EXPECT_STATUS(peerlb_choice_finish(&zero, PEERLB_OUTCOME_OK, -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_choice_finish(&zero, PEERLB_OUTCOME_OK, -1), PEERLB_ALREADY_FINISHED);
 
     /* A shard key is accepted (round-robin ignores it). */
     const uint8_t key[] = {0, 1, 2, 0xff};
@@ -267,13 +273,21 @@ static void test_choose_and_finish(void) {
     peerlb_string_free(json);
     EXPECT_STATUS(peerlb_list_introspect(NULL, &json), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_list_introspect(list, NULL), PEERLB_INVALID_ARGUMENT);
+    char *backends = (char *)"untouched";
+    EXPECT_STATUS(peerlb_list_backends(NULL, &backends), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_backends(list, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT(strcmp(backends, "untouched") == 0, "out untouched on failure");
+    OK(peerlb_list_backends(list, &backends));
+    EXPECT(backends[0] == '[' && strstr(backends, "\"id\":\"a:1\"") && strstr(backends, "\"pending\":2"),
+           "backends: %s", backends);
+    peerlb_string_free(backends);
     peerlb_string_free(NULL);
     OK(peerlb_list_stop(list));
     EXPECT_STATUS(peerlb_list_choose(list, &req, &c), PEERLB_NOT_STARTED);
     OK(peerlb_choice_finish(&held1, PEERLB_OUTCOME_OK, -1));
     peerlb_list_free(list);
     OK(peerlb_choice_finish(&held2, PEERLB_OUTCOME_CANCELLED, -1)); /* after free: safe */
-    EXPECT_STATUS(peerlb_choice_finish(&held2, PEERLB_OUTCOME_CANCELLED, -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_choice_finish(&held2, PEERLB_OUTCOME_CANCELLED, -1), PEERLB_ALREADY_FINISHED);
 }
 
 static void test_waiting_errors(void) {
@@ -352,7 +366,7 @@ static void test_thread_local_error(void) {
     EXPECT(strstr(before, "list is NULL") != NULL, "message: %s", before);
 }
 
-/* ---------- issue 8: ejection, manual clock, admin, events, retry ---------- */
+/* ---------- ejection, manual clock, admin, events, retry ---------- */
 
 static peerlb_list *make_list_with(const char *ejection, peerlb_manual_clock *clock) {
     peerlb_list_options *opts = NULL;
@@ -707,13 +721,24 @@ static void test_retry_bad_input(void) {
     peerlb_retry_budget *budget = NULL;
     EXPECT_STATUS(peerlb_retry_budget_new(0.2, 10, 10000, NULL, NULL), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_retry_budget_new(1.5, 10, 10000, NULL, &budget), PEERLB_INVALID_ARGUMENT);
-    EXPECT_STATUS(peerlb_retry_budget_new(-0.1, 10, 10000, NULL, &budget), PEERLB_INVALID_ARGUMENT);
     double zero = 0.0;
     EXPECT_STATUS(peerlb_retry_budget_new(zero / zero, 10, 10000, NULL, &budget), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_retry_budget_new(0.2, 10, 999, NULL, &budget), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_retry_budget_new(0.2, 10, 60001, NULL, &budget), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_budget_new(0.2, (int64_t)UINT32_MAX + 1, 10000, NULL, &budget), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_budget_new(0.2, INT64_MAX, INT64_MAX, NULL, &budget), PEERLB_INVALID_ARGUMENT);
     EXPECT(budget == NULL, "out untouched");
     uint64_t balance = 0;
+    /* Not given (any negative value): the core's defaults, 10 retries/s over 10 s. */
+    OK(peerlb_retry_budget_new(PEERLB_DEFAULT, PEERLB_DEFAULT, PEERLB_DEFAULT, NULL, &budget));
+    OK(peerlb_retry_budget_balance(budget, &balance));
+    EXPECT(balance == 100, "default budget allows 100 retries before any call (%llu)", (unsigned long long)balance);
+    peerlb_retry_budget_free(budget);
+    OK(peerlb_retry_budget_new(-0.5, 0, -7, NULL, &budget)); /* ratio and window default, 0 per second */
+    OK(peerlb_retry_budget_balance(budget, &balance));
+    EXPECT(balance == 0, "min_per_sec 0 is a value, not the default (%llu)", (unsigned long long)balance);
+    peerlb_retry_budget_free(budget);
+    budget = NULL;
     /* One retry per call; a first attempt that found no peer (the list not started, below)
      * gives its deposit back, so only the call that ran counts. */
     OK(peerlb_retry_budget_new(1.0, 0, 1000, NULL, &budget));
@@ -756,9 +781,9 @@ static void test_retry_bad_input(void) {
     EXPECT(c.token != NULL, "still live after refused reports");
     OK(peerlb_retry_failed(retry, &c, "bad\xff bytes", 1000)); /* non-UTF-8 message: replaced */
     EXPECT(c.token == NULL && c.peer == NULL, "reported choice cleared");
-    EXPECT_STATUS(peerlb_retry_failed(retry, &c, "again", -1), PEERLB_INVALID_ARGUMENT); /* twice */
-    EXPECT_STATUS(peerlb_retry_succeeded(retry, &c, -1), PEERLB_INVALID_ARGUMENT);
-    EXPECT_STATUS(peerlb_retry_declined(retry, &c, "x", -1), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_retry_failed(retry, &c, "again", -1), PEERLB_ALREADY_FINISHED); /* twice */
+    EXPECT_STATUS(peerlb_retry_succeeded(retry, &c, -1), PEERLB_ALREADY_FINISHED);
+    EXPECT_STATUS(peerlb_retry_declined(retry, &c, "x", -1), PEERLB_ALREADY_FINISHED);
     OK(peerlb_retry_attempts(retry, &attempts));
     EXPECT(attempts == 1, "one attempt (%u)", attempts);
     OK(peerlb_retry_choose(retry, list, &quick, &c));
@@ -783,8 +808,19 @@ static void test_retry_bad_input(void) {
            peerlb_last_error_message());
     peerlb_retry_free(retry);
 
+    /* max_attempts 0: the core's default, 3 attempts. */
+    OK(peerlb_retry_new(0, PEERLB_NO_TIMEOUT, NULL, &retry));
+    for (int i = 0; i < 3; i++) {
+        OK(peerlb_retry_choose(retry, list, &quick, &c));
+        OK(peerlb_retry_failed(retry, &c, "e", -1));
+    }
+    EXPECT_STATUS(peerlb_retry_choose(retry, list, &quick, &c), PEERLB_RETRY_EXHAUSTED);
+    OK(peerlb_retry_attempts(retry, &attempts));
+    EXPECT(attempts == 3, "default attempts: %u", attempts);
+    peerlb_retry_free(retry);
+
     /* A retry freed with an unreported choice: the choice stays valid and is finished later. */
-    OK(peerlb_retry_new(0, -1, NULL, &retry)); /* 0 attempts counts as 1 */
+    OK(peerlb_retry_new(1, -1, NULL, &retry));
     OK(peerlb_retry_choose(retry, list, &quick, &c));
     peerlb_retry_free(retry);
     OK(peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1));

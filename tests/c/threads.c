@@ -179,6 +179,8 @@ static void test_flipping_transport(void) {
     chooser cs[CHOOSERS];
     long total;
     run_choosers(list, cs, &total);
+    /* On a loaded machine the choosers may finish before the flipper ran: give it time. */
+    for (double until = t_now_s() + 10; atomic_load(&f->flips) == 0 && t_now_s() < until;) t_sleep_ms(1);
     atomic_store(&f->stop, 1);
     pthread_join(flip, NULL);
     EXPECT(total == (long)CHOOSERS * iterations(), "every choose succeeded (%ld)", total);
@@ -306,11 +308,13 @@ static void test_concurrent_choose(void) {
 typedef struct {
     peerlb_list *list;
     peerlb_status status;
+    atomic_int choosing; /* set just before the choose */
 } stop_waiter;
 
 static void *wait_thread(void *arg) {
     stop_waiter *w = arg;
     peerlb_request req = {30000, NULL, 0};
+    atomic_store(&w->choosing, 1);
     peerlb_choice c;
     w->status = peerlb_list_choose(w->list, &req, &c);
     if (w->status == PEERLB_OK) peerlb_choice_finish(&c, PEERLB_OUTCOME_OK, -1);
@@ -326,8 +330,13 @@ static void test_stop_wakes_waiters(void) {
     for (int t = 0; t < CHOOSERS; t++) {
         w[t].list = list;
         w[t].status = PEERLB_OK;
+        atomic_init(&w[t].choosing, 0);
         pthread_create(&th[t], NULL, wait_thread, &w[t]);
     }
+    /* Every waiter is about to choose; the sleep lets them block inside it (a waiter that
+     * is late still gets PEERLB_NOT_STARTED, so this cannot make the test fail). */
+    for (int t = 0; t < CHOOSERS; t++)
+        while (!atomic_load(&w[t].choosing)) t_sleep_ms(1);
     t_sleep_ms(50);
     double started = t_now_s();
     OK(peerlb_list_stop(list));

@@ -45,10 +45,15 @@ static int list_has(peerlb_list *l, const char *needle) {
         EXPECT(cond, "waited 10 s");                                               \
     } while (0)
 
+/* Replaces the file at once (write a temporary file, rename it over): a poll never sees
+ * it truncated and half written, which would be an empty, valid set. */
 static void write_file(const char *path, const char *text) {
-    FILE *f = fopen(path, "w");
+    char tmp[256];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
     fputs(text, f);
     fclose(f);
+    rename(tmp, path);
 }
 
 static void test_static(void) {
@@ -94,7 +99,7 @@ static void test_file(void) {
     char path[128];
     peerlb_list *l = new_list("round-robin");
     peerlb_updater *u = NULL;
-    peerlb_status code = PEERLB_PANIC;
+    peerlb_status code = PEERLB_INTERNAL;
     char *msg = NULL;
     EXPECT(mkdtemp(dir) != NULL, "mkdtemp");
     snprintf(path, sizeof path, "%s/peers.txt", dir);
@@ -116,7 +121,14 @@ static void test_file(void) {
     peerlb_string_free(msg);
     EXPECT(list_len(l) == 1, "last good set kept");
     unlink(path);
-    t_sleep_ms(100);
+    /* Wait for the poll that finds the file gone (its error says so), then check the set. */
+    int missing = 0;
+    for (double until = t_now_s() + 10; !missing && t_now_s() < until; t_sleep_ms(5)) {
+        OK(peerlb_updater_last_error(u, &code, &msg));
+        missing = msg && strstr(msg, "cannot read");
+        peerlb_string_free(msg);
+    }
+    EXPECT(missing, "the missing file was reported");
     EXPECT(list_len(l) == 1, "missing file keeps the last good set");
     peerlb_updater_free(u); /* stops */
     rmdir(dir);
@@ -200,11 +212,17 @@ static void test_dns(void) {
     t0 = t_now_s();
     WAIT_FOR(list_has(l, "\"10.0.0.2:8080\"") && list_len(l) == 1);
     printf("c: dns change reached the list in %.0f ms\n", (t_now_s() - t0) * 1000);
-    /* server gone: the last good set stays */
+    /* server gone: once a poll has failed (it times out), the last good set is still there */
     dns_stop = 1;
     pthread_join(th, NULL);
     close(dns_fd);
-    t_sleep_ms(200);
+    peerlb_status code = PEERLB_OK;
+    char *msg = NULL;
+    for (double until = t_now_s() + 10; code == PEERLB_OK && t_now_s() < until; t_sleep_ms(5)) {
+        OK(peerlb_updater_last_error(u, &code, &msg));
+        peerlb_string_free(msg);
+    }
+    EXPECT(code == PEERLB_SOURCE_FAILED, "the failed poll was reported (%s)", peerlb_status_str(code));
     EXPECT(list_len(l) == 1 && list_has(l, "\"10.0.0.2:8080\""), "kept while the server is down");
     OK(peerlb_updater_stop(u));
     peerlb_updater_free(u);
