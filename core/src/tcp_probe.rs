@@ -23,7 +23,9 @@
 //! Transport spec strings name a built-in transport with options, in the same syntax as
 //! strategy names (`name?key=value&key=value`): `"always-available"`, `"tcp-probe"`,
 //! `"tcp-probe?interval_ms=200&timeout_ms=100"`. Every surface (C, Python, Node) accepts
-//! them and parses them here.
+//! them and parses them here ([`TcpProbeOptions`] implements
+//! [`SpecOptions`](crate::strategy::SpecOptions)): `interval_ms` and `timeout_ms` are whole
+//! milliseconds in 1..=86400000, the thresholds integers in 1..=1000.
 //!
 //! ```
 //! use std::time::Duration;
@@ -47,6 +49,7 @@ use tokio::task::AbortHandle;
 
 use crate::error::{Error, Result};
 use crate::peer::{ConnectionStatus, PeerId};
+use crate::spec::{ms, parse_int, parse_ms, unknown_key, SpecOptions};
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 /// The longest interval or timeout a spec may ask for (one day).
@@ -76,93 +79,71 @@ impl Default for TcpProbeOptions {
     }
 }
 
-fn parse_u64(key: &str, value: &str) -> Result<u64> {
-    value
-        .parse()
-        .map_err(|_| Error::InvalidArgument(format!("tcp-probe option {key}: bad value {value:?}")))
-}
+/// The largest `healthy_threshold` / `unhealthy_threshold` a spec may ask for.
+pub const MAX_THRESHOLD: u32 = 1000;
 
-fn parse_ms(key: &str, value: &str) -> Result<Duration> {
-    let ms = parse_u64(key, value)?;
-    let d = Duration::from_millis(ms);
-    if ms == 0 || d > MAX_PROBE_DURATION {
-        return Err(Error::InvalidArgument(format!(
-            "tcp-probe option {key}: {ms} is out of range 1..=86400000"
-        )));
-    }
-    Ok(d)
-}
+impl SpecOptions for TcpProbeOptions {
+    const KIND: &'static str = "transport";
+    const NAME: &'static str = "tcp-probe";
 
-fn parse_threshold(key: &str, value: &str) -> Result<u32> {
-    let n = parse_u64(key, value)?;
-    if n == 0 || n > 1000 {
-        return Err(Error::InvalidArgument(format!(
-            "tcp-probe option {key}: {n} is out of range 1..=1000"
-        )));
-    }
-    Ok(n as u32)
-}
-
-impl TcpProbeOptions {
-    /// Sets one option by its spec key (`interval_ms`, `timeout_ms`, `healthy_threshold`,
-    /// `unhealthy_threshold`); an unknown key or bad value is `invalid-argument`.
-    pub fn set_param(mut self, key: &str, value: &str) -> Result<Self> {
+    /// `interval_ms`, `timeout_ms` (1..=86400000), `healthy_threshold`,
+    /// `unhealthy_threshold` (1..=1000).
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let max_ms = MAX_PROBE_DURATION.as_millis() as u64;
+        let threshold = 1..=MAX_THRESHOLD;
         match key {
-            "interval_ms" => self.interval = parse_ms(key, value)?,
-            "timeout_ms" => self.timeout = parse_ms(key, value)?,
-            "healthy_threshold" => self.healthy_threshold = parse_threshold(key, value)?,
-            "unhealthy_threshold" => self.unhealthy_threshold = parse_threshold(key, value)?,
+            "interval_ms" => self.interval = parse_ms(key, value, 1..=max_ms)?,
+            "timeout_ms" => self.timeout = parse_ms(key, value, 1..=max_ms)?,
+            "healthy_threshold" => self.healthy_threshold = parse_int(key, value, threshold)?,
+            "unhealthy_threshold" => self.unhealthy_threshold = parse_int(key, value, threshold)?,
             other => {
-                return Err(Error::InvalidArgument(format!(
-                    "tcp-probe has no option {other:?}; expected interval_ms, timeout_ms, \
-                     healthy_threshold or unhealthy_threshold"
-                )))
+                return Err(unknown_key(
+                    Self::NAME,
+                    other,
+                    &[
+                        "interval_ms",
+                        "timeout_ms",
+                        "healthy_threshold",
+                        "unhealthy_threshold",
+                    ],
+                ))
             }
         }
-        Ok(self)
+        Ok(())
+    }
+
+    fn changed(&self) -> Vec<(&'static str, String)> {
+        let d = TcpProbeOptions::default();
+        let mut pairs = Vec::new();
+        if self.interval != d.interval {
+            pairs.push(("interval_ms", ms(self.interval)));
+        }
+        if self.timeout != d.timeout {
+            pairs.push(("timeout_ms", ms(self.timeout)));
+        }
+        if self.healthy_threshold != d.healthy_threshold {
+            pairs.push(("healthy_threshold", self.healthy_threshold.to_string()));
+        }
+        if self.unhealthy_threshold != d.unhealthy_threshold {
+            pairs.push(("unhealthy_threshold", self.unhealthy_threshold.to_string()));
+        }
+        pairs
     }
 }
 
 impl FromStr for TcpProbeOptions {
     type Err = Error;
-    /// Parses `tcp-probe` or `tcp-probe?key=value&...`.
+    /// Parses `tcp-probe` or `tcp-probe?key=value&...` (see [`SpecOptions::from_spec`]).
     fn from_str(s: &str) -> Result<TcpProbeOptions> {
-        let (name, params) = crate::spec::split_spec("transport", s)?;
-        if name != "tcp-probe" {
-            return Err(Error::InvalidArgument(format!(
-                "transport {s:?}: expected tcp-probe"
-            )));
-        }
-        let mut o = TcpProbeOptions::default();
-        for (k, v) in params {
-            o = o.set_param(k, v)?;
-        }
-        Ok(o)
+        TcpProbeOptions::from_spec(s)
     }
 }
 
 impl fmt::Display for TcpProbeOptions {
-    /// The compact spec (defaults omitted), which parses back to the same options.
+    /// The canonical spec (defaults omitted), which parses back to the same options
+    /// (durations are shown in whole milliseconds).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = TcpProbeOptions::default();
-        let mut keys = Vec::new();
-        if self.interval != d.interval {
-            keys.push(format!("interval_ms={}", self.interval.as_millis()));
-        }
-        if self.timeout != d.timeout {
-            keys.push(format!("timeout_ms={}", self.timeout.as_millis()));
-        }
-        if self.healthy_threshold != d.healthy_threshold {
-            keys.push(format!("healthy_threshold={}", self.healthy_threshold));
-        }
-        if self.unhealthy_threshold != d.unhealthy_threshold {
-            keys.push(format!("unhealthy_threshold={}", self.unhealthy_threshold));
-        }
-        if keys.is_empty() {
-            f.write_str("tcp-probe")
-        } else {
-            write!(f, "tcp-probe?{}", keys.join("&"))
-        }
+        f.write_str(&self.to_spec())
     }
 }
 
@@ -175,7 +156,7 @@ pub fn transport_from_spec(spec: &str) -> Result<Arc<dyn Transport>> {
         "always-available" => Err(Error::InvalidArgument(format!(
             "transport {spec:?}: always-available has no options"
         ))),
-        "tcp-probe" => Ok(Arc::new(TcpProbe::new(spec.parse()?))),
+        "tcp-probe" => Ok(Arc::new(TcpProbe::new(TcpProbeOptions::from_spec(spec)?))),
         other => Err(Error::InvalidArgument(format!(
             "unknown transport {other:?}; expected always-available or tcp-probe"
         ))),
