@@ -20,6 +20,11 @@
 //! With the defaults a peer that stops accepting is `unavailable` within one interval plus
 //! one timeout (1.5 s); in general within `unhealthy_threshold` intervals plus a timeout.
 //!
+//! Probes never block the library runtime's async workers: names are resolved on its
+//! blocking pool, at most one lookup per name at a time however many probes wait for it
+//! (a resolver that hangs costs one thread, not one per probe), and a status change is
+//! reported from the blocking pool (the list then runs its strategy and delivers events).
+//!
 //! Transport spec strings name a built-in transport with options, in the same syntax as
 //! strategy names (`name?key=value&key=value`): `"always-available"`, `"tcp-probe"`,
 //! `"tcp-probe?interval_ms=200&timeout_ms=100"`. Every surface (C, Python, Node) accepts
@@ -40,11 +45,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use crate::error::{Error, Result};
@@ -165,12 +172,94 @@ pub fn transport_from_spec(spec: &str) -> Result<Arc<dyn Transport>> {
 
 /// One TCP connect to `addr` (`host:port`, resolved), bounded by `timeout`.
 /// `Ok` when the peer accepted the connection (which is closed at once).
+///
+/// A name is resolved on the library runtime's blocking pool, and concurrent probes of
+/// one name share one lookup (see [`resolve`]); the timeout covers the lookup too.
 pub async fn probe_tcp(addr: &str, timeout: Duration) -> std::result::Result<(), String> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(e)) => Err(format!("connect to {addr}: {e}")),
+    let attempt = async {
+        let mut last = None;
+        for target in resolve(addr).await? {
+            match TcpStream::connect(target).await {
+                Ok(_stream) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => format!("connect to {addr}: {e}"),
+            None => format!("connect to {addr}: the name has no addresses"),
+        })
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
         Err(_) => Err(format!("connect to {addr}: timed out after {timeout:?}")),
     }
+}
+
+/// A lookup in progress: its answer, once there.
+type Lookup = watch::Receiver<Option<std::result::Result<Vec<SocketAddr>, String>>>;
+
+fn lookups() -> MutexGuard<'static, HashMap<String, Lookup>> {
+    static LOOKUPS: OnceLock<Mutex<HashMap<String, Lookup>>> = OnceLock::new();
+    LOOKUPS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forgets a lookup when it ends (also when it panics).
+struct Forget(String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        lookups().remove(&self.0);
+    }
+}
+
+/// The addresses of `addr` (`host:port`; `ip:port` and `[v6]:port` need no lookup).
+///
+/// The system resolver (`getaddrinfo`) blocks, so it runs on the library runtime's
+/// blocking pool, and there is at most one lookup per `addr` at a time: a caller that
+/// finds one under way waits for its answer. Answers are not cached; the next call after
+/// an answer looks the name up again.
+///
+/// ```
+/// # peerlb::runtime::handle().block_on(async {
+/// let addrs = peerlb::tcp_probe::resolve("127.0.0.1:80").await.unwrap();
+/// assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
+/// assert!(peerlb::tcp_probe::resolve("localhost:80").await.unwrap().len() >= 1);
+/// # });
+/// ```
+pub async fn resolve(addr: &str) -> std::result::Result<Vec<SocketAddr>, String> {
+    if let Ok(literal) = addr.parse::<SocketAddr>() {
+        return Ok(vec![literal]);
+    }
+    let mut answer = {
+        let mut lookups = lookups();
+        match lookups.get(addr) {
+            Some(under_way) => under_way.clone(),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                lookups.insert(addr.to_owned(), rx.clone());
+                let name = addr.to_owned();
+                drop(crate::runtime::spawn_blocking(move || {
+                    let _forget = Forget(name.clone());
+                    let found = name
+                        .to_socket_addrs()
+                        .map(Iterator::collect)
+                        .map_err(|e| format!("resolve {name}: {e}"));
+                    let _ = tx.send(Some(found));
+                }));
+                rx
+            }
+        }
+    };
+    let result = answer
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| format!("resolve {addr}: the lookup ended without an answer"))?;
+    result
+        .clone()
+        .unwrap_or_else(|| Err(format!("resolve {addr}: no answer")))
 }
 
 /// The `tcp-probe` transport: a peer is available while it accepts TCP connections.
@@ -214,6 +303,7 @@ impl fmt::Debug for TcpProbe {
 
 async fn probe_loop(addr: String, sub: Subscriber, o: TcpProbeOptions) {
     let mut current: Option<bool> = None;
+    let mut reported: Option<ConnectionStatus> = None;
     let mut streak: u32 = 0;
     let mut ticker = tokio::time::interval(o.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -245,11 +335,20 @@ async fn probe_loop(addr: String, sub: Subscriber, o: TcpProbeOptions) {
         } else {
             ConnectionStatus::Unavailable
         };
-        // Reported after every probe (a no-op when unchanged), so a task whose peer was
-        // released or whose list is gone ends even if the transport lives on.
-        if !sub.set_status(status) {
+        if reported == Some(status) {
+            continue;
+        }
+        // A change runs the list's change path (the strategy, maybe a user's; events): on
+        // the blocking pool, waited for so reports stay in order. Releasing the peer (also
+        // by a stop or the list's drop) aborts this task; a stale report ends it too.
+        let report = sub.clone();
+        let taken = crate::runtime::spawn_blocking(move || report.set_status(status))
+            .await
+            .unwrap_or(false);
+        if !taken {
             return;
         }
+        reported = Some(status);
     }
 }
 
