@@ -28,9 +28,9 @@
 //! Transport spec strings name a built-in transport with options, in the same syntax as
 //! strategy names (`name?key=value&key=value`): `"always-available"`, `"tcp-probe"`,
 //! `"tcp-probe?interval_ms=200&timeout_ms=100"`. Every surface (C, Python, Node) accepts
-//! them and parses them here ([`TcpProbeOptions`] implements
-//! [`SpecOptions`](crate::strategy::SpecOptions)): `interval_ms` and `timeout_ms` are whole
-//! milliseconds in 1..=86400000, the thresholds integers in 1..=1000.
+//! them and parses them here ([`TcpProbeOptions`] implements [`SpecOptions`]):
+//! `interval_ms` and `timeout_ms` are whole milliseconds in 1..=86400000, the thresholds
+//! integers in 1..=1000.
 //!
 //! ```
 //! use std::time::Duration;
