@@ -324,9 +324,12 @@ impl Driver for FileDriver {
         Ok(Some(Box::pin(async move {
             let mut tick = tokio::time::interval(interval);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await; // the first tick is immediate; the file was just read
-                               // The read in progress; it hands `last` back when it ends.
+            // The first tick is immediate; the file was just read.
+            tick.tick().await;
+            // The read in progress; it hands `last` back when it ends.
             let mut reading: Option<tokio::task::JoinHandle<Option<Seen>>> = None;
+            // Whether the read in progress was reported as too slow.
+            let mut reported_slow = false;
             loop {
                 tick.tick().await;
                 let job = reading.get_or_insert_with(|| {
@@ -339,10 +342,18 @@ impl Driver for FileDriver {
                 match tokio::time::timeout(SLOW_READ, job).await {
                     Ok(done) => {
                         // A panicked look leaves nothing seen: the next one applies afresh.
-                        last = done.unwrap_or(None);
+                        // So does a slow one that was reported: the next look then clears
+                        // the report even if the file did not change.
+                        last = if reported_slow {
+                            None
+                        } else {
+                            done.unwrap_or(None)
+                        };
                         reading = None;
+                        reported_slow = false;
                     }
                     Err(_) => {
+                        reported_slow = true;
                         let message = format!(
                             "{}: a read did not end within {SLOW_READ:?} (file system not \
                              answering?); no new read starts until it ends",
