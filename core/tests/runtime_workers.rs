@@ -177,7 +177,10 @@ fn choose_ends_on_time_while_every_worker_is_blocked_and_the_runtime_resumes_aft
         clock.now() + Duration::from_millis(20),
         Box::new(move || f.store(true, Ordering::SeqCst)),
     );
-    std::fs::write(&path, "c:1\n").unwrap();
+    // A rename: a poll never sees the file half-written.
+    let fresh = dir.path().join("peers.new");
+    std::fs::write(&fresh, "c:1\n").unwrap();
+    std::fs::rename(&fresh, &path).unwrap();
 
     drop(occupied);
     wait_for("the task spawned during the stall", || {

@@ -140,8 +140,9 @@ fn file_follows_edits_renames_deletion_and_bad_lines() {
     write_atomic(&path, "d:1\n");
     wait_for("rename", Duration::from_secs(5), || ids(&l) == s(&["d:1"]));
 
-    // bad line: keep last good, error names file and line
-    std::fs::write(&path, "d:1\ne:1\nnot-a-peer\n").unwrap();
+    // bad line: keep last good, error names file and line (renamed in whole: a poll that
+    // met a half-written file could apply its empty start)
+    write_atomic(&path, "d:1\ne:1\nnot-a-peer\n");
     wait_for("bad line error", Duration::from_secs(5), || {
         b.last_error().is_some()
     });
@@ -150,7 +151,7 @@ fn file_follows_edits_renames_deletion_and_bad_lines() {
     assert!(err.to_string().contains("peers.txt:3"), "{err}");
     assert_eq!(ids(&l), s(&["d:1"]));
     for bad in ["a:1 0\n", "a:1 2 3\n", "a:0\n", "::1:80\n", "a:1\na:1\n"] {
-        std::fs::write(&path, bad).unwrap();
+        write_atomic(&path, bad);
         wait_for("bad error", Duration::from_secs(5), || {
             b.last_error()
                 .is_some_and(|e| e.to_string().contains("peers.txt:"))
@@ -559,8 +560,7 @@ fn a_fifo_path_fails_start_at_once_with_source_failed() {
     );
     assert!(l.is_empty());
     // The polls meet the FIFO too and never block: once it is a regular file, it is read.
-    std::fs::remove_file(&path).unwrap();
-    std::fs::write(&path, "a:1\n").unwrap();
+    write_atomic(&path, "a:1\n");
     wait_for("the regular file", Duration::from_secs(10), || {
         ids(&l) == s(&["a:1"])
     });
@@ -664,15 +664,14 @@ fn a_file_swapped_for_a_fifo_or_a_device_keeps_the_last_good_set_and_stalls_noth
         .poll_interval(Duration::from_millis(10))
         .bind(&other);
     follower.start().unwrap();
-    std::fs::write(&other_path, "b:1\n").unwrap();
+    write_atomic(&other_path, "b:1\n");
     wait_for("another updater", Duration::from_secs(10), || {
         ids(&other) == s(&["b:1"])
     });
 
     // A regular file again: followed again.
     let (path, b) = &bindings[0];
-    std::fs::remove_file(path).unwrap();
-    std::fs::write(path, "10.0.0.9:80\n").unwrap();
+    write_atomic(path, "10.0.0.9:80\n");
     wait_for("back to a regular file", Duration::from_secs(10), || {
         b.last_error().is_none() && ids(&l).contains(&"10.0.0.9:80".to_owned())
     });
@@ -692,13 +691,14 @@ fn files_over_the_size_cap_fail_naming_the_cap() {
     assert_eq!(ids(&l), s(&["a:1"]));
     // 65 bytes: one over.
     let big = format!("{}\n", "#".repeat(64));
-    std::fs::write(&path, &big).unwrap();
+    // (Every rewrite is a rename: a poll never sees a half-written file.)
+    write_atomic(&path, &big);
     wait_for("over the cap", Duration::from_secs(10), || {
         source_failed_with(&b, &["peers.txt", "65 bytes", "limit of 64 bytes"])
     });
     assert_eq!(ids(&l), s(&["a:1"]), "last good set kept");
     // Exactly the cap is fine.
-    std::fs::write(&path, format!("b:1\n{}\n", "#".repeat(59))).unwrap();
+    write_atomic(&path, &format!("b:1\n{}\n", "#".repeat(59)));
     wait_for("at the cap", Duration::from_secs(10), || {
         ids(&l) == s(&["b:1"])
     });
@@ -772,11 +772,11 @@ fn polled_changes_reach_transports_and_callbacks_off_the_async_workers() {
         .bind(&l);
     file.start().unwrap();
     let before = transport.calls.load(Ordering::SeqCst);
-    std::fs::write(&path, "b:1\n").unwrap();
+    write_atomic(&path, "b:1\n");
     wait_for("file change", Duration::from_secs(10), || {
         transport.calls.load(Ordering::SeqCst) >= before + 2
     });
-    std::fs::write(&path, "not a peer\n").unwrap();
+    write_atomic(&path, "not a peer\n");
     wait_for("file error", Duration::from_secs(10), || {
         file.last_error().is_some()
     });
