@@ -69,7 +69,7 @@ pub const MAX_TABLE_SIZE: u32 = 1_048_573;
 /// assert!(MaglevOptions::default().table_size(1000).is_err()); // not prime
 /// ```
 ///
-/// Spec keys (see [`SpecOptions`]): `maglev?table=<a prime in 3..=16777213>`.
+/// Spec keys (see [`SpecOptions`]): `maglev?table=N`, a prime in 3..=[`MAX_TABLE_SIZE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MaglevOptions {
     table: u32,
@@ -129,7 +129,7 @@ impl SpecOptions for MaglevOptions {
     const KIND: &'static str = "strategy";
     const NAME: &'static str = "maglev";
 
-    /// `table` (a prime in 3..=16777213).
+    /// `table` (a prime in 3..=[`MAX_TABLE_SIZE`]).
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         *self = match key {
             "table" => self.table_size(parse_int(key, value, 3..=MAX_TABLE_SIZE)?)?,

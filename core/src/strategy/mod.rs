@@ -34,7 +34,7 @@
 //! | name | modes | keys |
 //! |---|---|---|
 //! | `hash-ring` | `ketama` (default), `fast` | `vnodes` (1..=10000; default 40 for ketama, 160 for fast), `bounded` (bounded-load factor, 1..=100, e.g. 1.25; off by default) |
-//! | `maglev` | none | `table` (a prime, 3..=16777213; default 65537) |
+//! | `maglev` | none | `table` (a prime, 3..=1048573; default 65537) |
 //! | `weighted-round-robin` | none | `slow_start_ms` (slow-start window in ms, 0..=4294967295; 0 = off, the default) |
 //! | `peak-ewma` | none | `decay_ms` (EWMA time constant τ in ms, 1..=4294967295, default 10000), `default_rtt_ms` (latency assumed before the first sample, 0..=4294967295, default 30), `choices` (`all` or 2..=1024, default 2) |
 //!
