@@ -16,6 +16,13 @@
 //!
 //! Ejection is on by default; `ListOptions::ejection(None)` turns it off.
 //!
+//! As a spec string (what the C surface takes; see [`parse`]):
+//! `"off"`, `"default"`, or the default policy with changes, `"default?failures=3&base_ms=200"`
+//! (the pairs may also come bare, `"failures=3&base_ms=200"`). Keys: `failures`
+//! (1..=4294967295), `base_ms`, `max_ms` (whole milliseconds, `max_ms >= base_ms`),
+//! `max_percent`, `panic_percent` (0..=100). `Display` gives the canonical spec, which
+//! parses back to the same policy.
+//!
 //! ```
 //! use std::time::Duration;
 //! use peerlb::ejection::EjectionPolicy;
@@ -29,9 +36,12 @@
 //! assert_eq!(p.max_ejected(30), 3);
 //! ```
 
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::spec::{ms, options_from, parse_int, parse_ms, split_pairs, unknown_key, SpecOptions};
 
 /// When to eject a peer and for how long. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +115,8 @@ impl EjectionPolicy {
     }
 
     /// Sets one option by name, as the string forms of the bindings give them:
-    /// `failures`, `base_ms`, `max_ms`, `max_percent`, `panic_percent`.
+    /// `failures`, `base_ms`, `max_ms`, `max_percent`, `panic_percent` (the same as
+    /// [`SpecOptions::set`], callable without importing the trait).
     ///
     /// ```
     /// let mut p = peerlb::ejection::EjectionPolicy::default();
@@ -113,36 +124,128 @@ impl EjectionPolicy {
     /// p.set("base_ms", "100").unwrap();
     /// assert_eq!(p.consecutive_failures, 3);
     /// assert!(p.set("nope", "1").is_err());
+    /// assert!(p.set("max_percent", "101").is_err());
     /// ```
     pub fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let number = |v: &str| -> Result<u64> {
-            v.trim().parse::<u64>().map_err(|_| {
-                Error::InvalidArgument(format!(
-                    "ejection option {key:?}: {v:?} is not a non-negative integer"
-                ))
-            })
-        };
-        let small = |v: &str| -> Result<u32> {
-            u32::try_from(number(v)?).map_err(|_| {
-                Error::InvalidArgument(format!("ejection option {key:?}: {v:?} is too large"))
-            })
-        };
+        SpecOptions::set(self, key, value)
+    }
+}
+
+/// Parses an ejection setting: `"off"` is `None` (no ejection); anything else is a policy
+/// spec (see [`EjectionPolicy`]'s `FromStr`). Every malformation, unknown key and bad
+/// value is `invalid-argument` naming the spec.
+///
+/// ```
+/// use std::time::Duration;
+/// use peerlb::{ejection, EjectionPolicy};
+/// assert_eq!(ejection::parse("off").unwrap(), None);
+/// assert_eq!(ejection::parse("default").unwrap(), Some(EjectionPolicy::default()));
+/// let p = ejection::parse("failures=3&base_ms=200").unwrap().unwrap();
+/// assert_eq!((p.consecutive_failures, p.base_time), (3, Duration::from_millis(200)));
+/// assert_eq!(p.to_string(), "default?failures=3&base_ms=200");
+/// assert!(ejection::parse("base_ms=5000&max_ms=10").is_err());
+/// ```
+pub fn parse(spec: &str) -> Result<Option<EjectionPolicy>> {
+    match spec {
+        "off" => Ok(None),
+        _ => spec.parse().map(Some),
+    }
+}
+
+/// The keys, in the order the canonical spec lists them.
+const KEYS: [&str; 5] = [
+    "failures",
+    "base_ms",
+    "max_ms",
+    "max_percent",
+    "panic_percent",
+];
+
+impl SpecOptions for EjectionPolicy {
+    const KIND: &'static str = "ejection";
+    const NAME: &'static str = "default";
+
+    /// `failures` (also `consecutive_failures`; 1..=4294967295), `base_ms`, `max_ms`
+    /// (whole milliseconds), `max_percent`, `panic_percent` (also
+    /// `panic_threshold_percent`; 0..=100).
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
-            "failures" | "consecutive_failures" => self.consecutive_failures = small(value)?,
-            "base_ms" => self.base_time = Duration::from_millis(number(value)?),
-            "max_ms" => self.max_time = Duration::from_millis(number(value)?),
-            "max_percent" => self.max_percent = small(value)?,
+            "failures" | "consecutive_failures" => {
+                self.consecutive_failures = parse_int(key, value, 1..=u32::MAX)?
+            }
+            "base_ms" => self.base_time = parse_ms(key, value, 0..=u64::MAX)?,
+            "max_ms" => self.max_time = parse_ms(key, value, 0..=u64::MAX)?,
+            "max_percent" => self.max_percent = parse_int(key, value, 0..=100)?,
             "panic_percent" | "panic_threshold_percent" => {
-                self.panic_threshold_percent = small(value)?
+                self.panic_threshold_percent = parse_int(key, value, 0..=100)?
             }
-            other => {
-                return Err(Error::InvalidArgument(format!(
-                    "unknown ejection option {other:?} (known: failures, base_ms, max_ms, \
-                     max_percent, panic_percent)"
-                )))
-            }
+            other => return Err(unknown_key("ejection", other, &KEYS)),
         }
         Ok(())
+    }
+
+    /// [`EjectionPolicy::validate`]: `max_ms` is not below `base_ms`, and so on.
+    fn validate(&self) -> Result<()> {
+        EjectionPolicy::validate(self)
+    }
+
+    /// Also takes the pairs bare, without `default?` (as the C surface always has).
+    fn from_spec(spec: &str) -> Result<EjectionPolicy> {
+        let (head, query) = match spec.split_once('?') {
+            Some((head, query)) => (head, Some(query)),
+            None if spec.contains('=') => (Self::NAME, Some(spec)),
+            None => (spec, None),
+        };
+        if head != Self::NAME {
+            return Err(Error::InvalidArgument(format!(
+                "ejection {spec:?}: expected \"off\", \"default\", \"default?key=value&...\" \
+                 or key=value pairs"
+            )));
+        }
+        let pairs = match query {
+            Some(q) => split_pairs(Self::KIND, spec, q)?,
+            None => Vec::new(),
+        };
+        options_from(spec, None, &pairs)
+    }
+
+    fn changed(&self) -> Vec<(&'static str, String)> {
+        let d = EjectionPolicy::default();
+        let mut pairs = Vec::new();
+        if self.consecutive_failures != d.consecutive_failures {
+            pairs.push((KEYS[0], self.consecutive_failures.to_string()));
+        }
+        if self.base_time != d.base_time {
+            pairs.push((KEYS[1], ms(self.base_time)));
+        }
+        if self.max_time != d.max_time {
+            pairs.push((KEYS[2], ms(self.max_time)));
+        }
+        if self.max_percent != d.max_percent {
+            pairs.push((KEYS[3], self.max_percent.to_string()));
+        }
+        if self.panic_threshold_percent != d.panic_threshold_percent {
+            pairs.push((KEYS[4], self.panic_threshold_percent.to_string()));
+        }
+        pairs
+    }
+}
+
+impl FromStr for EjectionPolicy {
+    type Err = Error;
+    /// Parses `default`, `default?key=value&...`, or bare `key=value&...` pairs (the
+    /// default policy with those changes); see the [module docs](self). `"off"` is not a
+    /// policy: [`parse`] reads it as no ejection.
+    fn from_str(spec: &str) -> Result<EjectionPolicy> {
+        <EjectionPolicy as SpecOptions>::from_spec(spec)
+    }
+}
+
+impl fmt::Display for EjectionPolicy {
+    /// The canonical spec: `default`, or `default?` with the keys that differ from the
+    /// default policy (durations in whole milliseconds).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_spec())
     }
 }
 
@@ -176,6 +279,55 @@ mod tests {
         };
         assert!(p.validate().is_err());
         assert!(EjectionPolicy::default().validate().is_ok());
+    }
+
+    #[test]
+    fn specs() {
+        assert_eq!(parse("off").unwrap(), None);
+        assert_eq!(parse("default").unwrap(), Some(EjectionPolicy::default()));
+        let p = parse("failures=3&base_ms=200&max_ms=1000")
+            .unwrap()
+            .unwrap();
+        assert_eq!(p.consecutive_failures, 3);
+        assert_eq!(p.base_time, Duration::from_millis(200));
+        assert_eq!(p.max_time, Duration::from_secs(1));
+        assert_eq!(p.to_string(), "default?failures=3&base_ms=200&max_ms=1000");
+        assert_eq!(parse(&p.to_string()).unwrap(), Some(p));
+        let p: EjectionPolicy = "default?consecutive_failures=2&panic_threshold_percent=0"
+            .parse()
+            .unwrap();
+        assert_eq!(p.to_string(), "default?failures=2&panic_percent=0");
+        for bad in [
+            "",
+            "on",
+            "off?failures=1",
+            "failures",
+            "failures=",
+            "=3",
+            "failures=3&",
+            "default?",
+            "failures=3&failures=4",
+            "nope=1",
+            "failures=0",
+            "failures=4294967296",
+            "max_percent=101",
+            "base_ms=5000&max_ms=10",
+            "failures=-1",
+            "failures= 3",
+            "default?failures=1?x",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert_eq!(err.code(), crate::ErrorCode::InvalidArgument, "{bad:?}");
+            assert!(
+                err.to_string().contains(&format!("ejection {bad:?}")),
+                "{err}"
+            );
+        }
+        let err = parse("max_percent=101").unwrap_err().to_string();
+        assert!(
+            err.contains("max_percent must be an integer in 0..=100"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -20,10 +20,17 @@
 //! With the defaults a peer that stops accepting is `unavailable` within one interval plus
 //! one timeout (1.5 s); in general within `unhealthy_threshold` intervals plus a timeout.
 //!
+//! Probes never block the library runtime's async workers: names are resolved on its
+//! blocking pool, at most one lookup per name at a time however many probes wait for it
+//! (a resolver that hangs costs one thread, not one per probe), and a status change is
+//! reported from the blocking pool (the list then runs its strategy and delivers events).
+//!
 //! Transport spec strings name a built-in transport with options, in the same syntax as
 //! strategy names (`name?key=value&key=value`): `"always-available"`, `"tcp-probe"`,
 //! `"tcp-probe?interval_ms=200&timeout_ms=100"`. Every surface (C, Python, Node) accepts
-//! them and parses them here.
+//! them and parses them here ([`TcpProbeOptions`] implements [`SpecOptions`]):
+//! `interval_ms` and `timeout_ms` are whole milliseconds in 1..=86400000, the thresholds
+//! integers in 1..=1000.
 //!
 //! ```
 //! use std::time::Duration;
@@ -38,15 +45,18 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use crate::error::{Error, Result};
 use crate::peer::{ConnectionStatus, PeerId};
+use crate::spec::{ms, parse_int, parse_ms, unknown_key, SpecOptions};
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 /// The longest interval or timeout a spec may ask for (one day).
@@ -76,93 +86,71 @@ impl Default for TcpProbeOptions {
     }
 }
 
-fn parse_u64(key: &str, value: &str) -> Result<u64> {
-    value
-        .parse()
-        .map_err(|_| Error::InvalidArgument(format!("tcp-probe option {key}: bad value {value:?}")))
-}
+/// The largest `healthy_threshold` / `unhealthy_threshold` a spec may ask for.
+pub const MAX_THRESHOLD: u32 = 1000;
 
-fn parse_ms(key: &str, value: &str) -> Result<Duration> {
-    let ms = parse_u64(key, value)?;
-    let d = Duration::from_millis(ms);
-    if ms == 0 || d > MAX_PROBE_DURATION {
-        return Err(Error::InvalidArgument(format!(
-            "tcp-probe option {key}: {ms} is out of range 1..=86400000"
-        )));
-    }
-    Ok(d)
-}
+impl SpecOptions for TcpProbeOptions {
+    const KIND: &'static str = "transport";
+    const NAME: &'static str = "tcp-probe";
 
-fn parse_threshold(key: &str, value: &str) -> Result<u32> {
-    let n = parse_u64(key, value)?;
-    if n == 0 || n > 1000 {
-        return Err(Error::InvalidArgument(format!(
-            "tcp-probe option {key}: {n} is out of range 1..=1000"
-        )));
-    }
-    Ok(n as u32)
-}
-
-impl TcpProbeOptions {
-    /// Sets one option by its spec key (`interval_ms`, `timeout_ms`, `healthy_threshold`,
-    /// `unhealthy_threshold`); an unknown key or bad value is `invalid-argument`.
-    pub fn set_param(mut self, key: &str, value: &str) -> Result<Self> {
+    /// `interval_ms`, `timeout_ms` (1..=86400000), `healthy_threshold`,
+    /// `unhealthy_threshold` (1..=1000).
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let max_ms = MAX_PROBE_DURATION.as_millis() as u64;
+        let threshold = 1..=MAX_THRESHOLD;
         match key {
-            "interval_ms" => self.interval = parse_ms(key, value)?,
-            "timeout_ms" => self.timeout = parse_ms(key, value)?,
-            "healthy_threshold" => self.healthy_threshold = parse_threshold(key, value)?,
-            "unhealthy_threshold" => self.unhealthy_threshold = parse_threshold(key, value)?,
+            "interval_ms" => self.interval = parse_ms(key, value, 1..=max_ms)?,
+            "timeout_ms" => self.timeout = parse_ms(key, value, 1..=max_ms)?,
+            "healthy_threshold" => self.healthy_threshold = parse_int(key, value, threshold)?,
+            "unhealthy_threshold" => self.unhealthy_threshold = parse_int(key, value, threshold)?,
             other => {
-                return Err(Error::InvalidArgument(format!(
-                    "tcp-probe has no option {other:?}; expected interval_ms, timeout_ms, \
-                     healthy_threshold or unhealthy_threshold"
-                )))
+                return Err(unknown_key(
+                    Self::NAME,
+                    other,
+                    &[
+                        "interval_ms",
+                        "timeout_ms",
+                        "healthy_threshold",
+                        "unhealthy_threshold",
+                    ],
+                ))
             }
         }
-        Ok(self)
+        Ok(())
+    }
+
+    fn changed(&self) -> Vec<(&'static str, String)> {
+        let d = TcpProbeOptions::default();
+        let mut pairs = Vec::new();
+        if self.interval != d.interval {
+            pairs.push(("interval_ms", ms(self.interval)));
+        }
+        if self.timeout != d.timeout {
+            pairs.push(("timeout_ms", ms(self.timeout)));
+        }
+        if self.healthy_threshold != d.healthy_threshold {
+            pairs.push(("healthy_threshold", self.healthy_threshold.to_string()));
+        }
+        if self.unhealthy_threshold != d.unhealthy_threshold {
+            pairs.push(("unhealthy_threshold", self.unhealthy_threshold.to_string()));
+        }
+        pairs
     }
 }
 
 impl FromStr for TcpProbeOptions {
     type Err = Error;
-    /// Parses `tcp-probe` or `tcp-probe?key=value&...`.
+    /// Parses `tcp-probe` or `tcp-probe?key=value&...` (see [`SpecOptions::from_spec`]).
     fn from_str(s: &str) -> Result<TcpProbeOptions> {
-        let (name, params) = crate::spec::split_spec("transport", s)?;
-        if name != "tcp-probe" {
-            return Err(Error::InvalidArgument(format!(
-                "transport {s:?}: expected tcp-probe"
-            )));
-        }
-        let mut o = TcpProbeOptions::default();
-        for (k, v) in params {
-            o = o.set_param(k, v)?;
-        }
-        Ok(o)
+        TcpProbeOptions::from_spec(s)
     }
 }
 
 impl fmt::Display for TcpProbeOptions {
-    /// The compact spec (defaults omitted), which parses back to the same options.
+    /// The canonical spec (defaults omitted), which parses back to the same options
+    /// (durations are shown in whole milliseconds).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = TcpProbeOptions::default();
-        let mut keys = Vec::new();
-        if self.interval != d.interval {
-            keys.push(format!("interval_ms={}", self.interval.as_millis()));
-        }
-        if self.timeout != d.timeout {
-            keys.push(format!("timeout_ms={}", self.timeout.as_millis()));
-        }
-        if self.healthy_threshold != d.healthy_threshold {
-            keys.push(format!("healthy_threshold={}", self.healthy_threshold));
-        }
-        if self.unhealthy_threshold != d.unhealthy_threshold {
-            keys.push(format!("unhealthy_threshold={}", self.unhealthy_threshold));
-        }
-        if keys.is_empty() {
-            f.write_str("tcp-probe")
-        } else {
-            write!(f, "tcp-probe?{}", keys.join("&"))
-        }
+        f.write_str(&self.to_spec())
     }
 }
 
@@ -175,7 +163,7 @@ pub fn transport_from_spec(spec: &str) -> Result<Arc<dyn Transport>> {
         "always-available" => Err(Error::InvalidArgument(format!(
             "transport {spec:?}: always-available has no options"
         ))),
-        "tcp-probe" => Ok(Arc::new(TcpProbe::new(spec.parse()?))),
+        "tcp-probe" => Ok(Arc::new(TcpProbe::new(TcpProbeOptions::from_spec(spec)?))),
         other => Err(Error::InvalidArgument(format!(
             "unknown transport {other:?}; expected always-available or tcp-probe"
         ))),
@@ -184,12 +172,94 @@ pub fn transport_from_spec(spec: &str) -> Result<Arc<dyn Transport>> {
 
 /// One TCP connect to `addr` (`host:port`, resolved), bounded by `timeout`.
 /// `Ok` when the peer accepted the connection (which is closed at once).
+///
+/// A name is resolved on the library runtime's blocking pool, and concurrent probes of
+/// one name share one lookup (see [`resolve`]); the timeout covers the lookup too.
 pub async fn probe_tcp(addr: &str, timeout: Duration) -> std::result::Result<(), String> {
-    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
-        Ok(Ok(_stream)) => Ok(()),
-        Ok(Err(e)) => Err(format!("connect to {addr}: {e}")),
+    let attempt = async {
+        let mut last = None;
+        for target in resolve(addr).await? {
+            match TcpStream::connect(target).await {
+                Ok(_stream) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(match last {
+            Some(e) => format!("connect to {addr}: {e}"),
+            None => format!("connect to {addr}: the name has no addresses"),
+        })
+    };
+    match tokio::time::timeout(timeout, attempt).await {
+        Ok(result) => result,
         Err(_) => Err(format!("connect to {addr}: timed out after {timeout:?}")),
     }
+}
+
+/// A lookup in progress: its answer, once there.
+type Lookup = watch::Receiver<Option<std::result::Result<Vec<SocketAddr>, String>>>;
+
+fn lookups() -> MutexGuard<'static, HashMap<String, Lookup>> {
+    static LOOKUPS: OnceLock<Mutex<HashMap<String, Lookup>>> = OnceLock::new();
+    LOOKUPS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// Forgets a lookup when it ends (also when it panics).
+struct Forget(String);
+
+impl Drop for Forget {
+    fn drop(&mut self) {
+        lookups().remove(&self.0);
+    }
+}
+
+/// The addresses of `addr` (`host:port`; `ip:port` and `[v6]:port` need no lookup).
+///
+/// The system resolver (`getaddrinfo`) blocks, so it runs on the library runtime's
+/// blocking pool, and there is at most one lookup per `addr` at a time: a caller that
+/// finds one under way waits for its answer. Answers are not cached; the next call after
+/// an answer looks the name up again.
+///
+/// ```
+/// # peerlb::runtime::handle().block_on(async {
+/// let addrs = peerlb::tcp_probe::resolve("127.0.0.1:80").await.unwrap();
+/// assert_eq!(addrs, ["127.0.0.1:80".parse().unwrap()]);
+/// assert!(peerlb::tcp_probe::resolve("localhost:80").await.unwrap().len() >= 1);
+/// # });
+/// ```
+pub async fn resolve(addr: &str) -> std::result::Result<Vec<SocketAddr>, String> {
+    if let Ok(literal) = addr.parse::<SocketAddr>() {
+        return Ok(vec![literal]);
+    }
+    let mut answer = {
+        let mut lookups = lookups();
+        match lookups.get(addr) {
+            Some(under_way) => under_way.clone(),
+            None => {
+                let (tx, rx) = watch::channel(None);
+                lookups.insert(addr.to_owned(), rx.clone());
+                let name = addr.to_owned();
+                drop(crate::runtime::spawn_blocking(move || {
+                    let _forget = Forget(name.clone());
+                    let found = name
+                        .to_socket_addrs()
+                        .map(Iterator::collect)
+                        .map_err(|e| format!("resolve {name}: {e}"));
+                    let _ = tx.send(Some(found));
+                }));
+                rx
+            }
+        }
+    };
+    let result = answer
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| format!("resolve {addr}: the lookup ended without an answer"))?;
+    result
+        .clone()
+        .unwrap_or_else(|| Err(format!("resolve {addr}: no answer")))
 }
 
 /// The `tcp-probe` transport: a peer is available while it accepts TCP connections.
@@ -233,6 +303,7 @@ impl fmt::Debug for TcpProbe {
 
 async fn probe_loop(addr: String, sub: Subscriber, o: TcpProbeOptions) {
     let mut current: Option<bool> = None;
+    let mut reported: Option<ConnectionStatus> = None;
     let mut streak: u32 = 0;
     let mut ticker = tokio::time::interval(o.interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -264,11 +335,20 @@ async fn probe_loop(addr: String, sub: Subscriber, o: TcpProbeOptions) {
         } else {
             ConnectionStatus::Unavailable
         };
-        // Reported after every probe (a no-op when unchanged), so a task whose peer was
-        // released or whose list is gone ends even if the transport lives on.
-        if !sub.set_status(status) {
+        if reported == Some(status) {
+            continue;
+        }
+        // A change runs the list's change path (the strategy, maybe a user's; events): on
+        // the blocking pool, waited for so reports stay in order. Releasing the peer (also
+        // by a stop or the list's drop) aborts this task; a stale report ends it too.
+        let report = sub.clone();
+        let taken = crate::runtime::spawn_blocking(move || report.set_status(status))
+            .await
+            .unwrap_or(false);
+        if !taken {
             return;
         }
+        reported = Some(status);
     }
 }
 

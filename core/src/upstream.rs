@@ -16,9 +16,13 @@
 //! (default 1 s). In a round every backend is checked concurrently, each bounded by the
 //! timeout (default 100 ms, as in Go); a check that errs, panics, throws or does not end
 //! in time is a failure. Checks run on the library runtime with no lock held; a blocking
-//! (C/Python-style) check runs on a blocking thread of that runtime, and while one is
-//! still running past its timeout the backend is not checked again (each such round counts
-//! as a failure). [`UpstreamOptions::manual`] turns the background rounds off so tests can
+//! (C/Python-style) check runs on its blocking pool, never on an async worker, and while
+//! one is still running past its timeout the backend is not checked again (each such round
+//! counts as a failure). An asynchronous check ([`HealthCheck::asynchronous`]) is called
+//! and polled on an async worker, like any future: it must not block (Node's JS checks
+//! only post to the JS thread and wait for its answer). The TCP probe resolves names on
+//! the blocking pool (see [`crate::tcp_probe::resolve`]). The last handle of the checks
+//! is dropped off the async workers too (a C check frees its user data then). [`UpstreamOptions::manual`] turns the background rounds off so tests can
 //! drive them with [`Upstream::check_now`]. Go's optional tiers and jitter are not
 //! implemented.
 //!
@@ -65,9 +69,11 @@ type AsyncFn = dyn Fn(String) -> CheckFuture + Send + Sync;
 pub enum HealthCheck {
     /// The built-in TCP probe: the backend (`host:port`) accepts a connection.
     TcpProbe,
-    /// A blocking function, run on a blocking thread of the library runtime.
+    /// A blocking function, run on the library runtime's blocking pool.
     Blocking(Arc<BlockingFn>),
-    /// A function returning a future, run on the library runtime (dropped at the timeout).
+    /// A function returning a future, both run on the library runtime's async workers
+    /// (the future is dropped at the timeout). Neither may block: use
+    /// [`HealthCheck::Blocking`] for code that does.
     Async(Arc<AsyncFn>),
 }
 
@@ -201,6 +207,17 @@ struct Inner {
     shutdown: AtomicBool,
 }
 
+impl Drop for Inner {
+    /// The check may be user code whose drop runs more user code (a C check frees its user
+    /// data); the last handle of `Inner` is often a check task's, on an async worker.
+    fn drop(&mut self) {
+        if crate::runtime::on_worker_thread() {
+            let check = std::mem::replace(&mut self.check, HealthCheck::TcpProbe);
+            crate::runtime::run_blocking(move || drop(check));
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -267,7 +284,7 @@ async fn check_one(inner: Arc<Inner>, backend: String) {
             HealthCheck::Blocking(f) => {
                 let f = f.clone();
                 let b = backend.clone();
-                let h = tokio::task::spawn_blocking(move || {
+                let h = crate::runtime::spawn_blocking(move || {
                     let _g = guard;
                     catch_unwind(AssertUnwindSafe(|| f(&b)))
                         .unwrap_or_else(|p| Err(panic_message(&*p)))
@@ -457,7 +474,7 @@ impl Upstream {
 
     /// Runs one health-check round now and returns when every check has ended or timed
     /// out and the scores moved. Blocks the calling thread: do not call it from inside an
-    /// async task (use [`Upstream::check_now_async`]).
+    /// async task, least of all on the library runtime (use [`Upstream::check_now_async`]).
     pub fn check_now(&self) {
         let (tx, rx) = std::sync::mpsc::channel();
         let inner = self.inner.clone();

@@ -140,8 +140,9 @@ fn file_follows_edits_renames_deletion_and_bad_lines() {
     write_atomic(&path, "d:1\n");
     wait_for("rename", Duration::from_secs(5), || ids(&l) == s(&["d:1"]));
 
-    // bad line: keep last good, error names file and line
-    std::fs::write(&path, "d:1\ne:1\nnot-a-peer\n").unwrap();
+    // bad line: keep last good, error names file and line (renamed in whole: a poll that
+    // met a half-written file could apply its empty start)
+    write_atomic(&path, "d:1\ne:1\nnot-a-peer\n");
     wait_for("bad line error", Duration::from_secs(5), || {
         b.last_error().is_some()
     });
@@ -150,7 +151,7 @@ fn file_follows_edits_renames_deletion_and_bad_lines() {
     assert!(err.to_string().contains("peers.txt:3"), "{err}");
     assert_eq!(ids(&l), s(&["d:1"]));
     for bad in ["a:1 0\n", "a:1 2 3\n", "a:0\n", "::1:80\n", "a:1\na:1\n"] {
-        std::fs::write(&path, bad).unwrap();
+        write_atomic(&path, bad);
         wait_for("bad error", Duration::from_secs(5), || {
             b.last_error()
                 .is_some_and(|e| e.to_string().contains("peers.txt:"))
@@ -500,4 +501,311 @@ fn static_with_bad_peers_fails_start_and_leaves_the_list() {
         assert!(!b.is_running());
         assert_eq!(ids(&l), s(&["x:1"]));
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Files that are not regular files, files over the size cap, and where the work runs.
+
+/// Makes a FIFO (named pipe) at `path`.
+fn mkfifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(c.as_ptr(), 0o600) };
+    assert_eq!(rc, 0, "mkfifo {}", path.display());
+}
+
+/// Runs `f` on its own thread and returns its result, failing the test when it does not
+/// return within `limit` (a hang must fail the test, not stall the suite).
+fn within<T: Send + 'static>(
+    what: &str,
+    limit: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("{what} did not return within {limit:?}"))
+}
+
+fn source_failed_with(b: &peerlb::updater::Binding, words: &[&str]) -> bool {
+    b.last_error().is_some_and(|e| {
+        let text = e.to_string();
+        e.code() == ErrorCode::SourceFailed && words.iter().all(|w| text.contains(w))
+    })
+}
+
+#[test]
+fn a_fifo_path_fails_start_at_once_with_source_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.fifo");
+    mkfifo(&path);
+    let l = list("round-robin");
+    let b = Arc::new(
+        FileUpdater::new(&path)
+            .poll_interval(Duration::from_millis(10))
+            .bind(&l),
+    );
+    let started = b.clone();
+    within("start() on a FIFO", Duration::from_secs(10), move || {
+        started.start()
+    })
+    .unwrap();
+    assert!(
+        source_failed_with(&b, &["peers.fifo", "not a regular file", "a FIFO"]),
+        "{:?}",
+        b.last_error()
+    );
+    assert!(l.is_empty());
+    // The polls meet the FIFO too and never block: once it is a regular file, it is read.
+    write_atomic(&path, "a:1\n");
+    wait_for("the regular file", Duration::from_secs(10), || {
+        ids(&l) == s(&["a:1"])
+    });
+    assert_eq!(b.last_error(), None);
+    let stopping = b.clone();
+    within("stop()", Duration::from_secs(10), move || stopping.stop()).unwrap();
+}
+
+#[test]
+fn devices_and_directories_are_source_failed_and_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, what) in [
+        (std::path::PathBuf::from("/dev/zero"), "a character device"),
+        (std::path::PathBuf::from("/dev/null"), "a character device"),
+        (dir.path().to_path_buf(), "a directory"),
+    ] {
+        let l = list("round-robin");
+        let b = Arc::new(FileUpdater::new(&path).bind(&l));
+        let started = b.clone();
+        within("start()", Duration::from_secs(10), move || started.start()).unwrap();
+        let shown = path.display().to_string();
+        assert!(
+            source_failed_with(&b, &[&shown, what]),
+            "{shown}: {:?}",
+            b.last_error()
+        );
+        assert!(l.is_empty());
+    }
+}
+
+#[test]
+fn a_file_swapped_for_a_fifo_or_a_device_keeps_the_last_good_set_and_stalls_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = list("round-robin");
+    // Two bindings whose files become FIFOs, and one whose file becomes /dev/zero: with
+    // reads on the async workers, the FIFOs blocked both of them and /dev/zero ate memory.
+    let mut bindings = Vec::new();
+    for (i, name) in ["one.fifo", "two.fifo", "zero"].iter().enumerate() {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("10.0.0.{}:80\n", i + 1)).unwrap();
+        let b = FileUpdater::new(&path)
+            .poll_interval(Duration::from_millis(10))
+            .bind(&l);
+        b.start().unwrap();
+        bindings.push((path, b));
+    }
+    assert_eq!(l.len(), 3);
+    for (path, _) in &bindings {
+        std::fs::remove_file(path).unwrap();
+        if path.ends_with("zero") {
+            std::os::unix::fs::symlink("/dev/zero", path).unwrap();
+        } else {
+            mkfifo(path);
+        }
+    }
+    for (path, b) in &bindings {
+        let what = if path.ends_with("zero") {
+            "a character device"
+        } else {
+            "a FIFO"
+        };
+        let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+        wait_for(&format!("{name} fails"), Duration::from_secs(10), || {
+            source_failed_with(b, &[&name, what])
+        });
+    }
+    assert_eq!(
+        ids(&l),
+        s(&["10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"]),
+        "last good set kept"
+    );
+
+    // Meanwhile the process goes on: an unrelated list's choose waits its 200 ms and no
+    // more, from a blocking and from an async caller, and another file updater follows
+    // its file.
+    let idle = list("round-robin");
+    idle.start().unwrap();
+    let waiter = idle.clone();
+    let (took, code) = within("choose", Duration::from_secs(10), move || {
+        let t0 = Instant::now();
+        let err = waiter
+            .choose(&Request::new().with_timeout(Duration::from_millis(200)))
+            .unwrap_err();
+        (t0.elapsed(), err.code())
+    });
+    assert_eq!(code, ErrorCode::Timeout);
+    assert!(took < Duration::from_secs(5), "choose took {took:?}");
+    let waiter = idle.clone();
+    let code = within("choose_async", Duration::from_secs(10), move || {
+        let request = Request::new().with_timeout(Duration::from_millis(200));
+        peerlb::Later::new(async move { waiter.choose_async(&request).await })
+            .wait()
+            .unwrap_err()
+            .code()
+    });
+    assert_eq!(code, ErrorCode::Timeout);
+    let other_path = dir.path().join("other");
+    std::fs::write(&other_path, "a:1\n").unwrap();
+    let other = list("round-robin");
+    let follower = FileUpdater::new(&other_path)
+        .poll_interval(Duration::from_millis(10))
+        .bind(&other);
+    follower.start().unwrap();
+    write_atomic(&other_path, "b:1\n");
+    wait_for("another updater", Duration::from_secs(10), || {
+        ids(&other) == s(&["b:1"])
+    });
+
+    // A regular file again: followed again.
+    let (path, b) = &bindings[0];
+    write_atomic(path, "10.0.0.9:80\n");
+    wait_for("back to a regular file", Duration::from_secs(10), || {
+        b.last_error().is_none() && ids(&l).contains(&"10.0.0.9:80".to_owned())
+    });
+}
+
+#[test]
+fn files_over_the_size_cap_fail_naming_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.txt");
+    std::fs::write(&path, "a:1\n").unwrap();
+    let l = list("round-robin");
+    let b = FileUpdater::new(&path)
+        .max_size(64)
+        .poll_interval(Duration::from_millis(10))
+        .bind(&l);
+    b.start().unwrap();
+    assert_eq!(ids(&l), s(&["a:1"]));
+    // 65 bytes: one over.
+    let big = format!("{}\n", "#".repeat(64));
+    // (Every rewrite is a rename: a poll never sees a half-written file.)
+    write_atomic(&path, &big);
+    wait_for("over the cap", Duration::from_secs(10), || {
+        source_failed_with(&b, &["peers.txt", "65 bytes", "limit of 64 bytes"])
+    });
+    assert_eq!(ids(&l), s(&["a:1"]), "last good set kept");
+    // Exactly the cap is fine.
+    write_atomic(&path, &format!("b:1\n{}\n", "#".repeat(59)));
+    wait_for("at the cap", Duration::from_secs(10), || {
+        ids(&l) == s(&["b:1"])
+    });
+
+    // The default cap, 16 MiB, on a sparse file one byte over it: refused before reading.
+    let huge = dir.path().join("huge.txt");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(peerlb::updater::file::DEFAULT_FILE_MAX_SIZE + 1)
+        .unwrap();
+    let l = list("round-robin");
+    let b = FileUpdater::new(&huge).bind(&l);
+    b.start().unwrap();
+    assert!(
+        source_failed_with(
+            &b,
+            &["huge.txt", "16777217 bytes", "limit of 16777216 bytes"]
+        ),
+        "{:?}",
+        b.last_error()
+    );
+}
+
+/// A transport that records whether any of its calls ran on an async worker.
+#[derive(Default)]
+struct WhereCalled {
+    calls: AtomicUsize,
+    on_worker: AtomicBool,
+}
+
+impl peerlb::Transport for WhereCalled {
+    fn retain(&self, _: &peerlb::PeerId, sub: &peerlb::Subscriber) -> Result<(), String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if peerlb::runtime::on_worker_thread() {
+            self.on_worker.store(true, Ordering::SeqCst);
+        }
+        sub.set_status(peerlb::ConnectionStatus::Available);
+        Ok(())
+    }
+    fn release(&self, _: &peerlb::PeerId, _: &peerlb::Subscriber) -> Result<(), String> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if peerlb::runtime::on_worker_thread() {
+            self.on_worker.store(true, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn polled_changes_reach_transports_and_callbacks_off_the_async_workers() {
+    let transport = Arc::new(WhereCalled::default());
+    let l = PeerList::new(ListOptions::default().transport(transport.clone())).unwrap();
+    l.start().unwrap();
+    let callback_on_worker = Arc::new(AtomicBool::new(false));
+    let callbacks = Arc::new(AtomicUsize::new(0));
+    let (flag, count) = (callback_on_worker.clone(), callbacks.clone());
+    let on_event: peerlb::updater::EventCallback = Arc::new(move |_: &UpdaterEvent| {
+        count.fetch_add(1, Ordering::SeqCst);
+        if peerlb::runtime::on_worker_thread() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+
+    // The file updater's polls.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("peers.txt");
+    std::fs::write(&path, "a:1\n").unwrap();
+    let file = FileUpdater::new(&path)
+        .poll_interval(Duration::from_millis(10))
+        .on_event(on_event.clone())
+        .bind(&l);
+    file.start().unwrap();
+    let before = transport.calls.load(Ordering::SeqCst);
+    write_atomic(&path, "b:1\n");
+    wait_for("file change", Duration::from_secs(10), || {
+        transport.calls.load(Ordering::SeqCst) >= before + 2
+    });
+    write_atomic(&path, "not a peer\n");
+    wait_for("file error", Duration::from_secs(10), || {
+        file.last_error().is_some()
+    });
+    file.stop().unwrap();
+
+    // The DNS updater's polls.
+    let z = zone(&[[10, 0, 0, 1]]);
+    let mut server = DnsServer::start("127.0.0.1:0", z.clone());
+    let dns = DnsUpdater::new("backends.test", DnsRecord::A { port: 80 })
+        .unwrap()
+        .nameserver(server.addr)
+        .min_interval(Duration::from_millis(20))
+        .on_event(on_event)
+        .bind(&l);
+    dns.start().unwrap();
+    wait_for("dns", Duration::from_secs(10), || l.len() == 2);
+    z.lock().unwrap().mode = Mode::ServFail;
+    wait_for("dns error", Duration::from_secs(10), || {
+        dns.last_error().is_some()
+    });
+    server.shutdown();
+
+    assert!(callbacks.load(Ordering::SeqCst) >= 4);
+    assert!(
+        !transport.on_worker.load(Ordering::SeqCst),
+        "a transport ran on an async worker"
+    );
+    assert!(
+        !callback_on_worker.load(Ordering::SeqCst),
+        "an event callback ran on an async worker"
+    );
 }

@@ -2,10 +2,30 @@
 
 use std::collections::HashMap;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use peerlb::{ErrorCode, HealthCheck, Upstream, UpstreamOptions};
+
+/// Manual rounds with a check timeout of seconds: a check that is meant to pass never
+/// misses it on a loaded machine.
+fn patient() -> UpstreamOptions {
+    UpstreamOptions {
+        health_check_timeout: Duration::from_secs(5),
+        ..UpstreamOptions::default().manual()
+    }
+}
+
+/// Runs `f` on its own thread and returns its result, failing the test when it does not
+/// return within 10 s.
+fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("{what} did not return within 10 s"))
+}
 
 fn manual(backends: &[&str]) -> Upstream {
     Upstream::new(
@@ -127,7 +147,7 @@ fn scripted() -> (HealthCheck, Arc<Mutex<HashMap<String, bool>>>) {
 #[test]
 fn checks_move_scores_step_by_step_and_clamp() {
     let (check, answers) = scripted();
-    let u = Upstream::new(["ok", "bad"], check, UpstreamOptions::default().manual()).unwrap();
+    let u = Upstream::new(["ok", "bad"], check, patient()).unwrap();
     answers.lock().unwrap().insert("bad".into(), false);
     let mut seen = Vec::new();
     for _ in 0..6 {
@@ -165,7 +185,7 @@ fn custom_scores_and_deltas() {
         high_score: 2.0,
         fail_delta: -0.75,
         success_delta: 0.5,
-        ..UpstreamOptions::default().manual()
+        ..patient()
     };
     let u = Upstream::new(["x"], check, o).unwrap();
     answers.lock().unwrap().insert("x".into(), false);
@@ -223,35 +243,112 @@ fn panicking_checks_count_as_failures() {
     );
 }
 
+/// A gate a check waits at; opened by the test, or when dropped (a failing test must not
+/// leave a check blocked).
+#[derive(Default)]
+struct Gate(Mutex<bool>, Condvar);
+
+impl Gate {
+    fn wait(&self) {
+        let mut open = self.0.lock().unwrap();
+        while !*open {
+            open = self.1.wait(open).unwrap();
+        }
+    }
+    fn open(&self) {
+        *self.0.lock().unwrap() = true;
+        self.1.notify_all();
+    }
+}
+
+struct OpenOnDrop(Arc<Gate>);
+
+impl Drop for OpenOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
 #[test]
 fn slow_checks_count_as_failures_and_are_not_piled_up() {
-    let calls = Arc::new(Mutex::new(0usize));
-    let c = calls.clone();
+    let calls: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let gate = Arc::new(Gate::default());
+    let _opens = OpenOnDrop(gate.clone());
+    let (c, g) = (calls.clone(), gate.clone());
     let check = HealthCheck::blocking(move |b| {
-        *c.lock().unwrap() += 1;
+        *c.lock().unwrap().entry(b.to_owned()).or_default() += 1;
         if b == "slow" {
-            std::thread::sleep(Duration::from_millis(1500));
+            g.wait(); // until the test opens the gate
         }
         Ok(())
     });
     let o = UpstreamOptions {
-        health_check_timeout: Duration::from_millis(200),
+        health_check_timeout: Duration::from_secs(1),
         ..UpstreamOptions::default().manual()
     };
-    let u = Upstream::new(["slow", "fine"], check, o).unwrap();
-    let t0 = Instant::now();
-    u.check_now();
-    assert!(
-        t0.elapsed() < Duration::from_millis(1400),
-        "round waited for the slow check"
-    );
+    let u = Arc::new(Upstream::new(["slow", "fine"], check, o).unwrap());
+    let count = |b: &str| calls.lock().unwrap().get(b).copied().unwrap_or(0);
+    // A round ends at the timeout, not when the slow check does (it waits for the test).
+    let round = u.clone();
+    bounded("a round with a hung check", move || round.check_now());
     assert_eq!(u.score("slow"), Some(0.0));
     assert_eq!(u.score("fine"), Some(2.0));
     // The slow check is still running: not started again, counted as failed.
-    u.check_now();
+    let round = u.clone();
+    bounded("a second round", move || round.check_now());
     assert_eq!(u.score("slow"), Some(-1.0));
     assert_eq!(u.score("fine"), Some(3.0));
-    assert_eq!(*calls.lock().unwrap(), 3);
+    assert_eq!((count("slow"), count("fine")), (1, 2));
+    // Once it ends, the backend is checked again.
+    gate.open();
+    let t0 = Instant::now();
+    while count("slow") < 2 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "never checked again"
+        );
+        let round = u.clone();
+        bounded("a round", move || round.check_now());
+    }
+}
+
+/// Reports, when dropped, whether the drop ran on a runtime async worker.
+struct DropSite(mpsc::Sender<bool>);
+
+impl Drop for DropSite {
+    fn drop(&mut self) {
+        let _ = self.0.send(peerlb::runtime::on_worker_thread());
+    }
+}
+
+#[test]
+fn blocking_checks_and_their_drop_run_off_the_async_workers() {
+    let (tx, rx) = mpsc::channel();
+    let site = DropSite(tx);
+    let ran_on_worker = Arc::new(Mutex::new(Vec::new()));
+    let seen = ran_on_worker.clone();
+    let check = HealthCheck::blocking(move |_| {
+        let _keep = &site; // dropped with the check
+        seen.lock()
+            .unwrap()
+            .push(peerlb::runtime::on_worker_thread());
+        Ok(())
+    });
+    let u = Upstream::new(["a", "b"], check, patient()).unwrap();
+    // The last handle goes inside a task on the runtime, as when a check task outlives
+    // the Upstream: the check (a C check frees its user data then) is dropped off it.
+    peerlb::runtime::handle().spawn(async move {
+        u.check_now_async().await;
+        drop(u);
+    });
+    let dropped_on_worker = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the check was never dropped");
+    assert_eq!(*ran_on_worker.lock().unwrap(), [false, false]);
+    assert!(
+        !dropped_on_worker,
+        "the check was dropped on an async worker"
+    );
 }
 
 #[test]
@@ -267,7 +364,7 @@ fn async_checks_and_timeouts() {
         }
     });
     let o = UpstreamOptions {
-        health_check_timeout: Duration::from_millis(30),
+        health_check_timeout: Duration::from_secs(1),
         ..UpstreamOptions::default().manual()
     };
     let u = Upstream::new(["hangs", "err", "ok"], check, o).unwrap();
@@ -297,8 +394,7 @@ fn checks_may_reenter_the_upstream() {
         }
         Ok(())
     });
-    let u =
-        Arc::new(Upstream::new(["a", "b"], check, UpstreamOptions::default().manual()).unwrap());
+    let u = Arc::new(Upstream::new(["a", "b"], check, patient()).unwrap());
     *slot.lock().unwrap() = Some(u.clone());
     u.check_now();
     assert_eq!(u.score("a"), Some(2.0));
@@ -357,7 +453,7 @@ fn wait_score(u: &Upstream, b: &str, pred: impl Fn(f64) -> bool) -> Duration {
     let t0 = Instant::now();
     while !pred(u.score(b).unwrap()) {
         assert!(
-            t0.elapsed() < Duration::from_secs(5),
+            t0.elapsed() < Duration::from_secs(10),
             "{b}: {:?}",
             u.scores()
         );
@@ -375,7 +471,7 @@ fn tcp_probe_with_real_sockets() {
     drop(dead);
     let o = UpstreamOptions {
         health_check_interval: Some(Duration::from_millis(20)),
-        health_check_timeout: Duration::from_millis(50),
+        health_check_timeout: Duration::from_secs(1),
         ..UpstreamOptions::default()
     };
     let u = Upstream::new([addr.clone(), dead_addr.clone()], HealthCheck::TcpProbe, o).unwrap();

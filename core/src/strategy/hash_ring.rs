@@ -99,6 +99,7 @@ use super::Strategy;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
+use crate::spec::{parse_float, parse_int, unknown_key, SpecOptions};
 
 /// How the ring hashes peers and keys (see the [module docs](self)).
 ///
@@ -201,12 +202,17 @@ pub const MAX_BOUNDED_LOAD: f64 = 100.0;
 /// let o = HashRingOptions::fast().vnodes(200).unwrap().bounded_load(1.25).unwrap();
 /// assert_eq!(o.mode(), HashMode::Fast);
 /// assert_eq!(o.to_string(), "hash-ring:fast?vnodes=200&bounded=1.25");
+/// assert_eq!(o.to_string().parse::<HashRingOptions>().unwrap(), o);
 /// assert_eq!(HashRingOptions::default().to_string(), "hash-ring");
 /// assert!(HashRingOptions::default().bounded_load(0.5).is_err());
 /// ```
+///
+/// Spec keys (see [`SpecOptions`]): `hash-ring[:ketama|:fast]?vnodes=1..=10000&bounded=1..=100`.
+/// One value has one spelling: `vnodes` equal to the mode's default is the default.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct HashRingOptions {
     mode: HashMode,
+    /// `None`: the mode's default (a value equal to it is stored as `None`).
     vnodes: Option<u32>,
     bounded_load: Option<f64>,
 }
@@ -249,7 +255,7 @@ impl HashRingOptions {
                 "hash-ring vnodes must be 1..={MAX_VNODES}, got {vnodes}"
             )));
         }
-        self.vnodes = Some(vnodes);
+        self.vnodes = (vnodes != self.mode.default_vnodes()).then_some(vnodes);
         Ok(self)
     }
 
@@ -300,35 +306,61 @@ impl HashRingOptions {
     pub fn bounded(&self) -> Option<f64> {
         self.bounded_load
     }
+}
 
-    /// Applies one `key=value` of the compact name syntax.
-    pub(crate) fn set_param(self, key: &str, value: &str) -> Result<HashRingOptions> {
-        match key {
-            "vnodes" => self.vnodes(super::parse_number(key, value)?),
-            "bounded" => self.bounded_load(super::parse_number(key, value)?),
-            _ => Err(Error::InvalidArgument(format!(
-                "unknown hash-ring option {key:?}; expected vnodes or bounded"
+impl SpecOptions for HashRingOptions {
+    const KIND: &'static str = "strategy";
+    const NAME: &'static str = "hash-ring";
+
+    /// `ketama` (the default) or `fast`.
+    fn for_mode(mode: Option<&str>) -> Result<Self> {
+        match mode {
+            None | Some("ketama") => Ok(HashRingOptions::ketama()),
+            Some("fast") => Ok(HashRingOptions::fast()),
+            Some(m) => Err(Error::InvalidArgument(format!(
+                "hash-ring has no mode {m:?}; expected ketama or fast"
             ))),
         }
+    }
+
+    /// `vnodes` (1..=10000) or `bounded` (1..=100).
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        *self = match key {
+            "vnodes" => self.vnodes(parse_int(key, value, 1..=MAX_VNODES)?)?,
+            "bounded" => self.bounded_load(parse_float(key, value, 1.0..=MAX_BOUNDED_LOAD)?)?,
+            _ => return Err(unknown_key(Self::NAME, key, &["vnodes", "bounded"])),
+        };
+        Ok(())
+    }
+
+    fn mode(&self) -> Option<&'static str> {
+        (self.mode != HashMode::Ketama).then(|| self.mode.as_str())
+    }
+
+    fn changed(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::new();
+        if let Some(v) = self.vnodes {
+            pairs.push(("vnodes", v.to_string()));
+        }
+        if let Some(c) = self.bounded_load {
+            pairs.push(("bounded", c.to_string()));
+        }
+        pairs
     }
 }
 
 impl fmt::Display for HashRingOptions {
-    /// The compact name, e.g. `hash-ring:fast?bounded=1.25` (defaults omitted).
+    /// The canonical spec, e.g. `hash-ring:fast?bounded=1.25` (see [`SpecOptions::to_spec`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("hash-ring")?;
-        if self.mode != HashMode::Ketama {
-            write!(f, ":{}", self.mode.as_str())?;
-        }
-        let mut sep = '?';
-        if let Some(v) = self.vnodes {
-            write!(f, "{sep}vnodes={v}")?;
-            sep = '&';
-        }
-        if let Some(c) = self.bounded_load {
-            write!(f, "{sep}bounded={c}")?;
-        }
-        Ok(())
+        f.write_str(&self.to_spec())
+    }
+}
+
+impl std::str::FromStr for HashRingOptions {
+    type Err = Error;
+    /// Parses `hash-ring[:mode][?key=value&...]` (see [`SpecOptions::from_spec`]).
+    fn from_str(s: &str) -> Result<HashRingOptions> {
+        HashRingOptions::from_spec(s)
     }
 }
 

@@ -50,6 +50,7 @@ use super::Strategy;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
+use crate::spec::{parse_int, unknown_key, SpecOptions};
 
 /// The default table size (a prime).
 pub const DEFAULT_TABLE_SIZE: u32 = 65_537;
@@ -64,8 +65,11 @@ pub const MAX_TABLE_SIZE: u32 = 1_048_573;
 /// let o = MaglevOptions::default().table_size(251).unwrap();
 /// assert_eq!(o.table(), 251);
 /// assert_eq!(o.to_string(), "maglev?table=251");
+/// assert_eq!("maglev?table=251".parse::<MaglevOptions>().unwrap(), o);
 /// assert!(MaglevOptions::default().table_size(1000).is_err()); // not prime
 /// ```
+///
+/// Spec keys (see [`SpecOptions`]): `maglev?table=N`, a prime in 3..=[`MAX_TABLE_SIZE`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct MaglevOptions {
     table: u32,
@@ -119,26 +123,42 @@ impl MaglevOptions {
     pub fn table(&self) -> u32 {
         self.table
     }
+}
 
-    /// Applies one `key=value` of the compact name syntax.
-    pub(crate) fn set_param(self, key: &str, value: &str) -> Result<MaglevOptions> {
-        match key {
-            "table" => self.table_size(super::parse_number(key, value)?),
-            _ => Err(Error::InvalidArgument(format!(
-                "unknown maglev option {key:?}; expected table"
-            ))),
+impl SpecOptions for MaglevOptions {
+    const KIND: &'static str = "strategy";
+    const NAME: &'static str = "maglev";
+
+    /// `table` (a prime in 3..=[`MAX_TABLE_SIZE`]).
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        *self = match key {
+            "table" => self.table_size(parse_int(key, value, 3..=MAX_TABLE_SIZE)?)?,
+            _ => return Err(unknown_key(Self::NAME, key, &["table"])),
+        };
+        Ok(())
+    }
+
+    fn changed(&self) -> Vec<(&'static str, String)> {
+        if self.table == DEFAULT_TABLE_SIZE {
+            Vec::new()
+        } else {
+            vec![("table", self.table.to_string())]
         }
     }
 }
 
 impl fmt::Display for MaglevOptions {
-    /// The compact name, e.g. `maglev?table=251` (defaults omitted).
+    /// The canonical spec, e.g. `maglev?table=251` (see [`SpecOptions::to_spec`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("maglev")?;
-        if self.table != DEFAULT_TABLE_SIZE {
-            write!(f, "?table={}", self.table)?;
-        }
-        Ok(())
+        f.write_str(&self.to_spec())
+    }
+}
+
+impl std::str::FromStr for MaglevOptions {
+    type Err = Error;
+    /// Parses `maglev[?table=N]` (see [`SpecOptions::from_spec`]).
+    fn from_str(s: &str) -> Result<MaglevOptions> {
+        MaglevOptions::from_spec(s)
     }
 }
 

@@ -34,14 +34,21 @@
 //! | name | modes | keys |
 //! |---|---|---|
 //! | `hash-ring` | `ketama` (default), `fast` | `vnodes` (1..=10000; default 40 for ketama, 160 for fast), `bounded` (bounded-load factor, 1..=100, e.g. 1.25; off by default) |
-//! | `maglev` | none | `table` (a prime, 3..=16777213; default 65537) |
-//! | `weighted-round-robin` | none | `slow_start_ms` (slow-start window in ms; 0 = off, the default) |
-//! | `peak-ewma` | none | `decay_ms` (EWMA time constant τ in ms, default 10000), `default_rtt_ms` (latency assumed before the first sample, default 30) |
+//! | `maglev` | none | `table` (a prime, 3..=1048573; default 65537) |
+//! | `weighted-round-robin` | none | `slow_start_ms` (slow-start window in ms, 0..=4294967295; 0 = off, the default) |
+//! | `peak-ewma` | none | `decay_ms` (EWMA time constant τ in ms, 1..=4294967295, default 10000), `default_rtt_ms` (latency assumed before the first sample, 0..=4294967295, default 30), `choices` (`all` or 2..=1024, default 2) |
 //!
 //! e.g. `"hash-ring:fast"`, `"hash-ring:ketama?bounded=1.25"`, `"maglev?table=251"`,
 //! `"peak-ewma?decay_ms=5000&default_rtt_ms=10"`, `"weighted-round-robin?slow_start_ms=30000"`.
 //! Other strategies take no options. An unknown name, mode or key, a repeated key, a
-//! malformed pair or an out-of-range value is `invalid-argument`. See [`StrategyConfig`].
+//! malformed pair or an out-of-range value is `invalid-argument`, with a message that
+//! names the spec, the key and what it accepts. See [`StrategyConfig`].
+//!
+//! Every option type with a spec (the four above, [`TcpProbeOptions`](crate::TcpProbeOptions)
+//! and [`EjectionPolicy`](crate::EjectionPolicy)) implements [`SpecOptions`]: one parser,
+//! one set of value parsers ([`parse_ms`], [`parse_int`], [`parse_float`],
+//! [`parse_all_or_int`]), and a `Display` that gives the canonical spec (defaults left out,
+//! the mode shown when it is not the default), which parses back to the same value.
 
 use std::fmt;
 use std::str::FromStr;
@@ -63,6 +70,10 @@ pub(crate) mod snapshot;
 pub(crate) mod stripes;
 pub mod two_random_choices;
 pub mod weighted_round_robin;
+
+pub use crate::spec::{
+    no_modes, parse_all_or_int, parse_float, parse_int, parse_ms, unknown_key, SpecOptions,
+};
 
 /// Picks a peer among the available ones.
 ///
@@ -261,6 +272,10 @@ impl FromStr for StrategyKind {
 /// A built-in strategy with its options: what a strategy name with options (see the
 /// [module docs](self)) parses to, and what [`ListOptions`](crate::ListOptions) builds from.
 ///
+/// One value has one representation: a strategy that has options always carries them
+/// (`From<StrategyKind>` gives the defaults), and its `Display` is the canonical spec
+/// (defaults left out), which parses back to the same value.
+///
 /// ```
 /// use peerlb::strategy::hash_ring::HashRingOptions;
 /// use peerlb::strategy::StrategyConfig;
@@ -270,14 +285,25 @@ impl FromStr for StrategyKind {
 /// assert_eq!(c.kind(), StrategyKind::HashRing);
 /// assert_eq!(c.to_string(), "hash-ring:fast?bounded=1.25");
 /// assert_eq!("round-robin".parse::<StrategyConfig>().unwrap(), StrategyKind::RoundRobin.into());
+/// assert_eq!(
+///     StrategyConfig::from(StrategyKind::HashRing),
+///     StrategyConfig::HashRing(HashRingOptions::default()),
+/// );
+/// assert_eq!("hash-ring:ketama?vnodes=40".parse::<StrategyConfig>().unwrap().to_string(), "hash-ring");
 /// let err = "maglev?table=100".parse::<StrategyConfig>().unwrap_err();
 /// assert_eq!(err.code(), ErrorCode::InvalidArgument);
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub enum StrategyConfig {
-    /// A strategy without options (`round-robin`, `random`, ...). `HashRing` and `Maglev`
-    /// here mean their default options.
-    Kind(StrategyKind),
+    /// `round-robin` (no options).
+    #[default]
+    RoundRobin,
+    /// `random` (no options).
+    Random,
+    /// `fewest-pending` (no options).
+    FewestPending,
+    /// `two-random-choices` (no options).
+    TwoRandomChoices,
     /// `hash-ring` with these options.
     HashRing(hash_ring::HashRingOptions),
     /// `maglev` with these options.
@@ -288,22 +314,20 @@ pub enum StrategyConfig {
     PeakEwma(peak_ewma::PeakEwmaOptions),
 }
 
-impl Default for StrategyConfig {
-    fn default() -> Self {
-        StrategyConfig::Kind(StrategyKind::default())
-    }
-}
-
 impl From<StrategyKind> for StrategyConfig {
+    /// The strategy with its default options.
     fn from(kind: StrategyKind) -> StrategyConfig {
         match kind {
+            StrategyKind::RoundRobin => StrategyConfig::RoundRobin,
+            StrategyKind::Random => StrategyConfig::Random,
+            StrategyKind::FewestPending => StrategyConfig::FewestPending,
+            StrategyKind::TwoRandomChoices => StrategyConfig::TwoRandomChoices,
             StrategyKind::HashRing => StrategyConfig::HashRing(Default::default()),
             StrategyKind::Maglev => StrategyConfig::Maglev(Default::default()),
             StrategyKind::WeightedRoundRobin => {
                 StrategyConfig::WeightedRoundRobin(Default::default())
             }
             StrategyKind::PeakEwma => StrategyConfig::PeakEwma(Default::default()),
-            other => StrategyConfig::Kind(other),
         }
     }
 }
@@ -342,7 +366,10 @@ impl StrategyConfig {
     /// ```
     pub fn kind(&self) -> StrategyKind {
         match self {
-            StrategyConfig::Kind(k) => *k,
+            StrategyConfig::RoundRobin => StrategyKind::RoundRobin,
+            StrategyConfig::Random => StrategyKind::Random,
+            StrategyConfig::FewestPending => StrategyKind::FewestPending,
+            StrategyConfig::TwoRandomChoices => StrategyKind::TwoRandomChoices,
             StrategyConfig::HashRing(_) => StrategyKind::HashRing,
             StrategyConfig::Maglev(_) => StrategyKind::Maglev,
             StrategyConfig::WeightedRoundRobin(_) => StrategyKind::WeightedRoundRobin,
@@ -361,17 +388,12 @@ impl StrategyConfig {
     /// ```
     pub fn build(&self, seed: Option<u64>, clock: &Clock) -> Arc<dyn Strategy> {
         match self {
-            StrategyConfig::Kind(StrategyKind::RoundRobin) => {
-                Arc::new(round_robin::RoundRobin::new())
-            }
-            StrategyConfig::Kind(StrategyKind::Random) => Arc::new(random::Random::new(seed)),
-            StrategyConfig::Kind(StrategyKind::FewestPending) => {
-                Arc::new(fewest_pending::FewestPending::new())
-            }
-            StrategyConfig::Kind(StrategyKind::TwoRandomChoices) => {
+            StrategyConfig::RoundRobin => Arc::new(round_robin::RoundRobin::new()),
+            StrategyConfig::Random => Arc::new(random::Random::new(seed)),
+            StrategyConfig::FewestPending => Arc::new(fewest_pending::FewestPending::new()),
+            StrategyConfig::TwoRandomChoices => {
                 Arc::new(two_random_choices::TwoRandomChoices::new(seed))
             }
-            StrategyConfig::Kind(other) => StrategyConfig::from(*other).build(seed, clock),
             StrategyConfig::HashRing(o) => Arc::new(hash_ring::HashRing::new(*o)),
             StrategyConfig::Maglev(o) => Arc::new(maglev::Maglev::new(*o)),
             StrategyConfig::WeightedRoundRobin(o) => Arc::new(
@@ -385,111 +407,42 @@ impl StrategyConfig {
 }
 
 impl fmt::Display for StrategyConfig {
-    /// The compact name (defaults omitted), which parses back to the same config.
+    /// The canonical spec (defaults left out), which parses back to the same config.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StrategyConfig::Kind(k) => write!(f, "{k}"),
-            StrategyConfig::HashRing(o) => write!(f, "{o}"),
-            StrategyConfig::Maglev(o) => write!(f, "{o}"),
-            StrategyConfig::WeightedRoundRobin(o) => match o.slow_start {
-                Some(d) if !d.is_zero() => {
-                    write!(f, "weighted-round-robin?slow_start_ms={}", d.as_millis())
-                }
-                _ => f.write_str("weighted-round-robin"),
-            },
-            StrategyConfig::PeakEwma(o) => {
-                let defaults = peak_ewma::PeakEwmaOptions::default();
-                let mut keys = Vec::new();
-                if o.decay != defaults.decay {
-                    keys.push(format!("decay_ms={}", o.decay.as_millis()));
-                }
-                if o.default_rtt != defaults.default_rtt {
-                    keys.push(format!("default_rtt_ms={}", o.default_rtt.as_millis()));
-                }
-                if o.choices != defaults.choices {
-                    keys.push(match o.choices {
-                        0 => "choices=all".to_owned(),
-                        n => format!("choices={n}"),
-                    });
-                }
-                if keys.is_empty() {
-                    f.write_str("peak-ewma")
-                } else {
-                    write!(f, "peak-ewma?{}", keys.join("&"))
-                }
-            }
+            StrategyConfig::HashRing(o) => o.fmt(f),
+            StrategyConfig::Maglev(o) => o.fmt(f),
+            StrategyConfig::WeightedRoundRobin(o) => o.fmt(f),
+            StrategyConfig::PeakEwma(o) => o.fmt(f),
+            other => f.write_str(other.kind().as_str()),
         }
     }
 }
 
-/// Parses one option value of the compact name syntax.
-pub(crate) fn parse_number<T: FromStr>(key: &str, value: &str) -> Result<T> {
-    value
-        .parse()
-        .map_err(|_| Error::InvalidArgument(format!("strategy option {key}: bad value {value:?}")))
-}
-
 impl FromStr for StrategyConfig {
     type Err = Error;
+    /// Parses `name[:mode][?key=value&...]` (see the [module docs](self)).
     fn from_str(s: &str) -> Result<StrategyConfig> {
-        let bad = |why: String| Error::InvalidArgument(format!("strategy {s:?}: {why}"));
+        use crate::spec::options_from;
         let (head, params) = crate::spec::split_spec("strategy", s)?;
-        let (name, mode) = match head.split_once(':') {
-            Some((n, m)) => (n, Some(m)),
-            None => (head, None),
-        };
+        let (name, mode) = crate::spec::split_mode(head);
         let kind: StrategyKind = name.parse()?;
-        match kind {
-            StrategyKind::HashRing => {
-                let mut o = match mode {
-                    None | Some("ketama") => hash_ring::HashRingOptions::ketama(),
-                    Some("fast") => hash_ring::HashRingOptions::fast(),
-                    Some(m) => {
-                        return Err(bad(format!("unknown mode {m:?}; expected ketama or fast")))
-                    }
-                };
-                for (k, v) in params {
-                    o = o.set_param(k, v)?;
-                }
-                Ok(StrategyConfig::HashRing(o))
+        Ok(match kind {
+            StrategyKind::HashRing => StrategyConfig::HashRing(options_from(s, mode, &params)?),
+            StrategyKind::Maglev => StrategyConfig::Maglev(options_from(s, mode, &params)?),
+            StrategyKind::WeightedRoundRobin => {
+                StrategyConfig::WeightedRoundRobin(options_from(s, mode, &params)?)
             }
-            StrategyKind::Maglev => {
-                if let Some(m) = mode {
-                    return Err(bad(format!("maglev has no modes, got {m:?}")));
-                }
-                let mut o = maglev::MaglevOptions::default();
-                for (k, v) in params {
-                    o = o.set_param(k, v)?;
-                }
-                Ok(StrategyConfig::Maglev(o))
-            }
-            StrategyKind::WeightedRoundRobin | StrategyKind::PeakEwma => {
-                if let Some(m) = mode {
-                    return Err(bad(format!("{kind} has no modes, got {m:?}")));
-                }
-                let mut wrr = weighted_round_robin::WeightedRoundRobinOptions::default();
-                let mut ewma = peak_ewma::PeakEwmaOptions::default();
-                for (k, v) in params {
-                    let known = match kind {
-                        StrategyKind::WeightedRoundRobin => wrr.set(k, v)?,
-                        _ => ewma.set(k, v)?,
-                    };
-                    if !known {
-                        return Err(bad(format!("{kind} has no option {k:?}")));
-                    }
-                }
-                Ok(match kind {
-                    StrategyKind::WeightedRoundRobin => StrategyConfig::WeightedRoundRobin(wrr),
-                    _ => StrategyConfig::PeakEwma(ewma),
-                })
-            }
+            StrategyKind::PeakEwma => StrategyConfig::PeakEwma(options_from(s, mode, &params)?),
             other => {
                 if mode.is_some() || !params.is_empty() {
-                    return Err(bad(format!("{other} takes no options")));
+                    return Err(Error::InvalidArgument(format!(
+                        "strategy {s:?}: {other} takes no options"
+                    )));
                 }
-                Ok(StrategyConfig::Kind(other))
+                other.into()
             }
-        }
+        })
     }
 }
 
@@ -502,9 +455,13 @@ mod config_tests {
     fn names_round_trip() {
         for s in [
             "round-robin",
+            "random",
+            "fewest-pending",
+            "two-random-choices",
             "hash-ring",
             "hash-ring:fast",
             "hash-ring?vnodes=160",
+            "hash-ring:fast?vnodes=40",
             "hash-ring?bounded=1.25",
             "hash-ring:fast?vnodes=7&bounded=2",
             "maglev",
@@ -520,8 +477,34 @@ mod config_tests {
             let c: StrategyConfig = s.parse().unwrap();
             assert_eq!(c.to_string(), s);
         }
-        let c: StrategyConfig = "hash-ring:ketama?bounded=1.25&vnodes=40".parse().unwrap();
-        assert_eq!(c.to_string(), "hash-ring?vnodes=40&bounded=1.25");
+        // Other spellings of the same value give the canonical spec.
+        for (given, canonical) in [
+            (
+                "hash-ring:ketama?bounded=1.25&vnodes=40",
+                "hash-ring?bounded=1.25",
+            ),
+            ("hash-ring:fast?vnodes=160", "hash-ring:fast"),
+            ("hash-ring:ketama", "hash-ring"),
+            ("maglev?table=65537", "maglev"),
+            (
+                "weighted-round-robin?slow_start_ms=0",
+                "weighted-round-robin",
+            ),
+            ("peak-ewma?choices=2&decay_ms=10000", "peak-ewma"),
+            (
+                "peak-ewma?choices=all&decay_ms=5000",
+                "peak-ewma?decay_ms=5000&choices=all",
+            ),
+        ] {
+            let c: StrategyConfig = given.parse().unwrap();
+            assert_eq!(c.to_string(), canonical, "{given}");
+            assert_eq!(canonical.parse::<StrategyConfig>().unwrap(), c, "{given}");
+        }
+        for kind in StrategyKind::ALL {
+            let parsed: StrategyConfig = kind.as_str().parse().unwrap();
+            assert_eq!(StrategyConfig::from(kind), parsed, "{kind}");
+            assert_eq!(StrategyConfig::from(kind).to_string(), kind.as_str());
+        }
     }
 
     #[test]
@@ -554,7 +537,10 @@ mod config_tests {
             "peak-ewma?nope=1",
             "peak-ewma?decay_ms=0",
             "peak-ewma?decay_ms=5&decay_ms=6",
+            "peak-ewma?choices=1",
+            "peak-ewma?choices=1025",
             "weighted-round-robin?slow_start_ms=x",
+            "weighted-round-robin?slow_start_ms=4294967296",
             "weighted-round-robin?bounded=1.25",
             "round-robin?x=1",
             "Hash-Ring",
@@ -564,18 +550,46 @@ mod config_tests {
             assert_eq!(err.code(), ErrorCode::InvalidArgument, "{s:?}: {err}");
         }
     }
-}
 
-/// Parses a millisecond option value (`0..=u32::MAX` whole milliseconds).
-pub(crate) fn parse_ms(key: &str, value: &str) -> Result<Duration> {
-    value
-        .parse::<u32>()
-        .map(|ms| Duration::from_millis(u64::from(ms)))
-        .map_err(|_| {
-            Error::InvalidArgument(format!(
-                "strategy option {key}={value:?} is not a whole number of milliseconds (0..=4294967295)"
-            ))
-        })
+    #[test]
+    fn errors_name_the_spec_the_key_and_the_range() {
+        for (spec, wanted) in [
+            (
+                "hash-ring?vnodes=0",
+                "vnodes must be an integer in 1..=10000, got \"0\"",
+            ),
+            (
+                "hash-ring?bounded=0.9",
+                "bounded must be a number in 1..=100, got \"0.9\"",
+            ),
+            (
+                "maglev?table=100",
+                "maglev table size must be a prime in 3..=",
+            ),
+            (
+                "peak-ewma?choices=1",
+                "choices must be \"all\" or an integer in 2..=1024",
+            ),
+            (
+                "peak-ewma?decay_ms=0",
+                "decay_ms must be a whole number of milliseconds in 1..=",
+            ),
+            (
+                "weighted-round-robin?speed=1",
+                "has no option \"speed\"; expected slow_start_ms",
+            ),
+            (
+                "hash-ring:md5",
+                "hash-ring has no mode \"md5\"; expected ketama or fast",
+            ),
+            ("maglev:fast", "maglev has no modes"),
+            ("random?x=1", "random takes no options"),
+        ] {
+            let err = spec.parse::<StrategyConfig>().unwrap_err().to_string();
+            assert!(err.contains(&format!("strategy {spec:?}: ")), "{err}");
+            assert!(err.contains(wanted), "{spec}: {err}");
+        }
+    }
 }
 
 #[cfg(test)]

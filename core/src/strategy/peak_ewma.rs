@@ -62,11 +62,12 @@ use std::time::{Duration, Instant};
 
 use super::snapshot::{apply_unordered, index_of, Member, Published, Publisher};
 use super::stripes::{SplitMix, Striped};
-use super::{parse_ms, Strategy};
+use super::Strategy;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
 use crate::request::{Outcome, Request};
+use crate::spec::{ms, parse_all_or_int, parse_ms, unknown_key, SpecOptions};
 
 /// Options of `peak-ewma` (name syntax:
 /// `peak-ewma?decay_ms=10000&default_rtt_ms=30&choices=2`).
@@ -102,44 +103,77 @@ impl Default for PeakEwmaOptions {
     }
 }
 
-impl PeakEwmaOptions {
-    /// Sets one option from the name syntax; `Ok(false)` for an unknown key.
+/// The most peers one choose may compare (key `choices`), besides `all`.
+pub const MAX_CHOICES: usize = 1024;
+
+impl SpecOptions for PeakEwmaOptions {
+    const KIND: &'static str = "strategy";
+    const NAME: &'static str = "peak-ewma";
+
+    /// `decay_ms` (1..=4294967295), `default_rtt_ms` (0..=4294967295), `choices` (`all`
+    /// or 2..=1024).
     ///
     /// ```
+    /// use peerlb::strategy::SpecOptions;
     /// use peerlb::strategy::peak_ewma::PeakEwmaOptions;
     /// let mut o = PeakEwmaOptions::default();
-    /// assert!(o.set("default_rtt_ms", "5").unwrap());
-    /// assert!(!o.set("colour", "red").unwrap());
+    /// o.set("default_rtt_ms", "5").unwrap();
+    /// o.set("choices", "all").unwrap();
+    /// assert_eq!(o.to_string(), "peak-ewma?default_rtt_ms=5&choices=all");
+    /// assert!(o.set("colour", "red").is_err());
     /// assert!(o.set("decay_ms", "0").is_err()); // τ must be positive
     /// ```
-    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        let any_ms = 0..=u64::from(u32::MAX);
         match key {
-            "decay_ms" => {
-                let d = parse_ms(key, value)?;
-                if d.is_zero() {
-                    return Err(Error::InvalidArgument(
-                        "strategy option decay_ms must be at least 1".into(),
-                    ));
-                }
-                self.decay = d;
+            "decay_ms" => self.decay = parse_ms(key, value, 1..=*any_ms.end())?,
+            "default_rtt_ms" => self.default_rtt = parse_ms(key, value, any_ms)?,
+            "choices" => self.choices = parse_all_or_int(key, value, 2..=MAX_CHOICES)?.unwrap_or(0),
+            _ => {
+                return Err(unknown_key(
+                    Self::NAME,
+                    key,
+                    &["decay_ms", "default_rtt_ms", "choices"],
+                ))
             }
-            "default_rtt_ms" => self.default_rtt = parse_ms(key, value)?,
-            "choices" => {
-                self.choices = match value {
-                    "all" => 0,
-                    v => match v.parse::<usize>() {
-                        Ok(k) if (2..=1024).contains(&k) => k,
-                        _ => {
-                            return Err(Error::InvalidArgument(format!(
-                                "strategy option choices must be 2..=1024 or \"all\", not {v:?}"
-                            )))
-                        }
-                    },
-                }
-            }
-            _ => return Ok(false),
         }
-        Ok(true)
+        Ok(())
+    }
+
+    fn changed(&self) -> Vec<(&'static str, String)> {
+        let defaults = PeakEwmaOptions::default();
+        let mut pairs = Vec::new();
+        if self.decay != defaults.decay {
+            pairs.push(("decay_ms", ms(self.decay)));
+        }
+        if self.default_rtt != defaults.default_rtt {
+            pairs.push(("default_rtt_ms", ms(self.default_rtt)));
+        }
+        if self.choices != defaults.choices {
+            pairs.push((
+                "choices",
+                match self.choices {
+                    0 => "all".to_owned(),
+                    n => n.to_string(),
+                },
+            ));
+        }
+        pairs
+    }
+}
+
+impl std::fmt::Display for PeakEwmaOptions {
+    /// The canonical spec, e.g. `peak-ewma?choices=all` (see [`SpecOptions::to_spec`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_spec())
+    }
+}
+
+impl std::str::FromStr for PeakEwmaOptions {
+    type Err = Error;
+    /// Parses `peak-ewma[?key=value&...]` (see [`SpecOptions::from_spec`]).
+    fn from_str(s: &str) -> Result<PeakEwmaOptions> {
+        PeakEwmaOptions::from_spec(s)
     }
 }
 

@@ -60,49 +60,90 @@ use std::time::{Duration, Instant};
 use super::snapshot::{Changes, Published, Publisher};
 
 use super::stripes::Striped;
-use super::{parse_ms, Strategy};
+use super::Strategy;
 use crate::clock::Clock;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
 use crate::request::Request;
+use crate::spec::{ms, parse_ms, unknown_key, SpecOptions};
 
 /// The longest precomputed cycle (unless there are more peers than this).
 pub const MAX_CYCLE: usize = 1 << 14;
 
-/// Options of `weighted-round-robin` (name syntax: `weighted-round-robin?slow_start_ms=30000`).
+/// Options of `weighted-round-robin` (spec: `weighted-round-robin?slow_start_ms=30000`; see
+/// [`SpecOptions`]).
 ///
 /// ```
+/// use std::time::Duration;
 /// use peerlb::strategy::weighted_round_robin::WeightedRoundRobinOptions;
 /// assert_eq!(WeightedRoundRobinOptions::default().slow_start, None);
+/// let o: WeightedRoundRobinOptions = "weighted-round-robin?slow_start_ms=1500".parse().unwrap();
+/// assert_eq!(o.slow_start, Some(Duration::from_millis(1500)));
+/// assert_eq!(o.to_string(), "weighted-round-robin?slow_start_ms=1500");
+/// // Zero is off: one value, one spelling.
+/// let off = WeightedRoundRobinOptions { slow_start: Some(Duration::ZERO) };
+/// assert_eq!(off, WeightedRoundRobinOptions::default());
+/// assert_eq!(off.to_string(), "weighted-round-robin");
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct WeightedRoundRobinOptions {
     /// Slow-start window for peers that become available after traffic began (`None` or
-    /// zero = off; key `slow_start_ms`, 0 = off).
+    /// zero = off; key `slow_start_ms`, 0..=4294967295, 0 = off).
     pub slow_start: Option<Duration>,
 }
 
 impl WeightedRoundRobinOptions {
-    /// Sets one option from the name syntax; `Ok(false)` for an unknown key.
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use peerlb::strategy::weighted_round_robin::WeightedRoundRobinOptions;
-    /// let mut o = WeightedRoundRobinOptions::default();
-    /// assert!(o.set("slow_start_ms", "1500").unwrap());
-    /// assert_eq!(o.slow_start, Some(Duration::from_millis(1500)));
-    /// assert!(o.set("slow_start_ms", "-1").is_err());
-    /// assert!(!o.set("speed", "1").unwrap());
-    /// ```
-    pub fn set(&mut self, key: &str, value: &str) -> Result<bool> {
+    /// The slow-start window, `None` when off (zero counts as off).
+    fn window(&self) -> Option<Duration> {
+        self.slow_start.filter(|d| !d.is_zero())
+    }
+}
+
+impl PartialEq for WeightedRoundRobinOptions {
+    /// Equal when they behave the same: `Some(0)` and `None` are both off.
+    fn eq(&self, other: &Self) -> bool {
+        self.window() == other.window()
+    }
+}
+
+impl Eq for WeightedRoundRobinOptions {}
+
+impl SpecOptions for WeightedRoundRobinOptions {
+    const KIND: &'static str = "strategy";
+    const NAME: &'static str = "weighted-round-robin";
+
+    /// `slow_start_ms` (0..=4294967295; 0 = off).
+    fn set(&mut self, key: &str, value: &str) -> Result<()> {
         match key {
             "slow_start_ms" => {
-                let d = parse_ms(key, value)?;
+                let d = parse_ms(key, value, 0..=u64::from(u32::MAX))?;
                 self.slow_start = (!d.is_zero()).then_some(d);
-                Ok(true)
+                Ok(())
             }
-            _ => Ok(false),
+            _ => Err(unknown_key(Self::NAME, key, &["slow_start_ms"])),
         }
+    }
+
+    fn changed(&self) -> Vec<(&'static str, String)> {
+        match self.window() {
+            Some(d) => vec![("slow_start_ms", ms(d))],
+            None => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for WeightedRoundRobinOptions {
+    /// The canonical spec (see [`SpecOptions::to_spec`]).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_spec())
+    }
+}
+
+impl std::str::FromStr for WeightedRoundRobinOptions {
+    type Err = Error;
+    /// Parses `weighted-round-robin[?slow_start_ms=N]` (see [`SpecOptions::from_spec`]).
+    fn from_str(s: &str) -> Result<WeightedRoundRobinOptions> {
+        WeightedRoundRobinOptions::from_spec(s)
     }
 }
 

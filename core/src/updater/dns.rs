@@ -323,26 +323,40 @@ impl Driver for DnsDriver {
     fn start(&self, sink: Arc<Sink>) -> Result<Option<BoxFuture<()>>> {
         let updater = self.0.clone();
         Ok(Some(Box::pin(async move {
-            let resolver = updater.resolver();
+            // Reading the system's configuration (/etc/resolv.conf) is file I/O: off the
+            // async workers. The queries themselves are non-blocking sockets.
+            let config = updater.clone();
+            let resolver = match crate::runtime::spawn_blocking(move || config.resolver()).await {
+                Ok(resolver) => resolver,
+                Err(e) => {
+                    let message = format!("dns {}: cannot set up a resolver: {e}", updater.name);
+                    sink.off_worker(move |s| s.fail(Error::SourceFailed(message)))
+                        .await;
+                    return;
+                }
+            };
             let mut empties: u32 = 0;
             loop {
+                // Applying calls the list's transport and the event callback: off the
+                // async workers, and waited for before the next poll.
                 let wait = match updater.poll(&resolver).await {
                     Ok(Answer::Peers(peers, ttl)) => {
                         empties = 0;
-                        sink.apply(peers);
+                        sink.off_worker(move |s| s.apply(peers)).await;
                         ttl.unwrap_or(updater.min_interval)
                     }
                     Ok(Answer::Empty) => {
                         empties = empties.saturating_add(1);
                         if empties >= updater.empty_threshold {
-                            sink.apply(Vec::new());
+                            sink.off_worker(|s| s.apply(Vec::new())).await;
                         } else {
                             sink.confirm();
                         }
                         updater.min_interval
                     }
                     Err(message) => {
-                        sink.fail(Error::SourceFailed(message));
+                        sink.off_worker(move |s| s.fail(Error::SourceFailed(message)))
+                            .await;
                         updater.min_interval
                     }
                 };

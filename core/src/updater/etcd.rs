@@ -136,8 +136,9 @@ impl EtcdUpdater {
         Ok((key, PeerSpec::weighted(id, weight)))
     }
 
-    /// One connection's life: read, apply, watch until it breaks.
-    async fn session(&self, sink: &Sink) -> std::result::Result<(), String> {
+    /// One connection's life: read, apply, watch until it breaks. Every apply and report
+    /// runs on the blocking pool ([`Sink::off_worker`]), waited for before the next read.
+    async fn session(&self, sink: &Arc<Sink>) -> std::result::Result<(), String> {
         let options = ConnectOptions::new()
             .with_connect_timeout(self.timeout)
             .with_keep_alive(Duration::from_secs(1), self.timeout)
@@ -171,10 +172,7 @@ impl EtcdUpdater {
                 Err(e) => bad.push(e),
             }
         }
-        sink.apply(state.values().cloned().collect());
-        for e in bad {
-            sink.fail(Error::SourceFailed(e));
-        }
+        apply(sink, &state, bad).await;
         let mut stream = tokio::time::timeout(
             self.timeout,
             client.watch(
@@ -227,12 +225,21 @@ impl EtcdUpdater {
                     },
                 }
             }
-            sink.apply(state.values().cloned().collect());
-            for e in bad {
-                sink.fail(Error::SourceFailed(e));
-            }
+            apply(sink, &state, bad).await;
         }
     }
+}
+
+/// Applies the prefix's peers, then reports the keys left out, on the blocking pool.
+async fn apply(sink: &Arc<Sink>, state: &BTreeMap<String, PeerSpec>, bad: Vec<String>) {
+    let peers: Vec<PeerSpec> = state.values().cloned().collect();
+    sink.off_worker(move |s| {
+        s.apply(peers);
+        for e in bad {
+            s.fail(Error::SourceFailed(e));
+        }
+    })
+    .await;
 }
 
 struct EtcdDriver(EtcdUpdater);
@@ -243,7 +250,8 @@ impl Driver for EtcdDriver {
         Ok(Some(Box::pin(async move {
             loop {
                 if let Err(message) = updater.session(&sink).await {
-                    sink.fail(Error::SourceFailed(message));
+                    sink.off_worker(move |s| s.fail(Error::SourceFailed(message)))
+                        .await;
                 }
                 tokio::time::sleep(updater.retry).await;
             }

@@ -19,6 +19,11 @@
 //! * Events go to the callback given with `on_event`, called from a library thread (or
 //!   from `start`) and never while a lock of the library is held; it may call back into the
 //!   library. A panicking callback is caught.
+//! * **Nothing blocks the runtime's async workers** (see [`crate::runtime`]): a source is
+//!   read with non-blocking I/O or on the blocking pool, and every change is applied to the
+//!   list (which calls the list's transport, user code) and reported to the callback from
+//!   the blocking pool. A driver waits for its apply before it reads again, so a slow
+//!   transport or callback delays that binding only, and never piles up work.
 //! * A list failure while applying (e.g. someone else already added that peer) is
 //!   reported as an [`UpdaterEvent::Error`] carrying the list's error; the updater
 //!   still considers the set applied.
@@ -112,7 +117,17 @@ impl Sink {
         }
     }
 
+    /// Runs `job` with this sink on the runtime's blocking pool and waits for it: how a
+    /// driver's task applies a set or reports a failure, since both call user code (the
+    /// list's transport, the event callback).
+    pub(crate) async fn off_worker(self: &Arc<Self>, job: impl FnOnce(&Sink) + Send + 'static) {
+        let sink = self.clone();
+        // A panic is already caught around the callback; a join error leaves nothing to do.
+        let _ = crate::runtime::spawn_blocking(move || job(&sink)).await;
+    }
+
     /// Makes the list hold exactly `desired` (as far as this updater is concerned).
+    /// Calls the list's transport: never on an async worker (see [`Sink::off_worker`]).
     pub(crate) fn apply(&self, desired: Vec<PeerSpec>) {
         if self.stopped.load(Ordering::Acquire) {
             return;
@@ -180,6 +195,9 @@ pub(crate) trait Driver: Send + Sync + 'static {
     /// Called by [`Binding::start`]: may apply an initial set synchronously (static,
     /// file), then returns the task that keeps following the source, if any. An error
     /// (bad configuration) fails `start`, which then leaves the binding stopped.
+    ///
+    /// The task runs on an async worker: it must not block, and it hands every
+    /// [`Sink::apply`] and [`Sink::fail`] to [`Sink::off_worker`].
     fn start(&self, sink: Arc<Sink>) -> Result<Option<BoxFuture<()>>>;
 }
 
@@ -268,7 +286,10 @@ impl Binding {
             }
         };
         if let Some(task) = task {
-            let handle = crate::runtime::handle().spawn(task);
+            // The task holds the sink, and through it a handle of the list and the event
+            // callback: when it is aborted (or ends) on a worker, they are dropped on the
+            // blocking pool, since dropping the last list handle releases its peers.
+            let handle = crate::runtime::handle().spawn(crate::runtime::DropOffWorker::new(task));
             let mut inner = self.lock();
             match &inner.sink {
                 Some(current) if Arc::ptr_eq(current, &sink) => inner.task = Some(handle),
