@@ -41,7 +41,7 @@ mod peer;
 mod request;
 pub mod retry;
 pub mod runtime;
-mod spec;
+pub mod spec;
 pub mod strategy;
 pub mod tcp_probe;
 pub mod transport;

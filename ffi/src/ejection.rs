@@ -1,46 +1,18 @@
 //! Outlier ejection settings on list options, as a spec string (like strategies and
-//! transports), parsed by the core's `EjectionPolicy::set`.
+//! transports), parsed by the core (`peerlb::ejection::parse`).
 
 use std::ffi::c_char;
 
 use peerlb::EjectionPolicy;
 
-use crate::error::{invalid, peerlb_status};
+use crate::error::peerlb_status;
 use crate::handle;
 use crate::options::{peerlb_list_options, with_options};
 
-/// Parses an ejection spec: `"off"`, `"default"`, or `key=value` pairs joined by `&`
-/// (optionally after `"default?"`), each applied with `EjectionPolicy::set` to the default
-/// policy. Pairs follow the strategy/transport spec syntax: exactly `key=value`, non-empty,
-/// each key at most once.
-pub(crate) fn parse_ejection(spec: &str) -> Result<Option<EjectionPolicy>, peerlb::Error> {
-    let bad = |why: String| invalid(format!("ejection {spec:?}: {why}"));
-    match spec {
-        "off" => return Ok(None),
-        "default" => return Ok(Some(EjectionPolicy::default())),
-        "" => {
-            return Err(bad(
-                "expected \"off\", \"default\" or key=value pairs".into()
-            ))
-        }
-        _ => {}
-    }
-    let pairs = spec.strip_prefix("default?").unwrap_or(spec);
-    let mut policy = EjectionPolicy::default();
-    let mut seen: Vec<&str> = Vec::new();
-    for pair in pairs.split('&') {
-        let (k, v) = pair
-            .split_once('=')
-            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
-            .ok_or_else(|| bad(format!("expected key=value, got {pair:?}")))?;
-        if seen.contains(&k) {
-            return Err(bad(format!("option {k} given twice")));
-        }
-        seen.push(k);
-        policy.set(k, v)?;
-    }
-    policy.validate()?;
-    Ok(Some(policy))
+/// Parses an ejection spec with the core's parser ([`peerlb::ejection::parse`]): `"off"`,
+/// `"default"`, or `key=value` pairs joined by `&` (optionally after `"default?"`).
+fn parse_ejection(spec: &str) -> Result<Option<EjectionPolicy>, peerlb::Error> {
+    peerlb::ejection::parse(spec)
 }
 
 /// Sets outlier ejection (on by default, with the default policy) by a spec string:

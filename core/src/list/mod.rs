@@ -459,16 +459,30 @@ impl ListShared {
 }
 
 impl Drop for ListShared {
-    /// A list dropped while running releases its peers (no lock is held by then).
+    /// A list dropped while running releases its peers (no lock is held by then). The
+    /// releases, and the drop of the transport, are user code: when the last handle goes on
+    /// one of the library runtime's async workers (a task that held the list), they run on
+    /// its blocking pool instead.
     fn drop(&mut self) {
-        if !*self.running.get_mut() {
-            return;
-        }
-        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        let retained = state.take_retained();
-        let mut ignored = Vec::new();
-        for peer in retained {
-            self.release(&Subscriber::new(peer), &mut ignored);
+        let retained = if *self.running.get_mut() {
+            let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+            state.take_retained()
+        } else {
+            Vec::new()
+        };
+        let transport = self.transport.clone();
+        let release = move || {
+            for peer in retained {
+                let sub = Subscriber::new(peer);
+                let id = sub.peer().id();
+                let _ = call_transport("release", id, || transport.release(id, &sub));
+            }
+            drop(transport); // possibly the last handle of a foreign transport
+        };
+        if crate::runtime::on_worker_thread() {
+            crate::runtime::run_blocking(release);
+        } else {
+            release();
         }
     }
 }
