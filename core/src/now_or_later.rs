@@ -98,21 +98,37 @@ impl<T> Later<T> {
     /// ended first (the wait goes on at the next call). Bindings use slices to let their
     /// runtime handle signals (Python's Ctrl-C) while they wait.
     pub fn wait_for(&mut self, slice: Duration) -> Option<T> {
-        let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-        let mut cx = Context::from_waker(&waker);
+        poll_for(self.future.as_mut(), slice)
+    }
+}
+
+/// Polls `future` on this thread, parking between wake-ups, for at most `slice`.
+fn poll_for<F: Future + ?Sized>(mut future: Pin<&mut F>, slice: Duration) -> Option<F::Output> {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let now = Instant::now();
+    let end = now
+        .checked_add(slice)
+        .unwrap_or(now + Duration::from_secs(3600));
+    loop {
+        if let Poll::Ready(v) = future.as_mut().poll(&mut cx) {
+            return Some(v);
+        }
         let now = Instant::now();
-        let end = now
-            .checked_add(slice)
-            .unwrap_or(now + Duration::from_secs(3600));
-        loop {
-            if let Poll::Ready(v) = self.future.as_mut().poll(&mut cx) {
-                return Some(v);
-            }
-            let now = Instant::now();
-            if now >= end {
-                return None;
-            }
-            thread::park_timeout(end - now);
+        if now >= end {
+            return None;
+        }
+        thread::park_timeout(end - now);
+    }
+}
+
+/// Runs `future` to completion on this thread (no runtime needed: what it waits on wakes
+/// the thread).
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Some(v) = poll_for(future.as_mut(), Duration::from_secs(3600)) {
+            return v;
         }
     }
 }

@@ -19,7 +19,7 @@ impl ListShared {
             .map(|(id, slot)| {
                 let (status, pending) = match &slot.peer {
                     None => ("uninitialized", 0),
-                    Some(peer) => (peer.connection_status().as_str(), peer.pending()),
+                    Some(peer) => (slot.status(peer).as_str(), peer.pending()),
                 };
                 let ejected_for = (slot.ejected_until != 0).then(|| {
                     Duration::from_nanos(slot.ejected_until.saturating_sub(self.stamp_at(now)))
@@ -83,7 +83,14 @@ impl ListShared {
     pub(super) fn peer_status(&self, id: &str) -> Option<crate::PeerStatus> {
         let state = self.lock();
         let slot = state.peers.get(id)?;
-        Some(slot.peer.as_ref().map(|p| p.status()).unwrap_or_default())
+        Some(
+            slot.peer
+                .as_ref()
+                .map_or_else(Default::default, |p| crate::PeerStatus {
+                    connection_status: slot.status(p),
+                    pending: p.pending(),
+                }),
+        )
     }
 
     /// "peer list has 3 peers but none are available (2 unavailable, 1 connecting)", from

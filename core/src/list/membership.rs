@@ -81,6 +81,17 @@ impl Slot {
         }
     }
 
+    /// The status the list reports for its peer `peer`: the one it last acted on once the
+    /// peer is retained (so it agrees with what the list offers and counts), the
+    /// transport's latest report while it is being retained.
+    pub(super) fn status(&self, peer: &PeerRef) -> ConnectionStatus {
+        if self.phase == Phase::Retained {
+            self.seen
+        } else {
+            peer.connection_status()
+        }
+    }
+
     pub(super) fn holds(&self, peer: &PeerRef) -> bool {
         self.peer.as_ref().is_some_and(|p| PeerRef::ptr_eq(p, peer))
     }

@@ -11,8 +11,6 @@
 
 use std::time::{Duration, Instant};
 
-use event_listener::Listener;
-
 use super::{ListShared, PeerList};
 use crate::choice::Choice;
 use crate::error::{Error, Result};
@@ -49,30 +47,10 @@ impl ListShared {
         None
     }
 
+    /// The blocking wait: the async one, on this thread.
     #[cold]
     pub(super) fn choose_slow(&self, request: &Request<'_>) -> Result<Choice> {
-        let started = Instant::now();
-        loop {
-            if let Some(err) = self.cannot_wait(request) {
-                return Err(err);
-            }
-            let deadline = request.deadline().expect("checked by cannot_wait");
-            let listener = self.changed.listen();
-            if let Some(choice) = self.try_choose(request) {
-                return Ok(choice);
-            }
-            if !self.is_running() {
-                return Err(self.not_running());
-            }
-            if listener.wait_deadline(deadline).is_none() {
-                return self
-                    .try_choose(request)
-                    .ok_or_else(|| self.timed_out(started));
-            }
-            if let Some(choice) = self.try_choose(request) {
-                return Ok(choice);
-            }
-        }
+        crate::now_or_later::block_on(self.choose_slow_async(request))
     }
 
     #[cold]
