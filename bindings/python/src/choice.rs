@@ -5,11 +5,12 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use peerlb::{Outcome, PeerId};
-use pyo3::exceptions::{PyBaseException, PyException, PyRuntimeError};
+use pyo3::exceptions::{PyBaseException, PyException};
 use pyo3::prelude::*;
 use pyo3::types::{PyString, PyType};
 
 use crate::convert;
+use crate::errors::{already_finished, guard};
 
 /// Nanoseconds since this base (+1, so 0 means "not set"), for `Choice`'s `with` timing.
 fn clock_base() -> Instant {
@@ -51,6 +52,11 @@ impl PyChoice {
         }
     }
 
+    /// The chosen peer's id.
+    pub(crate) fn peer_id(&self) -> &str {
+        self.peer.as_str()
+    }
+
     /// Ends the request as cancelled if it is still pending.
     pub(crate) fn release(&self) {
         if let Some(c) = self.take() {
@@ -74,47 +80,56 @@ impl PyChoice {
         PyString::new(py, self.peer.as_str())
     }
 
-    /// Whether the request has been finished (or released).
+    /// Whether the request has been finished (or cancelled).
     #[getter]
     fn finished(&self) -> bool {
         self.token.load(Ordering::Acquire).is_null()
     }
 
     /// Ends the request with `outcome` (`"ok"`, `"failure"`, `"declined"`, `"cancelled"`)
-    /// and optional `latency` (seconds or timedelta). Raises `RuntimeError` if the choice
-    /// was already finished.
+    /// and optional `latency` (seconds or timedelta). Raises `AlreadyFinished` (also a
+    /// `RuntimeError`) if the choice was already finished; bad arguments raise and leave
+    /// it pending.
     #[pyo3(
         signature = (outcome=None, latency=None),
         text_signature = "($self, outcome='ok', latency=None)"
     )]
     fn finish(
         &self,
+        py: Python<'_>,
         outcome: Option<&Bound<'_, PyAny>>,
         latency: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let outcome = convert::outcome(outcome)?;
-        let latency = if latency.is_some() {
-            convert::seconds("latency", latency)?
-        } else {
-            None
-        };
-        match self.take() {
-            Some(c) => {
-                c.finish(outcome, latency);
-                Ok(())
+        guard(py, || {
+            let outcome = convert::outcome(outcome)?;
+            let latency = if latency.is_some() {
+                convert::seconds("latency", latency)?
+            } else {
+                None
+            };
+            match self.take() {
+                Some(c) => {
+                    c.finish(outcome, latency);
+                    Ok(())
+                }
+                None => Err(already_finished(py, self.peer.as_str())),
             }
-            None => Err(PyRuntimeError::new_err(format!(
-                "the choice of peer {:?} is already finished",
-                self.peer.as_str()
-            ))),
-        }
+        })
     }
 
     /// Abandons the request: finishes it as `"cancelled"` if still pending (no error if
     /// it was already finished). What `del choice` does too.
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        guard(py, || {
+            self.release();
+            Ok(())
+        })
+    }
+
+    /// The same as `cancel()` (its older name).
     #[pyo3(name = "release")]
-    fn py_release(&self) {
-        self.release();
+    fn py_release(&self, py: Python<'_>) -> PyResult<()> {
+        self.cancel(py)
     }
 
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> Bound<'py, Self> {
@@ -129,33 +144,36 @@ impl PyChoice {
     #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
     fn __exit__(
         &self,
+        py: Python<'_>,
         exc_type: Option<&Bound<'_, PyAny>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<bool> {
-        let Some(choice) = self.take() else {
-            return Ok(false);
-        };
-        let outcome = match exc_type {
-            None => Outcome::Ok,
-            Some(t) => {
-                let t = t.cast::<PyType>()?;
-                if t.is_subclass_of::<PyException>()? {
-                    Outcome::Failure
-                } else if t.is_subclass_of::<PyBaseException>()? {
-                    Outcome::Cancelled
-                } else {
-                    Outcome::Failure
+        guard(py, || {
+            let Some(choice) = self.take() else {
+                return Ok(false);
+            };
+            let outcome = match exc_type {
+                None => Outcome::Ok,
+                Some(t) => {
+                    let t = t.cast::<PyType>()?;
+                    if t.is_subclass_of::<PyException>()? {
+                        Outcome::Failure
+                    } else if t.is_subclass_of::<PyBaseException>()? {
+                        Outcome::Cancelled
+                    } else {
+                        Outcome::Failure
+                    }
                 }
-            }
-        };
-        let entered = self.entered.load(Ordering::Relaxed);
-        let latency = (entered > 0).then(|| {
-            let now = clock_base().elapsed();
-            now.saturating_sub(Duration::from_nanos(entered - 1))
-        });
-        choice.finish(outcome, latency);
-        Ok(false)
+            };
+            let entered = self.entered.load(Ordering::Relaxed);
+            let latency = (entered > 0).then(|| {
+                let now = clock_base().elapsed();
+                now.saturating_sub(Duration::from_nanos(entered - 1))
+            });
+            choice.finish(outcome, latency);
+            Ok(false)
+        })
     }
 
     fn __repr__(&self) -> String {

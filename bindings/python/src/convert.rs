@@ -1,10 +1,16 @@
 //! Python values → core values, with `TypeError` for wrong types and
 //! `peerlb.InvalidArgument` (a `ValueError`) for bad values.
+//!
+//! Every int and float argument of the package goes through [`uint`], [`number`] or
+//! [`seconds`], and every sequence argument through [`each`], so that an int too large
+//! for its type is an `InvalidArgument` (never an `OverflowError`), and a sequence is read
+//! item by item up to [`MAX_ITEMS`] (never sized by its own `__len__`, which could ask for
+//! an allocation that aborts the process).
 
 use std::time::Duration;
 
 use peerlb::{ConnectionStatus, Outcome, PeerSpec};
-use pyo3::exceptions::PyTypeError;
+use pyo3::exceptions::{PyOverflowError, PyTypeError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -14,6 +20,16 @@ use crate::errors::invalid_argument;
 
 static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
+/// The most items one sequence argument may have (peers of an update, backends, etcd
+/// endpoints): about a million, far above any real peer set; more is `InvalidArgument`.
+pub const MAX_ITEMS: usize = 1 << 20;
+
+/// An optional argument that was given: neither left out nor `None` (core's default
+/// applies otherwise).
+pub fn given<'a, 'py>(obj: Option<&'a Bound<'py, PyAny>>) -> Option<&'a Bound<'py, PyAny>> {
+    obj.filter(|o| !o.is_none())
+}
+
 /// The name of `obj`'s type, for messages.
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -22,8 +38,82 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "?".to_owned())
 }
 
+/// `str(obj)` for a message, without failing (Python refuses to print ints of more than
+/// 4300 digits) and cut short when long.
+fn shown(obj: &Bound<'_, PyAny>) -> String {
+    match obj.str() {
+        Ok(s) => {
+            let s = s.to_string();
+            let length = s.chars().count();
+            if length > 40 {
+                let start: String = s.chars().take(20).collect();
+                format!("{start}... ({length} characters)")
+            } else {
+                s
+            }
+        }
+        Err(_) => format!("a {} too large to print", type_name(obj)),
+    }
+}
+
+/// An int in `min..=max` (`TypeError` for a non-int or a bool, `InvalidArgument` out of
+/// range, however large).
+pub fn uint(what: &str, obj: &Bound<'_, PyAny>, min: u64, max: u64) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be an int, not {}",
+            type_name(obj)
+        )));
+    }
+    match obj.extract::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(invalid_argument(
+            obj.py(),
+            format!("{what} must be between {min} and {max}, got {}", shown(obj)),
+        )),
+    }
+}
+
+/// An int that fits `u32`, at least `min`.
+pub fn u32_arg(what: &str, obj: &Bound<'_, PyAny>, min: u32) -> PyResult<u32> {
+    // In range by construction.
+    uint(what, obj, min.into(), u32::MAX.into()).map(|v| v as u32)
+}
+
+/// A non-negative int that fits `u64` (`seed`).
+pub fn u64_arg(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
+    uint(what, obj, 0, u64::MAX)
+}
+
+/// A real number: an `int`, a `float`, or an object with `__float__` (not a bool). An int
+/// too large for a float is `InvalidArgument`; NaN and infinities pass (core judges them).
+pub fn number(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
+    let py = obj.py();
+    if obj.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a number, not bool"
+        )));
+    }
+    match obj.extract::<f64>() {
+        Ok(v) => Ok(v),
+        Err(e) if e.is_instance_of::<PyOverflowError>(py) => Err(invalid_argument(
+            py,
+            format!(
+                "{what} must be a number a float can hold, got {}",
+                shown(obj)
+            ),
+        )),
+        Err(e) if e.is_instance_of::<PyTypeError>(py) => Err(PyTypeError::new_err(format!(
+            "{what} must be a number, not {}",
+            type_name(obj)
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
 /// A duration in seconds (`int`, `float` or `datetime.timedelta`); `None` stays `None`.
-/// Negative or NaN is a `ValueError`; infinity is "as long as it takes" (a far deadline).
+/// Negative or NaN is a `ValueError`, and so is an int too large for a float; infinity is
+/// "as long as it takes" (a far deadline).
 pub fn seconds(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Duration>> {
     let Some(obj) = obj else { return Ok(None) };
     if obj.is_none() {
@@ -35,7 +125,13 @@ pub fn seconds(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Du
             "{what} must be a number of seconds or a datetime.timedelta, not bool"
         )));
     } else if obj.is_instance_of::<PyFloat>() || obj.is_instance_of::<PyInt>() {
-        obj.extract()?
+        if obj.lt(0)? {
+            return Err(invalid_argument(
+                py,
+                format!("{what} must be >= 0 seconds, got {}", shown(obj)),
+            ));
+        }
+        number(what, obj)?
     } else if obj.is_instance(TIMEDELTA.import(py, "datetime", "timedelta")?)? {
         obj.call_method0(intern!(py, "total_seconds"))?.extract()?
     } else {
@@ -85,49 +181,63 @@ pub fn string(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 /// A bool argument (no truthiness: `TypeError` for anything but `True`/`False`).
-pub fn boolean(what: &str, obj: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
-    match obj {
-        None => Ok(default),
-        Some(o) => match o.cast::<PyBool>() {
-            Ok(b) => Ok(b.is_true()),
-            Err(_) => Err(PyTypeError::new_err(format!(
-                "{what} must be a bool, not {}",
-                type_name(o)
-            ))),
-        },
+pub fn boolean(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    match obj.cast::<PyBool>() {
+        Ok(b) => Ok(b.is_true()),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "{what} must be a bool, not {}",
+            type_name(obj)
+        ))),
     }
 }
 
-/// A non-negative int that fits `u64` (`seed`).
-pub fn u64_arg(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
-    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+/// Converts every item of the iterable `obj` with `convert`, reading it item by item
+/// (its `__len__` and `__length_hint__` are never asked), at most [`MAX_ITEMS`] items. A
+/// single `str` or `bytes` is a `TypeError` (`what=["x"]` was meant).
+pub fn each<'py, T>(
+    what: &str,
+    obj: &Bound<'py, PyAny>,
+    mut convert: impl FnMut(&Bound<'py, PyAny>) -> PyResult<T>,
+) -> PyResult<Vec<T>> {
+    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err(format!(
-            "{what} must be an int, not {}",
-            type_name(obj)
+            "{what} must be an iterable, not a single {}; write {what}=[{}]",
+            type_name(obj),
+            obj.repr()?
         )));
     }
-    obj.extract::<u64>().map_err(|_| {
-        invalid_argument(
-            obj.py(),
-            format!("{what} must be between 0 and 2**64-1, got {obj}"),
-        )
+    let iter = obj.try_iter().map_err(|_| {
+        PyTypeError::new_err(format!(
+            "{what} must be an iterable, not {}",
+            type_name(obj)
+        ))
+    })?;
+    let mut out = Vec::new();
+    // A `for` loop only calls `next()`; `collect()` would size the vector by
+    // `__length_hint__`.
+    for item in iter {
+        if out.len() == MAX_ITEMS {
+            return Err(invalid_argument(
+                obj.py(),
+                format!("{what} has more than {MAX_ITEMS} items"),
+            ));
+        }
+        out.push(convert(&item?)?);
+    }
+    Ok(out)
+}
+
+/// An iterable of str (`TypeError` for another item type).
+pub fn strings(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    each(what, obj, |item| {
+        string(&format!("an item of {what}"), item)
     })
 }
 
+/// The weight of a peer: any int that fits `u32` (0 included: core judges it, like every
+/// other peer it cannot add, in the update's error list).
 fn weight(id: &str, obj: &Bound<'_, PyAny>) -> PyResult<u32> {
-    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
-        return Err(PyTypeError::new_err(format!(
-            "weight of peer {id:?} must be an int, not {}",
-            type_name(obj)
-        )));
-    }
-    // 0 passes through so that core reports it like every other invalid peer.
-    obj.extract::<u32>().map_err(|_| {
-        invalid_argument(
-            obj.py(),
-            format!("weight of peer {id:?} must be between 1 and 2**32-1, got {obj}"),
-        )
-    })
+    u32_arg(&format!("weight of peer {id:?}"), obj, 0)
 }
 
 /// One addition: `"id"`, `("id", weight)` or `{"id": "id", "weight": weight}`.
@@ -168,11 +278,10 @@ fn peer_spec(item: &Bound<'_, PyAny>) -> PyResult<PeerSpec> {
                 ))
             }
         };
-        let w = match d.get_item("weight")? {
-            Some(v) => weight(&id, &v)?,
-            None => 1,
-        };
-        return Ok(PeerSpec::weighted(id, w));
+        return Ok(match d.get_item("weight")? {
+            Some(v) => PeerSpec::weighted(id.clone(), weight(&id, &v)?),
+            None => PeerSpec::new(id),
+        });
     }
     Err(PyTypeError::new_err(format!(
         "a peer to add must be a str id, an (id, weight) tuple or an {{\"id\", \"weight\"}} dict, not {}",
@@ -180,41 +289,19 @@ fn peer_spec(item: &Bound<'_, PyAny>) -> PyResult<PeerSpec> {
     )))
 }
 
-fn items<'py>(what: &str, obj: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
-    if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be a list of peers, not a single {}; write {what}=[{}]",
-            type_name(obj),
-            obj.repr()?
-        )));
-    }
-    let iter = obj.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what} must be an iterable of peers, not {}",
-            type_name(obj)
-        ))
-    })?;
-    iter.collect()
-}
-
-/// `update(add=...)`: an iterable of peer specs.
-pub fn additions(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<PeerSpec>> {
+/// `update(add=...)` and `StaticUpdater(peers)`: an iterable of peer specs.
+pub fn additions(what: &str, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<PeerSpec>> {
     match obj {
-        None => Ok(Vec::new()),
-        Some(o) if o.is_none() => Ok(Vec::new()),
-        Some(o) => items("add", o)?.iter().map(peer_spec).collect(),
+        Some(o) if !o.is_none() => each(what, o, peer_spec),
+        _ => Ok(Vec::new()),
     }
 }
 
 /// `update(remove=...)`: an iterable of str ids.
 pub fn removals(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Vec<String>> {
     match obj {
-        None => Ok(Vec::new()),
-        Some(o) if o.is_none() => Ok(Vec::new()),
-        Some(o) => items("remove", o)?
-            .iter()
-            .map(|i| string("a peer id to remove", i))
-            .collect(),
+        Some(o) if !o.is_none() => each("remove", o, |i| string("a peer id to remove", i)),
+        _ => Ok(Vec::new()),
     }
 }
 

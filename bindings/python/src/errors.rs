@@ -6,6 +6,8 @@
 //! by code (`_errors._BY_CODE`) and instantiates them with the core error's message and
 //! details.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
 use peerlb::{Error, ErrorCode};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
@@ -73,6 +75,30 @@ pub fn check<T>(py: Python<'_>, result: peerlb::Result<T>) -> PyResult<T> {
         return Err(interrupt);
     }
     result.map_err(|e| to_pyerr(py, &e))
+}
+
+/// Runs the body of one entry point (a method, getter or function called from Python),
+/// turning a Rust panic into `peerlb.InternalError` (code `internal`, with the panic's
+/// message) so that no pyo3 `PanicException` reaches Python. Every entry point's body runs
+/// in one: `fn start(&self, py: Python<'_>) -> PyResult<()> { guard(py, || ...) }`.
+#[inline]
+pub fn guard<T>(py: Python<'_>, body: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(result) => result,
+        Err(payload) => Err(to_pyerr(py, &Error::from_panic(payload.as_ref()))),
+    }
+}
+
+/// Panics inside [`guard`] (`peerlb._peerlb._panic`): how the tests check that a panic
+/// reaches Python as `peerlb.InternalError`, since no public call is known to panic.
+#[pyfunction]
+pub fn _panic(py: Python<'_>, message: &str) -> PyResult<()> {
+    guard(py, || panic!("{message}"))
+}
+
+/// `peerlb.AlreadyFinished` for a choice of `peer` finished a second time.
+pub fn already_finished(py: Python<'_>, peer: &str) -> PyErr {
+    to_pyerr(py, &Error::already_finished(peer))
 }
 
 /// Every code and its kebab-case name (exported to Python as `_peerlb.ERROR_CODES`).

@@ -15,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyString;
 use pyo3::PyTraverseError;
 
+use crate::errors::guard;
 use crate::upstream::PyCall;
 
 /// One peer event (`peerlb.PeerEvent`): what happened (`kind`), to which `peer`, and a
@@ -208,8 +209,13 @@ impl PySubscription {
 
     /// Stops delivering events to the callback (an event being delivered right now on
     /// another thread may still arrive). Returns whether it was active.
-    fn cancel(&self) -> bool {
-        self.entry.cancel()
+    fn cancel(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(py, || Ok(self.entry.cancel()))
+    }
+
+    /// The same as `cancel()` (the name the other surfaces use).
+    fn unsubscribe(&self, py: Python<'_>) -> PyResult<bool> {
+        self.cancel(py)
     }
 
     /// Whether events are still delivered.
@@ -226,12 +232,15 @@ impl PySubscription {
     #[pyo3(signature = (_exc_type=None, _exc=None, _tb=None))]
     fn __exit__(
         &self,
+        py: Python<'_>,
         _exc_type: Option<&Bound<'_, PyAny>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
-        self.entry.cancel();
-        false
+    ) -> PyResult<bool> {
+        guard(py, || {
+            self.entry.cancel();
+            Ok(false)
+        })
     }
 
     fn __repr__(&self) -> String {

@@ -41,6 +41,7 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<wait::CancelWait>()?;
     updater::register(m)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
+    m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;
     m.add("__version__", peerlb::VERSION)?;
     m.add("ERROR_CODES", errors::codes())?;
     let strategies: Vec<&str> = peerlb::StrategyKind::ALL

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
 use crate::convert;
+use crate::errors::guard;
 
 thread_local! {
     /// A `KeyboardInterrupt`/`SystemExit` (any non-`Exception`) that a transport raised on
@@ -43,8 +44,12 @@ impl PySubscriber {
     /// `"unavailable"`. Returns whether the list took it (`False` once the peer was
     /// released or the list is gone).
     fn set_status(&self, status: &Bound<'_, PyAny>) -> PyResult<bool> {
-        let status = convert::status(status)?;
-        Ok(self.inner.set_status(status))
+        let py = status.py();
+        guard(py, || {
+            let status = convert::status(status)?;
+            // A report may make core wake waiters and deliver events: without the GIL.
+            Ok(py.detach(|| self.inner.set_status(status)))
+        })
     }
 
     /// The id of the peer this handle reports on.

@@ -10,7 +10,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert;
-use crate::errors::{check, invalid_argument, to_pyerr};
+use crate::errors::{check, guard, invalid_argument, to_pyerr};
 use crate::PyPeerList;
 
 /// A fixed set of peers, applied when the binding starts.
@@ -20,15 +20,16 @@ pub struct PyStaticUpdater(StaticUpdater);
 #[pymethods]
 impl PyStaticUpdater {
     #[new]
-    fn new(peers: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Ok(PyStaticUpdater(StaticUpdater::new(convert::additions(
-            Some(peers),
-        )?)))
+    fn new(py: Python<'_>, peers: &Bound<'_, PyAny>) -> PyResult<Self> {
+        guard(py, || {
+            let peers = convert::additions("peers", Some(peers))?;
+            Ok(PyStaticUpdater(StaticUpdater::new(peers)))
+        })
     }
 
     /// Ties the set to `list`; returns a `Binding` (not started).
-    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
-        PyBinding(self.0.bind(&list.inner))
+    fn bind(&self, py: Python<'_>, list: PyRef<'_, PyPeerList>) -> PyResult<PyBinding> {
+        guard(py, || Ok(PyBinding(self.0.bind(&list.inner))))
     }
 }
 
@@ -40,17 +41,23 @@ pub struct PyFileUpdater(FileUpdater);
 impl PyFileUpdater {
     #[new]
     #[pyo3(signature = (path, *, poll_interval=None))]
-    fn new(path: std::path::PathBuf, poll_interval: Option<&Bound<'_, PyAny>>) -> PyResult<Self> {
-        let mut u = FileUpdater::new(path);
-        if let Some(d) = convert::seconds("poll_interval", poll_interval)? {
-            u = u.poll_interval(d);
-        }
-        Ok(PyFileUpdater(u))
+    fn new(
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        poll_interval: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            let mut u = FileUpdater::new(path);
+            if let Some(d) = convert::seconds("poll_interval", poll_interval)? {
+                u = u.poll_interval(d);
+            }
+            Ok(PyFileUpdater(u))
+        })
     }
 
     /// Ties the file to `list`; returns a `Binding` (not started).
-    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
-        PyBinding(self.0.bind(&list.inner))
+    fn bind(&self, py: Python<'_>, list: PyRef<'_, PyPeerList>) -> PyResult<PyBinding> {
+        guard(py, || Ok(PyBinding(self.0.bind(&list.inner))))
     }
 }
 
@@ -61,56 +68,52 @@ pub struct PyDnsUpdater(DnsUpdater);
 #[pymethods]
 impl PyDnsUpdater {
     #[new]
-    #[pyo3(signature = (name, record="srv", *, port=None, nameserver=None, min_interval=None,
-                        max_interval=None, timeout=None, empty_threshold=3))]
+    #[pyo3(signature = (name, record=None, *, port=None, nameserver=None, min_interval=None,
+                        max_interval=None, timeout=None, empty_threshold=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         name: &str,
-        record: &str,
-        port: Option<u16>,
+        record: Option<&Bound<'_, PyAny>>,
+        port: Option<&Bound<'_, PyAny>>,
         nameserver: Option<&str>,
         min_interval: Option<&Bound<'_, PyAny>>,
         max_interval: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
-        empty_threshold: u32,
+        empty_threshold: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
-        let need_port =
-            || port.ok_or_else(|| invalid_argument(py, format!("record={record:?} needs a port")));
-        let record = match record {
-            "srv" => DnsRecord::Srv,
-            "a" => DnsRecord::A { port: need_port()? },
-            "aaaa" => DnsRecord::Aaaa { port: need_port()? },
-            "ip" => DnsRecord::Ip { port: need_port()? },
-            other => {
-                return Err(invalid_argument(
-                    py,
-                    format!("record must be 'srv', 'a', 'aaaa' or 'ip', not {other:?}"),
-                ))
+        guard(py, || {
+            let record = record.map(|r| convert::string("record", r)).transpose()?;
+            let port = port
+                .map(|p| convert::uint("port", p, 0, u16::MAX.into()).map(|p| p as u16))
+                .transpose()?;
+            let record = check(py, DnsRecord::from_name(record.as_deref(), port))?;
+            let mut u = check(py, DnsUpdater::new(name, record))?;
+            if let Some(n) = empty_threshold {
+                u = u.empty_threshold(convert::u32_arg("empty_threshold", n, 0)?);
             }
-        };
-        let mut u = check(py, DnsUpdater::new(name, record))?.empty_threshold(empty_threshold);
-        if let Some(ns) = nameserver {
-            let addr: SocketAddr = ns.parse().map_err(|_| {
-                invalid_argument(py, format!("nameserver must be ip:port, not {ns:?}"))
-            })?;
-            u = u.nameserver(addr);
-        }
-        if let Some(d) = convert::seconds("min_interval", min_interval)? {
-            u = u.min_interval(d);
-        }
-        if let Some(d) = convert::seconds("max_interval", max_interval)? {
-            u = u.max_interval(d);
-        }
-        if let Some(d) = convert::seconds("timeout", timeout)? {
-            u = u.timeout(d);
-        }
-        Ok(PyDnsUpdater(u))
+            if let Some(ns) = nameserver {
+                let addr: SocketAddr = ns.parse().map_err(|_| {
+                    invalid_argument(py, format!("nameserver must be ip:port, not {ns:?}"))
+                })?;
+                u = u.nameserver(addr);
+            }
+            if let Some(d) = convert::seconds("min_interval", min_interval)? {
+                u = u.min_interval(d);
+            }
+            if let Some(d) = convert::seconds("max_interval", max_interval)? {
+                u = u.max_interval(d);
+            }
+            if let Some(d) = convert::seconds("timeout", timeout)? {
+                u = u.timeout(d);
+            }
+            Ok(PyDnsUpdater(u))
+        })
     }
 
     /// Ties the name to `list`; returns a `Binding` (not started).
-    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
-        PyBinding(self.0.bind(&list.inner))
+    fn bind(&self, py: Python<'_>, list: PyRef<'_, PyPeerList>) -> PyResult<PyBinding> {
+        guard(py, || Ok(PyBinding(self.0.bind(&list.inner))))
     }
 }
 
@@ -127,11 +130,42 @@ impl PyEtcdUpdater {
     #[pyo3(signature = (endpoints, prefix, *, timeout=None, retry_interval=None))]
     fn new(
         py: Python<'_>,
-        endpoints: Vec<String>,
+        endpoints: &Bound<'_, PyAny>,
         prefix: &str,
         timeout: Option<&Bound<'_, PyAny>>,
         retry_interval: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        guard(py, || {
+            Self::build(py, endpoints, prefix, timeout, retry_interval)
+        })
+    }
+
+    /// Ties the prefix to `list`; returns a `Binding` (not started).
+    fn bind(&self, py: Python<'_>, list: PyRef<'_, PyPeerList>) -> PyResult<PyBinding> {
+        guard(py, || {
+            #[cfg(feature = "etcd")]
+            {
+                Ok(PyBinding(self.inner.bind(&list.inner)))
+            }
+            #[cfg(not(feature = "etcd"))]
+            {
+                let _ = list;
+                unreachable!("an EtcdUpdater cannot be made without the etcd feature")
+            }
+        })
+    }
+}
+
+impl PyEtcdUpdater {
+    /// `EtcdUpdater(endpoints, prefix, *, timeout, retry_interval)`.
+    fn build(
+        py: Python<'_>,
+        endpoints: &Bound<'_, PyAny>,
+        prefix: &str,
+        timeout: Option<&Bound<'_, PyAny>>,
+        retry_interval: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        let endpoints = convert::strings("endpoints", endpoints)?;
         let timeout = convert::seconds("timeout", timeout)?;
         let retry = convert::seconds("retry_interval", retry_interval)?;
         #[cfg(feature = "etcd")]
@@ -154,19 +188,6 @@ impl PyEtcdUpdater {
             ))
         }
     }
-
-    /// Ties the prefix to `list`; returns a `Binding` (not started).
-    fn bind(&self, list: PyRef<'_, PyPeerList>) -> PyBinding {
-        #[cfg(feature = "etcd")]
-        {
-            PyBinding(self.inner.bind(&list.inner))
-        }
-        #[cfg(not(feature = "etcd"))]
-        {
-            let _ = list;
-            unreachable!("an EtcdUpdater cannot be made without the etcd feature")
-        }
-    }
 }
 
 /// An updater bound to a list: `start()`/`stop()`, or use it as a context manager.
@@ -177,51 +198,60 @@ pub struct PyBinding(Binding);
 impl PyBinding {
     /// Starts following the source (static and file apply before returning).
     fn start(&self, py: Python<'_>) -> PyResult<()> {
-        check(py, py.detach(|| self.0.start()))
+        guard(py, || check(py, py.detach(|| self.0.start())))
     }
 
     /// Stops following the source; the peers stay in the list.
     fn stop(&self, py: Python<'_>) -> PyResult<()> {
-        check(py, self.0.stop())
+        guard(py, || check(py, py.detach(|| self.0.stop())))
     }
 
     /// Whether it is started.
     #[getter]
-    fn running(&self) -> bool {
-        self.0.is_running()
+    fn running(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(py, || Ok(self.0.is_running()))
     }
 
     /// What it follows, e.g. ``file:/etc/peers``.
     #[getter]
-    fn source(&self) -> String {
-        self.0.describe().to_owned()
+    fn source(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || Ok(self.0.describe().to_owned()))
     }
 
     /// The set last applied: ``[(id, weight), ...]`` sorted by id.
-    fn peers(&self) -> Vec<(String, u32)> {
-        self.0
-            .peers()
-            .into_iter()
-            .map(|p| (p.id, p.weight))
-            .collect()
+    fn peers(&self, py: Python<'_>) -> PyResult<Vec<(String, u32)>> {
+        guard(py, || {
+            Ok(py.detach(|| {
+                self.0
+                    .peers()
+                    .into_iter()
+                    .map(|p| (p.id, p.weight))
+                    .collect()
+            }))
+        })
     }
 
     /// The source's current failure (a ``peerlb.SourceFailed``), or None.
     #[getter]
-    fn last_error(&self, py: Python<'_>) -> Option<Py<PyAny>> {
-        self.0
-            .last_error()
-            .map(|e: Error| to_pyerr(py, &e).into_value(py).into_any())
+    fn last_error(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        guard(py, || {
+            Ok(self
+                .0
+                .last_error()
+                .map(|e: Error| to_pyerr(py, &e).into_value(py).into_any()))
+        })
     }
 
     /// Counters: ``{"good_reads": n, "changes": n, "failures": n}``.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
-        let s = self.0.stats();
-        let d = PyDict::new(py);
-        d.set_item("good_reads", s.good_reads)?;
-        d.set_item("changes", s.changes)?;
-        d.set_item("failures", s.failures)?;
-        Ok(d)
+        guard(py, || {
+            let s = self.0.stats();
+            let d = PyDict::new(py);
+            d.set_item("good_reads", s.good_reads)?;
+            d.set_item("changes", s.changes)?;
+            d.set_item("failures", s.failures)?;
+            Ok(d)
+        })
     }
 
     fn __enter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, Self>> {
@@ -229,16 +259,19 @@ impl PyBinding {
         Ok(slf.clone())
     }
 
-    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    #[pyo3(signature = (_exc_type=None, _exc=None, _tb=None))]
     fn __exit__(
         &self,
-        exc_type: Option<&Bound<'_, PyAny>>,
+        py: Python<'_>,
+        _exc_type: Option<&Bound<'_, PyAny>>,
         _exc: Option<&Bound<'_, PyAny>>,
         _tb: Option<&Bound<'_, PyAny>>,
-    ) -> bool {
-        let _ = exc_type;
-        let _ = self.0.stop(); // not-started is fine here
-        false
+    ) -> PyResult<bool> {
+        guard(py, || {
+            // Not-started is fine here (stopped inside the block).
+            let _ = py.detach(|| self.0.stop());
+            Ok(false)
+        })
     }
 
     fn __repr__(&self) -> String {

@@ -1,99 +1,70 @@
-//! Waiting for a peer without holding the GIL: blocking (`choose` with a timeout, which
-//! wakes every 100 ms to let Python handle signals such as Ctrl-C) and asyncio
-//! (`choose_async`, which blocks no thread at all).
+//! Waiting for a core [`Later`] (what `choose_now` gives when a peer is not there yet)
+//! without holding the GIL: blocking (`choose(timeout=...)`, `retry`), in slices so that
+//! Python can handle signals such as Ctrl-C between them, and asyncio (`choose_async`,
+//! `retry_async`), which blocks no thread at all.
 
-use std::future::Future;
-use std::pin::pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
-use std::thread::{self, Thread};
-use std::time::{Duration, Instant};
+use std::sync::Mutex;
+use std::time::Duration;
 
-use peerlb::{Choice, PeerList, Request};
+use peerlb::Later;
 use pyo3::intern;
 use pyo3::prelude::*;
 use tokio::task::AbortHandle;
 
-use crate::errors::to_pyerr;
-use crate::PyChoice;
+use crate::choice::PyChoice;
+use crate::errors::guard;
 
-/// How often a blocked `choose` comes back to check for signals.
+/// How long a blocked wait runs without the GIL before it takes it to check for signals.
 const SIGNAL_CHECK: Duration = Duration::from_millis(100);
 
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-fn deadline_after(timeout: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(timeout)
-        .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365 * 30))
-}
-
-/// Waits for a peer until `timeout`, with the GIL released; between 100 ms slices it
-/// takes the GIL to run Python's signal handlers, so `KeyboardInterrupt` ends the wait.
-///
-/// The wait is one core `choose_async` request polled on this thread, so the deadline,
-/// the error and its message are exactly core's.
-pub fn choose_blocking(
-    py: Python<'_>,
-    list: &PeerList,
-    timeout: Duration,
-    key: Option<&[u8]>,
-) -> PyResult<Choice> {
-    let deadline = deadline_after(timeout);
-    let mut request = Request::new().with_deadline(deadline);
-    if let Some(k) = key {
-        request = request.with_shard_key(k);
-    }
-    block_on(py, list.choose_async(&request))?.map_err(|e| to_pyerr(py, &e))
-}
-
-/// Polls `future` on this thread until it is ready, with the GIL released, inside the
-/// library's runtime context (core's async waits create their deadline timers where they
-/// are first polled). Between 100 ms slices it takes the GIL to run Python's signal
-/// handlers: a `KeyboardInterrupt` drops the future (abandoning what it waited for) and
-/// is the `Err`.
-pub fn block_on<F>(py: Python<'_>, future: F) -> Result<F::Output, PyErr>
-where
-    F: Future + Send,
-    F::Output: Send,
-{
-    let mut future = pin!(future);
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    let runtime = peerlb::runtime::handle();
+/// Waits for `later` on this thread with the GIL released, in slices of 100 ms; between
+/// slices it runs Python's signal handlers, and an exception they raise
+/// (`KeyboardInterrupt`) drops `later` (abandoning the wait) and is the `Err`.
+pub fn block<T: Send>(py: Python<'_>, mut later: Later<T>) -> PyResult<T> {
     loop {
-        let done = py.detach(|| {
-            let _runtime = runtime.enter();
-            let mut cx = Context::from_waker(&waker);
-            let slice_end = Instant::now() + SIGNAL_CHECK;
-            loop {
-                if let Poll::Ready(result) = future.as_mut().poll(&mut cx) {
-                    return Some(result);
-                }
-                let now = Instant::now();
-                if now >= slice_end {
-                    return None;
-                }
-                thread::park_timeout(slice_end - now);
-            }
-        });
-        match done {
-            Some(result) => return Ok(result),
-            None => py.check_signals()?,
+        if let Some(value) = py.detach(|| later.wait_for(SIGNAL_CHECK)) {
+            return Ok(value);
         }
+        py.check_signals()?;
     }
 }
 
-/// The `add_done_callback` of a `choose_async` future: when the asyncio side cancels it,
-/// aborts the waiting core request.
+/// Turns what a [`Later`] gave into the value (or exception, with `true`) that completes
+/// an asyncio future. Called with the GIL, on a library thread.
+pub type Deliver<T> = Box<dyn FnOnce(Python<'_>, T) -> (Py<PyAny>, bool) + Send>;
+
+/// Awaits `later` on the library runtime and completes `future` (of `event_loop`) with
+/// what `deliver` makes of the answer, through `loop.call_soon_threadsafe`. No thread
+/// waits meanwhile; cancelling `future` aborts the wait.
+pub fn spawn<T: Send + 'static>(
+    py: Python<'_>,
+    later: Later<T>,
+    event_loop: &Bound<'_, PyAny>,
+    future: &Bound<'_, PyAny>,
+    deliver: Deliver<T>,
+) -> PyResult<()> {
+    let event_loop = event_loop.clone().unbind();
+    let target = future.clone().unbind();
+    let complete = wrap_pyfunction!(_complete, py)?.into_any().unbind();
+    let task = peerlb::runtime::handle().spawn(async move {
+        let answer = later.await;
+        // Taking the GIL may wait; do it off the runtime's async workers.
+        drop(tokio::task::spawn_blocking(move || {
+            Python::attach(|py| {
+                let (value, is_error) = deliver(py, answer);
+                schedule(py, &event_loop, &target, &complete, value, is_error);
+            });
+        }));
+    });
+    let cancel = CancelWait {
+        abort: Mutex::new(Some(task.abort_handle())),
+    };
+    future.call_method1(intern!(py, "add_done_callback"), (cancel,))?;
+    Ok(())
+}
+
+/// The `add_done_callback` of a future completed by [`spawn`]: when the asyncio side
+/// cancels it, aborts the wait behind it.
 #[pyclass(module = "peerlb._peerlb", name = "_CancelWait", frozen)]
 pub struct CancelWait {
     abort: Mutex<Option<AbortHandle>>,
@@ -102,15 +73,17 @@ pub struct CancelWait {
 #[pymethods]
 impl CancelWait {
     fn __call__(&self, future: &Bound<'_, PyAny>) -> PyResult<()> {
-        if future
-            .call_method0(intern!(future.py(), "cancelled"))?
-            .is_truthy()?
-        {
-            if let Some(abort) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
-                abort.abort();
+        guard(future.py(), || {
+            if future
+                .call_method0(intern!(future.py(), "cancelled"))?
+                .is_truthy()?
+            {
+                if let Some(abort) = self.abort.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                    abort.abort();
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -123,86 +96,25 @@ pub fn _complete(
     is_error: bool,
 ) -> PyResult<()> {
     let py = future.py();
-    if future.call_method0(intern!(py, "done"))?.is_truthy()? {
-        if let Ok(choice) = value.cast::<PyChoice>() {
-            choice.get().release();
-        }
-        return Ok(());
-    }
-    if is_error {
-        future.call_method1(intern!(py, "set_exception"), (value,))?;
-    } else {
-        future.call_method1(intern!(py, "set_result"), (value,))?;
-    }
-    Ok(())
-}
-
-/// Starts the slow path of `choose_async`: a core `choose_async` on the library runtime
-/// that completes `future` (created on `event_loop`) when it ends. No thread waits.
-pub fn spawn_choose(
-    py: Python<'_>,
-    list: &PeerList,
-    timeout: Duration,
-    key: Option<Vec<u8>>,
-    event_loop: &Bound<'_, PyAny>,
-    future: &Bound<'_, PyAny>,
-) -> PyResult<()> {
-    let deadline = deadline_after(timeout);
-    let list = list.clone();
-    let event_loop = event_loop.clone().unbind();
-    let target = future.clone().unbind();
-    let complete = wrap_pyfunction!(_complete, py)?.into_any().unbind();
-    let task = peerlb::runtime::handle().spawn(async move {
-        let result = {
-            let mut request = Request::new().with_deadline(deadline);
-            if let Some(k) = &key {
-                request = request.with_shard_key(k);
+    guard(py, || {
+        if future.call_method0(intern!(py, "done"))?.is_truthy()? {
+            if let Ok(choice) = value.cast::<PyChoice>() {
+                choice.get().release();
             }
-            list.choose_async(&request).await
-        };
-        // Taking the GIL may wait; do it off the runtime's worker threads.
-        drop(tokio::task::spawn_blocking(move || {
-            Python::attach(|py| deliver(py, result, &event_loop, &target, &complete));
-            // The list clone may be the last reference: drop it with the GIL free.
-            drop(list);
-        }));
-    });
-    cancel_on_done(py, future, task.abort_handle())
-}
-
-/// When the asyncio side cancels `future`, aborts `task` (the core wait behind it).
-pub fn cancel_on_done(
-    py: Python<'_>,
-    future: &Bound<'_, PyAny>,
-    task: AbortHandle,
-) -> PyResult<()> {
-    let cancel = CancelWait {
-        abort: Mutex::new(Some(task)),
-    };
-    future.call_method1(intern!(py, "add_done_callback"), (cancel,))?;
-    Ok(())
-}
-
-fn deliver(
-    py: Python<'_>,
-    result: peerlb::Result<Choice>,
-    event_loop: &Py<PyAny>,
-    future: &Py<PyAny>,
-    complete: &Py<PyAny>,
-) {
-    let (value, is_error): (Py<PyAny>, bool) = match result {
-        Ok(choice) => match Py::new(py, PyChoice::from_core(choice)) {
-            Ok(c) => (c.into_any(), false),
-            Err(e) => (e.into_value(py).into_any(), true),
-        },
-        Err(e) => (to_pyerr(py, &e).into_value(py).into_any(), true),
-    };
-    schedule(py, event_loop, future, complete, value, is_error);
+            return Ok(());
+        }
+        if is_error {
+            future.call_method1(intern!(py, "set_exception"), (value,))?;
+        } else {
+            future.call_method1(intern!(py, "set_result"), (value,))?;
+        }
+        Ok(())
+    })
 }
 
 /// Completes `future` with `value` on its event loop (`_complete` via
 /// `call_soon_threadsafe`); when the loop is closed, a choice nobody will take is ended.
-pub fn schedule(
+fn schedule(
     py: Python<'_>,
     event_loop: &Py<PyAny>,
     future: &Py<PyAny>,
@@ -219,5 +131,14 @@ pub fn schedule(
         if let Ok(choice) = value.bind(py).cast::<PyChoice>() {
             choice.get().release();
         }
+    }
+}
+
+/// A choice (or the error) as the value that completes a future: a `Choice`, or the
+/// exception object with `true`.
+pub fn choice_value(py: Python<'_>, result: PyResult<peerlb::Choice>) -> (Py<PyAny>, bool) {
+    match result.and_then(|choice| Py::new(py, PyChoice::from_core(choice))) {
+        Ok(choice) => (choice.into_any(), false),
+        Err(e) => (e.into_value(py).into_any(), true),
     }
 }

@@ -17,9 +17,11 @@ from __future__ import annotations
 from typing import Mapping, Protocol, Tuple, Union
 
 from ._errors import (
+    AlreadyFinished,
     AlreadyStarted,
     ChooseTimeout,
     Declined,
+    InternalError,
     InvalidArgument,
     MultipleErrors,
     NoDeadline,
@@ -91,6 +93,8 @@ __all__ = [
     "SourceFailed",
     "RetryExhausted",
     "Declined",
+    "AlreadyFinished",
+    "InternalError",
 ]
 
 PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]

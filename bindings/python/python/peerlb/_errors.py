@@ -26,6 +26,8 @@ __all__ = [
     "SourceFailed",
     "RetryExhausted",
     "Declined",
+    "AlreadyFinished",
+    "InternalError",
 ]
 
 
@@ -148,6 +150,21 @@ class Declined(PeerlbError):
     peer, with yours as ``__cause__``."""
 
     code = "declined"
+
+
+class AlreadyFinished(PeerlbError, RuntimeError):
+    """A choice was finished a second time (``Choice.finish`` after ``finish``,
+    ``cancel``/``release`` or the end of its ``with`` block). The first finish stands; the
+    second changes nothing. Also a ``RuntimeError``, which it was before it had a code."""
+
+    code = "already-finished"
+
+
+class InternalError(PeerlbError):
+    """peerlb caught a panic of its Rust code (a bug in peerlb: please report it with the
+    message). The call did nothing, or only part of it; the list stays usable."""
+
+    code = "internal"
 
 
 # Every subclass defined above, by code (how the native module finds the class of a code).

@@ -34,6 +34,18 @@ _EventKind = Literal[
     "added", "removed", "available", "unavailable", "ejected", "restored", "disabled", "enabled"
 ]
 _T = TypeVar("_T")
+_StrategyName = Literal[
+    "round-robin",
+    "random",
+    "fewest-pending",
+    "two-random-choices",
+    "hash-ring",
+    "maglev",
+    "weighted-round-robin",
+    "peak-ewma",
+]
+"""The 8 strategies by name; a spec string with a mode and options is a plain ``str``
+(``"hash-ring:fast?bounded=1.25"``)."""
 
 
 __all__ = [
@@ -48,6 +60,7 @@ __all__ = [
     "Upstream",
     "_CancelWait",
     "_complete",
+    "_panic",
     "__version__",
     "ERROR_CODES",
     "STRATEGIES",
@@ -80,8 +93,12 @@ class Choice:
     def peer(self) -> str: ...
     @property
     def finished(self) -> bool: ...
-    def finish(self, outcome: _Outcome = "ok", latency: Optional[_Seconds] = None) -> None: ...
-    def release(self) -> None: ...
+    def finish(self, outcome: _Outcome = "ok", latency: Optional[_Seconds] = None) -> None:
+        """Ends the request; ``AlreadyFinished`` if it was already finished."""
+    def cancel(self) -> None:
+        """Abandons the request (finished as ``"cancelled"``); no-op once finished."""
+    def release(self) -> None:
+        """The same as ``cancel()``."""
     def __enter__(self) -> Self: ...
     def __exit__(
         self,
@@ -108,6 +125,8 @@ class Subscription:
     """A list's event subscription; lasts as long as the list unless cancelled."""
 
     def cancel(self) -> bool: ...
+    def unsubscribe(self) -> bool:
+        """The same as ``cancel()``."""
     @property
     def active(self) -> bool: ...
     def __enter__(self) -> Self: ...
@@ -134,11 +153,12 @@ class RetryBudget:
 
     def __new__(
         cls,
-        ratio: float = 0.2,
-        min_per_sec: int = 10,
-        ttl: _Seconds = 10.0,
+        ratio: Optional[float] = None,
+        min_per_sec: Optional[int] = None,
+        ttl: Optional[_Seconds] = None,
         clock: Optional[ManualClock] = None,
-    ) -> Self: ...
+    ) -> Self:
+        """``None`` (or left out) takes core's default: 0.2, 10 per second, 10 s."""
     @property
     def balance(self) -> int: ...
 
@@ -158,17 +178,20 @@ class PeerList:
 
     def __new__(
         cls,
-        strategy: str = "round-robin",
+        strategy: Union[_StrategyName, str, None] = None,
         *,
-        shuffle: bool = True,
+        shuffle: Optional[bool] = None,
         seed: Optional[int] = None,
-        fail_fast: bool = False,
+        fail_fast: Optional[bool] = None,
         transport: Union[Transport, str, None] = None,
-        ejection: Union[bool, Mapping[str, int]] = True,
+        ejection: Union[bool, Mapping[str, int], None] = None,
         clock: Optional[ManualClock] = None,
-    ) -> Self: ...
+    ) -> Self:
+        """``None`` (or left out) takes core's default: ``"round-robin"``, shuffled,
+        random seed, waiting (not fail-fast), always-available, ejection on, real clock."""
     @property
-    def strategy(self) -> str: ...
+    def strategy(self) -> str:
+        """The full strategy spec, options included (``"hash-ring?bounded=1.25"``)."""
     @property
     def running(self) -> bool: ...
     def update(
@@ -194,7 +217,7 @@ class PeerList:
         fn: Callable[[str], _T],
         /,
         *,
-        max_attempts: int = 3,
+        max_attempts: Optional[int] = None,
         timeout: Optional[_Seconds] = None,
         budget: Optional[RetryBudget] = None,
         shard_key: Union[str, bytes, None] = None,
@@ -204,7 +227,7 @@ class PeerList:
         fn: Callable[[str], Awaitable[_T]],
         /,
         *,
-        max_attempts: int = 3,
+        max_attempts: Optional[int] = None,
         timeout: Optional[_Seconds] = None,
         budget: Optional[RetryBudget] = None,
         shard_key: Union[str, bytes, None] = None,
@@ -212,7 +235,7 @@ class PeerList:
     def _check_retry(
         self,
         *,
-        max_attempts: int = 3,
+        max_attempts: Optional[int] = None,
         timeout: Optional[_Seconds] = None,
         budget: Optional[RetryBudget] = None,
         shard_key: Union[str, bytes, None] = None,
@@ -241,16 +264,18 @@ class Upstream:
         cls,
         backends: Optional[Iterable[str]] = (),
         *,
-        check: Union[Literal["tcp-probe"], Callable[[str], object], None] = "tcp-probe",
-        interval: Optional[_Seconds] = 1.0,
-        timeout: Optional[_Seconds] = 0.1,
-        initial_score: Optional[float] = 1.0,
-        low_score: Optional[float] = -3.0,
-        high_score: Optional[float] = 3.0,
-        fail_delta: Optional[float] = -1.0,
-        success_delta: Optional[float] = 1.0,
+        check: Union[Literal["tcp-probe"], Callable[[str], object], None] = None,
+        interval: Optional[_Seconds] = None,
+        timeout: Optional[_Seconds] = None,
+        initial_score: Optional[float] = None,
+        low_score: Optional[float] = None,
+        high_score: Optional[float] = None,
+        fail_delta: Optional[float] = None,
+        success_delta: Optional[float] = None,
         manual: bool = False,
-    ) -> Self: ...
+    ) -> Self:
+        """``None`` (or left out) takes core's default (go-loadbalancer's): the TCP probe,
+        every 1 s with a 100 ms timeout, scores +1 in [-3, +3], deltas -1/+1."""
     def pick(self) -> str: ...
     def up(self, backend: str) -> None: ...
     def down(self, backend: str) -> None: ...
@@ -310,15 +335,17 @@ class DnsUpdater:
     def __new__(
         cls,
         name: str,
-        record: Literal["srv", "a", "aaaa", "ip"] = "srv",
+        record: Optional[Literal["srv", "a", "aaaa", "ip"]] = None,
         *,
         port: Optional[int] = None,
         nameserver: Optional[str] = None,
         min_interval: Optional[_Seconds] = None,
         max_interval: Optional[_Seconds] = None,
         timeout: Optional[_Seconds] = None,
-        empty_threshold: int = 3,
-    ) -> Self: ...
+        empty_threshold: Optional[int] = None,
+    ) -> Self:
+        """``None`` (or left out) takes core's default: SRV records, the system resolver,
+        polls at the TTL within [1 s, 60 s], an empty answer applied after 3 in a row."""
     def bind(self, list: PeerList) -> Binding: ...
 
 @final
@@ -328,7 +355,7 @@ class EtcdUpdater:
 
     def __new__(
         cls,
-        endpoints: List[str],
+        endpoints: Iterable[str],
         prefix: str,
         *,
         timeout: Optional[_Seconds] = None,
@@ -341,3 +368,4 @@ class _CancelWait:
     def __call__(self, future: asyncio.Future[Any]) -> None: ...
 
 def _complete(future: asyncio.Future[Any], value: object, is_error: bool) -> None: ...
+def _panic(message: str) -> None: ...

@@ -97,7 +97,7 @@ async def drive_async(call: _RetryCall, fn: Callable[[str], Awaitable[T]]) -> T:
 def retrying(
     lst: PeerList,
     *,
-    max_attempts: int = 3,
+    max_attempts: Optional[int] = None,
     timeout: Union[float, int, datetime.timedelta, None] = None,
     budget: Optional[RetryBudget] = None,
     shard_key: Union[str, bytes, None] = None,
