@@ -6,8 +6,10 @@ one (``core/tests/conformance.rs``). It runs in two modes: ``sync`` (``choose`` 
 ``await lst.choose_async(...)`` on one event loop; ``while_waiting`` steps run while the
 choice is pending on that loop).
 
-The ``drop`` step calls ``choice.release()`` (the Python way to abandon a choice; a
-``del`` of the last reference does the same). ``retry`` steps run ``lst.retry`` (sync) or
+The ``drop`` step calls ``choice.cancel()`` (the Python way to abandon a choice; a
+``del`` of the last reference does the same). A held name stays known after its choice was
+finished or dropped, so a second ``finish`` calls ``finish`` on the same ``Choice`` again
+(it must raise ``AlreadyFinished``). ``retry`` steps run ``lst.retry`` (sync) or
 ``await lst.retry_async`` (async) with a function that plays the scripted attempts by
 returning, raising ``RuntimeError(message)`` (failure) or ``peerlb.Declined(message)``.
 """
@@ -71,6 +73,8 @@ class Run:
         self.list: Optional[peerlb.PeerList] = None
         self.transport: Optional[Scripted] = None
         self.held: Dict[str, peerlb.Choice] = {}
+        # Held choices already finished or dropped, by name (finishing again must fail).
+        self.done: Dict[str, peerlb.Choice] = {}
         self.loop = asyncio.new_event_loop() if mode == "async" else None
         self.clock: Optional[peerlb.ManualClock] = None
         self.events: List[str] = []
@@ -79,7 +83,7 @@ class Run:
 
     def close(self) -> None:
         for choice in self.held.values():
-            choice.release()
+            choice.cancel()
         if self.loop is not None:
             self.loop.close()
 
@@ -101,6 +105,8 @@ class Run:
                 assert isinstance(e, TimeoutError)
             if expected == "invalid-argument":
                 assert isinstance(e, ValueError)
+            if expected == "already-finished":
+                assert isinstance(e, RuntimeError)
             if "errors" in step:
                 got = [x.code for x in e.errors]
                 assert got == step["errors"], f"{ctx}: individual errors {got} ({e})"
@@ -137,8 +143,9 @@ class Run:
             raise AssertionError(f"{ctx}: unknown clock {clock!r}")
         self.budget = None
         for choice in self.held.values():
-            choice.release()
+            choice.cancel()
         self.held.clear()
+        self.done.clear()
         if self.subscription is not None:
             self.subscription.cancel()
         self.subscription = None
@@ -233,6 +240,29 @@ class Run:
         if "expect_only" in step:
             for p in counts:
                 assert p in step["expect_only"], f"{ctx}: chose {p}"
+        if "expect_all" in step:
+            assert set(counts) == set(step["expect_all"]), f"{ctx}: counts {dict(counts)}"
+
+    def finish(self, ctx: str, step: Dict[str, Any]) -> None:
+        name = step["choice"]
+        latency = step.get("latency_ms")
+        args = (step.get("outcome", "ok"), None if latency is None else latency / 1000.0)
+        if name in self.done:
+            choice = self.done[name]
+        else:
+            assert name in self.held, f"{ctx}: no held choice {name}"
+            choice = self.held.pop(name)
+            self.done[name] = choice
+        self.check(ctx, step, lambda: choice.finish(*args))
+
+    def list_backends(self, ctx: str, step: Dict[str, Any]) -> None:
+        got = self.lst.list_backends()
+        want = step["expect"]
+        assert got == self.lst.introspect()["peers"], f"{ctx}: list_backends != peers"
+        assert len(got) == len(want), f"{ctx}: backends {got}"
+        for g, w in zip(got, want):
+            for k, v in w.items():
+                assert g[k] == v, f"{ctx}: backend field {k} in {g}"  # type: ignore[literal-required]
 
     def introspect(self, ctx: str, step: Dict[str, Any]) -> None:
         got = self.lst.introspect()
@@ -270,13 +300,14 @@ class Run:
         elif op == "choose_many":
             self.choose_many(ctx, step)
         elif op == "finish":
-            choice = self.held.pop(step["choice"])
-            latency = step.get("latency_ms")
-            choice.finish(
-                step.get("outcome", "ok"), None if latency is None else latency / 1000.0
-            )
+            self.finish(ctx, step)
         elif op == "drop":
-            self.held.pop(step["choice"]).release()
+            name = step["choice"]
+            choice = self.held.pop(name)
+            choice.cancel()
+            self.done[name] = choice
+        elif op == "list_backends":
+            self.list_backends(ctx, step)
         elif op == "introspect":
             self.introspect(ctx, step)
         elif op == "advance":
@@ -289,16 +320,14 @@ class Run:
             self.events.clear()
             assert got_events == step.get("expect", []), f"{ctx}: events {got_events}"
         elif op == "retry_budget":
-            self.budget = self.check(
-                ctx,
-                step,
-                lambda: peerlb.RetryBudget(
-                    ratio=step.get("ratio", 0.2),
-                    min_per_sec=step.get("min_per_sec", 10),
-                    ttl=step.get("ttl_ms", 10000) / 1000.0,
-                    clock=self.clock,
-                ),
-            )
+            # Only what the step gives: core's defaults apply to the rest.
+            options: Dict[str, Any] = {"clock": self.clock}
+            for key in ("ratio", "min_per_sec"):
+                if key in step:
+                    options[key] = step[key]
+            if "ttl_ms" in step:
+                options["ttl"] = step["ttl_ms"] / 1000.0
+            self.budget = self.check(ctx, step, lambda: peerlb.RetryBudget(**options))
         elif op == "retry":
             self.retry(ctx, step)
         elif op == "transport_calls":
@@ -341,7 +370,9 @@ class Run:
                 raise peerlb.Declined(message)
             raise AssertionError(f"{ctx}: bad scripted attempt {what!r}")
 
-        kwargs: Dict[str, Any] = {"max_attempts": step.get("max_attempts", 3)}
+        kwargs: Dict[str, Any] = {}
+        if "max_attempts" in step:
+            kwargs["max_attempts"] = step["max_attempts"]
         if "timeout_ms" in step:
             kwargs["timeout"] = step["timeout_ms"] / 1000.0
         if "shard_key" in step:
