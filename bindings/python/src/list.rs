@@ -13,7 +13,7 @@ use pyo3::gc::PyVisit;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyInt, PyList, PyMapping, PyString, PyType};
+use pyo3::types::{PyBool, PyDict, PyList, PyMapping, PyString, PyType};
 use pyo3::PyTraverseError;
 
 use crate::choice::PyChoice;
@@ -51,13 +51,9 @@ fn ejection_arg(obj: &Bound<'_, PyAny>) -> PyResult<Option<peerlb::EjectionPolic
     for item in map.items()?.iter() {
         let (key, value): (Bound<'_, PyAny>, Bound<'_, PyAny>) = item.extract()?;
         let key = convert::string("an ejection option name", &key)?;
-        if value.is_instance_of::<PyBool>() || !value.is_instance_of::<PyInt>() {
-            return Err(PyTypeError::new_err(format!(
-                "ejection option {key:?} must be an int, not {}",
-                convert::type_name(&value)
-            )));
-        }
-        check(py, policy.set(&key, &value.str()?.to_cow()?))?;
+        // Core parses the value and judges its range; an int beyond u64 stops here.
+        let value = convert::u64_arg(&format!("ejection option {key:?}"), &value)?;
+        check(py, policy.set(&key, &value.to_string()))?;
     }
     Ok(Some(policy))
 }
