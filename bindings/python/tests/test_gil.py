@@ -1,0 +1,105 @@
+"""Core calls that take more than microseconds run with the GIL released: another Python
+thread keeps running while a big ``start``/``update``/``stop`` is in core.
+
+How it is measured: a second thread counts in a loop and records the longest time it
+could not run (the longest gap between two of its iterations). A call that held the GIL
+for all of its ``D`` seconds would stop the counter for about ``D``; the tests grow the
+peer count until ``D`` is at least half a second and require every gap to stay under
+``D / 2``. Holding the GIL for the whole call makes them fail; releasing it passes with a
+wide margin (gaps are the interpreter's 5 ms switch interval, plus the short argument
+conversion that needs the GIL).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Callable, List, Tuple
+
+import pytest
+
+import peerlb
+
+MIN_DURATION = 0.5
+MAX_PEERS = 1 << 20
+
+
+def longest_stall(action: Callable[[], object]) -> Tuple[float, float, int]:
+    """Runs ``action`` while another thread counts; returns how long ``action`` took, the
+    longest time the counting thread was stopped meanwhile, and its count."""
+    stop = threading.Event()
+    started = threading.Event()
+    result: List[float] = []
+    count = [0]
+
+    def counter() -> None:
+        last = time.perf_counter()
+        longest = 0.0
+        started.set()
+        while not stop.is_set():
+            now = time.perf_counter()
+            longest = max(longest, now - last)
+            last = now
+            count[0] += 1
+        result.append(longest)
+
+    th = threading.Thread(target=counter)
+    th.start()
+    started.wait()
+    time.sleep(0.02)  # the counter is running
+    t0 = time.perf_counter()
+    action()
+    took = time.perf_counter() - t0
+    stop.set()
+    th.join()
+    return took, result[0], count[0]
+
+
+def check_released(make: Callable[[int], Callable[[], object]]) -> None:
+    """Grows the peer count until the call takes MIN_DURATION, then checks the counter."""
+    n = 1000
+    while True:
+        action = make(n)
+        took, stall, count = longest_stall(action)
+        if took >= MIN_DURATION:
+            break
+        if n >= MAX_PEERS:
+            pytest.skip(f"core does {n} peers in {took:.3f}s: too fast to see the GIL")
+        n = min(n * 2, MAX_PEERS)
+    assert stall < took / 2, (
+        f"another thread was stopped for {stall:.3f}s of a {took:.3f}s call "
+        f"({n} peers, {count} counts): the GIL was held"
+    )
+
+
+def ids(n: int, prefix: str = "p") -> List[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+def test_start_releases_the_gil() -> None:
+    def make(n: int) -> Callable[[], object]:
+        lst = peerlb.PeerList(shuffle=False)
+        lst.update(add=ids(n))
+        return lst.start
+
+    check_released(make)
+
+
+def test_stop_releases_the_gil() -> None:
+    def make(n: int) -> Callable[[], object]:
+        lst = peerlb.PeerList(shuffle=False)
+        lst.update(add=ids(n))
+        lst.start()
+        return lst.stop
+
+    check_released(make)
+
+
+def test_update_of_a_running_list_releases_the_gil() -> None:
+    def make(n: int) -> Callable[[], object]:
+        lst = peerlb.PeerList(shuffle=False)
+        lst.start()
+        add = ids(n)
+        return lambda: lst.update(add=add)
+
+    check_released(make)
