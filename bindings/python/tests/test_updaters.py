@@ -195,3 +195,138 @@ def test_etcd_updater_rejects_bad_arguments_in_every_build() -> None:
     # are InvalidArgument (tests_etcd/ runs the real etcd tests on an etcd build).
     with pytest.raises(peerlb.InvalidArgument):
         peerlb.EtcdUpdater(["http://127.0.0.1:2379"], "")
+
+
+# --- files that are not regular files -----------------------------------------------
+
+# Run in a child process: with a file updater stuck on a FIFO, a library thread may stay
+# blocked until the FIFO gets a writer, which would stall the rest of this test session;
+# and /dev/zero read without a size cap would eat the machine's memory (the child has a
+# 4 GiB address-space limit, so such a regression dies instead).
+SPECIAL_FILE_CHILD = r"""
+import asyncio, json, os, resource, sys, threading, time
+import peerlb
+
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+mode, path = sys.argv[1], sys.argv[2]
+report = {}
+
+def source_failed(binding, within):
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if isinstance(binding.last_error, peerlb.SourceFailed):
+            return True
+        time.sleep(0.01)
+    return False
+
+def start(binding):
+    # start() may raise SourceFailed or record it; either way it must return.
+    done = threading.Event()
+    def run():
+        try:
+            binding.start()
+        except peerlb.PeerlbError:
+            pass
+        done.set()
+    threading.Thread(target=run, daemon=True).start()
+    return done.wait(10)
+
+bindings = []
+if mode == "after-start":
+    # Two bindings on regular files that then become FIFOs: each poll would block a
+    # library thread (there are two) on open().
+    for i in range(2):
+        p = f"{path}.{i}"
+        with open(p, "w") as f:
+            f.write("a:1\n")
+        b = peerlb.FileUpdater(p, poll_interval=0.02).bind(peerlb.PeerList())
+        b.start()
+        bindings.append(b)
+        os.unlink(p)
+        os.mkfifo(p)
+    time.sleep(0.3)  # several polls
+    report["start_returned"] = True
+else:
+    b = peerlb.FileUpdater(path, poll_interval=0.02).bind(peerlb.PeerList())
+    bindings.append(b)
+    report["start_returned"] = start(b)
+report["source_failed"] = all(source_failed(b, 10) for b in bindings)
+
+# An unrelated list's deadlines must not depend on a free library thread.
+other = peerlb.PeerList()
+other.start()
+t0 = time.monotonic()
+try:
+    other.choose(timeout=0.2)
+except peerlb.ChooseTimeout:
+    pass
+report["choose_took"] = time.monotonic() - t0
+
+async def wait_async():
+    t0 = time.monotonic()
+    try:
+        await asyncio.wait_for(other.choose_async(timeout=0.2), 20)
+    except peerlb.ChooseTimeout:
+        return time.monotonic() - t0
+    except asyncio.TimeoutError:
+        return -2.0  # never settled
+    return -1.0
+report["choose_async_took"] = asyncio.run(wait_async())
+report["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(report), flush=True)
+os._exit(0)  # threads may still be blocked on a FIFO
+"""
+
+
+def special_file(mode: str, path: str) -> Dict[str, object]:
+    import json
+    import subprocess
+    import sys
+
+    try:
+        r = subprocess.run(
+            [sys.executable, "-c", SPECIAL_FILE_CHILD, mode, path],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{mode} {path}: the child hung")
+    assert r.returncode == 0, f"child died ({r.returncode}): {r.stderr[-2000:]}"
+    report: Dict[str, object] = json.loads(r.stdout.strip().splitlines()[-1])
+    return report
+
+
+def check_special_file(report: Dict[str, object]) -> None:
+    assert report["start_returned"], "start() did not return within 10 s"
+    assert report["source_failed"], "last_error never became SourceFailed"
+    # Deadlines of seconds: the choose must end at its 0.2 s, not when a worker frees up.
+    assert 0.15 <= float(report["choose_took"]) < 3.0, report  # type: ignore[arg-type]
+    assert 0.15 <= float(report["choose_async_took"]) < 3.0, report  # type: ignore[arg-type]
+    # A file is read up to a size cap (16 MiB by default), not until memory runs out.
+    assert float(report["max_rss_mib"]) < 1024, report  # type: ignore[arg-type]
+
+
+CORE_FILE_FIX = (
+    "needs the core file updater fix (regular files only, a size cap, no blocking reads on "
+    "the runtime's async workers), which lands on another branch"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CORE_FILE_FIX)
+def test_file_updater_on_a_fifo(tmp_path: Path) -> None:
+    import os
+
+    fifo = tmp_path / "peers.fifo"
+    os.mkfifo(fifo)
+    check_special_file(special_file("at-start", str(fifo)))
+
+
+@pytest.mark.xfail(strict=True, reason=CORE_FILE_FIX)
+def test_file_updater_on_dev_zero() -> None:
+    check_special_file(special_file("at-start", "/dev/zero"))
+
+
+@pytest.mark.xfail(strict=True, reason=CORE_FILE_FIX)
+def test_file_updater_whose_file_becomes_a_fifo(tmp_path: Path) -> None:
+    check_special_file(special_file("after-start", str(tmp_path / "peers")))
