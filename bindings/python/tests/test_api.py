@@ -35,6 +35,16 @@ def test_one_exception_class_per_core_code() -> None:
     assert issubclass(peerlb.InvalidArgument, ValueError)
 
 
+def test_a_caught_panic_is_internal_error() -> None:
+    from peerlb import _peerlb
+
+    with pytest.raises(peerlb.InternalError) as info:
+        _peerlb._panic("boom")
+    assert info.value.code == "internal"
+    assert isinstance(info.value, peerlb.PeerlbError) and isinstance(info.value, Exception)
+    assert str(info.value).endswith("boom")
+
+
 def test_error_codes_and_details() -> None:
     lst = running("a")
     with pytest.raises(peerlb.MultipleErrors) as info:
@@ -208,16 +218,32 @@ def test_finish_outcomes_and_exactly_once() -> None:
         assert pending(lst) == [1]
         choice.finish(outcome, 0.01)  # type: ignore[arg-type]
         assert pending(lst) == [0]
-        with pytest.raises(RuntimeError, match="already finished"):
+        with pytest.raises(peerlb.AlreadyFinished, match="already finished") as info:
             choice.finish()
+        assert info.value.code == "already-finished"
+        assert isinstance(info.value, RuntimeError) and isinstance(info.value, peerlb.PeerlbError)
         choice.release()  # no-op once finished
+        choice.cancel()
         assert pending(lst) == [0]
+    # After cancel (or the end of a `with` block) too.
+    choice = lst.choose()
+    choice.cancel()
+    with pytest.raises(peerlb.AlreadyFinished):
+        choice.finish("failure")
+    with lst.choose() as c:
+        pass
+    with pytest.raises(peerlb.AlreadyFinished):
+        c.finish()
+    assert lst.introspect()["failures"] == 1  # the "failure" run of the loop only
     # Non-interned strings still parse.
     lst.choose().finish("".join(["de", "clined"]))  # type: ignore[arg-type]
 
 
-def test_release_and_del_cancel() -> None:
+def test_cancel_release_and_del() -> None:
     lst = running("a")
+    choice = lst.choose()
+    choice.cancel()
+    assert choice.finished and pending(lst) == [0]
     choice = lst.choose()
     assert repr(choice) == "<peerlb.Choice peer=\"a\" pending>"
     choice.release()
@@ -278,21 +304,88 @@ def test_list_context_manager_len_repr_introspect() -> None:
     assert not lst.running
 
 
+ALL_STRATEGIES = [
+    "round-robin",
+    "random",
+    "fewest-pending",
+    "two-random-choices",
+    "hash-ring",
+    "maglev",
+    "weighted-round-robin",
+    "peak-ewma",
+]
+
+
 def test_every_strategy_by_name() -> None:
-    assert set(peerlb.STRATEGIES) >= {"round-robin", "random", "fewest-pending", "two-random-choices"}
+    assert sorted(peerlb.STRATEGIES) == sorted(ALL_STRATEGIES)
     for name in peerlb.STRATEGIES:
         lst = running("a", "b", strategy=name)
         assert lst.choose().peer in {"a", "b"}
+        assert lst.strategy == name
+
+
+@pytest.mark.parametrize(
+    "spec, reported",
+    [
+        ("hash-ring:ketama?bounded=1.25", "hash-ring?bounded=1.25"),
+        ("hash-ring:fast", "hash-ring:fast"),
+        ("peak-ewma?choices=all", "peak-ewma?choices=all"),
+        ("maglev?table=251", "maglev?table=251"),
+        ("maglev?table=65537", "maglev"),
+    ],
+)
+def test_the_full_strategy_spec_is_reported(spec: str, reported: str) -> None:
+    lst = peerlb.PeerList(spec)
+    assert lst.strategy == reported
+    assert lst.introspect()["strategy"] == reported
+    assert repr(lst).startswith(f'<peerlb.PeerList strategy="{reported}" ')
 
 
 def test_seed_makes_shuffle_reproducible() -> None:
-    def order(seed: int) -> List[str]:
-        lst = peerlb.PeerList(seed=seed)
-        lst.update(add=[f"p{i}" for i in range(20)])
+    peers = [f"p{i}" for i in range(20)]
+
+    def order(**kwargs: Any) -> List[str]:
+        lst = peerlb.PeerList(**kwargs)
+        lst.update(add=peers)
         lst.start()
         return [lst.choose().peer for _ in range(20)]
 
-    assert order(3) == order(3)
+    # Round-robin visits every peer once in 20 picks, in the list's (shuffled) order.
+    assert order(shuffle=False) == peers
+    first = order(seed=3)
+    assert sorted(first) == sorted(peers)
+    assert first != peers, "seed=3 did not shuffle"  # 1 chance in 20! of a false alarm
+    assert order(seed=3) == first
+    assert order(seed=4) != first
+
+
+def test_options_left_out_or_none_take_cores_defaults() -> None:
+    lst = peerlb.PeerList(
+        None, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None
+    )
+    info = lst.introspect()
+    assert info["strategy"] == "round-robin" and info["transport"] == "always-available"
+    lst.update(add=[f"p{i}" for i in range(20)])
+    lst.start()
+    assert [lst.choose().peer for _ in range(20)] != [f"p{i}" for i in range(20)]  # shuffled
+    with pytest.raises(peerlb.ChooseTimeout):  # waits (not fail-fast)
+        running(clock=None).choose(timeout=0.01)
+    # Ejection is on: five failures eject one of two peers.
+    two = running("a", "b", ejection=None)
+    for _ in range(5):
+        c = two.choose()
+        c.finish("failure" if c.peer == "a" else "ok")
+        c = two.choose()
+        c.finish("failure" if c.peer == "a" else "ok")
+    assert two.introspect()["ejected"] == 1
+
+
+def test_weight_zero_is_judged_by_core() -> None:
+    lst = running("a")
+    with pytest.raises(peerlb.InvalidArgument) as info:
+        lst.update(add=[("zero", 0), ("b", 2)])
+    assert [e.code for e in info.value.errors] == ["invalid-argument"]
+    assert [(p["id"], p["weight"]) for p in lst.introspect()["peers"]] == [("a", 1), ("b", 2)]
 
 
 def test_list_is_collected_with_a_transport_that_points_back() -> None:

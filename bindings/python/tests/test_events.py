@@ -40,6 +40,9 @@ def test_lifecycle_events_in_order() -> None:
     assert "1 consecutive failure" in ejected.detail and "ejected" in repr(ejected)
     assert got[0] == got[0] and got[0] != got[1] and len({got[0], got[0]}) == 1
     assert sub.cancel() is True and sub.cancel() is False and not sub.active
+    again = lst.subscribe(lambda e: None)
+    assert again.unsubscribe() is True and again.unsubscribe() is False
+    assert not again.active
     lst.update(add=["c"])
     assert len(got) == 10
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import time
 
 import pytest
@@ -102,16 +103,24 @@ def test_upstream_numbers_step_by_step() -> None:
 
 
 def test_upstream_check_returning_false_and_slow_checks_fail() -> None:
+    release = threading.Event()
+
     def check(backend: str) -> object:
         if backend == "slow":
-            time.sleep(0.5)
+            release.wait(60)  # still running when check_now must have returned
         return backend != "false"
 
     with peerlb.Upstream(["false", "slow", "ok"], check=check, manual=True, timeout=0.05) as u:
-        t0 = time.monotonic()
-        u.check_now()
-        assert time.monotonic() - t0 < 0.45
-        assert u.scores() == {"false": 0, "slow": 0, "ok": 2}
+        # check_now ends at the checks' timeout, not when the slow check returns.
+        rounds = threading.Thread(target=u.check_now)
+        rounds.start()
+        rounds.join(30)
+        try:
+            assert not rounds.is_alive(), "check_now waited for the slow check"
+            assert u.scores() == {"false": 0, "slow": 0, "ok": 2}
+        finally:
+            release.set()
+            rounds.join()
 
 
 def test_upstream_check_may_reenter() -> None:
@@ -185,7 +194,9 @@ def test_interpreter_exits_cleanly_with_python_checks_running() -> None:
     code = (
         "import peerlb, time\n"
         "u = peerlb.Upstream(['a', 'b'], check=lambda b: time.sleep(0.01), interval=0.005, timeout=0.5)\n"
-        "time.sleep(0.1)\n"
+        "deadline = time.monotonic() + 20\n"
+        "while u.scores() != {'a': 3.0, 'b': 3.0} and time.monotonic() < deadline:\n"
+        "    time.sleep(0.01)\n"
         "print(u.scores())\n"
     )
     for _ in range(5):

@@ -37,6 +37,13 @@ def sync_usage() -> List[str]:
         c = lst.choose(timeout=datetime.timedelta(seconds=1), shard_key=b"user-1")
         c.finish("failure", latency=0.003)
         chosen.append(c.peer)
+        try:
+            c.finish()
+        except peerlb.AlreadyFinished as again:
+            assert isinstance(again, RuntimeError) and again.code == "already-finished"
+        lst.choose().cancel()
+        spec: str = peerlb.PeerList("hash-ring:ketama?bounded=1.25", shuffle=None).strategy
+        assert spec == "hash-ring?bounded=1.25"
         info = lst.introspect()
         total: int = info["total"]
         assert total == 3 and len(lst) == 3 and lst.running
@@ -95,7 +102,9 @@ def resilience_usage() -> List[str]:
         lst.retry(lambda peer: 1 / 0)
     except peerlb.RetryExhausted as e:
         seen.append(e.code)
-    assert sub.cancel() and n == 3 and url == "a:1/x"
+    assert sub.unsubscribe() and n == 3 and url == "a:1/x"
+    default_budget = peerlb.RetryBudget(ratio=None, min_per_sec=None, ttl=None)
+    assert default_budget.balance > 0
     return seen
 
 
