@@ -258,7 +258,6 @@ class Run:
     def list_backends(self, ctx: str, step: Dict[str, Any]) -> None:
         got = self.lst.list_backends()
         want = step["expect"]
-        assert got == self.lst.introspect()["peers"], f"{ctx}: list_backends != peers"
         assert len(got) == len(want), f"{ctx}: backends {got}"
         for g, w in zip(got, want):
             for k, v in w.items():
