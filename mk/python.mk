@@ -1,6 +1,6 @@
 # Python package (bindings/python): a pyo3 abi3 wheel built by maturin, tested with pytest.
 #
-#   make build-python   wheel into dist/ (maturin from .venv/)
+#   make build-python   wheel into dist/ (maturin from .venv/); PY_RELEASE= for debug wheels
 #   make test-python    install that wheel into .venv/, then pytest (incl. conformance
 #                       scenarios), mypy --strict, stubtest, and the examples
 #   make bench-python   choose+finish vs an empty method call, and hash-ring vs uhashring
@@ -27,7 +27,10 @@ python-tools: $(PY_TOOLS_STAMP)
 # Two abi3 wheels, built in the workspace target/ (shared with `cargo build`, so core is
 # compiled once): cp39-abi3 (any Python >= 3.9; what `pip install ./bindings/python`
 # builds) and cp310-abi3 (3.10+, faster calls; pip prefers it where it applies).
-MATURIN_BUILD := CARGO_TARGET_DIR=$(CURDIR)/target $(VENV)/bin/maturin build --release \
+# PY_RELEASE= (empty) builds debug wheels: much faster to build while working on the
+# binding (`make test-python PY_RELEASE=`); release is the default and what benchmarks use.
+PY_RELEASE ?= --release
+MATURIN_BUILD := CARGO_TARGET_DIR=$(CURDIR)/target $(VENV)/bin/maturin build $(PY_RELEASE) \
 	--manifest-path $(PY_DIR)/Cargo.toml --out dist --quiet
 PY_INSTALL := $(PY) -m pip install --quiet --force-reinstall --no-deps
 
