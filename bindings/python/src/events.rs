@@ -220,8 +220,8 @@ impl PySubscription {
 
     /// Whether events are still delivered.
     #[getter]
-    fn active(&self) -> bool {
-        self.entry.active()
+    fn active(&self, py: Python<'_>) -> PyResult<bool> {
+        guard(py, || Ok(self.entry.active()))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -243,14 +243,11 @@ impl PySubscription {
         })
     }
 
-    fn __repr__(&self) -> String {
-        format!(
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let active = self.active(py)?;
+        Ok(format!(
             "<peerlb.Subscription {}>",
-            if self.entry.active() {
-                "active"
-            } else {
-                "cancelled"
-            }
-        )
+            if active { "active" } else { "cancelled" }
+        ))
     }
 }

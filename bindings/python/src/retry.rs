@@ -53,12 +53,14 @@ impl PyManualClock {
 
     /// How far it has been advanced in total, in seconds.
     #[getter]
-    fn elapsed(&self) -> f64 {
-        self.inner.elapsed().as_secs_f64()
+    fn elapsed(&self, py: Python<'_>) -> PyResult<f64> {
+        guard(py, || Ok(self.inner.elapsed().as_secs_f64()))
     }
 
-    fn __repr__(&self) -> String {
-        format!("<peerlb.ManualClock +{:?}>", self.inner.elapsed())
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || {
+            Ok(format!("<peerlb.ManualClock +{:?}>", self.inner.elapsed()))
+        })
     }
 }
 
@@ -131,8 +133,11 @@ impl PyRetryBudget {
         guard(py, || Ok(self.inner.balance()))
     }
 
-    fn __repr__(&self) -> String {
-        format!("<peerlb.RetryBudget balance={}>", self.inner.balance())
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(format!(
+            "<peerlb.RetryBudget balance={}>",
+            self.balance(py)?
+        ))
     }
 }
 

@@ -54,8 +54,8 @@ impl PySubscriber {
 
     /// The id of the peer this handle reports on.
     #[getter]
-    fn peer_id(&self) -> String {
-        self.inner.peer_id().to_string()
+    fn peer_id(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || Ok(self.inner.peer_id().to_string()))
     }
 
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {

@@ -274,16 +274,13 @@ impl PyBinding {
         })
     }
 
-    fn __repr__(&self) -> String {
-        format!(
-            "<peerlb.Binding {} {}>",
-            self.0.describe(),
-            if self.0.is_running() {
-                "running"
-            } else {
-                "stopped"
-            }
-        )
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let state = if self.running(py)? {
+            "running"
+        } else {
+            "stopped"
+        };
+        Ok(format!("<peerlb.Binding {} {state}>", self.0.describe()))
     }
 }
 

@@ -251,7 +251,7 @@ impl PyUpstream {
         Ok(false)
     }
 
-    fn __repr__(&self) -> String {
-        format!("Upstream({:?})", self.inner.scores())
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || Ok(format!("Upstream({:?})", self.inner.scores())))
     }
 }
