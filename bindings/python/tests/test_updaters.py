@@ -307,13 +307,6 @@ def check_special_file(report: Dict[str, object]) -> None:
     assert float(report["max_rss_mib"]) < 1024, report  # type: ignore[arg-type]
 
 
-CORE_FILE_FIX = (
-    "needs the core file updater fix (regular files only, a size cap, no blocking reads on "
-    "the runtime's async workers), which lands on another branch"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=CORE_FILE_FIX)
 def test_file_updater_on_a_fifo(tmp_path: Path) -> None:
     import os
 
@@ -322,11 +315,9 @@ def test_file_updater_on_a_fifo(tmp_path: Path) -> None:
     check_special_file(special_file("at-start", str(fifo)))
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_FILE_FIX)
 def test_file_updater_on_dev_zero() -> None:
     check_special_file(special_file("at-start", "/dev/zero"))
 
 
-@pytest.mark.xfail(strict=True, reason=CORE_FILE_FIX)
 def test_file_updater_whose_file_becomes_a_fifo(tmp_path: Path) -> None:
     check_special_file(special_file("after-start", str(tmp_path / "peers")))
