@@ -272,7 +272,11 @@ async def wait_async():
         return -2.0  # never settled
     return -1.0
 report["choose_async_took"] = asyncio.run(wait_async())
-report["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# This process's peak resident memory (VmHWM; ru_maxrss would include the parent's
+# before exec).
+with open("/proc/self/status") as status:
+    hwm = next(line for line in status if line.startswith("VmHWM:"))
+report["max_rss_mib"] = int(hwm.split()[1]) / 1024
 print(json.dumps(report), flush=True)
 os._exit(0)  # threads may still be blocked on a FIFO
 """
