@@ -471,6 +471,44 @@ fn vnode_counts(mode: HashMode, vnodes: u32, peers: &[PeerRef]) -> Vec<u32> {
         .collect()
 }
 
+/// Sorts ring points by hash. Ties keep any order (`Ring::new` settles them by id). Hashes
+/// are uniform, so a least-significant-digit radix sort (six 11-bit passes) is several
+/// times cheaper than a comparison sort for the 160 points per peer a ring holds.
+fn sort_points(pairs: &mut Vec<(u64, u32)>) {
+    const BITS: u32 = 11;
+    const BUCKETS: usize = 1 << BITS;
+    if pairs.len() < 4096 {
+        pairs.sort_unstable_by_key(|p| p.0);
+        return;
+    }
+    let mut src = std::mem::take(pairs);
+    let mut dst = src.clone();
+    for pass in 0..64u32.div_ceil(BITS) {
+        let shift = pass * BITS;
+        let digit = |h: u64| ((h >> shift) as usize) & (BUCKETS - 1);
+        let mut starts = vec![0usize; BUCKETS];
+        for &(h, _) in &src {
+            starts[digit(h)] += 1;
+        }
+        if starts.iter().any(|&n| n == src.len()) {
+            continue; // every point has the same digit here
+        }
+        let mut sum = 0;
+        for n in &mut starts {
+            let count = *n;
+            *n = sum;
+            sum += count;
+        }
+        for &p in &src {
+            let d = digit(p.0);
+            dst[starts[d]] = p;
+            starts[d] += 1;
+        }
+        std::mem::swap(&mut src, &mut dst);
+    }
+    *pairs = src;
+}
+
 /// Merges two sorted pair lists.
 fn merge(a: impl Iterator<Item = (u64, u32)>, b: Vec<(u64, u32)>) -> Vec<(u64, u32)> {
     let mut out = Vec::with_capacity(b.len());
@@ -497,7 +535,7 @@ fn build(mode: HashMode, vnodes: u32, peers: Vec<PeerRef>) -> Ring {
     for (i, (p, &k)) in peers.iter().zip(&counts).enumerate() {
         mode.points(p.id().as_str(), k, i as u32, &mut pairs);
     }
-    pairs.sort_unstable();
+    sort_points(&mut pairs);
     Ring::new(peers, counts, pairs)
 }
 
@@ -537,7 +575,7 @@ fn rebuild(mode: HashMode, vnodes: u32, old: &Ring, peers: Vec<PeerRef>) -> Ring
     for &i in &fresh {
         mode.points(peers[i].id().as_str(), counts[i], i as u32, &mut mine);
     }
-    mine.sort_unstable();
+    sort_points(&mut mine);
     let kept = old.pairs().filter_map(|(h, o)| {
         let r = remap[o as usize];
         (r != u32::MAX).then_some((h, r))
@@ -955,5 +993,28 @@ mod tests {
         let s = std::sync::Arc::new(HashRing::new(HashRingOptions::default()));
         let counter = s.clone();
         crate::strategy::test_support::rebuilds_once_per_batch(s, &|| counter.rebuilds());
+    }
+
+    #[test]
+    fn radix_sorted_points_match_a_comparison_sort() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for len in [0, 5, 4095, 4096, 50_000] {
+            let mut pairs: Vec<(u64, u32)> = (0..len).map(|i| (next(), i as u32)).collect();
+            let ties: Vec<(u64, u32)> = (0..len / 10).map(|i| (pairs[i].0, 7)).collect();
+            pairs.extend(ties);
+            let mut want = pairs.clone();
+            want.sort_unstable();
+            sort_points(&mut pairs);
+            let keys = |v: &[(u64, u32)]| v.iter().map(|p| p.0).collect::<Vec<_>>();
+            assert_eq!(keys(&pairs), keys(&want), "{len}");
+            pairs.sort_unstable();
+            assert_eq!(pairs, want, "{len}: same points");
+        }
     }
 }
