@@ -490,7 +490,7 @@ fn sort_points(pairs: &mut Vec<(u64, u32)>) {
         for &(h, _) in &src {
             starts[digit(h)] += 1;
         }
-        if starts.iter().any(|&n| n == src.len()) {
+        if starts.contains(&src.len()) {
             continue; // every point has the same digit here
         }
         let mut sum = 0;
