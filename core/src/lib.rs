@@ -58,7 +58,8 @@ pub use introspect::{ListIntrospection, PeerIntrospection};
 pub use list::{ListOptions, PeerList};
 pub use now_or_later::{Later, NowOrLater};
 pub use peer::{
-    ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_PEER_ID_LEN,
+    ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_ITEMS_PER_CALL,
+    MAX_PEER_ID_LEN,
 };
 pub use request::{Outcome, Request};
 pub use retry::{Attempt, Retry, RetryBudget, RetryBudgetOptions, RetryPolicy};

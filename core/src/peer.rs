@@ -13,6 +13,12 @@ use crate::list::ListShared;
 /// Longest accepted peer id, in bytes.
 pub const MAX_PEER_ID_LEN: usize = 1024;
 
+/// The most items one call takes in a sequence argument (the peers of an update, an
+/// updater's or an Upstream's backends, etcd endpoints): about a million, far above any
+/// real peer set. The bindings read foreign sequences item by item up to this bound (never
+/// sized by the caller's claimed length), and refuse more with `invalid-argument`.
+pub const MAX_ITEMS_PER_CALL: usize = 1 << 20;
+
 /// An opaque peer identifier, usually `host:port`: 1..=1024 bytes of UTF-8 without NUL.
 ///
 /// Cheap to clone (shared string).

@@ -77,6 +77,13 @@ pub enum HealthCheck {
     Async(Arc<AsyncFn>),
 }
 
+impl Default for HealthCheck {
+    /// The TCP probe (go-loadbalancer's default check dials the backend).
+    fn default() -> Self {
+        HealthCheck::TcpProbe
+    }
+}
+
 impl HealthCheck {
     /// A blocking check.
     pub fn blocking(
@@ -350,10 +357,17 @@ impl fmt::Debug for Upstream {
     }
 }
 
+/// A backend must be a valid peer id (the rule every list applies).
+fn valid_backend(backend: String) -> Result<String> {
+    crate::PeerId::new(&backend)?;
+    Ok(backend)
+}
+
 impl Upstream {
     /// A list of `backends` (in this order, each with the initial score) checked by
     /// `check`; starts the background health checks unless the options are
-    /// [`manual`](UpstreamOptions::manual). Bad options are `invalid-argument`.
+    /// [`manual`](UpstreamOptions::manual). Bad options, and a backend that is not a valid
+    /// peer id (empty, over 1024 bytes, or with a NUL), are `invalid-argument`.
     pub fn new<I, S>(backends: I, check: HealthCheck, options: UpstreamOptions) -> Result<Upstream>
     where
         I: IntoIterator<Item = S>,
@@ -362,11 +376,13 @@ impl Upstream {
         options.validate()?;
         let nodes = backends
             .into_iter()
-            .map(|b| Node {
-                backend: b.into(),
-                score: options.initial_score,
+            .map(|b| {
+                Ok(Node {
+                    backend: valid_backend(b.into())?,
+                    score: options.initial_score,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let inner = Arc::new(Inner {
             options,
             check,
@@ -430,23 +446,30 @@ impl Upstream {
     }
 
     /// Replaces the set of backends: those that stay keep their score and place, new ones
-    /// are appended (in the given order, without repeats) with the initial score.
-    pub fn reconcile<I, S>(&self, backends: I)
+    /// are appended (in the given order, without repeats) with the initial score. O(n + m).
+    /// A backend that is not a valid peer id is `invalid-argument`, and nothing changes.
+    pub fn reconcile<I, S>(&self, backends: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let wanted: Vec<String> = backends.into_iter().map(Into::into).collect();
+        let wanted: Vec<String> = backends
+            .into_iter()
+            .map(|b| valid_backend(b.into()))
+            .collect::<Result<_>>()?;
+        let keep: HashSet<&str> = wanted.iter().map(String::as_str).collect();
         let mut s = lock(&self.inner.state);
-        s.nodes.retain(|n| wanted.contains(&n.backend));
-        for b in wanted {
-            if !s.nodes.iter().any(|n| n.backend == b) {
+        s.nodes.retain(|n| keep.contains(n.backend.as_str()));
+        let mut have: HashSet<String> = s.nodes.iter().map(|n| n.backend.clone()).collect();
+        for b in &wanted {
+            if have.insert(b.clone()) {
                 s.nodes.push(Node {
-                    backend: b,
+                    backend: b.clone(),
                     score: self.inner.options.initial_score,
                 });
             }
         }
+        Ok(())
     }
 
     /// The backends with their scores, in list order.

@@ -110,11 +110,11 @@ fn reconcile() {
     // go-loadbalancer TestReconcile.
     let u = manual(&["one", "two", "three"]);
     assert_eq!(u.pick().unwrap(), "one");
-    u.reconcile(["one", "two", "three"]);
+    u.reconcile(["one", "two", "three"]).unwrap();
     assert_eq!(u.pick().unwrap(), "two");
-    u.reconcile(["one", "two", "four"]);
+    u.reconcile(["one", "two", "four"]).unwrap();
     assert_eq!(u.pick().unwrap(), "four");
-    u.reconcile(["five", "six", "four"]);
+    u.reconcile(["five", "six", "four"]).unwrap();
     assert_eq!(u.backends(), ["four", "five", "six"]);
     assert_eq!(picks(&u, 3), ["four", "five", "six"]);
     for want in [0.0, -1.0] {
@@ -123,10 +123,10 @@ fn reconcile() {
     }
     // (Go starts "four" at 1 too; its comments count from 3 but the picks are the same.)
     assert_eq!(picks(&u, 2), ["five", "six"]);
-    u.reconcile(["five", "six", "four"]);
+    u.reconcile(["five", "six", "four"]).unwrap();
     assert_eq!(u.score("four"), Some(-1.0), "kept its score");
     assert_eq!(picks(&u, 2), ["five", "six"]);
-    u.reconcile(Vec::<String>::new());
+    u.reconcile(Vec::<String>::new()).unwrap();
     assert_eq!(u.pick().unwrap_err().to_string(), "no upstreams available");
 }
 

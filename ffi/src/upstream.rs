@@ -3,7 +3,7 @@
 use std::ffi::{c_char, c_int, c_void, CString};
 use std::time::Duration;
 
-use peerlb::{HealthCheck, PeerId, Upstream, UpstreamOptions};
+use peerlb::{HealthCheck, Upstream, UpstreamOptions};
 
 use crate::boundary::guard;
 use crate::error::peerlb_status;
@@ -174,7 +174,8 @@ unsafe fn backend_ids(
 ) -> Result<Vec<String>, peerlb::Error> {
     // SAFETY: forwarded contract.
     let ids = unsafe { peer_ids(backends, n, "backends") }?;
-    handle::convert_each(&ids, |_, id| Ok(PeerId::new(id)?.as_str().to_owned()))
+    // The core checks each id (`Upstream::new`, `Upstream::reconcile`).
+    Ok(ids.into_iter().map(str::to_owned).collect())
 }
 
 /// Creates an upstream of `n` backends (each with the initial score, in this order) and
@@ -335,8 +336,7 @@ pub unsafe extern "C" fn peerlb_upstream_reconcile(
     guard(|| {
         // SAFETY: the pointers are as `# Safety` says.
         let (u, ids) = unsafe { (handle::borrow(up)?, backend_ids(backends, n)?) };
-        u.reconcile(ids);
-        Ok(())
+        u.reconcile(ids)
     })
 }
 

@@ -20,9 +20,8 @@ use crate::errors::invalid_argument;
 
 static TIMEDELTA: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-/// The most items one sequence argument may have (peers of an update, backends, etcd
-/// endpoints): about a million, far above any real peer set; more is `InvalidArgument`.
-pub const MAX_ITEMS: usize = 1 << 20;
+/// The most items one sequence argument may have: the core's bound.
+pub const MAX_ITEMS: usize = peerlb::MAX_ITEMS_PER_CALL;
 
 /// An optional argument that was given: neither left out nor `None` (core's default
 /// applies otherwise).

@@ -88,12 +88,7 @@ pub fn register_atexit(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 /// The backends: an iterable of peer ids (core's rule: 1..=1024 bytes, no NUL).
 fn backend_list(obj: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
-    let py = obj.py();
-    convert::each("backends", obj, |item| {
-        let id = convert::string("a backend", item)?;
-        check(py, peerlb::PeerId::new(&id))?;
-        Ok(id)
-    })
+    convert::each("backends", obj, |item| convert::string("a backend", item))
 }
 
 #[pymethods]
@@ -194,8 +189,7 @@ impl PyUpstream {
     fn reconcile(&self, py: Python<'_>, backends: &Bound<'_, PyAny>) -> PyResult<()> {
         guard(py, || {
             let ids = backend_list(backends)?;
-            py.detach(|| self.inner.reconcile(ids));
-            Ok(())
+            check(py, py.detach(|| self.inner.reconcile(ids)))
         })
     }
 
