@@ -4,7 +4,8 @@
 #   make test-python    install that wheel into .venv/, then pytest (incl. conformance
 #                       scenarios), mypy --strict, stubtest, and the examples
 #   make bench-python   choose+finish vs an empty method call, and hash-ring vs uhashring
-#                       -> target/bench/python.md (+ python.compare.json for the summary)
+#                       -> target/bench/python.md (+ python.compare.json for the summary);
+#                       the change path at 10 000 / 100 000 peers -> python-scale.md
 
 PY_DIR := bindings/python
 PY_TOOLS_STAMP := $(VENV)/.peerlb-python-tools
@@ -78,6 +79,7 @@ bench-python: build-python $(VENV)/.uhashring
 	$(PY) $(PY_DIR)/bench/bench_choose.py --wheel cp310-abi3 --out target/bench/python-cp310.json
 	$(PY) $(PY_DIR)/bench/bench_choose.py --report target/bench/python.md \
 		target/bench/python-cp39.json target/bench/python-cp310.json
+	$(PY) $(PY_DIR)/bench/bench_scale.py --out target/bench/python-scale.md
 
 demo-python: build-python
 	$(PY_INSTALL) --no-index --find-links dist peerlb
