@@ -38,14 +38,24 @@ test('static updater applies on start, with weights and a lifecycle', () => {
 test('bad arguments throw, never crash', () => {
   const l = new PeerList()
   assert.throws(() => new StaticUpdater('a:1'), TypeError)
-  assert.throws(() => new StaticUpdater([{ id: 'a:1', weight: 0 }]), { code: 'PEERLB_INVALID_ARGUMENT' })
+  // weight 0 and bad ids are the core's to judge: start fails and applies nothing
+  const zero = new StaticUpdater([{ id: 'b:1' }, { id: 'a:1', weight: 0 }]).bind(l)
+  assert.throws(() => zero.start(), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.equal(zero.running, false)
+  assert.deepEqual(ids(l), [])
+  assert.throws(() => new StaticUpdater([{ id: 'a:1', weight: 1.5 }]), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => new StaticUpdater([{ id: 'a:1', weight: '2' }]), TypeError)
   assert.throws(() => new StaticUpdater(['a:1']).bind({}), TypeError)
   assert.throws(() => new StaticUpdater(['']).bind(l).start(), { code: 'PEERLB_INVALID_ARGUMENT' })
   assert.throws(() => new FileUpdater(42), TypeError)
   assert.throws(() => new DnsUpdater('x.test', { record: 'a' }), { code: 'PEERLB_INVALID_ARGUMENT' })
   assert.throws(() => new DnsUpdater('x.test', { record: 'mx' }).bind(l), { code: 'PEERLB_INVALID_ARGUMENT' })
   assert.throws(() => new DnsUpdater('x.test', { nameserver: 'nope' }).bind(l), { code: 'PEERLB_INVALID_ARGUMENT' })
-  assert.throws(() => new DnsUpdater('x.test', { minIntervalMs: -1 }), TypeError)
+  assert.throws(() => new DnsUpdater('x.test', { minIntervalMs: -1 }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => new DnsUpdater('x.test', { minIntervalMs: '1' }), TypeError)
+  assert.throws(() => new DnsUpdater('x.test', { record: 'a', port: 70000 }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => new FileUpdater(''), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => new FileUpdater('/x', { pollIntervalMs: 'often' }), TypeError)
 })
 
 test('file updater follows edits and keeps the last good set', async () => {

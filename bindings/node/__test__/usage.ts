@@ -128,3 +128,30 @@ elist.admin('frobnicate', 'a:1')
 new PeerList({ ejection: { failures: '3' } })
 // @ts-expect-error: clock must be a ManualClock
 new PeerList({ clock: 'manual' })
+// Generated names, async forms, aliases
+import { strategies, type StrategyName, type PeerlbErrorCode, type ListIntrospection } from '../index.js'
+const names: readonly StrategyName[] = strategies
+const one: StrategyName = 'peak-ewma'
+// @ts-expect-error: not a strategy name
+const notOne: StrategyName = 'fastest'
+void notOne
+const big = new PeerList({ strategy: 'hash-ring:ketama?bounded=1.25', seed: 7 })
+const spec: string = big.strategy
+async function asyncForms(): Promise<void> {
+  await big.updateAsync({ add: ['a:1', { id: 'b:1', weight: 2 }] })
+  await big.startAsync()
+  const info: ListIntrospection = await big.introspectAsync()
+  await big.stopAsync()
+  const c = big.choose()
+  c.release()
+  const s = big.subscribe(() => undefined)
+  const stopped: boolean = s.cancel()
+  const code: PeerlbErrorCode = 'PEERLB_ALREADY_FINISHED'
+  console.log(names.length, one, spec, info.total, stopped, code)
+}
+void asyncForms
+function disposeBinding(): void {
+  using b = new StaticUpdater(['a:1']).bind(ulist).start()
+  console.log(b.running)
+}
+void disposeBinding

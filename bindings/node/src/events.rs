@@ -29,7 +29,7 @@ use crate::js;
 use crate::transport::{in_scope, referenced_tsfn, EnvScope, TsfnState};
 
 /// Delivers one list's events to its JS dispatcher `(kind, peer, detail) => void`.
-pub(crate) struct JsEvents {
+pub struct JsEvents {
     env: usize,
     owner: ThreadId,
     /// A weak `napi_ref` (count 0) to the dispatcher function.
@@ -94,6 +94,18 @@ impl JsEvents {
             // The JS environment is gone: nobody is left to tell.
             self.posted.store(false, Ordering::Release);
             self.lock().clear();
+        }
+    }
+
+    /// Delivers what library threads queued, now (an async form's work is done: its
+    /// events reach subscribers before its Promise settles).
+    ///
+    /// # Safety
+    /// On the JS thread, with `env` this object's env, in a context that may call JS.
+    pub(crate) unsafe fn deliver(&self, env: sys::napi_env) {
+        if thread::current().id() == self.owner && env as usize == self.env {
+            let _scope = EnvScope::enter(env);
+            self.drain(env);
         }
     }
 

@@ -2,51 +2,78 @@
 //! wrapper's `PeerList.retry(fn, options)` loop: `choose` the next attempt's peer (at once,
 //! or a Promise when the list has no available peer yet), then report the attempt with
 //! `succeeded`, `failed` or `declined`. Every rule (attempt limit, timeout, budget, untried
-//! peers first, error messages) is the core's.
+//! peers first, error messages, defaults) is the core's.
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
 
-use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, Unknown};
-use napi::{sys, Env, JsValue, ValueType};
+use napi::bindgen_prelude::{
+    ClassInstance, Either, Either3, FromNapiValue, Null, ToNapiValue, Uint8Array, Unknown,
+};
+use napi::{sys, Env, JsValue};
 use napi_derive::napi;
-use peerlb::retry::{Retry, RetryBudget, RetryPolicy};
-use peerlb::{Choice, Request};
+use peerlb::retry::{
+    Retry, RetryBudget as CoreBudget, RetryBudgetOptions as CoreBudgetOptions, RetryPolicy,
+};
+use peerlb::{Choice, NowOrLater, Request};
 
-use crate::transport::EnvScope;
-use crate::{js, timeout_of, NativeClock, NativeList};
+use crate::convert::{self, Given};
+use crate::list::NativeList;
+use crate::list_options::clock_arg;
+use crate::{guard, js};
 
-/// A retry budget shared by `retry` calls (wrapped by `RetryBudget` in index.js).
+/// Options of `new RetryBudget(options)`; not given: the core's defaults.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct RetryBudgetOptions<'a> {
+    /// Retries per call allowed, 0..1 (default 0.2).
+    pub ratio: Option<f64>,
+    /// Retries per second always allowed, a whole number (default 10).
+    pub min_per_sec: Option<f64>,
+    /// The sliding window, 1000..60000 ms (default 10000).
+    pub ttl_ms: Option<f64>,
+    /// Default the real clock.
+    #[napi(ts_type = "ManualClock | 'real' | null")]
+    pub clock: Option<Unknown<'a>>,
+}
+
+/// A retry budget shared by `retry` calls: over a sliding window of `ttlMs`, retries may be
+/// at most `minPerSec × ttl + ratio × calls` (Finagle's and Envoy's budget).
 #[napi]
-pub struct NativeRetryBudget {
-    inner: Arc<RetryBudget>,
+pub struct RetryBudget {
+    inner: Arc<CoreBudget>,
 }
 
 #[napi]
-impl NativeRetryBudget {
-    /// `new NativeRetryBudget(ratio, minPerSec, ttlMs, clock | null)`; the core checks the
-    /// ranges (ratio 0..=1, ttl 1 s..=60 s).
-    #[napi(constructor)]
-    pub fn new(
-        env: Env,
-        ratio: f64,
-        min_per_sec: u32,
-        ttl_ms: f64,
-        clock: Option<&NativeClock>,
-    ) -> napi::Result<Self> {
-        let clock = clock.map_or_else(peerlb::Clock::real, |c| c.inner.clone().into());
-        let ttl = if ttl_ms.is_finite() && ttl_ms >= 0.0 {
-            Duration::from_secs_f64((ttl_ms / 1000.0).min(1e12))
-        } else {
-            Duration::MAX
+impl RetryBudget {
+    /// A budget; see `RetryBudgetOptions`.
+    #[napi(constructor, ts_args_type = "options?: RetryBudgetOptions")]
+    pub fn new(env: Env, options: Option<Unknown>) -> napi::Result<Self> {
+        let what = "new RetryBudget(options)";
+        let raw = options.map_or(std::ptr::null_mut(), |o| o.raw());
+        let o: RetryBudgetOptions = unsafe { convert::options(env.raw(), raw, what)? };
+        let min_per_sec = o
+            .min_per_sec
+            .map(|n| convert::whole(n, u32::MAX as u64).map(|n| n as u32))
+            .transpose()
+            .map_err(|m| convert::invalid(&env, "new RetryBudget: minPerSec", m))?;
+        let ttl = o
+            .ttl_ms
+            .map(convert::millis)
+            .transpose()
+            .map_err(|m| convert::invalid(&env, "new RetryBudget: ttlMs", m))?;
+        let clock = match o.clock {
+            Some(c) => unsafe { clock_arg(env.raw(), c.raw(), "new RetryBudget: clock")? },
+            None => None,
         };
-        RetryBudget::new(ratio, min_per_sec, ttl, clock)
-            .map(|inner| NativeRetryBudget { inner })
-            .map_err(|e| js::throw(&env, &e))
+        let options = CoreBudgetOptions {
+            ratio: o.ratio,
+            min_per_sec,
+            ttl,
+        };
+        guard::call(&env, || {
+            CoreBudget::from_options(&options, clock.unwrap_or_else(peerlb::Clock::real))
+        })
+        .map(|inner| RetryBudget { inner })
     }
 
     /// Retries the budget would allow right now.
@@ -54,6 +81,21 @@ impl NativeRetryBudget {
     pub fn balance(&self) -> f64 {
         self.inner.balance() as f64
     }
+}
+
+/// Options of `PeerList.retry(fn, options)`; not given: the core's defaults.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct RetryOptions<'a> {
+    /// Attempts in all, the first included (a whole number >= 1, default 3).
+    pub max_attempts: Option<Either<f64, Null>>,
+    /// The whole call's time limit: checked before each retry, bounds each wait for a peer.
+    pub timeout_ms: Option<Either<f64, Null>>,
+    /// Retries also need this budget's permission.
+    #[napi(ts_type = "RetryBudget | null")]
+    pub budget: Option<Unknown<'a>>,
+    /// The first attempt's shard key (retries vary it, so hash strategies pick other peers).
+    pub shard_key: Option<Either3<String, Uint8Array, Null>>,
 }
 
 /// The retry between steps, and the current attempt's choice.
@@ -64,14 +106,13 @@ struct State {
     current: Option<Choice>,
 }
 
-/// One retried call (internal; use `PeerList.retry` from `index.js`).
+/// One retried call (internal; use `PeerList.retry`).
 #[napi]
 pub struct NativeRetry {
     list: peerlb::PeerList,
+    key: Option<Vec<u8>>,
     state: Arc<Mutex<State>>,
 }
-
-type ChooseFuture = Pin<Box<dyn Future<Output = (Retry, peerlb::Result<Choice>)> + Send>>;
 
 /// What `choose` gives JS: the peer at once, or a Promise of the peer or of an `Error`.
 pub enum Chosen {
@@ -131,36 +172,77 @@ impl NativeRetry {
             }
         }
     }
+
+    /// Reports the current attempt with `f`, which hands back the retry (or not).
+    fn report(
+        &self,
+        env: &Env,
+        what: &str,
+        f: impl FnOnce(Choice, &mut Retry) -> peerlb::Result<()>,
+    ) -> napi::Result<()> {
+        let (choice, mut retry) = self.current(env, what)?;
+        let result = guard::call(env, || f(choice, &mut retry));
+        self.lock().retry = Some(retry);
+        result
+    }
 }
 
-fn latency(ms: f64) -> Option<Duration> {
-    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_secs_f64(ms.min(1e12) / 1000.0))
+fn latency(ms: f64) -> Option<std::time::Duration> {
+    convert::millis(ms).ok()
 }
 
 #[napi]
 impl NativeRetry {
-    /// `new NativeRetry(list, maxAttempts, timeoutMs (negative = none), budget | null)`.
-    #[napi(constructor)]
-    pub fn new(
-        list: &NativeList,
-        max_attempts: u32,
-        timeout_ms: f64,
-        budget: Option<&NativeRetryBudget>,
-    ) -> Self {
-        let mut policy = RetryPolicy::new(max_attempts);
-        if let Some(t) = timeout_of(timeout_ms) {
+    /// `new NativeRetry(list, options)`; see `RetryOptions`.
+    #[napi(constructor, ts_args_type = "list: NativeList, options?: RetryOptions")]
+    pub fn new(env: Env, list: &NativeList, options: Option<Unknown>) -> napi::Result<Self> {
+        let what = "retry(fn, options)";
+        let raw = options.map_or(std::ptr::null_mut(), |o| o.raw());
+        let o: RetryOptions = unsafe { convert::options(env.raw(), raw, what)? };
+        let mut policy = RetryPolicy::default();
+        if let Some(n) = o.max_attempts.given() {
+            let n = convert::whole(n, u32::MAX as u64)
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| {
+                    convert::invalid(
+                        &env,
+                        "retry: maxAttempts",
+                        format!("must be an integer in 1..=4294967295, got {n}"),
+                    )
+                })?;
+            policy = policy.with_max_attempts(n as u32);
+        }
+        if let Some(t) = o.timeout_ms.given() {
+            let t =
+                convert::millis(t).map_err(|m| convert::invalid(&env, "retry: timeoutMs", m))?;
             policy = policy.timeout(t);
         }
-        if let Some(b) = budget {
-            policy = policy.budget(b.inner.clone());
+        if let Some(b) = o.budget {
+            match unsafe { js::type_of(env.raw(), b.raw()) } {
+                sys::ValueType::napi_undefined | sys::ValueType::napi_null => {}
+                _ => {
+                    let budget: ClassInstance<RetryBudget> =
+                        unsafe { ClassInstance::from_napi_value(env.raw(), b.raw()) }.map_err(
+                            |_| js::type_error(&env, "retry: budget must be a RetryBudget"),
+                        )?;
+                    policy = policy.budget(budget.inner.clone());
+                }
+            }
         }
-        NativeRetry {
-            list: list.entry.list.clone(),
+        let key = match o.shard_key.given() {
+            Some(Either::A(s)) => Some(s.into_bytes()),
+            Some(Either::B(b)) => Some(b.to_vec()),
+            None => None,
+        };
+        Ok(NativeRetry {
+            list: list.core().clone(),
+            key,
             state: Arc::new(Mutex::new(State {
                 retry: Some(Retry::new(&policy)),
                 current: None,
             })),
-        }
+        })
     }
 
     /// Attempts made so far.
@@ -172,62 +254,28 @@ impl NativeRetry {
     /// Chooses the next attempt's peer (preferring untried ones): the peer id at once, or a
     /// Promise of the peer id or of an `Error` when it must wait. Throws (or resolves to) the
     /// call's final error when no attempt may start (limit, timeout, budget).
-    #[napi(
-        ts_args_type = "shardKey?: string | Uint8Array | null",
-        ts_return_type = "string | Promise<string | Error>"
-    )]
-    pub fn choose(&self, env: Env, shard_key: Option<Unknown>) -> napi::Result<Chosen> {
-        let key = match shard_key {
-            None => None,
-            Some(k) => match k.get_type()? {
-                ValueType::Undefined | ValueType::Null => None,
-                ValueType::String => {
-                    unsafe { js::string_value(env.raw(), k.raw()) }.map(String::into_bytes)
-                }
-                _ => Some(
-                    unsafe {
-                        napi::bindgen_prelude::Uint8Array::from_napi_value(env.raw(), k.raw())
-                    }
-                    .map_err(|_| {
-                        js::type_error(&env, "retry: shardKey must be a string or a Uint8Array")
-                    })?
-                    .to_vec(),
-                ),
-            },
-        };
+    #[napi(ts_return_type = "string | Promise<string | Error>")]
+    pub fn choose(&self, env: Env) -> napi::Result<Chosen> {
         let (retry, pending) = {
             let mut st = self.lock();
             (st.retry.take(), st.current.take())
         };
         // An attempt left unreported ends as cancelled.
         drop(pending);
-        let Some(mut retry) = retry else {
+        let Some(retry) = retry else {
             return Err(js::throw(
                 &env,
                 &peerlb::Error::InvalidArgument("retry.choose: a choose is already waiting".into()),
             ));
         };
-        let list = self.list.clone();
-        let mut fut: ChooseFuture = Box::pin(async move {
-            let mut req = Request::new();
-            if let Some(k) = &key {
-                req = req.with_shard_key(k);
-            }
-            let result = retry.choose_async(&list, &req).await;
-            (retry, result)
-        });
-        let waker = crate::noop_waker();
-        let rt = peerlb::runtime::handle();
-        let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let _enter = rt.enter();
-            fut.as_mut().poll(&mut Context::from_waker(&waker))
-        }));
+        let mut req = Request::new();
+        if let Some(k) = &self.key {
+            req = req.with_shard_key(k);
+        }
+        // The retry is moved into the core call; a panic loses it (the call is over).
+        let first = guard::call(&env, || Ok(retry.choose_now(&self.list, &req)))?;
         match first {
-            Err(p) => Err(js::throw(
-                &env,
-                &peerlb::Error::InvalidArgument(peerlb::panic_message(p.as_ref())),
-            )),
-            Ok(Poll::Ready((retry, result))) => {
+            NowOrLater::Now((retry, result)) => {
                 let mut st = self.lock();
                 st.retry = Some(retry);
                 match result {
@@ -242,11 +290,11 @@ impl NativeRetry {
                     }
                 }
             }
-            Ok(Poll::Pending) => {
+            NowOrLater::Later(later) => {
                 let (deferred, promise) = env.create_deferred()?;
                 let state = self.state.clone();
-                rt.spawn(async move {
-                    let (retry, result) = fut.await;
+                peerlb::runtime::handle().spawn(async move {
+                    let (retry, result) = later.await;
                     deferred.resolve(move |_env| {
                         Ok(Resolved {
                             state,
@@ -263,32 +311,26 @@ impl NativeRetry {
     /// The current attempt succeeded (`latencyMs` negative = unknown).
     #[napi]
     pub fn succeeded(&self, env: Env, latency_ms: f64) -> napi::Result<()> {
-        let (choice, mut retry) = self.current(&env, "succeeded")?;
-        let _scope = EnvScope::enter(env.raw());
-        retry.succeeded(choice, latency(latency_ms));
-        self.lock().retry = Some(retry);
-        Ok(())
+        self.report(&env, "succeeded", |c, r| {
+            r.succeeded(c, latency(latency_ms));
+            Ok(())
+        })
     }
 
     /// The current attempt failed with `message` (counts toward the peer's ejection).
     #[napi]
     pub fn failed(&self, env: Env, message: String, latency_ms: f64) -> napi::Result<()> {
-        let (choice, mut retry) = self.current(&env, "failed")?;
-        let _scope = EnvScope::enter(env.raw());
-        retry.failed(choice, message, latency(latency_ms));
-        self.lock().retry = Some(retry);
-        Ok(())
+        self.report(&env, "failed", |c, r| {
+            r.failed(c, message, latency(latency_ms));
+            Ok(())
+        })
     }
 
     /// The peer declined the current attempt: throws the call's final `declined` error.
     #[napi]
     pub fn declined(&self, env: Env, message: String, latency_ms: f64) -> napi::Result<()> {
-        let (choice, mut retry) = self.current(&env, "declined")?;
-        let err = {
-            let _scope = EnvScope::enter(env.raw());
-            retry.declined(choice, message, latency(latency_ms))
-        };
-        self.lock().retry = Some(retry);
-        Err(js::throw(&env, &err))
+        self.report(&env, "declined", |c, r| {
+            Err(r.declined(c, message, latency(latency_ms)))
+        })
     }
 }

@@ -16,6 +16,12 @@
 //!
 //! If the environment is gone (process or worker exiting), the call fails with a message
 //! instead of running.
+//!
+//! The transport object is held *weakly*: the JS `PeerList` that owns the list holds it
+//! strongly. A transport that refers to its list (a property, a closure) then forms a cycle
+//! the garbage collector can see through, so such a list is collected like any other. A
+//! transport collected together with its list is not called any more (its peers' release
+//! is skipped: nothing is left to observe it); `stop()` a list to release deterministically.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -135,6 +141,7 @@ struct Inner {
 }
 
 /// A transport whose `retain`/`release` are methods of a JS object.
+#[derive(Clone)]
 pub struct JsTransport {
     inner: Arc<Inner>,
 }
@@ -204,13 +211,36 @@ pub(crate) unsafe fn referenced_tsfn(
 }
 
 impl JsTransport {
-    /// Wraps a JS transport object (already checked to have `retain`/`release` functions).
+    /// Wraps a JS transport object: it must have `retain` and `release` functions; its
+    /// `name` (a non-empty string, else `'custom'`) is read once, here.
     ///
     /// # Safety
     /// Call on the JS thread with the env of the current call and a live object.
-    pub unsafe fn new(env: &Env, object: sys::napi_value, name: String) -> napi::Result<Self> {
+    pub unsafe fn new(env: &Env, object: sys::napi_value) -> napi::Result<Self> {
         let raw_env = env.raw();
+        let what = "new PeerList: transport";
+        for method in [c"retain", c"release"] {
+            let f = crate::convert::property(raw_env, object, method)
+                .map_err(|e| crate::convert::throw_conversion(raw_env, what, e))?;
+            if js::type_of(raw_env, f) != sys::ValueType::napi_function {
+                return Err(js::type_error(
+                    env,
+                    "new PeerList: transport must be a transport spec string (e.g. \"tcp-probe\") or an object with retain(peerId, subscriber) and release(peerId, subscriber) methods",
+                ));
+            }
+        }
+        let name = crate::convert::property(raw_env, object, c"name")
+            .map_err(|e| crate::convert::throw_conversion(raw_env, what, e))?;
+        let name = match js::type_of(raw_env, name) {
+            sys::ValueType::napi_string => js::string_value(raw_env, name)
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "custom".into()),
+            _ => "custom".into(),
+        };
         let (reference, state) = referenced_tsfn(raw_env, object, "peerlb-transport", "transport")?;
+        // Weak: the JS PeerList holds the transport (see the module docs).
+        let mut count = 0;
+        sys::napi_reference_unref(raw_env, reference, &mut count);
         Ok(JsTransport {
             inner: Arc::new(Inner {
                 name,
@@ -221,6 +251,18 @@ impl JsTransport {
                 tsfn: state,
             }),
         })
+    }
+
+    /// The transport object, unless it was collected.
+    ///
+    /// # Safety
+    /// On the JS thread, with the env of the current call.
+    pub unsafe fn object(&self, env: sys::napi_env) -> Option<sys::napi_value> {
+        if env as usize != self.inner.env {
+            return None;
+        }
+        let v = ref_value(env, self.inner.object);
+        (!v.is_null()).then_some(v)
     }
 
     fn dispatch(&self, op: Op, id: &PeerId, sub: &Subscriber) -> Result<(), String> {
@@ -318,7 +360,11 @@ impl Inner {
     ) -> Result<(), String> {
         let object = ref_value(env, self.object);
         if object.is_null() {
-            return Err("the transport object is gone".into());
+            // Collected with its list (see the module docs): nothing left to call.
+            return match op {
+                Op::Release => Ok(()),
+                Op::Retain => Err("the transport object was garbage-collected".into()),
+            };
         }
         let mut func = ptr::null_mut();
         if sys::napi_get_named_property(env, object, op.method().as_ptr(), &mut func)
@@ -356,7 +402,7 @@ unsafe fn ref_value(env: sys::napi_env, r: RawRef) -> sys::napi_value {
 
 unsafe fn new_subscriber(env: sys::napi_env, sub: &Subscriber) -> Result<sys::napi_value, String> {
     let env = Env::from_raw(env);
-    crate::Subscriber { inner: sub.clone() }
+    crate::subscriber::Subscriber { inner: sub.clone() }
         .into_instance(&env)
         .map(|i| i.value)
         .map_err(|e| format!("cannot create the subscriber object: {e}"))

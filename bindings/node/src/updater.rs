@@ -1,134 +1,287 @@
-//! Updaters for Node: `NativeBinding` is the lifecycle `updater.bind(list)` returns in
-//! `index.js` (`StaticUpdater`, `FileUpdater`, `DnsUpdater`). Options arrive as positional
-//! primitives; `index.js` checks them and builds the JS-facing objects.
+//! Updaters for Node: `StaticUpdater`, `FileUpdater`, `DnsUpdater`, `EtcdUpdater` (the
+//! core's, with their options as napi-rs objects) and the `Binding` that `bind(list)`
+//! returns. Options not given take the core's defaults.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
 
-use napi::Env;
+use napi::bindgen_prelude::{AsyncTask, ClassInstance, Either, FromNapiValue, Null, This, Unknown};
+use napi::{sys, Env, JsValue, Task};
 use napi_derive::napi;
-use peerlb::updater::{Binding, DnsRecord, DnsUpdater, FileUpdater, StaticUpdater};
+use peerlb::updater::{
+    DnsRecord, DnsUpdater as CoreDns, FileUpdater as CoreFile, StaticUpdater as CoreStatic,
+};
 
-use crate::transport::EnvScope;
-use crate::{js, NativeList};
+use crate::convert::{self, Given, PeerSpecs, Strings};
+use crate::list::NativeList;
+use crate::{guard, js};
 
-fn ms(v: f64) -> Option<Duration> {
-    (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v.min(1e12) / 1000.0))
+/// The list of a `bind(list)` call.
+fn list_arg(env: &Env, list: Unknown) -> napi::Result<peerlb::PeerList> {
+    match unsafe { ClassInstance::<NativeList>::from_napi_value(env.raw(), list.raw()) } {
+        Ok(l) => Ok(l.core().clone()),
+        Err(_) => Err(js::type_error(
+            env,
+            &format!("bind(list): list must be a PeerList, got {}", unsafe {
+                js::describe_arg(env.raw(), list.raw())
+            }),
+        )),
+    }
 }
 
-/// An updater bound to a list (internal; use the updaters from `index.js`).
+fn duration(
+    env: &Env,
+    what: &str,
+    ms: Option<Either<f64, Null>>,
+) -> napi::Result<Option<std::time::Duration>> {
+    ms.given()
+        .map(convert::millis)
+        .transpose()
+        .map_err(|m| convert::invalid(env, what, m))
+}
+
+/// A fixed set of peers (`'id'` or `{id, weight}`), applied when the binding starts (which
+/// fails with PEERLB_INVALID_ARGUMENT, applying nothing, when an id is bad or a weight 0).
 #[napi]
-pub struct NativeBinding {
-    inner: Binding,
+pub struct StaticUpdater {
+    inner: CoreStatic,
 }
 
 #[napi]
-impl NativeBinding {
-    /// A static set: ids with weights (missing weights are 1).
-    #[napi(factory)]
-    pub fn fixed(list: &NativeList, ids: Vec<String>, weights: Vec<u32>) -> NativeBinding {
-        let peers: Vec<peerlb::PeerSpec> = ids
-            .into_iter()
-            .zip(weights.into_iter().chain(std::iter::repeat(1)))
-            .map(|(id, w)| peerlb::PeerSpec::weighted(id, w))
-            .collect();
-        NativeBinding {
-            inner: StaticUpdater::new(peers).bind(&list.entry.list),
-        }
-    }
-
-    /// A file of `host:port [weight]` lines, polled every `pollMs` (negative = default).
-    #[napi(factory)]
-    pub fn file(list: &NativeList, path: String, poll_ms: f64) -> NativeBinding {
-        let mut u = FileUpdater::new(path);
-        if let Some(d) = ms(poll_ms) {
-            u = u.poll_interval(d);
-        }
-        NativeBinding {
-            inner: u.bind(&list.entry.list),
-        }
-    }
-
-    /// A DNS name: record 'srv', 'a', 'aaaa' or 'ip' (port used by the last three);
-    /// nameserver '' = the system's; negative durations = defaults.
-    #[napi(factory)]
-    #[allow(clippy::too_many_arguments)]
-    pub fn dns(
-        env: Env,
-        list: &NativeList,
-        name: String,
-        record: String,
-        port: u32,
-        nameserver: String,
-        min_interval_ms: f64,
-        max_interval_ms: f64,
-        timeout_ms: f64,
-        empty_threshold: u32,
-    ) -> napi::Result<NativeBinding> {
-        let bad = |m: String| js::throw(&env, &peerlb::Error::InvalidArgument(m));
-        let port16 = u16::try_from(port).map_err(|_| bad(format!("port {port} is not 1..65535")));
-        let record = match record.as_str() {
-            "srv" => DnsRecord::Srv,
-            "a" => DnsRecord::A { port: port16? },
-            "aaaa" => DnsRecord::Aaaa { port: port16? },
-            "ip" => DnsRecord::Ip { port: port16? },
-            other => {
-                return Err(bad(format!(
-                    "record must be 'srv', 'a', 'aaaa' or 'ip', not {other:?}"
-                )))
-            }
-        };
-        let mut u = DnsUpdater::new(&name, record)
-            .map_err(|e| js::throw(&env, &e))?
-            .empty_threshold(empty_threshold);
-        if !nameserver.is_empty() {
-            let addr: SocketAddr = nameserver
-                .parse()
-                .map_err(|_| bad(format!("nameserver must be ip:port, not {nameserver:?}")))?;
-            u = u.nameserver(addr);
-        }
-        if let Some(d) = ms(min_interval_ms) {
-            u = u.min_interval(d);
-        }
-        if let Some(d) = ms(max_interval_ms) {
-            u = u.max_interval(d);
-        }
-        if let Some(d) = ms(timeout_ms) {
-            u = u.timeout(d);
-        }
-        Ok(NativeBinding {
-            inner: u.bind(&list.entry.list),
+impl StaticUpdater {
+    /// The set to apply (duplicates collapse; the last weight wins).
+    #[napi(
+        constructor,
+        ts_args_type = "peers: ReadonlyArray<string | { id: string; weight?: number }>"
+    )]
+    pub fn new(env: Env, peers: Unknown) -> napi::Result<Self> {
+        let peers: PeerSpecs =
+            unsafe { convert::arg(env.raw(), peers.raw(), "new StaticUpdater(peers)")? };
+        Ok(StaticUpdater {
+            inner: CoreStatic::new(peers.0),
         })
     }
 
-    /// An etcd key prefix (`endpoints`: `http://host:port` strings); negative durations =
-    /// defaults. Throws PEERLB_INVALID_ARGUMENT in an addon built without the `etcd` feature.
-    #[napi(factory)]
-    pub fn etcd(
+    /// Ties the set to `list`.
+    #[napi(ts_args_type = "list: NativeList")]
+    pub fn bind(&self, env: Env, list: Unknown) -> napi::Result<Binding> {
+        Ok(Binding::new(self.inner.bind(&list_arg(&env, list)?)))
+    }
+}
+
+/// Options of `new FileUpdater(path, options)`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct FileUpdaterOptions {
+    /// How often the file is looked at (default 250 ms).
+    pub poll_interval_ms: Option<Either<f64, Null>>,
+}
+
+/// One `host:port [weight]` per line (`#` comments, blank lines ignored), polled for changes.
+#[napi]
+pub struct FileUpdater {
+    inner: CoreFile,
+}
+
+#[napi]
+impl FileUpdater {
+    /// Follows the file at `path`.
+    #[napi(
+        constructor,
+        ts_args_type = "path: string, options?: FileUpdaterOptions"
+    )]
+    pub fn new(env: Env, path: Unknown, options: Option<Unknown>) -> napi::Result<Self> {
+        let path: String =
+            unsafe { convert::arg(env.raw(), path.raw(), "new FileUpdater(path): path")? };
+        if path.is_empty() {
+            return Err(convert::invalid(
+                &env,
+                "new FileUpdater(path): path",
+                "must not be empty",
+            ));
+        }
+        let raw = options.map_or(std::ptr::null_mut(), |o| o.raw());
+        let o: FileUpdaterOptions =
+            unsafe { convert::options(env.raw(), raw, "new FileUpdater(path, options)")? };
+        let mut inner = CoreFile::new(path);
+        if let Some(d) = duration(&env, "FileUpdater: pollIntervalMs", o.poll_interval_ms)? {
+            inner = inner.poll_interval(d);
+        }
+        Ok(FileUpdater { inner })
+    }
+
+    /// Ties the file to `list`.
+    #[napi(ts_args_type = "list: NativeList")]
+    pub fn bind(&self, env: Env, list: Unknown) -> napi::Result<Binding> {
+        Ok(Binding::new(self.inner.bind(&list_arg(&env, list)?)))
+    }
+}
+
+/// Options of `new DnsUpdater(name, options)`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct DnsUpdaterOptions {
+    /// `'srv'` (default): port and weight from SRV records; `'a'` | `'aaaa'` | `'ip'`:
+    /// addresses + `port`.
+    #[napi(ts_type = "'srv' | 'a' | 'aaaa' | 'ip'")]
+    pub record: Option<String>,
+    /// The port for A/AAAA peers (1..65535).
+    pub port: Option<f64>,
+    /// `'ip:port'` of the nameserver to ask (default: the system's).
+    pub nameserver: Option<Either<String, Null>>,
+    /// Shortest wait between polls (default 1000 ms); the records' TTL is used when longer.
+    pub min_interval_ms: Option<Either<f64, Null>>,
+    /// Longest wait between polls (default 60000 ms).
+    pub max_interval_ms: Option<Either<f64, Null>>,
+    /// Per-query timeout (default 2000 ms).
+    pub timeout_ms: Option<Either<f64, Null>>,
+    /// Consecutive empty answers (NXDOMAIN / no records) before the list is emptied
+    /// (default 3).
+    pub empty_threshold: Option<f64>,
+}
+
+/// Follows a DNS name (polled): SRV records, or A/AAAA records + a port. SERVFAIL, timeouts
+/// and refusals keep the last good set; an empty answer empties the list only after
+/// `emptyThreshold` consecutive polls.
+#[napi]
+pub struct DnsUpdater {
+    inner: CoreDns,
+}
+
+#[napi]
+impl DnsUpdater {
+    /// Follows `name`; see `DnsUpdaterOptions`.
+    #[napi(
+        constructor,
+        ts_args_type = "name: string, options?: DnsUpdaterOptions"
+    )]
+    pub fn new(env: Env, name: Unknown, options: Option<Unknown>) -> napi::Result<Self> {
+        let name: String =
+            unsafe { convert::arg(env.raw(), name.raw(), "new DnsUpdater(name): name")? };
+        let raw = options.map_or(std::ptr::null_mut(), |o| o.raw());
+        let o: DnsUpdaterOptions =
+            unsafe { convert::options(env.raw(), raw, "new DnsUpdater(name, options)")? };
+        let port = o
+            .port
+            .map(|p| convert::whole(p, u16::MAX as u64).map(|p| p as u16))
+            .transpose()
+            .map_err(|m| convert::invalid(&env, "DnsUpdater: port", m))?;
+        let mut inner = guard::call(&env, || {
+            let record = DnsRecord::from_name(o.record.as_deref(), port)?;
+            CoreDns::new(&name, record)
+        })?;
+        if let Some(ns) = o.nameserver.given() {
+            let addr: SocketAddr = ns.parse().map_err(|_| {
+                convert::invalid(
+                    &env,
+                    "DnsUpdater: nameserver",
+                    format!("must be ip:port, not {ns:?}"),
+                )
+            })?;
+            inner = inner.nameserver(addr);
+        }
+        if let Some(d) = duration(&env, "DnsUpdater: minIntervalMs", o.min_interval_ms)? {
+            inner = inner.min_interval(d);
+        }
+        if let Some(d) = duration(&env, "DnsUpdater: maxIntervalMs", o.max_interval_ms)? {
+            inner = inner.max_interval(d);
+        }
+        if let Some(d) = duration(&env, "DnsUpdater: timeoutMs", o.timeout_ms)? {
+            inner = inner.timeout(d);
+        }
+        if let Some(n) = o.empty_threshold {
+            let n = convert::whole(n, u32::MAX as u64)
+                .map_err(|m| convert::invalid(&env, "DnsUpdater: emptyThreshold", m))?;
+            inner = inner.empty_threshold(n as u32);
+        }
+        Ok(DnsUpdater { inner })
+    }
+
+    /// Ties the name to `list`.
+    #[napi(ts_args_type = "list: NativeList")]
+    pub fn bind(&self, env: Env, list: Unknown) -> napi::Result<Binding> {
+        Ok(Binding::new(self.inner.bind(&list_arg(&env, list)?)))
+    }
+}
+
+/// Options of `new EtcdUpdater(endpoints, prefix, options)`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct EtcdUpdaterOptions {
+    /// Connect / read timeout (default 2000 ms).
+    pub timeout_ms: Option<Either<f64, Null>>,
+    /// Wait before reconnecting (default 500 ms).
+    pub retry_interval_ms: Option<Either<f64, Null>>,
+}
+
+/// Watches an etcd key prefix (each key a peer: value `{"addr", "weight"}`, `host:port`, or
+/// empty = key suffix); reconnects after etcd restarts, keeping the last good set. Needs an
+/// addon built with the `etcd` cargo feature, else `bind` throws PEERLB_INVALID_ARGUMENT.
+#[napi]
+pub struct EtcdUpdater {
+    #[cfg(feature = "etcd")]
+    inner: peerlb::updater::EtcdUpdater,
+}
+
+#[napi]
+impl EtcdUpdater {
+    /// Watches `prefix` on the cluster at `endpoints` (`'http://host:port'` strings).
+    #[napi(
+        constructor,
+        ts_args_type = "endpoints: ReadonlyArray<string>, prefix: string, options?: EtcdUpdaterOptions"
+    )]
+    pub fn new(
         env: Env,
-        list: &NativeList,
-        endpoints: Vec<String>,
-        prefix: String,
-        timeout_ms: f64,
-        retry_interval_ms: f64,
-    ) -> napi::Result<NativeBinding> {
+        endpoints: Unknown,
+        prefix: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Self> {
+        let raw = env.raw();
+        let endpoints: Strings =
+            unsafe { convert::arg(raw, endpoints.raw(), "new EtcdUpdater(endpoints)")? };
+        let prefix: String = unsafe {
+            convert::arg(
+                raw,
+                prefix.raw(),
+                "new EtcdUpdater(endpoints, prefix): prefix",
+            )?
+        };
+        let opts = options.map_or(std::ptr::null_mut(), |o| o.raw());
+        let o: EtcdUpdaterOptions =
+            unsafe { convert::options(raw, opts, "new EtcdUpdater(endpoints, prefix, options)")? };
+        let timeout = duration(&env, "EtcdUpdater: timeoutMs", o.timeout_ms)?;
+        let retry = duration(&env, "EtcdUpdater: retryIntervalMs", o.retry_interval_ms)?;
         #[cfg(feature = "etcd")]
         {
-            let mut u = peerlb::updater::EtcdUpdater::new(endpoints, &prefix)
-                .map_err(|e| js::throw(&env, &e))?;
-            if let Some(d) = ms(timeout_ms) {
-                u = u.timeout(d);
+            let mut inner = guard::call(&env, || {
+                peerlb::updater::EtcdUpdater::new(endpoints.0, &prefix)
+            })?;
+            if let Some(d) = timeout {
+                inner = inner.timeout(d);
             }
-            if let Some(d) = ms(retry_interval_ms) {
-                u = u.retry_interval(d);
+            if let Some(d) = retry {
+                inner = inner.retry_interval(d);
             }
-            Ok(NativeBinding {
-                inner: u.bind(&list.entry.list),
-            })
+            Ok(EtcdUpdater { inner })
         }
         #[cfg(not(feature = "etcd"))]
         {
-            let _ = (list, endpoints, prefix, timeout_ms, retry_interval_ms);
+            let _ = (endpoints, prefix, timeout, retry);
+            Ok(EtcdUpdater {})
+        }
+    }
+
+    /// Ties the prefix to `list`.
+    #[napi(ts_args_type = "list: NativeList")]
+    pub fn bind(&self, env: Env, list: Unknown) -> napi::Result<Binding> {
+        let list = list_arg(&env, list)?;
+        #[cfg(feature = "etcd")]
+        {
+            Ok(Binding::new(self.inner.bind(&list)))
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = list;
             Err(js::throw(
                 &env,
                 &peerlb::Error::InvalidArgument(
@@ -137,19 +290,83 @@ impl NativeBinding {
             ))
         }
     }
+}
 
-    /// Starts following the source.
-    #[napi]
-    pub fn start(&self, env: Env) -> napi::Result<()> {
-        // static and file apply right here: a JS transport is called directly on this thread
-        let _scope = EnvScope::enter(env.raw());
-        self.inner.start().map_err(|e| js::throw(&env, &e))
+/// A peer an updater applied.
+#[napi(object)]
+pub struct AppliedPeer {
+    pub id: String,
+    pub weight: u32,
+}
+
+/// Counters of a binding's current (or last) run.
+#[napi(object)]
+pub struct BindingStats {
+    /// Reads of the source that succeeded.
+    pub good_reads: f64,
+    /// Reads that changed the list.
+    pub changes: f64,
+    /// Reads that failed (the last good set stayed).
+    pub failures: f64,
+}
+
+/// An updater bound to a list (`updater.bind(list)`): `start()` follows the source,
+/// `stop()` stops following it (the peers stay). A failing source keeps the last good set;
+/// see `lastError`. `using b = updater.bind(list).start()` stops it at scope exit.
+#[napi]
+pub struct Binding {
+    inner: Arc<peerlb::updater::Binding>,
+}
+
+impl Binding {
+    fn new(inner: peerlb::updater::Binding) -> Binding {
+        Binding {
+            inner: Arc::new(inner),
+        }
+    }
+}
+
+/// `Binding.startAsync`'s work.
+pub struct StartBinding(Arc<peerlb::updater::Binding>);
+
+impl Task for StartBinding {
+    type Output = peerlb::Result<()>;
+    type JsValue = ();
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let b = &self.0;
+        Ok(guard::caught(|| b.start()))
     }
 
-    /// Stops following the source (the peers stay).
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<()> {
+        output.map_err(|e| {
+            let value = unsafe { js::error_value(env.raw(), &e) };
+            napi::Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+        })
+    }
+}
+
+#[napi]
+impl Binding {
+    /// Starts following the source; static and file updaters apply their set before this
+    /// returns (for a very large set prefer `startAsync`). Returns `this`
+    /// (PEERLB_ALREADY_STARTED when started).
+    #[napi(ts_return_type = "this")]
+    pub fn start<'a>(&self, env: Env, this: This<'a>) -> napi::Result<This<'a>> {
+        guard::call(&env, || self.inner.start())?;
+        Ok(this)
+    }
+
+    /// `start` on a library thread.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn start_async(&self) -> AsyncTask<StartBinding> {
+        AsyncTask::new(StartBinding(self.inner.clone()))
+    }
+
+    /// Stops following the source (PEERLB_NOT_STARTED when not started).
     #[napi]
     pub fn stop(&self, env: Env) -> napi::Result<()> {
-        self.inner.stop().map_err(|e| js::throw(&env, &e))
+        guard::call(&env, || self.inner.stop())
     }
 
     /// Whether it is started.
@@ -158,36 +375,47 @@ impl NativeBinding {
         self.inner.is_running()
     }
 
-    /// What it follows, e.g. `file:/etc/peers`.
+    /// What it follows, e.g. `'file:/etc/peers'`.
     #[napi(getter)]
     pub fn source(&self) -> String {
         self.inner.describe().to_owned()
     }
 
-    /// The ids last applied, sorted.
+    /// The set last applied, sorted by id.
     #[napi]
-    pub fn peer_ids(&self) -> Vec<String> {
-        self.inner.peers().into_iter().map(|p| p.id).collect()
-    }
-
-    /// The weights of `peerIds()`, in the same order.
-    #[napi]
-    pub fn peer_weights(&self) -> Vec<u32> {
-        self.inner.peers().into_iter().map(|p| p.weight).collect()
-    }
-
-    /// `[code, message]` of the source's current failure, or null.
-    #[napi]
-    pub fn last_error(&self) -> Option<Vec<String>> {
+    pub fn peers(&self) -> Vec<AppliedPeer> {
         self.inner
-            .last_error()
-            .map(|e| vec![js::node_code(e.code()), e.to_string()])
+            .peers()
+            .into_iter()
+            .map(|p| AppliedPeer {
+                id: p.id,
+                weight: p.weight,
+            })
+            .collect()
     }
 
-    /// `[goodReads, changes, failures]`.
+    /// The source's current failure (an `Error` with code PEERLB_SOURCE_FAILED), or null;
+    /// the last good set is kept.
+    #[napi(getter, ts_return_type = "(Error & { code: PeerlbErrorCode }) | null")]
+    pub fn last_error(&self, env: Env) -> sys::napi_value {
+        match self.inner.last_error() {
+            Some(e) => unsafe { js::error_value(env.raw(), &e) },
+            None => {
+                let mut null = std::ptr::null_mut();
+                unsafe { sys::napi_get_null(env.raw(), &mut null) };
+                null
+            }
+        }
+    }
+
+    /// Counters of the current run.
     #[napi]
-    pub fn stats(&self) -> Vec<f64> {
+    pub fn stats(&self) -> BindingStats {
         let s = self.inner.stats();
-        vec![s.good_reads as f64, s.changes as f64, s.failures as f64]
+        BindingStats {
+            good_reads: s.good_reads as f64,
+            changes: s.changes as f64,
+            failures: s.failures as f64,
+        }
     }
 }

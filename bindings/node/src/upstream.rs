@@ -1,24 +1,29 @@
-//! `NativeUpstream`: the core `peerlb::Upstream` for Node. A JS check is called on the JS
-//! thread through an unref'd thread-safe function: the wrapper object's
-//! `invoke(backend, token)` runs the user's check (sync or async) and reports with
-//! `upstreamCheckDone(token, ok)`. A check that never reports times out like any other.
+//! `NativeUpstream`: the core `peerlb::Upstream` for Node (the public `Upstream` of
+//! `index.js` extends it). A JS check is called on the JS thread through an unref'd
+//! thread-safe function: the invoker object's `invoke(backend, token)` runs the user's
+//! check (sync or async) and reports with `upstreamCheckDone(token, ok)`. A check that
+//! never reports times out like any other.
+//!
+//! The invoker is held *weakly* (the JS `Upstream` holds it), so a check that refers to its
+//! upstream does not keep it alive forever; once collected, the upstream shuts down.
 
 use std::collections::HashMap;
 use std::ptr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::{self, ThreadId};
-use std::time::Duration;
 
-use napi::bindgen_prelude::{AsyncTask, Object};
+use napi::bindgen_prelude::JsObjectValue;
+use napi::bindgen_prelude::{AsyncTask, Either, Null, Object, Unknown};
 use napi::{sys, Env, JsValue, Task};
 use napi_derive::napi;
 use peerlb::upstream::CheckFuture;
-use peerlb::{HealthCheck, Upstream, UpstreamOptions};
+use peerlb::{HealthCheck, Upstream, UpstreamOptions as CoreOptions};
 use tokio::sync::oneshot;
 
-use crate::js;
+use crate::convert::{self, Given, Strings};
 use crate::transport::{referenced_tsfn, EnvScope, TsfnState};
+use crate::{guard, js};
 
 type Reply = oneshot::Sender<Result<(), String>>;
 
@@ -69,6 +74,9 @@ impl JsCheck {
         let raw_env = env.raw();
         let (reference, state) =
             referenced_tsfn(raw_env, object, "peerlb-upstream-check", "check")?;
+        // Weak: the JS Upstream holds its invoker (see the module docs).
+        let mut count = 0;
+        sys::napi_reference_unref(raw_env, reference, &mut count);
         Ok(JsCheck {
             env: raw_env as usize,
             owner: thread::current().id(),
@@ -166,7 +174,64 @@ impl Drop for JsCheck {
     }
 }
 
-/// The core `Upstream` (wrapped by `Upstream` in index.js, which validates arguments).
+/// Options of `new Upstream(options)` (besides `check`); not given: the core's defaults
+/// (go-loadbalancer's).
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct UpstreamOptions {
+    /// Backends (usually 'host:port'), in round-robin order.
+    #[napi(ts_type = "ReadonlyArray<string> | null")]
+    pub backends: Option<Strings>,
+    /// Time between check rounds (default 1000).
+    pub interval_ms: Option<Either<f64, Null>>,
+    /// Time one check may take before it counts as failed (default 100).
+    pub timeout_ms: Option<Either<f64, Null>>,
+    /// No background rounds; run them with checkNow() (default false).
+    pub manual: Option<bool>,
+    /// Score of a new backend (default 1).
+    pub initial_score: Option<Either<f64, Null>>,
+    /// Lowest score, <= 0 (default -3).
+    pub low_score: Option<Either<f64, Null>>,
+    /// Highest score, >= 0 (default 3).
+    pub high_score: Option<Either<f64, Null>>,
+    /// Added on a failed check or down(), < 0 (default -1).
+    pub fail_delta: Option<Either<f64, Null>>,
+    /// Added on a good check or up(), > 0 (default 1).
+    pub success_delta: Option<Either<f64, Null>>,
+}
+
+impl UpstreamOptions {
+    fn into_core(self, env: &Env) -> napi::Result<CoreOptions> {
+        let mut o = CoreOptions::default();
+        let ms = |what: &str, v: f64| {
+            convert::millis(v).map_err(|m| convert::invalid(env, &format!("Upstream: {what}"), m))
+        };
+        if let Some(v) = self.interval_ms.given() {
+            o.health_check_interval = Some(ms("intervalMs", v)?);
+        }
+        if let Some(v) = self.timeout_ms.given() {
+            o.health_check_timeout = ms("timeoutMs", v)?;
+        }
+        if self.manual == Some(true) {
+            o = o.manual();
+        }
+        let numbers = [
+            (self.initial_score, &mut o.initial_score),
+            (self.low_score, &mut o.low_score),
+            (self.high_score, &mut o.high_score),
+            (self.fail_delta, &mut o.fail_delta),
+            (self.success_delta, &mut o.success_delta),
+        ];
+        for (given, field) in numbers {
+            if let Some(v) = given.given() {
+                *field = v;
+            }
+        }
+        Ok(o)
+    }
+}
+
+/// A score-based list of backends (after go-loadbalancer's upstream); use `Upstream`.
 #[napi]
 pub struct NativeUpstream {
     inner: Arc<Upstream>,
@@ -179,7 +244,11 @@ impl Task for CheckNow {
     type Output = ();
     type JsValue = ();
     fn compute(&mut self) -> napi::Result<()> {
-        self.0.check_now();
+        let up = &self.0;
+        let _ = guard::caught(|| {
+            up.check_now();
+            Ok(())
+        });
         Ok(())
     }
     fn resolve(&mut self, _env: Env, _output: ()) -> napi::Result<()> {
@@ -187,121 +256,150 @@ impl Task for CheckNow {
     }
 }
 
-fn ms(v: f64) -> Duration {
-    Duration::try_from_secs_f64(v / 1000.0).unwrap_or(Duration::MAX)
+/// Backends follow the core's rule for peer ids (1..=1024 bytes, no NUL).
+fn valid_backends(backends: &[String]) -> peerlb::Result<()> {
+    for b in backends {
+        peerlb::PeerId::new(b)?;
+    }
+    Ok(())
+}
+
+fn backend(env: &Env, v: Unknown, what: &str) -> napi::Result<String> {
+    unsafe { convert::arg(env.raw(), v.raw(), what) }
 }
 
 #[napi]
 impl NativeUpstream {
-    /// `new NativeUpstream(backends, check ({invoke(backend, token)}) | null = TCP probe,
-    /// intervalMs (0 = manual), timeoutMs, initialScore, lowScore, highScore, failDelta, successDelta)`.
-    #[napi(constructor)]
-    #[allow(clippy::too_many_arguments)]
+    /// `new NativeUpstream(options, check, invoker)`: `check` is `'tcp-probe'` (or nothing)
+    /// for the TCP probe; `invoker` (`{invoke(backend, token)}`) runs a JS check instead.
+    #[napi(
+        constructor,
+        ts_args_type = "options?: UpstreamOptions, check?: string | null, invoker?: object | null"
+    )]
     pub fn new(
         env: Env,
-        backends: Vec<String>,
-        check: Option<Object>,
-        interval_ms: f64,
-        timeout_ms: f64,
-        initial_score: f64,
-        low_score: f64,
-        high_score: f64,
-        fail_delta: f64,
-        success_delta: f64,
+        options: Option<Unknown>,
+        check: Option<Unknown>,
+        invoker: Option<Object>,
     ) -> napi::Result<Self> {
-        let options = UpstreamOptions {
-            health_check_interval: (interval_ms != 0.0).then(|| ms(interval_ms)),
-            health_check_timeout: ms(timeout_ms),
-            initial_score,
-            low_score,
-            high_score,
-            fail_delta,
-            success_delta,
-        };
-        options.validate().map_err(|e| js::throw(&env, &e))?;
-        for b in &backends {
-            if b.is_empty() || b.len() > peerlb::MAX_PEER_ID_LEN || b.contains('\0') {
-                return Err(js::throw(
-                    &env,
-                    &peerlb::Error::InvalidArgument(format!(
-                        "backend {b:?} must be 1..=1024 bytes without NUL"
-                    )),
-                ));
-            }
-        }
-        let hc = match check {
-            None => HealthCheck::TcpProbe,
-            Some(o) => {
-                let c = Arc::new(unsafe { JsCheck::new(&env, o.raw())? });
+        let raw = options.map_or(std::ptr::null_mut(), |o| o.raw());
+        let o: UpstreamOptions =
+            unsafe { convert::options(env.raw(), raw, "new Upstream(options)")? };
+        let backends = o.backends.clone().unwrap_or_default().0;
+        let options = o.into_core(&env)?;
+        let hc = match invoker {
+            Some(i) => {
+                let c = Arc::new(unsafe { JsCheck::new(&env, i.raw())? });
                 HealthCheck::Async(Arc::new(move |b| c.run(b)))
             }
+            None => {
+                match check.map(|c| unsafe { (js::type_of(env.raw(), c.raw()), c) }) {
+                    None => {}
+                    Some((sys::ValueType::napi_undefined | sys::ValueType::napi_null, _)) => {}
+                    Some((sys::ValueType::napi_string, c)) => {
+                        let name =
+                            unsafe { js::string_value(env.raw(), c.raw()) }.unwrap_or_default();
+                        if name != "tcp-probe" {
+                            return Err(convert::invalid(
+                                &env,
+                                "new Upstream: check",
+                                format!(
+                                    "{name:?} is unknown; expected \"tcp-probe\" or a function"
+                                ),
+                            ));
+                        }
+                    }
+                    Some((_, c)) => {
+                        return Err(js::type_error(
+                            &env,
+                            &format!(
+                                "new Upstream: check must be \"tcp-probe\" or a function, got {}",
+                                unsafe { js::describe_arg(env.raw(), c.raw()) }
+                            ),
+                        ))
+                    }
+                }
+                HealthCheck::TcpProbe
+            }
         };
-        let up = Upstream::new(backends, hc, options).map_err(|e| js::throw(&env, &e))?;
+        let up = guard::call(&env, || {
+            valid_backends(&backends)?;
+            Upstream::new(backends, hc, options)
+        })?;
         Ok(NativeUpstream {
             inner: Arc::new(up),
         })
     }
 
-    /// The next backend with a score >= 0.
+    /// The next backend with a score >= 0 (PEERLB_NO_PEER_AVAILABLE when none).
     #[napi]
     pub fn pick(&self, env: Env) -> napi::Result<String> {
-        self.inner.pick().map_err(|e| js::throw(&env, &e))
+        guard::call(&env, || self.inner.pick())
     }
 
-    /// Score up by the success delta.
-    #[napi]
-    pub fn up(&self, backend: String) {
-        self.inner.up(&backend)
+    /// Moves the backend's score up by successDelta (capped at highScore).
+    #[napi(ts_args_type = "backend: string")]
+    pub fn up(&self, env: Env, backend: Unknown) -> napi::Result<()> {
+        let b = self::backend(&env, backend, "up(backend): backend")?;
+        guard::call(&env, || {
+            self.inner.up(&b);
+            Ok(())
+        })
     }
 
-    /// Score down by the fail delta.
-    #[napi]
-    pub fn down(&self, backend: String) {
-        self.inner.down(&backend)
+    /// Moves the backend's score down by failDelta (capped at lowScore).
+    #[napi(ts_args_type = "backend: string")]
+    pub fn down(&self, env: Env, backend: Unknown) -> napi::Result<()> {
+        let b = self::backend(&env, backend, "down(backend): backend")?;
+        guard::call(&env, || {
+            self.inner.down(&b);
+            Ok(())
+        })
     }
 
-    /// Replaces the backends (validated by index.js).
-    #[napi]
-    pub fn reconcile(&self, env: Env, backends: Vec<String>) -> napi::Result<()> {
-        for b in &backends {
-            if b.is_empty() || b.len() > peerlb::MAX_PEER_ID_LEN || b.contains('\0') {
-                return Err(js::throw(
-                    &env,
-                    &peerlb::Error::InvalidArgument(format!(
-                        "backend {b:?} must be 1..=1024 bytes without NUL"
-                    )),
-                ));
-            }
-        }
-        self.inner.reconcile(backends);
-        Ok(())
+    /// Replaces the backends; those that stay keep their score.
+    #[napi(ts_args_type = "backends: ReadonlyArray<string>")]
+    pub fn reconcile(&self, env: Env, backends: Unknown) -> napi::Result<()> {
+        let b: Strings = unsafe { convert::arg(env.raw(), backends.raw(), "reconcile(backends)")? };
+        guard::call(&env, || {
+            valid_backends(&b.0)?;
+            self.inner.reconcile(b.0);
+            Ok(())
+        })
     }
 
     /// The backend's score, or undefined.
-    #[napi]
-    pub fn score(&self, backend: String) -> Option<f64> {
-        self.inner.score(&backend)
+    #[napi(ts_args_type = "backend: string")]
+    pub fn score(&self, env: Env, backend: Unknown) -> napi::Result<Either<f64, ()>> {
+        let b = self::backend(&env, backend, "score(backend): backend")?;
+        Ok(self.inner.score(&b).map_or(Either::B(()), Either::A))
+    }
+
+    /// `{backend: score}` in list order.
+    #[napi(ts_return_type = "Record<string, number>")]
+    pub fn scores(&self, env: Env) -> napi::Result<Object<'_>> {
+        let mut out = Object::new(&env)?;
+        for (b, s) in self.inner.scores() {
+            if !out.has_own_property(&b)? {
+                out.set(&b, s)?;
+            }
+        }
+        Ok(out)
     }
 
     /// The backends in list order.
-    #[napi]
+    #[napi(getter)]
     pub fn backends(&self) -> Vec<String> {
         self.inner.backends()
     }
 
-    /// The scores, in the order of `backends()`.
-    #[napi]
-    pub fn score_values(&self) -> Vec<f64> {
-        self.inner.scores().into_iter().map(|(_, s)| s).collect()
-    }
-
-    /// One health-check round; resolves when it is over.
-    #[napi]
+    /// Runs one check round now; resolves when every check ended or timed out.
+    #[napi(ts_return_type = "Promise<void>")]
     pub fn check_now(&self) -> AsyncTask<CheckNow> {
         AsyncTask::new(CheckNow(self.inner.clone()))
     }
 
-    /// Stops the health checks.
+    /// Stops the health checks (pick/up/down/reconcile keep working).
     #[napi]
     pub fn shutdown(&self) {
         self.inner.shutdown()

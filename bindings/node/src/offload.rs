@@ -1,0 +1,108 @@
+//! The async forms (`updateAsync`, `startAsync`, `stopAsync`, `introspectAsync`): the
+//! core call runs on a libuv worker thread (napi async work, which keeps the process alive
+//! while it runs), so a call that is O(peers) does not block the event loop. A JS
+//! transport is still called on the JS thread, one call at a time through the event loop
+//! (see `transport.rs`). When the work is done, its events are delivered and then its
+//! Promise settles, on the JS thread.
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::Unknown;
+use napi::{Env, Task};
+use peerlb::PeerSpec;
+
+use crate::events::JsEvents;
+use crate::guard::caught;
+use crate::js;
+
+/// What an async form does.
+pub enum Work {
+    Update(Vec<PeerSpec>, Vec<String>),
+    Start,
+    Stop,
+}
+
+/// One async form's work.
+pub struct Offload {
+    list: peerlb::PeerList,
+    work: Option<Work>,
+    events: Option<Arc<JsEvents>>,
+}
+
+impl Offload {
+    pub fn new(list: peerlb::PeerList, work: Work, events: Option<Arc<JsEvents>>) -> Offload {
+        Offload {
+            list,
+            work: Some(work),
+            events,
+        }
+    }
+}
+
+/// Rejects with the core error as the package's `Error` (with its `code`).
+fn reject(env: &Env, e: &peerlb::Error) -> napi::Error {
+    let value = unsafe { js::error_value(env.raw(), e) };
+    napi::Error::from(unsafe { Unknown::from_raw_unchecked(env.raw(), value) })
+}
+
+impl Task for Offload {
+    type Output = peerlb::Result<()>;
+    type JsValue = ();
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let list = &self.list;
+        Ok(match self.work.take() {
+            Some(Work::Update(add, remove)) => caught(|| list.update(add, remove)),
+            Some(Work::Start) => caught(|| list.start()),
+            Some(Work::Stop) => caught(|| list.stop()),
+            None => Ok(()),
+        })
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<()> {
+        if let Some(events) = &self.events {
+            unsafe { events.deliver(env.raw()) };
+        }
+        output.map_err(|e| reject(&env, &e))
+    }
+}
+
+/// Peers per JSON chunk of [`Introspection`]: about a millisecond of `JSON.parse` each.
+const CHUNK: usize = 2000;
+
+/// `introspectAsync`'s work: the snapshot and its JSON, made off the JS thread.
+pub struct Introspection {
+    list: peerlb::PeerList,
+}
+
+impl Introspection {
+    pub fn new(list: peerlb::PeerList) -> Introspection {
+        Introspection { list }
+    }
+}
+
+impl Task for Introspection {
+    type Output = peerlb::Result<Vec<String>>;
+    type JsValue = Vec<String>;
+
+    fn compute(&mut self) -> napi::Result<Self::Output> {
+        let list = &self.list;
+        Ok(caught(|| {
+            let mut info = list.introspect();
+            let peers = std::mem::take(&mut info.peers);
+            let mut parts = Vec::with_capacity(1 + peers.len().div_ceil(CHUNK));
+            parts.push(info.to_json());
+            for chunk in peers.chunks(CHUNK) {
+                parts.push(
+                    serde_json::to_string(chunk)
+                        .map_err(|e| peerlb::Error::Internal(e.to_string()))?,
+                );
+            }
+            Ok(parts)
+        }))
+    }
+
+    fn resolve(&mut self, env: Env, output: Self::Output) -> napi::Result<Vec<String>> {
+        output.map_err(|e| reject(&env, &e))
+    }
+}
