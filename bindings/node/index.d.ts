@@ -9,6 +9,7 @@ import type {
   PeerListOptions,
   PeerlbErrorCode,
   RetryOptions,
+  UpdateOptions,
   StrategyName,
   Subscriber,
   UpstreamOptions as NativeUpstreamOptions,
@@ -209,6 +210,13 @@ export declare class PeerList extends NativeList {
   choose(options?: ChooseOptions): Choice
   /** Chooses an available peer, waiting up to `timeoutMs` without blocking the event loop. */
   chooseAsync(options?: ChooseOptions): Promise<Choice>
+  /**
+   * `update(changes)` without blocking the event loop: the arrays are read a slice (8192
+   * items) per turn of the loop (do not change them until the Promise settles), the change
+   * runs on a library thread, and its events are delivered before the Promise settles.
+   * Wrong arguments reject (TypeError, PEERLB_INVALID_ARGUMENT).
+   */
+  updateAsync(changes: UpdateOptions): Promise<void>
   /** A snapshot of the list as a plain object; O(peers) on the calling thread. */
   introspect(): ListIntrospection
   /** `introspect()` without blocking the event loop (for very large lists). */

@@ -31,6 +31,8 @@ const { choose0, choose, chooseAsync, finish, release, alreadyFinished } = nativ
 const PEER_SPAN = 2 ** 37
 /** Choices made in one turn of the event loop are looked at in batches of this size. */
 const YOUNG_MAX = 1024
+/** Items of `updateAsync`'s arrays read per turn of the event loop (a few ms at most). */
+const UPDATE_SLICE = 8192
 const hasDispose = typeof Symbol.dispose === 'symbol'
 
 /** Throws the TypeError (code ERR_INVALID_ARG_TYPE) for a wrong argument type. */
@@ -92,7 +94,10 @@ class Choice {
     const token = this._token
     if (token < 0) throw alreadyFinished(this.peer)
     const list = this._list
-    const done = finish(list._id, token, outcomeCode(outcome), latencyMs)
+    const done =
+      latencyMs === undefined
+        ? finish(list._id, token, outcomeCode(outcome))
+        : finish(list._id, token, outcomeCode(outcome), latencyMs)
     this._token = -1
     if (this._watched) list._fin.unregister(this)
     if (!done) throw alreadyFinished(this.peer)
@@ -164,9 +169,9 @@ class PeerList extends native.NativeList {
     // The addon refers to a JS transport weakly; this list holds it.
     this._transport = this.transportObject()
     // Choices made since the last look (see _watch), and the finalizer of the others.
-    this._young = []
+    this._young = null
     this._fin = null
-    this._adopt = () => this._watch()
+    this._adopt = () => this._watch(false)
     this._listeners = undefined
     this._dispatch = undefined
   }
@@ -176,9 +181,14 @@ class PeerList extends native.NativeList {
     let peer = this._names[index]
     if (peer === undefined) peer = this._peer(index, token)
     const c = new Choice(this, token, peer)
-    const young = this._young
-    if (young.push(c) === 1) queueMicrotask(this._adopt)
-    else if (young.length >= YOUNG_MAX) this._watch()
+    // A fresh array per turn: it and its choices are young together (a long-lived array
+    // would make every push a store from old to new space, which the GC must record).
+    let young = this._young
+    if (young === null) {
+      this._young = young = []
+      queueMicrotask(this._adopt)
+    }
+    if (young.push(c) >= YOUNG_MAX) this._watch(true)
     return c
   }
 
@@ -194,8 +204,12 @@ class PeerList extends native.NativeList {
    * cancels them if they are garbage-collected unfinished. Choices finished within the turn
    * that made them (the common case) never pay for a registration.
    */
-  _watch() {
+  _watch(more) {
     const young = this._young
+    // At the end of the turn there is no array until the next choose; mid-turn (a full
+    // batch) a new one, which the pending microtask looks at.
+    this._young = more ? [] : null
+    if (young === null) return
     for (let i = 0; i < young.length; i++) {
       const c = young[i]
       if (c._token >= 0 && !c._watched) {
@@ -204,7 +218,6 @@ class PeerList extends native.NativeList {
         c._watched = true
       }
     }
-    young.length = 0
   }
 
   /**
@@ -241,6 +254,19 @@ class PeerList extends native.NativeList {
   }
 
   /**
+   * `update(changes)` without blocking the event loop: the arrays are read a slice per turn
+   * of the loop (do not change them until the Promise settles), the change runs on a
+   * library thread, and its events are delivered before the Promise settles.
+   * @param {{add?: Array<string|{id: string, weight?: number}>, remove?: string[]}} changes
+   * @returns {Promise<void>}
+   */
+  async updateAsync(changes) {
+    const pending = new native.PendingUpdate(changes)
+    while (pending.read(UPDATE_SLICE)) await nextTurn()
+    return pending.apply(this)
+  }
+
+  /**
    * A snapshot of the list: {strategy, transport, state, summary, available, total, panic,
    * ejected, disabled, chosen, failures, ejections, peers}; the keys are the core's (the
    * same JSON as C's `peerlb_list_introspect`). O(peers) on the calling thread: for very
@@ -252,15 +278,15 @@ class PeerList extends native.NativeList {
 
   /**
    * `introspect()` without blocking the event loop: the snapshot is made on a library
-   * thread, and its peers are turned into objects a slice (2000 peers) per turn of the loop.
+   * thread, and its peers are turned into objects a slice (1000 peers) per turn of the loop.
    */
   async introspectAsync() {
     const parts = await this.introspectParts()
-    const info = JSON.parse(parts[0])
+    const info = JSON.parse(parts.next())
     const peers = []
-    for (let i = 1; i < parts.length; i++) {
-      if (i > 1) await nextTurn()
-      for (const p of JSON.parse(parts[i])) peers.push(p)
+    for (let part = parts.next(); part !== null; part = parts.next()) {
+      for (const p of JSON.parse(part)) peers.push(p)
+      await nextTurn()
     }
     info.peers = peers
     return info

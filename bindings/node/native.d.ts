@@ -65,6 +65,15 @@ export declare class FileUpdater {
 }
 
 /**
+ * The JSON parts of an introspection, handed to JS one at a time (making a JS string of
+ * a part costs time on the JS thread too).
+ */
+export declare class IntrospectionParts {
+  /** The next part, or null. */
+  next(): string | null
+}
+
+/**
  * A manual (test) clock for lists and retry budgets (`new PeerList({clock})`,
  * `new RetryBudget({clock})`): it stands still until `advance(ms)`, which also runs what
  * came due (ejections end inside `advance`, and their `restored` events reach subscribers
@@ -97,14 +106,9 @@ export declare class NativeList {
    * Adds and removes peers (removals first). Everything that can be applied is; the
    * failures are thrown together (`err.errors` lists them when there are several).
    * Runs on the calling thread: for very large changes (tens of thousands of peers)
-   * prefer `updateAsync`.
+   * prefer `updateAsync` (`PeerList`).
    */
   update(changes: UpdateOptions): void
-  /**
-   * `update` on a library thread: the Promise settles (events delivered) when it is
-   * done. The arguments are read before this returns.
-   */
-  updateAsync(changes: UpdateOptions): Promise<void>
   /** Starts the list: retains every peer (PEERLB_ALREADY_STARTED when running). */
   start(): void
   /** `start` on a library thread. */
@@ -188,6 +192,16 @@ export declare class NativeUpstream {
   checkNow(): Promise<void>
   /** Stops the health checks (pick/up/down/reconcile keep working). */
   shutdown(): void
+}
+
+/** The arguments of one `updateAsync` call (internal; see `PeerList.updateAsync`). */
+export declare class PendingUpdate {
+  /** Takes `changes` apart: `add` and `remove` are read once, here. */
+  constructor(changes?: UpdateOptions | null)
+  /** Reads up to `count` more items; true while some are left. */
+  read(count: number): boolean
+  /** Applies the change to `list` on a library thread (all items must have been read). */
+  apply(list: NativeList): Promise<void>
 }
 
 /**

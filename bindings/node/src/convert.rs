@@ -212,7 +212,15 @@ impl FromNapiValue for Strings {
     }
 }
 
-unsafe fn string_item(env: sys::napi_env, item: sys::napi_value, i: u32) -> napi::Result<String> {
+/// Item `i` of an array of strings.
+///
+/// # Safety
+/// `env` must be the env of the current call, on its JS thread.
+pub unsafe fn string_item(
+    env: sys::napi_env,
+    item: sys::napi_value,
+    i: u32,
+) -> napi::Result<String> {
     if js::type_of(env, item) != sys::ValueType::napi_string {
         return Err(type_mismatch(format!(
             "item {i} must be a string, got {}",
@@ -250,7 +258,15 @@ impl FromNapiValue for PeerSpecs {
     }
 }
 
-unsafe fn peer_item(env: sys::napi_env, item: sys::napi_value, i: u32) -> napi::Result<PeerSpec> {
+/// Item `i` of an array of peers (see [`PeerSpecs`]).
+///
+/// # Safety
+/// `env` must be the env of the current call, on its JS thread.
+pub unsafe fn peer_item(
+    env: sys::napi_env,
+    item: sys::napi_value,
+    i: u32,
+) -> napi::Result<PeerSpec> {
     let bad = |env| {
         type_mismatch(format!(
             "item {i} must be a peer id string or {{id, weight}}, got {}",

@@ -12,6 +12,7 @@ use crate::js;
 use crate::transport::EnvScope;
 
 /// Runs `f`, turning a panic into [`peerlb::ErrorCode::Internal`].
+#[inline(always)]
 pub(crate) fn caught<T>(f: impl FnOnce() -> peerlb::Result<T>) -> peerlb::Result<T> {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(peerlb::Error::from_panic(&*p)))
 }

@@ -19,10 +19,20 @@ use crate::js;
 use crate::registry::{no_such_list, with_entry, Entry};
 use crate::transport::EnvScope;
 
+/// The first `N` arguments (missing ones `undefined`).
 unsafe fn args<const N: usize>(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> [sys::napi_value; N] {
+    args_and_count::<N>(env, info).0
+}
+
+/// The first `N` arguments (missing ones `undefined`) and how many were passed.
+#[inline(always)]
+unsafe fn args_and_count<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> ([sys::napi_value; N], usize) {
     let mut argc = N;
     let mut argv = [ptr::null_mut(); N];
     sys::napi_get_cb_info(
@@ -39,7 +49,7 @@ unsafe fn args<const N: usize>(
             *a = undef;
         }
     }
-    argv
+    (argv, argc)
 }
 
 /// A list id (any non-number reads as an id no list has).
@@ -330,21 +340,24 @@ unsafe fn outcome(env: sys::napi_env, v: sys::napi_value) -> Result<Outcome, Bad
     )))
 }
 
-/// `finish(id, token, outcome, latencyMs)`: finishes the pending choice of `token`.
+/// `finish(id, token, outcome[, latencyMs])`: finishes the pending choice of `token`.
 /// Returns true, or false when the token is spent (finished before, or a stale copy):
-/// the wrapper throws `PEERLB_ALREADY_FINISHED` then.
+/// the wrapper throws `PEERLB_ALREADY_FINISHED` then. (`index.js` leaves `latencyMs` out
+/// when it is not given, which saves reading it.)
 pub(crate) unsafe extern "C" fn finish(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let [id, t, out, latency] = args::<4>(env, info);
+    let ([id, t, out, latency], argc) = args_and_count::<4>(env, info);
     let id = list_id(env, id);
     let t = token(env, t);
     let parsed = outcome(env, out).and_then(|o| {
-        Ok((
-            o,
-            optional_ms(env, latency, "finish(outcome, latencyMs): latencyMs")?,
-        ))
+        let latency = if argc < 4 {
+            None
+        } else {
+            optional_ms(env, latency, "finish(outcome, latencyMs): latencyMs")?
+        };
+        Ok((o, latency))
     });
     let (outcome, latency) = match parsed {
         Ok(v) => v,

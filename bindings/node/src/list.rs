@@ -55,7 +55,7 @@ impl NativeList {
         &self.entry.list
     }
 
-    fn offload(&self, work: Work) -> AsyncTask<Offload> {
+    pub(crate) fn offload(&self, work: Work) -> AsyncTask<Offload> {
         AsyncTask::new(Offload::new(
             self.core().clone(),
             work,
@@ -127,26 +127,11 @@ impl NativeList {
     /// Adds and removes peers (removals first). Everything that can be applied is; the
     /// failures are thrown together (`err.errors` lists them when there are several).
     /// Runs on the calling thread: for very large changes (tens of thousands of peers)
-    /// prefer `updateAsync`.
+    /// prefer `updateAsync` (`PeerList`).
     #[napi(ts_args_type = "changes: UpdateOptions")]
     pub fn update(&self, env: Env, changes: Option<Unknown>) -> napi::Result<()> {
         let (add, remove) = self::changes(&env, changes, "update(changes)")?;
         guard::call(&env, || self.core().update(add.0, remove.0))
-    }
-
-    /// `update` on a library thread: the Promise settles (events delivered) when it is
-    /// done. The arguments are read before this returns.
-    #[napi(
-        ts_args_type = "changes: UpdateOptions",
-        ts_return_type = "Promise<void>"
-    )]
-    pub fn update_async(
-        &self,
-        env: Env,
-        changes: Option<Unknown>,
-    ) -> napi::Result<AsyncTask<Offload>> {
-        let (add, remove) = self::changes(&env, changes, "updateAsync(changes)")?;
-        Ok(self.offload(Work::Update(add.0, remove.0)))
     }
 
     /// Starts the list: retains every peer (PEERLB_ALREADY_STARTED when running).
@@ -180,8 +165,9 @@ impl NativeList {
         guard::call(&env, || Ok(self.core().introspect().to_json()))
     }
 
-    /// The introspection made on a library thread, as JSON parts: the list without its
-    /// peers, then the peers in chunks (arrays) that parse in about a millisecond each.
+    /// The introspection made on a library thread, as JSON parts to take one by one: the
+    /// list without its peers, then the peers in chunks (arrays) that parse in a few
+    /// milliseconds each.
     #[napi(skip_typescript)]
     pub fn introspect_parts(&self) -> AsyncTask<Introspection> {
         AsyncTask::new(Introspection::new(self.core().clone()))

@@ -19,14 +19,18 @@ pub struct Entry {
     pub table: RefCell<Table>,
 }
 
-#[derive(Default)]
 struct Registry {
     entries: Vec<Option<Rc<Entry>>>,
     free: Vec<u32>,
 }
 
 thread_local! {
-    static REGISTRY: RefCell<Registry> = RefCell::default();
+    static REGISTRY: RefCell<Registry> = const {
+        RefCell::new(Registry {
+            entries: Vec::new(),
+            free: Vec::new(),
+        })
+    };
 }
 
 /// Registers a list; returns its id and its entry.

@@ -11,8 +11,10 @@
 //!   so it can never finish the request that now holds the slot.
 //! * `peerIndex` (16 bits) names the chosen peer: peer ids get a small index the first
 //!   time they are chosen, so JS can cache the id string by index and build a `Choice`
-//!   without a string crossing the boundary. Past [`MAX_INTERNED`] distinct ids the index
-//!   is 0: "ask [`Table::peer_of`]".
+//!   without a string crossing the boundary. Ids are looked up by the address of their
+//!   shared string (the table keeps a clone, so the address stays unique): a peer removed
+//!   and added again gets a new index. Past [`MAX_INTERNED`] indexes the index is 0: "ask
+//!   [`Table::peer_of`]".
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -30,31 +32,30 @@ pub const MAX_PENDING: usize = 1 << SLOT_BITS;
 /// Peer ids interned per list (indexes 1..=MAX_INTERNED; 0 = not interned).
 pub const MAX_INTERNED: usize = (1 << 16) - 1;
 
-/// The Fx hash (as in rustc): peer ids are short, SipHash would cost more than the rest of
-/// the lookup. The keys come from this process's own lists, so no hash flooding concern.
+/// A hash for addresses (the Fx multiply, as in rustc): one multiplication. The keys are
+/// this process's own addresses, so no hash flooding concern.
 #[derive(Default)]
-struct FxHasher(u64);
+struct AddressHasher(u64);
 
-impl Hasher for FxHasher {
+impl Hasher for AddressHasher {
     fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(K);
+        for &b in bytes {
+            self.write_usize(b as usize);
         }
     }
 
-    fn write_u8(&mut self, b: u8) {
-        self.write(&[b]);
+    fn write_usize(&mut self, a: usize) {
+        self.0 = (self.0.rotate_left(5) ^ a as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
     }
 
     fn finish(&self) -> u64 {
         self.0
     }
+}
+
+/// The key of a peer id: the address of its shared string.
+fn address(peer: &PeerId) -> usize {
+    peer.as_str().as_ptr() as usize
 }
 
 #[derive(Default)]
@@ -68,7 +69,8 @@ struct Slot {
 pub struct Table {
     slots: Vec<Slot>,
     free: Vec<u32>,
-    ids: HashMap<PeerId, u32, BuildHasherDefault<FxHasher>>,
+    /// Index by [`address`]; `names` keeps each id alive, so an address is never reused.
+    ids: HashMap<usize, u32, BuildHasherDefault<AddressHasher>>,
     names: Vec<PeerId>,
 }
 
@@ -86,7 +88,7 @@ impl Table {
     /// are already pending (the caller drops it: cancelled).
     #[inline]
     pub fn insert(&mut self, choice: Choice) -> Result<f64, Choice> {
-        let index = match self.ids.get(choice.peer()) {
+        let index = match self.ids.get(&address(choice.peer())) {
             Some(&i) => i,
             None => self.intern(choice.peer()),
         };
@@ -112,7 +114,7 @@ impl Table {
         }
         self.names.push(peer.clone());
         let i = self.names.len() as u32; // 1-based; 0 = not interned
-        self.ids.insert(peer.clone(), i);
+        self.ids.insert(address(peer), i);
         i
     }
 
