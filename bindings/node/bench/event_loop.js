@@ -1,0 +1,91 @@
+#!/usr/bin/env node
+// How long the O(peers) calls hold the JS thread, sync and async, on large lists: the time a
+// sync call takes, and for the async forms the time the call itself takes plus the longest
+// the event loop was blocked until its Promise settled (perf_hooks.monitorEventLoopDelay).
+//
+//   node --expose-gc bench/event_loop.js [--peers 100000] [--start-peers 10000] [--out file.md]
+//
+// `start`/`stop` retain/release every peer through the core's change path; `--start-peers`
+// sizes the list used for them separately, so a core whose change path is slow at 100 000
+// peers can still be measured at the size it handles.
+'use strict'
+
+const fs = require('node:fs')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
+const { PeerList } = require('..')
+
+const argv = process.argv
+const arg = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt)
+const PEERS = Number(arg('--peers', 100000))
+const START_PEERS = Number(arg('--start-peers', 10000))
+const out = arg('--out', null)
+
+const ids = (n, tag) => Array.from({ length: n }, (_, i) => `10.${tag}.${(i >> 8) & 255}.${i & 255}:${8000 + (i >> 16)}`)
+const ms = (t0) => Number(process.hrtime.bigint() - t0) / 1e6
+
+/** Collects garbage between measurements (with --expose-gc), so that one's GC is not another's. */
+const settle = () => {
+  if (global.gc) global.gc()
+}
+
+function sync(label, f) {
+  settle()
+  const t0 = process.hrtime.bigint()
+  f()
+  return { label, call: ms(t0) }
+}
+
+/** The async form: the synchronous part of the call, the whole wait, the longest block of the loop. */
+async function async(label, f) {
+  settle()
+  const h = monitorEventLoopDelay({ resolution: 1 })
+  const ping = setInterval(() => {}, 1) // keeps the loop turning so that a block shows
+  h.enable()
+  const t0 = process.hrtime.bigint()
+  const p = f()
+  const call = ms(t0)
+  await p
+  const total = ms(t0)
+  h.disable()
+  clearInterval(ping)
+  // The histogram records the delay of a 1 ms timer: the longest block is about max - 1 ms.
+  return { label, call, total, maxBlock: Math.max(0, h.max / 1e6 - 1) }
+}
+
+async function main() {
+  const rows = []
+  const big = new PeerList({ shuffle: false })
+  const add = ids(PEERS, 1)
+  rows.push(sync(`update: add ${PEERS} ids to an idle list`, () => big.update({ add })))
+  rows.push(sync(`introspect() of ${PEERS}`, () => big.introspect()))
+  rows.push(sync(`listBackends() of ${PEERS}`, () => big.listBackends()))
+  rows.push(await async(`introspectAsync() of ${PEERS}`, () => big.introspectAsync()))
+  const ids2 = ids(PEERS, 2)
+  rows.push(await async(`updateAsync: add ${PEERS} ids to an idle list`, () => new PeerList().updateAsync({ add: ids2 })))
+  const objects = ids(PEERS, 4).map((id, i) => ({ id, weight: 1 + (i % 3) }))
+  rows.push(await async(`updateAsync: add ${PEERS} {id, weight} to an idle list`, () => new PeerList().updateAsync({ add: objects })))
+
+  const s = new PeerList({ shuffle: false })
+  s.update({ add: ids(START_PEERS, 3) })
+  rows.push(sync(`start() with ${START_PEERS}`, () => s.start()))
+  rows.push(sync(`stop() with ${START_PEERS}`, () => s.stop()))
+  rows.push(await async(`startAsync() with ${START_PEERS}`, () => s.startAsync()))
+  rows.push(await async(`stopAsync() with ${START_PEERS}`, () => s.stopAsync()))
+
+  const lines = [
+    `# Node: how long the O(peers) calls hold the JS thread`,
+    '',
+    `node ${process.version}; ${PEERS} peers (start/stop: ${START_PEERS}); always-available transport.`,
+    '',
+    '| call | JS thread in the call (ms) | until settled (ms) | longest event-loop block while pending (ms) |',
+    '|---|---:|---:|---:|',
+    ...rows.map((r) =>
+      `| ${r.label} | ${r.call.toFixed(1)} | ${r.total === undefined ? '–' : r.total.toFixed(1)} | ${r.maxBlock === undefined ? '–' : r.maxBlock.toFixed(1)} |`,
+    ),
+    '',
+  ]
+  console.log(lines.join('\n'))
+  if (out) fs.writeFileSync(out, lines.join('\n'))
+}
+
+main()
