@@ -164,10 +164,14 @@ test('Upstream: TCP probe against a real socket', async () => {
 test('Upstream: background JS checks do not keep the process alive', () => {
   const { spawnSync } = require('node:child_process')
   const path = require('node:path')
+  // The checks run every 10 ms; the script waits (a ref'd timer, deadline 20 s) until the
+  // score reached the top, then returns: the background checks must not keep it running.
   const code = `const {Upstream}=require(${JSON.stringify(path.resolve(__dirname, '..'))});
     const u=new Upstream({backends:['a'],intervalMs:10,check:()=>true});
-    setTimeout(()=>{console.log(u.score('a'))},100)`
-  const r = spawnSync(process.execPath, ['-e', code], { timeout: 10000, encoding: 'utf8' })
+    const deadline=Date.now()+20000;
+    (function wait(){ if(u.score('a')<3&&Date.now()<deadline) return setTimeout(wait,5); console.log(u.score('a')) })()`
+  const r = spawnSync(process.execPath, ['-e', code], { timeout: 60000, encoding: 'utf8' })
+  assert.equal(r.signal, null, `did not exit by itself\n${r.stdout}${r.stderr}`)
   assert.equal(r.status, 0, r.stderr)
   assert.equal(r.stdout.trim(), '3')
 })

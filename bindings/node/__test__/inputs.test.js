@@ -1,0 +1,203 @@
+// Hostile input: sparse arrays with huge lengths, Array subclasses, proxies, getters that
+// change type or throw. Each case must end quickly with a TypeError or
+// PEERLB_INVALID_ARGUMENT and leave the list intact. The cases that once hung or aborted
+// the process run in a child process, so that a regression fails the test instead of
+// killing the test run.
+'use strict'
+
+const test = require('node:test')
+const assert = require('node:assert/strict')
+const path = require('node:path')
+const { spawnSync } = require('node:child_process')
+const { PeerList, StaticUpdater, EtcdUpdater, Upstream } = require('..')
+
+const pkgDir = path.resolve(__dirname, '..')
+
+/** Runs `body` (which prints one JSON line) in a child process; fails on a crash or hang. */
+function child(body) {
+  const r = spawnSync(process.execPath, ['-e', `const peerlb = require(${JSON.stringify(pkgDir)});\n${body}`], {
+    encoding: 'utf8',
+    timeout: 60000,
+  })
+  assert.equal(r.signal, null, `the child was killed (hang or abort): ${r.signal}\n${r.stderr.slice(0, 2000)}`)
+  assert.equal(r.status, 0, `the child failed:\n${r.stderr.slice(0, 2000)}`)
+  return JSON.parse(r.stdout)
+}
+
+/** `[constructor name, code]` of what `f` throws, or 'ok'. */
+const outcomeOf = `function outcomeOf(f) {
+  try { f(); return 'ok' } catch (e) { return [e.constructor.name, e.code] }
+}`
+
+test('huge sparse arrays and Array subclasses are refused at once, never walked or pre-sized', () => {
+  const out = child(`${outcomeOf}
+    const huge = () => { const a = []; a.length = 2 ** 32 - 1; return a }
+    const holes30 = () => { const a = ['x']; a.length = 2 ** 30; return a }
+    class Big extends Array {}
+    const bigSub = () => { const a = new Big(); a.length = 2 ** 32 - 1; return a }
+    const list = new peerlb.PeerList()
+    list.update({ add: ['keep'] })
+    const cases = {
+      updateAdd: () => list.update({ add: huge() }),
+      updateRemove: () => list.update({ remove: huge() }),
+      updateSubclass: () => list.update({ add: bigSub() }),
+      staticHuge: () => new peerlb.StaticUpdater(huge()),
+      staticHoles: () => new peerlb.StaticUpdater(holes30()),
+      etcdHoles: () => new peerlb.EtcdUpdater(holes30(), '/p/'),
+      etcdHuge: () => new peerlb.EtcdUpdater(huge(), '/p/'),
+      upstreamSubclass: () => new peerlb.Upstream({ backends: bigSub(), manual: true }),
+      reconcileHuge: () => new peerlb.Upstream({ manual: true }).reconcile(huge()),
+    }
+    const got = {}
+    for (const [k, f] of Object.entries(cases)) got[k] = outcomeOf(f)
+    list.updateAsync({ add: holes30() }).then(
+      () => console.log('{}'),
+      (e) => {
+        got.updateAsync = [e.constructor.name, e.code]
+        got.total = list.introspect().total
+        console.log(JSON.stringify(got))
+      },
+    )
+  `)
+  const invalid = ['Error', 'PEERLB_INVALID_ARGUMENT']
+  for (const k of ['updateAdd', 'updateRemove', 'updateSubclass', 'updateAsync', 'staticHuge', 'staticHoles', 'etcdHoles', 'etcdHuge', 'upstreamSubclass', 'reconcileHuge']) {
+    assert.deepEqual(out[k], invalid, k)
+  }
+  assert.equal(out.total, 1)
+})
+
+test('a hole stops the walk with a TypeError; nothing is applied', () => {
+  const list = new PeerList({ shuffle: false })
+  const sparse = ['a', 'b']
+  sparse.length = 100000
+  assert.throws(() => list.update({ add: sparse }), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE' && /item 2/.test(e.message))
+  // eslint-disable-next-line no-sparse-arrays
+  assert.throws(() => list.update({ remove: ['a', , 'b'] }), TypeError)
+  assert.throws(() => new StaticUpdater(sparse), TypeError)
+  assert.throws(() => new EtcdUpdater(['http://127.0.0.1:1', undefined], '/p/'), TypeError)
+  assert.throws(() => new Upstream({ backends: sparse, manual: true }), TypeError)
+  assert.equal(list.introspect().total, 0)
+})
+
+test('proxies and array-likes are not arrays', () => {
+  const list = new PeerList()
+  const proxy = new Proxy(['a'], {})
+  const arrayLike = { length: 2 ** 32 - 1, 0: 'a' }
+  assert.throws(() => list.update({ add: proxy }), TypeError)
+  assert.throws(() => list.update({ add: arrayLike }), TypeError)
+  assert.throws(() => new StaticUpdater(arrayLike), TypeError)
+  assert.equal(list.introspect().total, 0)
+})
+
+test('each value is read once: a getter that changes type cannot slip through', () => {
+  const list = new PeerList({ shuffle: false })
+  let reads = 0
+  const sly = {
+    get id() {
+      reads++
+      return reads === 1 ? 'sly' : 42
+    },
+  }
+  list.update({ add: [sly] })
+  assert.equal(reads, 1)
+  assert.deepEqual(list.introspect().peers.map((p) => p.id), ['sly'])
+  let weightReads = 0
+  const w = {
+    id: 'w',
+    get weight() {
+      weightReads++
+      return weightReads === 1 ? 2 : 'heavy'
+    },
+  }
+  list.update({ add: [w] })
+  assert.equal(weightReads, 1)
+  assert.equal(list.introspect().peers[1].weight, 2)
+  let optionReads = 0
+  const opts = {
+    get strategy() {
+      optionReads++
+      return optionReads === 1 ? 'random' : 7
+    },
+  }
+  assert.equal(new PeerList(opts).strategy, 'random')
+  assert.equal(optionReads, 1)
+})
+
+test('getters that throw are PEERLB_INVALID_ARGUMENT with the thrown value as cause; the list is intact', () => {
+  const list = new PeerList({ shuffle: false })
+  list.update({ add: ['keep'] })
+  const boom = new Error('boom')
+  const thrower = {
+    get id() {
+      throw boom
+    },
+  }
+  const check = (f, what) =>
+    assert.throws(f, (e) => {
+      assert.equal(e.code, 'PEERLB_INVALID_ARGUMENT', `${what}: ${e.message}`)
+      assert.equal(e.cause, boom, what)
+      assert.match(e.message, /boom/)
+      return true
+    })
+  check(() => list.update({ add: ['x', thrower] }), 'an item')
+  check(
+    () =>
+      list.update({
+        get add() {
+          throw boom
+        },
+      }),
+    'an option',
+  )
+  const items = ['y']
+  Object.defineProperty(items, 1, {
+    get() {
+      throw boom
+    },
+    enumerable: true,
+  })
+  check(() => list.update({ add: items }), 'an element getter')
+  check(
+    () =>
+      new PeerList({
+        get strategy() {
+          throw boom
+        },
+      }),
+    'a list option',
+  )
+  check(
+    () =>
+      new PeerList({
+        ejection: {
+          get failures() {
+            throw boom
+          },
+        },
+      }),
+    'an ejection option',
+  )
+  check(
+    () =>
+      new PeerList({
+        transport: {
+          retain() {},
+          get release() {
+            throw boom
+          },
+        },
+      }),
+    'a transport method',
+  )
+  assert.deepEqual(list.introspect().peers.map((p) => p.id), ['keep'])
+})
+
+test('too many items and bad weights are PEERLB_INVALID_ARGUMENT', () => {
+  const list = new PeerList()
+  const tooMany = new Array(2 ** 20 + 1).fill('x')
+  assert.throws(() => list.update({ add: tooMany }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => list.update({ add: [{ id: 'w', weight: 2 ** 32 }] }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => list.update({ add: [{ id: 'w', weight: -1 }] }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => list.update({ add: [{ id: 'w', weight: 0 }] }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.equal(list.introspect().total, 0)
+})
