@@ -113,8 +113,8 @@ impl NativeList {
 
     /// Whether the list is running.
     #[napi(getter)]
-    pub fn running(&self) -> bool {
-        self.core().is_running()
+    pub fn running(&self, env: Env) -> napi::Result<bool> {
+        guard::call(&env, || Ok(self.core().is_running()))
     }
 
     /// The strategy's full spec, options included (`'hash-ring?bounded=1.25'`; defaults

@@ -78,8 +78,8 @@ impl RetryBudget {
 
     /// Retries the budget would allow right now.
     #[napi(getter)]
-    pub fn balance(&self) -> f64 {
-        self.inner.balance() as f64
+    pub fn balance(&self, env: Env) -> napi::Result<f64> {
+        guard::call(&env, || Ok(self.inner.balance() as f64))
     }
 }
 
@@ -247,8 +247,10 @@ impl NativeRetry {
 
     /// Attempts made so far.
     #[napi(getter)]
-    pub fn attempts(&self) -> u32 {
-        self.lock().retry.as_ref().map_or(0, Retry::attempts)
+    pub fn attempts(&self, env: Env) -> napi::Result<u32> {
+        guard::call(&env, || {
+            Ok(self.lock().retry.as_ref().map_or(0, Retry::attempts))
+        })
     }
 
     /// Chooses the next attempt's peer (preferring untried ones): the peer id at once, or a

@@ -371,8 +371,8 @@ impl Binding {
 
     /// Whether it is started.
     #[napi(getter)]
-    pub fn running(&self) -> bool {
-        self.inner.is_running()
+    pub fn running(&self, env: Env) -> napi::Result<bool> {
+        guard::call(&env, || Ok(self.inner.is_running()))
     }
 
     /// What it follows, e.g. `'file:/etc/peers'`.
@@ -383,39 +383,42 @@ impl Binding {
 
     /// The set last applied, sorted by id.
     #[napi]
-    pub fn peers(&self) -> Vec<AppliedPeer> {
-        self.inner
-            .peers()
-            .into_iter()
-            .map(|p| AppliedPeer {
-                id: p.id,
-                weight: p.weight,
-            })
-            .collect()
+    pub fn peers(&self, env: Env) -> napi::Result<Vec<AppliedPeer>> {
+        guard::call(&env, || {
+            Ok(self
+                .inner
+                .peers()
+                .into_iter()
+                .map(|p| AppliedPeer {
+                    id: p.id,
+                    weight: p.weight,
+                })
+                .collect())
+        })
     }
 
     /// The source's current failure (an `Error` with code PEERLB_SOURCE_FAILED), or null;
     /// the last good set is kept.
     #[napi(getter, ts_return_type = "(Error & { code: PeerlbErrorCode }) | null")]
-    pub fn last_error(&self, env: Env) -> sys::napi_value {
-        match self.inner.last_error() {
+    pub fn last_error(&self, env: Env) -> napi::Result<sys::napi_value> {
+        Ok(match guard::call(&env, || Ok(self.inner.last_error()))? {
             Some(e) => unsafe { js::error_value(env.raw(), &e) },
             None => {
                 let mut null = std::ptr::null_mut();
                 unsafe { sys::napi_get_null(env.raw(), &mut null) };
                 null
             }
-        }
+        })
     }
 
     /// Counters of the current run.
     #[napi]
-    pub fn stats(&self) -> BindingStats {
-        let s = self.inner.stats();
-        BindingStats {
+    pub fn stats(&self, env: Env) -> napi::Result<BindingStats> {
+        let s = guard::call(&env, || Ok(self.inner.stats()))?;
+        Ok(BindingStats {
             good_reads: s.good_reads as f64,
             changes: s.changes as f64,
             failures: s.failures as f64,
-        }
+        })
     }
 }

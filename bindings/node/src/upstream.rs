@@ -372,14 +372,15 @@ impl NativeUpstream {
     #[napi(ts_args_type = "backend: string")]
     pub fn score(&self, env: Env, backend: Unknown) -> napi::Result<Either<f64, ()>> {
         let b = self::backend(&env, backend, "score(backend): backend")?;
-        Ok(self.inner.score(&b).map_or(Either::B(()), Either::A))
+        let score = guard::call(&env, || Ok(self.inner.score(&b)))?;
+        Ok(score.map_or(Either::B(()), Either::A))
     }
 
     /// `{backend: score}` in list order.
     #[napi(ts_return_type = "Record<string, number>")]
     pub fn scores(&self, env: Env) -> napi::Result<Object<'_>> {
         let mut out = Object::new(&env)?;
-        for (b, s) in self.inner.scores() {
+        for (b, s) in guard::call(&env, || Ok(self.inner.scores()))? {
             if !out.has_own_property(&b)? {
                 out.set(&b, s)?;
             }
@@ -389,8 +390,8 @@ impl NativeUpstream {
 
     /// The backends in list order.
     #[napi(getter)]
-    pub fn backends(&self) -> Vec<String> {
-        self.inner.backends()
+    pub fn backends(&self, env: Env) -> napi::Result<Vec<String>> {
+        guard::call(&env, || Ok(self.inner.backends()))
     }
 
     /// Runs one check round now; resolves when every check ended or timed out.
@@ -401,7 +402,10 @@ impl NativeUpstream {
 
     /// Stops the health checks (pick/up/down/reconcile keep working).
     #[napi]
-    pub fn shutdown(&self) {
-        self.inner.shutdown()
+    pub fn shutdown(&self, env: Env) -> napi::Result<()> {
+        guard::call(&env, || {
+            self.inner.shutdown();
+            Ok(())
+        })
     }
 }
