@@ -18,6 +18,7 @@ export const {
   EtcdUpdater,
   Binding,
   errorCodes,
+  strategies,
   coreVersion,
 } = peerlb
 export default peerlb
