@@ -11,25 +11,13 @@ const fs = require('node:fs')
 const path = require('node:path')
 const { PeerList, Choice, _native } = require('..')
 
-/**
- * The same list without the finalizer's bookkeeping (no young-choice tracking), to measure
- * what that bookkeeping costs a choose. Not a supported use: bench only.
- */
-class Untracked extends PeerList {
-  _wrap(token) {
-    const index = (token / 2 ** 37) >>> 0
-    const peer = this._names[index] ?? this._peer(index, token)
-    return new Choice(this, token, peer)
-  }
-}
-
 const argv = process.argv
 const out = argv.includes('--out') ? argv[argv.indexOf('--out') + 1] : null
 const ITERS = argv.includes('--iters') ? Number(argv[argv.indexOf('--iters') + 1]) : 2_000_000
 const ROUNDS = 7
 
-function list(strategy, Kind = PeerList) {
-  const l = new Kind({ strategy, seed: 1 })
+function list(strategy) {
+  const l = new PeerList({ strategy, seed: 1 })
   l.update({ add: Array.from({ length: 8 }, (_, i) => `10.0.0.${i + 1}:8080`) })
   l.start()
   return l
@@ -50,7 +38,6 @@ function measure(fn, n = ITERS) {
 
 const noop = _native.noop
 const rr = list('round-robin')
-const rrUntracked = list('round-robin', Untracked)
 const fp = list('fewest-pending')
 const rnd = list('random')
 const p2c = list('two-random-choices')
@@ -60,7 +47,9 @@ const cases = [
   ['empty call: `_native.noop()`', (n) => { for (let i = 0; i < n; i++) noop() }],
   ['two empty calls (the floor for choose + finish)', (n) => { for (let i = 0; i < n; i++) { noop(); noop() } }],
   ['round-robin `choose()` + `finish()`', (n) => { for (let i = 0; i < n; i++) { const c = rr.choose(); sink += c.peer.length; c.finish() } }],
-  ['round-robin `choose()` + `finish()` without the finalizer bookkeeping (bench-only subclass)', (n) => { for (let i = 0; i < n; i++) { const c = rrUntracked.choose(); sink += c.peer.length; c.finish() } }],
+  // The same Choice objects, made without PeerList.choose's bookkeeping for the finalizer
+  // (which choices outlive their turn): what that bookkeeping costs a choose.
+  ['round-robin `_native.choose0` + `new Choice` + `finish()` (no finalizer bookkeeping)', (n) => { const id = rr._id; const names = rr._names; for (let i = 0; i < n; i++) { const t = _native.choose0(id); const c = new Choice(rr, t, names[(t / 2 ** 37) >>> 0]); sink += c.peer.length; c.finish() } }],
   ['empty plain N-API call: `_native.noopRaw()`', (n) => { for (let i = 0; i < n; i++) _native.noopRaw() }],
   ['round-robin raw `_native.choose0(id)` + `_native.finish(id, token, 0)` (no JS Choice)', (n) => { const id = rr._id; const { choose0, finish } = _native; for (let i = 0; i < n; i++) finish(id, choose0(id), 0) }],
   ["round-robin `choose({timeoutMs})` + `finish('ok', ms)`", (n) => { const o = { timeoutMs: 100 }; for (let i = 0; i < n; i++) { const c = rr.choose(o); c.finish('ok', 1.5) } }],
@@ -201,39 +190,42 @@ function compareJson() {
 }
 
 /**
- * ns per choice, batches of 1000 choices finished after a turn of the event loop (so each is
- * registered with the finalizer, then unregistered), or in the same turn (never registered).
+ * ns per choice: batches of 1000 choices finished after a turn of the event loop (so each is
+ * registered with the finalizer at the end of its turn, then unregistered by finish), or in
+ * the same turn (never registered). Both include the turn; the turn's own cost (an empty
+ * batch) is subtracted.
  */
-async function batchCase(acrossTurn) {
+async function batchCase(acrossTurn, size = 1000) {
   const batches = 200
-  const held = new Array(1000)
+  const held = new Array(size)
   let best = Infinity
   for (let r = 0; r < 3; r++) {
-    let spent = 0n
+    const t0 = process.hrtime.bigint()
     for (let b = 0; b < batches; b++) {
-      const t0 = process.hrtime.bigint()
-      for (let i = 0; i < 1000; i++) held[i] = rr.choose()
-      let t1 = process.hrtime.bigint()
+      for (let i = 0; i < size; i++) held[i] = rr.choose()
       if (acrossTurn) await new Promise((resolve) => setImmediate(resolve))
-      const t2 = process.hrtime.bigint()
-      for (let i = 0; i < 1000; i++) held[i].finish()
-      t1 = process.hrtime.bigint() - t2 + (t1 - t0)
-      spent += t1
+      for (let i = 0; i < size; i++) held[i].finish()
+      if (!acrossTurn) await new Promise((resolve) => setImmediate(resolve))
     }
-    best = Math.min(best, Number(spent) / (batches * 1000))
+    best = Math.min(best, Number(process.hrtime.bigint() - t0))
   }
-  return best
+  return best / (batches * Math.max(size, 1))
+}
+
+async function turnCost() {
+  return (await batchCase(false, 0)) / 1000
 }
 
 asyncCase().then(async (ns) => {
   const name = 'round-robin `await chooseAsync()` + `finish()` (fast path)'
   rows.push([name, ns])
   console.log(`${name.padEnd(60)} ${ns.toFixed(1).padStart(8)} ns  ${(ns / base).toFixed(2)}x`)
+  const turn = await turnCost()
   for (const [label, across] of [
     ['round-robin 1000 × `choose()`, then 1000 × `finish()` in the same turn', false],
     ['round-robin 1000 × `choose()`, a turn of the event loop (finalizer registration), then 1000 × `finish()`', true],
   ]) {
-    const v = await batchCase(across)
+    const v = (await batchCase(across)) - turn
     rows.push([label, v])
     console.log(`${label.padEnd(60)} ${v.toFixed(1).padStart(8)} ns  ${(v / base).toFixed(2)}x`)
   }
@@ -242,7 +234,7 @@ asyncCase().then(async (ns) => {
     '# Node: choose + finish vs an empty addon call',
     '',
     `node ${process.version}, ${process.platform}-${process.arch}, 8 peers, fastest of ${ROUNDS} rounds of ${ITERS} calls` +
-      ` (async: one round of 200000; batches: fastest of 3 rounds of 200 batches, the turn itself not counted).` +
+      ` (async: one round of 200000; batches: fastest of 3 rounds of 200 batches, less the cost of the turn itself).` +
       ' Goal: choose + finish <= 2x an empty call. The finalizer (a choice garbage-collected unfinished is cancelled)' +
       ' costs a choose the difference between the two round-robin rows, and a choice that outlives its turn the' +
       ' difference between the two batch rows.',
