@@ -1,4 +1,4 @@
-// Issue 8 on the Node surface: ejection options, the manual clock, admin, events and retry —
+// Ejection options, the manual clock, admin, events and retry on the Node surface —
 // bad input, subscribers that throw or re-enter, events from library threads, clean exit.
 // Real sockets are in sockets.test.js.
 'use strict'
