@@ -19,8 +19,9 @@ use peerlb::{Error, PeerSpec};
 
 use crate::js;
 
-/// The most items one array argument may have (peers of one update, backends, endpoints).
-pub const MAX_ITEMS: u32 = 1 << 20;
+/// The most items one array argument may have (peers of one update, backends, endpoints):
+/// the core's bound for every binding.
+pub const MAX_ITEMS: u32 = peerlb::MAX_ITEMS_PER_CALL as u32;
 
 /// The status a conversion in this module gives for a wrong *value* (its reason is the
 /// message of a `PEERLB_INVALID_ARGUMENT`); napi-rs itself never produces it.

@@ -256,14 +256,6 @@ impl Task for CheckNow {
     }
 }
 
-/// Backends follow the core's rule for peer ids (1..=1024 bytes, no NUL).
-fn valid_backends(backends: &[String]) -> peerlb::Result<()> {
-    for b in backends {
-        peerlb::PeerId::new(b)?;
-    }
-    Ok(())
-}
-
 fn backend(env: &Env, v: Unknown, what: &str) -> napi::Result<String> {
     unsafe { convert::arg(env.raw(), v.raw(), what) }
 }
@@ -319,13 +311,10 @@ impl NativeUpstream {
                         ))
                     }
                 }
-                HealthCheck::TcpProbe
+                HealthCheck::default()
             }
         };
-        let up = guard::call(&env, || {
-            valid_backends(&backends)?;
-            Upstream::new(backends, hc, options)
-        })?;
+        let up = guard::call(&env, || Upstream::new(backends, hc, options))?;
         Ok(NativeUpstream {
             inner: Arc::new(up),
         })
@@ -361,11 +350,7 @@ impl NativeUpstream {
     #[napi(ts_args_type = "backends: ReadonlyArray<string>")]
     pub fn reconcile(&self, env: Env, backends: Unknown) -> napi::Result<()> {
         let b: Strings = unsafe { convert::arg(env.raw(), backends.raw(), "reconcile(backends)")? };
-        guard::call(&env, || {
-            valid_backends(&b.0)?;
-            self.inner.reconcile(b.0);
-            Ok(())
-        })
+        guard::call(&env, || self.inner.reconcile(b.0))
     }
 
     /// The backend's score, or undefined.
