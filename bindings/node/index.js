@@ -29,7 +29,7 @@ const { choose0, choose, chooseAsync, finish, release, alreadyFinished } = nativ
 
 /** A token's peer index is `floor(token / 2^37)` (see src/table.rs). */
 const PEER_SPAN = 2 ** 37
-/** Choices made in one turn of the event loop are looked at in batches of this size. */
+/** Choices made before the event loop's next check phase are looked at in batches of this size. */
 const YOUNG_MAX = 1024
 /** Items of `updateAsync`'s arrays read per turn of the event loop (a few ms at most). */
 const UPDATE_SLICE = 8192
@@ -181,12 +181,15 @@ class PeerList extends native.NativeList {
     let peer = this._names[index]
     if (peer === undefined) peer = this._peer(index, token)
     const c = new Choice(this, token, peer)
-    // A fresh array per turn: it and its choices are young together (a long-lived array
+    // A fresh array per batch: it and its choices are young together (a long-lived array
     // would make every push a store from old to new space, which the GC must record).
     let young = this._young
     if (young === null) {
       this._young = young = []
-      queueMicrotask(this._adopt)
+      // Looked at in the loop's next check phase: a choice finished before that (also
+      // after awaiting promises that are already settled) is never registered. Unref'd: it
+      // does not keep the process alive.
+      setImmediate(this._adopt).unref()
     }
     if (young.push(c) >= YOUNG_MAX) this._watch(true)
     return c
@@ -201,13 +204,14 @@ class PeerList extends native.NativeList {
 
   /**
    * Registers the still unfinished choices among the young ones with the finalizer, which
-   * cancels them if they are garbage-collected unfinished. Choices finished within the turn
-   * that made them (the common case) never pay for a registration.
+   * cancels them if they are garbage-collected unfinished. Choices finished before the
+   * event loop's next check phase (the common case for a choose + finish) never pay for a
+   * registration.
    */
   _watch(more) {
     const young = this._young
-    // At the end of the turn there is no array until the next choose; mid-turn (a full
-    // batch) a new one, which the pending microtask looks at.
+    // From the check phase there is no array until the next choose; for a full batch a new
+    // one, which the pending check-phase callback looks at.
     this._young = more ? [] : null
     if (young === null) return
     for (let i = 0; i < young.length; i++) {

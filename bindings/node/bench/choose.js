@@ -48,7 +48,7 @@ const cases = [
   ['two empty calls (the floor for choose + finish)', (n) => { for (let i = 0; i < n; i++) { noop(); noop() } }],
   ['round-robin `choose()` + `finish()`', (n) => { for (let i = 0; i < n; i++) { const c = rr.choose(); sink += c.peer.length; c.finish() } }],
   // The same Choice objects, made without PeerList.choose's bookkeeping for the finalizer
-  // (which choices outlive their turn): what that bookkeeping costs a choose.
+  // (which choices outlive the loop's next check phase): what that bookkeeping costs a choose.
   ['round-robin `_native.choose0` + `new Choice` + `finish()` (no finalizer bookkeeping)', (n) => { const id = rr._id; const names = rr._names; for (let i = 0; i < n; i++) { const t = _native.choose0(id); const c = new Choice(rr, t, names[(t / 2 ** 37) >>> 0]); sink += c.peer.length; c.finish() } }],
   ['empty plain N-API call: `_native.noopRaw()`', (n) => { for (let i = 0; i < n; i++) _native.noopRaw() }],
   ['round-robin raw `_native.choose0(id)` + `_native.finish(id, token, 0)` (no JS Choice)', (n) => { const id = rr._id; const { choose0, finish } = _native; for (let i = 0; i < n; i++) finish(id, choose0(id), 0) }],
@@ -236,7 +236,7 @@ asyncCase().then(async (ns) => {
     `node ${process.version}, ${process.platform}-${process.arch}, 8 peers, fastest of ${ROUNDS} rounds of ${ITERS} calls` +
       ` (async: one round of 200000; batches: fastest of 3 rounds of 200 batches, less the cost of the turn itself).` +
       ' Goal: choose + finish <= 2x an empty call. The finalizer (a choice garbage-collected unfinished is cancelled)' +
-      ' costs a choose the difference between the two round-robin rows, and a choice that outlives its turn the' +
+      ' costs a choose the difference between the two round-robin rows, and a choice that outlives a turn of the event loop the' +
       ' difference between the two batch rows.',
     '',
     '| case | ns/op | x empty call |',
