@@ -211,7 +211,7 @@ export declare class PeerList extends NativeList {
   /** Chooses an available peer, waiting up to `timeoutMs` without blocking the event loop. */
   chooseAsync(options?: ChooseOptions): Promise<Choice>
   /**
-   * `update(changes)` without blocking the event loop: the arrays are read a slice (8192
+   * `update(changes)` without blocking the event loop: the arrays are read a slice (4096
    * items) per turn of the loop (do not change them until the Promise settles), the change
    * runs on a library thread, and its events are delivered before the Promise settles.
    * Wrong arguments reject (TypeError, PEERLB_INVALID_ARGUMENT).

@@ -32,7 +32,7 @@ const PEER_SPAN = 2 ** 37
 /** Choices made before the event loop's next check phase are looked at in batches of this size. */
 const YOUNG_MAX = 1024
 /** Items of `updateAsync`'s arrays read per turn of the event loop (a few ms at most). */
-const UPDATE_SLICE = 8192
+const UPDATE_SLICE = 4096
 const hasDispose = typeof Symbol.dispose === 'symbol'
 
 /** Throws the TypeError (code ERR_INVALID_ARG_TYPE) for a wrong argument type. */
