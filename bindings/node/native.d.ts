@@ -243,7 +243,9 @@ export declare class Subscriber {
 
 /** A peer an updater applied. */
 export interface AppliedPeer {
+  /** The peer id. */
   id: string
+  /** Its weight. */
   weight: number
 }
 

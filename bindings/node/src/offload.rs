@@ -18,8 +18,11 @@ use crate::js;
 
 /// What an async form does.
 pub enum Work {
+    /// `update(additions, removals)`.
     Update(Vec<PeerSpec>, Vec<String>),
+    /// `start()`.
     Start,
+    /// `stop()`.
     Stop,
 }
 
@@ -31,6 +34,8 @@ pub struct Offload {
 }
 
 impl Offload {
+    /// The work for `list`; `events`, if the list has JS subscribers, is delivered before
+    /// the Promise settles.
     pub fn new(list: peerlb::PeerList, work: Work, events: Option<Arc<JsEvents>>) -> Offload {
         Offload {
             list,
@@ -77,6 +82,7 @@ pub struct Introspection {
 }
 
 impl Introspection {
+    /// The introspection of `list`.
     pub fn new(list: peerlb::PeerList) -> Introspection {
         Introspection { list }
     }

@@ -295,7 +295,9 @@ impl EtcdUpdater {
 /// A peer an updater applied.
 #[napi(object)]
 pub struct AppliedPeer {
+    /// The peer id.
     pub id: String,
+    /// Its weight.
     pub weight: u32,
 }
 
