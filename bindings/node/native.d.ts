@@ -327,6 +327,11 @@ export interface EtcdUpdaterOptions {
 export interface FileUpdaterOptions {
   /** How often the file is looked at (default 250 ms). */
   pollIntervalMs?: number | null
+  /**
+   * The largest file read, in bytes (default 16 MiB); a larger one is a source failure
+   * (the last good set stays).
+   */
+  maxSize?: number | null
 }
 
 /** Does nothing: the baseline "empty call into the addon" for benchmarks. */

@@ -201,3 +201,64 @@ test('updaters drive a JS transport: synchronously on start, from library thread
   l.stop()
   fs.rmSync(dir, { recursive: true, force: true })
 })
+
+test('file updater: FIFOs, /dev/zero and files over maxSize are source failures; nothing blocks', () => {
+  const { spawnSync } = require('node:child_process')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'peerlb-'))
+  try {
+    const fifo = path.join(dir, 'fifo')
+    const later = path.join(dir, 'later')
+    const big = path.join(dir, 'big')
+    assert.equal(spawnSync('mkfifo', [fifo]).status, 0, 'mkfifo')
+    fs.writeFileSync(later, 'a:1\n')
+    fs.writeFileSync(big, 'a:1\n'.repeat(10))
+    // In a child: a regression that blocks (a FIFO read waits for a writer) fails the test
+    // by its timeout instead of hanging the run.
+    const script = `
+      const { PeerList, FileUpdater } = require(${JSON.stringify(path.resolve(__dirname, '..'))})
+      const fs = require('node:fs')
+      const { spawnSync } = require('node:child_process')
+      const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+      ;(async () => {
+        const out = {}
+        const list = new PeerList()
+        const start = (file, opts) => { const b = new FileUpdater(file, opts).bind(list); b.start(); return b }
+        out.fifo = start(${JSON.stringify(fifo)}).lastError.code
+        out.zero = start('/dev/zero').lastError.code
+        out.big = start(${JSON.stringify(big)}, { maxSize: 16 }).lastError.message.includes('limit of 16 bytes')
+        // A file that becomes a FIFO after start: every poll fails, the last good set stays,
+        // and an unrelated wait still ends at its deadline.
+        const follower = new PeerList()
+        const b = start(${JSON.stringify(later)}, { pollIntervalMs: 10 })
+        b.stop()
+        const f = new FileUpdater(${JSON.stringify(later)}, { pollIntervalMs: 10 }).bind(follower).start()
+        fs.unlinkSync(${JSON.stringify(later)})
+        spawnSync('mkfifo', [${JSON.stringify(later)}])
+        while (f.lastError === null) await sleep(10)
+        out.laterCode = f.lastError.code
+        out.kept = follower.introspect().peers.map((p) => p.id)
+        const idle = new PeerList({ transport: { retain() {}, release() {} } })
+        idle.update({ add: ['x'] }); idle.start()
+        const t0 = Date.now()
+        try { await idle.chooseAsync({ timeoutMs: 200 }) } catch (e) { out.wait = e.code }
+        out.waitedLessThan10s = Date.now() - t0 < 10000
+        f.stop()
+        console.log(JSON.stringify(out))
+      })()
+    `
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 60000 })
+    assert.equal(r.signal, null, `blocked: ${r.stderr}`)
+    assert.equal(r.status, 0, r.stderr)
+    assert.deepEqual(JSON.parse(r.stdout), {
+      fifo: 'PEERLB_SOURCE_FAILED',
+      zero: 'PEERLB_SOURCE_FAILED',
+      big: true,
+      laterCode: 'PEERLB_SOURCE_FAILED',
+      kept: ['a:1'],
+      wait: 'PEERLB_TIMEOUT',
+      waitedLessThan10s: true,
+    })
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+})

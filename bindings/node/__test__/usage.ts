@@ -74,7 +74,7 @@ import { StaticUpdater, FileUpdater, DnsUpdater, type Binding } from '../index.j
 const ulist = new PeerList({ strategy: 'weighted-round-robin' })
 const bindings: Binding[] = [
   new StaticUpdater(['a:1', { id: 'b:1', weight: 2 }]).bind(ulist).start(),
-  new FileUpdater('/etc/peers', { pollIntervalMs: 100 }).bind(ulist),
+  new FileUpdater('/etc/peers', { pollIntervalMs: 100, maxSize: 1 << 20 }).bind(ulist),
   new DnsUpdater('_http._tcp.example.', { nameserver: '127.0.0.1:53', minIntervalMs: 500 }).bind(ulist),
   new DnsUpdater('backends.example.', { record: 'a', port: 8080, emptyThreshold: 5 }).bind(ulist),
 ]

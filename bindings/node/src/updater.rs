@@ -75,6 +75,9 @@ impl StaticUpdater {
 pub struct FileUpdaterOptions {
     /// How often the file is looked at (default 250 ms).
     pub poll_interval_ms: Option<Either<f64, Null>>,
+    /// The largest file read, in bytes (default 16 MiB); a larger one is a source failure
+    /// (the last good set stays).
+    pub max_size: Option<Either<f64, Null>>,
 }
 
 /// One `host:port [weight]` per line (`#` comments, blank lines ignored), polled for changes.
@@ -106,6 +109,11 @@ impl FileUpdater {
         let mut inner = CoreFile::new(path);
         if let Some(d) = duration(&env, "FileUpdater: pollIntervalMs", o.poll_interval_ms)? {
             inner = inner.poll_interval(d);
+        }
+        if let Some(n) = o.max_size.given() {
+            let n = convert::whole(n, (1u64 << 53) - 1)
+                .map_err(|m| convert::invalid(&env, "FileUpdater: maxSize", m))?;
+            inner = inner.max_size(n);
         }
         Ok(FileUpdater { inner })
     }
