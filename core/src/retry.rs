@@ -101,10 +101,22 @@ impl RetryPolicy {
         self
     }
 
-    /// Sets the attempt limit (the first attempt included; at least 1).
-    pub fn with_max_attempts(mut self, max_attempts: u32) -> RetryPolicy {
-        self.max_attempts = max_attempts.max(1);
-        self
+    /// Sets the attempt limit (the first attempt included). 0 is `invalid-argument`: a call
+    /// makes at least one attempt. What every surface calls with a limit its caller gave.
+    ///
+    /// ```
+    /// use peerlb::retry::RetryPolicy;
+    /// assert_eq!(RetryPolicy::default().with_max_attempts(5).unwrap().max_attempts(), 5);
+    /// assert!(RetryPolicy::default().with_max_attempts(0).is_err());
+    /// ```
+    pub fn with_max_attempts(mut self, max_attempts: u32) -> Result<RetryPolicy> {
+        if max_attempts == 0 {
+            return Err(Error::InvalidArgument(
+                "max_attempts must be at least 1 (the first attempt counts)".into(),
+            ));
+        }
+        self.max_attempts = max_attempts;
+        Ok(self)
     }
 
     /// The attempt limit.

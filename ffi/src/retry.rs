@@ -209,7 +209,7 @@ pub unsafe extern "C" fn peerlb_retry_new(
         let out = unsafe { handle::out(out, "out") }?;
         let mut policy = RetryPolicy::default();
         if max_attempts > 0 {
-            policy = policy.with_max_attempts(max_attempts);
+            policy = policy.with_max_attempts(max_attempts)?;
         }
         if let Some(ms) = given(timeout_ms) {
             policy = policy.timeout(Duration::from_millis(ms));

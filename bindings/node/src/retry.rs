@@ -201,17 +201,16 @@ impl NativeRetry {
         let o: RetryOptions = unsafe { convert::options(env.raw(), raw, what)? };
         let mut policy = RetryPolicy::default();
         if let Some(n) = o.max_attempts.given() {
-            let n = convert::whole(n, u32::MAX as u64)
-                .ok()
-                .filter(|n| *n >= 1)
-                .ok_or_else(|| {
-                    convert::invalid(
-                        &env,
-                        "retry: maxAttempts",
-                        format!("must be an integer in 1..=4294967295, got {n}"),
-                    )
-                })?;
-            policy = policy.with_max_attempts(n as u32);
+            let n = convert::whole(n, u32::MAX as u64).map_err(|_| {
+                convert::invalid(
+                    &env,
+                    "retry: maxAttempts",
+                    format!("must be an integer in 1..=4294967295, got {n}"),
+                )
+            })?;
+            policy = policy
+                .with_max_attempts(n as u32)
+                .map_err(|e| js::throw(&env, &e))?;
         }
         if let Some(t) = o.timeout_ms.given() {
             let t =

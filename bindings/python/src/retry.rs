@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::PyTraverseError;
 
 use crate::convert;
-use crate::errors::{already_finished, guard, to_pyerr};
+use crate::errors::{already_finished, check, guard, to_pyerr};
 use crate::{wait, PyChoice};
 
 /// A clock that stands still until `advance` moves it (`peerlb.ManualClock`), for tests:
@@ -149,7 +149,8 @@ pub fn policy(
 ) -> PyResult<RetryPolicy> {
     let mut policy = RetryPolicy::default();
     if let Some(m) = max_attempts.filter(|m| !m.is_none()) {
-        policy = policy.with_max_attempts(convert::u32_arg("max_attempts", m, 1)?);
+        let n = convert::u32_arg("max_attempts", m, 0)?;
+        policy = check(m.py(), policy.with_max_attempts(n))?;
     }
     if let Some(t) = timeout {
         policy = policy.timeout(t);

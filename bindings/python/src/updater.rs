@@ -40,16 +40,20 @@ pub struct PyFileUpdater(FileUpdater);
 #[pymethods]
 impl PyFileUpdater {
     #[new]
-    #[pyo3(signature = (path, *, poll_interval=None))]
+    #[pyo3(signature = (path, *, poll_interval=None, max_size=None))]
     fn new(
         py: Python<'_>,
         path: std::path::PathBuf,
         poll_interval: Option<&Bound<'_, PyAny>>,
+        max_size: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
             let mut u = FileUpdater::new(path);
             if let Some(d) = convert::seconds("poll_interval", poll_interval)? {
                 u = u.poll_interval(d);
+            }
+            if let Some(n) = max_size.filter(|n| !n.is_none()) {
+                u = u.max_size(convert::u64_arg("max_size", n)?);
             }
             Ok(PyFileUpdater(u))
         })

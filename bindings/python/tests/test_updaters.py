@@ -325,3 +325,21 @@ def test_file_updater_on_dev_zero() -> None:
 
 def test_file_updater_whose_file_becomes_a_fifo(tmp_path: Path) -> None:
     check_special_file(special_file("after-start", str(tmp_path / "peers")))
+
+
+def test_file_updater_size_cap(tmp_path: Path) -> None:
+    path = tmp_path / "peers"
+    path.write_text("10.0.0.1:80\n10.0.0.2:80\n")
+    lst = peerlb.PeerList()
+    with lst, peerlb.FileUpdater(path, poll_interval=0.02, max_size=64).bind(lst) as b:
+        assert sorted(ids(lst)) == ["10.0.0.1:80", "10.0.0.2:80"]
+        tmp = tmp_path / "peers.new"
+        tmp.write_text("".join(f"10.0.1.{i}:80\n" for i in range(20)))  # over 64 bytes
+        tmp.rename(path)
+        wait_for("the cap to be reported", lambda: b.last_error is not None)
+        err = b.last_error
+        assert isinstance(err, peerlb.SourceFailed)
+        assert "64" in str(err)
+        assert sorted(ids(lst)) == ["10.0.0.1:80", "10.0.0.2:80"], "the last good set stays"
+    with pytest.raises(ValueError):
+        peerlb.FileUpdater(path, max_size=-1)

@@ -324,7 +324,11 @@ class FileUpdater:
     """One ``host:port [weight]`` per line (``#`` comments), polled for changes."""
 
     def __new__(
-        cls, path: Union[str, "os.PathLike[str]"], *, poll_interval: Optional[_Seconds] = None
+        cls,
+        path: Union[str, "os.PathLike[str]"],
+        *,
+        poll_interval: Optional[_Seconds] = None,
+        max_size: Optional[int] = None,
     ) -> Self: ...
     def bind(self, list: PeerList) -> Binding: ...
 
