@@ -439,32 +439,38 @@ impl Retry {
     /// Chooses the peer for the next attempt (blocking while the list has none, until the
     /// deadline), preferring one this call has not tried yet.
     pub fn choose(&mut self, list: &PeerList, request: &Request<'_>) -> Result<Choice> {
-        self.check_next()?;
-        let deadline = self.deadline(request);
-        let mut last = None;
-        for rechoose in 0..self.rechoose_limit() {
-            let key = self.shard_key(request, rechoose);
-            let choice = list
-                .choose(&attempt_request(deadline, &key))
-                .map_err(|e| self.choose_failed(e))?;
-            if let Some(choice) = self.keep_if_untried(choice, &mut last) {
-                return Ok(choice);
-            }
-        }
-        Ok(self.started_attempt(last.expect("at least one choose ran")))
+        crate::now_or_later::block_on(self.choose_async(list, request))
     }
 
     /// [`Retry::choose`] for async code: waits for a peer without blocking a thread.
     pub async fn choose_async(&mut self, list: &PeerList, request: &Request<'_>) -> Result<Choice> {
         self.check_next()?;
         let deadline = self.deadline(request);
-        let mut last = None;
-        for rechoose in 0..self.rechoose_limit() {
-            let key = self.shard_key(request, rechoose);
-            let choice = list
-                .choose_async(&attempt_request(deadline, &key))
-                .await
-                .map_err(|e| self.choose_failed(e))?;
+        self.choose_from(list, request, deadline, 0, None, None)
+            .await
+    }
+
+    /// The choosing of one attempt from its `first` try on: each try asks the list (or
+    /// awaits `pending`, a wait already under way for that try) and keeps the first peer
+    /// this call has not tried; with none new after the tries, the last one.
+    async fn choose_from(
+        &mut self,
+        list: &PeerList,
+        request: &Request<'_>,
+        deadline: Option<Instant>,
+        first: usize,
+        mut pending: Option<Later<Result<Choice>>>,
+        mut last: Option<Choice>,
+    ) -> Result<Choice> {
+        for rechoose in first..self.rechoose_limit() {
+            let result = match pending.take() {
+                Some(wait) => wait.await,
+                None => {
+                    let key = self.shard_key(request, rechoose);
+                    list.choose_async(&attempt_request(deadline, &key)).await
+                }
+            };
+            let choice = result.map_err(|e| self.choose_failed(e))?;
             if let Some(choice) = self.keep_if_untried(choice, &mut last) {
                 return Ok(choice);
             }
@@ -514,50 +520,17 @@ impl Retry {
                     let list = list.clone();
                     let key = request.shard_key().map(<[u8]>::to_vec);
                     return NowOrLater::Later(Later::new(async move {
-                        self.choose_rest(list, key, deadline, rechoose, wait, last)
-                            .await
+                        let request = attempt_request(None, &key);
+                        let result = self
+                            .choose_from(&list, &request, deadline, rechoose, Some(wait), last)
+                            .await;
+                        (self, result)
                     }));
                 }
             }
         }
         let choice = self.started_attempt(last.expect("at least one choose ran"));
         NowOrLater::Now((self, Ok(choice)))
-    }
-
-    /// The rest of [`Retry::choose_now`] once a choose had to wait.
-    async fn choose_rest(
-        mut self,
-        list: PeerList,
-        key: Option<Vec<u8>>,
-        deadline: Option<Instant>,
-        first: usize,
-        wait: Later<Result<Choice>>,
-        mut last: Option<Choice>,
-    ) -> (Retry, Result<Choice>) {
-        let request = attempt_request(None, &key);
-        let mut pending = Some(wait);
-        for rechoose in first..self.rechoose_limit() {
-            let result = match pending.take() {
-                Some(wait) => wait.await,
-                None => {
-                    let key = self.shard_key(&request, rechoose);
-                    list.choose_async(&attempt_request(deadline, &key)).await
-                }
-            };
-            match result {
-                Ok(choice) => {
-                    if let Some(choice) = self.keep_if_untried(choice, &mut last) {
-                        return (self, Ok(choice));
-                    }
-                }
-                Err(e) => {
-                    let e = self.choose_failed(e);
-                    return (self, Err(e));
-                }
-            }
-        }
-        let choice = self.started_attempt(last.expect("at least one choose ran"));
-        (self, Ok(choice))
     }
 
     /// How many times one attempt asks the list for a peer it has not tried.
