@@ -69,6 +69,14 @@ impl Choice {
         self.in_flight().peer().status()
     }
 
+    /// Counts this choice as a retry in its list's metrics (a retry helper's attempt after
+    /// the first).
+    pub(crate) fn count_retry(&self) {
+        if let Some(list) = self.in_flight().peer().list() {
+            list.count_retry();
+        }
+    }
+
     /// End the request: pending goes down, and the outcome (and latency, if known) is
     /// recorded for the peer.
     #[inline]
@@ -121,6 +129,9 @@ impl Choice {
         };
         let peer = request.peer();
         let streak_complete = peer.record_outcome(outcome);
+        if let (Some(latency), Some(series)) = (latency, peer.series()) {
+            series.record_latency(latency);
+        }
         if peer.wants_outcome() || streak_complete {
             self.end_and_report(request, outcome, latency, streak_complete);
         } else {

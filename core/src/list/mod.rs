@@ -67,11 +67,13 @@
 //! * A status report from inside `retain` takes no lock: it only sets the peer's status,
 //!   and the list reads it when it settles the batch it retained.
 
+mod breakers;
 mod commit;
 mod eligibility;
 mod introspection;
 mod membership;
 mod options;
+mod scrape;
 mod waiting;
 
 use std::fmt;
@@ -96,6 +98,9 @@ use crate::strategy::Strategy;
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 pub use options::ListOptions;
+
+pub(crate) use breakers::Admission;
+use breakers::Breakers;
 
 use membership::State;
 
@@ -136,6 +141,12 @@ pub(crate) struct ListShared {
     changed: Event,
     /// Peer events and their subscribers.
     events: Arc<EventBus>,
+    /// The list's name (`ListOptions::name`): its `list` label and admin path.
+    list_name: Arc<str>,
+    /// Metrics, unless the list was made with `metrics(false)`.
+    metrics: Option<crate::metrics::ListMetrics>,
+    /// Circuit breakers, when the list has any.
+    breakers: Option<Breakers>,
 }
 
 impl PeerList {
@@ -144,6 +155,14 @@ impl PeerList {
         if let Some(policy) = &options.ejection {
             policy.validate()?;
         }
+        let list_name: Arc<str> = match &options.name {
+            Some(name) => {
+                crate::registry::validate_name(name)?;
+                Arc::from(name.as_str())
+            }
+            None => Arc::from(crate::registry::default_name()),
+        };
+        let breakers = Breakers::new(options.max_pending, options.max_pending_per_peer)?;
         let (strategy, spec) = match options.custom_strategy {
             Some(s) => {
                 let name = s.name().to_owned();
@@ -175,8 +194,50 @@ impl PeerList {
             )),
             changed: Event::new(),
             events: Arc::new(EventBus::default()),
+            list_name: list_name.clone(),
+            metrics: options
+                .metrics
+                .then(|| crate::metrics::ListMetrics::new(options.peer_labels)),
+            breakers,
         });
+        crate::registry::register(list_name, Arc::downgrade(&shared));
         Ok(PeerList { shared })
+    }
+
+    /// A handle of a list the registry found.
+    pub(crate) fn from_shared(shared: Arc<ListShared>) -> PeerList {
+        PeerList { shared }
+    }
+
+    /// The list's name ([`ListOptions::name`], or `list-N` when it was made without one).
+    pub fn name(&self) -> &str {
+        &self.shared.list_name
+    }
+
+    /// The list's metrics in the Prometheus text format (see [`crate::metrics`]); empty
+    /// for a list made with `metrics(false)`.
+    pub fn metrics(&self) -> String {
+        self.metrics_as(crate::metrics::MetricsFormat::Prometheus)
+    }
+
+    /// The list's metrics in `format`.
+    pub fn metrics_as(&self, format: crate::metrics::MetricsFormat) -> String {
+        match self.shared.metrics_sample() {
+            Some(sample) => crate::metrics::encode(vec![sample], format),
+            None => String::new(),
+        }
+    }
+
+    /// Counts a retry the budget refused (metrics).
+    pub(crate) fn count_retry_refused(&self) {
+        if let Some(m) = &self.shared.metrics {
+            m.budget_refused();
+        }
+    }
+
+    /// This list's sample for a scrape, unless it keeps no metrics.
+    pub(crate) fn metrics_sample(&self) -> Option<crate::metrics::ListSample> {
+        self.shared.metrics_sample()
     }
 
     /// The strategy's full spec, options included: `"round-robin"`,
@@ -402,16 +463,30 @@ impl ListShared {
         self.running.load(Ordering::Acquire)
     }
 
-    /// A new peer for the transport to retain.
-    fn new_peer(&self, id: PeerId, weight: u32) -> PeerRef {
-        Peer::new_ref(
+    /// A new peer for the transport to retain (`series`: its id's metric series).
+    fn new_peer(
+        &self,
+        id: PeerId,
+        weight: u32,
+        series: Option<Arc<crate::metrics::PeerSeries>>,
+    ) -> PeerRef {
+        Peer::new_ref_with(
             id,
             weight,
             self.this.clone(),
             self.notify_pending,
             self.notify_outcome,
             self.ejection.map_or(0, |p| p.consecutive_failures),
+            series,
+            self.breakers.as_ref().and_then(Breakers::admission),
         )
+    }
+
+    /// Counts a retry (metrics).
+    pub(crate) fn count_retry(&self) {
+        if let Some(m) = &self.metrics {
+            m.retried();
+        }
     }
 
     pub(crate) fn pending_changed(&self, peer: &PeerRef) {
@@ -432,7 +507,14 @@ impl ListShared {
         let latency = match latency {
             Some(l) => l,
             None if started == 0 => Duration::ZERO,
-            None => Duration::from_nanos(self.stamp_at(now).saturating_sub(started)),
+            None => {
+                let measured = Duration::from_nanos(self.stamp_at(now).saturating_sub(started));
+                // A given latency was recorded by `Choice::finish`; a measured one is here.
+                if let Some(series) = peer.series() {
+                    series.record_latency(measured);
+                }
+                measured
+            }
         };
         // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
         // turn into a panic in drop (an abort while unwinding), so it is contained here;
