@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod admin_http;
 mod choice;
 pub mod clock;
 pub mod ejection;
@@ -39,8 +40,8 @@ pub mod list;
 pub mod metrics;
 mod now_or_later;
 mod peer;
-mod request;
 pub mod registry;
+mod request;
 pub mod retry;
 pub mod runtime;
 pub mod spec;
@@ -51,6 +52,7 @@ pub mod updater;
 pub mod upstream;
 
 pub use admin::AdminResult;
+pub use admin_http::{serve_admin, AdminServer};
 pub use choice::Choice;
 pub use clock::{Clock, ManualClock};
 pub use ejection::EjectionPolicy;

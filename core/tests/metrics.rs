@@ -25,20 +25,30 @@ fn value(text: &str, series: &str) -> Option<f64> {
 fn counters_gauges_and_latencies_follow_the_requests() {
     let list = running("metrics-basic", ListOptions::default(), &["a:1", "b:1"]);
     let r = Request::new();
-    list.choose(&r).unwrap().finish(Outcome::Ok, Some(Duration::from_millis(3))); // a
+    list.choose(&r)
+        .unwrap()
+        .finish(Outcome::Ok, Some(Duration::from_millis(3))); // a
     list.choose(&r).unwrap().finish(Outcome::Failure, None); // b
-    list.choose(&r).unwrap().finish(Outcome::Declined, Some(Duration::from_millis(1))); // a
+    list.choose(&r)
+        .unwrap()
+        .finish(Outcome::Declined, Some(Duration::from_millis(1))); // a
     drop(list.choose(&r).unwrap()); // b, cancelled
     let held = list.choose(&r).unwrap(); // a, in flight
     let text = list.metrics();
     let a = r#"{list="metrics-basic",peer="a:1"}"#;
     let b = r#"{list="metrics-basic",peer="b:1"}"#;
-    assert_eq!(value(&text, &format!("peerlb_chosen_total{a}")), Some(3.0), "{text}");
+    assert_eq!(
+        value(&text, &format!("peerlb_chosen_total{a}")),
+        Some(3.0),
+        "{text}"
+    );
     assert_eq!(value(&text, &format!("peerlb_chosen_total{b}")), Some(2.0));
     let outcome = |peer: &str, o: &str| {
         value(
             &text,
-            &format!(r#"peerlb_finished_total{{list="metrics-basic",peer="{peer}",outcome="{o}"}}"#),
+            &format!(
+                r#"peerlb_finished_total{{list="metrics-basic",peer="{peer}",outcome="{o}"}}"#
+            ),
         )
     };
     assert_eq!(outcome("a:1", "ok"), Some(1.0));
@@ -46,8 +56,14 @@ fn counters_gauges_and_latencies_follow_the_requests() {
     assert_eq!(outcome("b:1", "failure"), Some(1.0));
     assert_eq!(outcome("b:1", "cancelled"), Some(1.0));
     assert_eq!(outcome("b:1", "ok"), Some(0.0));
-    assert_eq!(value(&text, &format!("peerlb_pending_requests{a}")), Some(1.0));
-    assert_eq!(value(&text, &format!("peerlb_peer_available{a}")), Some(1.0));
+    assert_eq!(
+        value(&text, &format!("peerlb_pending_requests{a}")),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, &format!("peerlb_peer_available{a}")),
+        Some(1.0)
+    );
     // Two latencies were given for a (3 ms, 1 ms); none for b.
     assert_eq!(
         value(&text, &format!("peerlb_request_duration_seconds_count{a}")),
@@ -68,7 +84,10 @@ fn counters_gauges_and_latencies_follow_the_requests() {
         value(&text, &format!("peerlb_request_duration_seconds_count{b}")),
         Some(0.0)
     );
-    assert_eq!(value(&text, r#"peerlb_peers{list="metrics-basic"}"#), Some(2.0));
+    assert_eq!(
+        value(&text, r#"peerlb_peers{list="metrics-basic"}"#),
+        Some(2.0)
+    );
     assert_eq!(
         value(&text, r#"peerlb_available_peers{list="metrics-basic"}"#),
         Some(2.0)
@@ -87,7 +106,9 @@ fn counters_gauges_and_latencies_follow_the_requests() {
 fn outcome_of(text: &str, peer: &str, outcome: &str) -> f64 {
     value(
         text,
-        &format!(r#"peerlb_finished_total{{list="metrics-basic",peer="{peer}",outcome="{outcome}"}}"#),
+        &format!(
+            r#"peerlb_finished_total{{list="metrics-basic",peer="{peer}",outcome="{outcome}"}}"#
+        ),
     )
     .unwrap()
 }
@@ -100,7 +121,9 @@ fn measured_latencies_are_recorded_for_strategies_that_use_outcomes() {
         &["a:1"],
     );
     for _ in 0..3 {
-        list.choose(&Request::new()).unwrap().finish(Outcome::Ok, None);
+        list.choose(&Request::new())
+            .unwrap()
+            .finish(Outcome::Ok, None);
     }
     let text = list.metrics();
     assert_eq!(
@@ -122,7 +145,10 @@ fn a_removed_peer_keeps_its_series_until_its_last_request_ends() {
     let text = list.metrics();
     assert!(text.contains(r#"peer="a:1""#), "{text}");
     assert_eq!(
-        value(&text, r#"peerlb_pending_requests{list="metrics-removed",peer="a:1"}"#),
+        value(
+            &text,
+            r#"peerlb_pending_requests{list="metrics-removed",peer="a:1"}"#
+        ),
         Some(1.0)
     );
     first.finish(Outcome::Ok, None);
@@ -141,13 +167,21 @@ fn a_removed_peer_keeps_its_series_until_its_last_request_ends() {
 #[test]
 fn counters_survive_a_restart() {
     let list = running("metrics-restart", ListOptions::default(), &["a:1"]);
-    list.choose(&Request::new()).unwrap().finish(Outcome::Ok, None);
+    list.choose(&Request::new())
+        .unwrap()
+        .finish(Outcome::Ok, None);
     list.stop().unwrap();
     list.start().unwrap();
-    list.choose(&Request::new()).unwrap().finish(Outcome::Failure, None);
+    list.choose(&Request::new())
+        .unwrap()
+        .finish(Outcome::Failure, None);
     let text = list.metrics();
     let a = r#"{list="metrics-restart",peer="a:1"}"#;
-    assert_eq!(value(&text, &format!("peerlb_chosen_total{a}")), Some(2.0), "{text}");
+    assert_eq!(
+        value(&text, &format!("peerlb_chosen_total{a}")),
+        Some(2.0),
+        "{text}"
+    );
 }
 
 #[test]
@@ -179,7 +213,11 @@ fn peer_labels_off_collapses_the_peers() {
 
 #[test]
 fn metrics_off_records_nothing() {
-    let list = running("metrics-off", ListOptions::default().metrics(false), &["a:1"]);
+    let list = running(
+        "metrics-off",
+        ListOptions::default().metrics(false),
+        &["a:1"],
+    );
     list.choose(&Request::new())
         .unwrap()
         .finish(Outcome::Ok, Some(Duration::from_millis(1)));
@@ -192,11 +230,17 @@ fn the_registry_gathers_every_list_and_shows_the_newest_of_a_name() {
     let one = running("metrics-gather-1", ListOptions::default(), &["a:1"]);
     let two = running("metrics-gather-2", ListOptions::default(), &["b:1"]);
     let text = gather();
-    assert!(text.contains(r#"peerlb_peers{list="metrics-gather-1"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"peerlb_peers{list="metrics-gather-1"} 1"#),
+        "{text}"
+    );
     assert!(text.contains(r#"peerlb_peers{list="metrics-gather-2"} 1"#));
     let newer = running("metrics-gather-1", ListOptions::default(), &["x:1", "y:1"]);
     let text = gather();
-    assert!(text.contains(r#"peerlb_peers{list="metrics-gather-1"} 2"#), "{text}");
+    assert!(
+        text.contains(r#"peerlb_peers{list="metrics-gather-1"} 2"#),
+        "{text}"
+    );
     assert_eq!(registry::find("metrics-gather-1").unwrap().len(), 2);
     drop(newer);
     assert_eq!(registry::find("metrics-gather-1").unwrap().len(), 1);
@@ -219,21 +263,35 @@ fn names_are_checked_and_defaulted() {
 
 #[test]
 fn retries_and_budget_refusals_are_counted() {
-    let list = running("metrics-retry", ListOptions::default().ejection(None), &["a:1", "b:1", "c:1"]);
+    let list = running(
+        "metrics-retry",
+        ListOptions::default().ejection(None),
+        &["a:1", "b:1", "c:1"],
+    );
     let policy = RetryPolicy::new(3);
     let _ = retry::call(&list, &Request::new(), &policy, |_| -> Result<(), _> {
         Err(Attempt::Failure("boom"))
     });
     let budget = RetryBudget::new(0.0, 0, Duration::from_secs(10), peerlb::Clock::real()).unwrap();
-    let err = retry::call(&list, &Request::new(), &policy.budget(budget), |_| -> Result<(), _> {
-        Err(Attempt::Failure("boom"))
-    })
+    let err = retry::call(
+        &list,
+        &Request::new(),
+        &policy.budget(budget),
+        |_| -> Result<(), _> { Err(Attempt::Failure("boom")) },
+    )
     .unwrap_err();
     assert!(err.to_string().contains("retry budget exhausted"), "{err}");
     let text = list.metrics();
-    assert_eq!(value(&text, r#"peerlb_retries_total{list="metrics-retry"}"#), Some(2.0), "{text}");
     assert_eq!(
-        value(&text, r#"peerlb_retry_budget_exhausted_total{list="metrics-retry"}"#),
+        value(&text, r#"peerlb_retries_total{list="metrics-retry"}"#),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            r#"peerlb_retry_budget_exhausted_total{list="metrics-retry"}"#
+        ),
         Some(1.0)
     );
 }
@@ -250,25 +308,38 @@ fn ejections_are_counted() {
         })),
         &["a:1", "b:1"],
     );
-    list.choose(&Request::new()).unwrap().finish(Outcome::Failure, None);
+    list.choose(&Request::new())
+        .unwrap()
+        .finish(Outcome::Failure, None);
     let text = list.metrics();
     assert_eq!(
-        value(&text, r#"peerlb_ejections_total{list="metrics-eject",peer="a:1"}"#),
+        value(
+            &text,
+            r#"peerlb_ejections_total{list="metrics-eject",peer="a:1"}"#
+        ),
         Some(1.0),
         "{text}"
     );
     assert_eq!(
-        value(&text, r#"peerlb_peer_ejected{list="metrics-eject",peer="a:1"}"#),
+        value(
+            &text,
+            r#"peerlb_peer_ejected{list="metrics-eject",peer="a:1"}"#
+        ),
         Some(1.0)
     );
-    assert_eq!(value(&text, r#"peerlb_ejected_peers{list="metrics-eject"}"#), Some(1.0));
+    assert_eq!(
+        value(&text, r#"peerlb_ejected_peers{list="metrics-eject"}"#),
+        Some(1.0)
+    );
 }
 
 #[test]
 fn breakers_show_in_metrics_and_introspection() {
     let list = running(
         "metrics-breakers",
-        ListOptions::default().max_pending(3).max_pending_per_peer(1),
+        ListOptions::default()
+            .max_pending(3)
+            .max_pending_per_peer(1),
         &["a:1", "b:1"],
     );
     let r = Request::new().with_timeout(Duration::from_secs(5));
@@ -279,7 +350,11 @@ fn breakers_show_in_metrics_and_introspection() {
     assert_eq!((i.max_pending, i.max_pending_per_peer), (Some(3), Some(1)));
     assert_eq!((i.pending, i.overloaded), (2, 1));
     let text = list.metrics();
-    assert_eq!(value(&text, r#"peerlb_max_pending{list="metrics-breakers"}"#), Some(3.0), "{text}");
+    assert_eq!(
+        value(&text, r#"peerlb_max_pending{list="metrics-breakers"}"#),
+        Some(3.0),
+        "{text}"
+    );
     assert_eq!(
         value(&text, r#"peerlb_saturated_peers{list="metrics-breakers"}"#),
         Some(2.0)

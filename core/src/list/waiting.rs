@@ -96,9 +96,7 @@ impl ListShared {
             })
             .await;
             if !woke {
-                return self
-                    .pick(request)?
-                    .ok_or_else(|| self.timed_out(started));
+                return self.pick(request)?.ok_or_else(|| self.timed_out(started));
             }
         }
     }

@@ -62,7 +62,9 @@ pub(crate) fn encode(lists: Vec<ListSample>, format: MetricsFormat) -> String {
         MetricsFormat::Prometheus => {
             prometheus_client::encoding::prometheus_text::encode(&mut out, &registry)
         }
-        MetricsFormat::OpenMetrics => prometheus_client::encoding::text::encode(&mut out, &registry),
+        MetricsFormat::OpenMetrics => {
+            prometheus_client::encoding::text::encode(&mut out, &registry)
+        }
     };
     written.expect("writing to a String cannot fail");
     out
@@ -137,7 +139,9 @@ fn family(
         let metric: MetricEncoder<'_> = family.encode_family(labels)?;
         match kind {
             Kind::Counter => ConstCounter::new(*value).encode(metric)?,
-            Kind::Gauge => ConstGauge::new(i64::try_from(*value).unwrap_or(i64::MAX)).encode(metric)?,
+            Kind::Gauge => {
+                ConstGauge::new(i64::try_from(*value).unwrap_or(i64::MAX)).encode(metric)?
+            }
         }
     }
     Ok(())
@@ -155,7 +159,10 @@ impl Collector for Samples {
         )?;
         let mut finished = Vec::new();
         for (outcome, value) in [
-            ("ok", (|p: &PeerSample| p.counts.ok) as fn(&PeerSample) -> u64),
+            (
+                "ok",
+                (|p: &PeerSample| p.counts.ok) as fn(&PeerSample) -> u64,
+            ),
             ("failure", |p| p.counts.failure),
             ("declined", |p| p.counts.declined),
             ("cancelled", |p| p.counts.cancelled),
@@ -282,12 +289,14 @@ impl Samples {
                     .map(|i| (bucket_bound_seconds(i), l.buckets[i]))
                     .collect();
                 buckets.push((f64::INFINITY, l.buckets[FINITE_BUCKETS]));
-                family.encode_family(&labels)?.encode_histogram::<NoLabelSet>(
-                    l.sum_nanos as f64 / 1e9,
-                    l.count(),
-                    &buckets,
-                    None,
-                )?;
+                family
+                    .encode_family(&labels)?
+                    .encode_histogram::<NoLabelSet>(
+                        l.sum_nanos as f64 / 1e9,
+                        l.count(),
+                        &buckets,
+                        None,
+                    )?;
             }
         }
         Ok(())

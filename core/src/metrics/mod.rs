@@ -83,9 +83,7 @@ impl MetricsFormat {
     /// The HTTP `Content-Type` of this format.
     pub fn content_type(self) -> &'static str {
         match self {
-            MetricsFormat::Prometheus => {
-                prometheus_client::encoding::prometheus_text::CONTENT_TYPE
-            }
+            MetricsFormat::Prometheus => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
             MetricsFormat::OpenMetrics => {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8"
             }
