@@ -40,6 +40,7 @@ pub mod list;
 pub mod metrics;
 mod now_or_later;
 mod peer;
+pub mod probe;
 pub mod registry;
 mod request;
 pub mod retry;
