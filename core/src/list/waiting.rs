@@ -54,6 +54,12 @@ impl ListShared {
     /// The blocking wait: the async one, on this thread.
     #[cold]
     pub(super) fn choose_slow(&self, request: &Request<'_>) -> Result<Choice> {
+        if self.has_breakers() {
+            // Lists with circuit breakers pick here, without the waiting machinery.
+            if let Some(choice) = self.pick(request)? {
+                return Ok(choice);
+            }
+        }
         crate::now_or_later::block_on(self.choose_slow_async(request))
     }
 

@@ -17,7 +17,7 @@
 //! Buckets are powers of two of nanoseconds, so finding one is a leading-zero count:
 //! `le` = 2^17 ns (131 µs), 2^18 ns, …, 2^33 ns (8.6 s), then `+Inf`.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
@@ -146,9 +146,17 @@ struct ThreadTable {
     shards: Vec<Option<Arc<Shard>>>,
 }
 
+impl ThreadTable {
+    /// Publishes where the entries are now, for [`LatencyHistogram::record`]'s fast path.
+    fn publish(&self) {
+        FAST.with(|f| f.set((self.shards.as_ptr(), self.shards.len())));
+    }
+}
+
 impl Drop for ThreadTable {
     /// The thread ends: its counts move to their histograms' retired totals.
     fn drop(&mut self) {
+        FAST.with(|f| f.set((std::ptr::null(), 0)));
         for shard in self.shards.drain(..).flatten() {
             if let Some(histogram) = shard.histogram.upgrade() {
                 histogram.retire(&shard);
@@ -158,10 +166,16 @@ impl Drop for ThreadTable {
 }
 
 thread_local! {
-    /// Only `record` and `record_slow` touch it, and neither calls out of this module
-    /// while holding a reference, so no two references to it ever exist at once.
+    /// Only `record_slow` touches it, and it calls out of this module while holding no
+    /// reference, so no two references to it ever exist at once.
     static TABLE: UnsafeCell<ThreadTable> = const {
         UnsafeCell::new(ThreadTable { shards: Vec::new() })
+    };
+    /// Where `TABLE`'s entries are (pointer, length), set by `record_slow` and by the
+    /// table's drop. A plain cell without a destructor, so the fast path reads it with no
+    /// lazy-initialization check; only this thread reads or writes the entries.
+    static FAST: Cell<(*const Option<Arc<Shard>>, usize)> = const {
+        Cell::new((std::ptr::null(), 0))
     };
 }
 
@@ -188,21 +202,23 @@ impl LatencyHistogram {
     /// Records one latency.
     #[inline]
     pub(crate) fn record(self: &Arc<Self>, latency: Duration) {
-        let nanos = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
-        let recorded = TABLE.try_with(|table| {
-            // SAFETY: see TABLE: this is the only reference to the table while it lives.
-            let table = unsafe { &*table.get() };
-            match table.shards.get(self.index) {
-                Some(Some(shard)) if shard.generation == self.generation => {
+        let nanos = latency
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(latency.subsec_nanos()));
+        let (entries, len) = FAST.with(Cell::get);
+        if self.index < len {
+            // SAFETY: `FAST` describes this thread's live table (it is reset before the
+            // table goes), and only this thread changes the table, not during this read.
+            let entry = unsafe { &*entries.add(self.index) };
+            if let Some(shard) = entry {
+                if shard.generation == self.generation {
                     shard.add_owned(nanos);
-                    true
+                    return;
                 }
-                _ => false,
             }
-        });
-        if !matches!(recorded, Ok(true)) {
-            self.record_slow(nanos);
         }
+        self.record_slow(nanos);
     }
 
     /// The first record of this thread into this histogram: makes its shard.
@@ -224,6 +240,7 @@ impl LatencyHistogram {
             // A stale shard of an earlier histogram with this index is dropped here (its
             // histogram is gone, or it would still hold the index).
             table.shards[self.index] = Some(shard);
+            table.publish();
         });
         if made.is_err() {
             // The thread is ending and its table is gone.
