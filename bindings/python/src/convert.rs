@@ -168,6 +168,13 @@ pub fn shard_key(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<u8>>> {
     )))
 }
 
+/// A count limit (`max_pending=`): an int in the range of `usize`, passed to core as
+/// given (0 included: core judges it).
+pub fn usize_limit(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    // In range by construction.
+    uint(what, obj, 0, usize::MAX as u64).map(|v| v as usize)
+}
+
 /// A str argument (peer id, status, strategy name…), `TypeError` otherwise.
 pub fn string(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
     match obj.cast::<PyString>() {

@@ -15,6 +15,7 @@ mod convert;
 mod errors;
 mod events;
 mod list;
+mod ops;
 mod retry;
 mod transport;
 mod updater;
@@ -39,6 +40,9 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
+    m.add_class::<ops::PyAdminServer>()?;
+    m.add_function(wrap_pyfunction!(ops::serve_admin, m)?)?;
+    m.add_function(wrap_pyfunction!(ops::metrics, m)?)?;
     updater::register(m)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;

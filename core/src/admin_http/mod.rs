@@ -40,7 +40,7 @@ mod routes;
 
 use std::fmt;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -80,6 +80,20 @@ impl fmt::Debug for AdminOptions {
 pub struct AdminServer {
     address: SocketAddr,
     stop: Mutex<Option<watch::Sender<bool>>>,
+    /// Set by the accept loop once its listener is closed.
+    closed: Arc<(Mutex<bool>, Condvar)>,
+}
+
+/// Tells [`AdminServer::stop`] that the listener is closed (when the accept loop ends,
+/// also by an abort or a panic).
+struct Closed(Arc<(Mutex<bool>, Condvar)>);
+
+impl Drop for Closed {
+    fn drop(&mut self) {
+        let (flag, changed) = &*self.0;
+        *flag.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        changed.notify_all();
+    }
 }
 
 impl fmt::Debug for AdminServer {
@@ -101,12 +115,20 @@ impl AdminServer {
         format!("http://{}", self.address)
     }
 
-    /// Stops it: the port closes and open connections end. Stopping twice does nothing.
+    /// Stops it: the port is closed when this returns (it waits up to 5 s for the accept
+    /// loop, except on the library runtime's own workers, where it does not wait) and open
+    /// connections end. Stopping twice does nothing.
     pub fn stop(&self) {
         let sender = self.stop.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(sender) = sender {
             let _ = sender.send(true);
         }
+        if crate::runtime::on_worker_thread() {
+            return;
+        }
+        let (flag, changed) = &*self.closed;
+        let closed = flag.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = changed.wait_timeout_while(closed, std::time::Duration::from_secs(5), |c| !*c);
     }
 }
 
@@ -184,14 +206,32 @@ pub fn serve_admin_with(options: AdminOptions) -> Result<AdminServer> {
     };
     let (stop, stopped) = watch::channel(false);
     let token = options.token.map(Arc::<str>::from);
-    runtime.spawn(accept_loop(listener, token, stopped));
+    let closed = Arc::new((Mutex::new(false), Condvar::new()));
+    runtime.spawn(accept_loop(
+        listener,
+        token,
+        stopped,
+        Closed(closed.clone()),
+    ));
     Ok(AdminServer {
         address,
         stop: Mutex::new(Some(stop)),
+        closed,
     })
 }
 
 async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    token: Option<Arc<str>>,
+    stopped: watch::Receiver<bool>,
+    closed: Closed,
+) {
+    serve(listener, token, stopped).await;
+    // The listener is dropped (the port closed) before `closed` tells `stop`.
+    drop(closed);
+}
+
+async fn serve(
     listener: tokio::net::TcpListener,
     token: Option<Arc<str>>,
     mut stopped: watch::Receiver<bool>,

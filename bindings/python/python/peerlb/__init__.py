@@ -27,6 +27,7 @@ from ._errors import (
     NoDeadline,
     NoPeerAvailable,
     NotStarted,
+    Overloaded,
     PeerAlreadyInList,
     PeerlbError,
     PeerNotInList,
@@ -37,6 +38,7 @@ from ._errors import (
 from ._peerlb import (
     ERROR_CODES,
     STRATEGIES,
+    AdminServer,
     Binding,
     Choice,
     DnsUpdater,
@@ -51,6 +53,8 @@ from ._peerlb import (
     Subscription,
     Upstream,
     __version__,
+    metrics,
+    serve_admin,
 )
 from ._retry import retrying
 from ._types import AdminResult, ListInfo, PeerInfo
@@ -75,6 +79,9 @@ __all__ = [
     "ManualClock",
     "RetryBudget",
     "retrying",
+    "metrics",
+    "serve_admin",
+    "AdminServer",
     "STRATEGIES",
     "ERROR_CODES",
     "__version__",
@@ -95,6 +102,7 @@ __all__ = [
     "Declined",
     "AlreadyFinished",
     "InternalError",
+    "Overloaded",
 ]
 
 PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from typing import List, Literal, TypedDict
+from typing import List, Literal, Optional, TypedDict
 
 __all__ = ["AdminResult", "PeerInfo", "ListInfo"]
 
@@ -67,6 +67,11 @@ class ListInfo(TypedDict):
     chosen: int
     failures: int
     ejections: int
+    name: str
+    pending: int
+    max_pending: Optional[int]
+    max_pending_per_peer: Optional[int]
+    overloaded: int
     peers: List[PeerInfo]
 
 
