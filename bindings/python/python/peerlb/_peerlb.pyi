@@ -69,6 +69,9 @@ __all__ = [
     "DnsUpdater",
     "EtcdUpdater",
     "Binding",
+    "AdminServer",
+    "serve_admin",
+    "metrics",
 ]
 
 __version__: str
@@ -379,7 +382,6 @@ class EtcdUpdater:
     def bind(self, list: PeerList) -> Binding: ...
 
 @final
-@final
 class AdminServer:
     """A running admin endpoint (from ``serve_admin``); a context manager that stops it."""
 
@@ -405,6 +407,7 @@ def serve_admin(address: Optional[str] = None, *, token: Optional[str] = None) -
 def metrics() -> str:
     """Every live list's metrics in the Prometheus text format."""
 
+@final
 class _CancelWait:
     def __call__(self, future: asyncio.Future[Any]) -> None: ...
 
