@@ -130,7 +130,9 @@ fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
     let server = serve_admin(":0").unwrap();
     assert!(server.local_addr().ip().is_loopback());
     let base = format!("{}/lists/admin-bad", server.url());
-    let cases: Vec<(&str, String, Option<&[u8]>, u16, &str)> = vec![
+    // (method, url, body, status, error code)
+    type Case<'a> = (&'a str, String, Option<&'a [u8]>, u16, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "GET",
             format!("{}/lists/nope/backends", server.url()),
