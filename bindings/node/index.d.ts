@@ -17,6 +17,7 @@ import type {
 import { NativeList, NativeUpstream } from './native'
 
 export {
+  AdminServer,
   Binding,
   DnsUpdater,
   EtcdUpdater,
@@ -26,8 +27,11 @@ export {
   StaticUpdater,
   Subscriber,
   declined,
+  metrics,
+  serveAdmin,
 } from './native'
 export type {
+  AdminServeOptions,
   AppliedPeer,
   BindingStats,
   DnsUpdaterOptions,
@@ -45,6 +49,10 @@ export type {
 declare module './native' {
   interface Binding {
     /** `using b = updater.bind(list).start()`: stops at scope exit. */
+    [Symbol.dispose](): void
+  }
+  interface AdminServer {
+    /** `using admin = serveAdmin(':0')`: stops at scope exit. */
     [Symbol.dispose](): void
   }
 }
@@ -117,6 +125,16 @@ export interface ListIntrospection {
   failures: number
   /** Ejections so far, summed over the peers. */
   ejections: number
+  /** The list's name (its `list` label in metrics, its admin endpoint path). */
+  name: string
+  /** Requests in flight, summed over the peers. */
+  pending: number
+  /** The `maxPending` circuit breaker, or null. */
+  max_pending: number | null
+  /** The `maxPendingPerPeer` circuit breaker, or null. */
+  max_pending_per_peer: number | null
+  /** Chooses the circuit breakers refused (PEERLB_OVERLOADED) so far. */
+  overloaded: number
   peers: PeerIntrospection[]
 }
 
