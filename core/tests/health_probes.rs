@@ -4,7 +4,8 @@
 //!
 //! The Python comes from `PEERLB_PYTHON`, else the repository's `.venv`, else `python3`.
 //! The gRPC tests need `grpcio-health-checking` there; without it they say so and pass,
-//! unless `PEERLB_REQUIRE_GRPC_HEALTH=1` (set by `make test`), where they fail.
+//! unless `PEERLB_REQUIRE_GRPC_HEALTH=1` (set by `make test`), where they fail. They are built
+//! with the cargo feature `grpc-health` only.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -93,6 +94,7 @@ impl Drop for Flip {
     }
 }
 
+#[cfg(feature = "grpc-health")]
 fn grpc_available() -> bool {
     let ok = Command::new(python())
         .args(["-c", "import grpc_health.v1.health"])
@@ -188,6 +190,7 @@ fn http_probe_counts_unexpected_statuses_and_dead_servers_as_unhealthy() {
     assert_eq!(next(&rx).0, EventKind::Unavailable);
 }
 
+#[cfg(feature = "grpc-health")]
 #[test]
 fn grpc_health_follows_a_server_flipping_between_serving_and_not_serving() {
     if !grpc_available() {
@@ -218,6 +221,7 @@ fn grpc_health_follows_a_server_flipping_between_serving_and_not_serving() {
     assert!(server.stats()["checks"].as_u64().unwrap() >= 8);
 }
 
+#[cfg(feature = "grpc-health")]
 #[test]
 fn grpc_health_unknown_services_and_dead_servers_are_unhealthy() {
     if !grpc_available() {
