@@ -23,7 +23,7 @@ TEST_TARGETS += test-ops-rust test-ops-c test-prometheus
 BENCH_TARGETS += bench-metrics
 DEMO_TARGETS += demo-ops
 
-.PHONY: ops-tools ops-python test-ops-rust test-ops-c test-prometheus bench-metrics demo-ops
+.PHONY: ops-tools ops-python test-ops-rust test-ops-c test-prometheus bench-metrics demo-ops demo-ops-only
 
 ops-tools:
 	@if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null || ! command -v curl >/dev/null; then \
@@ -57,13 +57,26 @@ test-ops-c: c-tools $(C_BIN)/ops $(C_ASAN)/ops
 	ASAN_OPTIONS=detect_leaks=1 $(C_ASAN)/ops
 
 test-prometheus: ops-tools
-	$(CARGO) build -q -p peerlb --example serve_metrics
+	$(CARGO) build -q -p peerlb --features grpc-health --example serve_metrics
 	python3 tests/ops/prometheus_scrape.py $(CURDIR)/target/debug/examples/serve_metrics
 
 bench-metrics:
 	$(CARGO) build --release -p peerlb-benches --bin metrics-cost
 	$(CURDIR)/target/release/metrics-cost target/bench/metrics.md
 
-# After every other demo, so `make demo` ends with the scraped lines.
+# After every other demo, so `make demo` ends with the scraped lines (demo-ops-only: alone).
 demo-ops: $$(filter-out demo-ops,$$(DEMO_TARGETS))
-	$(CARGO) run -q --release -p peerlb --example serve_metrics -- --seconds 3
+	$(MAKE) --no-print-directory demo-ops-only
+
+demo-ops-only:
+	$(CARGO) run -q --release -p peerlb --features grpc-health --example serve_metrics -- --seconds 3
+
+# The admin endpoint tests in `cargo test --workspace` use curl.
+test-rust: ops-tools
+
+# The Python suite tests grpc-health against an in-process grpcio server: the package must
+# be there, and a missing one fails the test instead of skipping it.
+test-python: ops-python
+test-python: export PEERLB_REQUIRE_GRPC_HEALTH = 1
+# (Not the run under the oldest Python, whose own venv has no grpcio.)
+test-python-oldest: export PEERLB_REQUIRE_GRPC_HEALTH =

@@ -22,6 +22,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+from typing import Callable
 
 PEER = "10.0.0.1:80"
 passed = failed = 0
@@ -125,10 +126,20 @@ def main() -> int:
                 time.sleep(0.5)
         check(first is not None, f"Prometheus has {promql}")
         check(grew, f"{promql} grows while traffic flows")
-        rate = query(base, f'sum(rate(peerlb_chosen_total{{list="demo-api"}}[5s]))')
+        def until(promql: str, ok: Callable[[list], bool]) -> list:
+            result: list = []
+            while time.monotonic() < deadline:
+                result = query(base, promql)
+                if ok(result):
+                    break
+                time.sleep(0.5)
+            return result
+
+        rate = until(f'sum(rate(peerlb_chosen_total{{list="demo-api"}}[5s]))', bool)
         check(bool(rate), "rate() over the scraped counter answers")
-        hist = query(base, 'histogram_quantile(0.99, sum by (le, peer) '
-                           '(rate(peerlb_request_duration_seconds_bucket{list="demo-api"}[5s])))')
+        hist = until('histogram_quantile(0.99, sum by (le, peer) '
+                     '(rate(peerlb_request_duration_seconds_bucket{list="demo-api"}[5s])))',
+                     lambda r: len(r) == 4)
         check(len(hist) == 4, f"a p99 latency per peer from the histogram ({len(hist)} peers)")
     finally:
         for p in reversed(procs):
