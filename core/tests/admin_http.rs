@@ -261,7 +261,12 @@ fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         assert_eq!(v["status"], "failed");
     }
     let long_id = format!(r#"{{"id": "{}"}}"#, "x".repeat(2000));
-    let (got, text) = curl("POST", &format!("{base}/backends"), &[], Some(long_id.as_bytes()));
+    let (got, text) = curl(
+        "POST",
+        &format!("{base}/backends"),
+        &[],
+        Some(long_id.as_bytes()),
+    );
     assert_eq!(got, 400, "{text}");
     assert_eq!(json(&text)["error"]["code"], "invalid-argument");
     let huge = vec![b' '; 70 * 1024];

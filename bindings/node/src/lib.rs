@@ -21,7 +21,7 @@ mod js;
 mod list;
 mod list_options;
 mod offload;
-mod ops;
+pub mod ops;
 mod pending_update;
 mod registry;
 mod retry;

@@ -129,7 +129,7 @@ impl PeerListOptions<'_> {
             opts = opts.name(name);
         }
         // Limits go to the core as given (0 included: the core refuses it).
-        let max = usize::MAX.min((1 << 53) - 1) as u64;
+        let max = (1u64 << 53) - 1;
         if let Some(n) = self.max_pending {
             let limit = convert::whole(n, max)
                 .map_err(|m| convert::invalid(env, "new PeerList: maxPending", m))?;

@@ -177,6 +177,39 @@ impl ListShared {
         }
     }
 
+    /// The fast path under circuit breakers: one pick, `Some` when it is within both
+    /// limits; anything else (a limit reached, no peer) is `None`, and the slow path
+    /// ([`ListShared::pick`]) works out what it is (another pick, a wait, `overloaded`).
+    #[inline]
+    pub(super) fn try_pick(&self, breakers: &Breakers, request: &Request<'_>) -> Option<Choice> {
+        let admission = breakers.admission.as_deref();
+        if let (Some(admission), Some(limit)) = (admission, breakers.max_pending) {
+            if !admission.try_reserve(limit) {
+                return None;
+            }
+        }
+        let within = |f: &InFlight| match breakers.max_pending_per_peer {
+            Some(limit) => f.peer().pending() <= limit,
+            None => true,
+        };
+        let in_flight = match self.strategy.choose(request) {
+            Some(f) if within(&f) => f,
+            other => {
+                if let Some(f) = other {
+                    if let Some(series) = f.peer().series() {
+                        series.limit_skipped();
+                    }
+                    f.undo();
+                }
+                if let Some(admission) = admission {
+                    admission.release();
+                }
+                return None;
+            }
+        };
+        Some(self.hand_out(in_flight))
+    }
+
     /// Asks the strategy for a peer below `limit` requests in flight.
     fn pick_below(
         &self,

@@ -20,9 +20,9 @@ use crate::request::Request;
 impl ListShared {
     #[inline]
     pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
-        if self.has_breakers() {
-            // Circuit breakers are the slow path's (`pick`), which may fail `overloaded`.
-            return None;
+        if let Some(breakers) = &self.breakers {
+            // Within the limits at once, or the slow path (`pick`) works it out.
+            return self.try_pick(breakers, request);
         }
         let request = self.strategy.choose(request)?;
         if self.notify_pending {

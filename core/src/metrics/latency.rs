@@ -37,8 +37,9 @@ pub(crate) fn bucket_bound_seconds(i: usize) -> f64 {
 /// The bucket of a latency of `nanos`: the first whose bound is at least `nanos`.
 #[inline]
 fn bucket_of(nanos: u64) -> usize {
-    let exponent = 64 - nanos.saturating_sub(1).leading_zeros();
-    (exponent.saturating_sub(FIRST_EXPONENT) as usize).min(FINITE_BUCKETS)
+    // For nanos in (2^(17+k-1), 2^(17+k)], (nanos - 1) >> 17 has exactly k bits.
+    let k = 64 - (nanos.saturating_sub(1) >> FIRST_EXPONENT).leading_zeros();
+    (k as usize).min(FINITE_BUCKETS)
 }
 
 /// One thread's counts (or the folded counts of ended threads).
