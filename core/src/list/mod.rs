@@ -67,11 +67,14 @@
 //! * A status report from inside `retain` takes no lock: it only sets the peer's status,
 //!   and the list reads it when it settles the batch it retained.
 
+mod backend_admin;
 mod commit;
 mod eligibility;
 mod introspection;
 mod membership;
 mod options;
+mod queries;
+mod sessions;
 mod waiting;
 
 use std::fmt;
@@ -92,10 +95,12 @@ use crate::introspect::{ListIntrospection, PeerIntrospection};
 use crate::now_or_later::NowOrLater;
 use crate::peer::{Peer, PeerId, PeerRef, PeerSpec};
 use crate::request::{Outcome, Request};
+use crate::session::SessionEvent;
 use crate::strategy::Strategy;
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
-pub use options::ListOptions;
+pub use options::{ListOptions, DEFAULT_CAPACITY};
+pub(crate) use sessions::Left;
 
 use membership::State;
 
@@ -108,7 +113,7 @@ const MAX_CAPACITY_HINT: usize = 1 << 16;
 /// Cheap to clone (clones share one list); `Send + Sync`. See the [module docs](self).
 #[derive(Clone)]
 pub struct PeerList {
-    shared: Arc<ListShared>,
+    pub(crate) shared: Arc<ListShared>,
 }
 
 /// The shared inside of a list; peers point back at it weakly.
@@ -136,6 +141,10 @@ pub(crate) struct ListShared {
     changed: Event,
     /// Peer events and their subscribers.
     events: Arc<EventBus>,
+    /// Session events and their subscribers.
+    session_events: Arc<EventBus<SessionEvent>>,
+    /// The capacity hint the list was made with.
+    capacity: usize,
 }
 
 impl PeerList {
@@ -175,6 +184,8 @@ impl PeerList {
             )),
             changed: Event::new(),
             events: Arc::new(EventBus::default()),
+            session_events: Arc::new(EventBus::default()),
+            capacity: options.capacity,
         });
         Ok(PeerList { shared })
     }
@@ -319,7 +330,8 @@ impl PeerList {
     }
 
     /// Admin: removes `id` from the list (as `update(None, [id])`) and forgets its admin
-    /// state.
+    /// state. Sessions bound to it are asked to move (see [`PeerList::failover`]); they
+    /// stay open until their owners fail them over or close them.
     ///
     /// A peer that was disabled and then removed by an update is still remembered as
     /// disabled (so it comes back disabled); `delete` and `enable` of such an id forget it
@@ -330,7 +342,7 @@ impl PeerList {
 
     /// An admin operation by name (the surfaces that dispatch on a string or a number use
     /// this): the same as calling [`PeerList::disable`], [`PeerList::enable`],
-    /// [`PeerList::reset`] or [`PeerList::delete`].
+    /// [`PeerList::reset`], [`PeerList::delete`] or [`PeerList::failover`].
     ///
     /// ```
     /// use peerlb::{admin::{AdminOp, AdminResult}, ListOptions, PeerList};
@@ -345,6 +357,7 @@ impl PeerList {
             AdminOp::Enable => self.enable(id),
             AdminOp::Reset => self.reset(id),
             AdminOp::Delete => self.delete(id),
+            AdminOp::Failover => self.failover(id),
         }
     }
 
