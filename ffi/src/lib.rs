@@ -7,7 +7,7 @@
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`,
 //!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`,
-//!   `peerlb_updater`, `peerlb_upstream`); plain data (`peerlb_request`, `peerlb_choice`,
+//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`); plain data (`peerlb_request`, `peerlb_choice`,
 //!   `peerlb_peer_spec`, `peerlb_event`, vtables, option structs) is `#[repr(C)]`. Every
 //!   pointer from C is read through [`handle`]: borrowing, freeing, out-parameters, strings
 //!   and arrays are written once there.
@@ -42,7 +42,9 @@ pub mod events;
 mod handle;
 pub mod list;
 pub mod options;
+pub mod queries;
 pub mod retry;
+pub mod session;
 pub mod transport;
 pub mod updater;
 pub mod upstream;
@@ -55,7 +57,9 @@ pub use error::peerlb_status;
 pub use events::*;
 pub use list::*;
 pub use options::*;
+pub use queries::*;
 pub use retry::*;
+pub use session::*;
 pub use transport::*;
 pub use updater::*;
 pub use upstream::*;
@@ -70,7 +74,9 @@ pub extern "C" fn peerlb_version() -> *const c_char {
 }
 
 /// Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
-/// `peerlb_upstream_pick`, `peerlb_updater_last_error`). NULL is ignored.
+/// `peerlb_list_backend_config`, `peerlb_list_add_backend`, `peerlb_list_peers`,
+/// `peerlb_session_peer`, `peerlb_session_failover`, `peerlb_upstream_pick`,
+/// `peerlb_updater_last_error`). NULL is ignored.
 ///
 /// Ownership: takes `s` back. Thread safety: any thread.
 ///
