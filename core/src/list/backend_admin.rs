@@ -28,6 +28,12 @@ impl PeerList {
     /// assert_eq!(list.list_backends()[0].weight, 2);
     /// ```
     pub fn add_backend(&self, data: &str) -> String {
+        self.add_backend_result(data).1
+    }
+
+    /// [`PeerList::add_backend`], giving the operation's result too (for surfaces that
+    /// report a failure in their own way as well, such as C's status).
+    pub fn add_backend_result(&self, data: &str) -> (Result<AdminResult>, String) {
         let spec = BackendSpec::parse(data);
         let result = match &spec {
             Ok(spec) => self
@@ -54,7 +60,7 @@ impl PeerList {
             }
             answer.push('}');
         }
-        answer
+        (result, answer)
     }
 
     /// Admin: one backend's configuration and state as JSON: the element of
