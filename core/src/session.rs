@@ -6,7 +6,8 @@
 //!   session counts as one pending request on its peer, so `fewest-pending` means fewest
 //!   connections.
 //! * **Failover** ([`Session::failover`]), after an abnormal closure of the connection:
-//!   the current attempt ends as a `failure` (it counts toward ejection), and the session
+//!   the current attempt ends as a `failure` (it counts toward ejection; when an admin had
+//!   asked the session to move, as `cancelled`, which counts for nothing), and the session
 //!   is bound to a *different* available peer, preferring peers it has not tried since its
 //!   last successful exchange ([`Session::ok`]). It returns the new peer, or fails with
 //!   `timeout` (the request's deadline passed) or `no-peer-available` (no deadline, or a

@@ -128,15 +128,17 @@ impl ListShared {
     }
 
     /// Ends the session's current attempt for a failover: it leaves the table, the
-    /// listener hears `terminated` with the reason, and the attempt ends as a `failure`
-    /// (after the commit). `already-finished` when the session has ended.
+    /// listener hears `terminated` with the reason, and the attempt ends (after the
+    /// commit) as a `failure`, or as `cancelled` when an admin had asked the session to
+    /// move (the move was asked for; it says nothing against the peer).
+    /// `already-finished` when the session has ended.
     pub(crate) fn session_leave(&self, inner: &SessionInner, reason: &Reason) -> Result<Left> {
         let text = if reason.text().is_empty() {
             "failover"
         } else {
             reason.text()
         };
-        let (left, attempt) = self.commit(|c| {
+        let (left, attempt, asked) = self.commit(|c| {
             let mut state = inner.lock();
             if state.ended {
                 return Err(inner.ended_error());
@@ -151,10 +153,15 @@ impl ListShared {
                 peer,
                 tried: state.tried.clone(),
             };
-            Ok((left, attempt))
+            let asked = inner.flag.load(Ordering::Acquire);
+            Ok((left, attempt, asked))
         })?;
         if let Some(attempt) = attempt {
-            attempt.finish_session(Outcome::Failure);
+            attempt.finish_session(if asked {
+                Outcome::Cancelled
+            } else {
+                Outcome::Failure
+            });
         }
         Ok(left)
     }
