@@ -39,6 +39,9 @@
 //! | `eligibility.rs` | which peers the strategy offers: the class tally, outlier ejection, admin, the panic floor |
 //! | `waiting.rs` | `choose` when no peer is available: blocking, async, `choose_now` |
 //! | `introspection.rs` | snapshots and the messages that describe the list |
+//! | `sessions.rs` | open sessions per peer, session events, a failover's choice of peer (see [`crate::session`]) |
+//! | `backend_admin.rs` | the backend administrator's `add_backend` and `backend_config` |
+//! | `queries.rs` | yarpc's `available`, `uninitialized`, `num_*` and `peers` |
 //!
 //! # The change path
 //!
