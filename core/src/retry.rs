@@ -344,6 +344,9 @@ pub struct Retry {
     errors: Vec<String>,
     tried: Vec<PeerId>,
     attempts: u32,
+    /// The peer of the last failed attempt and the remote system's code for it, which the
+    /// call's final error carries (see [`Error::peer`], [`Error::remote_code`]).
+    last_failed: Option<(PeerId, Option<i64>)>,
     /// What [`Retry::check_next`] counted in the budget for the attempt being chosen
     /// (`Some(true)`: a retry, `Some(false)`: the call), refunded if no peer is chosen.
     charged: Option<bool>,
@@ -362,6 +365,7 @@ impl Retry {
             errors: Vec::new(),
             tried: Vec::new(),
             attempts: 0,
+            last_failed: None,
             charged: None,
             refused: false,
         }
@@ -587,10 +591,11 @@ impl Retry {
             self.attempts + 1,
             error
         );
-        match error {
+        let error = match error {
             Error::Timeout(_) => Error::Timeout(self.with_attempts(&what)),
             _ => Error::RetryExhausted(self.with_attempts(&what)),
-        }
+        };
+        self.at_last_failed(error)
     }
 
     /// The attempt on `choice` succeeded.
@@ -601,20 +606,67 @@ impl Retry {
     /// The attempt on `choice` failed with `error`; the next [`Retry::choose`] tries
     /// another peer (or gives the final error).
     pub fn failed(&mut self, choice: Choice, error: impl fmt::Display, latency: Option<Duration>) {
+        self.failed_with_code(choice, error, None, latency);
+    }
+
+    /// [`Retry::failed`] with the remote system's own code for the failure (an HTTP
+    /// status, ...): the call's final error carries the last failed attempt's peer and
+    /// code ([`Error::peer`], [`Error::remote_code`]).
+    pub fn failed_with_code(
+        &mut self,
+        choice: Choice,
+        error: impl fmt::Display,
+        code: Option<i64>,
+        latency: Option<Duration>,
+    ) {
+        self.last_failed = Some((choice.peer().clone(), code));
         choice.finish(Outcome::Failure, latency);
         self.errors.push(error.to_string());
     }
 
-    /// The peer declined the attempt: the call ends with this `declined` error.
+    /// The peer declined the attempt: the call ends with this `declined` error, which
+    /// carries the peer ([`Error::peer`]).
     pub fn declined(
         &mut self,
         choice: Choice,
         error: impl fmt::Display,
         latency: Option<Duration>,
     ) -> Error {
+        self.declined_with_code(choice, error, None, latency)
+    }
+
+    /// [`Retry::declined`] with the remote system's own code for the refusal (e.g. HTTP
+    /// 401), which the `declined` error carries ([`Error::remote_code`]).
+    ///
+    /// ```
+    /// use peerlb::{ListOptions, PeerList, Request};
+    /// use peerlb::retry::{Retry, RetryPolicy};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// list.start().unwrap();
+    /// let mut retry = Retry::new(&RetryPolicy::default());
+    /// let choice = retry.choose(&list, &Request::new()).unwrap();
+    /// let e = retry.declined_with_code(choice, "unauthorized", Some(401), None);
+    /// assert_eq!((e.peer(), e.remote_code()), (Some("a:1"), Some(401)));
+    /// ```
+    pub fn declined_with_code(
+        &mut self,
+        choice: Choice,
+        error: impl fmt::Display,
+        code: Option<i64>,
+        latency: Option<Duration>,
+    ) -> Error {
         let peer = choice.peer().to_string();
         choice.finish(Outcome::Declined, latency);
-        Error::Declined(format!("peer {peer:?} declined the request: {error}"))
+        Error::Declined(format!("peer {peer:?} declined the request: {error}")).at_peer(peer, code)
+    }
+
+    /// `error` carrying the last failed attempt's peer and code, if an attempt failed.
+    fn at_last_failed(&self, error: Error) -> Error {
+        match &self.last_failed {
+            Some((peer, code)) => error.at_peer(peer.as_str(), *code),
+            None => error,
+        }
     }
 
     fn with_attempts(&self, what: &str) -> String {
@@ -622,7 +674,7 @@ impl Retry {
     }
 
     fn final_error(&self, what: &str) -> Error {
-        Error::RetryExhausted(self.with_attempts(what))
+        self.at_last_failed(Error::RetryExhausted(self.with_attempts(what)))
     }
 
     fn timed_out(&self) -> Error {
@@ -632,7 +684,7 @@ impl Retry {
             if self.attempts == 1 { "" } else { "s" },
             Duration::from_millis(self.started.elapsed().as_millis() as u64)
         );
-        Error::Timeout(self.with_attempts(&what))
+        self.at_last_failed(Error::Timeout(self.with_attempts(&what)))
     }
 }
 

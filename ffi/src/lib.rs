@@ -7,7 +7,7 @@
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`,
 //!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`,
-//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_admin_server`); plain data (`peerlb_request`, `peerlb_choice`,
+//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`, `peerlb_admin_server`); plain data (`peerlb_request`, `peerlb_choice`,
 //!   `peerlb_peer_spec`, `peerlb_event`, vtables, option structs) is `#[repr(C)]`. Every
 //!   pointer from C is read through [`handle`]: borrowing, freeing, out-parameters, strings
 //!   and arrays are written once there.
@@ -45,7 +45,9 @@ mod handle;
 pub mod list;
 pub mod metrics;
 pub mod options;
+pub mod queries;
 pub mod retry;
+pub mod session;
 pub mod transport;
 pub mod updater;
 pub mod upstream;
@@ -61,7 +63,9 @@ pub use events::*;
 pub use list::*;
 pub use metrics::*;
 pub use options::*;
+pub use queries::*;
 pub use retry::*;
+pub use session::*;
 pub use transport::*;
 pub use updater::*;
 pub use upstream::*;
@@ -76,8 +80,10 @@ pub extern "C" fn peerlb_version() -> *const c_char {
 }
 
 /// Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
-/// `peerlb_upstream_pick`, `peerlb_updater_last_error`, `peerlb_list_metrics`,
-/// `peerlb_metrics`, `peerlb_admin_server_url`). NULL is ignored.
+/// `peerlb_list_backend_config`, `peerlb_list_add_backend`, `peerlb_list_peers`,
+/// `peerlb_session_peer`, `peerlb_session_failover`, `peerlb_upstream_pick`,
+/// `peerlb_updater_last_error`, `peerlb_list_metrics`, `peerlb_metrics`,
+/// `peerlb_admin_server_url`). NULL is ignored.
 ///
 /// Ownership: takes `s` back. Thread safety: any thread.
 ///

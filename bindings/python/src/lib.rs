@@ -17,6 +17,7 @@ mod events;
 mod list;
 mod ops;
 mod retry;
+mod session;
 mod transport;
 mod updater;
 mod upstream;
@@ -37,6 +38,8 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<retry::PyManualClock>()?;
     m.add_class::<retry::PyRetryBudget>()?;
     m.add_class::<retry::PyRetryCall>()?;
+    m.add_class::<session::PySession>()?;
+    m.add_class::<session::PySessionEvent>()?;
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
