@@ -76,21 +76,21 @@ fn routes_answer_with_json_and_change_the_list() {
 
     let (code, body) = curl("POST", &format!("{base}/backends/a:1/disable"), &[], None);
     assert_eq!(
-        (code, json(&body)["result"].clone()),
-        (200, (AdminResult::Success as u32).into())
+        (code, json(&body)["code"].clone()),
+        (200, AdminResult::Success.as_u32().into())
     );
-    assert_eq!(json(&body)["status"], "success");
+    assert_eq!(json(&body)["result"], "success");
     let (code, body) = curl("POST", &format!("{base}/backends/a:1/disable"), &[], None);
     assert_eq!(code, 200);
-    assert_eq!(json(&body)["result"], AdminResult::NoActionRequired as u32);
+    assert_eq!(json(&body)["code"], AdminResult::NoActionRequired.as_u32());
+    assert_eq!(json(&body)["reason"], "NoActionRequired");
     assert_eq!(lst.introspect().disabled, 1);
     let (code, _) = curl("POST", &format!("{base}/backends/a:1/enable"), &[], None);
     assert_eq!(code, 200);
     let (code, body) = curl("POST", &format!("{base}/backends/a:1/reset"), &[], None);
-    assert_eq!(
-        (code, json(&body)["status"].clone()),
-        (200, "no-action-required".into())
-    );
+    assert_eq!((code, json(&body)["code"].clone()), (200, 3.into()));
+    let (code, body) = curl("POST", &format!("{base}/backends/a:1/failover"), &[], None);
+    assert_eq!((code, json(&body)["code"].clone()), (200, 3.into()), "{body}");
 
     let (code, body) = curl(
         "POST",
@@ -99,7 +99,22 @@ fn routes_answer_with_json_and_change_the_list() {
         Some(br#"{"id": "c/1:80", "weight": 3}"#),
     );
     assert_eq!(code, 201, "{body}");
+    assert_eq!(json(&body)["code"], 1);
+    assert_eq!(json(&body)["id"], "c/1:80");
     assert_eq!(json(&body)["backend"]["weight"], 3);
+    let (code, body) = curl(
+        "POST",
+        &format!("{base}/backends"),
+        &[],
+        Some(br#"{"id": "c/1:80", "wieght": 3}"#),
+    );
+    assert_eq!(code, 409, "{body}");
+    let answer = json(&body);
+    assert_eq!(
+        (&answer["result"], &answer["code"], &answer["error"]),
+        (&"failed".into(), &4.into(), &"peer-already-in-list".into())
+    );
+    assert_eq!(answer["ignored"], serde_json::json!(["wieght"]));
     assert_eq!(lst.len(), 3);
     let (code, body) = curl("GET", &format!("{base}/backends/c%2F1:80"), &[], None);
     assert_eq!((code, json(&body)["id"].clone()), (200, "c/1:80".into()));
@@ -257,8 +272,9 @@ fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         let (got, text) = curl(method, &url, &[], body);
         assert_eq!(got, status, "{method} {url}: {text}");
         let v = json(&text);
-        assert_eq!(v["error"]["code"], code, "{method} {url}: {text}");
-        assert_eq!(v["status"], "failed");
+        assert_eq!(v["error"], code, "{method} {url}: {text}");
+        assert_eq!((&v["result"], &v["code"]), (&"failed".into(), &4.into()));
+        assert!(v["reason"].as_str().is_some_and(|r| !r.is_empty()));
     }
     let long_id = format!(r#"{{"id": "{}"}}"#, "x".repeat(2000));
     let (got, text) = curl(
@@ -268,11 +284,11 @@ fn bad_input_gets_a_4xx_json_error_and_changes_nothing() {
         Some(long_id.as_bytes()),
     );
     assert_eq!(got, 400, "{text}");
-    assert_eq!(json(&text)["error"]["code"], "invalid-argument");
+    assert_eq!(json(&text)["error"], "invalid-argument");
     let huge = vec![b' '; 70 * 1024];
     let (got, text) = curl("POST", &format!("{base}/backends"), &[], Some(&huge));
     assert_eq!(got, 413, "{text}");
-    assert_eq!(json(&text)["error"]["code"], "payload-too-large");
+    assert_eq!(json(&text)["error"], "payload-too-large");
     // Nothing changed.
     let i = lst.introspect();
     assert_eq!((i.total, i.disabled), (2, 0));
@@ -295,7 +311,7 @@ fn a_token_is_required_when_set() {
     ] {
         let (code, body) = curl("GET", &url, headers, None);
         assert_eq!(code, 401, "{headers:?}");
-        assert_eq!(json(&body)["error"]["code"], "unauthorized");
+        assert_eq!(json(&body)["error"], "unauthorized");
     }
     let (code, _) = curl("GET", &url, &["Authorization: Bearer s3cret"], None);
     assert_eq!(code, 200);

@@ -113,21 +113,25 @@ def test_admin_endpoint_with_a_real_http_client() -> None:
         assert server.url == f"http://127.0.0.1:{server.port}"
         base = f"{server.url}/lists/py-admin"
         status, body = request(f"{server.url}/lists")
-        assert status == 401 and body["error"]["code"] == "unauthorized"
+        assert status == 401 and body["error"] == "unauthorized"
         status, body = request(f"{server.url}/lists", token="s3cret")
         assert status == 200 and "py-admin" in [x["name"] for x in body]
         status, body = request(f"{base}/backends/a:1/disable", "POST", token="s3cret")
-        assert status == 200 and body["status"] == "success"
-        assert isinstance(body["result"], int)  # the core's admin result number
+        assert status == 200 and body["result"] == "success"
+        assert body["code"] == peerlb.AdminResult.SUCCESS  # the admin result number, 1
+        status, body = request(f"{base}/backends/a:1/disable", "POST", token="s3cret")
+        assert status == 200 and body["code"] == peerlb.AdminResult.NO_ACTION_REQUIRED
         assert lst.introspect()["disabled"] == 1
         status, body = request(f"{base}/backends", "POST", b'{"id": "c:1", "weight": 2}', token="s3cret")
-        assert status == 201 and body["backend"]["weight"] == 2
+        assert status == 201 and body["code"] == 1 and body["backend"]["weight"] == 2
+        status, body = request(f"{base}/backends", "POST", b'{"id": "c:1"}', token="s3cret")
+        assert status == 409 and body["code"] == 4 and body["error"] == "peer-already-in-list"
         status, body = request(f"{base}/backends", "POST", b"{nope", token="s3cret")
-        assert status == 400 and body["error"]["code"] == "invalid-argument"
+        assert status == 400 and body["error"] == "invalid-argument"
         status, body = request(f"{base}/backends/zzz", token="s3cret")
-        assert status == 404 and body["error"]["code"] == "peer-not-in-list"
+        assert status == 404 and body["error"] == "peer-not-in-list"
         status, body = request(f"{server.url}/lists/nope/backends", token="s3cret")
-        assert status == 404 and body["error"]["code"] == "list-not-found"
+        assert status == 404 and body["error"] == "list-not-found"
         status, body = request(f"{base}/backends", "PUT", token="s3cret")
         assert status == 405
         status, body = request(f"{base}/backends/c:1", "DELETE", token="s3cret")

@@ -9,18 +9,22 @@
 //! GET    /lists/{name}/backends                    its backends (list_backends)
 //! GET    /lists/{name}/backends/{id}               one backend
 //! POST   /lists/{name}/backends                    add one: {"id": "10.0.0.1:80", "weight": 2}
-//! POST   /lists/{name}/backends/{id}/disable       admin disable (also enable, reset)
+//! POST   /lists/{name}/backends/{id}/disable       admin disable (also enable, reset, failover)
 //! DELETE /lists/{name}/backends/{id}               admin delete
 //! ```
 //!
-//! Path segments are percent-decoded (an id with `/` is `%2F`). Admin actions answer `200`
-//! with `{"status": "success" | "no-action-required", "result": N}`, where `N` is the
-//! [`AdminResult`](crate::AdminResult) number; an add answers `201` with the same and the
-//! new backend. Failures answer a 4xx (or 5xx) with
-//! `{"status": "failed", "error": {"code": "...", "message": "..."}}`: `list-not-found` and
-//! `not-found` (404), `peer-not-in-list` (404), `invalid-argument` (400: malformed JSON, a
-//! bad id or weight), `peer-already-in-list` (409), `method-not-allowed` (405, with
-//! `Allow`), `payload-too-large` (413, bodies over 64 KiB), `unauthorized` (401).
+//! Path segments are percent-decoded (an id with `/` is `%2F`). Answers use the admin
+//! result numbers (see [`crate::admin`], the WebSocket balancer's): an admin action answers
+//! `200` with [`result_json`](crate::admin::result_json)'s object,
+//! `{"result":"success","code":1}` or
+//! `{"result":"success","code":3,"reason":"NoActionRequired"}`; an add goes through
+//! [`PeerList::add_backend`](crate::PeerList::add_backend) and answers `201` with its
+//! object (`id`, and `ignored` keys) plus the new `backend`. Every failure answers a 4xx
+//! (or 5xx) with `{"result":"failed","code":4,"reason":"<message>","error":"<code>"}`:
+//! `list-not-found` and `not-found` (404), `peer-not-in-list` (404), `invalid-argument`
+//! (400: malformed JSON, a bad id or weight), `peer-already-in-list` (409),
+//! `method-not-allowed` (405, with `Allow`), `payload-too-large` (413, bodies over 64 KiB),
+//! `unauthorized` (401).
 //!
 //! It listens on loopback by default (`127.0.0.1:9901`; a bare port such as `"9901"` or
 //! `":0"` means that port on 127.0.0.1). With a bearer token every request must carry

@@ -10,10 +10,9 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
 use super::MAX_BODY_BYTES;
-use crate::admin::{AdminOp, AdminResult};
+use crate::admin::{result_json, AdminOp, RESULT_FAILED};
 use crate::error::{Error, ErrorCode};
 use crate::metrics::MetricsFormat;
-use crate::peer::PeerSpec;
 use crate::registry;
 
 type Reply = Response<Full<Bytes>>;
@@ -70,8 +69,10 @@ fn json_reply(status: StatusCode, body: &Value) -> Reply {
     reply
 }
 
+/// A failure as an admin result object: `result` "failed", `code` [`RESULT_FAILED`], the
+/// message as `reason` and the error's code as `error` (what `result_json` writes).
 fn failure_reply(f: Failure) -> Reply {
-    let body = json!({"status": "failed", "error": {"code": f.code, "message": f.message}});
+    let body = json!({"result": "failed", "code": RESULT_FAILED, "reason": f.message, "error": f.code});
     let mut reply = json_reply(f.status, &body);
     if let Some(allow) = f.allow {
         reply
@@ -87,8 +88,9 @@ fn failure_reply(f: Failure) -> Reply {
     reply
 }
 
-fn admin_body(result: AdminResult) -> Value {
-    json!({"status": result.as_str(), "result": result as u32})
+/// A JSON text the core wrote (`result_json`, `add_backend`) as a value.
+fn parsed(text: &str) -> Value {
+    serde_json::from_str(text).expect("the core writes valid JSON")
 }
 
 /// Equal in time whatever the bytes (the token must not leak through timing).
@@ -221,11 +223,14 @@ async fn route(request: Request<Incoming>) -> Result<Route, Failure> {
                 "disable" => AdminOp::Disable,
                 "enable" => AdminOp::Enable,
                 "reset" => AdminOp::Reset,
+                "failover" => AdminOp::Failover,
                 other => {
                     return Err(Failure::new(
                         StatusCode::NOT_FOUND,
                         "not-found",
-                        format!("no admin action {other:?}; expected disable, enable or reset"),
+                        format!(
+                            "no admin action {other:?}; expected disable, enable, reset or failover"
+                        ),
                     ))
                 }
             };
@@ -272,41 +277,7 @@ fn find(name: &str) -> Result<crate::PeerList, Failure> {
 }
 
 fn backend_json(list: &crate::PeerList, id: &str) -> Result<Value, Failure> {
-    list.list_backends()
-        .into_iter()
-        .find(|b| b.id == id)
-        .map(|b| serde_json::to_value(b).expect("backends serialize"))
-        .ok_or_else(|| Error::PeerNotInList(id.to_owned()).into())
-}
-
-/// A new backend from an add's body: `{"id": "...", "weight": n}` (other keys ignored).
-fn parse_backend(body: &[u8]) -> Result<PeerSpec, Failure> {
-    let bad = |m: String| Failure::new(StatusCode::BAD_REQUEST, "invalid-argument", m);
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("malformed JSON: {e}")))?;
-    let object = value.as_object().ok_or_else(|| {
-        bad("the body must be a JSON object like {\"id\": \"10.0.0.1:80\"}".into())
-    })?;
-    let id = object
-        .get("id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| bad("the body needs \"id\", a string".into()))?;
-    let weight = match object.get("weight") {
-        None | Some(Value::Null) => None,
-        Some(w) => Some(
-            w.as_u64()
-                .and_then(|w| u32::try_from(w).ok())
-                .ok_or_else(|| {
-                    bad(format!(
-                        "\"weight\" must be an integer in 1..=4294967295, got {w}"
-                    ))
-                })?,
-        ),
-    };
-    Ok(match weight {
-        Some(w) => PeerSpec::weighted(id, w),
-        None => PeerSpec::new(id),
-    })
+    Ok(parsed(&list.backend_config(id)?))
 }
 
 fn without_peers(mut v: Value) -> Value {
@@ -354,17 +325,29 @@ fn serve(route: Route) -> Result<Reply, Failure> {
         }
         Route::Add(name, body) => {
             let list = find(&name)?;
-            let spec = parse_backend(&body)?;
-            let id = spec.id.clone();
-            list.update([spec], None::<&str>)?;
-            let mut body = admin_body(AdminResult::Success);
-            body["backend"] = backend_json(&list, &id)?;
-            Ok(json_reply(StatusCode::CREATED, &body))
+            let Ok(data) = std::str::from_utf8(&body) else {
+                return Err(Failure::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-argument",
+                    "the body is not UTF-8",
+                ));
+            };
+            let (result, answer) = list.add_backend_result(data);
+            let mut answer = parsed(&answer);
+            match result {
+                Ok(_) => {
+                    if let Some(id) = answer["id"].as_str().map(str::to_owned) {
+                        answer["backend"] = backend_json(&list, &id)?;
+                    }
+                    Ok(json_reply(StatusCode::CREATED, &answer))
+                }
+                Err(e) => Ok(json_reply(Failure::from(e).status, &answer)),
+            }
         }
         Route::Admin(name, id, op) => {
             let list = find(&name)?;
             let result = list.admin(op, &id)?;
-            Ok(json_reply(StatusCode::OK, &admin_body(result)))
+            Ok(json_reply(StatusCode::OK, &parsed(&result_json(&Ok(result)))))
         }
     }
 }
