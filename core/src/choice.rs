@@ -77,6 +77,13 @@ impl Choice {
         }
     }
 
+    /// Counts, in its peer's metrics, a session failing over away from the peer.
+    pub(crate) fn count_failover(&self) {
+        if let Some(series) = self.in_flight().peer().series() {
+            series.failed_over();
+        }
+    }
+
     /// A new reference to the chosen peer.
     pub(crate) fn peer_ref(&self) -> crate::peer::PeerRef {
         self.in_flight().peer_ref()

@@ -14,6 +14,11 @@
 //!   `choose` fails at once with `overloaded`. A peer is never taken beyond its limit (a
 //!   pick that raced past it is taken back too).
 //!
+//! Sessions obey both: opening one is a choose, and a failover that must start a request on
+//! a peer it picked itself (past the strategy) takes its place under `max_pending` and
+//! skips peers at `max_pending_per_peer`; when a breaker is why no peer is found, the
+//! failover fails at once with `overloaded`.
+//!
 //! Neither costs a list without breakers anything but one branch in `choose`; there is no
 //! pass over the peers, and no strategy changes. The per-peer breaker costs a pick only at
 //! the limit (the re-pick); `max_pending` costs one atomic add and one subtract on a
@@ -30,7 +35,7 @@ use super::ListShared;
 use crate::choice::Choice;
 use crate::error::{Error, Result};
 use crate::metrics::BreakerSample;
-use crate::peer::InFlight;
+use crate::peer::{InFlight, PeerId, PeerRef};
 use crate::request::Request;
 
 /// How many times a choose asks the strategy again past peers at their limit, at most.
@@ -261,6 +266,66 @@ impl ListShared {
             return Choice::timed(in_flight, self.stamp());
         }
         Choice::new(in_flight)
+    }
+
+    /// Takes a place under `max_pending` for a request started outside `pick` (a
+    /// session's failover onto a peer it picked itself); false at the limit. Always true
+    /// without that breaker.
+    pub(super) fn reserve_place(&self) -> bool {
+        let Some(breakers) = &self.breakers else {
+            return true;
+        };
+        match (breakers.admission.as_deref(), breakers.max_pending) {
+            (Some(admission), Some(limit)) => admission.try_reserve(limit),
+            _ => true,
+        }
+    }
+
+    /// Whether a peer is below the `max_pending_per_peer` breaker (always, without it).
+    pub(super) fn peer_limit_check(&self) -> impl Fn(&PeerRef) -> bool {
+        let limit = self.breakers.as_ref().and_then(|b| b.max_pending_per_peer);
+        move |peer: &PeerRef| limit.is_none_or(|limit| peer.pending() < limit)
+    }
+
+    /// Why a session's failover, which found no peer, fails at once with `overloaded`: the
+    /// list is at `max_pending`, or every available peer but the one it left is at
+    /// `max_pending_per_peer` (Envoy's overflow: no waiting). `None` when no breaker is
+    /// the reason. Counted as the breaker's refusal.
+    pub(super) fn failover_refusal(&self, session: u64, left: Option<&PeerId>) -> Option<Error> {
+        let breakers = self.breakers.as_ref()?;
+        if let (Some(admission), Some(limit)) = (breakers.admission.as_deref(), breakers.max_pending)
+        {
+            if admission.pending() >= limit {
+                breakers.overloaded_list.fetch_add(1, Ordering::Relaxed);
+                return Some(Error::Overloaded(format!(
+                    "{:?} peer list is overloaded: session {session} cannot fail over, {} \
+                     requests in flight reach its max_pending of {limit}",
+                    &*self.list_name,
+                    admission.pending().max(limit)
+                )));
+            }
+        }
+        let limit = breakers.max_pending_per_peer?;
+        let state = self.lock();
+        let mut others = state
+            .peers
+            .iter()
+            .filter(|(id, slot)| {
+                slot.offered && slot.phase == super::membership::Phase::Retained && Some(*id) != left
+            })
+            .filter_map(|(_, slot)| slot.peer.as_ref())
+            .peekable();
+        others.peek()?;
+        if others.all(|peer| peer.pending() >= limit) {
+            drop(state);
+            breakers.overloaded_peers.fetch_add(1, Ordering::Relaxed);
+            return Some(Error::Overloaded(format!(
+                "{:?} peer list is overloaded: session {session} cannot fail over, every other \
+                 available peer has max_pending_per_peer ({limit}) requests in flight",
+                &*self.list_name
+            )));
+        }
+        None
     }
 
     /// Whether the list has circuit breakers (its chooses take [`ListShared::pick`]).

@@ -185,6 +185,13 @@ impl Collector for Samples {
         )?;
         family(
             e,
+            "peerlb_failovers",
+            "Sessions that failed over away from the peer (see peerlb's sessions).",
+            Kind::Counter,
+            &self.per_peer(None, |p| p.counts.failovers),
+        )?;
+        family(
+            e,
             "peerlb_pending_requests",
             "Requests in flight to the peer.",
             Kind::Gauge,

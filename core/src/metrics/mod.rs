@@ -15,6 +15,7 @@
 //! | `peerlb_chosen_total` | counter | requests started to the peer |
 //! | `peerlb_finished_total{outcome}` | counter | requests finished: `ok`, `failure`, `declined`, `cancelled` |
 //! | `peerlb_ejections_total` | counter | outlier ejections |
+//! | `peerlb_failovers_total` | counter | sessions that failed over away from the peer ([`crate::session`]) |
 //! | `peerlb_pending_requests` | gauge | requests in flight |
 //! | `peerlb_peer_available` | gauge | 1 while the strategy is offered the peer |
 //! | `peerlb_peer_ejected` | gauge | 1 while ejected |
@@ -22,7 +23,7 @@
 //! | `peerlb_request_duration_seconds` | histogram | latencies that are known (below) |
 //! | `peerlb_peer_limit_skips_total` | counter | with `max_pending_per_peer`: picks passed over at the limit |
 //!
-//! That is 30 series per peer (the histogram is 20: 18 buckets, `_sum` and `_count`), 31
+//! That is 31 series per peer (the histogram is 20: 18 buckets, `_sum` and `_count`), 32
 //! with a per-peer circuit breaker. Per list, label `list`: `peerlb_peers`,
 //! `peerlb_available_peers`, `peerlb_ejected_peers`, `peerlb_disabled_peers`,
 //! `peerlb_panic_floor_active` (gauges), `peerlb_retries_total`,

@@ -3,7 +3,7 @@
 //! What a series keeps is only what the peers do not keep already. A [`Peer`] counts its
 //! choices, its failures and its requests in flight (the hot path's own atomics); its series
 //! adds the `declined` and `cancelled` outcomes, ejections, picks skipped by the per-peer
-//! circuit breaker, and latencies. A peer id may be retained several times (a restart, a
+//! circuit breaker, sessions that failed over away from it, and latencies. A peer id may be retained several times (a restart, a
 //! removal and re-add while old requests finish): every [`Peer`] of the id is attached to
 //! the one series while it lives, and its counters are added to the series' totals when it
 //! is freed, so the counters of an id never go back while the id has a series.
@@ -47,6 +47,8 @@ pub(crate) struct PeerSeries {
     ejections: AtomicU64,
     /// Picks of this peer that the per-peer circuit breaker took back.
     limit_skips: AtomicU64,
+    /// Sessions that failed over away from this peer.
+    failovers: AtomicU64,
     latency: Arc<LatencyHistogram>,
     /// The highest `ok` count exported so far.
     ok_exported: AtomicU64,
@@ -63,6 +65,7 @@ pub(crate) struct SeriesCounts {
     pub(crate) cancelled: u64,
     pub(crate) ejections: u64,
     pub(crate) limit_skips: u64,
+    pub(crate) failovers: u64,
 }
 
 impl SeriesCounts {
@@ -76,6 +79,7 @@ impl SeriesCounts {
         self.cancelled += o.cancelled;
         self.ejections += o.ejections;
         self.limit_skips += o.limit_skips;
+        self.failovers += o.failovers;
     }
 }
 
@@ -92,6 +96,7 @@ impl PeerSeries {
             cancelled: AtomicU64::new(0),
             ejections: AtomicU64::new(0),
             limit_skips: AtomicU64::new(0),
+            failovers: AtomicU64::new(0),
             latency,
             ok_exported: AtomicU64::new(0),
         }
@@ -147,6 +152,11 @@ impl PeerSeries {
         self.limit_skips.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Counts a session that failed over away from this peer.
+    pub(crate) fn failed_over(&self) {
+        self.failovers.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Requests in flight to this id now (any of its peers).
     pub(crate) fn pending(&self) -> u64 {
         let live = self.lock();
@@ -199,6 +209,7 @@ impl PeerSeries {
             cancelled,
             ejections: self.ejections.load(Ordering::Relaxed),
             limit_skips: self.limit_skips.load(Ordering::Relaxed),
+            failovers: self.failovers.load(Ordering::Relaxed),
         }
     }
 
