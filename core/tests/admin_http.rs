@@ -90,7 +90,11 @@ fn routes_answer_with_json_and_change_the_list() {
     let (code, body) = curl("POST", &format!("{base}/backends/a:1/reset"), &[], None);
     assert_eq!((code, json(&body)["code"].clone()), (200, 3.into()));
     let (code, body) = curl("POST", &format!("{base}/backends/a:1/failover"), &[], None);
-    assert_eq!((code, json(&body)["code"].clone()), (200, 3.into()), "{body}");
+    assert_eq!(
+        (code, json(&body)["code"].clone()),
+        (200, 3.into()),
+        "{body}"
+    );
 
     let (code, body) = curl(
         "POST",

@@ -72,7 +72,8 @@ fn json_reply(status: StatusCode, body: &Value) -> Reply {
 /// A failure as an admin result object: `result` "failed", `code` [`RESULT_FAILED`], the
 /// message as `reason` and the error's code as `error` (what `result_json` writes).
 fn failure_reply(f: Failure) -> Reply {
-    let body = json!({"result": "failed", "code": RESULT_FAILED, "reason": f.message, "error": f.code});
+    let body =
+        json!({"result": "failed", "code": RESULT_FAILED, "reason": f.message, "error": f.code});
     let mut reply = json_reply(f.status, &body);
     if let Some(allow) = f.allow {
         reply
@@ -347,7 +348,10 @@ fn serve(route: Route) -> Result<Reply, Failure> {
         Route::Admin(name, id, op) => {
             let list = find(&name)?;
             let result = list.admin(op, &id)?;
-            Ok(json_reply(StatusCode::OK, &parsed(&result_json(&Ok(result)))))
+            Ok(json_reply(
+                StatusCode::OK,
+                &parsed(&result_json(&Ok(result))),
+            ))
         }
     }
 }

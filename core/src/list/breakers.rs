@@ -284,7 +284,7 @@ impl ListShared {
     /// Whether a peer is below the `max_pending_per_peer` breaker (always, without it).
     pub(super) fn peer_limit_check(&self) -> impl Fn(&PeerRef) -> bool {
         let limit = self.breakers.as_ref().and_then(|b| b.max_pending_per_peer);
-        move |peer: &PeerRef| limit.is_none_or(|limit| peer.pending() < limit)
+        move |peer: &PeerRef| limit.map_or(true, |limit| peer.pending() < limit)
     }
 
     /// Why a session's failover, which found no peer, fails at once with `overloaded`: the
@@ -293,7 +293,8 @@ impl ListShared {
     /// the reason. Counted as the breaker's refusal.
     pub(super) fn failover_refusal(&self, session: u64, left: Option<&PeerId>) -> Option<Error> {
         let breakers = self.breakers.as_ref()?;
-        if let (Some(admission), Some(limit)) = (breakers.admission.as_deref(), breakers.max_pending)
+        if let (Some(admission), Some(limit)) =
+            (breakers.admission.as_deref(), breakers.max_pending)
         {
             if admission.pending() >= limit {
                 breakers.overloaded_list.fetch_add(1, Ordering::Relaxed);
@@ -311,7 +312,9 @@ impl ListShared {
             .peers
             .iter()
             .filter(|(id, slot)| {
-                slot.offered && slot.phase == super::membership::Phase::Retained && Some(*id) != left
+                slot.offered
+                    && slot.phase == super::membership::Phase::Retained
+                    && Some(*id) != left
             })
             .filter_map(|(_, slot)| slot.peer.as_ref())
             .peekable();

@@ -72,15 +72,15 @@
 //! * A status report from inside `retain` takes no lock: it only sets the peer's status,
 //!   and the list reads it when it settles the batch it retained.
 
-mod breakers;
 mod backend_admin;
+mod breakers;
 mod commit;
 mod eligibility;
 mod introspection;
 mod membership;
 mod options;
-mod scrape;
 mod queries;
+mod scrape;
 mod sessions;
 mod waiting;
 
