@@ -434,14 +434,17 @@ impl ListShared {
         self.strategy.pending_changed(peer);
     }
 
-    /// A request to `peer` ended; only called when the strategy wants outcomes. Without a
-    /// given latency, it is the time since `started` on the list's clock.
+    /// A request to `peer` ended (with the backend's load report, if it sent one); only
+    /// called when the strategy wants outcomes. Without a given latency, it is the time
+    /// since `started` on the list's clock.
     pub(crate) fn request_finished(
         &self,
         peer: &PeerRef,
         outcome: Outcome,
         latency: Option<Duration>,
+        load: Option<&crate::load_report::LoadReport>,
         started: u64,
+        pending_at_start: u32,
     ) {
         // One clock reading serves the latency and the strategy.
         let now = self.clock.now();
@@ -454,8 +457,14 @@ impl ListShared {
         // turn into a panic in drop (an abort while unwinding), so it is contained here;
         // the request has already ended either way.
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            self.strategy
-                .request_finished_at(peer, outcome, latency, now)
+            self.strategy.request_ended(&crate::strategy::RequestEnd {
+                peer,
+                outcome,
+                latency,
+                now,
+                pending_at_start: (started != 0).then_some(pending_at_start),
+                load,
+            })
         }));
     }
 

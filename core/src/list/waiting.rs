@@ -25,7 +25,10 @@ impl ListShared {
             self.strategy.pending_changed(&request.peer_ref());
         }
         if self.notify_outcome {
-            return Some(Choice::timed(request, self.stamp()));
+            // Its peer's other requests in flight (this one is counted already).
+            let others = request.peer().pending().saturating_sub(1);
+            let others = u32::try_from(others).unwrap_or(u32::MAX);
+            return Some(Choice::timed(request, self.stamp(), others));
         }
         Some(Choice::new(request))
     }
