@@ -491,8 +491,10 @@ mod tests {
 
     #[test]
     fn reports_carry_utilization_qps_and_in_flight() {
-        let mut load = Load::default();
-        load.in_flight = 3;
+        let mut load = Load {
+            in_flight: 3,
+            ..Load::default()
+        };
         for i in 0..100u64 {
             load.recent
                 .push_back((i * 10_000_000, 8_000_000, i % 10 == 0));
