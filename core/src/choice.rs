@@ -53,6 +53,7 @@ impl Choice {
 
     /// A choice of a strategy that wants outcomes: its start time, and how many other
     /// requests its peer had in flight then.
+    #[inline]
     pub(crate) fn timed(request: InFlight, started: u64, pending_at_start: u32) -> Choice {
         Choice {
             request: Some(request),
@@ -61,6 +62,7 @@ impl Choice {
         }
     }
 
+    #[inline]
     fn in_flight(&self) -> &InFlight {
         self.request
             .as_ref()
@@ -68,6 +70,7 @@ impl Choice {
     }
 
     /// The chosen peer's id.
+    #[inline]
     pub fn peer(&self) -> &PeerId {
         self.in_flight().peer().id()
     }
@@ -139,6 +142,7 @@ impl Choice {
 
     /// Turns the choice into an opaque token for foreign code (the C ABI), keeping the
     /// request pending. Exactly one [`Choice::from_raw`] must follow.
+    #[inline]
     pub fn into_raw(mut self) -> *const () {
         let request = self
             .request
@@ -161,6 +165,7 @@ impl Choice {
     ///
     /// # Safety
     /// `token` must come from `into_raw` and be passed here exactly once.
+    #[inline]
     pub unsafe fn from_raw(token: *const ()) -> Choice {
         if token as usize & 1 == 1 {
             let ptr = token

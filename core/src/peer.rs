@@ -62,6 +62,7 @@ impl PeerId {
     }
 
     /// The id as a string slice.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -554,6 +555,7 @@ impl InFlight {
     }
 
     /// An opaque token for foreign code; exactly one [`InFlight::from_raw`] must follow.
+    #[inline]
     pub(crate) fn into_raw(self) -> *const () {
         let ptr = self.ptr.as_ptr() as *const ();
         std::mem::forget(self);
@@ -562,6 +564,7 @@ impl InFlight {
 
     /// # Safety
     /// `token` came from [`InFlight::into_raw`] and is used once.
+    #[inline]
     pub(crate) unsafe fn from_raw(token: *const ()) -> InFlight {
         InFlight {
             // SAFETY: the caller guarantees a token from into_raw, which is never null.

@@ -79,6 +79,7 @@ impl Handle for peerlb_choice {
 impl peerlb_choice {
     /// The C form of a choice; the id lives in the peer, which the token keeps alive until
     /// the choice is finished.
+    #[inline(always)]
     pub(crate) fn from_choice(choice: Choice) -> peerlb_choice {
         let id = choice.peer().as_str();
         let (peer, peer_len) = (id.as_ptr().cast::<c_char>(), id.len());
@@ -91,20 +92,17 @@ impl peerlb_choice {
     }
 
     /// Fails with `already-finished` when the choice was finished (or never chosen).
+    #[inline]
     pub(crate) fn check_live(&self) -> Result<(), Error> {
         if self.token.is_null() {
-            // The struct no longer names its peer (finishing cleared it, and the peer's
-            // memory may be gone), so the message cannot either.
-            return Err(Error::AlreadyFinished(
-                "the choice is already finished (finishing it cleared it), or it was never chosen"
-                    .into(),
-            ));
+            return Err(finished());
         }
         Ok(())
     }
 
     /// Takes the live choice back, clearing the struct so it cannot be taken twice;
     /// `already-finished` when there is none.
+    #[inline]
     pub(crate) fn take(&mut self) -> Result<Choice, Error> {
         self.check_live()?;
         let token = std::mem::replace(&mut self.token, std::ptr::null());
@@ -117,21 +115,58 @@ impl peerlb_choice {
     }
 }
 
+/// The error for a choice already finished. The struct no longer names its peer (finishing
+/// cleared it, and the peer's memory may be gone), so the message cannot either.
+#[cold]
+#[inline(never)]
+fn finished() -> Error {
+    Error::AlreadyFinished(
+        "the choice is already finished (finishing it cleared it), or it was never chosen".into(),
+    )
+}
+
+/// The error for an outcome value C gave that is none of `PEERLB_OUTCOME_*`.
+#[cold]
+#[inline(never)]
+fn unknown_outcome(value: peerlb_outcome) -> Error {
+    invalid(format!(
+        "unknown outcome {value}; expected PEERLB_OUTCOME_OK (0), _FAILURE (1), _DECLINED (2) or _CANCELLED (3)"
+    ))
+}
+
 /// A latency in microseconds as the core takes it (negative = unknown).
+#[inline]
 pub(crate) fn latency(latency_us: i64) -> Option<Duration> {
     u64::try_from(latency_us).ok().map(Duration::from_micros)
 }
 
 /// A C outcome value as the core's; an unknown value is `invalid-argument`.
+#[inline]
 pub(crate) fn outcome(value: peerlb_outcome) -> Result<Outcome, Error> {
     match value {
         PEERLB_OUTCOME_OK => Ok(Outcome::Ok),
         PEERLB_OUTCOME_FAILURE => Ok(Outcome::Failure),
         PEERLB_OUTCOME_DECLINED => Ok(Outcome::Declined),
         PEERLB_OUTCOME_CANCELLED => Ok(Outcome::Cancelled),
-        other => Err(invalid(format!(
-            "unknown outcome {other}; expected PEERLB_OUTCOME_OK (0), _FAILURE (1), _DECLINED (2) or _CANCELLED (3)"
-        ))),
+        other => Err(unknown_outcome(other)),
+    }
+}
+
+/// The shard key of a C request (NULL, or no key: `None`), borrowed.
+///
+/// # Safety
+/// As [`request_from`].
+#[inline]
+pub(crate) unsafe fn shard_key_of<'a>(
+    request: *const peerlb_request,
+) -> Result<Option<&'a [u8]>, Error> {
+    // SAFETY: forwarded contract.
+    match unsafe { handle::borrow_optional(request) } {
+        // SAFETY: forwarded contract.
+        Some(r) if r.shard_key_len > 0 => {
+            unsafe { handle::slice(r.shard_key, r.shard_key_len, "shard_key") }.map(Some)
+        }
+        _ => Ok(None),
     }
 }
 
@@ -139,6 +174,7 @@ pub(crate) fn outcome(value: peerlb_outcome) -> Result<Outcome, Error> {
 ///
 /// # Safety
 /// `request` must be NULL or valid, its shard key readable for its length during `'a`.
+#[inline]
 pub(crate) unsafe fn request_from<'a>(
     request: *const peerlb_request,
 ) -> Result<Request<'a>, Error> {

@@ -301,6 +301,25 @@ impl PeerList {
         self.shared.choose_later(self.clone(), request)
     }
 
+    /// Chooses a peer if one can be chosen now: `None` when [`PeerList::choose`] would wait
+    /// or fail (the list is not running, or no peer is available). Never blocks and never
+    /// fails; the request's deadline is not looked at. The bindings take this fast path
+    /// first and build a request with a deadline (which reads the clock) only when it says
+    /// `None`.
+    ///
+    /// ```
+    /// use peerlb::{ListOptions, PeerList, Request};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// assert!(list.try_choose(&Request::new()).is_none()); // not running
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// list.start().unwrap();
+    /// assert_eq!(list.try_choose(&Request::new()).unwrap().peer().as_str(), "a:1");
+    /// ```
+    #[inline]
+    pub fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
+        self.shared.try_choose(request)
+    }
+
     /// A snapshot of the list for debugging and tests.
     pub fn introspect(&self) -> ListIntrospection {
         self.shared.introspect()

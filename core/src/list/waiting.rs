@@ -18,7 +18,7 @@ use crate::now_or_later::{Later, NowOrLater};
 use crate::request::Request;
 
 impl ListShared {
-    #[inline]
+    #[inline(always)]
     pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
         let request = self.strategy.choose(request)?;
         if self.notify_pending {
