@@ -210,8 +210,7 @@ impl Choice {
     ) {
         let list = request.peer().list();
         let wants_outcome = request.peer().wants_outcome();
-        let peer = request.peer_ref();
-        drop(request);
+        let peer = request.end();
         if let Some(list) = list {
             if wants_outcome {
                 list.request_finished(

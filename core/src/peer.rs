@@ -554,6 +554,27 @@ impl InFlight {
         }
     }
 
+    /// Ends the request and keeps a reference to the peer: pending goes down (and the
+    /// strategy hears of it, as on a drop) in one atomic operation, the request's hold on
+    /// the peer becoming the returned reference (a drop plus `peer_ref` would take two).
+    #[inline]
+    pub(crate) fn end(self) -> PeerRef {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        let peer = PeerRef {
+            ptr,
+            _owns: PhantomData,
+        };
+        // The reference the request held stays, owned by `peer`.
+        peer.counts.fetch_sub(PENDING, Ordering::Release);
+        if peer.notify_pending {
+            if let Some(list) = peer.list.upgrade() {
+                list.pending_changed(&peer);
+            }
+        }
+        peer
+    }
+
     /// An opaque token for foreign code; exactly one [`InFlight::from_raw`] must follow.
     #[inline]
     pub(crate) fn into_raw(self) -> *const () {

@@ -133,8 +133,11 @@ pub(crate) struct ListShared {
     notify_pending: bool,
     notify_outcome: bool,
     clock: Clock,
-    /// Origin of the clock stamps choices carry (see [`ListShared::stamp`]).
+    /// Origin of the clock stamps ejections carry (see [`ListShared::stamp_at`]).
     epoch: Instant,
+    /// Origin of the stamps choices carry, on the clock's nanosecond scale (see
+    /// [`ListShared::stamp`]).
+    epoch_ns: u64,
     /// Whether the list runs: written only under the lock, read without it.
     running: AtomicBool,
     /// Outlier ejection, if on.
@@ -172,6 +175,7 @@ impl PeerList {
             notify_pending: strategy.wants_pending_updates(),
             notify_outcome: strategy.wants_outcomes(),
             epoch: options.clock.now(),
+            epoch_ns: options.clock.now_ns(),
             clock: options.clock,
             strategy,
             transport: options
@@ -466,11 +470,11 @@ impl ListShared {
         pending_at_start: u32,
     ) {
         // One clock reading serves the latency and the strategy.
-        let now = self.clock.now();
+        let now_ns = self.clock.now_ns();
         let latency = match latency {
             Some(l) => l,
             None if started == 0 => Duration::ZERO,
-            None => Duration::from_nanos(self.stamp_at(now).saturating_sub(started)),
+            None => Duration::from_nanos(self.stamp_ns(now_ns).saturating_sub(started)),
         };
         // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
         // turn into a panic in drop (an abort while unwinding), so it is contained here;
@@ -480,21 +484,29 @@ impl ListShared {
                 peer,
                 outcome,
                 latency,
-                now,
+                now_ns,
+                clock: &self.clock,
                 pending_at_start: (started != 0).then_some(pending_at_start),
                 load,
             })
         }));
     }
 
-    /// Nanoseconds since the list was made, on its clock, plus one (so never 0, which
-    /// means "not timed" in a [`Choice`]).
+    /// Nanoseconds since the list was made, on its clock's nanosecond scale, plus one (so
+    /// never 0, which means "not timed" in a [`Choice`]).
     #[inline]
     fn stamp(&self) -> u64 {
-        self.stamp_at(self.clock.now())
+        self.stamp_ns(self.clock.now_ns())
     }
 
-    /// [`ListShared::stamp`] of a given instant.
+    /// [`ListShared::stamp`] of a reading of [`Clock::now_ns`].
+    #[inline]
+    fn stamp_ns(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.epoch_ns).saturating_add(1)
+    }
+
+    /// An instant as a stamp of the list's clock (ejection times), nanoseconds since the
+    /// list was made plus one.
     #[inline]
     fn stamp_at(&self, now: Instant) -> u64 {
         let d = now.saturating_duration_since(self.epoch);

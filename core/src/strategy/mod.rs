@@ -173,7 +173,7 @@ pub trait Strategy: Send + Sync + 'static {
     /// [`Strategy::request_finished_at`]; a strategy that uses the rest (the backend's load
     /// report, the peer's load when the request started) implements this instead.
     fn request_ended(&self, end: &RequestEnd<'_>) {
-        self.request_finished_at(end.peer, end.outcome, end.latency, end.now)
+        self.request_finished_at(end.peer, end.outcome, end.latency, end.clock.now())
     }
 
     /// The list finished one batch of [`Strategy::update`]s. A strategy that derives a
@@ -212,8 +212,12 @@ pub struct RequestEnd<'a> {
     pub outcome: Outcome,
     /// Its latency: as given to `finish`, or measured from `choose` on the list's clock.
     pub latency: Duration,
-    /// The list's reading of its clock when it ended.
-    pub now: std::time::Instant,
+    /// The list's reading of its clock when it ended, in nanoseconds on
+    /// [`Clock::now_ns`]'s scale (compare it only with other readings of the same clock).
+    pub now_ns: u64,
+    /// The list's clock (for a strategy that needs an `Instant`: reading it costs a clock
+    /// reading; `now_ns` is free).
+    pub clock: &'a Clock,
     /// How many other requests to the peer this client had in flight when it started
     /// (`None` for a choice rebuilt without its start).
     pub pending_at_start: Option<u32>,

@@ -52,7 +52,7 @@
 //! ```
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::snapshot::{apply_unordered, index_of, Member, Published, Publisher};
 use super::stripes::{SplitMix, Striped};
@@ -204,7 +204,8 @@ pub struct OrcaWeightedRoundRobin {
     starts: Mutex<SplitMix>,
     options: OrcaOptions,
     clock: Clock,
-    epoch: Instant,
+    /// The clock's [`Clock::now_ns`] when the strategy was made.
+    epoch_ns: u64,
 }
 
 impl OrcaWeightedRoundRobin {
@@ -240,15 +241,15 @@ impl OrcaWeightedRoundRobin {
                 weight_update: options.weight_update.max(Duration::from_millis(100)),
                 ..options
             },
-            epoch: clock.now(),
+            epoch_ns: clock.now_ns(),
             clock,
         }
     }
 
-    /// Nanoseconds from the epoch to `at`, at least 1 (0 is [`NEVER`]).
-    fn since_epoch(&self, at: Instant) -> u64 {
-        let d = at.saturating_duration_since(self.epoch);
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+    /// Nanoseconds from the epoch to a [`Clock::now_ns`] reading, at least 1 (0 is
+    /// [`NEVER`]).
+    fn since_epoch(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.epoch_ns).max(1)
     }
 
     fn ns(d: Duration) -> u64 {
@@ -377,7 +378,7 @@ impl Strategy for OrcaWeightedRoundRobin {
     }
 
     fn batch_end(&self) {
-        let now = self.since_epoch(self.clock.now());
+        let now = self.since_epoch(self.clock.now_ns());
         self.table.publish_staged(|current, changes| {
             let entries = apply_unordered(&current.entries, changes, |peer| {
                 Arc::new(Entry {
@@ -425,7 +426,7 @@ impl Strategy for OrcaWeightedRoundRobin {
     }
 
     fn request_ended(&self, end: &RequestEnd<'_>) {
-        let now = self.since_epoch(end.now);
+        let now = self.since_epoch(end.now_ns);
         if let Some(report) = end.load {
             self.report(end.peer, report, now);
         }

@@ -360,7 +360,8 @@ pub struct Prequal {
     entries: Publisher<Vec<Arc<Entry>>>,
     local: Striped<Local>,
     clock: Clock,
-    epoch: Instant,
+    /// The clock's [`Clock::now_ns`] when the strategy was made.
+    epoch_ns: u64,
     /// Pool size; 0 = all.
     choices: usize,
     q_rif: f64,
@@ -396,7 +397,7 @@ impl Prequal {
                 rifs: Vec::new(),
             }),
             entries,
-            epoch: clock.now(),
+            epoch_ns: clock.now_ns(),
             clock,
             choices: options.choices,
             q_rif: if options.q_rif.is_finite() {
@@ -410,11 +411,11 @@ impl Prequal {
         }
     }
 
-    /// Nanoseconds from the strategy's epoch to `at`, at least 1 (0 means "never").
+    /// Nanoseconds from the strategy's epoch to a [`Clock::now_ns`] reading, at least 1 (0
+    /// means "never").
     #[inline]
-    fn since_epoch(&self, at: Instant) -> u64 {
-        let d = at.saturating_duration_since(self.epoch);
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1)
+    fn since_epoch(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.epoch_ns).max(1)
     }
 
     /// The latency `peer` is expected to answer in when it has no other request in flight
@@ -542,7 +543,7 @@ impl Strategy for Prequal {
                 1 => return Some(entries[0].peer.start_request()),
                 _ => {}
             }
-            let now = self.since_epoch(self.clock.now());
+            let now = self.since_epoch(self.clock.now_ns());
             let start = local.rng.below(n);
             let k = if self.choices == 0 {
                 n
@@ -584,13 +585,14 @@ impl Strategy for Prequal {
         peer: &PeerRef,
         outcome: Outcome,
         latency: Duration,
-        at: Instant,
+        _at: Instant,
     ) {
         self.request_ended(&RequestEnd {
             peer,
             outcome,
             latency,
-            now: at,
+            now_ns: self.clock.now_ns(),
+            clock: &self.clock,
             pending_at_start: None,
             load: None,
         });
@@ -602,7 +604,7 @@ impl Strategy for Prequal {
             return; // no longer offered
         };
         let entry = &entries[i];
-        let now = self.since_epoch(end.now);
+        let now = self.since_epoch(end.now_ns);
         if let Some(rif) = end.load.and_then(|l| l.requests_in_flight) {
             let own = end.peer.pending().min(u32::MAX as usize) as u64;
             entry
