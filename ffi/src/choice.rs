@@ -368,7 +368,7 @@ pub unsafe extern "C" fn peerlb_load_report_parse(
         let text = unsafe { handle::c_str(text, "text") }?;
         // SAFETY: forwarded contract.
         let out = unsafe { handle::out(report, "report") }?;
-        let parsed = LoadReport::from_orca(&text)?;
+        let parsed = LoadReport::from_orca(text)?;
         out.write(peerlb_load_report::from_core(&parsed));
         Ok(())
     })
