@@ -131,6 +131,9 @@ pub(crate) struct ListShared {
     shuffle: bool,
     fail_fast: bool,
     notify_pending: bool,
+    /// Whether to call `pending_changed` after a choose (see
+    /// `Strategy::choose_counts_pending`).
+    notify_chosen: bool,
     notify_outcome: bool,
     clock: Clock,
     /// Origin of the clock stamps ejections carry (see [`ListShared::stamp_at`]).
@@ -173,6 +176,7 @@ impl PeerList {
             this: this.clone(),
             spec,
             notify_pending: strategy.wants_pending_updates(),
+            notify_chosen: strategy.wants_pending_updates() && !strategy.choose_counts_pending(),
             notify_outcome: strategy.wants_outcomes(),
             epoch: options.clock.now(),
             epoch_ns: options.clock.now_ns(),

@@ -21,7 +21,7 @@ impl ListShared {
     #[inline(always)]
     pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
         let request = self.strategy.choose(request)?;
-        if self.notify_pending {
+        if self.notify_chosen {
             self.strategy.pending_changed(&request.peer_ref());
         }
         if self.notify_outcome {

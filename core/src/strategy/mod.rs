@@ -139,6 +139,13 @@ pub trait Strategy: Send + Sync + 'static {
     /// The peer's pending count changed (a request started or finished).
     fn pending_changed(&self, _peer: &PeerRef) {}
 
+    /// Whether [`Strategy::choose`] already accounts for the request it starts, so the list
+    /// need not call [`Strategy::pending_changed`] right after it (only when requests
+    /// finish). Default `false`.
+    fn choose_counts_pending(&self) -> bool {
+        false
+    }
+
     /// Whether [`Strategy::request_finished`] should be called. When `true`, the list
     /// also reads its clock at every `choose` to measure latencies the caller does not
     /// give, so only strategies that use them should say so.
