@@ -245,7 +245,77 @@ pub fn render_rust(measurements: &[Measurement], cpu: &CpuTimes) -> String {
         render_group(&mut md, name, ms, cpu);
     }
     render_targets(&mut md, measurements, cpu);
+    render_hot_path_targets(&mut md, measurements, cpu);
     md
+}
+
+/// peak-ewma choose+finish on one thread at [`TARGET_PEERS`] peers must take at most this
+/// many ns.
+pub const TARGET_PEAK_EWMA_NS: f64 = 60.0;
+/// Round-robin's 2-thread CPU ns/op may be at most this many times its 1-thread one (the
+/// contention-free form of the scaling target, for a machine too busy to show scaling).
+pub const TARGET_CPU_RATIO: f64 = 1.2;
+
+/// The hot-path targets of the Rust core that criterion's results decide: fewest-pending on
+/// 2 threads, peak-ewma's latency, round-robin's scaling (or its CPU ns/op), each with a
+/// verdict (the tower ratio is in the comparison table).
+fn render_hot_path_targets(md: &mut String, ms: &[Measurement], cpu: &CpuTimes) {
+    let group = group_name(TARGET_PEERS);
+    let (one, two) = (threads_label(1), threads_label(2));
+    let get = |f: &str, p: &str| {
+        ms.iter()
+            .find(|m| m.group == group && m.function == f && m.parameter.as_deref() == Some(p))
+    };
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "**missed**",
+        None => "not measured",
+    };
+    let cpu_ns = |m: Option<&Measurement>| m.and_then(|m| cpu_of(cpu, m));
+    let _ = writeln!(
+        md,
+        "### Hot-path targets ({TARGET_PEERS} peers)
+"
+    );
+    md.push_str("| target | measured | verdict |\n|---|---:|---|\n");
+    let (fp1, fp2) = (get("fewest-pending", &one), get("fewest-pending", &two));
+    let scaling = fp1.zip(fp2).map(|(a, b)| a.ns / b.ns);
+    let cpu_note = match (cpu_ns(fp1), cpu_ns(fp2)) {
+        (Some(a), Some(b)) => format!(" (CPU ns/op {} / {})", fmt3(a), fmt3(b)),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        md,
+        "| `fewest-pending` 2-thread throughput ≥ 1-thread | {}{cpu_note} | {} |",
+        scaling.map_or("–".into(), ratio),
+        verdict(scaling.map(|x| x >= 1.0))
+    );
+    let pe = get("peak-ewma", &one);
+    let cpu_note = cpu_ns(pe).map_or(String::new(), |c| format!(" (CPU {} ns)", fmt3(c)));
+    let _ = writeln!(
+        md,
+        "| `peak-ewma` choose+finish ≤ {TARGET_PEAK_EWMA_NS} ns on 1 thread | {} ns{cpu_note} | {} |",
+        pe.map_or("–".into(), |m| fmt3(m.ns)),
+        verdict(pe.map(|m| m.ns <= TARGET_PEAK_EWMA_NS))
+    );
+    let (rr1, rr2) = (get("round-robin", &one), get("round-robin", &two));
+    let scaling = rr1.zip(rr2).map(|(a, b)| a.ns / b.ns);
+    let cpu_ratio = cpu_ns(rr1).zip(cpu_ns(rr2)).map(|(a, b)| b / a);
+    let met = match (scaling, cpu_ratio) {
+        (Some(s), _) if s >= TARGET_SCALING => Some(true),
+        (_, Some(c)) => Some(c <= TARGET_CPU_RATIO),
+        (Some(_), None) => Some(false),
+        (None, None) => None,
+    };
+    let _ = writeln!(
+        md,
+        "| `round-robin` 2-thread scaling ≥ {TARGET_SCALING}×, or 2-thread CPU ns/op ≤ \
+         {TARGET_CPU_RATIO}× 1-thread where the machine cannot show scaling | scaling {}, CPU ratio {} | {} |",
+        scaling.map_or("–".into(), ratio),
+        cpu_ratio.map_or("–".into(), ratio),
+        verdict(met)
+    );
+    md.push('\n');
 }
 
 fn cpu_of(cpu: &CpuTimes, m: &Measurement) -> Option<f64> {
