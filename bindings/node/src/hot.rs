@@ -340,7 +340,30 @@ unsafe fn outcome(env: sys::napi_env, v: sys::napi_value) -> Result<Outcome, Bad
     )))
 }
 
-/// `finish(id, token, outcome[, latencyMs])`: finishes the pending choice of `token`.
+/// A load report: ORCA text (`index.js` turns a fields object into it), parsed and judged
+/// by the core; `undefined`/`null` is none.
+unsafe fn load_report(
+    env: sys::napi_env,
+    v: sys::napi_value,
+) -> Result<Option<peerlb::LoadReport>, Bad> {
+    let mut ty = 0;
+    sys::napi_typeof(env, v, &mut ty);
+    match ty {
+        sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(None),
+        sys::ValueType::napi_string => {
+            let text = js::string_value(env, v)
+                .ok_or_else(|| Bad::Type("finish: load is not a readable string".into()))?;
+            Ok(Some(peerlb::LoadReport::from_orca(&text)?))
+        }
+        _ => Err(Bad::Type(format!(
+            "finish: load must be ORCA text or an object of requestsInFlight, utilization, qps, eps, got {}",
+            js::describe_arg(env, v)
+        ))),
+    }
+}
+
+/// `finish(id, token, outcome[, latencyMs[, load]])`: finishes the pending choice of
+/// `token`, with the backend's load report (ORCA text) when given.
 /// Returns true, or false when the token is spent (finished before, or a stale copy):
 /// the wrapper throws `PEERLB_ALREADY_FINISHED` then. (`index.js` leaves `latencyMs` out
 /// when it is not given, which saves reading it.)
@@ -348,7 +371,7 @@ pub(crate) unsafe extern "C" fn finish(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let ([id, t, out, latency], argc) = args_and_count::<4>(env, info);
+    let ([id, t, out, latency, load], argc) = args_and_count::<5>(env, info);
     let id = list_id(env, id);
     let t = token(env, t);
     let parsed = outcome(env, out).and_then(|o| {
@@ -357,9 +380,14 @@ pub(crate) unsafe extern "C" fn finish(
         } else {
             optional_ms(env, latency, "finish(outcome, latencyMs): latencyMs")?
         };
-        Ok((o, latency))
+        let load = if argc < 5 {
+            None
+        } else {
+            load_report(env, load)?
+        };
+        Ok((o, latency, load))
     });
-    let (outcome, latency) = match parsed {
+    let (outcome, latency, load) = match parsed {
         Ok(v) => v,
         Err(bad) => return throw(env, bad),
     };
@@ -368,7 +396,9 @@ pub(crate) unsafe extern "C" fn finish(
     let done = caught(|| {
         let choice = with_entry(id, |e| e.table.borrow_mut().take(t)).flatten();
         // Finished outside every borrow: its events may run JS that uses this list.
-        Ok(choice.map(|c| c.finish(outcome, latency)).is_some())
+        Ok(choice
+            .map(|c| c.finish_with_load(outcome, latency, load.as_ref()))
+            .is_some())
     });
     match done {
         Ok(done) => {
