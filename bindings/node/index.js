@@ -25,7 +25,7 @@ function loadNative() {
 }
 
 const native = loadNative()
-const { choose0, choose, chooseAsync, finish, release, alreadyFinished } = native
+const { choose0, choose, chooseAsync, finish, finish0, release, alreadyFinished } = native
 
 /** A token's peer index is `floor(token / 2^37)` (see src/table.rs). */
 const PEER_SPAN = 2 ** 37
@@ -136,9 +136,11 @@ class Choice {
     const done =
       load !== undefined
         ? finish(list._id, token, outcomeCode(outcome), latencyMs, orcaText(load))
-        : latencyMs === undefined
-          ? finish(list._id, token, outcomeCode(outcome))
-          : finish(list._id, token, outcomeCode(outcome), latencyMs)
+        : latencyMs !== undefined
+          ? finish(list._id, token, outcomeCode(outcome), latencyMs)
+          : outcome === undefined
+            ? finish0(list._id, token)
+            : finish(list._id, token, outcomeCode(outcome))
     this._token = -1
     if (this._watched) list._fin.unregister(this)
     if (!done) throw alreadyFinished(this.peer)

@@ -172,3 +172,20 @@ test('finish takes a load report (ORCA text or fields); a bad one throws and lea
   assert.equal(list.introspect().peers[0].pending, 0)
   list.stop()
 })
+
+test("the hot path's raw calls refuse wrong arguments without touching the list", () => {
+  const list = started(['a'])
+  const c = list.choose()
+  for (const [id, token] of [[undefined, undefined], ['x', {}], [list._id, -1], [list._id, 1.5], [list._id, 2 ** 60], [2 ** 31, c._token], [null, c._token]]) {
+    assert.equal(_native.finish0(id, token), false, `finish0(${String(id)}, ${String(token)})`)
+  }
+  assert.deepEqual(pending(list), [1])
+  for (const id of [undefined, 'x', {}, -1, 2 ** 31]) {
+    assert.throws(() => _native.choose0(id), (e) => e.code === 'PEERLB_INVALID_ARGUMENT' && /no peer list/.test(e.message))
+  }
+  assert.equal(c.finish(), true)
+  assert.deepEqual(pending(list), [0])
+  const stopped = new PeerList({ shuffle: false })
+  stopped.update({ add: ['a'] })
+  assert.throws(() => stopped.choose(), { code: 'PEERLB_NOT_STARTED' })
+})
