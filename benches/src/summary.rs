@@ -266,10 +266,11 @@ fn render_hot_path_targets(md: &mut String, ms: &[Measurement], cpu: &CpuTimes) 
         ms.iter()
             .find(|m| m.group == group && m.function == f && m.parameter.as_deref() == Some(p))
     };
-    let verdict = |ok: Option<bool>| match ok {
-        Some(true) => "met",
-        Some(false) => "**missed**",
-        None => "not measured",
+    // A missed row says why: `why` is the reason the measurements give.
+    let verdict = |ok: Option<bool>, why: String| match ok {
+        Some(true) => "met".to_owned(),
+        Some(false) => format!("**missed**: {why}"),
+        None => "not measured".to_owned(),
     };
     let cpu_ns = |m: Option<&Measurement>| m.and_then(|m| cpu_of(cpu, m));
     let _ = writeln!(
@@ -280,15 +281,18 @@ fn render_hot_path_targets(md: &mut String, ms: &[Measurement], cpu: &CpuTimes) 
     md.push_str("| target | measured | verdict |\n|---|---:|---|\n");
     let (fp1, fp2) = (get("fewest-pending", &one), get("fewest-pending", &two));
     let scaling = fp1.zip(fp2).map(|(a, b)| a.ns / b.ns);
-    let cpu_note = match (cpu_ns(fp1), cpu_ns(fp2)) {
-        (Some(a), Some(b)) => format!(" (CPU ns/op {} / {})", fmt3(a), fmt3(b)),
-        _ => String::new(),
-    };
+    let fp_cpu = cpu_ns(fp1).zip(cpu_ns(fp2));
+    let cpu_note = fp_cpu.map_or(String::new(), |(a, b)| {
+        format!(" (CPU ns/op {} / {})", fmt3(a), fmt3(b))
+    });
     let _ = writeln!(
         md,
         "| `fewest-pending` 2-thread throughput ≥ 1-thread | {}{cpu_note} | {} |",
         scaling.map_or("–".into(), ratio),
-        verdict(scaling.map(|x| x >= 1.0))
+        verdict(
+            scaling.map(|x| x >= 1.0),
+            contention(fp_cpu, "the heap's lock")
+        )
     );
     let pe = get("peak-ewma", &one);
     let cpu_note = cpu_ns(pe).map_or(String::new(), |c| format!(" (CPU {} ns)", fmt3(c)));
@@ -296,7 +300,16 @@ fn render_hot_path_targets(md: &mut String, ms: &[Measurement], cpu: &CpuTimes) 
         md,
         "| `peak-ewma` choose+finish ≤ {TARGET_PEAK_EWMA_NS} ns on 1 thread | {} ns{cpu_note} | {} |",
         pe.map_or("–".into(), |m| fmt3(m.ns)),
-        verdict(pe.map(|m| m.ns <= TARGET_PEAK_EWMA_NS))
+        verdict(
+            pe.map(|m| m.ns <= TARGET_PEAK_EWMA_NS),
+            match cpu_ns(pe) {
+                Some(c) if c <= TARGET_PEAK_EWMA_NS => {
+                    "its CPU time is within the target: the thread waited for a core (a busy machine)".into()
+                }
+                Some(c) => format!("the work itself: {} ns of CPU per choose+finish", fmt3(c)),
+                None => "no CPU time measured to tell the work from the machine's load".into(),
+            }
+        )
     );
     let (rr1, rr2) = (get("round-robin", &one), get("round-robin", &two));
     let scaling = rr1.zip(rr2).map(|(a, b)| a.ns / b.ns);
@@ -313,9 +326,29 @@ fn render_hot_path_targets(md: &mut String, ms: &[Measurement], cpu: &CpuTimes) 
          {TARGET_CPU_RATIO}× 1-thread where the machine cannot show scaling | scaling {}, CPU ratio {} | {} |",
         scaling.map_or("–".into(), ratio),
         cpu_ratio.map_or("–".into(), ratio),
-        verdict(met)
+        verdict(
+            met,
+            contention(cpu_ns(rr1).zip(cpu_ns(rr2)), "the strategy's shared counter")
+        )
     );
     md.push('\n');
+}
+
+/// Why a 2-thread target was missed, from the 1- and 2-thread CPU ns/op: the threads
+/// contended (`shared` names for what), or they did not run at once (the machine).
+fn contention(cpu: Option<(f64, f64)>, shared: &str) -> String {
+    match cpu {
+        Some((one, two)) if two / one > TARGET_CPU_RATIO => format!(
+            "contention: each op costs {} the CPU time on 2 threads ({shared})",
+            ratio(two / one)
+        ),
+        Some((one, two)) => format!(
+            "2-thread CPU ns/op is {} the 1-thread one, so the threads did not contend: the \
+             machine did not run them at once (shared cores)",
+            ratio(two / one)
+        ),
+        None => "no CPU times measured to tell contention from the machine's load".into(),
+    }
 }
 
 fn cpu_of(cpu: &CpuTimes, m: &Measurement) -> Option<f64> {
@@ -592,6 +625,18 @@ fn utc(t: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_missed_two_thread_target_says_whether_threads_contended() {
+        let contended = contention(Some((10.0, 30.0)), "the lock");
+        assert!(
+            contended.starts_with("contention") && contended.contains("the lock"),
+            "{contended}"
+        );
+        let machine = contention(Some((10.0, 11.0)), "the lock");
+        assert!(machine.contains("did not contend"), "{machine}");
+        assert!(contention(None, "x").contains("no CPU times"));
+    }
+
     use super::*;
 
     fn fake(dir: &Path, group: &str, function: &str, param: &str, ns: f64) {
