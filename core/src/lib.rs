@@ -37,6 +37,7 @@ mod error;
 pub mod events;
 mod introspect;
 pub mod list;
+pub mod load_report;
 pub mod metrics;
 mod now_or_later;
 mod peer;
@@ -62,6 +63,7 @@ pub use error::{panic_message, Error, ErrorCode, RemoteSystem, Result};
 pub use events::{EventKind, PeerEvent, Subscription};
 pub use introspect::{ListIntrospection, PeerIntrospection};
 pub use list::{ListOptions, PeerList};
+pub use load_report::LoadReport;
 pub use now_or_later::{Later, NowOrLater};
 pub use peer::{
     ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_ITEMS_PER_CALL,

@@ -259,11 +259,14 @@ impl ListShared {
 
     /// A picked request becomes a choice (what `try_choose` does after the strategy).
     fn hand_out(&self, in_flight: InFlight) -> Choice {
-        if self.notify_pending {
+        if self.notify_chosen {
             self.strategy.pending_changed(&in_flight.peer_ref());
         }
         if self.notify_outcome {
-            return Choice::timed(in_flight, self.stamp());
+            // Its peer's other requests in flight (this one is counted already).
+            let others = in_flight.peer().pending().saturating_sub(1);
+            let others = u32::try_from(others).unwrap_or(u32::MAX);
+            return Choice::timed(in_flight, self.stamp(), others);
         }
         Choice::new(in_flight)
     }

@@ -451,11 +451,14 @@ impl ListShared {
             return None;
         }
         let request = peer.start_request();
+        // Started here, not by the strategy's choose: tell it (also when its choose counts
+        // the requests it starts itself).
         if self.notify_pending {
             self.strategy.pending_changed(peer);
         }
         if self.notify_outcome {
-            return Some(Choice::timed(request, self.stamp()));
+            let others = u32::try_from(peer.pending().saturating_sub(1)).unwrap_or(u32::MAX);
+            return Some(Choice::timed(request, self.stamp(), others));
         }
         Some(Choice::new(request))
     }

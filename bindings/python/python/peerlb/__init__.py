@@ -44,6 +44,7 @@ from ._peerlb import (
     DnsUpdater,
     EtcdUpdater,
     FileUpdater,
+    LoadReport,
     ManualClock,
     PeerEvent,
     PeerList,
@@ -64,6 +65,7 @@ from ._types import AdminResult, ListInfo, PeerInfo
 __all__ = [
     "PeerList",
     "Choice",
+    "LoadReport",
     "Subscriber",
     "Upstream",
     "Transport",
