@@ -46,6 +46,10 @@ pub mod spec;
 pub mod strategy;
 mod sync;
 
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 #[cfg(all(test, peerlb_loom))]
 mod loom_models;
 pub mod tcp_probe;
