@@ -231,7 +231,7 @@ pub fn decode(bytes: &[u8]) -> (Setup, Vec<Op>) {
         ejection,
     };
     let mut ops = Vec::new();
-    while !r.0.is_empty() && ops.len() < 200 {
+    while !r.0.is_empty() && ops.len() < 64 {
         let code = r.byte();
         let op = match code % 12 {
             0 => Op::Start,

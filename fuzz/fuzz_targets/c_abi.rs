@@ -1,0 +1,556 @@
+//! The C ABI's entry points fed arbitrary bytes for every string and length argument (ids
+//! with any bytes and lengths, NULL pointers, non-UTF-8, embedded NULs; spec strings,
+//! messages, paths, DNS names), arbitrary enum values and numbers. Every call returns a
+//! status (with a message when it is not `PEERLB_OK`), none crashes, and the list is still
+//! usable afterwards.
+//!
+//! Nothing here reaches the network: DNS bindings are made and freed but never started,
+//! transport specs are parsed on options no list uses, Upstream health checks are a C
+//! callback, and file paths point under a directory that does not exist.
+#![no_main]
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ptr;
+use std::sync::Mutex;
+
+use libfuzzer_sys::fuzz_target;
+use peerlb_ffi::error::{peerlb_last_error_codes, peerlb_last_error_message, peerlb_status_str};
+use peerlb_ffi::*;
+
+/// Reads the call script.
+struct Script<'a>(&'a [u8]);
+
+impl Script<'_> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((b, rest)) => {
+                self.0 = rest;
+                *b
+            }
+            None => 0,
+        }
+    }
+
+    fn u32(&mut self) -> u32 {
+        u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
+    }
+
+    /// A length byte, then that many arbitrary bytes.
+    fn bytes(&mut self) -> Vec<u8> {
+        let n = usize::from(self.byte()).min(self.0.len());
+        let (b, rest) = self.0.split_at(n);
+        self.0 = rest;
+        b.to_vec()
+    }
+
+    /// Arbitrary bytes as a C string (cut at the first NUL, as C would read them).
+    fn cstring(&mut self) -> Vec<u8> {
+        let mut b = self.bytes();
+        if let Some(nul) = b.iter().position(|&c| c == 0) {
+            b.truncate(nul);
+        }
+        b.push(0);
+        b
+    }
+}
+
+/// `(ptr, len)` for `bytes`, or NULL with its length when `null` (which must be refused
+/// unless the length is 0).
+fn id_arg(bytes: &[u8], null: bool) -> (*const c_char, usize) {
+    if null {
+        (ptr::null(), bytes.len())
+    } else {
+        (bytes.as_ptr().cast(), bytes.len())
+    }
+}
+
+/// Checks a status: a known code, and a readable message when it is an error.
+fn checked(status: peerlb_status) -> peerlb_status {
+    if status != peerlb_status::PEERLB_OK {
+        let message = peerlb_last_error_message();
+        assert!(!message.is_null(), "an error without a message: {status:?}");
+        // SAFETY: the library returns a valid, NUL-terminated, thread-local message.
+        let text = unsafe { CStr::from_ptr(message) };
+        assert!(
+            !text.to_bytes().is_empty(),
+            "an empty message for {status:?}"
+        );
+        // SAFETY: status_str accepts any value.
+        let name = unsafe { CStr::from_ptr(peerlb_status_str(status as u32)) };
+        assert!(!name.to_bytes().is_empty());
+    }
+    status
+}
+
+/// Subscribers the C transport was given (cloned), to report arbitrary statuses through.
+static SUBSCRIBERS: Mutex<Vec<usize>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn retain(
+    _userdata: *mut c_void,
+    id: *const c_char,
+    len: usize,
+    subscriber: *const peerlb_subscriber,
+) -> c_int {
+    // A transport that refuses ids starting with '!'.
+    // SAFETY: the library passes `len` readable bytes.
+    let id = unsafe { std::slice::from_raw_parts(id.cast::<u8>(), len) };
+    if id.first() == Some(&b'!') {
+        return 1;
+    }
+    let mut clone = ptr::null_mut();
+    // SAFETY: a valid subscriber for the duration of the call.
+    if unsafe { peerlb_subscriber_clone(subscriber, &mut clone) } == peerlb_status::PEERLB_OK {
+        // SAFETY: as above; reports `available` from inside retain.
+        unsafe {
+            peerlb_subscriber_set_status(subscriber, PEERLB_CONNECTION_AVAILABLE, ptr::null_mut())
+        };
+        SUBSCRIBERS.lock().unwrap().push(clone as usize);
+    }
+    0
+}
+
+unsafe extern "C" fn release(
+    _userdata: *mut c_void,
+    _id: *const c_char,
+    _len: usize,
+    _subscriber: *const peerlb_subscriber,
+) -> c_int {
+    0
+}
+
+unsafe extern "C" fn healthy(_userdata: *mut c_void, _id: *const c_char, _len: usize) -> c_int {
+    0
+}
+
+fn transport() -> peerlb_transport_vtable {
+    peerlb_transport_vtable {
+        userdata: ptr::null_mut(),
+        name: c"fuzz".as_ptr(),
+        retain: Some(retain),
+        release: Some(release),
+        free_userdata: None,
+    }
+}
+
+/// A list made from options the script sets (strategy, ejection): the default one when
+/// the script's options are refused.
+unsafe fn new_list(script: &mut Script<'_>) -> *mut peerlb_list {
+    let mut opts = ptr::null_mut();
+    unsafe {
+        assert_eq!(peerlb_list_options_new(&mut opts), peerlb_status::PEERLB_OK);
+        let strategy = script.cstring();
+        checked(peerlb_list_options_set_strategy(
+            opts,
+            strategy.as_ptr().cast(),
+        ));
+        let ejection = script.cstring();
+        checked(peerlb_list_options_set_ejection(
+            opts,
+            ejection.as_ptr().cast(),
+        ));
+        checked(peerlb_list_options_set_capacity(
+            opts,
+            script.u32() as usize,
+        ));
+        checked(peerlb_list_options_set_fail_fast(
+            opts,
+            script.byte() & 1 == 1,
+        ));
+        let vtable = transport();
+        let mut list = ptr::null_mut();
+        if checked(peerlb_list_new(opts, &vtable, &mut list)) != peerlb_status::PEERLB_OK {
+            assert_eq!(
+                peerlb_list_new(ptr::null(), &vtable, &mut list),
+                peerlb_status::PEERLB_OK
+            );
+        }
+        peerlb_list_options_free(opts);
+        list
+    }
+}
+
+unsafe fn free_list(list: *mut peerlb_list) {
+    unsafe {
+        peerlb_list_free(list);
+        for s in SUBSCRIBERS.lock().unwrap().drain(..) {
+            peerlb_subscriber_free(s as *mut peerlb_subscriber);
+        }
+    }
+}
+
+fn json(s: *mut c_char) {
+    assert!(!s.is_null());
+    // SAFETY: a string the library allocated.
+    let text = unsafe { CStr::from_ptr(s) }.to_str().expect("UTF-8 JSON");
+    serde_json::from_str::<serde_json::Value>(text).expect("valid JSON");
+    // SAFETY: freed once, with the library's function.
+    unsafe { peerlb_string_free(s) };
+}
+
+unsafe fn call(list: &mut *mut peerlb_list, script: &mut Script<'_>) {
+    let op = script.byte();
+    unsafe {
+        match op % 16 {
+            0 => {
+                free_list(*list);
+                *list = new_list(script);
+            }
+            1 => {
+                // Parsed only: no list is made from these options, so nothing is probed.
+                let mut opts = ptr::null_mut();
+                assert_eq!(peerlb_list_options_new(&mut opts), peerlb_status::PEERLB_OK);
+                let spec = script.cstring();
+                checked(peerlb_list_options_set_transport(
+                    opts,
+                    spec.as_ptr().cast(),
+                ));
+                peerlb_list_options_free(opts);
+            }
+            2 => {
+                // Each addition: id bytes, a NULL flag, a weight; each removal: id bytes, a
+                // NULL flag.
+                let adds: Vec<(Vec<u8>, bool, u32)> = (0..script.byte() % 4)
+                    .map(|_| (script.bytes(), script.byte() == 0xff, script.u32() % 5))
+                    .collect();
+                let removes: Vec<(Vec<u8>, bool)> = (0..script.byte() % 3)
+                    .map(|_| (script.bytes(), script.byte() == 0xff))
+                    .collect();
+                let adds: Vec<peerlb_peer_spec> = adds
+                    .iter()
+                    .map(|(id, null, weight)| {
+                        let (p, len) = id_arg(id, *null);
+                        peerlb_peer_spec {
+                            id: p,
+                            id_len: len,
+                            weight: *weight,
+                        }
+                    })
+                    .collect();
+                let removes: Vec<peerlb_peer_id> = removes
+                    .iter()
+                    .map(|(id, null)| {
+                        let (p, len) = id_arg(id, *null);
+                        peerlb_peer_id { id: p, len }
+                    })
+                    .collect();
+                let null_arrays = script.byte() == 0xff;
+                checked(peerlb_list_update(
+                    *list,
+                    if null_arrays {
+                        ptr::null()
+                    } else {
+                        adds.as_ptr()
+                    },
+                    adds.len(),
+                    if null_arrays {
+                        ptr::null()
+                    } else {
+                        removes.as_ptr()
+                    },
+                    removes.len(),
+                ));
+            }
+            3 => {
+                let key = script.bytes();
+                let (k, klen) = id_arg(&key, script.byte() == 0xff);
+                let request = peerlb_request {
+                    timeout_ms: if script.byte() & 1 == 0 {
+                        0
+                    } else {
+                        PEERLB_NO_TIMEOUT
+                    },
+                    shard_key: k.cast(),
+                    shard_key_len: klen,
+                };
+                let mut choice = std::mem::zeroed::<peerlb_choice>();
+                if checked(peerlb_list_choose(*list, &request, &mut choice))
+                    == peerlb_status::PEERLB_OK
+                {
+                    let mut id = ptr::null();
+                    let mut len = 0;
+                    checked(peerlb_choice_peer(&choice, &mut id, &mut len));
+                    let outcome = u32::from(script.byte() % 6); // 4 and 5 are not outcomes
+                    let latency = i64::from(script.u32() as i32);
+                    if checked(peerlb_choice_finish(&mut choice, outcome, latency))
+                        != peerlb_status::PEERLB_OK
+                    {
+                        checked(peerlb_choice_finish(
+                            &mut choice,
+                            PEERLB_OUTCOME_CANCELLED,
+                            -1,
+                        ));
+                    }
+                    // A second finish of the same choice is refused, not a double free.
+                    checked(peerlb_choice_finish(&mut choice, PEERLB_OUTCOME_OK, -1));
+                }
+            }
+            4 => {
+                let id = script.bytes();
+                let (p, len) = id_arg(&id, script.byte() == 0xff);
+                let mut result = 0;
+                let f = [
+                    peerlb_list_disable,
+                    peerlb_list_enable,
+                    peerlb_list_reset,
+                    peerlb_list_delete,
+                ][usize::from(script.byte() % 4)];
+                checked(f(*list, p, len, &mut result));
+                let _ = CStr::from_ptr(peerlb_admin_result_str(result));
+            }
+            5 => {
+                let id = script.bytes();
+                let (p, len) = id_arg(&id, script.byte() == 0xff);
+                let mut status = std::mem::zeroed::<peerlb_peer_status>();
+                checked(peerlb_list_peer_status(*list, p, len, &mut status));
+            }
+            6 => {
+                checked(if script.byte() & 1 == 0 {
+                    peerlb_list_start(*list)
+                } else {
+                    peerlb_list_stop(*list)
+                });
+            }
+            7 => {
+                let mut retry = ptr::null_mut();
+                if checked(peerlb_retry_new(
+                    u32::from(script.byte()),
+                    i64::from(script.byte()) - 1,
+                    ptr::null(),
+                    &mut retry,
+                )) != peerlb_status::PEERLB_OK
+                {
+                    return;
+                }
+                for _ in 0..3 {
+                    let request = peerlb_request {
+                        timeout_ms: 0,
+                        shard_key: ptr::null(),
+                        shard_key_len: 0,
+                    };
+                    let mut choice = std::mem::zeroed::<peerlb_choice>();
+                    if checked(peerlb_retry_choose(retry, *list, &request, &mut choice))
+                        != peerlb_status::PEERLB_OK
+                    {
+                        break;
+                    }
+                    let text = script.cstring();
+                    let message = if script.byte() == 0xff {
+                        ptr::null()
+                    } else {
+                        text.as_ptr().cast()
+                    };
+                    let status = match script.byte() % 3 {
+                        0 => peerlb_retry_failed(retry, &mut choice, message, -1),
+                        1 => peerlb_retry_declined(retry, &mut choice, message, -1),
+                        _ => peerlb_retry_succeeded(retry, &mut choice, -1),
+                    };
+                    if checked(status) != peerlb_status::PEERLB_RETRY_EXHAUSTED
+                        && status != peerlb_status::PEERLB_OK
+                    {
+                        // Refused (e.g. a NULL message): end the attempt plainly.
+                        checked(peerlb_choice_finish(
+                            &mut choice,
+                            PEERLB_OUTCOME_CANCELLED,
+                            -1,
+                        ));
+                    }
+                }
+                peerlb_retry_free(retry);
+            }
+            8 => {
+                // Under a directory that does not exist: the read fails, nothing is opened.
+                let mut path = b"/nonexistent-peerlb-fuzz/".to_vec();
+                let name = script.cstring();
+                path.extend(name.iter().map(|&c| if c == b'/' { b'_' } else { c }));
+                let mut updater = ptr::null_mut();
+                if checked(peerlb_updater_bind_file(
+                    *list,
+                    path.as_ptr().cast(),
+                    i64::from(script.byte()) - 1,
+                    &mut updater,
+                )) == peerlb_status::PEERLB_OK
+                {
+                    checked(peerlb_updater_start(updater));
+                    let mut code = peerlb_status::PEERLB_OK;
+                    let mut message = ptr::null_mut();
+                    if checked(peerlb_updater_last_error(updater, &mut code, &mut message))
+                        == peerlb_status::PEERLB_OK
+                        && !message.is_null()
+                    {
+                        peerlb_string_free(message);
+                    }
+                    peerlb_updater_free(updater);
+                }
+            }
+            9 => {
+                // Made and freed, never started: no query is sent anywhere.
+                let name = script.cstring();
+                let nameserver = script.cstring();
+                let options = peerlb_dns_options {
+                    name: if script.byte() == 0xff {
+                        ptr::null()
+                    } else {
+                        name.as_ptr().cast()
+                    },
+                    record: u32::from(script.byte() % 6),
+                    port: u16::from(script.byte()),
+                    nameserver: if script.byte() & 1 == 0 {
+                        ptr::null()
+                    } else {
+                        nameserver.as_ptr().cast()
+                    },
+                    min_interval_ms: i64::from(script.u32() as i32),
+                    max_interval_ms: i64::from(script.u32() as i32),
+                    timeout_ms: i64::from(script.u32() as i32),
+                    empty_threshold: script.u32(),
+                };
+                let mut updater = ptr::null_mut();
+                if checked(peerlb_updater_bind_dns(*list, &options, &mut updater))
+                    == peerlb_status::PEERLB_OK
+                {
+                    peerlb_updater_free(updater);
+                }
+            }
+            10 => {
+                let ids: Vec<Vec<u8>> = (0..script.byte() % 4).map(|_| script.bytes()).collect();
+                let peers: Vec<peerlb_peer_spec> = ids
+                    .iter()
+                    .map(|id| peerlb_peer_spec {
+                        id: id.as_ptr().cast(),
+                        id_len: id.len(),
+                        weight: u32::from(script.byte() % 3),
+                    })
+                    .collect();
+                let mut updater = ptr::null_mut();
+                if checked(peerlb_updater_bind_static(
+                    *list,
+                    peers.as_ptr(),
+                    peers.len(),
+                    &mut updater,
+                )) == peerlb_status::PEERLB_OK
+                {
+                    checked(peerlb_updater_start(updater));
+                    let mut len = 0;
+                    checked(peerlb_updater_len(updater, &mut len));
+                    checked(peerlb_updater_stop(updater));
+                    peerlb_updater_free(updater);
+                }
+            }
+            11 => {
+                let ids: Vec<Vec<u8>> = (0..script.byte() % 4).map(|_| script.bytes()).collect();
+                let backends: Vec<peerlb_peer_id> = ids
+                    .iter()
+                    .map(|id| peerlb_peer_id {
+                        id: id.as_ptr().cast(),
+                        len: id.len(),
+                    })
+                    .collect();
+                let mut opts = std::mem::zeroed::<peerlb_upstream_options>();
+                checked(peerlb_upstream_options_default(&mut opts));
+                opts.health_check_interval_ms = 0; // checks only when asked
+                opts.initial_score = f64::from(script.byte() as i8);
+                opts.fail_delta = -f64::from(script.byte() % 3);
+                let check = peerlb_health_check_vtable {
+                    userdata: ptr::null_mut(),
+                    check: Some(healthy),
+                    free_userdata: None,
+                };
+                let mut up = ptr::null_mut();
+                if checked(peerlb_upstream_new(
+                    backends.as_ptr(),
+                    backends.len(),
+                    &opts,
+                    &check,
+                    &mut up,
+                )) != peerlb_status::PEERLB_OK
+                {
+                    return;
+                }
+                let id = script.bytes();
+                let (p, len) = id_arg(&id, script.byte() == 0xff);
+                checked(peerlb_upstream_up(up, p, len));
+                checked(peerlb_upstream_down(up, p, len));
+                let mut score = 0.0;
+                checked(peerlb_upstream_score(up, p, len, &mut score));
+                checked(peerlb_upstream_check_now(up));
+                let mut picked = ptr::null_mut();
+                if checked(peerlb_upstream_pick(up, &mut picked)) == peerlb_status::PEERLB_OK {
+                    peerlb_string_free(picked);
+                }
+                checked(peerlb_upstream_reconcile(
+                    up,
+                    backends.as_ptr(),
+                    backends.len().saturating_sub(1),
+                ));
+                checked(peerlb_upstream_shutdown(up));
+                peerlb_upstream_free(up);
+            }
+            12 => {
+                let v = script.u32();
+                let _ = CStr::from_ptr(peerlb_status_str(v));
+                let _ = CStr::from_ptr(peerlb_event_kind_str(v));
+                let _ = CStr::from_ptr(peerlb_admin_result_str(v));
+            }
+            13 => {
+                let mut s = ptr::null_mut();
+                if checked(peerlb_list_introspect(*list, &mut s)) == peerlb_status::PEERLB_OK {
+                    json(s);
+                }
+                let mut s = ptr::null_mut();
+                if checked(peerlb_list_backends(*list, &mut s)) == peerlb_status::PEERLB_OK {
+                    json(s);
+                }
+            }
+            14 => {
+                let subscribers = SUBSCRIBERS.lock().unwrap().clone();
+                if let Some(s) = subscribers.get(usize::from(script.byte())) {
+                    let mut accepted = false;
+                    checked(peerlb_subscriber_set_status(
+                        *s as *const peerlb_subscriber,
+                        script.u32() % 5, // 3 and 4 are not statuses
+                        &mut accepted,
+                    ));
+                }
+            }
+            _ => {
+                let mut codes = [peerlb_status::PEERLB_OK; 4];
+                let n = peerlb_last_error_codes(codes.as_mut_ptr(), usize::from(script.byte() % 5));
+                assert!(n < 1 << 20);
+            }
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut script = Script(data);
+    // SAFETY: every pointer handed to the library below is valid for what it is declared
+    // as (or NULL on purpose), and every handle is freed once.
+    unsafe {
+        let mut list = new_list(&mut script);
+        let mut calls = 0;
+        while !script.0.is_empty() && calls < 64 {
+            call(&mut list, &mut script);
+            calls += 1;
+        }
+        // Still usable: it answers, and its introspection is valid JSON.
+        let mut s = ptr::null_mut();
+        assert_eq!(
+            peerlb_list_introspect(list, &mut s),
+            peerlb_status::PEERLB_OK
+        );
+        json(s);
+        let mut len = 0;
+        assert_eq!(peerlb_list_len(list, &mut len), peerlb_status::PEERLB_OK);
+        let id = b"peerlb-fuzz-check:1";
+        let add = peerlb_peer_spec {
+            id: id.as_ptr().cast(),
+            id_len: id.len(),
+            weight: 1,
+        };
+        let _ = peerlb_list_update(list, &add, 1, ptr::null(), 0);
+        let mut after = 0;
+        assert_eq!(peerlb_list_len(list, &mut after), peerlb_status::PEERLB_OK);
+        assert!(after >= len, "an addition shrank the list");
+        free_list(list);
+    }
+});
