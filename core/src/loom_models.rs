@@ -123,6 +123,33 @@ fn packed_counts_free_once_after_every_use() {
 }
 
 #[test]
+fn packed_counts_three_threads_free_once() {
+    explore("packed_counts_three_threads_free_once", || {
+        let id = PeerId::new("d").unwrap();
+        let p = Peer::detached(id.clone(), 1);
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let mine = p.clone();
+                thread::spawn(move || {
+                    let request = mine.start_request();
+                    drop(mine);
+                    let again = request.peer_ref();
+                    drop(request);
+                    drop(again);
+                })
+            })
+            .collect();
+        let request = p.start_request();
+        drop(p);
+        drop(request);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(id.holders(), 1);
+    });
+}
+
+#[test]
 fn packed_counts_pending_never_below_in_flight() {
     explore("packed_counts_pending_never_below_in_flight", || {
         let p = peer("b");
@@ -238,13 +265,44 @@ fn snapshot_chooser_never_frees_a_replaced_structure() {
 }
 
 #[test]
+fn snapshot_two_choosers_and_a_writer() {
+    explore("snapshot_two_choosers_and_a_writer", || {
+        let publisher = loom::sync::Arc::new(Publisher::new(Structure(0)));
+        let writer = publisher.clone();
+        let w = thread::spawn(move || {
+            for v in 1..=2 {
+                writer.republish(true, |_| Some(Structure(v)));
+            }
+        });
+        let other = publisher.clone();
+        let c = thread::spawn(move || {
+            let mut cached = other.load();
+            let first = choose_from(&other, &mut cached);
+            let second = choose_from(&other, &mut cached);
+            assert!(second >= first);
+            CHOOSER_DROPPING.store(true, StdOrdering::Relaxed);
+            drop(cached);
+            CHOOSER_DROPPING.store(false, StdOrdering::Relaxed);
+        });
+        let mut cached = publisher.load();
+        let _ = choose_from(&publisher, &mut cached);
+        w.join().unwrap();
+        c.join().unwrap();
+        assert_eq!(choose_from(&publisher, &mut cached), 2);
+        CHOOSER_DROPPING.store(true, StdOrdering::Relaxed);
+        drop(cached);
+        CHOOSER_DROPPING.store(false, StdOrdering::Relaxed);
+    });
+}
+
+#[test]
 fn snapshot_staged_batches_publish_in_stage_order() {
     explore("snapshot_staged_batches_publish_in_stage_order", || {
         let publisher = loom::sync::Arc::new(Publisher::new(Vec::<String>::new()));
         // The list's lock: stages happen under it, in the order of the changes.
         let list_lock = loom::sync::Arc::new(Mutex::new(()));
         let order = loom::sync::Arc::new(Mutex::new(Vec::new()));
-        let threads: Vec<_> = ["a", "b"]
+        let threads: Vec<_> = ["a", "b", "c"]
             .into_iter()
             .map(|name| {
                 let (publisher, list_lock, order) =
@@ -290,7 +348,7 @@ fn event_bus_one_deliverer_in_order_none_stranded() {
         }));
         // The list's lock: events are queued under it, in the order of the changes.
         let list_lock = loom::sync::Arc::new(Mutex::new(Vec::<String>::new()));
-        let threads: Vec<_> = ["a", "b"]
+        let threads: Vec<_> = ["a", "b", "c"]
             .into_iter()
             .map(|name| {
                 let (bus, list_lock) = (bus.clone(), list_lock.clone());
