@@ -18,6 +18,9 @@ use hickory_proto::rr::{Name, RData, Record};
 use model::ops::{Admin, Ejection, Op, Outcome, Setup, Status, Wait, STRATEGIES};
 use serde_json::Value;
 
+/// Named seed inputs of one target.
+type Seeds = Vec<(String, Vec<u8>)>;
+
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -367,7 +370,10 @@ fn dns_seeds() -> Vec<(String, Vec<u8>)> {
         ResponseCode::NoError,
     );
     vec![
-        ("dns-srv".into(), framed(0, &[srv_answer.clone()])),
+        (
+            "dns-srv".into(),
+            framed(0, std::slice::from_ref(&srv_answer)),
+        ),
         (
             "dns-srv-changes".into(),
             framed(0, &[srv_answer.clone(), empty.clone(), srv_answer]),
@@ -461,7 +467,7 @@ fn c_abi_seeds() -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn fuzz_seeds() {
-    let targets: Vec<(&str, Vec<(String, Vec<u8>)>)> = vec![
+    let targets: Vec<(&str, Seeds)> = vec![
         ("list_operations", list_operation_seeds()),
         ("spec_parsers", spec_seeds()),
         ("file_parser", file_seeds()),
