@@ -519,22 +519,38 @@ const AdminResult = Object.freeze(
   Object.fromEntries(native.adminResultCodes().map(([name, n]) => [name.toUpperCase().replace(/-/g, '_'), n])),
 )
 
+/**
+ * An exported class whose objects only the package makes (choices, sessions, subscribers,
+ * bindings): `new` on it throws Node's TypeError with code ERR_ILLEGAL_CONSTRUCTOR, as
+ * Node's own such classes do (napi's message had no code, and a hand-made Choice failed
+ * later on its fields). `instanceof` and static members work as before.
+ */
+function madeByPeerlb(cls, name) {
+  return new Proxy(cls, {
+    construct() {
+      const e = new TypeError(`${name} objects are made by peerlb; they cannot be made with new`)
+      e.code = 'ERR_ILLEGAL_CONSTRUCTOR'
+      throw e
+    },
+  })
+}
+
 module.exports = {
   PeerList,
   Upstream,
-  Choice,
-  Session: native.NativeSession,
+  Choice: madeByPeerlb(Choice, 'Choice'),
+  Session: madeByPeerlb(native.NativeSession, 'Session'),
   AdminResult,
   adminResultCodes,
   ManualClock: native.ManualClock,
   RetryBudget: native.RetryBudget,
   declined: native.declined,
-  Subscriber: native.Subscriber,
+  Subscriber: madeByPeerlb(native.Subscriber, 'Subscriber'),
   StaticUpdater: native.StaticUpdater,
   FileUpdater: native.FileUpdater,
   DnsUpdater: native.DnsUpdater,
   EtcdUpdater: native.EtcdUpdater,
-  Binding: native.Binding,
+  Binding: madeByPeerlb(native.Binding, 'Binding'),
   errorCodes,
   strategies: Object.freeze(native.strategyNames()),
   coreVersion: native.coreVersion(),

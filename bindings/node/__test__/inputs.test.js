@@ -9,7 +9,8 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { PeerList, StaticUpdater, EtcdUpdater, Upstream } = require('..')
+const peerlb_ = require('..')
+const { PeerList, StaticUpdater, EtcdUpdater, Upstream } = peerlb_
 
 const pkgDir = path.resolve(__dirname, '..')
 
@@ -200,4 +201,22 @@ test('too many items and bad weights are PEERLB_INVALID_ARGUMENT', () => {
   assert.throws(() => list.update({ add: [{ id: 'w', weight: -1 }] }), { code: 'PEERLB_INVALID_ARGUMENT' })
   assert.throws(() => list.update({ add: [{ id: 'w', weight: 0 }] }), { code: 'PEERLB_INVALID_ARGUMENT' })
   assert.equal(list.introspect().total, 0)
+})
+
+test('classes whose objects peerlb makes cannot be made with new (a coded TypeError), and instanceof still works', () => {
+  for (const name of ['Choice', 'Session', 'Subscriber', 'Binding']) {
+    assert.throws(
+      () => new peerlb_[name](),
+      (e) => e instanceof TypeError && e.code === 'ERR_ILLEGAL_CONSTRUCTOR',
+      name,
+    )
+  }
+  const list = new PeerList()
+  list.update({ add: ['a:1'] })
+  list.start()
+  const choice = list.choose()
+  assert.ok(choice instanceof peerlb_.Choice)
+  choice.finish()
+  // A hand-made Choice used to fail later, on its missing list, with an uncoded TypeError.
+  assert.throws(() => new peerlb_.Choice(null, 1, 'x'), { code: 'ERR_ILLEGAL_CONSTRUCTOR' })
 })
