@@ -398,7 +398,17 @@ class PeerList extends native.NativeList {
    * @returns {string}
    */
   addBackend(data) {
-    if (data !== null && typeof data === 'object') data = JSON.stringify(data)
+    if (data !== null && typeof data === 'object') {
+      try {
+        data = JSON.stringify(data)
+      } catch (err) {
+        // A BigInt or a cycle has no JSON: a wrong argument type, coded like the others.
+        if (!(err instanceof TypeError)) throw err
+        const e = typeError(`addBackend(data): data cannot be written as JSON (${err.message})`)
+        e.cause = err
+        throw e
+      }
+    }
     return this.addBackendJson(data)
   }
 

@@ -220,3 +220,13 @@ test('classes whose objects peerlb makes cannot be made with new (a coded TypeEr
   // A hand-made Choice used to fail later, on its missing list, with an uncoded TypeError.
   assert.throws(() => new peerlb_.Choice(null, 1, 'x'), { code: 'ERR_ILLEGAL_CONSTRUCTOR' })
 })
+
+test('addBackend with data that has no JSON (a BigInt, a cycle) is a coded TypeError', () => {
+  const list = new PeerList()
+  const cyclic = { id: 'a:1' }
+  cyclic.self = cyclic
+  for (const data of [{ id: 'a:1', weight: 2n }, cyclic]) {
+    assert.throws(() => list.addBackend(data), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+  }
+  assert.equal(list.introspect().total, 0)
+})
