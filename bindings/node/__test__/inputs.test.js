@@ -230,3 +230,46 @@ test('addBackend with data that has no JSON (a BigInt, a cycle) is a coded TypeE
   }
   assert.equal(list.introspect().total, 0)
 })
+
+test('an object where a string or number is wanted is refused without running its code', () => {
+  let traps = 0
+  const proxy = new Proxy({}, { get: () => { traps++; return () => 'a:1' } })
+  const toStringCalls = { toString() { traps++; return 'a:1' } }
+  const list = new PeerList()
+  list.update({ add: ['a:1'] })
+  for (const v of [proxy, toStringCalls, new Array(2 ** 20)]) {
+    for (const call of [() => list.backendConfig(v), () => new peerlb_.ManualClock().advance(v)]) {
+      assert.throws(call, (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+    }
+  }
+  assert.equal(traps, 0, 'a proxy trap or toString ran while the argument was refused')
+  assert.equal(list.introspect().total, 1)
+})
+
+test('declined(message, options) with a remoteCode getter that throws is PEERLB_INVALID_ARGUMENT', () => {
+  const thrown = new Error('on purpose')
+  const options = Object.defineProperty({}, 'remoteCode', { get() { throw thrown } })
+  assert.throws(
+    () => peerlb_.declined('busy', options),
+    (e) => e.code === 'PEERLB_INVALID_ARGUMENT' && e.cause === thrown,
+  )
+  assert.equal(peerlb_.declined('busy', { remoteCode: 429 }).remoteCode, 429)
+})
+
+test('options read by the JS layer (choose, addBackend data, Upstream check) that throw are PEERLB_INVALID_ARGUMENT', async () => {
+  const thrown = new Error('on purpose')
+  const throwing = (key) => Object.defineProperty({}, key, { get() { throw thrown }, enumerable: true })
+  const list = new PeerList()
+  list.update({ add: ['a:1'] })
+  list.start()
+  const coded = (e) => e.code === 'PEERLB_INVALID_ARGUMENT' && e.cause === thrown
+  assert.throws(() => list.choose(throwing('timeoutMs')), coded)
+  assert.throws(() => list.choose(throwing('shardKey')), coded)
+  await assert.rejects(list.chooseAsync(throwing('timeoutMs')), coded)
+  assert.throws(() => list.addBackend({ id: 'b:1', toJSON() { throw thrown } }), coded)
+  assert.throws(() => new Upstream(throwing('check')), coded)
+  assert.equal(list.introspect().total, 1)
+  list.choose().finish()
+  assert.equal(list.introspect().peers[0].pending, 0)
+  list.stop()
+})
