@@ -445,7 +445,7 @@ fn c_abi_seeds() -> Vec<(String, Vec<u8>)> {
     updaters.push(1);
     s(&mut updaters, b"");
     updaters.push(0);
-    let mut upstream = list;
+    let mut upstream = list.clone();
     upstream.push(11);
     upstream.push(2);
     s(&mut upstream, b"u:1");
@@ -455,7 +455,51 @@ fn c_abi_seeds() -> Vec<(String, Vec<u8>)> {
     upstream.push(0);
     let mut transport = vec![0, 0, 0, 0, 0, 0, 0, 1];
     s(&mut transport, b"tcp-probe?interval_ms=200");
+    let mut queries = basic.clone();
+    queries.push(16); // available, uninitialized, backend config, failover of a:1
+    s(&mut queries, b"a:1");
+    queries.push(0);
+    queries.push(17); // add a backend from JSON
+    s(&mut queries, br#"{"id":"c:3","weight":2}"#);
+    queries.push(0);
+    queries.push(23); // peers, counts, running, capacity, last error, version
+    let mut sessions = basic.clone();
+    sessions.push(18); // open, decline, fail over (code 500), ok, read its state; close
+    s(&mut sessions, b"k");
+    sessions.extend([0, 3]);
+    s(&mut sessions, b"moved");
+    sessions.extend([0, 0xf4, 1, 0, 0, 1, 1]);
+    s(&mut sessions, b"");
+    sessions.extend([0, 0, 0, 0, 0, 0, 2]);
+    s(&mut sessions, b"");
+    sessions.extend([0, 0, 0, 0, 0, 0, 3]);
+    sessions.push(19); // subscribers that call back in, then events
+    s(&mut sessions, b"e:1");
+    let mut codes = basic.clone();
+    // A budget on a manual clock (ratio 0.1, 10 per second, 10 s), three attempts: a
+    // failure with code 503, a decline with 429; then the clock moves 10 s.
+    codes.extend([20, 1, 100, 0, 0, 0, 10, 0, 0, 0, 0x10, 0x27, 0, 0, 3]);
+    s(&mut codes, b"boom");
+    codes.extend([0xf7, 1, 0, 0, 0]);
+    s(&mut codes, b"busy");
+    codes.extend([0xad, 1, 0, 0, 1, 0x10, 0x27, 0, 0]);
+    let mut clock = list.clone();
+    // A list on a manual clock ejecting after one failure: failures, then time moves by a
+    // byte, by a u32 and by u64::MAX.
+    clock.extend([21, 7, 0, 0, 0, 0]);
+    s(&mut clock, b"failures=1&base_ms=100");
+    clock.extend([
+        5, 1, 0, 50, 1, 1, 0x10, 0x27, 0, 0, 0, 2, 1, 0, 200, 0, 0, 0,
+    ]);
+    clock.push(22); // an etcd binding, made and freed
+    s(&mut clock, b"http://127.0.0.1:2379");
+    s(&mut clock, b"/peers/");
+    clock.extend([0, 0, 0xe8, 3, 0, 0, 0xe8, 3, 0, 0]);
     vec![
+        ("c-queries".into(), queries),
+        ("c-sessions".into(), sessions),
+        ("c-retry-codes".into(), codes),
+        ("c-manual-clock".into(), clock),
         ("c-basic".into(), basic),
         ("c-bad-ids".into(), bad),
         ("c-retry".into(), retry),

@@ -14,7 +14,10 @@ use std::ptr;
 use std::sync::Mutex;
 
 use libfuzzer_sys::fuzz_target;
-use peerlb_ffi::error::{peerlb_last_error_codes, peerlb_last_error_message, peerlb_status_str};
+use peerlb_ffi::error::{
+    peerlb_last_error_codes, peerlb_last_error_message, peerlb_last_error_peer,
+    peerlb_last_error_remote_code, peerlb_status_str,
+};
 use peerlb_ffi::*;
 
 /// Reads the call script.
@@ -190,7 +193,7 @@ fn json(s: *mut c_char) {
 unsafe fn call(list: &mut *mut peerlb_list, script: &mut Script<'_>) {
     let op = script.byte();
     unsafe {
-        match op % 16 {
+        match op % 24 {
             0 => {
                 free_list(*list);
                 *list = new_list(script);
@@ -512,10 +515,374 @@ unsafe fn call(list: &mut *mut peerlb_list, script: &mut Script<'_>) {
                     ));
                 }
             }
-            _ => {
+            15 => {
                 let mut codes = [peerlb_status::PEERLB_OK; 4];
                 let n = peerlb_last_error_codes(codes.as_mut_ptr(), usize::from(script.byte() % 5));
                 assert!(n < 1 << 20);
+            }
+            op => call_more(*list, script, op % 24),
+        }
+    }
+}
+
+/// A request that never waits (a fuzz run must not block), with an arbitrary shard key.
+fn no_wait(key: &[u8], null: bool) -> peerlb_request {
+    let (k, klen) = id_arg(key, null);
+    peerlb_request {
+        timeout_ms: 0,
+        shard_key: k.cast(),
+        shard_key_len: klen,
+    }
+}
+
+/// Frees a string the library returned (when it returned one).
+unsafe fn free_string(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: a string from the library, freed once.
+        unsafe { peerlb_string_free(s) };
+    }
+}
+
+/// An event callback that calls back into its list (a read, which must not deadlock).
+unsafe extern "C" fn on_event(event: *const peerlb_event, user_data: *mut c_void) {
+    // SAFETY: the library passes a valid event; `user_data` is the live list.
+    unsafe {
+        let e = &*event;
+        let peer = std::slice::from_raw_parts(e.peer.cast::<u8>(), e.peer_len);
+        assert!(
+            std::str::from_utf8(peer).is_ok(),
+            "an event's peer is not UTF-8"
+        );
+        let mut len = 0;
+        checked(peerlb_list_len(user_data as *const peerlb_list, &mut len));
+    }
+}
+
+unsafe extern "C" fn on_session_event(event: *const peerlb_session_event, user_data: *mut c_void) {
+    // SAFETY: as in `on_event`.
+    unsafe {
+        let _ = CStr::from_ptr(peerlb_session_event_kind_str((*event).kind));
+        let mut s = ptr::null_mut();
+        if checked(peerlb_list_introspect(
+            user_data as *const peerlb_list,
+            &mut s,
+        )) == peerlb_status::PEERLB_OK
+        {
+            json(s);
+        }
+    }
+}
+
+/// The entry points of admin queries, sessions, subscriptions, retry codes and budgets,
+/// manual clocks, etcd bindings and the thread's last error.
+unsafe fn call_more(list: *mut peerlb_list, script: &mut Script<'_>, op: u8) {
+    unsafe {
+        match op {
+            16 => {
+                let id = script.bytes();
+                let (p, len) = id_arg(&id, script.byte() == 0xff);
+                let mut flag = false;
+                checked(peerlb_list_available(list, p, len, &mut flag));
+                checked(peerlb_list_uninitialized(list, p, len, &mut flag));
+                let mut s = ptr::null_mut();
+                if checked(peerlb_list_backend_config(list, p, len, &mut s))
+                    == peerlb_status::PEERLB_OK
+                {
+                    json(s);
+                }
+                let mut result = 0;
+                checked(peerlb_list_failover(list, p, len, &mut result));
+                let _ = CStr::from_ptr(peerlb_admin_result_str(result));
+            }
+            17 => {
+                // Arbitrary bytes as the backend's JSON (or NULL with a length).
+                let data = script.bytes();
+                let (p, len) = id_arg(&data, script.byte() == 0xff);
+                let mut s = ptr::null_mut();
+                if checked(peerlb_list_add_backend(list, p, len, &mut s))
+                    == peerlb_status::PEERLB_OK
+                {
+                    json(s);
+                }
+            }
+            18 => {
+                let key = script.bytes();
+                let request = no_wait(&key, script.byte() == 0xff);
+                let mut session = ptr::null_mut();
+                if checked(peerlb_session_open(list, &request, &mut session))
+                    != peerlb_status::PEERLB_OK
+                {
+                    return;
+                }
+                for _ in 0..script.byte() % 4 {
+                    let reason = script.cstring();
+                    let reason = if script.byte() == 0xff {
+                        ptr::null()
+                    } else {
+                        reason.as_ptr().cast::<c_char>()
+                    };
+                    let code = i64::from(script.u32() as i32);
+                    let code = if script.byte() & 1 == 0 {
+                        ptr::null()
+                    } else {
+                        &code as *const i64
+                    };
+                    match script.byte() % 4 {
+                        0 => {
+                            checked(peerlb_session_decline(session, reason, code));
+                        }
+                        1 => {
+                            let mut peer = ptr::null_mut();
+                            checked(peerlb_session_failover(
+                                session, reason, code, &request, &mut peer,
+                            ));
+                            free_string(peer);
+                        }
+                        2 => {
+                            checked(peerlb_session_ok(session));
+                        }
+                        _ => {
+                            let mut id = 0;
+                            checked(peerlb_session_id(session, &mut id));
+                            let mut peer = ptr::null_mut();
+                            checked(peerlb_session_peer(session, &mut peer));
+                            free_string(peer);
+                            let (mut open, mut bound, mut asked) = (false, false, false);
+                            checked(peerlb_session_state(session, &mut open, &mut bound));
+                            checked(peerlb_session_failover_requested(session, &mut asked));
+                        }
+                    }
+                }
+                checked(peerlb_session_close(session));
+            }
+            19 => {
+                // Subscribers that call back into the list, then changes that give events.
+                let mut events = ptr::null_mut();
+                let mut sessions = ptr::null_mut();
+                let a = checked(peerlb_list_subscribe(
+                    list,
+                    Some(on_event),
+                    list.cast(),
+                    &mut events,
+                ));
+                let b = checked(peerlb_list_subscribe_sessions(
+                    list,
+                    Some(on_session_event),
+                    list.cast(),
+                    &mut sessions,
+                ));
+                let id = script.bytes();
+                let add = peerlb_peer_spec {
+                    id: id.as_ptr().cast(),
+                    id_len: id.len(),
+                    weight: 1,
+                };
+                checked(peerlb_list_update(list, &add, 1, ptr::null(), 0));
+                let mut result = 0;
+                checked(peerlb_list_disable(list, add.id, add.id_len, &mut result));
+                checked(peerlb_list_enable(list, add.id, add.id_len, &mut result));
+                let request = no_wait(&[], true);
+                let mut session = ptr::null_mut();
+                if checked(peerlb_session_open(list, &request, &mut session))
+                    == peerlb_status::PEERLB_OK
+                {
+                    checked(peerlb_session_close(session));
+                }
+                if a == peerlb_status::PEERLB_OK {
+                    peerlb_subscription_free(events);
+                }
+                if b == peerlb_status::PEERLB_OK {
+                    peerlb_subscription_free(sessions);
+                }
+            }
+            20 => {
+                let clock = if script.byte() & 1 == 0 {
+                    ptr::null_mut()
+                } else {
+                    let mut c = ptr::null_mut();
+                    assert_eq!(peerlb_manual_clock_new(&mut c), peerlb_status::PEERLB_OK);
+                    c
+                };
+                let mut budget = ptr::null_mut();
+                let made = checked(peerlb_retry_budget_new(
+                    f64::from(script.u32() as i32) / 1000.0,
+                    i64::from(script.u32() as i32),
+                    i64::from(script.u32() as i32),
+                    clock,
+                    &mut budget,
+                )) == peerlb_status::PEERLB_OK;
+                let mut retry = ptr::null_mut();
+                if checked(peerlb_retry_new(
+                    u32::from(script.byte() % 6),
+                    0,
+                    if made { budget } else { ptr::null() },
+                    &mut retry,
+                )) == peerlb_status::PEERLB_OK
+                {
+                    for _ in 0..3 {
+                        let request = no_wait(&[], true);
+                        let mut choice = std::mem::zeroed::<peerlb_choice>();
+                        if checked(peerlb_retry_choose(retry, list, &request, &mut choice))
+                            != peerlb_status::PEERLB_OK
+                        {
+                            break;
+                        }
+                        let text = script.cstring();
+                        let code = i64::from(script.u32() as i32);
+                        let status = if script.byte() & 1 == 0 {
+                            peerlb_retry_failed_with_code(
+                                retry,
+                                &mut choice,
+                                text.as_ptr().cast(),
+                                code,
+                                -1,
+                            )
+                        } else {
+                            peerlb_retry_declined_with_code(
+                                retry,
+                                &mut choice,
+                                text.as_ptr().cast(),
+                                code,
+                                -1,
+                            )
+                        };
+                        if checked(status) != peerlb_status::PEERLB_OK {
+                            // The call's final error: its peer and remote code, if any.
+                            let _ = CStr::from_ptr(peerlb_last_error_peer());
+                            let mut remote = 0;
+                            peerlb_last_error_remote_code(&mut remote);
+                            // Taken or refused: finishing it again is refused either way,
+                            // never a double free.
+                            checked(peerlb_choice_finish(
+                                &mut choice,
+                                PEERLB_OUTCOME_CANCELLED,
+                                -1,
+                            ));
+                            break;
+                        }
+                    }
+                    let mut attempts = 0;
+                    checked(peerlb_retry_attempts(retry, &mut attempts));
+                    peerlb_retry_free(retry);
+                }
+                if made {
+                    let mut balance = 0;
+                    checked(peerlb_retry_budget_balance(budget, &mut balance));
+                    peerlb_retry_budget_free(budget);
+                }
+                if !clock.is_null() {
+                    checked(peerlb_manual_clock_advance_ms(
+                        clock,
+                        u64::from(script.u32()),
+                    ));
+                    peerlb_manual_clock_free(clock);
+                }
+            }
+            21 => {
+                // A list on a manual clock with the script's ejection, failures, and time
+                // moved by arbitrary amounts (a u64's worth at most).
+                let mut clock = ptr::null_mut();
+                assert_eq!(
+                    peerlb_manual_clock_new(&mut clock),
+                    peerlb_status::PEERLB_OK
+                );
+                let mut opts = ptr::null_mut();
+                assert_eq!(peerlb_list_options_new(&mut opts), peerlb_status::PEERLB_OK);
+                checked(peerlb_list_options_set_manual_clock(opts, clock));
+                checked(peerlb_list_options_set_seed(opts, u64::from(script.u32())));
+                checked(peerlb_list_options_set_shuffle(
+                    opts,
+                    script.byte() & 1 == 1,
+                ));
+                let ejection = script.cstring();
+                checked(peerlb_list_options_set_ejection(
+                    opts,
+                    ejection.as_ptr().cast(),
+                ));
+                let mut timed = ptr::null_mut();
+                let made = checked(peerlb_list_new(opts, ptr::null(), &mut timed));
+                peerlb_list_options_free(opts);
+                if made == peerlb_status::PEERLB_OK {
+                    let ids = [&b"t1:1"[..], b"t2:1"];
+                    let adds: Vec<peerlb_peer_spec> = ids
+                        .iter()
+                        .map(|id| peerlb_peer_spec {
+                            id: id.as_ptr().cast(),
+                            id_len: id.len(),
+                            weight: 1,
+                        })
+                        .collect();
+                    checked(peerlb_list_update(timed, adds.as_ptr(), 2, ptr::null(), 0));
+                    checked(peerlb_list_start(timed));
+                    for _ in 0..script.byte() % 8 {
+                        let request = no_wait(&[], true);
+                        let mut choice = std::mem::zeroed::<peerlb_choice>();
+                        if checked(peerlb_list_choose(timed, &request, &mut choice))
+                            == peerlb_status::PEERLB_OK
+                        {
+                            checked(peerlb_choice_finish(
+                                &mut choice,
+                                u32::from(script.byte() % 4),
+                                -1,
+                            ));
+                        }
+                        let step = match script.byte() % 3 {
+                            0 => u64::from(script.byte()),
+                            1 => u64::from(script.u32()),
+                            _ => u64::MAX,
+                        };
+                        checked(peerlb_manual_clock_advance_ms(clock, step));
+                        let mut elapsed = 0;
+                        checked(peerlb_manual_clock_elapsed_ms(clock, &mut elapsed));
+                    }
+                    let mut s = ptr::null_mut();
+                    if checked(peerlb_list_introspect(timed, &mut s)) == peerlb_status::PEERLB_OK {
+                        json(s);
+                    }
+                    peerlb_list_free(timed);
+                }
+                peerlb_manual_clock_free(clock);
+            }
+            22 => {
+                // Made and freed, never started: no connection is attempted.
+                let endpoints = script.cstring();
+                let prefix = script.cstring();
+                let mut updater = ptr::null_mut();
+                if checked(peerlb_updater_bind_etcd(
+                    list,
+                    if script.byte() == 0xff {
+                        ptr::null()
+                    } else {
+                        endpoints.as_ptr().cast()
+                    },
+                    if script.byte() == 0xff {
+                        ptr::null()
+                    } else {
+                        prefix.as_ptr().cast()
+                    },
+                    i64::from(script.u32() as i32),
+                    i64::from(script.u32() as i32),
+                    &mut updater,
+                )) == peerlb_status::PEERLB_OK
+                {
+                    peerlb_updater_free(updater);
+                }
+            }
+            _ => {
+                let mut s = ptr::null_mut();
+                if checked(peerlb_list_peers(list, &mut s)) == peerlb_status::PEERLB_OK {
+                    json(s);
+                }
+                let (mut a, mut u, mut n) = (0, 0, 0);
+                checked(peerlb_list_counts(list, &mut a, &mut u, &mut n));
+                let mut running = false;
+                checked(peerlb_list_is_running(list, &mut running));
+                let mut capacity = 0;
+                checked(peerlb_list_capacity(list, &mut capacity));
+                let _ = CStr::from_ptr(peerlb_last_error_peer());
+                let mut remote = 0;
+                peerlb_last_error_remote_code(&mut remote);
+                let _ = CStr::from_ptr(peerlb_version());
             }
         }
     }
