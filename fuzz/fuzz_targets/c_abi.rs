@@ -585,9 +585,8 @@ unsafe fn call_more(list: *mut peerlb_list, script: &mut Script<'_>, op: u8) {
                 checked(peerlb_list_available(list, p, len, &mut flag));
                 checked(peerlb_list_uninitialized(list, p, len, &mut flag));
                 let mut s = ptr::null_mut();
-                if checked(peerlb_list_backend_config(list, p, len, &mut s))
-                    == peerlb_status::PEERLB_OK
-                {
+                checked(peerlb_list_backend_config(list, p, len, &mut s));
+                if !s.is_null() {
                     json(s);
                 }
                 let mut result = 0;
@@ -598,10 +597,10 @@ unsafe fn call_more(list: *mut peerlb_list, script: &mut Script<'_>, op: u8) {
                 // Arbitrary bytes as the backend's JSON (or NULL with a length).
                 let data = script.bytes();
                 let (p, len) = id_arg(&data, script.byte() == 0xff);
+                // The answer is written on failures too (once the arguments are valid).
                 let mut s = ptr::null_mut();
-                if checked(peerlb_list_add_backend(list, p, len, &mut s))
-                    == peerlb_status::PEERLB_OK
-                {
+                checked(peerlb_list_add_backend(list, p, len, &mut s));
+                if !s.is_null() {
                     json(s);
                 }
             }
