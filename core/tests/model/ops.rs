@@ -12,7 +12,7 @@ pub const FAILS_RETAIN: &str = "bad";
 pub const FAILS_RELEASE: &str = "sticky";
 
 /// Strategies a run may use (every kind, some with options).
-pub const STRATEGIES: [&str; 11] = [
+pub const STRATEGIES: [&str; 12] = [
     "round-robin",
     "random",
     "fewest-pending",
@@ -24,6 +24,7 @@ pub const STRATEGIES: [&str; 11] = [
     "weighted-round-robin?slow_start_ms=1000",
     "peak-ewma",
     "peak-ewma?choices=all",
+    "prequal",
 ];
 
 /// A connection status a scripted transport reports.
