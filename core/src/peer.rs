@@ -10,6 +10,7 @@ use std::sync::{Arc, Weak};
 use crate::error::{Error, Result};
 use crate::list::{Admission, ListShared};
 use crate::metrics::PeerSeries;
+use crate::sync::FreeCanary;
 
 /// Longest accepted peer id, in bytes.
 pub const MAX_PEER_ID_LEN: usize = 1024;
@@ -66,6 +67,13 @@ impl PeerId {
     #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// How many clones of this id exist (the loom models check that a peer, which holds
+    /// one, was freed).
+    #[cfg(all(test, peerlb_loom))]
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
     }
 }
 
@@ -251,8 +259,9 @@ const LIMIT: u64 = 1 << 31;
 /// to a cache line: that tripled its memory, 272 bytes against 80.)
 pub struct Peer {
     /// High 32 bits: requests in flight. Low 32 bits: references (in-flight requests
-    /// included). The peer is freed when the references reach zero.
-    counts: AtomicU64,
+    /// included). The peer is freed when the references reach zero. (The shim's atomic, so
+    /// that loom can check the protocol; the other counters are plain statistics.)
+    counts: crate::sync::AtomicU64,
     /// Requests started to it since it was retained.
     chosen: AtomicU64,
     id: PeerId,
@@ -278,6 +287,8 @@ pub struct Peer {
     series: Option<Arc<PeerSeries>>,
     /// The list's count of requests in flight, when the list has a `max_pending` breaker.
     admission: Option<Arc<Admission>>,
+    /// Lets loom check that the free comes after every other use (zero-sized otherwise).
+    canary: FreeCanary,
 }
 
 impl Peer {
@@ -314,7 +325,7 @@ impl Peer {
         admission: Option<Arc<Admission>>,
     ) -> PeerRef {
         let peer = PeerRef::new(Peer {
-            counts: AtomicU64::new(REF),
+            counts: crate::sync::AtomicU64::new(REF),
             id,
             weight,
             status: AtomicU8::new(ConnectionStatus::Unavailable as u8),
@@ -329,6 +340,7 @@ impl Peer {
             failures: AtomicU64::new(0),
             series,
             admission,
+            canary: FreeCanary::default(),
         });
         if let Some(series) = &peer.series {
             series.attach(&peer);
@@ -542,13 +554,18 @@ impl PeerRef {
 /// The caller owns `amount` counts of a live peer and does not use `ptr` afterwards.
 #[inline]
 unsafe fn release_counts(ptr: NonNull<Peer>, amount: u64) {
-    // SAFETY: the caller's counts keep the peer alive until this subtraction.
-    let before = unsafe { ptr.as_ref() }
-        .counts
-        .fetch_sub(amount, Ordering::Release);
+    let before = {
+        // SAFETY: the caller's counts keep the peer alive until this subtraction (and the
+        // reference ends with it).
+        let peer = unsafe { ptr.as_ref() };
+        peer.canary.touch();
+        peer.counts.fetch_sub(amount, Ordering::Release)
+    };
     if before & REFS_MASK == amount & REFS_MASK {
         // The last reference: synchronize with every other release, then free (as Arc).
-        std::sync::atomic::fence(Ordering::Acquire);
+        crate::sync::fence(Ordering::Acquire);
+        // SAFETY: no count is left, so nothing else reaches the peer any more.
+        unsafe { ptr.as_ref() }.canary.clobber();
         // SAFETY: the pointer came from Box::leak in PeerRef::new and no count is left.
         drop(unsafe { Box::from_raw(ptr.as_ptr()) });
     }
