@@ -230,8 +230,11 @@ async fn accept_loop(
     stopped: watch::Receiver<bool>,
     closed: Closed,
 ) {
-    serve(listener, token, stopped).await;
-    // The listener is dropped (the port closed) before `closed` tells `stop`.
+    let closed = Arc::new(closed);
+    serve(listener, token, stopped, &closed).await;
+    // The listener is dropped (the port closed), and `closed` tells `stop` once every
+    // connection task has ended too (each holds a clone): a kept-alive connection is not
+    // served after `stop` returned.
     drop(closed);
 }
 
@@ -239,6 +242,7 @@ async fn serve(
     listener: tokio::net::TcpListener,
     token: Option<Arc<str>>,
     mut stopped: watch::Receiver<bool>,
+    closed: &Arc<Closed>,
 ) {
     loop {
         let stream = tokio::select! {
@@ -254,7 +258,9 @@ async fn serve(
         };
         let token = token.clone();
         let mut stop = stopped.clone();
+        let open = closed.clone();
         tokio::spawn(async move {
+            let _open = open;
             let service = service_fn(move |request| routes::handle(request, token.clone()));
             let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
             tokio::select! {
