@@ -109,6 +109,7 @@ pub fn u64_arg(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<u64> {
 
 /// A real number: an `int`, a `float`, or an object with `__float__` (not a bool). An int
 /// too large for a float is `InvalidArgument`; NaN and infinities pass (core judges them).
+/// A `__float__` that raises is a `TypeError` whose cause is its exception.
 pub fn number(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
     let py = obj.py();
     if obj.is_instance_of::<PyBool>() {
@@ -129,7 +130,20 @@ pub fn number(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<f64> {
             "{what} must be a number, not {}",
             type_name(obj)
         ))),
-        Err(e) => Err(e),
+        // The object's own `__float__` raised: a TypeError naming the argument, with the
+        // object's exception as its cause.
+        Err(e) => {
+            let err = PyTypeError::new_err(format!(
+                "{what} must be a number; converting the {} raised {}",
+                type_name(obj),
+                e.get_type(py)
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|_| "an exception".into())
+            ));
+            err.set_cause(py, Some(e));
+            Err(err)
+        }
     }
 }
 

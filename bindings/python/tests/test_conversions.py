@@ -128,6 +128,21 @@ def test_wrong_types_of_numbers(site: str) -> None:
         SITES[site](True)
 
 
+class FloatRaises:
+    def __float__(self) -> float:
+        raise RuntimeError("no float here")
+
+
+@pytest.mark.parametrize("site", sorted(NUMBERS))
+def test_a_number_whose_float_raises_is_a_type_error(site: str) -> None:
+    with pytest.raises(TypeError) as info:
+        SITES[site](FloatRaises())
+    # Sites that take any object with __float__ call it: its exception is the cause.
+    if site.startswith("Upstream"):
+        assert isinstance(info.value.__cause__, RuntimeError)
+        assert "no float here" in str(info.value.__cause__)
+
+
 def test_durations_still_take_every_documented_form() -> None:
     lst = running()
     for timeout in [0, 1, 0.5, 10**6, datetime.timedelta(milliseconds=5), float("inf"), 1e300]:
