@@ -39,6 +39,7 @@ pub mod list;
 mod now_or_later;
 mod peer;
 mod request;
+pub mod request_rule;
 pub mod retry;
 pub mod runtime;
 pub mod spec;
