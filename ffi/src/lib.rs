@@ -7,8 +7,9 @@
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`,
 //!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`,
-//!   `peerlb_updater`, `peerlb_upstream`); plain data (`peerlb_request`, `peerlb_choice`,
-//!   `peerlb_peer_spec`, `peerlb_event`, vtables, option structs) is `#[repr(C)]`. Every
+//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_request_rule`, `peerlb_request_call`);
+//!   plain data (`peerlb_request`, `peerlb_choice`, `peerlb_peer_spec`, `peerlb_event`,
+//!   `peerlb_request_report`, vtables, option structs) is `#[repr(C)]`. Every
 //!   pointer from C is read through [`handle`]: borrowing, freeing, out-parameters, strings
 //!   and arrays are written once there.
 //! * Every fallible call returns [`peerlb_status`]: 0 is success, every other value is the
@@ -42,6 +43,7 @@ pub mod events;
 mod handle;
 pub mod list;
 pub mod options;
+pub mod request_rule;
 pub mod retry;
 pub mod transport;
 pub mod updater;
@@ -55,6 +57,7 @@ pub use error::peerlb_status;
 pub use events::*;
 pub use list::*;
 pub use options::*;
+pub use request_rule::*;
 pub use retry::*;
 pub use transport::*;
 pub use updater::*;
