@@ -15,6 +15,7 @@ mod convert;
 mod errors;
 mod events;
 mod list;
+mod request_rule;
 mod retry;
 mod transport;
 mod updater;
@@ -36,6 +37,8 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<retry::PyManualClock>()?;
     m.add_class::<retry::PyRetryBudget>()?;
     m.add_class::<retry::PyRetryCall>()?;
+    m.add_class::<request_rule::PyRequestRule>()?;
+    m.add_class::<request_rule::PyRequestCall>()?;
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;

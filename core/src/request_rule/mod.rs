@@ -394,6 +394,37 @@ impl fmt::Debug for RequestRule {
     }
 }
 
+/// Splits a peer id into the host and port an HTTP integration connects to:
+/// `"10.0.0.1:8080"`, `"name.internal:80"`, `"[::1]:8080"` (the host without brackets).
+/// An id without a port (or with a bad one) is `invalid-argument`: such a list cannot
+/// balance HTTP requests.
+///
+/// ```
+/// use peerlb::request_rule::peer_address;
+/// assert_eq!(peer_address("10.0.0.1:8080").unwrap(), ("10.0.0.1", 8080));
+/// assert_eq!(peer_address("[::1]:443").unwrap(), ("::1", 443));
+/// assert!(peer_address("10.0.0.1").is_err());
+/// assert!(peer_address("::1").is_err());
+/// ```
+pub fn peer_address(peer: &str) -> Result<(&str, u16)> {
+    let bad = || {
+        Error::InvalidArgument(format!(
+            "peer {peer:?} is not host:port (an HTTP integration connects to it)"
+        ))
+    };
+    let (host, port) = peer.rsplit_once(':').ok_or_else(bad)?;
+    let host = match host.strip_prefix('[') {
+        Some(inner) => inner.strip_suffix(']').ok_or_else(bad)?,
+        None if host.contains(':') => return Err(bad()),
+        None => host,
+    };
+    if host.is_empty() {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok((host, port))
+}
+
 /// What the rule needs to know of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestInfo {
