@@ -37,3 +37,34 @@ test-integrations-c: c-tools $(C_BIN)/request_rule $(C_ASAN)/request_rule $(C_BI
 
 demo-libcurl: $(C_BIN)/libcurl
 	$(C_BIN)/libcurl
+
+# Python: the integrations' tests (bindings/python/tests/test_httpx.py, test_requests.py)
+# run in test-python's pytest; httpx and requests (the package's optional extras) go into
+# .venv/ first. Their types: mypy --strict over the tests that use them.
+PY_HTTP_STAMP := $(VENV)/.peerlb-http-clients
+TEST_TARGETS += test-python-integrations-types
+
+.PHONY: test-python-integrations-types
+
+$(PY_HTTP_STAMP): | $(PY)
+	$(PY) -m pip install --quiet "httpx>=0.25" "requests>=2.32"
+	touch $@
+
+test-python: $(PY_HTTP_STAMP)
+test-python-oldest: $(PY_HTTP_STAMP)
+
+test-python-integrations-types: test-python
+	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy --strict $(PY_DIR)/tests/test_httpx.py \
+		$(PY_DIR)/tests/test_requests.py $(PY_DIR)/tests/http_backends.py
+
+# Node: the integrations' tests (bindings/node/__test__/undici.test.js, http_agent.test.js)
+# run in test-node-suite and need undici (a devDependency) installed; their types are
+# checked against @types/node and undici's own.
+TEST_TARGETS += test-node-integrations-types
+
+.PHONY: test-node-integrations-types
+
+test-node-suite: node-deps
+
+test-node-integrations-types: node-deps
+	cd $(NODE_PKG) && ./node_modules/.bin/tsc -p __test__/tsconfig.integrations.json

@@ -448,6 +448,7 @@ module.exports = {
   Choice,
   ManualClock: native.ManualClock,
   RetryBudget: native.RetryBudget,
+  RequestRule: native.RequestRule,
   declined: native.declined,
   Subscriber: native.Subscriber,
   StaticUpdater: native.StaticUpdater,

@@ -10,6 +10,7 @@ export const {
   Choice,
   ManualClock,
   RetryBudget,
+  RequestRule,
   declined,
   Subscriber,
   StaticUpdater,

@@ -23,6 +23,7 @@ mod list_options;
 mod offload;
 mod pending_update;
 mod registry;
+mod request_rule;
 mod retry;
 mod subscriber;
 mod table;

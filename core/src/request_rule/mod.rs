@@ -364,7 +364,8 @@ impl RequestRule {
         classified: Option<Outcome>,
     ) -> Verdict {
         let outcome = classified.unwrap_or_else(|| self.outcome_of(result));
-        let method_allows = request.idempotent || self.inner.retry_any_method || !result.was_sent();
+        let method_allows = !result.was_sent()
+            || (request.resendable && (request.idempotent || self.inner.retry_any_method));
         Verdict {
             outcome,
             retryable: outcome == Outcome::Failure && request.body_replayable && method_allows,
@@ -430,6 +431,7 @@ pub fn peer_address(peer: &str) -> Result<(&str, u16)> {
 pub struct RequestInfo {
     idempotent: bool,
     body_replayable: bool,
+    resendable: bool,
 }
 
 impl RequestInfo {
@@ -450,7 +452,24 @@ impl RequestInfo {
         RequestInfo {
             idempotent: idempotent.unwrap_or_else(|| IDEMPOTENT_METHODS.contains(&method)),
             body_replayable,
+            resendable: true,
         }
+    }
+
+    /// For an integration that cannot send a request again once it was sent (Node's
+    /// `http.Agent` hands out connections; the request belongs to the caller): only a
+    /// failed connect may move the request to another peer, whatever the rule allows.
+    ///
+    /// ```
+    /// use peerlb::request_rule::{AttemptResult, RequestInfo, RequestRule};
+    /// let rule = RequestRule::from_spec("retry_any_method=true", None).unwrap();
+    /// let agent = RequestInfo::new("GET", true, None).connect_retries_only();
+    /// assert!(!rule.judge(&agent, AttemptResult::Status(503), None).retryable);
+    /// assert!(rule.judge(&agent, AttemptResult::ConnectFailed, None).retryable);
+    /// ```
+    pub fn connect_retries_only(mut self) -> RequestInfo {
+        self.resendable = false;
+        self
     }
 
     /// Whether the request may be sent twice.
