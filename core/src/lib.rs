@@ -45,6 +45,8 @@ pub mod runtime;
 pub mod spec;
 pub mod strategy;
 pub mod tcp_probe;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod transport;
 pub mod updater;
 pub mod upstream;
