@@ -243,6 +243,18 @@ typedef struct peerlb_retry peerlb_retry;
 typedef struct peerlb_retry_budget peerlb_retry_budget;
 
 /**
+ * A session: a long-lived connection (a WebSocket, a TCP stream) bound to one peer of a
+ * list, counting as one pending request on it while bound.
+ *
+ * Ownership: made by `peerlb_session_open`, closed and freed by `peerlb_session_close`.
+ * It keeps its list alive (a list freed meanwhile lives on until its sessions are
+ * closed). Thread safety: every function taking a `peerlb_session` may be called from
+ * any number of threads at once, except `peerlb_session_close`, which must be the last
+ * use.
+ */
+typedef struct peerlb_session peerlb_session;
+
+/**
  * The handle through which a transport reports one peer's status to one list.
  *
  * Two kinds exist, both used the same way:
@@ -260,7 +272,8 @@ typedef struct peerlb_retry_budget peerlb_retry_budget;
 typedef struct peerlb_subscriber peerlb_subscriber;
 
 /**
- * A subscription to a list's events, from `peerlb_list_subscribe`.
+ * A subscription to a list's events, from `peerlb_list_subscribe` (or to its session
+ * events, from `peerlb_list_subscribe_sessions`).
  *
  * Ownership: the caller frees it with `peerlb_subscription_free` (before or after the
  * list: either order is fine). Thread safety: free it once, from any thread.
@@ -286,8 +299,10 @@ typedef struct peerlb_updater peerlb_updater;
 typedef struct peerlb_upstream peerlb_upstream;
 
 /**
- * What an admin operation did (one of the `PEERLB_ADMIN_*` values). A *failed* operation
- * is a non-OK `peerlb_status` instead (with `peerlb_last_error_message()`).
+ * What an admin operation did, with a WebSocket balancer's numbers (its
+ * `ResultSuccess`, `ResultNoActionReqd`, `ResultFailed`): one of the `PEERLB_RESULT_*`
+ * values. A *failed* operation also returns a non-OK `peerlb_status` (with
+ * `peerlb_last_error_message()`).
  */
 typedef uint32_t peerlb_admin_result;
 
@@ -536,6 +551,50 @@ typedef struct peerlb_request_report {
 } peerlb_request_report;
 
 /**
+ * What happened to a session (one of the `PEERLB_SESSION_EVENT_*` values; later versions
+ * may add values, so handle unknown ones).
+ */
+typedef uint32_t peerlb_session_event_kind;
+
+/**
+ * One session event, passed to a `peerlb_session_event_callback`.
+ *
+ * Ownership: borrowed; the struct and its strings are valid only until the callback
+ * returns (copy what you keep).
+ */
+typedef struct peerlb_session_event {
+  /**
+   * What happened (`PEERLB_SESSION_EVENT_*`).
+   */
+  peerlb_session_event_kind kind;
+  /**
+   * The session's id (`peerlb_session_id`).
+   */
+  uint64_t session;
+  /**
+   * The peer's id: `peer_len` bytes of UTF-8, also NUL-terminated.
+   */
+  const char *peer;
+  /**
+   * Length of `peer` in bytes.
+   */
+  size_t peer_len;
+  /**
+   * Why, for people (see the kinds), NUL-terminated; never NULL.
+   */
+  const char *reason;
+} peerlb_session_event;
+
+/**
+ * Called once per session event, in the order of the changes, outside every lock of
+ * peerlb, with the same delivery rules as `peerlb_event_callback`: one event at a time
+ * per list, on the thread whose call caused it (or on the thread delivering the list's
+ * session events at that moment); it may call back into the list and its sessions, may
+ * free its own subscription, must not free the list and must not unwind through peerlb.
+ */
+typedef void (*peerlb_session_event_callback)(const struct peerlb_session_event *event, void *user_data);
+
+/**
  * Which DNS records `peerlb_updater_bind_dns` follows (one of `PEERLB_DNS_*`).
  */
 typedef uint32_t peerlb_dns_record;
@@ -649,12 +708,27 @@ typedef struct peerlb_health_check_vtable {
 /**
  * The operation changed the peer's state.
  */
-#define PEERLB_ADMIN_SUCCESS 0
+#define PEERLB_RESULT_SUCCESS 1
 
 /**
  * The peer was already in the requested state; nothing changed.
  */
-#define PEERLB_ADMIN_NO_ACTION_REQUIRED 1
+#define PEERLB_RESULT_NO_ACTION_REQUIRED 3
+
+/**
+ * The operation failed (its status says why).
+ */
+#define PEERLB_RESULT_FAILED 4
+
+/**
+ * Older name of `PEERLB_RESULT_SUCCESS` (same value).
+ */
+#define PEERLB_ADMIN_SUCCESS PEERLB_RESULT_SUCCESS
+
+/**
+ * Older name of `PEERLB_RESULT_NO_ACTION_REQUIRED` (same value).
+ */
+#define PEERLB_ADMIN_NO_ACTION_REQUIRED PEERLB_RESULT_NO_ACTION_REQUIRED
 
 /**
  * The request succeeded.
@@ -772,6 +846,24 @@ typedef struct peerlb_health_check_vtable {
 #define PEERLB_STOP_TIMED_OUT 4
 
 /**
+ * The session was bound to the peer: opened, or failed over to it (`reason` is
+ * `"opened"` or `"failover"`).
+ */
+#define PEERLB_SESSION_EVENT_CREATED 1
+
+/**
+ * The session's binding to the peer ended: failover (its reason), decline
+ * (`"declined: <reason>"`) or close (`"closed"`).
+ */
+#define PEERLB_SESSION_EVENT_TERMINATED 2
+
+/**
+ * An admin asked the session to move off the peer (`peerlb_list_failover`,
+ * `peerlb_list_delete`, or the peer was removed).
+ */
+#define PEERLB_SESSION_EVENT_FAILOVER_REQUESTED 3
+
+/**
  * Not reachable; never offered to a strategy. A peer's status until its transport
  * reports otherwise.
  */
@@ -821,7 +913,9 @@ const char *peerlb_version(void);
 
 /**
  * Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
- * `peerlb_upstream_pick`, `peerlb_updater_last_error`). NULL is ignored.
+ * `peerlb_list_backend_config`, `peerlb_list_add_backend`, `peerlb_list_peers`,
+ * `peerlb_session_peer`, `peerlb_session_failover`, `peerlb_upstream_pick`,
+ * `peerlb_updater_last_error`). NULL is ignored.
  *
  * Ownership: takes `s` back. Thread safety: any thread.
  *
@@ -836,10 +930,11 @@ void peerlb_string_free(char *s);
  * again, until `peerlb_list_enable` or `peerlb_list_delete`. Subscribers get
  * `PEERLB_EVENT_DISABLED`.
  *
- * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it was
+ * `*result` is `PEERLB_RESULT_SUCCESS`, or `PEERLB_RESULT_NO_ACTION_REQUIRED` when it was
  * disabled already.
- * Errors (*failed*; `*result` untouched): `PEERLB_INVALID_ARGUMENT` (NULL arguments,
- * non-UTF-8, empty or over-long id), `PEERLB_PEER_NOT_IN_LIST`.
+ * Errors (*failed*; `*result` is `PEERLB_RESULT_FAILED` when `result` is not NULL):
+ * `PEERLB_INVALID_ARGUMENT` (NULL arguments, non-UTF-8, empty or over-long id),
+ * `PEERLB_PEER_NOT_IN_LIST`.
  * Ownership: borrows every argument for the call; `*result` is the caller's.
  * Thread safety: any thread, like every list function.
  *
@@ -852,7 +947,7 @@ enum peerlb_status peerlb_list_disable(const struct peerlb_list *list, const cha
  * Admin: undoes `peerlb_list_disable` for peer `id`. Subscribers get
  * `PEERLB_EVENT_ENABLED`.
  *
- * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it was
+ * `*result` is `PEERLB_RESULT_SUCCESS`, or `PEERLB_RESULT_NO_ACTION_REQUIRED` when it was
  * not disabled.
  *
  * Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
@@ -867,7 +962,7 @@ enum peerlb_status peerlb_list_enable(const struct peerlb_list *list, const char
  * `PEERLB_EVENT_RESTORED`) and its failure history (streak and ejection count, so its
  * next ejection is again the shortest).
  *
- * `*result` is `PEERLB_ADMIN_SUCCESS`, or `PEERLB_ADMIN_NO_ACTION_REQUIRED` when it had
+ * `*result` is `PEERLB_RESULT_SUCCESS`, or `PEERLB_RESULT_NO_ACTION_REQUIRED` when it had
  * no ejection and no failures to forget.
  *
  * Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
@@ -881,7 +976,8 @@ enum peerlb_status peerlb_list_reset(const struct peerlb_list *list, const char 
  * Admin: removes peer `id` from the list, as `peerlb_list_update` would (a running list
  * releases it through its transport), and forgets its admin state.
  *
- * `*result` is `PEERLB_ADMIN_SUCCESS`.
+ * `*result` is `PEERLB_RESULT_SUCCESS`. Sessions bound to the peer are asked to move
+ * (`PEERLB_SESSION_EVENT_FAILOVER_REQUESTED`); they stay open.
  *
  * Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`, and
  * `PEERLB_TRANSPORT_FAILED` when the transport failed to release it (it is removed
@@ -893,8 +989,57 @@ enum peerlb_status peerlb_list_reset(const struct peerlb_list *list, const char 
 enum peerlb_status peerlb_list_delete(const struct peerlb_list *list, const char *id, size_t len, peerlb_admin_result *result);
 
 /**
- * The name of an admin result: `"success"`, `"no-action-required"`, or `"unknown"` for
- * any other value.
+ * Admin: asks every open session bound to peer `id` to move to another peer (their
+ * `peerlb_session_failover_requested` turns true and session subscribers get
+ * `PEERLB_SESSION_EVENT_FAILOVER_REQUESTED`); the sessions' owners fail them over with
+ * `peerlb_session_failover`. peerlb never closes a session itself.
+ *
+ * `*result` is `PEERLB_RESULT_SUCCESS` when a session was asked, or
+ * `PEERLB_RESULT_NO_ACTION_REQUIRED` when none is bound there (or all were asked already).
+ *
+ * Ownership: as `peerlb_list_disable`. Errors: as `peerlb_list_disable`.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `result` NULL or writable.
+ */
+enum peerlb_status peerlb_list_failover(const struct peerlb_list *list, const char *id, size_t len, peerlb_admin_result *result);
+
+/**
+ * Admin: adds the backend described by JSON `data` (`len` bytes of UTF-8), e.g.
+ * `{"id":"10.0.0.7:80","weight":2}` (`id` required; `weight` at least 1, default 1;
+ * other keys are ignored and listed), as `peerlb_list_update` would add it. `*json` is
+ * the answer, written in every case once the arguments are valid:
+ * `{"result":"success","code":1,"id":"10.0.0.7:80"}`, or
+ * `{"result":"failed","code":4,"reason":"...","error":"peer-already-in-list",...}`.
+ *
+ * Ownership: the caller frees `*json` with `peerlb_string_free`.
+ * Errors: the failure's own status when it failed (`PEERLB_INVALID_ARGUMENT` for
+ * malformed data, an invalid id or weight; `PEERLB_PEER_ALREADY_IN_LIST`;
+ * `PEERLB_TRANSPORT_FAILED`), with `*json` written all the same;
+ * `PEERLB_INVALID_ARGUMENT` with `*json` untouched for NULL arguments or non-UTF-8 data.
+ *
+ * # Safety
+ * `list` NULL or live; `data` NULL or readable for `len` bytes; `json` NULL or writable.
+ */
+enum peerlb_status peerlb_list_add_backend(const struct peerlb_list *list, const char *data, size_t len, char **json);
+
+/**
+ * Admin: one backend's configuration and state as JSON, the element of
+ * `peerlb_list_backends` for peer `id` (`len` bytes of UTF-8): weight, status, pending,
+ * admin state, ejection state, counters and open sessions.
+ *
+ * Ownership: the caller frees `*json` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` (NULL arguments, non-UTF-8, empty or over-long id),
+ * `PEERLB_PEER_NOT_IN_LIST`.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `json` NULL or writable.
+ */
+enum peerlb_status peerlb_list_backend_config(const struct peerlb_list *list, const char *id, size_t len, char **json);
+
+/**
+ * The name of an admin result: `"success"`, `"no-action-required"`, `"failed"`, or
+ * `"unknown"` for any other value.
  *
  * Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
  */
@@ -1041,6 +1186,33 @@ const char *peerlb_last_error_message(void);
  * `codes` must point to `capacity` writable `peerlb_status` values, or be NULL.
  */
 size_t peerlb_last_error_codes(enum peerlb_status *codes, size_t capacity);
+
+/**
+ * The peer the last failed call on the calling thread was about, or `""` when it was
+ * about no peer (or no call failed yet): the peer that declined a session or a retried
+ * call, the last failed attempt's peer of a retry or failover that gave up, the peer of
+ * `PEERLB_PEER_NOT_IN_LIST`, `PEERLB_PEER_ALREADY_IN_LIST` and `PEERLB_TRANSPORT_FAILED`
+ * (a WebSocket balancer's `RemoteSystemError.GetID()`).
+ *
+ * Ownership: as `peerlb_last_error_message`. Never NULL. Thread safety: each thread has
+ * its own last error.
+ */
+const char *peerlb_last_error_peer(void);
+
+/**
+ * The remote system's own code of the last failed call on the calling thread (an HTTP
+ * status, a WebSocket close code), as reported with the attempt
+ * (`peerlb_session_failover`, `peerlb_session_decline`, `peerlb_retry_*_with_code`): writes
+ * it to `*code` and returns true, or returns false (and leaves `*code`) when the error
+ * carries none. A WebSocket balancer's `RemoteSystemError.Code()`.
+ *
+ * Ownership: `*code` is the caller's; `code` may be NULL (then only the answer is
+ * given). Thread safety: each thread has its own last error.
+ *
+ * # Safety
+ * `code` must be NULL or writable.
+ */
+bool peerlb_last_error_remote_code(int64_t *code);
 
 /**
  * The kebab-case name of a status: `"ok"`, `"invalid-argument"`, ..., `"internal"`, and
@@ -1349,6 +1521,70 @@ enum peerlb_status peerlb_list_options_set_fail_fast(struct peerlb_list_options 
 enum peerlb_status peerlb_list_options_set_capacity(struct peerlb_list_options *opts, size_t capacity);
 
 /**
+ * Whether peer `id` (`len` bytes of UTF-8) would be chosen now (retained, available,
+ * enabled, not ejected), in `*available`; false for an id not in the list.
+ *
+ * Ownership: borrows every argument for the call; the answer is the caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `available` NULL or
+ * writable.
+ */
+enum peerlb_status peerlb_list_available(const struct peerlb_list *list, const char *id, size_t len, bool *available);
+
+/**
+ * Whether peer `id` is in the list but not retained (added while the list was not
+ * running), in `*uninitialized`; false for an id not in the list.
+ *
+ * Ownership: borrows every argument for the call; the answer is the caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a non-UTF-8 id.
+ *
+ * # Safety
+ * `list` NULL or live; `id` NULL or readable for `len` bytes; `uninitialized` NULL or
+ * writable.
+ */
+enum peerlb_status peerlb_list_uninitialized(const struct peerlb_list *list, const char *id, size_t len, bool *uninitialized);
+
+/**
+ * How many peers are in each state: `*available` would be chosen now, `*unavailable` are
+ * retained but would not be (unavailable, connecting, disabled, ejected),
+ * `*uninitialized` are not retained; they add up to the peer count. Any of the three may
+ * be NULL (not wanted).
+ *
+ * Ownership: borrows `list` for the call; the counts are the caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL list.
+ *
+ * # Safety
+ * `list` NULL or live; the counts NULL or writable.
+ */
+enum peerlb_status peerlb_list_counts(const struct peerlb_list *list, size_t *available, size_t *unavailable, size_t *uninitialized);
+
+/**
+ * The retained peers (available or not), in the order they were added, as a JSON array
+ * of ids (`["a:1","b:1"]`; `[]` while the list is not running).
+ *
+ * Ownership: the caller frees `*json` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `list` NULL or live; `json` NULL or writable.
+ */
+enum peerlb_status peerlb_list_peers(const struct peerlb_list *list, char **json);
+
+/**
+ * The capacity hint the list was made with (`peerlb_list_options_set_capacity`; 10,
+ * yarpc's default, when not set), in `*capacity`.
+ *
+ * Ownership: borrows `list` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `list` NULL or live; `capacity` NULL or writable.
+ */
+enum peerlb_status peerlb_list_capacity(const struct peerlb_list *list, size_t *capacity);
+
+/**
  * Creates a request rule from a spec: `key=value` pairs joined by `&`, any of
  * `failure_statuses` (codes and ranges, e.g. `502-504,429`; default `500-599`),
  * `max_attempts` (1..=100, default 3), `timeout_ms` (the whole request's limit; default
@@ -1589,7 +1825,8 @@ enum peerlb_status peerlb_retry_failed(struct peerlb_retry *retry, struct peerlb
  * The peer declined the attempt on purpose (e.g. overloaded; `reason` is a NUL-terminated
  * message, copied): finishes it as `PEERLB_OUTCOME_DECLINED` (no ejection, no retry),
  * clears `*choice`, and ends the call: returns `PEERLB_DECLINED` with the message
- * `peer "<id>" declined the request: <reason>`.
+ * `peer "<id>" declined the request: <reason>` (and the peer in
+ * `peerlb_last_error_peer`).
  *
  * Ownership: ends peerlb's hold on the chosen peer; the structs and `reason` stay the
  * caller's.
@@ -1602,6 +1839,30 @@ enum peerlb_status peerlb_retry_failed(struct peerlb_retry *retry, struct peerlb
  * NULL or NUL-terminated.
  */
 enum peerlb_status peerlb_retry_declined(struct peerlb_retry *retry, struct peerlb_choice *choice, const char *reason, int64_t latency_us);
+
+/**
+ * `peerlb_retry_failed` with the remote system's own code for the failure (an HTTP
+ * status, ...): the call's final error then carries the last failed attempt's peer and
+ * code (`peerlb_last_error_peer`, `peerlb_last_error_remote_code`).
+ *
+ * Ownership: as `peerlb_retry_failed`. Errors: as `peerlb_retry_failed`.
+ *
+ * # Safety
+ * As `peerlb_retry_failed`.
+ */
+enum peerlb_status peerlb_retry_failed_with_code(struct peerlb_retry *retry, struct peerlb_choice *choice, const char *error, int64_t remote_code, int64_t latency_us);
+
+/**
+ * `peerlb_retry_declined` with the remote system's own code for the refusal (e.g. HTTP
+ * 401): the `PEERLB_DECLINED` error carries it (`peerlb_last_error_remote_code`) beside
+ * the peer (`peerlb_last_error_peer`).
+ *
+ * Ownership: as `peerlb_retry_declined`. Errors: as `peerlb_retry_declined`.
+ *
+ * # Safety
+ * As `peerlb_retry_declined`.
+ */
+enum peerlb_status peerlb_retry_declined_with_code(struct peerlb_retry *retry, struct peerlb_choice *choice, const char *reason, int64_t remote_code, int64_t latency_us);
 
 /**
  * How many attempts the call has made so far, in `*attempts`.
@@ -1624,6 +1885,161 @@ enum peerlb_status peerlb_retry_attempts(const struct peerlb_retry *retry, uint3
  * `retry` must be NULL or from `peerlb_retry_new`, not yet freed.
  */
 void peerlb_retry_free(struct peerlb_retry *retry);
+
+/**
+ * Subscribes `callback` to the list's session events (created, terminated,
+ * failover-requested); `user_data` is passed to every call.
+ *
+ * Ownership: the caller frees `*out` with `peerlb_subscription_free` (the same rules as
+ * `peerlb_list_subscribe`: when it returns the callback is not running and is never
+ * called again). Errors: `PEERLB_INVALID_ARGUMENT` for a NULL list, callback or out.
+ *
+ * # Safety
+ * `list` NULL or live; `out` NULL or writable; `callback` callable from any thread.
+ */
+enum peerlb_status peerlb_list_subscribe_sessions(const struct peerlb_list *list, peerlb_session_event_callback callback, void *user_data, struct peerlb_subscription **out);
+
+/**
+ * Opens a session: chooses a peer with `peerlb_list_choose`'s rules (waiting up to
+ * `request->timeout_ms`; `request` may be NULL) and binds a new session to it. Session
+ * subscribers get `PEERLB_SESSION_EVENT_CREATED`.
+ *
+ * Ownership: the caller closes and frees `*out` with `peerlb_session_close`.
+ * Errors: as `peerlb_list_choose` (`PEERLB_NOT_STARTED`, `PEERLB_TIMEOUT`,
+ * `PEERLB_NO_DEADLINE`, `PEERLB_NO_PEER_AVAILABLE`, `PEERLB_INVALID_ARGUMENT`).
+ *
+ * # Safety
+ * `list` NULL or live; `request` NULL or valid; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_session_open(const struct peerlb_list *list, const struct peerlb_request *request, struct peerlb_session **out);
+
+/**
+ * The session's id in `*id`: unique within its list, counting from 1; it stays the same
+ * across failovers.
+ *
+ * Ownership: borrows `session` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `session` NULL or live; `id` NULL or writable.
+ */
+enum peerlb_status peerlb_session_id(const struct peerlb_session *session, uint64_t *id);
+
+/**
+ * The peer the session is bound to (after a failed failover: the peer it left), as a new
+ * NUL-terminated string in `*peer`.
+ *
+ * Ownership: the caller frees `*peer` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `session` NULL or live; `peer` NULL or writable.
+ */
+enum peerlb_status peerlb_session_peer(const struct peerlb_session *session, char **peer);
+
+/**
+ * Marks a successful exchange: the peer's failure streak ends, and the next failover
+ * again prefers every peer but the current one.
+ *
+ * Ownership: borrows `session` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` (NULL session), `PEERLB_ALREADY_FINISHED` (the
+ * session was declined).
+ *
+ * # Safety
+ * `session` NULL or live.
+ */
+enum peerlb_status peerlb_session_ok(const struct peerlb_session *session);
+
+/**
+ * Fails the session over after an abnormal closure of its connection: its attempt ends
+ * as a failure (it counts toward the peer's ejection), and it is bound to a *different*
+ * available peer, preferring peers not tried since its last `peerlb_session_ok`, waiting
+ * up to `request->timeout_ms` for one (`request` NULL: no deadline, so no waiting).
+ * Session subscribers get `PEERLB_SESSION_EVENT_TERMINATED` (old peer, `reason`) then
+ * `PEERLB_SESSION_EVENT_CREATED` (new peer). `reason` (NUL-terminated, may be NULL) and
+ * `remote_code` (the remote system's code, e.g. a WebSocket close code; NULL: none)
+ * describe the closure. On success `*peer` (when `peer` is not NULL) is the new peer's
+ * id, a new string.
+ *
+ * Ownership: the caller frees `*peer` with `peerlb_string_free`.
+ * Errors: `PEERLB_NO_PEER_AVAILABLE` (no other peer now, without a deadline or on a
+ * fail-fast list), `PEERLB_TIMEOUT`, `PEERLB_NOT_STARTED`; each names the peer left and
+ * the code given (`peerlb_last_error_peer`, `peerlb_last_error_remote_code`), and leaves
+ * the session open but bound to no peer (fail it over again, or close it).
+ * `PEERLB_ALREADY_FINISHED` for a declined session; `PEERLB_INVALID_ARGUMENT` for a
+ * NULL session.
+ *
+ * # Safety
+ * `session` NULL or live; `reason` NULL or NUL-terminated; `remote_code` NULL or
+ * readable; `request` NULL or valid; `peer` NULL or writable.
+ */
+enum peerlb_status peerlb_session_failover(const struct peerlb_session *session, const char *reason, const int64_t *remote_code, const struct peerlb_request *request, char **peer);
+
+/**
+ * The peer declined the session on purpose (e.g. an authentication failure; `reason`
+ * NUL-terminated or NULL, `remote_code` e.g. the HTTP status, NULL: none): the session
+ * ends, with no retry, counting neither as a failure nor as a success for the peer.
+ * Session subscribers get `PEERLB_SESSION_EVENT_TERMINATED`. The handle stays valid;
+ * close it with `peerlb_session_close`.
+ *
+ * Ownership: borrows every argument for the call (`reason` is copied).
+ * Returns `PEERLB_DECLINED`, the session's final code, with `peerlb_last_error_message`,
+ * `peerlb_last_error_peer` and `peerlb_last_error_remote_code` describing it;
+ * `PEERLB_ALREADY_FINISHED` when the session had ended; `PEERLB_INVALID_ARGUMENT` for a
+ * NULL session.
+ *
+ * # Safety
+ * `session` NULL or live; `reason` NULL or NUL-terminated; `remote_code` NULL or readable.
+ */
+enum peerlb_status peerlb_session_decline(const struct peerlb_session *session, const char *reason, const int64_t *remote_code);
+
+/**
+ * Whether an admin asked the session to move off its peer (`peerlb_list_failover`,
+ * `peerlb_list_delete`, a removal) since it was bound there, in `*requested`. Move it
+ * with `peerlb_session_failover`; nothing moves it by itself.
+ *
+ * Ownership: borrows `session` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `session` NULL or live; `requested` NULL or writable.
+ */
+enum peerlb_status peerlb_session_failover_requested(const struct peerlb_session *session, bool *requested);
+
+/**
+ * Whether the session is open (`*open`: not declined) and bound to a peer now
+ * (`*bound`: false after a failed failover); either pointer may be NULL.
+ *
+ * Ownership: borrows `session` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL session.
+ *
+ * # Safety
+ * `session` NULL or live; `open`, `bound` NULL or writable.
+ */
+enum peerlb_status peerlb_session_state(const struct peerlb_session *session, bool *open, bool *bound);
+
+/**
+ * Closes the session normally (its attempt ends as ok; subscribers get
+ * `PEERLB_SESSION_EVENT_TERMINATED`, reason `"closed"`) and frees the handle, in every
+ * case: `PEERLB_OK`, or `PEERLB_ALREADY_FINISHED` when it had ended already (declined;
+ * the handle is freed all the same). A failover waiting on another thread ends with
+ * `PEERLB_ALREADY_FINISHED`, but the handle must not be closed while another call uses it.
+ *
+ * Ownership: takes `session` back. Errors: `PEERLB_INVALID_ARGUMENT` for NULL.
+ *
+ * # Safety
+ * `session` must be NULL or from `peerlb_session_open`, not yet closed, and not used
+ * afterwards.
+ */
+enum peerlb_status peerlb_session_close(struct peerlb_session *session);
+
+/**
+ * The name of a session event kind: `"created"`, `"terminated"`, `"failover-requested"`,
+ * or `"unknown"` for any other value.
+ *
+ * Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
+ */
+const char *peerlb_session_event_kind_str(peerlb_session_event_kind kind);
 
 /**
  * Reports a peer's new connection status (`PEERLB_CONNECTION_*`).

@@ -9,12 +9,13 @@ import type {
   PeerListOptions,
   PeerlbErrorCode,
   RetryOptions,
+  SessionOptions,
   UpdateOptions,
   StrategyName,
   Subscriber,
   UpstreamOptions as NativeUpstreamOptions,
 } from './native'
-import { NativeList, NativeUpstream } from './native'
+import { NativeList, NativeSession, NativeUpstream } from './native'
 
 export {
   Binding,
@@ -31,6 +32,9 @@ export {
 export type {
   AppliedPeer,
   BindingStats,
+  DeclineOptions,
+  FailoverOptions,
+  SessionOptions,
   DnsUpdaterOptions,
   EjectionOptions,
   EtcdUpdaterOptions,
@@ -96,6 +100,8 @@ export interface PeerIntrospection {
   chosen: number
   /** Requests to it that ended as `failure` since it was retained. */
   failures: number
+  /** Open sessions bound to it (each also counts in `pending`). */
+  sessions: number
 }
 
 /** What `introspect()` returns (the core's JSON keys, as C's `peerlb_list_introspect`). */
@@ -119,6 +125,8 @@ export interface ListIntrospection {
   failures: number
   /** Ejections so far, summed over the peers. */
   ejections: number
+  /** Open sessions of the list. */
+  sessions: number
   peers: PeerIntrospection[]
 }
 
@@ -153,15 +161,55 @@ export interface EventSubscription {
 }
 
 /** Admin operations by name. */
-export type AdminAction = 'disable' | 'enable' | 'reset' | 'delete'
+export type AdminAction = 'disable' | 'enable' | 'reset' | 'delete' | 'failover'
 
 /** What an admin operation did; 'failed' only from `admin()` (the named methods throw). */
 export type AdminStatus = 'success' | 'no-action-required' | 'failed'
 
-/** The result of `PeerList.admin(action, id)`. */
+/**
+ * The result of `PeerList.admin(action, id)`, with the WebSocket balancer's number in
+ * `result` (1 success, 3 no action required, 4 failed).
+ */
 export type AdminResult =
-  | { status: 'success' | 'no-action-required' }
-  | { status: 'failed'; code: PeerlbErrorCode; message: string; error: PeerlbError }
+  | { status: 'success'; result: 1 }
+  | { status: 'no-action-required'; result: 3 }
+  | { status: 'failed'; result: 4; code: PeerlbErrorCode; message: string; error: PeerlbError }
+
+/** The admin result numbers: `AdminResult.SUCCESS` (1), `.NO_ACTION_REQUIRED` (3), `.FAILED` (4). */
+export declare const AdminResult: Readonly<{ SUCCESS: 1; NO_ACTION_REQUIRED: 3; FAILED: 4 }>
+
+/** The admin result numbers by the names the methods return: 'success' → 1, 'no-action-required' → 3, 'failed' → 4. */
+export declare const adminResultCodes: Readonly<Record<AdminStatus, 1 | 3 | 4>>
+
+/** What happened to a session. */
+export type SessionEventKind = 'created' | 'terminated' | 'failover-requested'
+
+/** A session event, as `subscribeSessions` callbacks get it. */
+export interface SessionEvent {
+  kind: SessionEventKind
+  /** The session's id. */
+  session: number
+  /** The peer it was (or is now) bound to. */
+  peer: string
+  /**
+   * Why: 'opened' or 'failover' (created); the failover's reason, 'declined: ...' or
+   * 'closed' (terminated); what the admin did (failover-requested).
+   */
+  reason: string
+}
+
+/**
+ * A long-lived connection bound to one peer (`list.openSession`): one pending request there
+ * while bound; a failover keeps its id. Garbage-collecting it (or `using`) closes it.
+ */
+export declare class Session extends NativeSession {
+  private constructor()
+  /** `using s = list.openSession()`: closes the session at scope exit unless it ended. */
+  [Symbol.dispose](): void
+}
+
+/** The data of `addBackend`: `{id, weight}` (other keys are ignored and listed in the answer). */
+export type BackendData = { id: string; weight?: number; [key: string]: unknown }
 
 /**
  * What peerlb throws: an `Error` with a `code`; combined failures list the parts in `errors`;
@@ -172,6 +220,10 @@ export interface PeerlbError extends Error {
   code: PeerlbErrorCode
   errors?: PeerlbError[]
   cause?: unknown
+  /** The peer the error is about (a declined or failed attempt's, an unknown peer's). */
+  peer?: string
+  /** A remote system's own code (HTTP status, WebSocket close code) of a declined or failed attempt, or null. */
+  remoteCode?: number | null
 }
 
 /**
@@ -238,6 +290,20 @@ export declare class PeerList extends NativeList {
    * process warning (PEERLB_SUBSCRIBER_THREW).
    */
   subscribe(callback: (event: PeerEvent) => unknown): EventSubscription
+  /** Opens a session with `choose`'s rules; BLOCKS the event loop while it waits (see `openSessionAsync`). */
+  openSession(options?: SessionOptions): Session
+  /** Opens a session, waiting up to `timeoutMs` without blocking the event loop. */
+  openSessionAsync(options?: SessionOptions): Promise<Session>
+  /**
+   * Calls `callback` for every session event ('created', 'terminated',
+   * 'failover-requested'), with the delivery rules of `subscribe`.
+   */
+  subscribeSessions(callback: (event: SessionEvent) => unknown): EventSubscription
+  /**
+   * Admin: adds a backend (`{id, weight}`, or its JSON text) and returns the answer as JSON
+   * text (`{"result":"success","code":1,...}`, or `"failed"` with `"code":4` and `"error"`).
+   */
+  addBackend(data: BackendData | string): string
   /**
    * Calls `fn(peer, attempt)` until it succeeds, declines (throws `declined(...)`) or the
    * policy stops it (PEERLB_RETRY_EXHAUSTED, PEERLB_TIMEOUT; `cause` = the last attempt's

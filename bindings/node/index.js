@@ -146,6 +146,15 @@ function errorText(e) {
   }
 }
 
+/** The remote system's code an attempt's error carries (`err.remoteCode`), if any. */
+function remoteCodeOf(e) {
+  try {
+    return e !== null && typeof e === 'object' && typeof e.remoteCode === 'number' ? e.remoteCode : undefined
+  } catch {
+    return undefined
+  }
+}
+
 function isDeclined(e) {
   try {
     return e !== null && typeof e === 'object' && e.code === 'PEERLB_DECLINED'
@@ -342,6 +351,58 @@ class PeerList extends native.NativeList {
   }
 
   /**
+   * Calls `callback({kind, session, peer, reason})` for every session event (kinds:
+   * 'created', 'terminated', 'failover-requested'), with the delivery rules of `subscribe`.
+   * @returns {{unsubscribe(): boolean, cancel(): boolean}} false when already unsubscribed
+   */
+  subscribeSessions(callback) {
+    if (typeof callback !== 'function') throw typeError('subscribeSessions(callback): callback must be a function')
+    if (this._sessionListeners === undefined) {
+      const listeners = []
+      // Held weakly by the addon: it lives exactly as long as this list.
+      this._sessionDispatch = (kind, session, peer, reason) => {
+        const event = { kind, session, peer, reason }
+        for (const l of listeners.slice()) {
+          if (!l.active) continue
+          try {
+            const r = l.callback(event)
+            if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, subscriberFailed)
+          } catch (err) {
+            subscriberFailed(err)
+          }
+        }
+      }
+      this.listenSessions(this._sessionDispatch)
+      this._sessionListeners = listeners
+    }
+    const listeners = this._sessionListeners
+    const entry = { callback, active: true }
+    listeners.push(entry)
+    const unsubscribe = () => {
+      if (!entry.active) return false
+      entry.active = false
+      listeners.splice(listeners.indexOf(entry), 1)
+      return true
+    }
+    const subscription = { unsubscribe, cancel: unsubscribe }
+    if (hasDispose) subscription[Symbol.dispose] = unsubscribe
+    return subscription
+  }
+
+  /**
+   * Admin: adds the backend `data` describes, `{id: 'host:port', weight: 2}` (an object,
+   * or its JSON text), and returns the answer as JSON text:
+   * `{"result":"success","code":1,"id":...}` or `{"result":"failed","code":4,"reason":...,
+   * "error":...}`. Bad data is a failed answer, not an exception.
+   * @param {string | {id: string, weight?: number}} data
+   * @returns {string}
+   */
+  addBackend(data) {
+    if (data !== null && typeof data === 'object') data = JSON.stringify(data)
+    return this.addBackendJson(data)
+  }
+
+  /**
    * Calls `fn(peer, attempt)` with a chosen peer until it succeeds (resolves or returns),
    * declines, or the core's policy says stop (see README.md, "Retry"). Options are
    * checked by the addon (`RetryOptions`).
@@ -372,14 +433,14 @@ class PeerList extends native.NativeList {
         const latency = performance.now() - started
         if (isDeclined(err)) {
           try {
-            r.declined(errorText(err), latency)
+            r.declined(errorText(err), latency, remoteCodeOf(err))
           } catch (final) {
             final.cause = err
             throw final
           }
         }
         last = err
-        r.failed(errorText(err), latency)
+        r.failed(errorText(err), latency, remoteCodeOf(err))
         continue
       }
       r.succeeded(performance.now() - started)
@@ -429,6 +490,14 @@ class Upstream extends native.NativeUpstream {
 }
 
 if (hasDispose) {
+  // `using s = list.openSession()` closes the session at scope exit (unless it ended).
+  Object.defineProperty(native.NativeSession.prototype, Symbol.dispose, {
+    value: function dispose() {
+      if (!this.closed) this.close()
+    },
+    writable: true,
+    configurable: true,
+  })
   // `using b = updater.bind(list).start()` stops the binding at scope exit.
   Object.defineProperty(native.Binding.prototype, Symbol.dispose, {
     value: function dispose() {
@@ -442,10 +511,21 @@ if (hasDispose) {
 /** Core error codes: kebab-case name → Node `code` (e.g. 'timeout' → 'PEERLB_TIMEOUT'). */
 const errorCodes = Object.freeze(Object.fromEntries(native.errorCodes()))
 
+/** The balancer's admin result numbers by name: 'success' → 1, 'no-action-required' → 3, 'failed' → 4. */
+const adminResultCodes = Object.freeze(Object.fromEntries(native.adminResultCodes()))
+
+/** The admin result numbers: `AdminResult.SUCCESS` (1), `.NO_ACTION_REQUIRED` (3), `.FAILED` (4). */
+const AdminResult = Object.freeze(
+  Object.fromEntries(native.adminResultCodes().map(([name, n]) => [name.toUpperCase().replace(/-/g, '_'), n])),
+)
+
 module.exports = {
   PeerList,
   Upstream,
   Choice,
+  Session: native.NativeSession,
+  AdminResult,
+  adminResultCodes,
   ManualClock: native.ManualClock,
   RetryBudget: native.RetryBudget,
   RequestRule: native.RequestRule,

@@ -139,12 +139,46 @@ export declare class NativeList {
    */
   delete(id: string): 'success' | 'no-action-required'
   /**
-   * Admin by name (`'disable'`, `'enable'`, `'reset'`, `'delete'`), not throwing for a
-   * failed operation: `{status: 'success' | 'no-action-required'}` or
-   * `{status: 'failed', code, message, error}` (an unknown action is failed with
-   * PEERLB_INVALID_ARGUMENT). Only wrong argument types throw (TypeError).
+   * Admin by name (`'disable'`, `'enable'`, `'reset'`, `'delete'`, `'failover'`), not
+   * throwing for a failed operation: `{status: 'success' | 'no-action-required', result}`
+   * or `{status: 'failed', result, code, message, error}`, where `result` is the
+   * balancer's number (1 success, 3 no action required, 4 failed; an unknown action is
+   * failed with PEERLB_INVALID_ARGUMENT). Only wrong argument types throw (TypeError).
    */
-  admin(action: 'disable' | 'enable' | 'reset' | 'delete', id: string): { status: 'success' | 'no-action-required' } | { status: 'failed'; code: string; message: string; error: Error }
+  admin(action: 'disable' | 'enable' | 'reset' | 'delete' | 'failover', id: string): { status: 'success'; result: 1 } | { status: 'no-action-required'; result: 3 } | { status: 'failed'; result: 4; code: string; message: string; error: Error }
+  /**
+   * Opens a session: chooses a peer with `choose`'s rules and binds a new session to it.
+   * Waits on the calling thread (the event loop) up to `timeoutMs`; see `openSessionAsync`.
+   */
+  openSession(options?: SessionOptions): NativeSession
+  /** `openSession` without blocking the event loop: a Promise of the session. */
+  openSessionAsync(options?: SessionOptions): Promise<NativeSession>
+  /**
+   * Admin: asks every open session bound to `id` to move (their `failoverRequested`
+   * turns true; session subscribers hear 'failover-requested'). Returns 'success', or
+   * 'no-action-required' when no session is bound there; throws when failed.
+   */
+  failover(id: string): 'success' | 'no-action-required'
+  /**
+   * Admin: one backend's configuration and state as JSON (weight, status, pending,
+   * admin and ejection state, counters, open sessions); throws PEERLB_PEER_NOT_IN_LIST
+   * for an unknown id.
+   */
+  backendConfig(id: string): string
+  /** Whether peer `id` would be chosen now (retained, available, enabled, not ejected). */
+  available(id: string): boolean
+  /** Whether peer `id` is in the list but not retained (the list is not running). */
+  uninitialized(id: string): boolean
+  /** How many peers would be chosen now. */
+  numAvailable(): number
+  /** How many retained peers would not be chosen now. */
+  numUnavailable(): number
+  /** How many peers are not retained (the list is not running). */
+  numUninitialized(): number
+  /** The retained peers, in the order they were added (empty while not running). */
+  peers(): Array<string>
+  /** The capacity hint the list was made with (10, yarpc's default, unless given). */
+  get capacity(): number
 }
 
 /** One HTTP request under a rule (internal; used by `peerlb/undici` and `peerlb/http`). */
@@ -195,10 +229,64 @@ export declare class NativeRetry {
   choose(): string | Promise<string | Error>
   /** The current attempt succeeded (`latencyMs` negative = unknown). */
   succeeded(latencyMs: number): void
-  /** The current attempt failed with `message` (counts toward the peer's ejection). */
-  failed(message: string, latencyMs: number): void
-  /** The peer declined the current attempt: throws the call's final `declined` error. */
-  declined(message: string, latencyMs: number): void
+  /**
+   * The current attempt failed with `message` (counts toward the peer's ejection);
+   * `remoteCode`, the remote system's own code (e.g. an HTTP status), if a number.
+   */
+  failed(message: string, latencyMs: number, remoteCode?: unknown): void
+  /**
+   * The peer declined the current attempt: throws the call's final `declined` error
+   * (with `peer` and `remoteCode`).
+   */
+  declined(message: string, latencyMs: number, remoteCode?: unknown): void
+}
+
+/**
+ * A session: a long-lived connection bound to one peer, one pending request there while
+ * bound. Made by `PeerList.openSession`; garbage-collecting it closes it.
+ */
+export declare class NativeSession {
+  /** The session's id: unique within its list, counting from 1, the same across failovers. */
+  get id(): number
+  /** The peer the session is bound to (after a failed failover, the peer it left). */
+  get peer(): string
+  /**
+   * Whether an admin asked the session to move (`failover(peer)`, `delete(peer)`, a
+   * removal) since it was bound to its peer.
+   */
+  get failoverRequested(): boolean
+  /**
+   * Whether the session is bound to a peer now (false once ended, and after a failed
+   * failover).
+   */
+  get bound(): boolean
+  /** Whether the session has ended (closed or declined). */
+  get closed(): boolean
+  /** How many times the session failed over. */
+  get failovers(): number
+  /**
+   * Marks a successful exchange: the peer's failure streak ends, and the next failover
+   * again prefers every other peer. Throws PEERLB_ALREADY_FINISHED on an ended session.
+   */
+  ok(): void
+  /**
+   * Fails the session over after an abnormal closure: the attempt ends as a failure and
+   * the session is bound to a different available peer, whose id is returned. Waits (on
+   * the calling thread: the event loop) up to `timeoutMs`; without it, no other peer now
+   * is PEERLB_NO_PEER_AVAILABLE. Errors carry `peer` (the peer left) and `remoteCode`.
+   */
+  failover(reason?: string | null, options?: FailoverOptions): string
+  /** `failover` without blocking the event loop: a Promise of the new peer's id. */
+  failoverAsync(reason?: string | null, options?: FailoverOptions): Promise<string>
+  /**
+   * The peer declined the session on purpose (e.g. authentication): the session ends,
+   * with no retry, counting neither as failure nor success for the peer. Returns the
+   * PEERLB_DECLINED `Error` describing it (with `peer` and `remoteCode`), to throw or
+   * log. Throws PEERLB_ALREADY_FINISHED on an ended session.
+   */
+  decline(reason?: string | null, options?: DeclineOptions): Error & { code: 'PEERLB_DECLINED'; peer: string; remoteCode: number | null }
+  /** Closes the session normally. Throws PEERLB_ALREADY_FINISHED when it has ended. */
+  close(): void
 }
 
 /** A score-based list of backends (after go-loadbalancer's upstream); use `Upstream`. */
@@ -295,6 +383,12 @@ export declare class Subscriber {
   get peerId(): string
 }
 
+/**
+ * The balancer's admin result numbers by name: `[['success', 1], ['no-action-required',
+ * 3], ['failed', 4]]` (the core's).
+ */
+export declare function adminResultCodes(): Array<[string, number]>
+
 /** A peer an updater applied. */
 export interface AppliedPeer {
   /** The peer id. */
@@ -329,9 +423,17 @@ export declare function coreVersion(): string
 /**
  * The error for a `retry` attempt to throw when the peer declined on purpose (e.g.
  * overload): code PEERLB_DECLINED; the call stops at once and the peer is not penalized.
- * `message` (default 'declined') is converted with `String()`.
+ * `message` (default 'declined') is converted with `String()`; `options.remoteCode`, the
+ * remote system's own code (e.g. HTTP 401), becomes the final error's `remoteCode` (any
+ * error an attempt throws may carry a numeric `remoteCode`).
  */
-export declare function declined(message?: string): Error & { code: 'PEERLB_DECLINED' }
+export declare function declined(message?: string, options?: { remoteCode?: number | null }): Error & { code: 'PEERLB_DECLINED'; remoteCode?: number }
+
+/** Options of `session.decline(reason, options)`. */
+export interface DeclineOptions {
+  /** The remote system's own code for the refusal (e.g. the HTTP status 401). */
+  remoteCode?: number | null
+}
 
 /** Options of `new DnsUpdater(name, options)`. */
 export interface DnsUpdaterOptions {
@@ -387,6 +489,22 @@ export interface EtcdUpdaterOptions {
   retryIntervalMs?: number | null
 }
 
+/** Options of `session.failover(reason, options)`. */
+export interface FailoverOptions {
+  /**
+   * How long to wait for another peer; without it, no other peer now is
+   * PEERLB_NO_PEER_AVAILABLE.
+   */
+  timeoutMs?: number | null
+  /**
+   * The remote system's own code for the closure (e.g. the WebSocket close code 1006),
+   * carried by a failover's error as `remoteCode`.
+   */
+  remoteCode?: number | null
+  /** A shard key replacing the session's. */
+  shardKey?: string | Uint8Array | null
+}
+
 /** Options of `new FileUpdater(path, options)`. */
 export interface FileUpdaterOptions {
   /** How often the file is looked at (default 250 ms). */
@@ -436,6 +554,8 @@ export interface PeerListOptions {
   ejection?: boolean | EjectionOptions | null
   /** The clock for ejection times and time-based strategies (default the real clock). */
   clock?: ManualClock | 'real' | null
+  /** Expected number of peers, a whole number (a pre-sizing hint; default 10, yarpc's). */
+  capacity?: number
 }
 
 /** Options of `new RequestRule(options)`; not given: the core's defaults. */
@@ -485,6 +605,14 @@ export interface RetryOptions {
   /** Retries also need this budget's permission. */
   budget?: RetryBudget | null
   /** The first attempt's shard key (retries vary it, so hash strategies pick other peers). */
+  shardKey?: string | Uint8Array | null
+}
+
+/** Options of `openSession` / `openSessionAsync`. */
+export interface SessionOptions {
+  /** How long to wait for an available peer; without it, a list with none fails at once. */
+  timeoutMs?: number | null
+  /** The key hash-based strategies map to a peer (others ignore it). */
   shardKey?: string | Uint8Array | null
 }
 

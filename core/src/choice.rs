@@ -69,6 +69,34 @@ impl Choice {
         self.in_flight().peer().status()
     }
 
+    /// A new reference to the chosen peer.
+    pub(crate) fn peer_ref(&self) -> crate::peer::PeerRef {
+        self.in_flight().peer_ref()
+    }
+
+    /// Records an `ok` for the peer without ending the request (a session's successful
+    /// exchange): the peer's failure streak ends.
+    pub(crate) fn record_ok(&self) {
+        self.in_flight().peer().record_outcome(Outcome::Ok);
+    }
+
+    /// Ends a session's attempt: the outcome counts for the peer (its failure streak and
+    /// ejection) as [`Choice::finish`]'s would, but the strategy learns no latency from
+    /// it (how long a session lasted says nothing about the peer's speed).
+    pub(crate) fn finish_session(mut self, outcome: Outcome) {
+        let Some(request) = self.request.take() else {
+            return;
+        };
+        if request.peer().record_outcome(outcome) {
+            let list = request.peer().list();
+            let peer = request.peer_ref();
+            drop(request);
+            if let Some(list) = list {
+                list.failure_streak(&peer);
+            }
+        }
+    }
+
     /// End the request: pending goes down, and the outcome (and latency, if known) is
     /// recorded for the peer.
     #[inline]

@@ -172,6 +172,26 @@ pub enum Error {
     /// See [`ErrorCode::Internal`].
     #[error("internal error (a caught panic): {0}")]
     Internal(String),
+    /// An error about an attempt on a remote system (a peer that declined, or a failed
+    /// attempt that ended a retry or a session's failover): the error itself plus the peer
+    /// and the remote system's own numeric code, if it gave one (an HTTP status, a
+    /// WebSocket close code). Its [`Error::code`] and message are the inner error's; read
+    /// the rest with [`Error::peer`] and [`Error::remote_code`]. See [`RemoteSystem`].
+    #[error("{}", .0.error)]
+    RemoteSystem(Box<RemoteSystem>),
+}
+
+/// What [`Error::RemoteSystem`] carries: the error, the remote system (peer) it is about,
+/// and that system's numeric code if it gave one (a WebSocket balancer's
+/// `RemoteSystemError.GetID()` and `.Code()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteSystem {
+    /// The error (its code and message are the outer error's).
+    pub error: Error,
+    /// The peer id of the remote system.
+    pub peer: String,
+    /// The remote system's own code (HTTP status, WebSocket close code), if known.
+    pub code: Option<i64>,
 }
 
 fn join_messages(errors: &[Error]) -> String {
@@ -204,6 +224,7 @@ impl Error {
             Error::Declined(_) => ErrorCode::Declined,
             Error::AlreadyFinished(_) => ErrorCode::AlreadyFinished,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::RemoteSystem(remote) => remote.error.code(),
             Error::Multiple(errors) => {
                 let first = errors.first().map(Error::code);
                 match first {
@@ -220,6 +241,51 @@ impl Error {
             Error::Multiple(errors) => errors.iter().collect(),
             other => vec![other],
         }
+    }
+
+    /// The peer this error is about, if it is about one: the peer of a remote-system error
+    /// (a declined or failed attempt), of `peer-already-in-list`, `peer-not-in-list` and
+    /// `transport-failed`.
+    ///
+    /// ```
+    /// use peerlb::Error;
+    /// let e = Error::Declined("no".into()).at_peer("a:1", Some(401));
+    /// assert_eq!(e.peer(), Some("a:1"));
+    /// assert_eq!(e.remote_code(), Some(401));
+    /// assert_eq!(e.code(), peerlb::ErrorCode::Declined);
+    /// assert_eq!(e.to_string(), "no");
+    /// assert_eq!(Error::PeerNotInList("b".into()).peer(), Some("b"));
+    /// ```
+    pub fn peer(&self) -> Option<&str> {
+        match self {
+            Error::RemoteSystem(remote) => Some(&remote.peer),
+            Error::PeerAlreadyInList(peer) | Error::PeerNotInList(peer) => Some(peer),
+            Error::TransportFailed { peer, .. } => Some(peer),
+            _ => None,
+        }
+    }
+
+    /// The remote system's own numeric code (an HTTP status, a WebSocket close code) of a
+    /// remote-system error, when the caller reported one.
+    pub fn remote_code(&self) -> Option<i64> {
+        match self {
+            Error::RemoteSystem(remote) => remote.code,
+            _ => None,
+        }
+    }
+
+    /// This error as a remote-system error about `peer` with the remote system's `code`
+    /// (see [`Error::RemoteSystem`]); the code and message stay this error's.
+    pub fn at_peer(self, peer: impl Into<String>, code: Option<i64>) -> Error {
+        let error = match self {
+            Error::RemoteSystem(remote) => remote.error,
+            other => other,
+        };
+        Error::RemoteSystem(Box::new(RemoteSystem {
+            error,
+            peer: peer.into(),
+            code,
+        }))
     }
 
     /// The error every surface gives for finishing a choice of `peer` a second time.

@@ -114,10 +114,27 @@ impl fmt::Display for PeerEvent {
 /// A subscriber callback.
 pub type EventCallback = Arc<dyn Fn(&PeerEvent) + Send + Sync>;
 
+/// A subscriber callback for events of type `E` (peer events, session events).
+pub(crate) type Callback<E> = Arc<dyn Fn(&E) + Send + Sync>;
+
+/// What a [`Subscription`] needs of its bus, whatever the bus's event type.
+trait Unsubscribe: Send + Sync {
+    fn unsubscribe(&self, id: u64);
+}
+
+impl<E: Send + Sync + 'static> Unsubscribe for EventBus<E> {
+    fn unsubscribe(&self, id: u64) {
+        EventBus::unsubscribe(self, id);
+    }
+}
+
 /// Keeps a subscription alive; dropping it (or [`Subscription::cancel`]) unsubscribes.
+/// The same handle serves peer events ([`PeerList::subscribe`](crate::PeerList::subscribe))
+/// and session events
+/// ([`PeerList::subscribe_sessions`](crate::PeerList::subscribe_sessions)).
 #[must_use = "dropping a Subscription unsubscribes at once"]
 pub struct Subscription {
-    bus: std::sync::Weak<EventBus>,
+    bus: std::sync::Weak<dyn Unsubscribe>,
     id: u64,
 }
 
@@ -127,7 +144,7 @@ impl Subscription {
 
     /// Keeps the subscription for the life of the list (no handle to hold).
     pub fn forget(mut self) {
-        self.bus = std::sync::Weak::new();
+        self.bus = std::sync::Weak::<EventBus<PeerEvent>>::new();
     }
 }
 
@@ -145,38 +162,52 @@ impl fmt::Debug for Subscription {
     }
 }
 
-/// A list's event queue and subscribers.
-#[derive(Default)]
-pub(crate) struct EventBus {
-    inner: Mutex<BusState>,
+/// A list's event queue and subscribers, for one type of event (a list has one bus for
+/// peer events and one for session events).
+pub(crate) struct EventBus<E = PeerEvent> {
+    inner: Mutex<BusState<E>>,
     /// How many subscribers there are (read without the lock: a list records no events
     /// while nobody listens).
     subscribers: AtomicUsize,
 }
 
-#[derive(Default)]
-struct BusState {
-    subscribers: Vec<(u64, EventCallback)>,
+impl<E> Default for EventBus<E> {
+    fn default() -> Self {
+        EventBus {
+            inner: Mutex::new(BusState {
+                subscribers: Vec::new(),
+                next_id: 0,
+                queue: VecDeque::new(),
+                delivering: false,
+            }),
+            subscribers: AtomicUsize::new(0),
+        }
+    }
+}
+
+struct BusState<E> {
+    subscribers: Vec<(u64, Callback<E>)>,
     next_id: u64,
-    queue: VecDeque<PeerEvent>,
+    queue: VecDeque<E>,
     delivering: bool,
 }
 
-impl EventBus {
-    fn lock(&self) -> MutexGuard<'_, BusState> {
+impl<E: Send + Sync + 'static> EventBus<E> {
+    fn lock(&self) -> MutexGuard<'_, BusState<E>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Adds a subscriber.
-    pub(crate) fn subscribe(self: &Arc<Self>, callback: EventCallback) -> Subscription {
+    pub(crate) fn subscribe(self: &Arc<Self>, callback: Callback<E>) -> Subscription {
         let mut state = self.lock();
         state.next_id += 1;
         let id = state.next_id;
         state.subscribers.push((id, callback));
         self.subscribers
             .store(state.subscribers.len(), Ordering::Release);
+        let bus: Arc<dyn Unsubscribe> = self.clone();
         Subscription {
-            bus: Arc::downgrade(self),
+            bus: Arc::downgrade(&bus),
             id,
         }
     }
@@ -202,7 +233,7 @@ impl EventBus {
     }
 
     /// Queues events; call while holding the list's lock so the order is the changes'.
-    pub(crate) fn push(&self, events: impl IntoIterator<Item = PeerEvent>) {
+    pub(crate) fn push(&self, events: impl IntoIterator<Item = E>) {
         let mut state = self.lock();
         if state.subscribers.is_empty() {
             return;
@@ -232,7 +263,7 @@ impl EventBus {
                 let mut state = self.lock();
                 match state.queue.pop_front() {
                     Some(e) => {
-                        let subs: Vec<EventCallback> =
+                        let subs: Vec<Callback<E>> =
                             state.subscribers.iter().map(|(_, s)| s.clone()).collect();
                         (e, subs)
                     }

@@ -9,10 +9,10 @@ use serde::{Deserialize, Serialize};
 /// ```json
 /// {"strategy":"round-robin","transport":"always-available","state":"running",
 ///  "summary":"Running (2/3 available)","available":2,"total":3,"panic":false,
-///  "ejected":0,"disabled":0,"chosen":10,"failures":1,"ejections":0,
+///  "ejected":0,"disabled":0,"chosen":10,"failures":1,"ejections":0,"sessions":0,
 ///  "peers":[{"id":"a:1","status":"available","pending":0,"weight":1,"admin":"enabled",
 ///            "ejected":false,"ejected_for_ms":0,"ejections":0,"consecutive_failures":1,
-///            "chosen":10,"failures":1}]}
+///            "chosen":10,"failures":1,"sessions":0}]}
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListIntrospection {
@@ -47,6 +47,10 @@ pub struct ListIntrospection {
     /// Ejections so far, summed over the peers.
     #[serde(default)]
     pub ejections: u64,
+    /// Open sessions of the list (see [`crate::session`]), including those bound to a
+    /// peer that was removed and those bound to no peer after a failed failover.
+    #[serde(default)]
+    pub sessions: usize,
     /// Every peer, in the order they were added.
     pub peers: Vec<PeerIntrospection>,
 }
@@ -84,6 +88,9 @@ pub struct PeerIntrospection {
     /// Requests to it that ended as `failure` since it was retained.
     #[serde(default)]
     pub failures: u64,
+    /// Open sessions bound to it (each also counts in `pending`).
+    #[serde(default)]
+    pub sessions: usize,
 }
 
 fn enabled() -> String {

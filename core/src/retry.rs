@@ -347,6 +347,9 @@ pub struct Retry {
     errors: Vec<String>,
     tried: Vec<PeerId>,
     attempts: u32,
+    /// The peer of the last failed attempt and the remote system's code for it, which the
+    /// call's final error carries (see [`Error::peer`], [`Error::remote_code`]).
+    last_failed: Option<(PeerId, Option<i64>)>,
     /// What [`Retry::check_next`] counted in the budget for the attempt being chosen
     /// (`Some(true)`: a retry, `Some(false)`: the call), refunded if no peer is chosen.
     charged: Option<bool>,
@@ -364,6 +367,7 @@ impl Retry {
             errors: Vec::new(),
             tried: Vec::new(),
             attempts: 0,
+            last_failed: None,
             charged: None,
         }
     }
@@ -462,32 +466,38 @@ impl Retry {
     /// Chooses the peer for the next attempt (blocking while the list has none, until the
     /// deadline), preferring one this call has not tried yet.
     pub fn choose(&mut self, list: &PeerList, request: &Request<'_>) -> Result<Choice> {
-        self.check_next()?;
-        let deadline = self.deadline(request);
-        let mut last = None;
-        for rechoose in 0..self.rechoose_limit() {
-            let key = self.shard_key(request, rechoose);
-            let choice = list
-                .choose(&attempt_request(deadline, &key))
-                .map_err(|e| self.choose_failed(e))?;
-            if let Some(choice) = self.keep_if_untried(choice, &mut last) {
-                return Ok(choice);
-            }
-        }
-        Ok(self.started_attempt(last.expect("at least one choose ran")))
+        crate::now_or_later::block_on(self.choose_async(list, request))
     }
 
     /// [`Retry::choose`] for async code: waits for a peer without blocking a thread.
     pub async fn choose_async(&mut self, list: &PeerList, request: &Request<'_>) -> Result<Choice> {
         self.check_next()?;
         let deadline = self.deadline(request);
-        let mut last = None;
-        for rechoose in 0..self.rechoose_limit() {
-            let key = self.shard_key(request, rechoose);
-            let choice = list
-                .choose_async(&attempt_request(deadline, &key))
-                .await
-                .map_err(|e| self.choose_failed(e))?;
+        self.choose_from(list, request, deadline, 0, None, None)
+            .await
+    }
+
+    /// The choosing of one attempt from its `first` try on: each try asks the list (or
+    /// awaits `pending`, a wait already under way for that try) and keeps the first peer
+    /// this call has not tried; with none new after the tries, the last one.
+    async fn choose_from(
+        &mut self,
+        list: &PeerList,
+        request: &Request<'_>,
+        deadline: Option<Instant>,
+        first: usize,
+        mut pending: Option<Later<Result<Choice>>>,
+        mut last: Option<Choice>,
+    ) -> Result<Choice> {
+        for rechoose in first..self.rechoose_limit() {
+            let result = match pending.take() {
+                Some(wait) => wait.await,
+                None => {
+                    let key = self.shard_key(request, rechoose);
+                    list.choose_async(&attempt_request(deadline, &key)).await
+                }
+            };
+            let choice = result.map_err(|e| self.choose_failed(e))?;
             if let Some(choice) = self.keep_if_untried(choice, &mut last) {
                 return Ok(choice);
             }
@@ -537,50 +547,17 @@ impl Retry {
                     let list = list.clone();
                     let key = request.shard_key().map(<[u8]>::to_vec);
                     return NowOrLater::Later(Later::new(async move {
-                        self.choose_rest(list, key, deadline, rechoose, wait, last)
-                            .await
+                        let request = attempt_request(None, &key);
+                        let result = self
+                            .choose_from(&list, &request, deadline, rechoose, Some(wait), last)
+                            .await;
+                        (self, result)
                     }));
                 }
             }
         }
         let choice = self.started_attempt(last.expect("at least one choose ran"));
         NowOrLater::Now((self, Ok(choice)))
-    }
-
-    /// The rest of [`Retry::choose_now`] once a choose had to wait.
-    async fn choose_rest(
-        mut self,
-        list: PeerList,
-        key: Option<Vec<u8>>,
-        deadline: Option<Instant>,
-        first: usize,
-        wait: Later<Result<Choice>>,
-        mut last: Option<Choice>,
-    ) -> (Retry, Result<Choice>) {
-        let request = attempt_request(None, &key);
-        let mut pending = Some(wait);
-        for rechoose in first..self.rechoose_limit() {
-            let result = match pending.take() {
-                Some(wait) => wait.await,
-                None => {
-                    let key = self.shard_key(&request, rechoose);
-                    list.choose_async(&attempt_request(deadline, &key)).await
-                }
-            };
-            match result {
-                Ok(choice) => {
-                    if let Some(choice) = self.keep_if_untried(choice, &mut last) {
-                        return (self, Ok(choice));
-                    }
-                }
-                Err(e) => {
-                    let e = self.choose_failed(e);
-                    return (self, Err(e));
-                }
-            }
-        }
-        let choice = self.started_attempt(last.expect("at least one choose ran"));
-        (self, Ok(choice))
     }
 
     /// How many times one attempt asks the list for a peer it has not tried.
@@ -621,10 +598,11 @@ impl Retry {
             self.attempts + 1,
             error
         );
-        match error {
+        let error = match error {
             Error::Timeout(_) => Error::Timeout(self.with_attempts(&what)),
             _ => Error::RetryExhausted(self.with_attempts(&what)),
-        }
+        };
+        self.at_last_failed(error)
     }
 
     /// The attempt on `choice` succeeded.
@@ -635,20 +613,67 @@ impl Retry {
     /// The attempt on `choice` failed with `error`; the next [`Retry::choose`] tries
     /// another peer (or gives the final error).
     pub fn failed(&mut self, choice: Choice, error: impl fmt::Display, latency: Option<Duration>) {
+        self.failed_with_code(choice, error, None, latency);
+    }
+
+    /// [`Retry::failed`] with the remote system's own code for the failure (an HTTP
+    /// status, ...): the call's final error carries the last failed attempt's peer and
+    /// code ([`Error::peer`], [`Error::remote_code`]).
+    pub fn failed_with_code(
+        &mut self,
+        choice: Choice,
+        error: impl fmt::Display,
+        code: Option<i64>,
+        latency: Option<Duration>,
+    ) {
+        self.last_failed = Some((choice.peer().clone(), code));
         choice.finish(Outcome::Failure, latency);
         self.errors.push(error.to_string());
     }
 
-    /// The peer declined the attempt: the call ends with this `declined` error.
+    /// The peer declined the attempt: the call ends with this `declined` error, which
+    /// carries the peer ([`Error::peer`]).
     pub fn declined(
         &mut self,
         choice: Choice,
         error: impl fmt::Display,
         latency: Option<Duration>,
     ) -> Error {
+        self.declined_with_code(choice, error, None, latency)
+    }
+
+    /// [`Retry::declined`] with the remote system's own code for the refusal (e.g. HTTP
+    /// 401), which the `declined` error carries ([`Error::remote_code`]).
+    ///
+    /// ```
+    /// use peerlb::{ListOptions, PeerList, Request};
+    /// use peerlb::retry::{Retry, RetryPolicy};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// list.start().unwrap();
+    /// let mut retry = Retry::new(&RetryPolicy::default());
+    /// let choice = retry.choose(&list, &Request::new()).unwrap();
+    /// let e = retry.declined_with_code(choice, "unauthorized", Some(401), None);
+    /// assert_eq!((e.peer(), e.remote_code()), (Some("a:1"), Some(401)));
+    /// ```
+    pub fn declined_with_code(
+        &mut self,
+        choice: Choice,
+        error: impl fmt::Display,
+        code: Option<i64>,
+        latency: Option<Duration>,
+    ) -> Error {
         let peer = choice.peer().to_string();
         choice.finish(Outcome::Declined, latency);
-        Error::Declined(format!("peer {peer:?} declined the request: {error}"))
+        Error::Declined(format!("peer {peer:?} declined the request: {error}")).at_peer(peer, code)
+    }
+
+    /// `error` carrying the last failed attempt's peer and code, if an attempt failed.
+    fn at_last_failed(&self, error: Error) -> Error {
+        match &self.last_failed {
+            Some((peer, code)) => error.at_peer(peer.as_str(), *code),
+            None => error,
+        }
     }
 
     fn with_attempts(&self, what: &str) -> String {
@@ -656,7 +681,7 @@ impl Retry {
     }
 
     fn final_error(&self, what: &str) -> Error {
-        Error::RetryExhausted(self.with_attempts(what))
+        self.at_last_failed(Error::RetryExhausted(self.with_attempts(what)))
     }
 
     fn timed_out(&self) -> Error {
@@ -666,7 +691,7 @@ impl Retry {
             if self.attempts == 1 { "" } else { "s" },
             Duration::from_millis(self.started.elapsed().as_millis() as u64)
         );
-        Error::Timeout(self.with_attempts(&what))
+        self.at_last_failed(Error::Timeout(self.with_attempts(&what)))
     }
 }
 

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use peerlb::retry::{Attempt, RetryBudget, RetryPolicy};
+use peerlb::retry::{Attempt, Retry, RetryBudget, RetryPolicy};
 use peerlb::{
     AdminResult, Choice, Clock, ConnectionStatus, EjectionPolicy, Error, ListOptions, ManualClock,
-    Outcome, PeerId, PeerList, PeerSpec, Request, Subscriber, Subscription, Transport,
+    Outcome, PeerId, PeerList, PeerSpec, Reason, Request, Session, Subscriber, Subscription,
+    Transport,
 };
 use serde_json::Value;
 
@@ -66,6 +67,10 @@ struct Run {
     events: Arc<Mutex<Vec<String>>>,
     subscription: Option<Subscription>,
     budget: Option<Arc<RetryBudget>>,
+    /// Open (or ended) sessions by name; dropping one closes it.
+    sessions: HashMap<String, Session>,
+    session_events: Arc<Mutex<Vec<String>>>,
+    session_subscription: Option<Subscription>,
 }
 
 /// The outcome a `choose` / `choose_many` step finishes its choices with.
@@ -144,6 +149,10 @@ impl Run {
         if let Some(ff) = step.get("fail_fast").and_then(Value::as_bool) {
             opts = opts.fail_fast(ff);
         }
+        if let Some(capacity) = step.get("capacity").and_then(Value::as_u64) {
+            opts = opts.capacity(capacity as usize);
+        }
+        self.sessions.clear();
         self.clock = None;
         match step.get("clock").and_then(Value::as_str) {
             None | Some("real") => {}
@@ -191,6 +200,11 @@ impl Run {
         self.subscription = self.list.as_ref().map(|list| {
             let log = self.events.clone();
             list.subscribe(move |e| log.lock().unwrap().push(e.to_string()))
+        });
+        self.session_events.lock().unwrap().clear();
+        self.session_subscription = self.list.as_ref().map(|list| {
+            let log = self.session_events.clone();
+            list.subscribe_sessions(move |e| log.lock().unwrap().push(e.to_string()))
         });
     }
 
@@ -444,6 +458,66 @@ impl Run {
                 self.budget = check_result(ctx, step, budget);
             }
             "retry" => self.retry(ctx, step),
+            "open_session" => self.open_session(ctx, step),
+            "session_failover" => self.session_failover(ctx, step),
+            "session_ok" => {
+                let result = self.session(ctx, step).ok();
+                check_result(ctx, step, result);
+            }
+            "session_decline" => {
+                let session = self.session(ctx, step);
+                let e = session.decline(reason(step));
+                check_remote(ctx, step, &e);
+                let want = step["expect_code"].as_str().expect("expect_code");
+                assert_eq!(e.code().as_str(), want, "{ctx}: decline's error ({e})");
+            }
+            "session_close" => {
+                let result = self.session(ctx, step).close();
+                check_result(ctx, step, result);
+            }
+            "session_drop" => {
+                let name = step["session"].as_str().expect("session");
+                drop(self.sessions.remove(name).expect("a held session"));
+            }
+            "session_check" => {
+                let s = self.session(ctx, step);
+                let got = serde_json::json!({
+                    "id": s.id(),
+                    "peer": s.peer().as_str(),
+                    "bound": s.is_bound(),
+                    "open": s.is_open(),
+                    "failover_requested": s.failover_requested(),
+                });
+                for (k, v) in step["expect"].as_object().expect("expect object") {
+                    assert_eq!(&got[k], v, "{ctx}: session field {k} in {got}");
+                }
+            }
+            "session_events" => {
+                let got: Vec<String> = std::mem::take(&mut *self.session_events.lock().unwrap());
+                assert_eq!(got, str_list(step.get("expect")), "{ctx}: session events");
+            }
+            "add_backend" => {
+                let data = match &step["data"] {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                let got: Value = serde_json::from_str(&self.list().add_backend(&data))
+                    .expect("add_backend answers JSON");
+                for (k, v) in step["expect"].as_object().expect("expect object") {
+                    assert_eq!(&got[k], v, "{ctx}: add_backend field {k} in {got}");
+                }
+            }
+            "backend_config" => {
+                let peer = step["peer"].as_str().expect("peer");
+                let result = self.list().backend_config(peer);
+                if let Some(json) = check_result(ctx, step, result) {
+                    let got: Value = serde_json::from_str(&json).expect("config is JSON");
+                    for (k, v) in step["expect"].as_object().expect("expect object") {
+                        assert_eq!(&got[k], v, "{ctx}: backend_config field {k} in {got}");
+                    }
+                }
+            }
+            "queries" => self.queries(ctx, step),
             "transport_calls" => {
                 let transport = self.transport.as_ref().expect("needs scripted transport");
                 let got: Vec<String> = std::mem::take(&mut *transport.calls.lock().unwrap());
@@ -463,6 +537,7 @@ impl Run {
             "enable" => list.enable(peer),
             "reset" => list.reset(peer),
             "delete" => list.delete(peer),
+            "failover" => list.failover(peer),
             other => panic!("{ctx}: unknown admin action {other:?}"),
         };
         let got = match &result {
@@ -470,6 +545,14 @@ impl Run {
             Ok(AdminResult::NoActionRequired) => "no-action-required",
             Err(_) => "failed",
         };
+        // The balancer's numbers: 1 success, 3 no action required, 4 failed.
+        let number = peerlb::admin::result_number(&result);
+        let want_number = match got {
+            "success" => 1,
+            "no-action-required" => 3,
+            _ => 4,
+        };
+        assert_eq!(number, want_number, "{ctx}: admin result number");
         let want = step
             .get("expect")
             .and_then(Value::as_str)
@@ -504,19 +587,42 @@ impl Run {
         if let Some(k) = key {
             request = request.with_shard_key(k);
         }
-        let result = peerlb::retry::call(self.list(), &request, &policy, |peer| {
-            let i = peers.len();
-            peers.push(peer.to_string());
-            let what = script
-                .get(i)
-                .unwrap_or_else(|| panic!("{ctx}: attempt {} is not scripted", i + 1));
-            match what.split_once(':') {
-                None if what == "ok" => Ok(()),
-                Some(("failure", msg)) => Err(Attempt::Failure(msg.to_owned())),
-                Some(("declined", msg)) => Err(Attempt::Declined(msg.to_owned())),
-                _ => panic!("{ctx}: bad scripted attempt {what:?}"),
+        let has_codes = script.iter().any(|a| a.contains('@'));
+        let result = if has_codes {
+            // Attempts that give the remote system's code go through the step-by-step API.
+            let mut retry = Retry::new(&policy);
+            loop {
+                let choice = match retry.choose(self.list(), &request) {
+                    Ok(c) => c,
+                    Err(e) => break Err(e),
+                };
+                let i = peers.len();
+                peers.push(choice.peer().to_string());
+                let (kind, code, msg) = scripted_attempt(ctx, &script, i);
+                match kind {
+                    "ok" => {
+                        retry.succeeded(choice, None);
+                        break Ok(());
+                    }
+                    "failure" => retry.failed_with_code(choice, msg, code, None),
+                    _ => break Err(retry.declined_with_code(choice, msg, code, None)),
+                }
             }
-        });
+        } else {
+            peerlb::retry::call(self.list(), &request, &policy, |peer| {
+                let i = peers.len();
+                peers.push(peer.to_string());
+                let (kind, _, msg) = scripted_attempt(ctx, &script, i);
+                match kind {
+                    "ok" => Ok(()),
+                    "failure" => Err(Attempt::Failure(msg)),
+                    _ => Err(Attempt::Declined(msg)),
+                }
+            })
+        };
+        if let Err(e) = &result {
+            check_remote(ctx, step, e);
+        }
         if let Some(want) = step.get("expect_peers") {
             assert_eq!(peers, str_list(Some(want)), "{ctx}: attempts' peers");
         }
@@ -533,6 +639,155 @@ impl Run {
             assert_eq!(e.to_string(), msg, "{ctx}: retry error message");
         }
         check_result(ctx, step, result);
+    }
+}
+
+/// A scripted retry attempt: `"ok"`, `"failure:<msg>"`, `"declined:<msg>"`, or with the
+/// remote system's code, `"failure@503:<msg>"`, `"declined@401:<msg>"`.
+fn scripted_attempt(ctx: &str, script: &[String], i: usize) -> (&'static str, Option<i64>, String) {
+    let what = script
+        .get(i)
+        .unwrap_or_else(|| panic!("{ctx}: attempt {} is not scripted", i + 1));
+    if what == "ok" {
+        return ("ok", None, String::new());
+    }
+    let (head, msg) = what
+        .split_once(':')
+        .unwrap_or_else(|| panic!("{ctx}: bad scripted attempt {what:?}"));
+    let (kind, code) = match head.split_once('@') {
+        Some((k, c)) => (k, Some(c.parse().expect("a numeric code"))),
+        None => (head, None),
+    };
+    let kind = match kind {
+        "failure" => "failure",
+        "declined" => "declined",
+        _ => panic!("{ctx}: bad scripted attempt {what:?}"),
+    };
+    (kind, code, msg.to_owned())
+}
+
+/// Checks `expect_peer` and `expect_remote_code` (null: no code) against an error.
+fn check_remote(ctx: &str, step: &Value, error: &Error) {
+    if let Some(peer) = step.get("expect_peer") {
+        assert_eq!(error.peer(), peer.as_str(), "{ctx}: error's peer ({error})");
+    }
+    if let Some(code) = step.get("expect_remote_code") {
+        assert_eq!(
+            error.remote_code(),
+            code.as_i64(),
+            "{ctx}: error's remote code ({error})"
+        );
+    }
+}
+
+/// The reason of a session step: `reason` (default "") and `remote_code`.
+fn reason(step: &Value) -> Reason {
+    let text = step.get("reason").and_then(Value::as_str).unwrap_or("");
+    match step.get("remote_code").and_then(Value::as_i64) {
+        Some(code) => Reason::new(text).with_code(code),
+        None => Reason::new(text),
+    }
+}
+
+fn request_of(step: &Value) -> Request<'_> {
+    let mut r = Request::new();
+    if let Some(ms) = step.get("timeout_ms").and_then(Value::as_u64) {
+        r = r.with_timeout(Duration::from_millis(ms));
+    }
+    if let Some(k) = step.get("shard_key").and_then(Value::as_str) {
+        r = r.with_shard_key(k.as_bytes());
+    }
+    r
+}
+
+impl Run {
+    fn session(&self, ctx: &str, step: &Value) -> &Session {
+        let name = step["session"].as_str().expect("session");
+        self.sessions
+            .get(name)
+            .unwrap_or_else(|| panic!("{ctx}: no session {name}"))
+    }
+
+    fn open_session(&mut self, ctx: &str, step: &Value) {
+        let result = self.list().open_session(&request_of(step));
+        let Some(session) = check_result(ctx, step, result) else {
+            return;
+        };
+        let peer = session.peer().to_string();
+        if let Some(want) = step.get("expect").and_then(Value::as_str) {
+            assert_eq!(peer, want, "{ctx}: session opened on the wrong peer");
+        }
+        if let Some(any) = step.get("expect_one_of") {
+            let allowed = str_list(Some(any));
+            assert!(allowed.contains(&peer), "{ctx}: {peer} not in {allowed:?}");
+        }
+        if let Some(id) = step.get("expect_id").and_then(Value::as_u64) {
+            assert_eq!(session.id(), id, "{ctx}: session id");
+        }
+        let name = step["name"].as_str().expect("name");
+        self.sessions.insert(name.to_owned(), session);
+    }
+
+    fn session_failover(&mut self, ctx: &str, step: &Value) {
+        let session = self.session(ctx, step);
+        let result = session.failover_with(reason(step), &request_of(step));
+        if let Err(e) = &result {
+            check_remote(ctx, step, e);
+        }
+        let Some(peer) = check_result(ctx, step, result) else {
+            return;
+        };
+        assert_eq!(
+            peer,
+            session.peer(),
+            "{ctx}: failover's answer and session.peer()"
+        );
+        if let Some(want) = step.get("expect").and_then(Value::as_str) {
+            assert_eq!(peer.as_str(), want, "{ctx}: failed over to the wrong peer");
+        }
+        if let Some(any) = step.get("expect_one_of") {
+            let allowed = str_list(Some(any));
+            assert!(
+                allowed.iter().any(|p| p == peer.as_str()),
+                "{ctx}: {peer} not in {allowed:?}"
+            );
+        }
+    }
+
+    fn queries(&self, ctx: &str, step: &Value) {
+        let list = self.list();
+        if let Some(n) = step.get("capacity").and_then(Value::as_u64) {
+            assert_eq!(list.capacity() as u64, n, "{ctx}: capacity");
+        }
+        for (key, query) in [
+            (
+                "available",
+                PeerList::available as fn(&PeerList, &str) -> bool,
+            ),
+            ("uninitialized", PeerList::uninitialized),
+        ] {
+            if let Some(map) = step.get(key).and_then(Value::as_object) {
+                for (id, want) in map {
+                    assert_eq!(Value::Bool(query(list, id)), *want, "{ctx}: {key}({id})");
+                }
+            }
+        }
+        for (key, count) in [
+            (
+                "num_available",
+                PeerList::num_available as fn(&PeerList) -> usize,
+            ),
+            ("num_unavailable", PeerList::num_unavailable),
+            ("num_uninitialized", PeerList::num_uninitialized),
+        ] {
+            if let Some(n) = step.get(key).and_then(Value::as_u64) {
+                assert_eq!(count(list) as u64, n, "{ctx}: {key}");
+            }
+        }
+        if let Some(want) = step.get("peers") {
+            let got: Vec<String> = list.peers().iter().map(|p| p.to_string()).collect();
+            assert_eq!(got, str_list(Some(want)), "{ctx}: peers()");
+        }
     }
 }
 
@@ -566,6 +821,9 @@ fn conformance_scenarios() {
             events: Arc::new(Mutex::new(Vec::new())),
             subscription: None,
             budget: None,
+            sessions: HashMap::new(),
+            session_events: Arc::new(Mutex::new(Vec::new())),
+            session_subscription: None,
         };
         for (i, step) in scenario["steps"]
             .as_array()

@@ -114,12 +114,18 @@ fn name_of(value: u32) -> Option<&'static CStr> {
 struct LastError {
     message: CString,
     codes: Vec<peerlb_status>,
+    /// The peer the error is about (`Error::peer`), if any.
+    peer: Option<CString>,
+    /// The remote system's code (`Error::remote_code`), if any.
+    remote_code: Option<i64>,
 }
 
 thread_local! {
     static LAST_ERROR: RefCell<LastError> = RefCell::new(LastError {
         message: CString::default(),
         codes: Vec::new(),
+        peer: None,
+        remote_code: None,
     });
 }
 
@@ -131,9 +137,16 @@ pub(crate) fn record_error(error: &Error) -> peerlb_status {
         .map(|e| peerlb_status::from_code(e.code()))
         .collect();
     let message = crate::handle::c_string(error.to_string());
+    let peer = error.peer().map(|p| crate::handle::c_string(p.to_owned()));
+    let remote_code = error.remote_code();
     let _ = LAST_ERROR.try_with(|last| {
         if let Ok(mut last) = last.try_borrow_mut() {
-            *last = LastError { message, codes };
+            *last = LastError {
+                message,
+                codes,
+                peer,
+                remote_code,
+            };
         }
     });
     peerlb_status::from_code(error.code())
@@ -193,6 +206,57 @@ pub unsafe extern "C" fn peerlb_last_error_codes(
                 last.codes.len()
             })
             .unwrap_or(0)
+    })
+}
+
+/// The peer the last failed call on the calling thread was about, or `""` when it was
+/// about no peer (or no call failed yet): the peer that declined a session or a retried
+/// call, the last failed attempt's peer of a retry or failover that gave up, the peer of
+/// `PEERLB_PEER_NOT_IN_LIST`, `PEERLB_PEER_ALREADY_IN_LIST` and `PEERLB_TRANSPORT_FAILED`
+/// (a WebSocket balancer's `RemoteSystemError.GetID()`).
+///
+/// Ownership: as `peerlb_last_error_message`. Never NULL. Thread safety: each thread has
+/// its own last error.
+#[no_mangle]
+pub extern "C" fn peerlb_last_error_peer() -> *const c_char {
+    crate::boundary::guard_value(c"".as_ptr(), || {
+        LAST_ERROR
+            .try_with(|last| match last.try_borrow() {
+                Ok(last) => last.peer.as_ref().map_or(c"".as_ptr(), |p| p.as_ptr()),
+                Err(_) => c"".as_ptr(),
+            })
+            .unwrap_or(c"".as_ptr())
+    })
+}
+
+/// The remote system's own code of the last failed call on the calling thread (an HTTP
+/// status, a WebSocket close code), as reported with the attempt
+/// (`peerlb_session_failover`, `peerlb_session_decline`, `peerlb_retry_*_with_code`): writes
+/// it to `*code` and returns true, or returns false (and leaves `*code`) when the error
+/// carries none. A WebSocket balancer's `RemoteSystemError.Code()`.
+///
+/// Ownership: `*code` is the caller's; `code` may be NULL (then only the answer is
+/// given). Thread safety: each thread has its own last error.
+///
+/// # Safety
+/// `code` must be NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_last_error_remote_code(code: *mut i64) -> bool {
+    crate::boundary::guard_value(false, || {
+        let got = LAST_ERROR
+            .try_with(|last| last.try_borrow().ok().and_then(|l| l.remote_code))
+            .ok()
+            .flatten();
+        match got {
+            Some(value) => {
+                // SAFETY: forwarded contract.
+                if let Some(out) = unsafe { crate::handle::out_optional(code) } {
+                    out.write(value);
+                }
+                true
+            }
+            None => false,
+        }
     })
 }
 

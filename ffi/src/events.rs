@@ -81,7 +81,8 @@ pub struct peerlb_event {
 pub type peerlb_event_callback =
     Option<unsafe extern "C" fn(event: *const peerlb_event, user_data: *mut c_void)>;
 
-/// A subscription to a list's events, from `peerlb_list_subscribe`.
+/// A subscription to a list's events, from `peerlb_list_subscribe` (or to its session
+/// events, from `peerlb_list_subscribe_sessions`).
 ///
 /// Ownership: the caller frees it with `peerlb_subscription_free` (before or after the
 /// list: either order is fine). Thread safety: free it once, from any thread.
@@ -92,8 +93,23 @@ pub struct peerlb_subscription {
 /// What a `peerlb_subscription` points to. Dropping it unsubscribes, after waiting for a
 /// callback running on another thread.
 pub(crate) struct SubscriptionHandle {
-    shared: Arc<Shared>,
+    shared: Arc<dyn Cancel>,
     inner: Option<Subscription>,
+}
+
+impl SubscriptionHandle {
+    /// A handle for C owning `inner`, whose callback wrapper is `shared`.
+    pub(crate) fn into_c(shared: Arc<dyn Cancel>, inner: Subscription) -> *mut peerlb_subscription {
+        handle::into_raw(SubscriptionHandle {
+            shared,
+            inner: Some(inner),
+        })
+    }
+}
+
+/// Stops a callback wrapper: no call starts after `cancel`, which waits for a running one.
+pub(crate) trait Cancel: Send + Sync {
+    fn cancel(&self);
 }
 
 impl Handle for peerlb_subscription {
@@ -109,10 +125,14 @@ impl Drop for SubscriptionHandle {
     }
 }
 
-/// What the callback wrapper and the subscription handle share: the C callback, and
-/// whether (and on which thread) it is running, so freeing waits for a running callback.
-struct Shared {
-    callback: unsafe extern "C" fn(*const peerlb_event, *mut c_void),
+/// The C callback type of peer events.
+type EventFn = unsafe extern "C" fn(*const peerlb_event, *mut c_void);
+
+/// What the callback wrapper and the subscription handle share: the C callback (of type
+/// `F`), and whether (and on which thread) it is running, so freeing waits for a running
+/// callback.
+pub(crate) struct Shared<F> {
+    callback: F,
     user_data: *mut c_void,
     state: Mutex<State>,
     idle: Condvar,
@@ -124,18 +144,30 @@ struct State {
     running: Option<ThreadId>,
 }
 
-// SAFETY: the callback's contract (peerlb_list_subscribe) is that it may be called from any
-// thread; user_data is only ever handed back to it.
-unsafe impl Send for Shared {}
+// SAFETY: the callback's contract (peerlb_list_subscribe, peerlb_list_subscribe_sessions)
+// is that it may be called from any thread; user_data is only ever handed back to it.
+unsafe impl<F: Send> Send for Shared<F> {}
 // SAFETY: as above; calls are serialized by `state`.
-unsafe impl Sync for Shared {}
+unsafe impl<F: Sync> Sync for Shared<F> {}
 
-impl Shared {
+impl<F: Copy> Shared<F> {
+    /// A wrapper of `callback` with `user_data`.
+    pub(crate) fn new(callback: F, user_data: *mut c_void) -> Shared<F> {
+        Shared {
+            callback,
+            user_data,
+            state: Mutex::new(State::default()),
+            idle: Condvar::new(),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn deliver(&self, event: &PeerEvent) {
+    /// Runs `call` with the callback and its user data, unless cancelled; freeing the
+    /// subscription meanwhile waits until it returns.
+    pub(crate) fn call(&self, call: impl FnOnce(F, *mut c_void)) {
         {
             let mut state = self.lock();
             if state.cancelled {
@@ -144,27 +176,37 @@ impl Shared {
             state.running = Some(thread::current().id());
         }
         // Marks the callback finished even if building the event panics.
-        struct Done<'a>(&'a Shared);
-        impl Drop for Done<'_> {
+        struct Done<'a, F: Copy>(&'a Shared<F>);
+        impl<F: Copy> Drop for Done<'_, F> {
             fn drop(&mut self) {
                 self.0.lock().running = None;
                 self.0.idle.notify_all();
             }
         }
         let _done = Done(self);
-        let peer = CString::new(event.peer.as_str()).unwrap_or_default();
-        let detail = CString::new(event.detail.replace('\0', "\\0")).unwrap_or_default();
-        let c_event = peerlb_event {
-            kind: kind_to_c(event.kind),
-            peer: peer.as_ptr(),
-            peer_len: peer.as_bytes().len(),
-            detail: detail.as_ptr(),
-        };
-        // SAFETY: the callback follows peerlb_event_callback's contract; the event and its
-        // strings live until it returns.
-        unsafe { (self.callback)(&c_event, self.user_data) };
+        call(self.callback, self.user_data);
     }
+}
 
+impl Shared<EventFn> {
+    fn deliver(&self, event: &PeerEvent) {
+        self.call(|callback, user_data| {
+            let peer = CString::new(event.peer.as_str()).unwrap_or_default();
+            let detail = CString::new(event.detail.replace('\0', "\\0")).unwrap_or_default();
+            let c_event = peerlb_event {
+                kind: kind_to_c(event.kind),
+                peer: peer.as_ptr(),
+                peer_len: peer.as_bytes().len(),
+                detail: detail.as_ptr(),
+            };
+            // SAFETY: the callback follows peerlb_event_callback's contract; the event and
+            // its strings live until it returns.
+            unsafe { callback(&c_event, user_data) };
+        });
+    }
+}
+
+impl<F: Copy + Send + Sync> Cancel for Shared<F> {
     /// No call starts after this; waits for a running one unless it runs on this thread
     /// (a callback freeing its own subscription).
     fn cancel(&self) {
@@ -201,18 +243,10 @@ pub unsafe extern "C" fn peerlb_list_subscribe(
         let callback = handle::required(callback, "callback")?;
         // SAFETY: forwarded contract.
         let out = unsafe { handle::out(out, "out") }?;
-        let shared = Arc::new(Shared {
-            callback,
-            user_data,
-            state: Mutex::new(State::default()),
-            idle: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(callback, user_data));
         let for_list = shared.clone();
         let inner = list.subscribe(move |event| for_list.deliver(event));
-        out.write(handle::into_raw(SubscriptionHandle {
-            shared,
-            inner: Some(inner),
-        }));
+        out.write(SubscriptionHandle::into_c(shared, inner));
         Ok(())
     })
 }

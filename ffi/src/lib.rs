@@ -7,11 +7,11 @@
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`,
 //!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`,
-//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_request_rule`, `peerlb_request_call`);
-//!   plain data (`peerlb_request`, `peerlb_choice`, `peerlb_peer_spec`, `peerlb_event`,
-//!   `peerlb_request_report`, vtables, option structs) is `#[repr(C)]`. Every
-//!   pointer from C is read through [`handle`]: borrowing, freeing, out-parameters, strings
-//!   and arrays are written once there.
+//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`, `peerlb_request_rule`,
+//!   `peerlb_request_call`); plain data (`peerlb_request`, `peerlb_choice`,
+//!   `peerlb_peer_spec`, `peerlb_event`, `peerlb_request_report`, vtables, option structs)
+//!   is `#[repr(C)]`. Every pointer from C is read through [`handle`]: borrowing, freeing,
+//!   out-parameters, strings and arrays are written once there.
 //! * Every fallible call returns [`peerlb_status`]: 0 is success, every other value is the
 //!   core's `ErrorCode::as_u32()` (`PEERLB_INVALID_ARGUMENT` = 1 ... `PEERLB_INTERNAL` =
 //!   15). Out-parameters are written only on success. `peerlb_last_error_message()` and
@@ -43,8 +43,10 @@ pub mod events;
 mod handle;
 pub mod list;
 pub mod options;
+pub mod queries;
 pub mod request_rule;
 pub mod retry;
+pub mod session;
 pub mod transport;
 pub mod updater;
 pub mod upstream;
@@ -57,8 +59,10 @@ pub use error::peerlb_status;
 pub use events::*;
 pub use list::*;
 pub use options::*;
+pub use queries::*;
 pub use request_rule::*;
 pub use retry::*;
+pub use session::*;
 pub use transport::*;
 pub use updater::*;
 pub use upstream::*;
@@ -73,7 +77,9 @@ pub extern "C" fn peerlb_version() -> *const c_char {
 }
 
 /// Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
-/// `peerlb_upstream_pick`, `peerlb_updater_last_error`). NULL is ignored.
+/// `peerlb_list_backend_config`, `peerlb_list_add_backend`, `peerlb_list_peers`,
+/// `peerlb_session_peer`, `peerlb_session_failover`, `peerlb_upstream_pick`,
+/// `peerlb_updater_last_error`). NULL is ignored.
 ///
 /// Ownership: takes `s` back. Thread safety: any thread.
 ///

@@ -346,7 +346,8 @@ pub unsafe extern "C" fn peerlb_retry_failed(
 /// The peer declined the attempt on purpose (e.g. overloaded; `reason` is a NUL-terminated
 /// message, copied): finishes it as `PEERLB_OUTCOME_DECLINED` (no ejection, no retry),
 /// clears `*choice`, and ends the call: returns `PEERLB_DECLINED` with the message
-/// `peer "<id>" declined the request: <reason>`.
+/// `peer "<id>" declined the request: <reason>` (and the peer in
+/// `peerlb_last_error_peer`).
 ///
 /// Ownership: ends peerlb's hold on the chosen peer; the structs and `reason` stay the
 /// caller's.
@@ -374,6 +375,70 @@ pub unsafe extern "C" fn peerlb_retry_declined(
         };
         call.over = true;
         Err(call.retry()?.declined(choice, reason, latency(latency_us)))
+    })
+}
+
+/// `peerlb_retry_failed` with the remote system's own code for the failure (an HTTP
+/// status, ...): the call's final error then carries the last failed attempt's peer and
+/// code (`peerlb_last_error_peer`, `peerlb_last_error_remote_code`).
+///
+/// Ownership: as `peerlb_retry_failed`. Errors: as `peerlb_retry_failed`.
+///
+/// # Safety
+/// As `peerlb_retry_failed`.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_retry_failed_with_code(
+    retry: *mut peerlb_retry,
+    choice: *mut peerlb_choice,
+    error: *const c_char,
+    remote_code: i64,
+    latency_us: i64,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: the pointers are as `# Safety` says.
+        let (error, (call, choice)) = unsafe {
+            (
+                handle::c_str_lossy(error, "error")?,
+                take_attempt(retry, choice)?,
+            )
+        };
+        call.retry()?
+            .failed_with_code(choice, error, Some(remote_code), latency(latency_us));
+        Ok(())
+    })
+}
+
+/// `peerlb_retry_declined` with the remote system's own code for the refusal (e.g. HTTP
+/// 401): the `PEERLB_DECLINED` error carries it (`peerlb_last_error_remote_code`) beside
+/// the peer (`peerlb_last_error_peer`).
+///
+/// Ownership: as `peerlb_retry_declined`. Errors: as `peerlb_retry_declined`.
+///
+/// # Safety
+/// As `peerlb_retry_declined`.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_retry_declined_with_code(
+    retry: *mut peerlb_retry,
+    choice: *mut peerlb_choice,
+    reason: *const c_char,
+    remote_code: i64,
+    latency_us: i64,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: the pointers are as `# Safety` says.
+        let (reason, (call, choice)) = unsafe {
+            (
+                handle::c_str_lossy(reason, "reason")?,
+                take_attempt(retry, choice)?,
+            )
+        };
+        call.over = true;
+        Err(call.retry()?.declined_with_code(
+            choice,
+            reason,
+            Some(remote_code),
+            latency(latency_us),
+        ))
     })
 }
 

@@ -494,10 +494,10 @@ static void test_admin(void) {
     OK(peerlb_list_update(list, peers, 2, NULL, 0));
     peerlb_admin_result res = 77;
     peerlb_status (*ops[])(const peerlb_list *, const char *, size_t, peerlb_admin_result *) = {
-        peerlb_list_disable, peerlb_list_enable, peerlb_list_reset, peerlb_list_delete};
+        peerlb_list_disable, peerlb_list_enable, peerlb_list_reset, peerlb_list_delete, peerlb_list_failover};
     char long_id[1100];
     memset(long_id, 'x', sizeof long_id);
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < 5; i++) {
         EXPECT_STATUS(ops[i](NULL, LIT("a:1"), &res), PEERLB_INVALID_ARGUMENT);
         EXPECT_STATUS(ops[i](list, NULL, 3, &res), PEERLB_INVALID_ARGUMENT);
         EXPECT_STATUS(ops[i](list, LIT("a:1"), NULL), PEERLB_INVALID_ARGUMENT);
@@ -508,7 +508,7 @@ static void test_admin(void) {
         EXPECT_STATUS(ops[i](list, "a:1\0x", 5, &res), PEERLB_INVALID_ARGUMENT);
         EXPECT_STATUS(ops[i](list, LIT("zz:9"), &res), PEERLB_PEER_NOT_IN_LIST);
         EXPECT(strstr(peerlb_last_error_message(), "zz:9") != NULL, "names the peer: %s", peerlb_last_error_message());
-        EXPECT(res == 77, "result untouched on failure (op %zu)", i);
+        EXPECT(res == PEERLB_RESULT_FAILED, "result is failed on failure (op %zu)", i);
     }
     EXPECT(total_peers(list) == 2, "list intact");
     OK(peerlb_list_disable(list, LIT("a:1"), &res));
@@ -527,6 +527,9 @@ static void test_admin(void) {
     EXPECT_STATUS(peerlb_list_delete(list, LIT("b:1"), &res), PEERLB_PEER_NOT_IN_LIST);
     EXPECT(strcmp(peerlb_admin_result_str(PEERLB_ADMIN_SUCCESS), "success") == 0, "name");
     EXPECT(strcmp(peerlb_admin_result_str(PEERLB_ADMIN_NO_ACTION_REQUIRED), "no-action-required") == 0, "name");
+    EXPECT(strcmp(peerlb_admin_result_str(PEERLB_RESULT_FAILED), "failed") == 0, "name");
+    EXPECT(PEERLB_RESULT_SUCCESS == 1 && PEERLB_RESULT_NO_ACTION_REQUIRED == 3 && PEERLB_RESULT_FAILED == 4,
+           "the balancer's numbers");
     EXPECT(strcmp(peerlb_admin_result_str(2), "unknown") == 0, "unknown");
     EXPECT(strcmp(peerlb_admin_result_str(0xFFFFFFFFu), "unknown") == 0, "unknown");
     peerlb_list_free(list);

@@ -6,6 +6,10 @@
  * subscriber per peer (peerlb_subscriber_clone) for set_status steps, and the
  * while_waiting steps run while another pthread blocks in peerlb_list_choose.
  *
+ * Sessions are peerlb_session handles; peerlb_session_close frees one, so a step on a
+ * session the scenario closed (or dropped) before is answered here as the closed session
+ * it is (PEERLB_ALREADY_FINISHED, open and bound false) without touching freed memory.
+ *
  * Usage: conformance DIR   (prints "conformance: N passed, M failed") */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
@@ -61,6 +65,14 @@ struct run {
     pthread_mutex_t ev_mu;       /* callbacks may run on other threads (timers, waiters) */
     char **events;
     size_t n_events;
+    struct {
+        char *name;
+        peerlb_session *session; /* NULL once closed (freed) */
+    } sessions[64];
+    size_t n_sessions;
+    peerlb_subscription *session_sub; /* the list's session events, logged below */
+    char **session_events;
+    size_t n_session_events;
 };
 
 static int in_list(const json_value *arr, const char *id) {
@@ -221,9 +233,44 @@ static void log_event(const peerlb_event *e, void *user_data) {
     pthread_mutex_unlock(&r->ev_mu);
 }
 
+/* The session event callback: logs "<kind> <session> <peer>". */
+static void log_session_event(const peerlb_session_event *e, void *user_data) {
+    run *r = user_data;
+    const char *kind = peerlb_session_event_kind_str(e->kind);
+    if (strlen(e->peer) != e->peer_len || e->reason == NULL) return; /* logged as missing */
+    size_t n = strlen(kind) + e->peer_len + 32;
+    char *line = malloc(n);
+    snprintf(line, n, "%s %llu %.*s", kind, (unsigned long long)e->session, (int)e->peer_len, e->peer);
+    pthread_mutex_lock(&r->ev_mu);
+    r->session_events = realloc(r->session_events, (r->n_session_events + 1) * sizeof *r->session_events);
+    r->session_events[r->n_session_events++] = line;
+    pthread_mutex_unlock(&r->ev_mu);
+}
+
+static void clear_session_events(run *r) {
+    pthread_mutex_lock(&r->ev_mu);
+    for (size_t i = 0; i < r->n_session_events; i++) free(r->session_events[i]);
+    free(r->session_events);
+    r->session_events = NULL;
+    r->n_session_events = 0;
+    pthread_mutex_unlock(&r->ev_mu);
+}
+
+static void close_sessions(run *r) {
+    for (size_t i = 0; i < r->n_sessions; i++) {
+        if (r->sessions[i].session) peerlb_session_close(r->sessions[i].session);
+        free(r->sessions[i].name);
+    }
+    r->n_sessions = 0;
+}
+
 static void free_list(run *r) {
+    close_sessions(r); /* sessions keep their list alive; closing them first is tidier */
     peerlb_list_free(r->list); /* releases peers, then runs scripted_free */
     r->list = NULL;
+    peerlb_subscription_free(r->session_sub);
+    r->session_sub = NULL;
+    clear_session_events(r);
     /* After the list: either order is allowed (bad_input tests the other one). Once this
      * returns, log_event is not running and never runs again. */
     peerlb_subscription_free(r->sub);
@@ -278,6 +325,7 @@ static int need_list(run *r) {
 /* ---------- steps ---------- */
 
 static int step(run *r, const char *ctx, const json_value *s);
+static int check_remote(run *r, const json_value *s);
 
 static int op_new(run *r, const json_value *s) {
     free_list(r);
@@ -290,6 +338,8 @@ static int op_new(run *r, const json_value *s) {
         st = peerlb_list_options_set_seed(opts, (uint64_t)seed->number);
     if (st == PEERLB_OK && json_get(s, "fail_fast"))
         st = peerlb_list_options_set_fail_fast(opts, bool_or(s, "fail_fast", 0));
+    if (st == PEERLB_OK && json_get(s, "capacity"))
+        st = peerlb_list_options_set_capacity(opts, (size_t)num_or(s, "capacity", 0));
     const char *strategy = json_get_str(s, "strategy");
     if (st == PEERLB_OK) st = peerlb_list_options_set_strategy(opts, strategy ? strategy : "round-robin");
 
@@ -375,6 +425,8 @@ static int op_new(run *r, const json_value *s) {
     if (rc < 0) return -1;
     if (rc == 1 && peerlb_list_subscribe(r->list, log_event, r, &r->sub) != PEERLB_OK)
         return failf(r, "subscribe failed: %s", peerlb_last_error_message());
+    if (rc == 1 && peerlb_list_subscribe_sessions(r->list, log_session_event, r, &r->session_sub) != PEERLB_OK)
+        return failf(r, "subscribe_sessions failed: %s", peerlb_last_error_message());
     return 0;
 }
 
@@ -701,6 +753,7 @@ static int op_admin(run *r, const json_value *s) {
     else if (strcmp(action, "enable") == 0) fn = peerlb_list_enable;
     else if (strcmp(action, "reset") == 0) fn = peerlb_list_reset;
     else if (strcmp(action, "delete") == 0) fn = peerlb_list_delete;
+    else if (strcmp(action, "failover") == 0) fn = peerlb_list_failover;
     else return failf(r, "unknown admin action %s", action);
     peerlb_admin_result result = 0xdead;
     peerlb_status st = fn(r->list, peer, strlen(peer), &result);
@@ -709,7 +762,11 @@ static int op_admin(run *r, const json_value *s) {
     if (!want) want = "success";
     if (strcmp(got, want) != 0)
         return failf(r, "admin result %s, want %s (%s)", got, want, st ? peerlb_last_error_message() : "");
-    if (st != PEERLB_OK && result != 0xdead) return failf(r, "result written on failure");
+    /* The balancer's numbers: 1 success, 3 no action required, 4 failed. */
+    peerlb_admin_result want_number = strcmp(want, "success") == 0              ? PEERLB_RESULT_SUCCESS
+                                      : strcmp(want, "no-action-required") == 0 ? PEERLB_RESULT_NO_ACTION_REQUIRED
+                                                                                : PEERLB_RESULT_FAILED;
+    if (result != want_number) return failf(r, "admin result number %u, want %u", result, want_number);
     const char *code = json_get_str(s, "error");
     if (st != PEERLB_OK && code && strcmp(peerlb_status_str(st), code) != 0)
         return failf(r, "admin error %s, want %s (%s)", peerlb_status_str(st), code, peerlb_last_error_message());
@@ -790,6 +847,19 @@ static int op_retry(run *r, const json_value *s) {
             st = peerlb_retry_succeeded(retry, &c, -1);
             if (st != PEERLB_OK) rc = failf(r, "succeeded failed: %s", peerlb_last_error_message());
             break;
+        } else if (strncmp(what, "failure@", 8) == 0 && strchr(what, ':')) {
+            long long code = strtoll(what + 8, NULL, 10);
+            if (peerlb_retry_failed_with_code(retry, &c, strchr(what, ':') + 1, code, -1) != PEERLB_OK) {
+                peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1);
+                rc = failf(r, "retry_failed_with_code failed: %s", peerlb_last_error_message());
+                break;
+            }
+        } else if (strncmp(what, "declined@", 9) == 0 && strchr(what, ':')) {
+            long long code = strtoll(what + 9, NULL, 10);
+            st = peerlb_retry_declined_with_code(retry, &c, strchr(what, ':') + 1, code, -1);
+            snprintf(message, sizeof message, "%s", peerlb_last_error_message());
+            if (st != PEERLB_DECLINED) rc = failf(r, "retry_declined_with_code returned %s", peerlb_status_str(st));
+            break;
         } else if (strncmp(what, "failure:", 8) == 0) {
             if (peerlb_retry_failed(retry, &c, what + 8, -1) != PEERLB_OK) {
                 peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1);
@@ -829,10 +899,320 @@ static int op_retry(run *r, const json_value *s) {
     const char *want_msg = json_get_str(s, "message");
     if (rc == 0 && st != PEERLB_OK && want_msg && strcmp(want_msg, message) != 0)
         rc = failf(r, "retry error message [%s], want [%s]", message, want_msg);
+    if (rc == 0 && st != PEERLB_OK) rc = check_remote(r, s);
     for (size_t i = 0; i < n_peers; i++) free(peers[i]);
     if (rc != 0) return rc;
     /* check_result reads the last error of this thread, which is still the final one. */
     return check_result(r, s, st) < 0 ? -1 : 0;
+}
+
+/* ---------- sessions, backend admin, queries ---------- */
+
+/* Checks `expect_peer` and `expect_remote_code` (null: none) against the calling thread's
+ * last error. */
+static int check_remote(run *r, const json_value *s) {
+    const char *want_peer = json_get_str(s, "expect_peer");
+    if (want_peer && strcmp(peerlb_last_error_peer(), want_peer) != 0)
+        return failf(r, "error's peer [%s], want [%s] (%s)", peerlb_last_error_peer(), want_peer,
+                     peerlb_last_error_message());
+    const json_value *want_code = json_get(s, "expect_remote_code");
+    if (want_code) {
+        int64_t code = 0;
+        bool has = peerlb_last_error_remote_code(&code);
+        if (want_code->type == JSON_NULL && has) return failf(r, "error has remote code %lld, want none", (long long)code);
+        if (want_code->type == JSON_NUMBER && (!has || code != (int64_t)want_code->number))
+            return failf(r, "error's remote code %lld (%d), want %.0f", (long long)code, has, want_code->number);
+    }
+    return 0;
+}
+
+/* Appends `v` as JSON text to buf (the scenarios' add_backend data). */
+static void json_write(const json_value *v, char *buf, size_t cap) {
+    size_t used = strlen(buf);
+    if (used >= cap) return;
+    switch (v->type) {
+    case JSON_NULL: snprintf(buf + used, cap - used, "null"); break;
+    case JSON_BOOL: snprintf(buf + used, cap - used, v->boolean ? "true" : "false"); break;
+    case JSON_NUMBER: snprintf(buf + used, cap - used, "%.17g", v->number); break;
+    case JSON_STRING:
+        snprintf(buf + used, cap - used, "\"");
+        for (const char *c = v->string; *c; c++) {
+            used = strlen(buf);
+            if (*c == '"' || *c == '\\') snprintf(buf + used, cap - used, "\\%c", *c);
+            else snprintf(buf + used, cap - used, "%c", *c);
+        }
+        used = strlen(buf);
+        snprintf(buf + used, cap - used, "\"");
+        break;
+    case JSON_ARRAY:
+    case JSON_OBJECT:
+        snprintf(buf + used, cap - used, v->type == JSON_ARRAY ? "[" : "{");
+        for (size_t i = 0; i < v->len; i++) {
+            used = strlen(buf);
+            if (i) snprintf(buf + used, cap - used, ",");
+            if (v->type == JSON_OBJECT) {
+                json_value key = {.type = JSON_STRING, .string = v->keys[i]};
+                json_write(&key, buf, cap);
+                used = strlen(buf);
+                snprintf(buf + used, cap - used, ":");
+            }
+            json_write(v->items[i], buf, cap);
+        }
+        used = strlen(buf);
+        snprintf(buf + used, cap - used, v->type == JSON_ARRAY ? "]" : "}");
+        break;
+    }
+}
+
+/* Compares each key of object `want` with JSON `text`. */
+static int check_json_fields(run *r, const char *what, const json_value *want, const char *text) {
+    char err[128];
+    json_value *got = json_parse(text, err, sizeof err);
+    int rc = 0;
+    if (!got) rc = failf(r, "%s is not JSON (%s): %s", what, err, text);
+    for (size_t k = 0; rc == 0 && want && k < want->len; k++)
+        if (!json_equal(want->items[k], json_get(got, want->keys[k])))
+            rc = failf(r, "%s field %s differs in %s", what, want->keys[k], text);
+    json_free(got);
+    return rc;
+}
+
+static size_t session_index(run *r, const char *name) {
+    for (size_t i = 0; i < r->n_sessions; i++)
+        if (strcmp(r->sessions[i].name, name) == 0) return i;
+    return SIZE_MAX;
+}
+
+/* The session a step names (NULL when the scenario closed it); fails on an unknown name. */
+static int find_session(run *r, const json_value *s, peerlb_session **out) {
+    const char *name = json_get_str(s, "session");
+    size_t i = name ? session_index(r, name) : SIZE_MAX;
+    if (i == SIZE_MAX) return failf(r, "no session %s", name ? name : "(unnamed)");
+    *out = r->sessions[i].session;
+    return 0;
+}
+
+static peerlb_request step_request(const json_value *s) {
+    peerlb_request req = {num_or(s, "timeout_ms", PEERLB_NO_TIMEOUT), NULL, 0};
+    const json_value *key = json_get(s, "shard_key");
+    if (key && key->type == JSON_STRING) {
+        req.shard_key = (const uint8_t *)key->string;
+        req.shard_key_len = key->len;
+    }
+    return req;
+}
+
+/* Checks `expect` / `expect_one_of` against a peer id. */
+static int check_peer_id(run *r, const json_value *s, const char *peer) {
+    const char *want = json_get_str(s, "expect");
+    if (want && strcmp(want, peer) != 0) return failf(r, "session on %s, want %s", peer, want);
+    const json_value *any = json_get(s, "expect_one_of");
+    if (any && !in_list(any, peer)) return failf(r, "session on %s, not one of the expected", peer);
+    return 0;
+}
+
+static int op_open_session(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    const char *name = json_get_str(s, "name");
+    if (!name) return failf(r, "open_session needs a name");
+    peerlb_request req = step_request(s);
+    peerlb_session *session = NULL;
+    int rc = check_result(r, s, peerlb_session_open(r->list, &req, &session));
+    if (rc <= 0) return rc;
+    size_t i = session_index(r, name);
+    if (i == SIZE_MAX) {
+        if (r->n_sessions == 64) {
+            peerlb_session_close(session);
+            return failf(r, "too many sessions");
+        }
+        i = r->n_sessions++;
+        r->sessions[i].name = strdup(name);
+    } else if (r->sessions[i].session) {
+        peerlb_session_close(r->sessions[i].session);
+    }
+    r->sessions[i].session = session;
+    char *peer = NULL;
+    uint64_t id = 0;
+    if (peerlb_session_peer(session, &peer) != PEERLB_OK || peerlb_session_id(session, &id) != PEERLB_OK)
+        return failf(r, "session_peer / session_id failed: %s", peerlb_last_error_message());
+    rc = check_peer_id(r, s, peer);
+    peerlb_string_free(peer);
+    long want_id = num_or(s, "expect_id", -1);
+    if (rc == 0 && want_id >= 0 && (uint64_t)want_id != id) rc = failf(r, "session id %llu, want %ld", (unsigned long long)id, want_id);
+    return rc;
+}
+
+static int op_session_failover(run *r, const json_value *s) {
+    peerlb_session *session;
+    if (find_session(r, s, &session)) return -1;
+    if (!session) return check_result(r, s, PEERLB_ALREADY_FINISHED) < 0 ? -1 : 0;
+    const json_value *code_v = json_get(s, "remote_code");
+    int64_t code = code_v && code_v->type == JSON_NUMBER ? (int64_t)code_v->number : 0;
+    const char *reason = json_get_str(s, "reason");
+    peerlb_request req = step_request(s);
+    char *peer = NULL;
+    peerlb_status st = peerlb_session_failover(session, reason, code_v ? &code : NULL, json_get(s, "timeout_ms") ? &req : NULL, &peer);
+    if (st != PEERLB_OK && check_remote(r, s)) return -1;
+    int rc = check_result(r, s, st);
+    if (rc <= 0) return rc;
+    rc = 0;
+    char *now = NULL;
+    if (peerlb_session_peer(session, &now) != PEERLB_OK) rc = failf(r, "session_peer failed");
+    else if (strcmp(now, peer) != 0) rc = failf(r, "failover gave %s, session_peer says %s", peer, now);
+    if (rc == 0) rc = check_peer_id(r, s, peer);
+    peerlb_string_free(now);
+    peerlb_string_free(peer);
+    return rc;
+}
+
+static int op_session_simple(run *r, const json_value *s, const char *op) {
+    size_t i = SIZE_MAX;
+    const char *name = json_get_str(s, "session");
+    if (name) i = session_index(r, name);
+    if (i == SIZE_MAX) return failf(r, "no session %s", name ? name : "(unnamed)");
+    peerlb_session *session = r->sessions[i].session;
+    if (strcmp(op, "session_ok") == 0) {
+        peerlb_status st = session ? peerlb_session_ok(session) : PEERLB_ALREADY_FINISHED;
+        return check_result(r, s, st) < 0 ? -1 : 0;
+    }
+    if (strcmp(op, "session_decline") == 0) {
+        const json_value *code_v = json_get(s, "remote_code");
+        int64_t code = code_v && code_v->type == JSON_NUMBER ? (int64_t)code_v->number : 0;
+        peerlb_status st = session ? peerlb_session_decline(session, json_get_str(s, "reason"), code_v ? &code : NULL)
+                                   : PEERLB_ALREADY_FINISHED;
+        const char *want = json_get_str(s, "expect_code");
+        if (!want || strcmp(peerlb_status_str(st), want) != 0)
+            return failf(r, "decline gave %s, want %s", peerlb_status_str(st), want ? want : "?");
+        return session ? check_remote(r, s) : 0;
+    }
+    /* session_close and session_drop: both free the handle. */
+    peerlb_status st = session ? peerlb_session_close(session) : PEERLB_ALREADY_FINISHED;
+    r->sessions[i].session = NULL;
+    if (strcmp(op, "session_drop") == 0) return st == PEERLB_OK ? 0 : failf(r, "dropping closed nothing");
+    return check_result(r, s, st) < 0 ? -1 : 0;
+}
+
+static int op_session_check(run *r, const json_value *s) {
+    peerlb_session *session;
+    if (find_session(r, s, &session)) return -1;
+    const json_value *want = json_get(s, "expect");
+    if (!want || want->type != JSON_OBJECT) return failf(r, "session_check needs an expect object");
+    char got[2048] = "";
+    if (!session) {
+        snprintf(got, sizeof got, "{\"open\":false,\"bound\":false}");
+    } else {
+        uint64_t id = 0;
+        char *peer = NULL;
+        bool open = 0, bound = 0, requested = 0;
+        if (peerlb_session_id(session, &id) != PEERLB_OK || peerlb_session_peer(session, &peer) != PEERLB_OK ||
+            peerlb_session_state(session, &open, &bound) != PEERLB_OK ||
+            peerlb_session_failover_requested(session, &requested) != PEERLB_OK)
+            return failf(r, "session queries failed: %s", peerlb_last_error_message());
+        snprintf(got, sizeof got,
+                 "{\"id\":%llu,\"peer\":\"%s\",\"open\":%s,\"bound\":%s,\"failover_requested\":%s}",
+                 (unsigned long long)id, peer, open ? "true" : "false", bound ? "true" : "false",
+                 requested ? "true" : "false");
+        peerlb_string_free(peer);
+    }
+    char err[128];
+    json_value *g = json_parse(got, err, sizeof err);
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < want->len; k++) {
+        const json_value *v = json_get(g, want->keys[k]);
+        if (!session && !v) continue; /* a closed handle answers only open and bound */
+        if (!json_equal(want->items[k], v)) rc = failf(r, "session field %s differs in %s", want->keys[k], got);
+    }
+    json_free(g);
+    return rc;
+}
+
+static int op_session_events(run *r, const json_value *s) {
+    const json_value *want = json_get(s, "expect");
+    size_t nw = want && want->type == JSON_ARRAY ? want->len : 0;
+    int rc = 0;
+    pthread_mutex_lock(&r->ev_mu);
+    int differ = r->n_session_events != nw;
+    for (size_t i = 0; !differ && i < nw; i++) differ = strcmp(r->session_events[i], want->items[i]->string) != 0;
+    if (differ) {
+        fprintf(stderr, "  session events were:");
+        for (size_t i = 0; i < r->n_session_events; i++) fprintf(stderr, " [%s]", r->session_events[i]);
+        fprintf(stderr, "\n");
+        rc = -1;
+    }
+    pthread_mutex_unlock(&r->ev_mu);
+    clear_session_events(r);
+    return rc ? failf(r, "session events differ") : 0;
+}
+
+static int op_add_backend(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    const json_value *data = json_get(s, "data");
+    if (!data) return failf(r, "add_backend needs data");
+    char text[1024] = "";
+    if (data->type == JSON_STRING) snprintf(text, sizeof text, "%s", data->string);
+    else json_write(data, text, sizeof text);
+    char *answer = NULL;
+    peerlb_status st = peerlb_list_add_backend(r->list, text, strlen(text), &answer);
+    if (!answer) return failf(r, "add_backend wrote no answer: %s", peerlb_last_error_message());
+    int rc = check_json_fields(r, "add_backend", json_get(s, "expect"), answer);
+    /* The status agrees with the answer: OK, or the failure's own code. */
+    char err[128];
+    json_value *got = json_parse(answer, err, sizeof err);
+    const char *code = json_get_str(got, "error");
+    if (rc == 0 && (code ? strcmp(peerlb_status_str(st), code) != 0 : st != PEERLB_OK))
+        rc = failf(r, "add_backend status %s disagrees with %s", peerlb_status_str(st), answer);
+    json_free(got);
+    peerlb_string_free(answer);
+    return rc;
+}
+
+static int op_backend_config(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    const char *peer = json_get_str(s, "peer");
+    if (!peer) return failf(r, "backend_config needs a peer");
+    char *json = NULL;
+    int rc = check_result(r, s, peerlb_list_backend_config(r->list, peer, strlen(peer), &json));
+    if (rc <= 0) return rc;
+    rc = check_json_fields(r, "backend_config", json_get(s, "expect"), json);
+    peerlb_string_free(json);
+    return rc;
+}
+
+static int op_queries(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    long want = num_or(s, "capacity", -1);
+    size_t capacity = 0, counts[3] = {0, 0, 0};
+    if (peerlb_list_capacity(r->list, &capacity) != PEERLB_OK) return failf(r, "capacity failed");
+    if (want >= 0 && (size_t)want != capacity) return failf(r, "capacity %zu, want %ld", capacity, want);
+    const char *keys[2] = {"available", "uninitialized"};
+    for (int q = 0; q < 2; q++) {
+        const json_value *map = json_get(s, keys[q]);
+        for (size_t k = 0; map && k < map->len; k++) {
+            bool got = 0;
+            peerlb_status st = (q == 0 ? peerlb_list_available : peerlb_list_uninitialized)(
+                r->list, map->keys[k], strlen(map->keys[k]), &got);
+            if (st != PEERLB_OK) return failf(r, "%s failed: %s", keys[q], peerlb_last_error_message());
+            if ((int)got != map->items[k]->boolean) return failf(r, "%s(%s) is %d", keys[q], map->keys[k], got);
+        }
+    }
+    if (peerlb_list_counts(r->list, &counts[0], &counts[1], &counts[2]) != PEERLB_OK) return failf(r, "counts failed");
+    const char *count_keys[3] = {"num_available", "num_unavailable", "num_uninitialized"};
+    for (int q = 0; q < 3; q++) {
+        long n = num_or(s, count_keys[q], -1);
+        if (n >= 0 && (size_t)n != counts[q]) return failf(r, "%s is %zu, want %ld", count_keys[q], counts[q], n);
+    }
+    const json_value *peers = json_get(s, "peers");
+    if (peers) {
+        char *json = NULL;
+        if (peerlb_list_peers(r->list, &json) != PEERLB_OK) return failf(r, "peers failed");
+        char err[128];
+        json_value *got = json_parse(json, err, sizeof err);
+        int rc = json_equal(peers, got) ? 0 : failf(r, "peers() is %s", json);
+        json_free(got);
+        peerlb_string_free(json);
+        return rc;
+    }
+    return 0;
 }
 
 static int step(run *r, const char *ctx, const json_value *s) {
@@ -859,6 +1239,16 @@ static int step(run *r, const char *ctx, const json_value *s) {
     if (strcmp(op, "events") == 0) return op_events(r, s);
     if (strcmp(op, "retry_budget") == 0) return op_retry_budget(r, s);
     if (strcmp(op, "retry") == 0) return op_retry(r, s);
+    if (strcmp(op, "open_session") == 0) return op_open_session(r, s);
+    if (strcmp(op, "session_failover") == 0) return op_session_failover(r, s);
+    if (strcmp(op, "session_ok") == 0 || strcmp(op, "session_decline") == 0 || strcmp(op, "session_close") == 0 ||
+        strcmp(op, "session_drop") == 0)
+        return op_session_simple(r, s, op);
+    if (strcmp(op, "session_check") == 0) return op_session_check(r, s);
+    if (strcmp(op, "session_events") == 0) return op_session_events(r, s);
+    if (strcmp(op, "add_backend") == 0) return op_add_backend(r, s);
+    if (strcmp(op, "backend_config") == 0) return op_backend_config(r, s);
+    if (strcmp(op, "queries") == 0) return op_queries(r, s);
     return failf(r, "unknown op %s", op);
 }
 

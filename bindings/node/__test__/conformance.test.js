@@ -5,14 +5,17 @@
 // known after it was finished or dropped, so finishing it again is `already-finished`;
 // `retry` runs `list.retry` with an async function playing the scripted attempts; `events`
 // compares what `list.subscribe` delivered (events caused on the JS thread arrive before
-// the call that caused them returns).
+// the call that caused them returns). Sessions open with `openSession` and fail over with
+// `failover` (blocking; a wait there is short in every scenario) or, when the step has a
+// timeout, with `openSessionAsync` / `failoverAsync`; `session_drop` closes the session
+// (its release path; one garbage-collected unclosed is closed too, see sessions.test.js).
 'use strict'
 
 const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { PeerList, ManualClock, RetryBudget, declined } = require('..')
+const { PeerList, ManualClock, RetryBudget, declined, AdminResult, adminResultCodes } = require('..')
 
 const dir = path.resolve(__dirname, '../../../tests/conformance')
 const files = fs
@@ -86,10 +89,15 @@ class Run {
     this.clock = null
     this.events = []
     this.budget = null
+    this.sessions = new Map()
+    this.sessionEvents = []
   }
 
   newList(ctx, step) {
     const opts = { shuffle: step.shuffle === undefined ? false : step.shuffle }
+    if (step.capacity !== undefined) opts.capacity = step.capacity
+    for (const s of this.sessions.values()) if (!s.closed) s.close()
+    this.sessions.clear()
     if (step.seed !== undefined) opts.seed = step.seed
     if (step.fail_fast !== undefined) opts.failFast = step.fail_fast
     if (step.strategy !== undefined) opts.strategy = step.strategy
@@ -125,7 +133,11 @@ class Run {
     this.list = r.failed ? null : r.value
     this.held.clear()
     this.events = []
-    if (this.list) this.list.subscribe((e) => this.events.push(`${e.kind} ${e.peer}`))
+    this.sessionEvents = []
+    if (this.list) {
+      this.list.subscribe((e) => this.events.push(`${e.kind} ${e.peer}`))
+      this.list.subscribeSessions((e) => this.sessionEvents.push(`${e.kind} ${e.session} ${e.peer}`))
+    }
   }
 
   afterChoose(ctx, step, choice) {
@@ -270,6 +282,59 @@ class Run {
       }
       case 'retry':
         return this.retry(ctx, step)
+      case 'open_session':
+        return this.openSession(ctx, step)
+      case 'session_failover':
+        return this.sessionFailover(ctx, step)
+      case 'session_ok':
+        return check(ctx, step, () => this.session(ctx, step).ok())
+      case 'session_decline': {
+        const s = this.session(ctx, step)
+        let error
+        try {
+          error = s.decline(step.reason, step.remote_code === undefined ? undefined : { remoteCode: step.remote_code })
+        } catch (err) {
+          error = err
+        }
+        assert.ok(error instanceof Error, `${ctx}: decline gave ${error}`)
+        assert.equal(error.code, nodeCode(step.expect_code), `${ctx}: decline's code (${error.message})`)
+        this.remote(ctx, step, error)
+        return
+      }
+      case 'session_close':
+        return check(ctx, step, () => this.session(ctx, step).close())
+      case 'session_drop': {
+        const s = this.session(ctx, step)
+        this.sessions.delete(step.session)
+        s.close()
+        return
+      }
+      case 'session_check': {
+        const s = this.session(ctx, step)
+        const got = { id: s.id, peer: s.peer, bound: s.bound, open: !s.closed, failover_requested: s.failoverRequested }
+        for (const [k, v] of Object.entries(step.expect)) assert.deepEqual(got[k], v, `${ctx}: session field ${k} in ${JSON.stringify(got)}`)
+        return
+      }
+      case 'session_events': {
+        const got = this.sessionEvents.splice(0)
+        assert.deepEqual(got, step.expect || [], `${ctx}: session events`)
+        return
+      }
+      case 'add_backend': {
+        const answer = JSON.parse(this.list.addBackend(step.data))
+        for (const [k, v] of Object.entries(step.expect)) assert.deepEqual(answer[k], v, `${ctx}: add_backend field ${k} in ${JSON.stringify(answer)}`)
+        return
+      }
+      case 'backend_config': {
+        const r = check(ctx, step, () => this.list.backendConfig(step.peer))
+        if (!r.failed) {
+          const config = JSON.parse(r.value)
+          for (const [k, v] of Object.entries(step.expect)) assert.deepEqual(config[k], v, `${ctx}: backend_config field ${k}`)
+        }
+        return
+      }
+      case 'queries':
+        return this.queries(ctx, step)
       case 'transport_calls': {
         assert.ok(this.transport, `${ctx}: needs the scripted transport`)
         const got = this.transport.calls.splice(0)
@@ -294,11 +359,16 @@ Run.prototype.admin = function admin(ctx, step) {
     error = err
   }
   assert.equal(got, want, `${ctx}: admin result (${error && error.message})`)
+  // The balancer's numbers: 1 success, 3 no action required, 4 failed.
+  const number = { success: AdminResult.SUCCESS, 'no-action-required': AdminResult.NO_ACTION_REQUIRED, failed: AdminResult.FAILED }[want]
+  assert.deepEqual([AdminResult.SUCCESS, AdminResult.NO_ACTION_REQUIRED, AdminResult.FAILED], [1, 3, 4])
+  assert.equal(adminResultCodes[got], number, `${ctx}: the number of ${got}`)
   if (error) {
     assert.ok(error instanceof Error, `${ctx}: not an Error`)
     if (step.error) assert.equal(error.code, nodeCode(step.error), `${ctx}: admin error code (${error.message})`)
     const again = this.list.admin(step.action, step.peer)
     assert.equal(again.status, 'failed', `${ctx}: admin() status`)
+    assert.equal(again.result, number, `${ctx}: admin() result number`)
     assert.equal(again.code, error.code, `${ctx}: admin() code`)
     assert.equal(again.message, error.message, `${ctx}: admin() message`)
   }
@@ -322,8 +392,15 @@ Run.prototype.retry = async function retry(ctx, step) {
       assert.ok(what !== undefined, `${ctx}: attempt ${peers.length} is not scripted`)
       if (what === 'ok') return `done by ${peer}`
       const colon = what.indexOf(':')
-      const [kind, msg] = [what.slice(0, colon), what.slice(colon + 1)]
-      const err = kind === 'declined' ? declined(msg) : kind === 'failure' ? new Error(msg) : null
+      const [head, msg] = [what.slice(0, colon), what.slice(colon + 1)]
+      const [kind, code] = head.split('@')
+      const remoteCode = code === undefined ? undefined : Number(code)
+      let err = null
+      if (kind === 'declined') err = declined(msg, { remoteCode })
+      if (kind === 'failure') {
+        err = new Error(msg)
+        if (remoteCode !== undefined) err.remoteCode = remoteCode
+      }
       assert.ok(err, `${ctx}: bad scripted attempt ${what}`)
       thrown.push(err)
       throw err
@@ -333,11 +410,69 @@ Run.prototype.retry = async function retry(ctx, step) {
   if (step.expect_attempts !== undefined) assert.equal(peers.length, step.expect_attempts, `${ctx}: attempts`)
   if (step.expect_distinct) assert.equal(new Set(peers).size, peers.length, `${ctx}: peers not distinct: ${peers}`)
   if (r.failed) {
+    this.remote(ctx, step, r.error)
     if (step.message !== undefined) assert.equal(r.error.message, step.message, `${ctx}: retry error message`)
     assert.equal(r.error.cause, thrown[thrown.length - 1], `${ctx}: cause is the last attempt's error`)
   } else {
     assert.equal(r.value, `done by ${peers[peers.length - 1]}`, `${ctx}: resolved value`)
   }
+}
+
+Run.prototype.remote = function remote(ctx, step, error) {
+  if (step.expect_peer !== undefined) assert.equal(error.peer, step.expect_peer, `${ctx}: error's peer (${error.message})`)
+  if (step.expect_remote_code !== undefined) assert.equal(error.remoteCode, step.expect_remote_code, `${ctx}: error's remote code (${error.message})`)
+}
+
+Run.prototype.session = function session(ctx, step) {
+  const s = this.sessions.get(step.session)
+  assert.ok(s, `${ctx}: no session ${step.session}`)
+  return s
+}
+
+Run.prototype.openSession = async function openSession(ctx, step) {
+  const opts = {}
+  if (step.timeout_ms !== undefined) opts.timeoutMs = step.timeout_ms
+  if (step.shard_key !== undefined) opts.shardKey = step.shard_key
+  const r = step.timeout_ms === undefined ? check(ctx, step, () => this.list.openSession(opts)) : await checkAsync(ctx, step, this.list.openSessionAsync(opts))
+  if (r.failed) return
+  const s = r.value
+  if (step.expect !== undefined) assert.equal(s.peer, step.expect, `${ctx}: opened on the wrong peer`)
+  if (step.expect_one_of) assert.ok(step.expect_one_of.includes(s.peer), `${ctx}: ${s.peer}`)
+  if (step.expect_id !== undefined) assert.equal(s.id, step.expect_id, `${ctx}: session id`)
+  this.sessions.set(step.name, s)
+}
+
+Run.prototype.sessionFailover = async function sessionFailover(ctx, step) {
+  const s = this.session(ctx, step)
+  const opts = {}
+  if (step.timeout_ms !== undefined) opts.timeoutMs = step.timeout_ms
+  if (step.remote_code !== undefined) opts.remoteCode = step.remote_code
+  let failed
+  const attempt = async () => {
+    try {
+      return step.timeout_ms === undefined ? s.failover(step.reason, opts) : await s.failoverAsync(step.reason, opts)
+    } catch (err) {
+      failed = err
+      throw err
+    }
+  }
+  const r = await checkAsync(ctx, step, attempt())
+  if (failed) this.remote(ctx, step, failed)
+  if (r.failed) return
+  assert.equal(r.value, s.peer, `${ctx}: failover's answer and session.peer`)
+  if (step.expect !== undefined) assert.equal(r.value, step.expect, `${ctx}: failed over to the wrong peer`)
+  if (step.expect_one_of) assert.ok(step.expect_one_of.includes(r.value), `${ctx}: ${r.value}`)
+}
+
+Run.prototype.queries = function queries(ctx, step) {
+  const list = this.list
+  if (step.capacity !== undefined) assert.equal(list.capacity, step.capacity, `${ctx}: capacity`)
+  for (const [id, want] of Object.entries(step.available || {})) assert.equal(list.available(id), want, `${ctx}: available(${id})`)
+  for (const [id, want] of Object.entries(step.uninitialized || {})) assert.equal(list.uninitialized(id), want, `${ctx}: uninitialized(${id})`)
+  if (step.num_available !== undefined) assert.equal(list.numAvailable(), step.num_available, `${ctx}: numAvailable()`)
+  if (step.num_unavailable !== undefined) assert.equal(list.numUnavailable(), step.num_unavailable, `${ctx}: numUnavailable()`)
+  if (step.num_uninitialized !== undefined) assert.equal(list.numUninitialized(), step.num_uninitialized, `${ctx}: numUninitialized()`)
+  if (step.peers !== undefined) assert.deepEqual(list.peers(), step.peers, `${ctx}: peers()`)
 }
 
 test('there are conformance scenarios', () => {

@@ -154,24 +154,25 @@ test('admin: statuses, failures as errors or as {status: "failed"}, bad input le
   const list = started(['a', 'b'])
   assert.equal(list.disable('a'), 'success')
   assert.equal(list.disable('a'), 'no-action-required')
-  assert.deepEqual(list.admin('enable', 'a'), { status: 'success' })
-  assert.deepEqual(list.admin('reset', 'a'), { status: 'no-action-required' })
+  assert.deepEqual(list.admin('enable', 'a'), { result: 1, status: 'success' })
+  assert.deepEqual(list.admin('reset', 'a'), { result: 3, status: 'no-action-required' })
   const before = snapshot(list)
   for (const id of [42, null, undefined, {}, ['a'], Symbol('a')]) {
-    for (const m of ['disable', 'enable', 'reset', 'delete']) {
+    for (const m of ['disable', 'enable', 'reset', 'delete', 'failover']) {
       assert.throws(() => list[m](id), typeErr, `${m}(${String(id)})`)
     }
     assert.throws(() => list.admin('disable', id), typeErr)
   }
   assert.throws(() => list.admin(1, 'a'), typeErr)
   for (const id of ['', 'x'.repeat(1025), 'a\0b', 'y'.repeat(1 << 20)]) {
-    for (const m of ['disable', 'enable', 'reset', 'delete']) {
+    for (const m of ['disable', 'enable', 'reset', 'delete', 'failover']) {
       assert.throws(() => list[m](id), code('PEERLB_INVALID_ARGUMENT'), `${m}(${id.slice(0, 10)})`)
     }
   }
   assert.throws(() => list.disable('zzz'), code('PEERLB_PEER_NOT_IN_LIST'))
   const failed = list.admin('reset', 'zzz')
   assert.equal(failed.status, 'failed')
+  assert.equal(failed.result, 4)
   assert.equal(failed.code, 'PEERLB_PEER_NOT_IN_LIST')
   assert.match(failed.message, /zzz/)
   assert.ok(failed.error instanceof Error)

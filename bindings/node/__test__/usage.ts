@@ -89,7 +89,7 @@ import { EtcdUpdater } from '../index.js'
 const etcdUpdater = new EtcdUpdater(['http://127.0.0.1:2379'], '/svc/', { timeoutMs: 500, retryIntervalMs: 100 })
 void etcdUpdater
 // Ejection, manual clock, admin, events, retry
-import { ManualClock, RetryBudget, declined, type PeerEvent, type AdminResult, type PeerIntrospection } from '../index.js'
+import { ManualClock, RetryBudget, declined, AdminResult, type PeerEvent, type PeerIntrospection } from '../index.js'
 const clock = new ManualClock()
 const elist = new PeerList({ clock, ejection: { failures: 3, baseMs: 100, maxMs: 1000, maxPercent: 50, panicPercent: 0 } })
 new PeerList({ ejection: false, clock: 'real' })
@@ -155,3 +155,34 @@ function disposeBinding(): void {
   console.log(b.running)
 }
 void disposeBinding
+
+import { Session, adminResultCodes, type SessionEvent } from '../index.js'
+async function sessions(): Promise<void> {
+  const slist = new PeerList({ strategy: 'fewest-pending', capacity: 32 })
+  slist.update({ add: ['a:1', 'b:1'] })
+  slist.start()
+  const heard = slist.subscribeSessions((e: SessionEvent) => console.log(e.kind, e.session, e.peer, e.reason))
+  const s: Session = slist.openSession({ timeoutMs: 100, shardKey: 'user-1' })
+  const id: number = s.id
+  const moved: string = s.failover('reset', { timeoutMs: 100, remoteCode: 1006 })
+  const later: string = await s.failoverAsync(null, { timeoutMs: 100 })
+  s.ok()
+  const asked: boolean = s.failoverRequested
+  const e = s.decline('unauthorized', { remoteCode: 401 })
+  const code: number | null = e.remoteCode
+  const t: Session = await slist.openSessionAsync()
+  t.close()
+  const r: 'success' | 'no-action-required' = slist.failover('a:1')
+  const n: 1 | 3 | 4 = slist.admin('failover', 'a:1').result
+  const answer: string = slist.addBackend({ id: 'c:1', weight: 2 })
+  const config: string = slist.backendConfig('c:1')
+  const q: boolean = slist.available('c:1') && !slist.uninitialized('c:1')
+  const counts: number[] = [slist.numAvailable(), slist.numUnavailable(), slist.numUninitialized()]
+  const ids: string[] = slist.peers()
+  const cap: number = slist.capacity
+  const one: 1 = AdminResult.SUCCESS
+  const failedNumber: number = adminResultCodes.failed
+  heard.unsubscribe()
+  console.log(id, moved, later, asked, code, r, n, answer, config, q, counts, ids, cap, one, failedNumber, e.peer)
+}
+void sessions

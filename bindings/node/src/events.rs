@@ -28,27 +28,47 @@ use peerlb::PeerEvent;
 use crate::js;
 use crate::transport::{in_scope, referenced_tsfn, EnvScope, TsfnState};
 
-/// Delivers one list's events to its JS dispatcher `(kind, peer, detail) => void`.
-pub struct JsEvents {
+/// An event the dispatcher is called with: peer events as `(kind, peer, detail)`, session
+/// events as `(kind, session, peer, reason)`.
+pub trait Dispatched: Clone + Send + 'static {
+    /// The dispatcher's arguments for this event.
+    ///
+    /// # Safety
+    /// `env` must be the env of the current call, on its JS thread.
+    unsafe fn args(&self, env: sys::napi_env) -> Vec<sys::napi_value>;
+}
+
+impl Dispatched for PeerEvent {
+    unsafe fn args(&self, env: sys::napi_env) -> Vec<sys::napi_value> {
+        vec![
+            js::string(env, self.kind.as_str()),
+            js::string(env, self.peer.as_str()),
+            js::string(env, &self.detail),
+        ]
+    }
+}
+
+/// Delivers one list's events (of type `E`) to its JS dispatcher.
+pub struct JsEvents<E: Dispatched = PeerEvent> {
     env: usize,
     owner: ThreadId,
     /// A weak `napi_ref` (count 0) to the dispatcher function.
     dispatcher: usize,
     tsfn: Arc<TsfnState>,
-    queue: Mutex<VecDeque<PeerEvent>>,
+    queue: Mutex<VecDeque<E>>,
     /// A drain job is queued on the thread-safe function.
     posted: AtomicBool,
     /// A drain runs (on the JS thread); a nested one leaves the queue to it.
     draining: AtomicBool,
 }
 
-impl JsEvents {
+impl<E: Dispatched> JsEvents<E> {
     /// # Safety
     /// Call on the JS thread with the env of the current call and a live function.
     pub(crate) unsafe fn new(
         env: sys::napi_env,
         dispatcher: sys::napi_value,
-    ) -> napi::Result<Arc<JsEvents>> {
+    ) -> napi::Result<Arc<JsEvents<E>>> {
         let (reference, tsfn) = referenced_tsfn(env, dispatcher, "peerlb-events", "events")?;
         // Weak: the wrapper PeerList keeps its dispatcher alive, not the addon.
         let mut count = 0;
@@ -64,12 +84,12 @@ impl JsEvents {
         }))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<PeerEvent>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<E>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The core's subscriber callback.
-    pub(crate) fn on_event(self: &Arc<Self>, event: &PeerEvent) {
+    pub(crate) fn on_event(self: &Arc<Self>, event: &E) {
         self.lock().push_back(event.clone());
         let env = self.env as sys::napi_env;
         if thread::current().id() == self.owner && in_scope(env) {
@@ -129,7 +149,7 @@ impl JsEvents {
     }
 
     /// Calls the dispatcher with one event; false if the dispatcher is gone.
-    unsafe fn call(&self, env: sys::napi_env, event: &PeerEvent) -> bool {
+    unsafe fn call(&self, env: sys::napi_env, event: &E) -> bool {
         let mut func = ptr::null_mut();
         sys::napi_get_reference_value(env, self.dispatcher as sys::napi_ref, &mut func);
         if func.is_null() {
@@ -137,13 +157,10 @@ impl JsEvents {
         }
         let mut undefined = ptr::null_mut();
         sys::napi_get_undefined(env, &mut undefined);
-        let args = [
-            js::string(env, event.kind.as_str()),
-            js::string(env, event.peer.as_str()),
-            js::string(env, &event.detail),
-        ];
+        let args = event.args(env);
         let mut ret = ptr::null_mut();
-        let status = sys::napi_call_function(env, undefined, func, 3, args.as_ptr(), &mut ret);
+        let status =
+            sys::napi_call_function(env, undefined, func, args.len(), args.as_ptr(), &mut ret);
         if status != sys::Status::napi_ok {
             // The dispatcher catches what subscribers throw; anything left (e.g. a stack
             // overflow) must not escape into an unrelated call or crash the process.
@@ -153,7 +170,7 @@ impl JsEvents {
     }
 }
 
-impl Drop for JsEvents {
+impl<E: Dispatched> Drop for JsEvents<E> {
     fn drop(&mut self) {
         let state = self.tsfn.clone();
         if !state.is_alive() {

@@ -36,7 +36,9 @@ pub unsafe fn undefined(env: sys::napi_env) -> sys::napi_value {
 }
 
 /// Builds a JS `Error` for a core error: `code` is `PEERLB_…`; a combined error also gets
-/// `errors`, the individual errors (each an `Error` with its own `code`).
+/// `errors`, the individual errors (each an `Error` with its own `code`); an error about
+/// one peer gets `peer`, and a remote-system error (a declined or failed attempt) also
+/// `remoteCode`, the remote system's own code, or `null` when it gave none.
 ///
 /// # Safety
 /// `env` must be the env of the current call, on its JS thread.
@@ -56,6 +58,17 @@ pub unsafe fn error_value(env: sys::napi_env, err: &peerlb::Error) -> sys::napi_
             sys::napi_set_element(env, arr, i as u32, v);
         }
         sys::napi_set_named_property(env, obj, c"errors".as_ptr(), arr);
+    }
+    if let Some(peer) = err.peer() {
+        sys::napi_set_named_property(env, obj, c"peer".as_ptr(), string(env, peer));
+    }
+    if let peerlb::Error::RemoteSystem(remote) = err {
+        let mut code = ptr::null_mut();
+        match remote.code {
+            Some(c) => sys::napi_create_double(env, c as f64, &mut code),
+            None => sys::napi_get_null(env, &mut code),
+        };
+        sys::napi_set_named_property(env, obj, c"remoteCode".as_ptr(), code);
     }
     obj
 }

@@ -25,6 +25,7 @@ mod pending_update;
 mod registry;
 mod request_rule;
 mod retry;
+mod session;
 mod subscriber;
 mod table;
 mod transport;
@@ -81,6 +82,24 @@ pub fn error_codes() -> Vec<Vec<String>> {
         .collect()
 }
 
+/// The balancer's admin result numbers by name: `[['success', 1], ['no-action-required',
+/// 3], ['failed', 4]]` (the core's).
+#[napi(ts_return_type = "Array<[string, number]>")]
+pub fn admin_result_codes() -> Vec<(String, u32)> {
+    use peerlb::AdminResult;
+    vec![
+        (
+            AdminResult::Success.as_str().into(),
+            AdminResult::Success.as_u32(),
+        ),
+        (
+            AdminResult::NoActionRequired.as_str().into(),
+            AdminResult::NoActionRequired.as_u32(),
+        ),
+        ("failed".into(), peerlb::admin::RESULT_FAILED),
+    ]
+}
+
 /// Every core error code as the Node code the types name (for the types test).
 #[napi(skip_typescript)]
 pub fn typed_error_codes() -> Vec<PeerlbErrorCode> {
@@ -126,12 +145,14 @@ pub fn already_finished(env: Env, peer: String) -> sys::napi_value {
 
 /// The error for a `retry` attempt to throw when the peer declined on purpose (e.g.
 /// overload): code PEERLB_DECLINED; the call stops at once and the peer is not penalized.
-/// `message` (default 'declined') is converted with `String()`.
+/// `message` (default 'declined') is converted with `String()`; `options.remoteCode`, the
+/// remote system's own code (e.g. HTTP 401), becomes the final error's `remoteCode` (any
+/// error an attempt throws may carry a numeric `remoteCode`).
 #[napi(
-    ts_args_type = "message?: string",
-    ts_return_type = "Error & { code: 'PEERLB_DECLINED' }"
+    ts_args_type = "message?: string, options?: { remoteCode?: number | null }",
+    ts_return_type = "Error & { code: 'PEERLB_DECLINED'; remoteCode?: number }"
 )]
-pub fn declined(env: Env, message: Option<Unknown>) -> sys::napi_value {
+pub fn declined(env: Env, message: Option<Unknown>, options: Option<Unknown>) -> sys::napi_value {
     let raw = env.raw();
     let text = match message {
         Some(m) if unsafe { js::type_of(raw, m.raw()) } != sys::ValueType::napi_undefined => unsafe {
@@ -140,7 +161,23 @@ pub fn declined(env: Env, message: Option<Unknown>) -> sys::napi_value {
         _ => "declined".to_owned(),
     };
     let e = peerlb::Error::Declined(text);
-    unsafe { js::error_value(raw, &e) }
+    let error = unsafe { js::error_value(raw, &e) };
+    let code = options.and_then(|o| unsafe {
+        if js::type_of(raw, o.raw()) != sys::ValueType::napi_object {
+            return None;
+        }
+        let mut v = std::ptr::null_mut();
+        sys::napi_get_named_property(raw, o.raw(), c"remoteCode".as_ptr(), &mut v);
+        retry::remote_code_of(raw, v)
+    });
+    if let Some(code) = code {
+        unsafe {
+            let mut v = std::ptr::null_mut();
+            sys::napi_create_double(raw, code as f64, &mut v);
+            sys::napi_set_named_property(raw, error, c"remoteCode".as_ptr(), v);
+        }
+    }
+    error
 }
 
 /// Throws what a panic caught at the boundary becomes (`PEERLB_INTERNAL`); for tests.

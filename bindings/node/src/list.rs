@@ -42,6 +42,9 @@ pub struct NativeList {
     /// The core subscription feeding the wrapper's event dispatcher (see `listen`).
     subscription: RefCell<Option<peerlb::Subscription>>,
     events: RefCell<Option<Arc<JsEvents>>>,
+    /// Where session events go (see `session.rs`), and their core subscription.
+    session_events: crate::session::SessionEvents,
+    session_subscription: RefCell<Option<peerlb::Subscription>>,
 }
 
 impl Drop for NativeList {
@@ -63,7 +66,17 @@ impl NativeList {
         ))
     }
 
-    fn admin_op(&self, env: &Env, op: AdminOp, id: Unknown) -> napi::Result<String> {
+    /// Where this list's session events go.
+    pub(crate) fn session_events(&self) -> crate::session::SessionEvents {
+        self.session_events.clone()
+    }
+
+    /// Keeps the core subscription of the session listener (dropping a previous one).
+    pub(crate) fn keep_session_subscription(&self, subscription: peerlb::Subscription) {
+        let _previous = self.session_subscription.replace(Some(subscription));
+    }
+
+    pub(crate) fn admin_op(&self, env: &Env, op: AdminOp, id: Unknown) -> napi::Result<String> {
         let what = format!("{op}(id): id");
         let id: String = unsafe { convert::arg(env.raw(), id.raw(), &what)? };
         guard::call(env, || self.core().admin(op, &id)).map(|r| r.as_str().to_owned())
@@ -94,6 +107,8 @@ impl NativeList {
             transport,
             subscription: RefCell::new(None),
             events: RefCell::new(None),
+            session_events: Default::default(),
+            session_subscription: RefCell::new(None),
         })
     }
 
@@ -213,13 +228,14 @@ impl NativeList {
         self.admin_op(&env, AdminOp::Delete, id)
     }
 
-    /// Admin by name (`'disable'`, `'enable'`, `'reset'`, `'delete'`), not throwing for a
-    /// failed operation: `{status: 'success' | 'no-action-required'}` or
-    /// `{status: 'failed', code, message, error}` (an unknown action is failed with
-    /// PEERLB_INVALID_ARGUMENT). Only wrong argument types throw (TypeError).
+    /// Admin by name (`'disable'`, `'enable'`, `'reset'`, `'delete'`, `'failover'`), not
+    /// throwing for a failed operation: `{status: 'success' | 'no-action-required', result}`
+    /// or `{status: 'failed', result, code, message, error}`, where `result` is the
+    /// balancer's number (1 success, 3 no action required, 4 failed; an unknown action is
+    /// failed with PEERLB_INVALID_ARGUMENT). Only wrong argument types throw (TypeError).
     #[napi(
-        ts_args_type = "action: 'disable' | 'enable' | 'reset' | 'delete', id: string",
-        ts_return_type = "{ status: 'success' | 'no-action-required' } | { status: 'failed'; code: string; message: string; error: Error }"
+        ts_args_type = "action: 'disable' | 'enable' | 'reset' | 'delete' | 'failover', id: string",
+        ts_return_type = "{ status: 'success'; result: 1 } | { status: 'no-action-required'; result: 3 } | { status: 'failed'; result: 4; code: string; message: string; error: Error }"
     )]
     pub fn admin(&self, env: Env, action: Unknown, id: Unknown) -> napi::Result<Object<'_>> {
         let raw = env.raw();
@@ -232,6 +248,7 @@ impl NativeList {
                 .and_then(|op| self.core().admin(op, &id)))
         })?;
         let mut out = Object::new(&env)?;
+        out.set("result", peerlb::admin::result_number(&result))?;
         match result {
             Ok(r) => out.set("status", r.as_str())?,
             Err(e) => unsafe {

@@ -75,6 +75,8 @@ pub struct PeerListOptions<'a> {
     /// The clock for ejection times and time-based strategies (default the real clock).
     #[napi(ts_type = "ManualClock | 'real' | null")]
     pub clock: Option<Unknown<'a>>,
+    /// Expected number of peers, a whole number (a pre-sizing hint; default 10, yarpc's).
+    pub capacity: Option<f64>,
 }
 
 impl PeerListOptions<'_> {
@@ -113,6 +115,11 @@ impl PeerListOptions<'_> {
         }
         if let Some(e) = self.ejection {
             opts = opts.ejection(unsafe { ejection(raw, e.raw())? });
+        }
+        if let Some(c) = self.capacity {
+            let capacity = convert::whole(c, (1u64 << 53) - 1)
+                .map_err(|m| convert::invalid(env, "new PeerList: capacity", m))?;
+            opts = opts.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
         }
         if let Some(c) = self.clock {
             if let Some(clock) = unsafe { clock_arg(raw, c.raw(), "new PeerList: clock")? } {

@@ -198,6 +198,21 @@ fn latency(ms: f64) -> Option<std::time::Duration> {
     convert::millis(ms).ok()
 }
 
+/// A remote system's code from JS: a whole number in the safe-integer range, else none
+/// (what an attempt's error carries in `remoteCode` is the user's, so anything else is
+/// ignored rather than refused).
+///
+/// # Safety
+/// `env` must be the env of the current call, on its JS thread.
+pub(crate) unsafe fn remote_code_of(env: sys::napi_env, v: sys::napi_value) -> Option<i64> {
+    if js::type_of(env, v) != sys::ValueType::napi_number {
+        return None;
+    }
+    let mut n = 0.0;
+    sys::napi_get_value_double(env, v, &mut n);
+    (n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_991.0).then_some(n as i64)
+}
+
 #[napi]
 impl NativeRetry {
     /// `new NativeRetry(list, options)`; see `RetryOptions`.
@@ -325,20 +340,36 @@ impl NativeRetry {
         })
     }
 
-    /// The current attempt failed with `message` (counts toward the peer's ejection).
-    #[napi]
-    pub fn failed(&self, env: Env, message: String, latency_ms: f64) -> napi::Result<()> {
+    /// The current attempt failed with `message` (counts toward the peer's ejection);
+    /// `remoteCode`, the remote system's own code (e.g. an HTTP status), if a number.
+    #[napi(ts_args_type = "message: string, latencyMs: number, remoteCode?: unknown")]
+    pub fn failed(
+        &self,
+        env: Env,
+        message: String,
+        latency_ms: f64,
+        remote_code: Option<Unknown>,
+    ) -> napi::Result<()> {
+        let code = remote_code.and_then(|c| unsafe { remote_code_of(env.raw(), c.raw()) });
         self.report(&env, "failed", |c, r| {
-            r.failed(c, message, latency(latency_ms));
+            r.failed_with_code(c, message, code, latency(latency_ms));
             Ok(())
         })
     }
 
-    /// The peer declined the current attempt: throws the call's final `declined` error.
-    #[napi]
-    pub fn declined(&self, env: Env, message: String, latency_ms: f64) -> napi::Result<()> {
+    /// The peer declined the current attempt: throws the call's final `declined` error
+    /// (with `peer` and `remoteCode`).
+    #[napi(ts_args_type = "message: string, latencyMs: number, remoteCode?: unknown")]
+    pub fn declined(
+        &self,
+        env: Env,
+        message: String,
+        latency_ms: f64,
+        remote_code: Option<Unknown>,
+    ) -> napi::Result<()> {
+        let code = remote_code.and_then(|c| unsafe { remote_code_of(env.raw(), c.raw()) });
         self.report(&env, "declined", |c, r| {
-            Err(r.declined(c, message, latency(latency_ms)))
+            Err(r.declined_with_code(c, message, code, latency(latency_ms)))
         })
     }
 }

@@ -73,6 +73,28 @@ pub fn uint(what: &str, obj: &Bound<'_, PyAny>, min: u64, max: u64) -> PyResult<
     }
 }
 
+/// An int that fits `i64` (`TypeError` for a non-int or a bool, `InvalidArgument` out of
+/// range, however large).
+pub fn i64_arg(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<i64> {
+    if obj.is_instance_of::<PyBool>() || !obj.is_instance_of::<PyInt>() {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be an int, not {}",
+            type_name(obj)
+        )));
+    }
+    obj.extract::<i64>().map_err(|_| {
+        invalid_argument(
+            obj.py(),
+            format!(
+                "{what} must be between {} and {}, got {}",
+                i64::MIN,
+                i64::MAX,
+                shown(obj)
+            ),
+        )
+    })
+}
+
 /// An int that fits `u32`, at least `min`.
 pub fn u32_arg(what: &str, obj: &Bound<'_, PyAny>, min: u32) -> PyResult<u32> {
     // In range by construction.

@@ -25,7 +25,8 @@ fn classes(py: Python<'_>) -> PyResult<&Bound<'_, PyDict>> {
         .map(|d| d.bind(py))
 }
 
-/// The exception object for one core error (with `.errors`, `.peer`, `.operation`).
+/// The exception object for one core error (with `.errors`, `.peer`, `.operation`,
+/// `.remote_code`).
 fn build<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, PyAny>> {
     let code = error.code();
     let class = classes(py)?
@@ -48,6 +49,10 @@ fn build<'py>(py: Python<'py>, error: &Error) -> PyResult<Bound<'py, PyAny>> {
         } => {
             kwargs.set_item("peer", peer)?;
             kwargs.set_item("operation", *operation)?;
+        }
+        Error::RemoteSystem(remote) => {
+            kwargs.set_item("peer", &remote.peer)?;
+            kwargs.set_item("remote_code", remote.code)?;
         }
         _ => {}
     }

@@ -101,6 +101,28 @@ impl SubEntry {
         })
     }
 
+    /// An entry for `callback` (checked callable), subscribed by `subscribe` to some event
+    /// stream of a list; `subscribe` gets the callback's slot to deliver to (see
+    /// [`deliver_with`]).
+    pub fn subscribe_with(
+        what: &str,
+        callback: &Bound<'_, PyAny>,
+        subscribe: impl FnOnce(Arc<Mutex<Option<Py<PyAny>>>>) -> peerlb::Subscription,
+    ) -> PyResult<SubEntry> {
+        if !callback.is_callable() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "{what} needs a callable, not {}",
+                crate::convert::type_name(callback)
+            )));
+        }
+        let slot = Arc::new(Mutex::new(Some(callback.clone().unbind())));
+        let core = subscribe(slot.clone());
+        Ok(SubEntry {
+            callback: slot,
+            core: Mutex::new(Some(core)),
+        })
+    }
+
     /// Whether it still delivers.
     pub fn active(&self) -> bool {
         self.core
@@ -137,6 +159,27 @@ impl SubEntry {
 
 /// Calls the Python callback for one event (core calls this outside its locks).
 fn deliver(slot: &Mutex<Option<Py<PyAny>>>, event: &peerlb::PeerEvent) {
+    deliver_with(slot, "peerlb event subscriber", |py| {
+        Ok(Py::new(
+            py,
+            PyPeerEvent {
+                kind: event.kind.as_str(),
+                peer: event.peer.as_str().to_owned(),
+                detail: event.detail.clone(),
+            },
+        )?
+        .into_any())
+    });
+}
+
+/// Calls the Python callback in `slot` with the value `make` builds (with the GIL taken),
+/// as peer events are delivered: an exception is reported through `sys.unraisablehook`
+/// (under `context`), and an exception already propagating is kept.
+pub fn deliver_with(
+    slot: &Mutex<Option<Py<PyAny>>>,
+    context: &str,
+    make: impl FnOnce(Python<'_>) -> PyResult<Py<PyAny>>,
+) {
     let Ok(_call) = PyCall::enter() else {
         return;
     };
@@ -153,15 +196,10 @@ fn deliver(slot: &Mutex<Option<Py<PyAny>>>, event: &peerlb::PeerEvent) {
         // unwinding) must not lose that exception: keep it aside, as CPython does around
         // __del__.
         let propagating = PyErr::take(py);
-        let value = PyPeerEvent {
-            kind: event.kind.as_str(),
-            peer: event.peer.as_str().to_owned(),
-            detail: event.detail.clone(),
-        };
-        if let Err(e) = callback.call1(py, (value,)) {
+        if let Err(e) = make(py).and_then(|value| callback.call1(py, (value,))) {
             // Like an exception in `__del__` (even KeyboardInterrupt): reported, not
             // raised, since the list operation that caused the event must not fail.
-            let context = PyString::new(py, "peerlb event subscriber");
+            let context = PyString::new(py, context);
             e.write_unraisable(py, Some(&context));
         }
         if let Some(e) = propagating {

@@ -17,6 +17,7 @@ mod events;
 mod list;
 mod request_rule;
 mod retry;
+mod session;
 mod transport;
 mod updater;
 mod upstream;
@@ -39,6 +40,8 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<retry::PyRetryCall>()?;
     m.add_class::<request_rule::PyRequestRule>()?;
     m.add_class::<request_rule::PyRequestCall>()?;
+    m.add_class::<session::PySession>()?;
+    m.add_class::<session::PySessionEvent>()?;
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;

@@ -19,7 +19,7 @@ use pyo3::PyTraverseError;
 use crate::choice::PyChoice;
 use crate::errors::{check, guard, to_pyerr};
 use crate::transport::PyTransport;
-use crate::{convert, events, retry, wait};
+use crate::{convert, events, retry, session, wait};
 
 /// A list of peers with a strategy to choose among the available ones (`peerlb.PeerList`).
 #[pyclass(module = "peerlb._peerlb", name = "PeerList", frozen, weakref)]
@@ -77,7 +77,7 @@ impl PyPeerList {
             let id = convert::string("peer", peer)?;
             let result = check(py, py.detach(|| self.inner.admin(op, &id)))?;
             let class = ADMIN_RESULT.import(py, "peerlb._types", "AdminResult")?;
-            Ok(class.call1((result.as_str(),))?.unbind())
+            Ok(class.call1((result.as_u32(),))?.unbind())
         })
     }
 
@@ -107,8 +107,8 @@ impl PyPeerList {
 impl PyPeerList {
     #[new]
     #[pyo3(
-        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None),
-        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None)"
+        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, capacity=None),
+        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, capacity=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -120,6 +120,7 @@ impl PyPeerList {
         transport: Option<&Bound<'_, PyAny>>,
         ejection: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
+        capacity: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
             use convert::given;
@@ -141,6 +142,10 @@ impl PyPeerList {
             }
             if let Some(c) = given(clock) {
                 options = options.clock(retry::clock_arg(c)?);
+            }
+            if let Some(c) = given(capacity) {
+                let capacity = convert::u64_arg("capacity", c)?;
+                options = options.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
             }
             let mut py_transport = None;
             if let Some(t) = given(transport) {
@@ -268,6 +273,7 @@ impl PyPeerList {
             d.set_item("chosen", snap.chosen)?;
             d.set_item("failures", snap.failures)?;
             d.set_item("ejections", snap.ejections)?;
+            d.set_item("sessions", snap.sessions)?;
             d.set_item("peers", peer_dicts(py, snap.peers)?)?;
             Ok(d)
         })
@@ -303,6 +309,156 @@ impl PyPeerList {
     /// admin state. Same results as `disable`.
     fn delete(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
         self.admin(py, AdminOp::Delete, peer)
+    }
+
+    /// Admin: asks every open session bound to `peer` to move to another peer (their
+    /// `failover_requested` turns true; session subscribers hear `failover-requested`).
+    /// `AdminResult.SUCCESS`, or `AdminResult.NO_ACTION_REQUIRED` when no session is
+    /// bound there; raises `PeerNotInList`/`InvalidArgument` (failed).
+    fn failover(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        self.admin(py, AdminOp::Failover, peer)
+    }
+
+    /// Admin: adds the backend described by `data`, JSON text (`str` or `bytes`) or a
+    /// dict, `{"id": "host:port", "weight": 2}`. Returns the answer as JSON text:
+    /// `{"result":"success","code":1,"id":...}` or `{"result":"failed","code":4,
+    /// "reason":...,"error":...}` (bad data is a failed answer, not an exception).
+    fn add_backend(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<String> {
+        guard(py, || {
+            let text = if data.is_instance_of::<PyDict>() {
+                py.import(intern!(py, "json"))?
+                    .call_method1(intern!(py, "dumps"), (data,))?
+                    .extract::<String>()?
+            } else if let Ok(bytes) = data.cast::<pyo3::types::PyBytes>() {
+                String::from_utf8(bytes.as_bytes().to_vec()).map_err(|e| {
+                    crate::errors::invalid_argument(py, format!("backend data is not UTF-8: {e}"))
+                })?
+            } else {
+                convert::string("data", data)?
+            };
+            Ok(py.detach(|| self.inner.add_backend(&text)))
+        })
+    }
+
+    /// Admin: one backend's configuration and state as JSON text (weight, status,
+    /// pending, admin and ejection state, counters, open sessions). Raises `PeerNotInList`
+    /// for an unknown id.
+    fn backend_config(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<String> {
+        guard(py, || {
+            let id = convert::string("peer", peer)?;
+            check(py, py.detach(|| self.inner.backend_config(&id)))
+        })
+    }
+
+    /// Whether `peer` would be chosen now (retained, available, enabled, not ejected).
+    fn available(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<bool> {
+        guard(py, || {
+            Ok(self.inner.available(&convert::string("peer", peer)?))
+        })
+    }
+
+    /// Whether `peer` is in the list but not retained (the list is not running).
+    fn uninitialized(&self, py: Python<'_>, peer: &Bound<'_, PyAny>) -> PyResult<bool> {
+        guard(py, || {
+            Ok(self.inner.uninitialized(&convert::string("peer", peer)?))
+        })
+    }
+
+    /// How many peers would be chosen now.
+    fn num_available(&self, py: Python<'_>) -> PyResult<usize> {
+        guard(py, || Ok(self.inner.num_available()))
+    }
+
+    /// How many retained peers would not be chosen now.
+    fn num_unavailable(&self, py: Python<'_>) -> PyResult<usize> {
+        guard(py, || Ok(self.inner.num_unavailable()))
+    }
+
+    /// How many peers are not retained (the list is not running).
+    fn num_uninitialized(&self, py: Python<'_>) -> PyResult<usize> {
+        guard(py, || Ok(self.inner.num_uninitialized()))
+    }
+
+    /// The retained peers, in the order they were added (empty while not running).
+    fn peers(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        guard(py, || {
+            Ok(py
+                .detach(|| self.inner.peers())
+                .iter()
+                .map(|p| p.to_string())
+                .collect())
+        })
+    }
+
+    /// The capacity hint the list was made with (10, yarpc's default, unless given).
+    #[getter]
+    fn capacity(&self, py: Python<'_>) -> PyResult<usize> {
+        guard(py, || Ok(self.inner.capacity()))
+    }
+
+    /// Opens a session (a `Session`, also a context manager): chooses a peer with
+    /// `choose`'s rules (`timeout` waits without the GIL; without it, no peer now fails)
+    /// and binds a new session to it; session subscribers hear `created`.
+    #[pyo3(signature = (timeout=None, shard_key=None))]
+    fn open_session(
+        &self,
+        py: Python<'_>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        shard_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<session::PySession> {
+        guard(py, || {
+            let timeout = convert::seconds("timeout", timeout)?;
+            let key = convert::shard_key(shard_key)?;
+            let answer = self
+                .inner
+                .open_session_now(&session::request_of(timeout, key.as_deref()));
+            let result = match answer {
+                NowOrLater::Now(result) => result,
+                NowOrLater::Later(later) => wait::block(py, later)?,
+            };
+            result
+                .map(session::PySession::from_core)
+                .map_err(|e| to_pyerr(py, &e))
+        })
+    }
+
+    /// `open_session` for asyncio: a future of the running loop; waiting blocks no thread.
+    /// Cancelling it abandons the wait (a session opened meanwhile is closed).
+    #[pyo3(signature = (timeout=None, shard_key=None))]
+    fn open_session_async<'py>(
+        &self,
+        py: Python<'py>,
+        timeout: Option<&Bound<'py, PyAny>>,
+        shard_key: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        guard(py, || {
+            let timeout = convert::seconds("timeout", timeout)?;
+            let key = convert::shard_key(shard_key)?;
+            let answer = self
+                .inner
+                .open_session_now(&session::request_of(timeout, key.as_deref()));
+            session::future_of(py, answer, session::session_value)
+        })
+    }
+
+    /// Calls `callback(event)` (a `SessionEvent`) for every session event (`created`,
+    /// `terminated`, `failover-requested`), with the delivery rules of `subscribe`.
+    /// Returns a `Subscription`.
+    fn subscribe_sessions(
+        slf: &Bound<'_, Self>,
+        callback: &Bound<'_, PyAny>,
+    ) -> PyResult<events::PySubscription> {
+        guard(slf.py(), || {
+            let this = slf.get();
+            let entry = Arc::new(session::subscribe(&this.inner, callback)?);
+            let mut subs = this.subscriptions.lock().unwrap_or_else(|e| e.into_inner());
+            subs.retain(|s| s.active());
+            subs.push(entry.clone());
+            Ok(events::PySubscription::new(
+                entry,
+                slf.clone().into_any().unbind(),
+            ))
+        })
     }
 
     /// Calls `callback(event)` (a `PeerEvent`) for every peer event, in order, one at a
@@ -498,6 +654,7 @@ fn peer_dicts<'py>(
         pd.set_item("consecutive_failures", p.consecutive_failures)?;
         pd.set_item("chosen", p.chosen)?;
         pd.set_item("failures", p.failures)?;
+        pd.set_item("sessions", p.sessions)?;
         list.append(pd)?;
     }
     Ok(list)

@@ -241,6 +241,16 @@ fn core_choice(choice: &Bound<'_, PyAny>) -> PyResult<peerlb::Choice> {
         .ok_or_else(|| already_finished(choice.py(), c.peer_id()))
 }
 
+/// The remote system's code an attempt's exception carries: its `remote_code` attribute,
+/// when that is an int in `i64` range (anything else is ignored).
+fn remote_code(exc: &Bound<'_, PyAny>) -> Option<i64> {
+    let code = exc.getattr(pyo3::intern!(exc.py(), "remote_code")).ok()?;
+    if code.is_none() {
+        return None;
+    }
+    convert::i64_arg("remote_code", &code).ok()
+}
+
 /// `str(exc)`, or the exception's type name when that is empty.
 fn attempt_message(exc: &Bound<'_, PyAny>) -> String {
     let text = exc.str().map(|s| s.to_string()).unwrap_or_default();
@@ -332,8 +342,9 @@ impl PyRetryCall {
     ) -> PyResult<()> {
         guard(py, || {
             let message = attempt_message(exc);
+            let code = remote_code(exc);
             let c = core_choice(choice)?;
-            self.with(|r| r.failed(c, message, None))?;
+            self.with(|r| r.failed_with_code(c, message, code, None))?;
             let previous = self
                 .last
                 .lock()
@@ -355,8 +366,9 @@ impl PyRetryCall {
         let py = choice.py();
         guard(py, || {
             let message = attempt_message(exc);
+            let code = remote_code(exc);
             let c = core_choice(choice)?;
-            let error = self.with(|r| r.declined(c, message, None))?;
+            let error = self.with(|r| r.declined_with_code(c, message, code, None))?;
             Ok(to_pyerr(py, &error)
                 .into_value(py)
                 .into_bound(py)

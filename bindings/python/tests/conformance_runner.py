@@ -11,13 +11,17 @@ The ``drop`` step calls ``choice.cancel()`` (the Python way to abandon a choice;
 finished or dropped, so a second ``finish`` calls ``finish`` on the same ``Choice`` again
 (it must raise ``AlreadyFinished``). ``retry`` steps run ``lst.retry`` (sync) or
 ``await lst.retry_async`` (async) with a function that plays the scripted attempts by
-returning, raising ``RuntimeError(message)`` (failure) or ``peerlb.Declined(message)``.
+returning, raising ``RuntimeError(message)`` (failure) or ``peerlb.Declined(message)``
+(with ``remote_code`` when the attempt gives one). Sessions open and fail over with the
+blocking calls (sync) or their ``_async`` forms (async); ``session_drop`` deletes the last
+reference to the session (which closes it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import gc
 import json
 import threading
 import time
@@ -80,8 +84,12 @@ class Run:
         self.events: List[str] = []
         self.subscription: Optional[peerlb.Subscription] = None
         self.budget: Optional[peerlb.RetryBudget] = None
+        self.sessions: Dict[str, peerlb.Session] = {}
+        self.session_events: List[str] = []
+        self.session_subscription: Optional[peerlb.Subscription] = None
 
     def close(self) -> None:
+        self.sessions.clear()
         for choice in self.held.values():
             choice.cancel()
         if self.loop is not None:
@@ -120,6 +128,9 @@ class Run:
             kwargs["seed"] = step["seed"]
         if "fail_fast" in step:
             kwargs["fail_fast"] = step["fail_fast"]
+        if "capacity" in step:
+            kwargs["capacity"] = step["capacity"]
+        self.sessions.clear()
         self.transport = None
         transport = step.get("transport")
         if transport is None or transport == "always-available":
@@ -153,9 +164,17 @@ class Run:
         self.list = self.check(
             ctx, step, lambda: peerlb.PeerList(step.get("strategy", "round-robin"), **kwargs)
         )
+        if self.session_subscription is not None:
+            self.session_subscription.cancel()
+        self.session_subscription = None
+        self.session_events = []
         if self.list is not None:
             events = self.events
             self.subscription = self.list.subscribe(lambda e: events.append(str(e)))
+            session_events = self.session_events
+            self.session_subscription = self.list.subscribe_sessions(
+                lambda e: session_events.append(str(e))
+            )
 
     def choose_kwargs(self, step: Dict[str, Any]) -> Dict[str, Any]:
         kwargs: Dict[str, Any] = {}
@@ -329,6 +348,24 @@ class Run:
             self.budget = self.check(ctx, step, lambda: peerlb.RetryBudget(**options))
         elif op == "retry":
             self.retry(ctx, step)
+        elif op in ("open_session", "session_failover", "session_ok", "session_decline",
+                    "session_close", "session_drop", "session_check", "session_events"):
+            self.session_step(ctx, op, step)
+        elif op == "add_backend":
+            data = step["data"] if isinstance(step["data"], str) else dict(step["data"])
+            answer = json.loads(self.lst.add_backend(data))
+            for k, v in step["expect"].items():
+                assert answer.get(k) == v, f"{ctx}: add_backend field {k} in {answer}"
+            if answer["code"] != peerlb.AdminResult.FAILED:
+                assert answer["code"] == peerlb.AdminResult.SUCCESS, f"{ctx}: {answer}"
+        elif op == "backend_config":
+            text = self.check(ctx, step, lambda: self.lst.backend_config(step["peer"]))
+            if text is not None:
+                config = json.loads(text)
+                for k, v in step["expect"].items():
+                    assert config.get(k) == v, f"{ctx}: backend_config field {k} in {config}"
+        elif op == "queries":
+            self.queries(ctx, step)
         elif op == "transport_calls":
             assert self.transport is not None, f"{ctx}: needs scripted transport"
             with self.transport.lock:
@@ -350,7 +387,127 @@ class Run:
                 assert e.code == step["error"], f"{ctx}: admin error {e.code} ({e})"
             return
         assert isinstance(result, peerlb.AdminResult), f"{ctx}: returned {result!r}"
-        assert result == want, f"{ctx}: admin result {result!r}"
+        assert str(result) == want, f"{ctx}: admin result {result!r}"
+        # The balancer's numbers: 1 success, 3 no action required.
+        assert result == {"success": 1, "no-action-required": 3}[want], f"{ctx}: {result!r}"
+
+    def remote(self, ctx: str, step: Dict[str, Any], error: peerlb.PeerlbError) -> None:
+        if "expect_peer" in step:
+            assert error.peer == step["expect_peer"], f"{ctx}: error's peer {error.peer} ({error})"
+        if "expect_remote_code" in step:
+            want = step["expect_remote_code"]
+            assert error.remote_code == want, f"{ctx}: remote code {error.remote_code} ({error})"
+
+    def run_loop(self, make: Callable[[], Any]) -> Any:
+        assert self.loop is not None
+
+        async def go() -> Any:
+            return await make()
+
+        return self.loop.run_until_complete(go())
+
+    def session_step(self, ctx: str, op: str, step: Dict[str, Any]) -> None:
+        if op == "session_events":
+            got = list(self.session_events)
+            self.session_events.clear()
+            assert got == step.get("expect", []), f"{ctx}: session events {got}"
+            return
+        if op == "open_session":
+            kwargs = self.choose_kwargs(step)
+            if self.loop is None:
+                session = self.check(ctx, step, lambda: self.lst.open_session(**kwargs))
+            else:
+                session = self.check(
+                    ctx, step, lambda: self.run_loop(lambda: self.lst.open_session_async(**kwargs))
+                )
+            if session is None:
+                return
+            if "expect" in step:
+                assert session.peer == step["expect"], f"{ctx}: opened on {session.peer}"
+            if "expect_one_of" in step:
+                assert session.peer in step["expect_one_of"], f"{ctx}: opened on {session.peer}"
+            if "expect_id" in step:
+                assert session.id == step["expect_id"], f"{ctx}: id {session.id}"
+            self.sessions[step["name"]] = session
+            return
+        name = step["session"]
+        assert name in self.sessions, f"{ctx}: no session {name}"
+        s = self.sessions[name]
+        if op == "session_failover":
+            kwargs: Dict[str, Any] = {"reason": step.get("reason", "")}
+            if "timeout_ms" in step:
+                kwargs["timeout"] = step["timeout_ms"] / 1000.0
+            if "remote_code" in step:
+                kwargs["remote_code"] = step["remote_code"]
+
+            def failover() -> str:
+                if self.loop is None:
+                    return s.failover(**kwargs)
+                return self.run_loop(lambda: s.failover_async(**kwargs))  # type: ignore[no-any-return]
+
+            failed: List[peerlb.PeerlbError] = []
+
+            def attempt() -> str:
+                try:
+                    return failover()
+                except peerlb.PeerlbError as e:
+                    failed.append(e)
+                    raise
+
+            peer = self.check(ctx, step, attempt)
+            if failed:
+                self.remote(ctx, step, failed[0])
+            if peer is None:
+                return
+            assert peer == s.peer, f"{ctx}: failover gave {peer}, session.peer is {s.peer}"
+            if "expect" in step:
+                assert peer == step["expect"], f"{ctx}: failed over to {peer}"
+            if "expect_one_of" in step:
+                assert peer in step["expect_one_of"], f"{ctx}: failed over to {peer}"
+        elif op == "session_ok":
+            self.check(ctx, step, s.ok)
+        elif op == "session_decline":
+            kwargs = {}
+            if "remote_code" in step:
+                kwargs["remote_code"] = step["remote_code"]
+            try:
+                error = s.decline(step.get("reason", ""), **kwargs)
+            except peerlb.PeerlbError as e:
+                error = e
+            assert isinstance(error, peerlb.PeerlbError), f"{ctx}: decline gave {error!r}"
+            assert error.code == step["expect_code"], f"{ctx}: decline gave {error.code}"
+            self.remote(ctx, step, error)
+        elif op == "session_close":
+            self.check(ctx, step, s.close)
+        elif op == "session_drop":
+            del self.sessions[name]
+            del s
+            gc.collect()
+        elif op == "session_check":
+            got = {
+                "id": s.id,
+                "peer": s.peer,
+                "bound": s.bound,
+                "open": not s.closed,
+                "failover_requested": s.failover_requested,
+            }
+            for k, v in step["expect"].items():
+                assert got[k] == v, f"{ctx}: session field {k} in {got}"
+
+    def queries(self, ctx: str, step: Dict[str, Any]) -> None:
+        lst = self.lst
+        if "capacity" in step:
+            assert lst.capacity == step["capacity"], f"{ctx}: capacity {lst.capacity}"
+        for peer, want in step.get("available", {}).items():
+            assert lst.available(peer) == want, f"{ctx}: available({peer})"
+        for peer, want in step.get("uninitialized", {}).items():
+            assert lst.uninitialized(peer) == want, f"{ctx}: uninitialized({peer})"
+        for key in ("num_available", "num_unavailable", "num_uninitialized"):
+            if key in step:
+                got = getattr(lst, key)()
+                assert got == step[key], f"{ctx}: {key}() is {got}"
+        if "peers" in step:
+            assert lst.peers() == step["peers"], f"{ctx}: peers() is {lst.peers()}"
 
     def retry(self, ctx: str, step: Dict[str, Any]) -> None:
         script: List[str] = step.get("attempts", [])
@@ -362,11 +519,15 @@ class Run:
             what = script[len(peers) - 1]
             if what == "ok":
                 return "done"
-            kind, _, message = what.partition(":")
+            head, _, message = what.partition(":")
+            kind, _, code = head.partition("@")
+            remote_code = int(code) if code else None
             if kind == "failure":
-                raise RuntimeError(message)
+                failure = RuntimeError(message)
+                failure.remote_code = remote_code  # type: ignore[attr-defined]
+                raise failure
             if kind == "declined":
-                raise peerlb.Declined(message)
+                raise peerlb.Declined(message, remote_code=remote_code)
             raise AssertionError(f"{ctx}: bad scripted attempt {what!r}")
 
         kwargs: Dict[str, Any] = {}
@@ -409,11 +570,12 @@ class Run:
             return
         assert step.get("error") == error.code, f"{ctx}: error {error.code}: {error}"
         assert isinstance(error, _BY_CODE[error.code]), f"{ctx}: class {type(error)}"
+        self.remote(ctx, step, error)
         if "message" in step:
             assert str(error) == step["message"], f"{ctx}: message {str(error)!r}"
         if error.code == "declined":
             assert isinstance(error.__cause__, peerlb.Declined), f"{ctx}: cause"
-        elif script and script[len(peers) - 1].startswith("failure:"):
+        elif script and script[len(peers) - 1].startswith("failure"):
             # The final error chains the last attempt's exception.
             assert isinstance(error.__cause__, RuntimeError), f"{ctx}: cause"
 

@@ -157,8 +157,8 @@ def test_declined_and_cancelled_never_eject() -> None:
 def test_admin_results_and_effects() -> None:
     lst = running("a", "b")
     r = lst.disable("a")
-    assert r is peerlb.AdminResult.SUCCESS and r == "success" and str(r) == "success"
-    assert lst.disable("a") == "no-action-required"
+    assert r is peerlb.AdminResult.SUCCESS and r == 1 and str(r) == "success"
+    assert lst.disable("a") == 3 and str(lst.disable("a")) == "no-action-required"
     assert lst.disable("a") is peerlb.AdminResult.NO_ACTION_REQUIRED
     assert {lst.choose().peer for _ in range(6)} == {"b"}
     assert peer(lst, "a")["admin"] == "disabled" and lst.introspect()["disabled"] == 1
@@ -166,9 +166,10 @@ def test_admin_results_and_effects() -> None:
     lst.update(remove=["a"])
     lst.update(add=["a"])
     assert peer(lst, "a")["admin"] == "disabled"
-    assert lst.enable("a") == "success" and lst.enable("a") == "no-action-required"
-    assert lst.reset("a") == "no-action-required"
-    assert lst.delete("b") == "success"
+    assert lst.enable("a") == peerlb.AdminResult.SUCCESS
+    assert lst.enable("a") == peerlb.AdminResult.NO_ACTION_REQUIRED
+    assert lst.reset("a") == peerlb.AdminResult.NO_ACTION_REQUIRED
+    assert lst.delete("b") == peerlb.AdminResult.SUCCESS
     assert [p["id"] for p in lst.list_backends()] == ["a"]
     assert lst.list_backends() == lst.introspect()["peers"]
 
@@ -177,12 +178,12 @@ def test_reset_clears_an_ejection() -> None:
     lst = running("a", "b", ejection={"failures": 1})
     assert fail(lst, 1) == ["a"]
     assert peer(lst, "a")["ejected"]
-    assert lst.reset("a") == "success"
+    assert lst.reset("a") == peerlb.AdminResult.SUCCESS
     info = peer(lst, "a")
     assert not info["ejected"] and info["ejections"] == 0 and info["consecutive_failures"] == 0
 
 
-@pytest.mark.parametrize("op", ["disable", "enable", "reset", "delete"])
+@pytest.mark.parametrize("op", ["disable", "enable", "reset", "delete", "failover"])
 def test_admin_failures_raise_and_leave_the_list(op: str) -> None:
     lst = running("a", "b")
     lst.disable("b")
@@ -205,9 +206,9 @@ def test_admin_failures_raise_and_leave_the_list(op: str) -> None:
 def test_admin_on_an_idle_list() -> None:
     lst = peerlb.PeerList(shuffle=False)
     lst.update(add=["a"])
-    assert lst.disable("a") == "success"
+    assert lst.disable("a") == peerlb.AdminResult.SUCCESS
     assert lst.list_backends()[0]["status"] == "uninitialized"
-    assert lst.delete("a") == "success" and len(lst) == 0
+    assert lst.delete("a") == peerlb.AdminResult.SUCCESS and len(lst) == 0
 
 
 def test_introspection_keys() -> None:
@@ -216,11 +217,11 @@ def test_introspection_keys() -> None:
     info = lst.introspect()
     assert set(info) == {
         "strategy", "transport", "state", "summary", "available", "total", "panic",
-        "ejected", "disabled", "chosen", "failures", "ejections", "peers",
+        "ejected", "disabled", "chosen", "failures", "ejections", "sessions", "peers",
     }
     assert set(info["peers"][0]) == {
         "id", "status", "pending", "weight", "admin", "ejected", "ejected_for_ms",
-        "ejections", "consecutive_failures", "chosen", "failures",
+        "ejections", "consecutive_failures", "chosen", "failures", "sessions",
     }
     assert (info["chosen"], info["failures"], info["panic"]) == (1, 1, False)
     assert info["peers"][0]["consecutive_failures"] == 1
@@ -233,5 +234,8 @@ def test_new_types_reject_bad_construction() -> None:
         with pytest.raises(TypeError):
             cls()
     with pytest.raises(ValueError):
-        peerlb.AdminResult("failed")
+        peerlb.AdminResult("succeeded")
+    with pytest.raises(ValueError):
+        peerlb.AdminResult(2)
     assert peerlb.AdminResult("success") is peerlb.AdminResult.SUCCESS
+    assert peerlb.AdminResult(4) is peerlb.AdminResult.FAILED

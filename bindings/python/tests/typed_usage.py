@@ -80,7 +80,7 @@ def resilience_usage() -> List[str]:
     lst.update(add=["a:1", "b:1"])
     lst.start()
     result: peerlb.AdminResult = lst.disable("a:1")
-    assert result == peerlb.AdminResult.SUCCESS and lst.enable("a:1") == "success"
+    assert result == peerlb.AdminResult.SUCCESS and lst.enable("a:1") == 1
     backends: List[peerlb.PeerInfo] = lst.list_backends()
     ejected: bool = backends[0]["ejected"]
     info: peerlb.ListInfo = lst.introspect()
@@ -123,6 +123,46 @@ async def async_retry_usage() -> str:
     return await lst.retry_async(fetch, timeout=1.0) + await get("!")
 
 
+def session_usage() -> List[str]:
+    lst = peerlb.PeerList(shuffle=False, capacity=4)
+    lst.update(add=["a:1", "b:1"])
+    lst.start()
+    heard: List[str] = []
+
+    def on_session(event: peerlb.SessionEvent) -> None:
+        heard.append(f"{event.kind} {event.session} {event.peer} {event.reason}")
+
+    sub: peerlb.Subscription = lst.subscribe_sessions(on_session)
+    with lst.open_session(timeout=1.0, shard_key="user-7") as session:
+        peer: str = session.failover("reset", timeout=1.0, remote_code=1006)
+        session.ok()
+        moved: bool = session.failover_requested
+        assert peer == session.peer and not moved and session.id == 1
+    result: peerlb.AdminResult = lst.failover("a:1")
+    answer: str = lst.add_backend({"id": "c:1", "weight": 2})
+    config: str = lst.backend_config("c:1")
+    up: bool = lst.available("c:1") and not lst.uninitialized("c:1")
+    counts = (lst.num_available(), lst.num_unavailable(), lst.num_uninitialized())
+    retained: List[str] = lst.peers()
+    declined: BaseException = lst.open_session().decline("unauthorized", remote_code=401)
+    assert result is peerlb.AdminResult.NO_ACTION_REQUIRED and up and counts == (3, 0, 0)
+    assert "success" in answer and '"weight":2' in config and lst.capacity == 4
+    assert len(retained) == 3 and isinstance(declined, peerlb.Declined)
+    sub.cancel()
+    return heard
+
+
+async def async_session_usage() -> str:
+    lst = peerlb.PeerList()
+    lst.update(add=["x:1", "y:1"])
+    lst.start()
+    session = await lst.open_session_async(timeout=1.0)
+    moved: str = await session.failover_async("gone", 1.0)
+    session.close()
+    return moved
+
+
 if __name__ == "__main__":
     print(sync_usage(), asyncio.run(async_usage()))
     print(resilience_usage(), asyncio.run(async_retry_usage()))
+    print(session_usage(), asyncio.run(async_session_usage()))

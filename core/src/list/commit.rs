@@ -13,7 +13,8 @@
 //! 5. strategy **`batch_end`** (where it builds and publishes its structure; an `update`
 //!    that adds peers to a running list holds it until its second commit, which settles the
 //!    added peers, so one update builds the structure once);
-//! 6. **deliver** the events (outside every lock; a subscriber may call back in);
+//! 6. **deliver** the events, peer events then session events (outside every lock; a
+//!    subscriber may call back in);
 //! 7. **wake** waiting `choose` calls, when a peer was offered or the list stopped.
 //!
 //! Timers for ejections made by the change are set after that (they call back into the
@@ -28,6 +29,7 @@ use super::membership::State;
 use super::ListShared;
 use crate::events::{EventKind, PeerEvent};
 use crate::peer::{Peer, PeerId, PeerRef};
+use crate::session::{SessionEvent, SessionEventKind};
 
 /// A change in progress: the locked state plus what the change must do once it ends.
 pub(super) struct Commit<'a> {
@@ -36,6 +38,9 @@ pub(super) struct Commit<'a> {
     /// Events to queue (only recorded when someone subscribed).
     events: Vec<PeerEvent>,
     recording: bool,
+    /// Session events to queue (only recorded when someone subscribed to them).
+    session_events: Vec<SessionEvent>,
+    recording_sessions: bool,
     /// Peers the strategy starts offering, and stops offering (in order; netted at the
     /// end, since a peer may flip more than once in one change).
     pub(super) offered: Vec<PeerRef>,
@@ -56,6 +61,24 @@ impl<'a> Commit<'a> {
                 kind,
                 peer: peer.clone(),
                 detail: detail.into(),
+            });
+        }
+    }
+
+    /// Queues a session event (when anyone listens to session events).
+    pub(super) fn session_event(
+        &mut self,
+        kind: SessionEventKind,
+        session: u64,
+        peer: &PeerId,
+        reason: &str,
+    ) {
+        if self.recording_sessions {
+            self.session_events.push(SessionEvent {
+                kind,
+                session,
+                peer: peer.clone(),
+                reason: reason.to_owned(),
             });
         }
     }
@@ -112,6 +135,8 @@ impl ListShared {
             state: self.lock(),
             events: Vec::new(),
             recording: self.events.is_recording(),
+            session_events: Vec::new(),
+            recording_sessions: self.session_events.is_recording(),
             offered: Vec::new(),
             withdrawn: Vec::new(),
             wake: false,
@@ -123,6 +148,7 @@ impl ListShared {
         let Commit {
             state,
             events,
+            session_events,
             offered,
             withdrawn,
             wake,
@@ -140,12 +166,19 @@ impl ListShared {
         if queued {
             self.events.push(events);
         }
+        let sessions_queued = !session_events.is_empty();
+        if sessions_queued {
+            self.session_events.push(session_events);
+        }
         drop(state);
         if strategy_changed && !hold_batch {
             self.end_batch();
         }
         if queued {
             self.events.deliver();
+        }
+        if sessions_queued {
+            self.session_events.deliver();
         }
         if wake || !added.is_empty() {
             self.changed.notify(usize::MAX);

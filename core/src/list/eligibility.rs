@@ -58,6 +58,11 @@ impl Tally {
         self.counts[class as usize]
     }
 
+    /// Records not retained (uninitialized).
+    pub(super) fn count_idle(&self) -> usize {
+        self.count(Class::Idle)
+    }
+
     fn moved(&mut self, from: Option<Class>, to: Option<Class>) {
         if let Some(c) = from {
             self.counts[c as usize] -= 1;

@@ -11,8 +11,16 @@ use crate::peer::PeerId;
 impl ListShared {
     /// The peers, in the order they were added.
     fn peer_snapshots(&self, state: &super::membership::State) -> Vec<PeerIntrospection> {
+        self.peer_snapshots_of(state, state.peers.iter().collect())
+    }
+
+    /// The given peers' snapshots, in the order they were added.
+    pub(super) fn peer_snapshots_of(
+        &self,
+        state: &super::membership::State,
+        mut slots: Vec<(&PeerId, &Slot)>,
+    ) -> Vec<PeerIntrospection> {
         let now = self.clock.now();
-        let mut slots: Vec<(&PeerId, &Slot)> = state.peers.iter().collect();
         slots.sort_unstable_by_key(|(_, s)| s.seq);
         slots
             .into_iter()
@@ -43,6 +51,7 @@ impl ListShared {
                     consecutive_failures: peer.map_or(0, |p| p.consecutive_failures()),
                     chosen: peer.map_or(0, |p| p.chosen()),
                     failures: peer.map_or(0, |p| p.failures()),
+                    sessions: state.sessions.count(id),
                 }
             })
             .collect()
@@ -71,6 +80,7 @@ impl ListShared {
             chosen: peers.iter().map(|p| p.chosen).sum(),
             failures: peers.iter().map(|p| p.failures).sum(),
             ejections: peers.iter().map(|p| u64::from(p.ejections)).sum(),
+            sessions: state.sessions.open(),
             peers,
         }
     }

@@ -36,6 +36,8 @@ pub(super) struct State {
     pub(super) tally: Tally,
     /// When ejected peers are due back (earliest first); stale entries are skipped.
     pub(super) restorations: BinaryHeap<Restoration>,
+    /// Open sessions per peer (see `sessions.rs`).
+    pub(super) sessions: super::sessions::SessionTable,
 }
 
 /// One peer of the list.
@@ -109,6 +111,7 @@ impl State {
             disabled: HashSet::default(),
             tally: Tally::default(),
             restorations: BinaryHeap::new(),
+            sessions: Default::default(),
         }
     }
 
@@ -157,6 +160,7 @@ impl Commit<'_> {
         };
         self.forget(&mut slot);
         self.event(EventKind::Removed, id, detail);
+        self.sessions_peer_removed(id, if detail.is_empty() { "removed" } else { detail });
         let peer = slot.peer.take();
         if let Some(p) = &peer {
             p.set_retention(Retention::Released);

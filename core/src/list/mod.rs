@@ -39,6 +39,9 @@
 //! | `eligibility.rs` | which peers the strategy offers: the class tally, outlier ejection, admin, the panic floor |
 //! | `waiting.rs` | `choose` when no peer is available: blocking, async, `choose_now` |
 //! | `introspection.rs` | snapshots and the messages that describe the list |
+//! | `sessions.rs` | open sessions per peer, session events, a failover's choice of peer (see [`crate::session`]) |
+//! | `backend_admin.rs` | the backend administrator's `add_backend` and `backend_config` |
+//! | `queries.rs` | yarpc's `available`, `uninitialized`, `num_*` and `peers` |
 //!
 //! # The change path
 //!
@@ -67,11 +70,14 @@
 //! * A status report from inside `retain` takes no lock: it only sets the peer's status,
 //!   and the list reads it when it settles the batch it retained.
 
+mod backend_admin;
 mod commit;
 mod eligibility;
 mod introspection;
 mod membership;
 mod options;
+mod queries;
+mod sessions;
 mod waiting;
 
 use std::fmt;
@@ -92,10 +98,12 @@ use crate::introspect::{ListIntrospection, PeerIntrospection};
 use crate::now_or_later::NowOrLater;
 use crate::peer::{Peer, PeerId, PeerRef, PeerSpec};
 use crate::request::{Outcome, Request};
+use crate::session::SessionEvent;
 use crate::strategy::Strategy;
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
-pub use options::ListOptions;
+pub use options::{ListOptions, DEFAULT_CAPACITY};
+pub(crate) use sessions::Left;
 
 use membership::State;
 
@@ -108,7 +116,7 @@ const MAX_CAPACITY_HINT: usize = 1 << 16;
 /// Cheap to clone (clones share one list); `Send + Sync`. See the [module docs](self).
 #[derive(Clone)]
 pub struct PeerList {
-    shared: Arc<ListShared>,
+    pub(crate) shared: Arc<ListShared>,
 }
 
 /// The shared inside of a list; peers point back at it weakly.
@@ -136,6 +144,10 @@ pub(crate) struct ListShared {
     changed: Event,
     /// Peer events and their subscribers.
     events: Arc<EventBus>,
+    /// Session events and their subscribers.
+    session_events: Arc<EventBus<SessionEvent>>,
+    /// The capacity hint the list was made with.
+    capacity: usize,
 }
 
 impl PeerList {
@@ -175,6 +187,8 @@ impl PeerList {
             )),
             changed: Event::new(),
             events: Arc::new(EventBus::default()),
+            session_events: Arc::new(EventBus::default()),
+            capacity: options.capacity,
         });
         Ok(PeerList { shared })
     }
@@ -319,7 +333,8 @@ impl PeerList {
     }
 
     /// Admin: removes `id` from the list (as `update(None, [id])`) and forgets its admin
-    /// state.
+    /// state. Sessions bound to it are asked to move (see [`PeerList::failover`]); they
+    /// stay open until their owners fail them over or close them.
     ///
     /// A peer that was disabled and then removed by an update is still remembered as
     /// disabled (so it comes back disabled); `delete` and `enable` of such an id forget it
@@ -330,7 +345,7 @@ impl PeerList {
 
     /// An admin operation by name (the surfaces that dispatch on a string or a number use
     /// this): the same as calling [`PeerList::disable`], [`PeerList::enable`],
-    /// [`PeerList::reset`] or [`PeerList::delete`].
+    /// [`PeerList::reset`], [`PeerList::delete`] or [`PeerList::failover`].
     ///
     /// ```
     /// use peerlb::{admin::{AdminOp, AdminResult}, ListOptions, PeerList};
@@ -345,6 +360,7 @@ impl PeerList {
             AdminOp::Enable => self.enable(id),
             AdminOp::Reset => self.reset(id),
             AdminOp::Delete => self.delete(id),
+            AdminOp::Failover => self.failover(id),
         }
     }
 

@@ -13,6 +13,9 @@ use crate::strategy::weighted_round_robin::WeightedRoundRobinOptions;
 use crate::strategy::{Strategy, StrategyConfig, StrategyKind};
 use crate::transport::Transport;
 
+/// The capacity hint a list gets when none is given: yarpc's default.
+pub const DEFAULT_CAPACITY: usize = 10;
+
 /// How to build a [`PeerList`]. Start from `ListOptions::default()` and chain setters.
 ///
 /// ```
@@ -48,7 +51,7 @@ impl Default for ListOptions {
             shuffle: true,
             seed: None,
             fail_fast: false,
-            capacity: 0,
+            capacity: DEFAULT_CAPACITY,
             transport: None,
         }
     }
@@ -195,8 +198,8 @@ impl ListOptions {
         self
     }
 
-    /// Expected number of peers (pre-sizes the list; default 0). Only a hint: values
-    /// above 65 536 pre-size for 65 536, and the list grows as peers come.
+    /// Expected number of peers (pre-sizes the list; default 10, yarpc's). Only a hint:
+    /// values above 65 536 pre-size for 65 536, and the list grows as peers come.
     pub fn capacity(mut self, capacity: usize) -> Self {
         self.capacity = capacity;
         self

@@ -3,6 +3,9 @@
 Every exception has ``.code`` (the core's kebab-case code, e.g. ``"no-peer-available"``) and
 ``.errors`` (the individual errors of a combined failure, or ``[self]``). Errors about one
 peer carry ``.peer``; transport failures also ``.operation`` (``"retain"``/``"release"``).
+Errors about a remote system (a declined session or attempt, a failover or retry that gave
+up) carry its ``.peer`` and ``.remote_code``, the code it gave (an HTTP status, a WebSocket
+close code) or ``None`` (a WebSocket balancer's ``RemoteSystemError.GetID()``/``Code()``).
 """
 
 from __future__ import annotations
@@ -43,6 +46,11 @@ class PeerlbError(Exception):
     operation: Optional[str]
     """For transport failures: ``"retain"`` or ``"release"``."""
 
+    remote_code: Optional[int]
+    """For errors about a remote system: the code it gave (HTTP status, WebSocket close
+    code), if any. Raise ``Declined(..., remote_code=401)`` (or any exception with a
+    ``remote_code`` attribute) from a function under ``PeerList.retry`` to report one."""
+
     def __init__(
         self,
         message: str = "",
@@ -50,11 +58,13 @@ class PeerlbError(Exception):
         errors: Optional[Sequence[PeerlbError]] = None,
         peer: Optional[str] = None,
         operation: Optional[str] = None,
+        remote_code: Optional[int] = None,
     ) -> None:
         super().__init__(message)
         self._errors: Optional[List[PeerlbError]] = list(errors) if errors else None
         self.peer = peer
         self.operation = operation
+        self.remote_code = remote_code
 
     @property
     def errors(self) -> List[PeerlbError]:
@@ -147,13 +157,14 @@ class Declined(PeerlbError):
 
     Raise it from a function under ``PeerList.retry`` to stop retrying at once without
     counting the attempt against the peer; the call then raises a ``Declined`` naming the
-    peer, with yours as ``__cause__``."""
+    peer (``.peer``, and your ``remote_code=`` as ``.remote_code``), with yours as
+    ``__cause__``. ``Session.decline`` returns one too."""
 
     code = "declined"
 
 
 class AlreadyFinished(PeerlbError, RuntimeError):
-    """A choice was finished a second time (``Choice.finish`` after ``finish``,
+    """A choice (or a session) was finished a second time (``Choice.finish`` after ``finish``,
     ``cancel``/``release`` or the end of its ``with`` block). The first finish stands; the
     second changes nothing. Also a ``RuntimeError``, which it was before it had a code."""
 

@@ -34,6 +34,7 @@ _PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
 _EventKind = Literal[
     "added", "removed", "available", "unavailable", "ejected", "restored", "disabled", "enabled"
 ]
+_SessionEventKind = Literal["created", "terminated", "failover-requested"]
 _T = TypeVar("_T")
 _StrategyName = Literal[
     "round-robin",
@@ -54,6 +55,8 @@ __all__ = [
     "Choice",
     "Subscriber",
     "PeerEvent",
+    "Session",
+    "SessionEvent",
     "Subscription",
     "ManualClock",
     "RetryBudget",
@@ -122,6 +125,70 @@ class PeerEvent:
     def detail(self) -> str: ...
     def __eq__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
+
+@final
+class SessionEvent:
+    """One session event: ``kind``, ``session`` (its id), ``peer``, ``reason``;
+    ``str(event)`` is ``"<kind> <session> <peer>"``."""
+
+    @property
+    def kind(self) -> _SessionEventKind: ...
+    @property
+    def session(self) -> int: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+
+@final
+class Session:
+    """A long-lived connection bound to one peer (``PeerList.open_session``); one pending
+    request on it while bound. A context manager: the block closes it; so does dropping it."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def peer(self) -> str: ...
+    @property
+    def failover_requested(self) -> bool: ...
+    @property
+    def closed(self) -> bool: ...
+    @property
+    def bound(self) -> bool: ...
+    @property
+    def failovers(self) -> int: ...
+    def ok(self) -> None: ...
+    def failover(
+        self,
+        reason: Optional[str] = None,
+        timeout: Optional[_Seconds] = None,
+        *,
+        remote_code: Optional[int] = None,
+        shard_key: Union[str, bytes, None] = None,
+    ) -> str:
+        """Moves the session to another peer and returns it; ``NoPeerAvailable`` (no
+        timeout) or ``ChooseTimeout`` when there is none, with ``.peer`` and
+        ``.remote_code``."""
+    def failover_async(
+        self,
+        reason: Optional[str] = None,
+        timeout: Optional[_Seconds] = None,
+        *,
+        remote_code: Optional[int] = None,
+        shard_key: Union[str, bytes, None] = None,
+    ) -> asyncio.Future[str]: ...
+    def decline(self, reason: Optional[str] = None, *, remote_code: Optional[int] = None) -> BaseException:
+        """Ends the session (the peer refused on purpose); returns the ``Declined`` error."""
+    def close(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[Type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> Literal[False]: ...
 
 @final
 class Subscription:
@@ -244,9 +311,11 @@ class PeerList:
         transport: Union[Transport, str, None] = None,
         ejection: Union[bool, Mapping[str, int], None] = None,
         clock: Optional[ManualClock] = None,
+        capacity: Optional[int] = None,
     ) -> Self:
         """``None`` (or left out) takes core's default: ``"round-robin"``, shuffled,
-        random seed, waiting (not fail-fast), always-available, ejection on, real clock."""
+        random seed, waiting (not fail-fast), always-available, ejection on, real clock,
+        capacity 10 (yarpc's)."""
     @property
     def strategy(self) -> str:
         """The full strategy spec, options included (``"hash-ring?bounded=1.25"``)."""
@@ -269,6 +338,24 @@ class PeerList:
     def enable(self, peer: str) -> AdminResult: ...
     def reset(self, peer: str) -> AdminResult: ...
     def delete(self, peer: str) -> AdminResult: ...
+    def failover(self, peer: str) -> AdminResult: ...
+    def add_backend(self, data: Union[str, bytes, Mapping[str, object]]) -> str: ...
+    def backend_config(self, peer: str) -> str: ...
+    def available(self, peer: str) -> bool: ...
+    def uninitialized(self, peer: str) -> bool: ...
+    def num_available(self) -> int: ...
+    def num_unavailable(self) -> int: ...
+    def num_uninitialized(self) -> int: ...
+    def peers(self) -> List[str]: ...
+    @property
+    def capacity(self) -> int: ...
+    def open_session(
+        self, timeout: Optional[_Seconds] = None, shard_key: Union[str, bytes, None] = None
+    ) -> Session: ...
+    def open_session_async(
+        self, timeout: Optional[_Seconds] = None, shard_key: Union[str, bytes, None] = None
+    ) -> asyncio.Future[Session]: ...
+    def subscribe_sessions(self, callback: Callable[[SessionEvent], object]) -> Subscription: ...
     def subscribe(self, callback: Callable[[PeerEvent], object]) -> Subscription: ...
     def retry(
         self,

@@ -3,34 +3,44 @@
 from __future__ import annotations
 
 import enum
-from typing import List, Literal, TypedDict
+from typing import List, Literal, Optional, TypedDict
 
 __all__ = ["AdminResult", "PeerInfo", "ListInfo"]
 
 
-class AdminResult(str, enum.Enum):
-    """What an admin operation (``disable``, ``enable``, ``reset``, ``delete``) did.
+class AdminResult(enum.IntEnum):
+    """What an admin operation (``disable``, ``enable``, ``reset``, ``delete``,
+    ``failover``) did, with a WebSocket balancer's numbers: ``SUCCESS`` is 1,
+    ``NO_ACTION_REQUIRED`` 3 and ``FAILED`` 4 (its ``ResultSuccess``,
+    ``ResultNoActionReqd``, ``ResultFailed``).
 
-    A ``str`` enum: it compares equal to its value. A *failed* operation raises instead
-    (``PeerNotInList`` for an unknown peer, ``InvalidArgument`` for a malformed id), with
-    ``.code`` and ``.message``.
+    An ``IntEnum``: it compares equal to its number (``lst.disable(p) == 1``); ``str()``
+    gives the name the other surfaces use (``"success"``, ``"no-action-required"``,
+    ``"failed"``). A *failed* operation raises instead (``PeerNotInList`` for an unknown
+    peer, ``InvalidArgument`` for a malformed id), with ``.code`` and ``.message``;
+    ``FAILED`` is the number of such a failure (the ``code`` of ``add_backend``'s failed
+    answers).
     """
 
-    def __new__(cls, value: str) -> AdminResult:
-        # The documented way to give a mixed-in enum its members; after the class is made,
-        # ``AdminResult("success")`` looks the member up by value.
-        member = str.__new__(cls, value)
-        member._value_ = value
-        return member
-
-    SUCCESS = "success"
+    SUCCESS = 1
     """The operation changed the peer's state."""
 
-    NO_ACTION_REQUIRED = "no-action-required"
+    NO_ACTION_REQUIRED = 3
     """The peer was already in the requested state; nothing changed."""
 
+    FAILED = 4
+    """The operation failed (it raised)."""
+
     def __str__(self) -> str:
-        return str(self.value)
+        return self.name.lower().replace("_", "-")
+
+    @classmethod
+    def _missing_(cls, value: object) -> Optional[AdminResult]:
+        # ``AdminResult("success")``: also found by the name the other surfaces use.
+        for member in cls:
+            if str(member) == value:
+                return member
+        return None
 
 
 AdminResult.__module__ = "peerlb"
@@ -50,6 +60,7 @@ class PeerInfo(TypedDict):
     consecutive_failures: int
     chosen: int
     failures: int
+    sessions: int
 
 
 class ListInfo(TypedDict):
@@ -67,6 +78,7 @@ class ListInfo(TypedDict):
     chosen: int
     failures: int
     ejections: int
+    sessions: int
     peers: List[PeerInfo]
 
 
