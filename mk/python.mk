@@ -35,10 +35,13 @@ MATURIN_BUILD := CARGO_TARGET_DIR=$(CURDIR)/target $(VENV)/bin/maturin build $(P
 	--manifest-path $(PY_DIR)/Cargo.toml --out dist --quiet
 PY_INSTALL := $(PY) -m pip install --quiet --force-reinstall --no-deps
 
+# MATURIN_LINK: options last on maturin's command line (mk/dist.mk links the wheels for
+# manylinux2014 with zig; empty, maturin links as it does by default).
+MATURIN_LINK ?=
 build-python: $(PY_TOOLS_STAMP)
 	rm -f dist/peerlb-*.whl
-	$(MATURIN_BUILD)
-	$(MATURIN_BUILD) --no-default-features --features abi3-py310
+	$(MATURIN_BUILD) $(MATURIN_LINK)
+	$(MATURIN_BUILD) --no-default-features --features abi3-py310 $(MATURIN_LINK)
 	@ls -l dist/peerlb-*.whl
 
 # Tests the installed wheels (not the source tree): the whole suite against the
