@@ -2,7 +2,9 @@
 # test of peerlb_request_rule_* / peerlb_request_call_*, and the libcurl example, which
 # balances real requests over four local servers (one killed halfway) and checks the
 # results. The Python (httpx, requests), Node (undici, http.Agent) and Rust (tower) tests
-# run with their surfaces' suites.
+# run with their surfaces' suites; so do examples/python/http_clients.py and
+# examples/node/http_clients.js, which `make demo-python` / `make demo-node` run first
+# (their demo traffic goes through the integrations).
 #
 #   make test-integrations-c   the C test (plain, valgrind, ASan+UBSan) and the libcurl example
 #   make demo-libcurl          the libcurl example
@@ -52,6 +54,7 @@ $(PY_HTTP_STAMP): | $(PY)
 
 test-python: $(PY_HTTP_STAMP)
 test-python-oldest: $(PY_HTTP_STAMP)
+demo-python: $(PY_HTTP_STAMP)
 
 test-python-integrations-types: test-python
 	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy --strict $(PY_DIR)/tests/test_httpx.py \
@@ -65,6 +68,8 @@ TEST_TARGETS += test-node-integrations-types
 .PHONY: test-node-integrations-types
 
 test-node-suite: node-deps
+test-node-example: node-deps
+demo-node: node-deps
 
 test-node-integrations-types: node-deps
 	cd $(NODE_PKG) && ./node_modules/.bin/tsc -p __test__/tsconfig.integrations.json

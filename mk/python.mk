@@ -52,8 +52,10 @@ test-python: build-python
 	$(PY_INSTALL) --no-index --find-links dist peerlb
 	cd $(PY_DIR) && $(PY) -m pytest -q -p no:cacheprovider tests
 	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy --strict $(PY_DIR)/tests/typed_usage.py \
-		examples/python/round_robin_http.py examples/python/retry_ejection_http.py
+		examples/python/round_robin_http.py examples/python/retry_ejection_http.py \
+		examples/python/http_clients.py
 	MYPY_CACHE_DIR=/dev/null $(PY) -m mypy.stubtest peerlb
+	$(PY) examples/python/http_clients.py --requests 100
 	$(PY) examples/python/round_robin_http.py --requests 12
 	$(PY) examples/python/retry_ejection_http.py --requests 20
 	$(MAKE) --no-print-directory test-python-oldest
@@ -86,5 +88,6 @@ bench-python: build-python $(VENV)/.uhashring
 
 demo-python: build-python
 	$(PY_INSTALL) --no-index --find-links dist peerlb
+	$(PY) examples/python/http_clients.py
 	$(PY) examples/python/round_robin_http.py
 	$(PY) examples/python/retry_ejection_http.py
