@@ -73,3 +73,16 @@ demo-node: node-deps
 
 test-node-integrations-types: node-deps
 	cd $(NODE_PKG) && ./node_modules/.bin/tsc -p __test__/tsconfig.integrations.json
+
+# The integrations' cost per request: each client with and without peerlb against the same
+# local keep-alive servers, in the same run (target/bench/python-http.md, node-http.md;
+# about a minute).
+BENCH_TARGETS += bench-integrations
+
+.PHONY: bench-integrations
+
+bench-integrations: build-python build-node node-deps $(PY_HTTP_STAMP)
+	mkdir -p target/bench
+	$(PY_INSTALL) --no-index --find-links dist peerlb
+	$(PY) $(PY_DIR)/bench/bench_http_clients.py --out target/bench/python-http.md
+	cd $(NODE_PKG) && $(NODE) bench/http_clients.js --out $(CURDIR)/target/bench/node-http.md

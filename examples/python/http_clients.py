@@ -34,6 +34,7 @@ URL = "http://orders.internal/"
 
 class Hello(http.server.BaseHTTPRequestHandler):
     # HTTP/1.0: a connection per request, so a killed server refuses the next one at once.
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         body = f"{self.server.server_address[1]} {self.headers['Host']}".encode()
