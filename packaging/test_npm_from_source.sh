@@ -6,7 +6,7 @@
 #
 # The build gets a target directory of its own (removed at exit): in the workspace's
 # target/ its addon would be uplifted over the workspace's (same crate name). So it
-# compiles every dependency again (about 3 minutes and 700 MB on 2 cores), which is why
+# compiles every dependency again (2.5 CPU-minutes, 6 minutes on a busy 2-core machine), which is why
 # it is `make test-dist-npm-source` and not part of `make test`.
 #
 #   bash packaging/test_npm_from_source.sh target/dist 0.1.0
