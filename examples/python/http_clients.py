@@ -37,7 +37,8 @@ class Hello(http.server.BaseHTTPRequestHandler):
     disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        body = f"{self.server.server_address[1]} {self.headers['Host']}".encode()
+        assert isinstance(self.server, http.server.HTTPServer)
+        body = f"{self.server.server_port} {self.headers['Host']}".encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
