@@ -53,7 +53,7 @@ $(PY_HTTP_STAMP): | $(PY)
 	touch $@
 
 test-python: $(PY_HTTP_STAMP)
-test-python-oldest: $(PY_HTTP_STAMP)
+PY_OLDEST_TEST_DEPS += "httpx>=0.25" "requests>=2.32"
 demo-python: $(PY_HTTP_STAMP)
 
 test-python-integrations-types: test-python
