@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::{AttemptResult, RequestInfo, RequestRule};
 use crate::choice::Choice;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorCode, Result};
 use crate::list::PeerList;
 use crate::now_or_later::{Later, NowOrLater};
 use crate::request::{Outcome, Request};
@@ -210,7 +210,8 @@ impl RequestCall {
     fn stop_reason(&self, error: &Error) -> StopReason {
         if self.retry.attempts() >= self.rule.max_attempts() {
             StopReason::AttemptsExhausted
-        } else if matches!(error, Error::Timeout(_)) {
+        } else if error.code() == ErrorCode::Timeout {
+            // The code, not the variant: Retry wraps its errors with the last failed peer.
             StopReason::TimedOut
         } else {
             StopReason::BudgetExhausted
