@@ -36,6 +36,7 @@ mod error;
 pub mod events;
 mod introspect;
 pub mod list;
+pub mod load_report;
 mod now_or_later;
 mod peer;
 mod request;
@@ -60,6 +61,7 @@ pub use error::{panic_message, Error, ErrorCode, RemoteSystem, Result};
 pub use events::{EventKind, PeerEvent, Subscription};
 pub use introspect::{ListIntrospection, PeerIntrospection};
 pub use list::{ListOptions, PeerList};
+pub use load_report::LoadReport;
 pub use now_or_later::{Later, NowOrLater};
 pub use peer::{
     ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_ITEMS_PER_CALL,

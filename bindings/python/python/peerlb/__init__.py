@@ -50,6 +50,7 @@ from ._peerlb import (
     DnsUpdater,
     EtcdUpdater,
     FileUpdater,
+    LoadReport,
     ManualClock,
     PeerEvent,
     PeerList,
@@ -69,6 +70,7 @@ from ._types import AdminResult, ListInfo, PeerInfo
 __all__ = [
     "PeerList",
     "Choice",
+    "LoadReport",
     "Subscriber",
     "Upstream",
     "Transport",
