@@ -46,6 +46,14 @@ pub mod runtime;
 pub mod session;
 pub mod spec;
 pub mod strategy;
+mod sync;
+
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
+#[cfg(all(test, peerlb_loom))]
+mod loom_models;
 pub mod tcp_probe;
 #[cfg(feature = "tower")]
 pub mod tower;

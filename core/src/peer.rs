@@ -9,6 +9,7 @@ use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
 use crate::list::ListShared;
+use crate::sync::FreeCanary;
 
 /// Longest accepted peer id, in bytes.
 pub const MAX_PEER_ID_LEN: usize = 1024;
@@ -65,6 +66,13 @@ impl PeerId {
     #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// How many clones of this id exist (the loom models check that a peer, which holds
+    /// one, was freed).
+    #[cfg(all(test, peerlb_loom))]
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
     }
 }
 
@@ -250,8 +258,9 @@ const LIMIT: u64 = 1 << 31;
 /// to a cache line: that tripled its memory, 272 bytes against 80.)
 pub struct Peer {
     /// High 32 bits: requests in flight. Low 32 bits: references (in-flight requests
-    /// included). The peer is freed when the references reach zero.
-    counts: AtomicU64,
+    /// included). The peer is freed when the references reach zero. (The shim's atomic, so
+    /// that loom can check the protocol; the other counters are plain statistics.)
+    counts: crate::sync::AtomicU64,
     /// Requests started to it since it was retained.
     chosen: AtomicU64,
     id: PeerId,
@@ -272,6 +281,8 @@ pub struct Peer {
     notify_pending: bool,
     /// True when the strategy wants to hear how requests ended (outcome and latency).
     notify_outcome: bool,
+    /// Lets loom check that the free comes after every other use (zero-sized otherwise).
+    canary: FreeCanary,
 }
 
 impl Peer {
@@ -284,7 +295,7 @@ impl Peer {
         eject_after: u32,
     ) -> PeerRef {
         PeerRef::new(Peer {
-            counts: AtomicU64::new(REF),
+            counts: crate::sync::AtomicU64::new(REF),
             id,
             weight,
             status: AtomicU8::new(ConnectionStatus::Unavailable as u8),
@@ -297,6 +308,7 @@ impl Peer {
             streak: AtomicU32::new(0),
             chosen: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            canary: FreeCanary::default(),
         })
     }
 
@@ -480,13 +492,18 @@ impl PeerRef {
 /// The caller owns `amount` counts of a live peer and does not use `ptr` afterwards.
 #[inline]
 unsafe fn release_counts(ptr: NonNull<Peer>, amount: u64) {
-    // SAFETY: the caller's counts keep the peer alive until this subtraction.
-    let before = unsafe { ptr.as_ref() }
-        .counts
-        .fetch_sub(amount, Ordering::Release);
+    let before = {
+        // SAFETY: the caller's counts keep the peer alive until this subtraction (and the
+        // reference ends with it).
+        let peer = unsafe { ptr.as_ref() };
+        peer.canary.touch();
+        peer.counts.fetch_sub(amount, Ordering::Release)
+    };
     if before & REFS_MASK == amount & REFS_MASK {
         // The last reference: synchronize with every other release, then free (as Arc).
-        std::sync::atomic::fence(Ordering::Acquire);
+        crate::sync::fence(Ordering::Acquire);
+        // SAFETY: no count is left, so nothing else reaches the peer any more.
+        unsafe { ptr.as_ref() }.canary.clobber();
         // SAFETY: the pointer came from Box::leak in PeerRef::new and no count is left.
         drop(unsafe { Box::from_raw(ptr.as_ptr()) });
     }

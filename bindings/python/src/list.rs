@@ -152,7 +152,7 @@ impl PyPeerList {
                 if let Ok(spec) = t.cast::<PyString>() {
                     // A built-in transport by spec: "always-available",
                     // "tcp-probe?interval_ms=200&timeout_ms=100", ...
-                    let spec = spec.to_cow()?;
+                    let spec = convert::text("transport", spec)?;
                     options = options.transport(check(py, peerlb::transport_from_spec(&spec))?);
                 } else {
                     let wrapped = Arc::new(PyTransport::new(t)?);

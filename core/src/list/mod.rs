@@ -514,7 +514,8 @@ impl ListShared {
     #[inline]
     fn stamp_at(&self, now: Instant) -> u64 {
         let d = now.saturating_duration_since(self.epoch);
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1) + 1
+        // Saturates: a manual clock can be moved to u64::MAX nanoseconds and beyond.
+        u64::try_from(d.as_nanos()).map_or(u64::MAX, |n| n.saturating_add(1))
     }
 }
 
