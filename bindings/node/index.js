@@ -595,6 +595,17 @@ if (hasDispose) {
   })
 }
 
+if (hasDispose) {
+  // `using admin = peerlb.serveAdmin(':0')` stops the admin endpoint at scope exit.
+  Object.defineProperty(native.AdminServer.prototype, Symbol.dispose, {
+    value: function dispose() {
+      this.stop()
+    },
+    writable: true,
+    configurable: true,
+  })
+}
+
 /** Core error codes: kebab-case name → Node `code` (e.g. 'timeout' → 'PEERLB_TIMEOUT'). */
 const errorCodes = Object.freeze(Object.fromEntries(native.errorCodes()))
 
@@ -639,6 +650,9 @@ module.exports = {
   DnsUpdater: native.DnsUpdater,
   EtcdUpdater: native.EtcdUpdater,
   Binding: madeByPeerlb(native.Binding, 'Binding'),
+  AdminServer: madeByPeerlb(native.AdminServer, 'AdminServer'),
+  serveAdmin: native.serveAdmin,
+  metrics: native.metrics,
   errorCodes,
   strategies: Object.freeze(native.strategyNames()),
   coreVersion: native.coreVersion(),

@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod admin_http;
 mod choice;
 pub mod clock;
 pub mod ejection;
@@ -37,8 +38,11 @@ pub mod events;
 mod introspect;
 pub mod list;
 pub mod load_report;
+pub mod metrics;
 mod now_or_later;
 mod peer;
+pub mod probe;
+pub mod registry;
 mod request;
 pub mod request_rule;
 pub mod retry;
@@ -62,6 +66,7 @@ pub mod updater;
 pub mod upstream;
 
 pub use admin::AdminResult;
+pub use admin_http::{serve_admin, AdminServer};
 pub use choice::Choice;
 pub use clock::{Clock, ManualClock};
 pub use ejection::EjectionPolicy;

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
-use crate::list::ListShared;
+use crate::list::{Admission, ListShared};
+use crate::metrics::PeerSeries;
 use crate::sync::FreeCanary;
 
 /// Longest accepted peer id, in bytes.
@@ -281,6 +282,11 @@ pub struct Peer {
     notify_pending: bool,
     /// True when the strategy wants to hear how requests ended (outcome and latency).
     notify_outcome: bool,
+    /// Its metric series, when the list keeps metrics (outcome counters the peer does not
+    /// keep itself, latencies); the series also sums this peer's counters when it is freed.
+    series: Option<Arc<PeerSeries>>,
+    /// The list's count of requests in flight, when the list has a `max_pending` breaker.
+    admission: Option<Arc<Admission>>,
     /// Lets loom check that the free comes after every other use (zero-sized otherwise).
     canary: FreeCanary,
 }
@@ -294,7 +300,31 @@ impl Peer {
         notify_outcome: bool,
         eject_after: u32,
     ) -> PeerRef {
-        PeerRef::new(Peer {
+        Peer::new_ref_with(
+            id,
+            weight,
+            list,
+            notify_pending,
+            notify_outcome,
+            eject_after,
+            None,
+            None,
+        )
+    }
+
+    /// [`Peer::new_ref`] with the list's metric series and admission counter.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_ref_with(
+        id: PeerId,
+        weight: u32,
+        list: Weak<ListShared>,
+        notify_pending: bool,
+        notify_outcome: bool,
+        eject_after: u32,
+        series: Option<Arc<PeerSeries>>,
+        admission: Option<Arc<Admission>>,
+    ) -> PeerRef {
+        let peer = PeerRef::new(Peer {
             counts: crate::sync::AtomicU64::new(REF),
             id,
             weight,
@@ -308,8 +338,14 @@ impl Peer {
             streak: AtomicU32::new(0),
             chosen: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            series,
+            admission,
             canary: FreeCanary::default(),
-        })
+        });
+        if let Some(series) = &peer.series {
+            series.attach(&peer);
+        }
+        peer
     }
 
     /// A peer outside any list, for strategy unit tests and custom strategies' tests.
@@ -350,10 +386,27 @@ impl Peer {
             }
             Outcome::Failure => self.record_failure(),
             // Declined (the peer refused on purpose) and cancelled say nothing about health.
-            Outcome::Declined | Outcome::Cancelled => false,
+            Outcome::Declined | Outcome::Cancelled => {
+                self.record_other(outcome);
+                false
+            }
         }
     }
 
+    /// Counts a `declined` or `cancelled` outcome in the metrics (`ok` is derived at scrape
+    /// time, `failure` is the peer's own counter).
+    #[cold]
+    fn record_other(&self, outcome: crate::request::Outcome) {
+        if let Some(series) = &self.series {
+            series.record_outcome(outcome);
+        }
+    }
+
+    /// Its metric series, if the list keeps metrics.
+    #[inline]
+    pub(crate) fn series(&self) -> Option<&Arc<PeerSeries>> {
+        self.series.as_ref()
+    }
     #[cold]
     fn record_failure(&self) -> bool {
         self.failures.fetch_add(1, Ordering::Relaxed);
@@ -446,6 +499,15 @@ impl fmt::Debug for Peer {
             .field("status", &self.connection_status())
             .field("pending", &self.pending())
             .finish()
+    }
+}
+
+impl Drop for Peer {
+    /// A freed peer's counters live on in its metric series.
+    fn drop(&mut self) {
+        if let Some(series) = &self.series {
+            series.detach(self);
+        }
     }
 }
 
@@ -571,11 +633,33 @@ impl InFlight {
         }
     }
 
+    /// Takes back a request that was never handed out (a circuit breaker found its peer at
+    /// its limit): pending and the `chosen` counter go back down, the list's admission
+    /// count is left alone (the caller reserved it and keeps it for the next pick), and the
+    /// strategy hears of the change if it asked to.
+    #[cold]
+    pub(crate) fn undo(self) {
+        let peer = self.peer();
+        peer.chosen.fetch_sub(1, Ordering::Relaxed);
+        let notify = peer.notify_pending.then(|| peer.list.upgrade()).flatten();
+        let keep = notify.as_ref().map(|_| self.peer_ref());
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        // SAFETY: this InFlight owned one pending count and one reference, and is gone.
+        unsafe { release_counts(ptr, PENDING + REF) };
+        if let (Some(list), Some(peer)) = (notify, keep) {
+            list.pending_changed(&peer);
+        }
+    }
+
     /// Ends the request and keeps a reference to the peer: pending goes down (and the
     /// strategy hears of it, as on a drop) in one atomic operation, the request's hold on
     /// the peer becoming the returned reference (a drop plus `peer_ref` would take two).
     #[inline]
     pub(crate) fn end(self) -> PeerRef {
+        if let Some(admission) = &self.peer().admission {
+            admission.release();
+        }
         let ptr = self.ptr;
         std::mem::forget(self);
         let peer = PeerRef {
@@ -617,6 +701,9 @@ impl Drop for InFlight {
     #[inline]
     fn drop(&mut self) {
         let peer = self.peer();
+        if let Some(admission) = &peer.admission {
+            admission.release();
+        }
         if peer.notify_pending {
             if let Some(list) = peer.list.upgrade() {
                 let keep = self.peer_ref();

@@ -21,6 +21,7 @@ mod js;
 mod list;
 mod list_options;
 mod offload;
+pub mod ops;
 mod pending_update;
 mod registry;
 mod request_rule;

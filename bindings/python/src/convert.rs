@@ -191,6 +191,13 @@ pub fn shard_key(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<u8>>> {
     )))
 }
 
+/// A count limit (`max_pending=`): an int in the range of `usize`, passed to core as
+/// given (0 included: core judges it).
+pub fn usize_limit(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    // In range by construction.
+    uint(what, obj, 0, usize::MAX as u64).map(|v| v as usize)
+}
+
 /// The text of a str. A str that has no UTF-8 form (a lone surrogate, e.g. `"\ud800"`)
 /// is a bad value: `InvalidArgument`, like an id that is not valid UTF-8 on the other
 /// surfaces (not the `UnicodeEncodeError` Python's encoder raises).

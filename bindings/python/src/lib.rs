@@ -16,6 +16,7 @@ mod errors;
 mod events;
 mod list;
 mod load;
+mod ops;
 mod request_rule;
 mod retry;
 mod session;
@@ -47,6 +48,9 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
+    m.add_class::<ops::PyAdminServer>()?;
+    m.add_function(wrap_pyfunction!(ops::serve_admin, m)?)?;
+    m.add_function(wrap_pyfunction!(ops::metrics, m)?)?;
     updater::register(m)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;

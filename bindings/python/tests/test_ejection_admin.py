@@ -218,6 +218,7 @@ def test_introspection_keys() -> None:
     assert set(info) == {
         "strategy", "transport", "state", "summary", "available", "total", "panic",
         "ejected", "disabled", "chosen", "failures", "ejections", "sessions", "peers",
+        "name", "pending", "max_pending", "max_pending_per_peer", "overloaded",
     }
     assert set(info["peers"][0]) == {
         "id", "status", "pending", "weight", "admin", "ejected", "ejected_for_ms",

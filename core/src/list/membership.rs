@@ -59,6 +59,8 @@ pub(super) struct Slot {
     pub(super) ejected_until: u64,
     /// How many times it has been ejected (the next ejection lasts longer).
     pub(super) ejections: u32,
+    /// Its id's metric series (when the list keeps metrics), for as long as it is listed.
+    pub(super) series: Option<std::sync::Arc<crate::metrics::PeerSeries>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +82,7 @@ impl Slot {
             offered: false,
             ejected_until: 0,
             ejections: 0,
+            series: None,
         }
     }
 
@@ -146,7 +149,9 @@ impl Commit<'_> {
             .peers
             .get_index_mut(i)
             .expect("a record to retain");
-        let peer = self.list.new_peer(id.clone(), slot.weight);
+        let peer = self
+            .list
+            .new_peer(id.clone(), slot.weight, slot.series.clone());
         slot.peer = Some(peer.clone());
         slot.phase = Phase::Retaining;
         self.reconcile_at(i);
@@ -220,13 +225,18 @@ impl Commit<'_> {
     /// Adds a record for a validated peer; `Err` when the id is in the list already.
     fn insert(&mut self, id: PeerId, weight: u32) -> Result<usize> {
         let seq = self.state.next_seq;
+        let list = self.list;
         let i = match self.state.peers.entry(id) {
             indexmap::map::Entry::Occupied(o) => {
                 return Err(Error::PeerAlreadyInList(o.key().to_string()))
             }
             indexmap::map::Entry::Vacant(v) => {
                 let i = v.index();
-                v.insert(Slot::new(seq, weight));
+                let series = list.metrics.as_ref().map(|m| m.series_for(v.key()));
+                v.insert(Slot {
+                    series,
+                    ..Slot::new(seq, weight)
+                });
                 i
             }
         };

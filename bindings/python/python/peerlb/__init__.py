@@ -35,6 +35,7 @@ from ._errors import (
     NoDeadline,
     NoPeerAvailable,
     NotStarted,
+    Overloaded,
     PeerAlreadyInList,
     PeerlbError,
     PeerNotInList,
@@ -45,6 +46,7 @@ from ._errors import (
 from ._peerlb import (
     ERROR_CODES,
     STRATEGIES,
+    AdminServer,
     Binding,
     Choice,
     DnsUpdater,
@@ -63,6 +65,8 @@ from ._peerlb import (
     Subscription,
     Upstream,
     __version__,
+    metrics,
+    serve_admin,
 )
 from ._retry import retrying
 from ._types import AdminResult, ListInfo, PeerInfo
@@ -91,6 +95,9 @@ __all__ = [
     "RetryBudget",
     "RequestRule",
     "retrying",
+    "metrics",
+    "serve_admin",
+    "AdminServer",
     "STRATEGIES",
     "ERROR_CODES",
     "__version__",
@@ -111,6 +118,7 @@ __all__ = [
     "Declined",
     "AlreadyFinished",
     "InternalError",
+    "Overloaded",
 ]
 
 PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]

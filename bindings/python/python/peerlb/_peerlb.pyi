@@ -77,6 +77,9 @@ __all__ = [
     "DnsUpdater",
     "EtcdUpdater",
     "Binding",
+    "AdminServer",
+    "serve_admin",
+    "metrics",
 ]
 
 __version__: str
@@ -353,11 +356,22 @@ class PeerList:
         transport: Union[Transport, str, None] = None,
         ejection: Union[bool, Mapping[str, int], None] = None,
         clock: Optional[ManualClock] = None,
+        name: Optional[str] = None,
+        max_pending: Optional[int] = None,
+        max_pending_per_peer: Optional[int] = None,
+        metrics: Optional[bool] = None,
+        peer_labels: Optional[bool] = None,
         capacity: Optional[int] = None,
     ) -> Self:
         """``None`` (or left out) takes core's default: ``"round-robin"``, shuffled,
         random seed, waiting (not fail-fast), always-available, ejection on, real clock,
-        capacity 10 (yarpc's)."""
+        named ``list-N``, no circuit breakers, metrics on with peer labels, capacity 10
+        (yarpc's)."""
+    @property
+    def name(self) -> str:
+        """The list's name: its ``list`` label in metrics and its admin endpoint path."""
+    def metrics(self) -> str:
+        """The list's metrics in the Prometheus text format (empty with ``metrics=False``)."""
     @property
     def strategy(self) -> str:
         """The full strategy spec, options included (``"hash-ring?bounded=1.25"``)."""
@@ -553,6 +567,32 @@ class EtcdUpdater:
         retry_interval: Optional[_Seconds] = None,
     ) -> Self: ...
     def bind(self, list: PeerList) -> Binding: ...
+
+@final
+class AdminServer:
+    """A running admin endpoint (from ``serve_admin``); a context manager that stops it."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def address(self) -> str: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[Type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+def serve_admin(address: Optional[str] = None, *, token: Optional[str] = None) -> AdminServer:
+    """Serves the admin endpoint (``/metrics``, ``/lists``, ``/lists/{name}/backends...``),
+    on ``127.0.0.1:9901`` by default; ``":0"`` picks a free port."""
+
+def metrics() -> str:
+    """Every live list's metrics in the Prometheus text format."""
 
 @final
 class _CancelWait:
