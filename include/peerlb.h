@@ -41,6 +41,12 @@
 #define PEERLB_LOAD_NOT_GIVEN -1.0
 
 /**
+ * `peerlb_request_call_report`'s `classified` value meaning "no classifier's outcome:
+ * the rule decides" (any negative value does).
+ */
+#define PEERLB_OUTCOME_UNCLASSIFIED -1
+
+/**
  * The value of a numeric argument that means "not given: use the core's default" (any
  * negative value does; see `peerlb_retry_budget_new`).
  */
@@ -177,6 +183,46 @@ typedef struct peerlb_list_options peerlb_list_options;
  * `peerlb_manual_clock_free`, which must be the last use of the handle.
  */
 typedef struct peerlb_manual_clock peerlb_manual_clock;
+
+/**
+ * One HTTP request under a rule, driven step by step:
+ *
+ * ```c
+ * peerlb_request_call *call;
+ * peerlb_request_call_new(rule, "GET", true, -1, &call);
+ * peerlb_choice c;
+ * peerlb_status st = peerlb_request_call_choose(call, list, NULL, &c);
+ * while (st == PEERLB_OK) {
+ *     long status = 0;
+ *     CURLcode rc = send_to(c.peer, c.peer_len, &status);   // CURLOPT_CONNECT_TO
+ *     peerlb_request_report r;
+ *     peerlb_request_call_report(call, &c, rc == CURLE_OK ? PEERLB_ATTEMPT_STATUS
+ *                                : kind_of(rc), (uint32_t)status, PEERLB_OUTCOME_UNCLASSIFIED, &r);
+ *     if (!r.retry) break;                  // this attempt's response (or error) is the answer
+ *     st = peerlb_request_call_choose(call, list, NULL, &c);  // another peer
+ * }
+ * peerlb_request_call_free(call);
+ * ```
+ *
+ * Ownership: made by `peerlb_request_call_new`, freed with `peerlb_request_call_free`.
+ * Thread safety: not synchronized; use a call from one thread at a time (it may move
+ * between threads). Its choices may be finished on any thread.
+ */
+typedef struct peerlb_request_call peerlb_request_call;
+
+/**
+ * The rule every HTTP integration applies: a connect error, reset, timeout or a status in
+ * `failure_statuses` (default 5xx) is a failure of the peer, any other status is ok; a
+ * failure is retried on another peer when the method is idempotent (GET, HEAD, OPTIONS,
+ * TRACE, PUT, DELETE), the request opted in, or the connect failed (nothing was sent),
+ * the body can be sent again, attempts are left, the overall timeout has not passed and
+ * the retry budget agrees.
+ *
+ * Ownership: made by `peerlb_request_rule_new`, freed with `peerlb_request_rule_free`;
+ * calls made with it keep their own reference, so it may be freed before them.
+ * Thread safety: one rule may be used by any number of calls on any threads.
+ */
+typedef struct peerlb_request_rule peerlb_request_rule;
 
 /**
  * One retried call, driven step by step. The loop (see `peerlb_retry_new`):
@@ -519,6 +565,42 @@ typedef struct peerlb_peer_status {
 } peerlb_peer_status;
 
 /**
+ * What happened to one attempt (one of the `PEERLB_ATTEMPT_*` values; any other value is
+ * `PEERLB_INVALID_ARGUMENT`).
+ */
+typedef uint32_t peerlb_attempt_result;
+
+/**
+ * Why a failed attempt was not retried (`peerlb_request_report.stopped`).
+ */
+typedef uint32_t peerlb_stop_reason;
+
+/**
+ * What `peerlb_request_call_report` decided.
+ *
+ * Ownership: the caller's struct, written by the report.
+ */
+typedef struct peerlb_request_report {
+  /**
+   * The outcome the attempt's choice was finished with (`PEERLB_OUTCOME_*`).
+   */
+  peerlb_outcome outcome;
+  /**
+   * The latency reported with it, in microseconds: from the choose to the report.
+   */
+  int64_t latency_us;
+  /**
+   * Whether to choose again and send the request to another peer; when false, this
+   * attempt's response (or error) is the request's.
+   */
+  bool retry;
+  /**
+   * Why a failed attempt is not retried (`PEERLB_STOP_*`; `PEERLB_STOP_NONE` otherwise).
+   */
+  peerlb_stop_reason stopped;
+} peerlb_request_report;
+
+/**
  * What happened to a session (one of the `PEERLB_SESSION_EVENT_*` values; later versions
  * may add values, so handle unknown ones).
  */
@@ -760,6 +842,58 @@ typedef struct peerlb_health_check_vtable {
  * `peerlb_list_enable` put it back.
  */
 #define PEERLB_EVENT_ENABLED 8
+
+/**
+ * The peer answered; the status code is the report's `status` argument (100..=599).
+ */
+#define PEERLB_ATTEMPT_STATUS 0
+
+/**
+ * The connection could not be made (refused, unreachable, connect timeout): the request
+ * was not sent, so any method may be retried.
+ */
+#define PEERLB_ATTEMPT_CONNECT_FAILED 1
+
+/**
+ * The connection broke after the request started (reset, closed before a response).
+ */
+#define PEERLB_ATTEMPT_RESET 2
+
+/**
+ * No response within the attempt's timeout.
+ */
+#define PEERLB_ATTEMPT_TIMED_OUT 3
+
+/**
+ * Any other transport error (protocol, TLS, ...).
+ */
+#define PEERLB_ATTEMPT_FAILED 4
+
+/**
+ * Not stopped: the report says retry, or the outcome was not a failure.
+ */
+#define PEERLB_STOP_NONE 0
+
+/**
+ * The rule does not retry it (a method that is not idempotent and was sent, or a body
+ * that cannot be sent again).
+ */
+#define PEERLB_STOP_NOT_RETRYABLE 1
+
+/**
+ * `max_attempts` attempts were made.
+ */
+#define PEERLB_STOP_ATTEMPTS_EXHAUSTED 2
+
+/**
+ * The retry budget refused another attempt.
+ */
+#define PEERLB_STOP_BUDGET_EXHAUSTED 3
+
+/**
+ * The rule's overall timeout passed.
+ */
+#define PEERLB_STOP_TIMED_OUT 4
 
 /**
  * The session was bound to the peer: opened, or failed over to it (`reason` is
@@ -1701,6 +1835,127 @@ enum peerlb_status peerlb_list_peers(const struct peerlb_list *list, char **json
  * `list` NULL or live; `capacity` NULL or writable.
  */
 enum peerlb_status peerlb_list_capacity(const struct peerlb_list *list, size_t *capacity);
+
+/**
+ * Creates a request rule from a spec: `key=value` pairs joined by `&`, any of
+ * `failure_statuses` (codes and ranges, e.g. `502-504,429`; default `500-599`),
+ * `max_attempts` (1..=100, default 3), `timeout_ms` (the whole request's limit; default
+ * none), `budget` (`default`: a budget of the rule's own, 20 % of requests + 10 retries
+ * per second over 10 s; `off`), `retry_any_method` (`true`/`false`, default false). NULL,
+ * `""` and `"default"` are the defaults. A non-NULL `budget` replaces the spec's budget
+ * with that shared one (the rule keeps its own reference).
+ *
+ * Ownership: the caller frees `*out` with `peerlb_request_rule_free`; `spec` and
+ * `budget` are only read.
+ * Errors: `PEERLB_INVALID_ARGUMENT` (naming the spec and the key) for a malformed spec,
+ * an unknown key, a bad value, or a NULL `out`.
+ *
+ * # Safety
+ * `spec` NULL or NUL-terminated; `budget` NULL or live; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_request_rule_new(const char *spec, const struct peerlb_retry_budget *budget, struct peerlb_request_rule **out);
+
+/**
+ * Frees the caller's rule handle; calls made with it keep it alive. NULL is ignored.
+ *
+ * Ownership: takes `rule` back.
+ *
+ * # Safety
+ * `rule` must be NULL or from `peerlb_request_rule_new`, not yet freed.
+ */
+void peerlb_request_rule_free(struct peerlb_request_rule *rule);
+
+/**
+ * Starts one request under `rule` (its overall timeout counts from now): `method` as sent
+ * (case-sensitive, NUL-terminated), whether its body can be sent again
+ * (`body_replayable`: true for no body or one in memory, false for a stream read once),
+ * and `idempotent`: negative for "not given" (the method decides), 0 for "never retry
+ * once sent", positive for "safe to send twice" (e.g. a POST with an idempotency key).
+ *
+ * Ownership: the caller frees `*out` with `peerlb_request_call_free`; the call keeps its
+ * own reference to the rule.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or a method that is empty or not
+ * UTF-8.
+ *
+ * # Safety
+ * `rule` NULL or live; `method` NULL or NUL-terminated; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_request_call_new(const struct peerlb_request_rule *rule, const char *method, bool body_replayable, int32_t idempotent, struct peerlb_request_call **out);
+
+/**
+ * Chooses the peer for the next attempt, like `peerlb_list_choose` (blocking up to the
+ * earlier of the request's timeout and the rule's), preferring a peer this call has not
+ * tried. Connect to `c.peer` (`host:port`, e.g. with libcurl's `CURLOPT_CONNECT_TO`, which
+ * keeps the URL's Host header and TLS name), then report the attempt with
+ * `peerlb_request_call_report`.
+ *
+ * Ownership: borrows `call`, `list` and `request` (NULL: no timeout, no shard key) for the
+ * call; `*out` is the caller's struct.
+ * Errors (`*out` untouched): the list's (`PEERLB_NO_DEADLINE`, `PEERLB_TIMEOUT`,
+ * `PEERLB_NOT_STARTED`, ...) when no peer can be chosen; `PEERLB_RETRY_EXHAUSTED` or
+ * `PEERLB_TIMEOUT` when no attempt may start (a choose after a report that said no
+ * retry); `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `call` NULL or live; `list` NULL or live; `request` NULL or valid; `out` NULL or
+ * writable.
+ */
+enum peerlb_status peerlb_request_call_choose(struct peerlb_request_call *call, const struct peerlb_list *list, const struct peerlb_request *request, struct peerlb_choice *out);
+
+/**
+ * Reports what happened to the attempt on `*choice`: `result` (`PEERLB_ATTEMPT_*`) with
+ * `status` (the HTTP status for `PEERLB_ATTEMPT_STATUS`, 100..=599; ignored otherwise),
+ * and `classified`: `PEERLB_OUTCOME_UNCLASSIFIED` (negative) to let the rule decide, or a
+ * `PEERLB_OUTCOME_*` that overrides the rule's outcome (a classifier of your own). The
+ * choice is finished with the outcome and the latency since it was chosen, and cleared.
+ * `out->retry` says whether to choose again (the retry is already counted against the
+ * attempts and the budget).
+ *
+ * Ownership: ends peerlb's hold on the chosen peer; the structs stay the caller's.
+ * Errors (nothing done, the choice left to be finished): `PEERLB_INVALID_ARGUMENT` for
+ * NULL arguments, an unknown `result`, a status outside 100..=599 or an unknown
+ * `classified`; `PEERLB_ALREADY_FINISHED` for a finished choice.
+ *
+ * # Safety
+ * `call` NULL or live; `choice` NULL or a choice from `peerlb_request_call_choose`; `out`
+ * NULL or writable.
+ */
+enum peerlb_status peerlb_request_call_report(struct peerlb_request_call *call, struct peerlb_choice *choice, peerlb_attempt_result result, uint32_t status, int32_t classified, struct peerlb_request_report *out);
+
+/**
+ * What is left of the rule's overall timeout, in `*remaining_ms` (rounded up; -1 when the
+ * rule has no timeout): cap each attempt's own timeout by it (e.g. libcurl's
+ * `CURLOPT_TIMEOUT_MS`).
+ *
+ * Ownership: borrows `call` for the call; `*remaining_ms` is the caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `call` NULL or live; `remaining_ms` NULL or writable.
+ */
+enum peerlb_status peerlb_request_call_remaining_ms(const struct peerlb_request_call *call, int64_t *remaining_ms);
+
+/**
+ * How many attempts the call has started, in `*attempts`.
+ *
+ * Ownership: borrows `call` for the call; `*attempts` is the caller's.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `call` NULL or live; `attempts` NULL or writable.
+ */
+enum peerlb_status peerlb_request_call_attempts(const struct peerlb_request_call *call, uint32_t *attempts);
+
+/**
+ * Frees a call. A choice it made that is still unfinished stays valid (finish it with
+ * `peerlb_choice_finish`). NULL is ignored.
+ *
+ * Ownership: takes `call` back.
+ *
+ * # Safety
+ * `call` must be NULL or from `peerlb_request_call_new`, not yet freed.
+ */
+void peerlb_request_call_free(struct peerlb_request_call *call);
 
 /**
  * Creates a retry budget allowing `ratio` (0..=1) retries per call plus `min_per_sec`

@@ -10,3 +10,6 @@ $(PY_HYPOTHESIS_STAMP): | $(PY)
 	touch $@
 
 test-python: $(PY_HYPOTHESIS_STAMP)
+
+# The oldest-Python run (mk/python.mk) needs it in its own venv too.
+PY_OLDEST_TEST_DEPS += "hypothesis>=6.100,<7"

@@ -58,6 +58,7 @@ test-node-install: build-node
 	  cd / && rm -rf $$tmp
 
 test-node-example: build-node
+	$(NODE) examples/node/http_clients.js --requests 100
 	$(NODE) examples/node/round_robin.js --requests 12
 	$(NODE) examples/node/ejection_retry.js --requests 8 --base-ms 200
 
@@ -69,5 +70,6 @@ bench-node: build-node node-deps
 	$(NODE) --expose-gc $(NODE_PKG)/bench/event_loop.js --out target/bench/node-event-loop.md
 
 demo-node: build-node
+	$(NODE) examples/node/http_clients.js
 	$(NODE) examples/node/round_robin.js
 	$(NODE) examples/node/ejection_retry.js

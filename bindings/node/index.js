@@ -642,6 +642,7 @@ module.exports = {
   adminResultCodes,
   ManualClock: native.ManualClock,
   RetryBudget: native.RetryBudget,
+  RequestRule: native.RequestRule,
   declined: native.declined,
   Subscriber: madeByPeerlb(native.Subscriber, 'Subscriber'),
   StaticUpdater: native.StaticUpdater,

@@ -13,6 +13,7 @@ export const {
   adminResultCodes,
   ManualClock,
   RetryBudget,
+  RequestRule,
   declined,
   Subscriber,
   StaticUpdater,

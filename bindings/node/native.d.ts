@@ -203,6 +203,40 @@ export declare class NativeList {
   get capacity(): number
 }
 
+/** One HTTP request under a rule (internal; used by `peerlb/undici` and `peerlb/http`). */
+export declare class NativeRequestCall {
+  /**
+   * A request with `method` under `rule` on `list`; `bodyReplayable`: whether its body
+   * can be sent again; `idempotent`: `null` (the method decides), `true` or `false`;
+   * `connectRetriesOnly`: the integration cannot send it twice (only a failed connect
+   * moves it to another peer).
+   */
+  constructor(rule: RequestRule, list: NativeList, method: string, bodyReplayable: boolean, idempotent?: boolean | undefined | null, connectRetriesOnly?: boolean | undefined | null)
+  /**
+   * The next attempt's peer at once, or a Promise of it (or of an `Error`) when the
+   * list has no available peer yet. Throws (or resolves to) the list's error when no
+   * peer can be chosen, or the rule's when no attempt may start. An attempt left
+   * unreported ends as cancelled.
+   */
+  choose(): ChosenPeer | Promise<ChosenPeer | Error>
+  /**
+   * Reports the current attempt: `status` (the response's), or `error` (what the
+   * integration made of the failure: `'connect-failed'`, `'reset'`, `'timed-out'`,
+   * `'failed'`), and `outcome`, a classifier's override. Returns whether to choose
+   * again.
+   */
+  report(status: number | null, error: string | null, outcome?: string | null): boolean
+  /** Milliseconds left of the rule's overall timeout (`null`: it has none). */
+  get remainingMs(): number | null
+  /** Attempts started so far. */
+  get attempts(): number
+  /**
+   * Why the last failed attempt was not retried (`'not-retryable'`,
+   * `'attempts-exhausted'`, `'budget-exhausted'`, `'timed-out'`), else `null`.
+   */
+  get stopped(): string | null
+}
+
 /** One retried call (internal; use `PeerList.retry`). */
 export declare class NativeRetry {
   /** `new NativeRetry(list, options)`; see `RetryOptions`. */
@@ -315,6 +349,26 @@ export declare class PendingUpdate {
 }
 
 /**
+ * The rule every HTTP integration applies: connect errors, resets, timeouts and
+ * `failureStatuses` are failures of the peer, other statuses ok; a failure is retried on
+ * another peer for idempotent methods (or any method with `retryAnyMethod`, or a request
+ * that never connected), a body that can be sent again, attempts left, the overall
+ * timeout not passed and the retry budget agreeing.
+ */
+export declare class RequestRule {
+  /** A rule; see `RequestRuleOptions`. */
+  constructor(options?: RequestRuleOptions)
+  /** The options given, as the core's spec string (`''` for the defaults). */
+  get spec(): string
+  /** Attempts in all, the first included. */
+  get maxAttempts(): number
+  /** The failure statuses as codes and ranges (`'500-599'`). */
+  get failureStatuses(): string
+  /** Whether every method is retried as if idempotent. */
+  get retryAnyMethod(): boolean
+}
+
+/**
  * A retry budget shared by `retry` calls: over a sliding window of `ttlMs`, retries may be
  * at most `minPerSec × ttl + ratio × calls` (Finagle's and Envoy's budget).
  */
@@ -379,6 +433,16 @@ export interface BindingStats {
   changes: number
   /** Reads that failed (the last good set stayed). */
   failures: number
+}
+
+/** A chosen peer: its id, and the host and port to connect to. */
+export interface ChosenPeer {
+  /** The peer's id (`'10.0.0.1:8080'`). */
+  peer: string
+  /** Its host (`'10.0.0.1'`, `'::1'`: without brackets). */
+  host: string
+  /** Its port. */
+  port: number
 }
 
 /** The core library's version. */
@@ -547,6 +611,32 @@ export interface PeerListOptions {
   peerLabels?: boolean
   /** Expected number of peers, a whole number (a pre-sizing hint; default 10, yarpc's). */
   capacity?: number
+}
+
+/** Options of `new RequestRule(options)`; not given: the core's defaults. */
+export interface RequestRuleOptions {
+  /**
+   * The statuses that count as a failure of the peer: codes and ranges as a string
+   * (`'502-504,429'`) or an array of codes (default every 5xx, `'500-599'`).
+   */
+  failureStatuses?: string | Array<number> | null
+  /** Attempts in all, the first included (1..=100, default 3). */
+  maxAttempts?: number | null
+  /**
+   * The whole request's time limit in ms: no retry starts after it, each wait for a
+   * peer ends by it, each attempt's timeout is capped by what is left (default none).
+   */
+  timeoutMs?: number | null
+  /**
+   * A `RetryBudget` to share, or `false` for none (default: a budget of the rule's own,
+   * 20 % of requests + 10 retries per second over 10 s).
+   */
+  budget?: RetryBudget | false | null
+  /**
+   * Retry every method as if idempotent (default false: GET, HEAD, OPTIONS, TRACE, PUT,
+   * DELETE, and requests that never connected).
+   */
+  retryAnyMethod?: boolean | null
 }
 
 /** Options of `new RetryBudget(options)`; not given: the core's defaults. */

@@ -44,6 +44,7 @@ mod peer;
 pub mod probe;
 pub mod registry;
 mod request;
+pub mod request_rule;
 pub mod retry;
 pub mod runtime;
 pub mod session;
@@ -58,6 +59,8 @@ pub mod fuzzing;
 #[cfg(all(test, peerlb_loom))]
 mod loom_models;
 pub mod tcp_probe;
+#[cfg(feature = "tower")]
+pub mod tower;
 pub mod transport;
 pub mod updater;
 pub mod upstream;

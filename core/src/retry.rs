@@ -340,6 +340,9 @@ fn attempt_request(deadline: Option<Instant>, key: &Option<Vec<u8>>) -> Request<
 pub struct Retry {
     policy: RetryPolicy,
     started: Instant,
+    /// Set by [`Retry::approve_next`]: the next attempt's checks are done (and its budget
+    /// spent), so the next [`Retry::check_next`] passes without checking again.
+    approved: bool,
     deadline: Option<Instant>,
     errors: Vec<String>,
     tried: Vec<PeerId>,
@@ -362,6 +365,7 @@ impl Retry {
             deadline: policy.timeout.and_then(|t| started.checked_add(t)),
             policy: policy.clone(),
             started,
+            approved: false,
             errors: Vec::new(),
             tried: Vec::new(),
             attempts: 0,
@@ -406,6 +410,9 @@ impl Retry {
     /// Whether another attempt may start (limit, timeout, budget); `Err` is the call's
     /// final error. Spends budget for a retry.
     pub fn check_next(&mut self) -> Result<()> {
+        if std::mem::take(&mut self.approved) {
+            return Ok(());
+        }
         if self.attempts >= self.policy.max_attempts {
             return Err(self.final_error("retry attempts exceeded"));
         }
@@ -425,6 +432,22 @@ impl Retry {
                 return Err(self.final_error("retry budget exhausted"));
             }
         }
+        Ok(())
+    }
+
+    /// [`Retry::check_next`] now, for a caller that must know whether it will retry before
+    /// it chooses (an HTTP integration keeps a failed response until then, to hand it back
+    /// when no retry may follow): on `Ok`, the next choose skips the checks.
+    ///
+    /// ```
+    /// use peerlb::retry::{Retry, RetryPolicy};
+    /// let mut r = Retry::new(&RetryPolicy::new(1));
+    /// r.approve_next().unwrap(); // the first attempt
+    /// assert!(r.check_next().is_ok()); // already approved
+    /// ```
+    pub fn approve_next(&mut self) -> Result<()> {
+        self.check_next()?;
+        self.approved = true;
         Ok(())
     }
 

@@ -7,10 +7,11 @@
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`,
 //!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`,
-//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`, `peerlb_admin_server`); plain data (`peerlb_request`, `peerlb_choice`,
-//!   `peerlb_peer_spec`, `peerlb_event`, vtables, option structs) is `#[repr(C)]`. Every
-//!   pointer from C is read through [`handle`]: borrowing, freeing, out-parameters, strings
-//!   and arrays are written once there.
+//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`, `peerlb_admin_server`,
+//!   `peerlb_request_rule`, `peerlb_request_call`); plain data (`peerlb_request`,
+//!   `peerlb_choice`, `peerlb_peer_spec`, `peerlb_event`, `peerlb_request_report`, vtables,
+//!   option structs) is `#[repr(C)]`. Every pointer from C is read through [`handle`]:
+//!   borrowing, freeing, out-parameters, strings and arrays are written once there.
 //! * Every fallible call returns [`peerlb_status`]: 0 is success, every other value is the
 //!   core's `ErrorCode::as_u32()` (`PEERLB_INVALID_ARGUMENT` = 1 ... `PEERLB_INTERNAL` =
 //!   15, `PEERLB_OVERLOADED` = 16). Out-parameters are written only on success. `peerlb_last_error_message()` and
@@ -46,6 +47,7 @@ pub mod list;
 pub mod metrics;
 pub mod options;
 pub mod queries;
+pub mod request_rule;
 pub mod retry;
 pub mod session;
 pub mod transport;
@@ -64,6 +66,7 @@ pub use list::*;
 pub use metrics::*;
 pub use options::*;
 pub use queries::*;
+pub use request_rule::*;
 pub use retry::*;
 pub use session::*;
 pub use transport::*;

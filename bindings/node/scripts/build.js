@@ -5,6 +5,10 @@
 //
 //   node scripts/build.js            release build (default)
 //   node scripts/build.js --debug    debug build
+//
+// PEERLB_ADDON_LINKER=<cc> links the addon (only the addon, not the crates it is built from)
+// with that C compiler driver: `make` sets it to zig targeting glibc 2.17, so that the addon
+// `make dist` ships loads on every glibc distribution since 2014.
 'use strict'
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -24,8 +28,10 @@ function findCargo() {
   process.exit(1)
 }
 
-const args = ['build', '--manifest-path', path.join(pkgDir, 'Cargo.toml'), '--lib', '--message-format=json-render-diagnostics']
+const linker = process.env.PEERLB_ADDON_LINKER
+const args = [linker ? 'rustc' : 'build', '--manifest-path', path.join(pkgDir, 'Cargo.toml'), '--lib', '--message-format=json-render-diagnostics']
 if (release) args.push('--release')
+if (linker) args.push('--', '-C', `linker=${linker}`)
 const res = spawnSync(findCargo(), args, { cwd: pkgDir, stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 256 * 1024 * 1024 })
 if (res.error) {
   console.error(`peerlb: cannot run cargo: ${res.error.message}`)

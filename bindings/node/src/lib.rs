@@ -24,6 +24,7 @@ mod offload;
 pub mod ops;
 mod pending_update;
 mod registry;
+mod request_rule;
 mod retry;
 mod session;
 mod subscriber;

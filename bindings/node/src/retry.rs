@@ -43,6 +43,13 @@ pub struct RetryBudget {
     inner: Arc<CoreBudget>,
 }
 
+impl RetryBudget {
+    /// The core budget (shared by the request rules given this budget).
+    pub(crate) fn core(&self) -> &Arc<CoreBudget> {
+        &self.inner
+    }
+}
+
 #[napi]
 impl RetryBudget {
     /// A budget; see `RetryBudgetOptions`.

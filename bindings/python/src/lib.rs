@@ -17,6 +17,7 @@ mod events;
 mod list;
 mod load;
 mod ops;
+mod request_rule;
 mod retry;
 mod session;
 mod transport;
@@ -40,6 +41,8 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<retry::PyManualClock>()?;
     m.add_class::<retry::PyRetryBudget>()?;
     m.add_class::<retry::PyRetryCall>()?;
+    m.add_class::<request_rule::PyRequestRule>()?;
+    m.add_class::<request_rule::PyRequestCall>()?;
     m.add_class::<session::PySession>()?;
     m.add_class::<session::PySessionEvent>()?;
     m.add_class::<upstream::PyUpstream>()?;

@@ -9,6 +9,14 @@ Choose the peer (``host:port``) for each outbound request and tell peerlb how it
         with lst.choose(timeout=1.0) as choice:
             send_request(choice.peer)      # an exception here finishes it as "failure"
 
+Or let peerlb balance inside the HTTP client you use (``pip install peerlb[httpx]`` or
+``peerlb[requests]``)::
+
+    import httpx, peerlb.httpx
+
+    client = httpx.Client(transport=peerlb.httpx.Transport(lst))
+    client.get("http://orders.internal/v1/orders")   # to a chosen peer, retried per the rule
+
 The balancing itself is the Rust crate ``peerlb``; this package only translates.
 """
 
@@ -48,6 +56,7 @@ from ._peerlb import (
     ManualClock,
     PeerEvent,
     PeerList,
+    RequestRule,
     RetryBudget,
     Session,
     SessionEvent,
@@ -84,6 +93,7 @@ __all__ = [
     "Subscription",
     "ManualClock",
     "RetryBudget",
+    "RequestRule",
     "retrying",
     "metrics",
     "serve_admin",

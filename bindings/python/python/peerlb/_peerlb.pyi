@@ -28,6 +28,7 @@ from peerlb import AdminResult, ListInfo, PeerInfo, Transport
 
 _Seconds = Union[float, int, datetime.timedelta]
 _Outcome = Literal["ok", "failure", "declined", "cancelled"]
+_AttemptError = Literal["connect-failed", "reset", "timed-out", "failed"]
 _Status = Literal["available", "connecting", "unavailable"]
 _PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
 _EventKind = Literal[
@@ -62,6 +63,8 @@ __all__ = [
     "ManualClock",
     "RetryBudget",
     "_RetryCall",
+    "RequestRule",
+    "_RequestCall",
     "Upstream",
     "_CancelWait",
     "_complete",
@@ -283,6 +286,61 @@ class _RetryCall:
     def declined(self, choice: Choice, exc: BaseException) -> BaseException: ...
     @property
     def attempts(self) -> int: ...
+
+@final
+class RequestRule:
+    """How the HTTP integrations (``peerlb.httpx``, ``peerlb.requests``) judge a request:
+    connect errors, resets, timeouts and ``failure_statuses`` are failures of the peer,
+    other statuses ok; a failure is retried on another peer for idempotent methods (or
+    every method with ``retry_any_method``, or a request that never connected), a body in
+    memory, attempts left, the overall ``timeout`` not passed and the budget agreeing."""
+
+    def __new__(
+        cls,
+        *,
+        failure_statuses: Union[str, Iterable[int], None] = None,
+        max_attempts: Optional[int] = None,
+        timeout: Optional[_Seconds] = None,
+        budget: Union[RetryBudget, bool, None] = None,
+        retry_any_method: Optional[bool] = None,
+    ) -> Self:
+        """``None`` (or left out) takes core's default: every 5xx (``"500-599"``), 3
+        attempts, no overall timeout, a budget of the rule's own (``False``: none), only
+        idempotent methods retried."""
+    @property
+    def spec(self) -> str:
+        """The options given as core's spec string (``""`` for the defaults)."""
+    @property
+    def max_attempts(self) -> int: ...
+    @property
+    def failure_statuses(self) -> str: ...
+    @property
+    def retry_any_method(self) -> bool: ...
+
+@final
+class _RequestCall:
+    def __new__(
+        cls,
+        rule: RequestRule,
+        lst: PeerList,
+        method: str,
+        body_replayable: bool,
+        idempotent: Optional[bool] = None,
+    ) -> Self: ...
+    def choose(self) -> Tuple[str, str, int]: ...
+    def choose_async(self) -> asyncio.Future[Tuple[str, str, int]]: ...
+    def report(
+        self,
+        status: Optional[int] = None,
+        error: Optional[_AttemptError] = None,
+        outcome: Optional[str] = None,
+    ) -> bool: ...
+    @property
+    def remaining(self) -> Optional[float]: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def stopped(self) -> Optional[str]: ...
 
 @final
 class PeerList:
