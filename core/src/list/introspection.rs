@@ -38,6 +38,8 @@ impl ListShared {
                     status: status.to_owned(),
                     pending,
                     weight: slot.weight,
+                    zone: slot.zone.as_deref().map(str::to_owned),
+                    priority: slot.priority,
                     admin: if state.disabled.contains(id) {
                         "disabled"
                     } else {
@@ -81,6 +83,9 @@ impl ListShared {
             failures: peers.iter().map(|p| p.failures).sum(),
             ejections: peers.iter().map(|p| u64::from(p.ejections)).sum(),
             sessions: state.sessions.open(),
+            priorities: state
+                .routing
+                .priorities(&self.routing, self.ejection.as_ref()),
             peers,
         }
     }

@@ -77,6 +77,7 @@ mod introspection;
 mod membership;
 mod options;
 mod queries;
+pub mod routing;
 mod sessions;
 mod waiting;
 
@@ -148,6 +149,8 @@ pub(crate) struct ListShared {
     session_events: Arc<EventBus<SessionEvent>>,
     /// The capacity hint the list was made with.
     capacity: usize,
+    /// Priority and zone routing (see [`routing`]).
+    routing: routing::Routing,
 }
 
 impl PeerList {
@@ -156,6 +159,15 @@ impl PeerList {
         if let Some(policy) = &options.ejection {
             policy.validate()?;
         }
+        let routing = routing::Routing::new(
+            &options.fleet,
+            options
+                .custom_strategy
+                .is_none()
+                .then_some(options.strategy),
+            options.seed,
+            options.clock.clone(),
+        )?;
         let (strategy, spec) = match options.custom_strategy {
             Some(s) => {
                 let name = s.name().to_owned();
@@ -189,6 +201,7 @@ impl PeerList {
             events: Arc::new(EventBus::default()),
             session_events: Arc::new(EventBus::default()),
             capacity: options.capacity,
+            routing,
         });
         Ok(PeerList { shared })
     }
@@ -432,6 +445,9 @@ impl ListShared {
 
     pub(crate) fn pending_changed(&self, peer: &PeerRef) {
         self.strategy.pending_changed(peer);
+        if self.routing.is_routed() {
+            self.routed_pending_changed(peer);
+        }
     }
 
     /// A request to `peer` ended; only called when the strategy wants outcomes. Without a
@@ -455,7 +471,10 @@ impl ListShared {
         // the request has already ended either way.
         let _ = catch_unwind(AssertUnwindSafe(|| {
             self.strategy
-                .request_finished_at(peer, outcome, latency, now)
+                .request_finished_at(peer, outcome, latency, now);
+            if self.routing.is_routed() {
+                self.routed_request_finished(peer, outcome, latency, now);
+            }
         }));
     }
 

@@ -39,6 +39,8 @@ pub struct ListOptions {
     pub(super) fail_fast: bool,
     pub(super) capacity: usize,
     pub(super) transport: Option<Arc<dyn Transport>>,
+    /// Routing by priority and zone (see `routing.rs`).
+    pub(super) fleet: super::routing::FleetOptions,
 }
 
 impl Default for ListOptions {
@@ -53,6 +55,7 @@ impl Default for ListOptions {
             fail_fast: false,
             capacity: DEFAULT_CAPACITY,
             transport: None,
+            fleet: Default::default(),
         }
     }
 }
@@ -228,6 +231,7 @@ impl fmt::Debug for ListOptions {
             .field("seed", &self.seed)
             .field("fail_fast", &self.fail_fast)
             .field("capacity", &self.capacity)
+            .field("fleet", &self.fleet)
             .finish()
     }
 }

@@ -439,7 +439,7 @@ impl ListShared {
     fn start_on(&self, peer: &PeerRef) -> Choice {
         let request = peer.start_request();
         if self.notify_pending {
-            self.strategy.pending_changed(peer);
+            self.pending_changed(peer);
         }
         if self.notify_outcome {
             return Choice::timed(request, self.stamp());

@@ -20,9 +20,14 @@ use crate::request::Request;
 impl ListShared {
     #[inline]
     pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
-        let request = self.strategy.choose(request)?;
+        // A routed list's own strategy is empty: routing picks the locality whose
+        // strategy chooses (see `routing.rs`); an unrouted list never gets there.
+        let request = match self.strategy.choose(request) {
+            Some(r) => r,
+            None => self.routing.choose(request)?,
+        };
         if self.notify_pending {
-            self.strategy.pending_changed(&request.peer_ref());
+            self.pending_changed(&request.peer_ref());
         }
         if self.notify_outcome {
             return Some(Choice::timed(request, self.stamp()));
