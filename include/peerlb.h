@@ -392,7 +392,8 @@ typedef struct peerlb_transport_vtable {
 
 /**
  * A peer to add: `id_len` bytes of UTF-8 at `id` (no NUL needed; 1 to 1024 bytes) and a
- * weight (at least 1; use 1 when weights do not matter).
+ * weight (at least 1; use 1 when weights do not matter). A peer with a zone or a
+ * priority is a `peerlb_placed_peer`.
  */
 typedef struct peerlb_peer_spec {
   /**
@@ -423,6 +424,40 @@ typedef struct peerlb_peer_id {
    */
   size_t len;
 } peerlb_peer_id;
+
+/**
+ * A peer to add with its place in the fleet (`peerlb_list_update_placed`): its id and
+ * weight as in `peerlb_peer_spec`, its zone (`zone_len` bytes of UTF-8 at `zone`; NULL or
+ * empty for none; at most 1024 bytes, no NUL) and its priority level (0 is the highest;
+ * traffic spills to higher numbers as lower ones lose health, Envoy's priority load).
+ */
+typedef struct peerlb_placed_peer {
+  /**
+   * The peer id's bytes (usually `host:port`).
+   */
+  const char *id;
+  /**
+   * Its length in bytes.
+   */
+  size_t id_len;
+  /**
+   * Relative weight for weighting strategies, at least 1.
+   */
+  uint32_t weight;
+  /**
+   * The peer's zone (locality) bytes, or NULL for none (see
+   * `peerlb_list_options_set_local_zone`).
+   */
+  const char *zone;
+  /**
+   * The zone's length in bytes (0 for none).
+   */
+  size_t zone_len;
+  /**
+   * The peer's priority level (0 is the highest).
+   */
+  uint32_t priority;
+} peerlb_placed_peer;
 
 /**
  * The parameters of one `peerlb_list_choose` (or `peerlb_retry_choose`).
@@ -1202,6 +1237,20 @@ enum peerlb_status peerlb_list_stop(const struct peerlb_list *list);
 enum peerlb_status peerlb_list_update(const struct peerlb_list *list, const struct peerlb_peer_spec *adds, size_t n_adds, const struct peerlb_peer_id *removes, size_t n_removes);
 
 /**
+ * `peerlb_list_update` for peers with a zone and a priority (`peerlb_placed_peer`): removes
+ * `n_removes` peers, then adds `n_adds`, with the same rules and errors, plus
+ * `PEERLB_INVALID_ARGUMENT` for a zone over 1024 bytes or with a NUL (that peer only) and
+ * for a NULL zone with a non-zero length or a zone that is not UTF-8 (the whole call).
+ *
+ * Ownership: the arrays, ids and zones are the caller's; they are read during the call.
+ *
+ * # Safety
+ * `list` NULL or live; `adds`/`removes` NULL or readable for their counts, with each id
+ * and zone readable for its length.
+ */
+enum peerlb_status peerlb_list_update_placed(const struct peerlb_list *list, const struct peerlb_placed_peer *adds, size_t n_adds, const struct peerlb_peer_id *removes, size_t n_removes);
+
+/**
  * Chooses an available peer for one request, waiting (blocking the calling thread) up to
  * `request->timeout_ms` for one if none is available. `request` may be NULL (no timeout,
  * no shard key).
@@ -1385,6 +1434,47 @@ enum peerlb_status peerlb_list_options_set_fail_fast(struct peerlb_list_options 
  * `opts` live options or NULL.
  */
 enum peerlb_status peerlb_list_options_set_capacity(struct peerlb_list_options *opts, size_t capacity);
+
+/**
+ * The zone this client runs in: turns on Envoy's zone-aware routing inside each priority
+ * level (peers carry their zone in `peerlb_peer_spec.zone`). While the local zone has at
+ * least its share of a level's healthy peers, every request of that level stays in it;
+ * otherwise it gets what it can take and the other zones share the rest by their spare
+ * capacity. NUL-terminated, copied; an empty string means none (the default). An
+ * over-long zone fails `peerlb_list_new`.
+ *
+ * Ownership: borrows both arguments for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or non-UTF-8.
+ *
+ * # Safety
+ * `opts` live options or NULL; `zone` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_local_zone(struct peerlb_list_options *opts, const char *zone);
+
+/**
+ * Below this many healthy peers in a priority level, zone-aware routing is off for that
+ * level (Envoy's `min_cluster_size`; the core's default is 6).
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_min_cluster_size(struct peerlb_list_options *opts, size_t peers);
+
+/**
+ * Envoy's overprovisioning factor for priority load (the core's default is 1.4): a level
+ * counts as fully healthy while `factor × healthy share >= 100 %`. A number in 1..=100;
+ * anything else (NaN, infinities) fails `peerlb_list_new` with `PEERLB_INVALID_ARGUMENT`.
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_overprovisioning_factor(struct peerlb_list_options *opts, double factor);
 
 /**
  * Whether peer `id` (`len` bytes of UTF-8) would be chosen now (retained, available,
