@@ -29,7 +29,7 @@ from peerlb import AdminResult, ListInfo, PeerInfo, Transport
 _Seconds = Union[float, int, datetime.timedelta]
 _Outcome = Literal["ok", "failure", "declined", "cancelled"]
 _Status = Literal["available", "connecting", "unavailable"]
-_PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
+_PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int, None]]]
 _EventKind = Literal[
     "added", "removed", "available", "unavailable", "ejected", "restored", "disabled", "enabled"
 ]
@@ -254,10 +254,20 @@ class PeerList:
         ejection: Union[bool, Mapping[str, int], None] = None,
         clock: Optional[ManualClock] = None,
         capacity: Optional[int] = None,
+        local_zone: Optional[str] = None,
+        min_cluster_size: Optional[int] = None,
+        overprovisioning_factor: Optional[float] = None,
     ) -> Self:
         """``None`` (or left out) takes core's default: ``"round-robin"``, shuffled,
         random seed, waiting (not fail-fast), always-available, ejection on, real clock,
-        capacity 10 (yarpc's)."""
+        capacity 10 (yarpc's), no local zone, min cluster size 6, overprovisioning 1.4.
+
+        Peers added as ``{"id": ..., "zone": ..., "priority": ...}`` are routed by
+        Envoy's priority load (a level with healthy share x overprovisioning >= 100 %
+        takes every request; the rest spills to the next levels) and, with
+        ``local_zone``, by zone inside each level (Envoy's zone-aware routing, off below
+        ``min_cluster_size`` healthy peers). ``introspect()["priorities"]`` gives each
+        level's load."""
     @property
     def strategy(self) -> str:
         """The full strategy spec, options included (``"hash-ring?bounded=1.25"``)."""
@@ -408,7 +418,8 @@ class StaticUpdater:
 
 @final
 class FileUpdater:
-    """One ``host:port [weight]`` per line (``#`` comments), polled for changes."""
+    """One ``host:port [weight] [zone=Z] [priority=P]`` per line (``#`` comments), polled
+    for changes."""
 
     def __new__(
         cls,
