@@ -36,6 +36,11 @@
 #define PEERLB_NO_TIMEOUT -1
 
 /**
+ * `peerlb_load_report` field value meaning "not given" (any negative value does).
+ */
+#define PEERLB_LOAD_NOT_GIVEN -1.0
+
+/**
  * The value of a numeric argument that means "not given: use the core's default" (any
  * negative value does; see `peerlb_retry_budget_new`).
  */
@@ -293,6 +298,38 @@ typedef struct peerlb_choice {
  * value is `PEERLB_INVALID_ARGUMENT`).
  */
 typedef uint32_t peerlb_outcome;
+
+/**
+ * What a backend reported about its load with one response, for
+ * `peerlb_choice_finish_with_load` (e.g. from its `endpoint-load-metrics` header, through
+ * `peerlb_load_report_parse`). Each field is optional: a negative value (e.g.
+ * `PEERLB_LOAD_NOT_GIVEN`) means "not given"; `peerlb_load_report_init` sets them all so.
+ * NaN or an infinity is `PEERLB_INVALID_ARGUMENT`.
+ *
+ * Strategies that use reports: `weighted-round-robin:orca` (utilization, qps, eps: weights
+ * as gRPC computes them) and `prequal` (requests in flight); the others ignore them.
+ *
+ * Ownership: the caller's struct; read during the call only.
+ */
+typedef struct peerlb_load_report {
+  /**
+   * Requests the backend had in flight (from every client): a whole number up to
+   * 4294967295.
+   */
+  double requests_in_flight;
+  /**
+   * Its utilization as a fraction of its capacity (may exceed 1), e.g. CPU.
+   */
+  double utilization;
+  /**
+   * Queries per second it serves.
+   */
+  double qps;
+  /**
+   * Errors per second it returns.
+   */
+  double eps;
+} peerlb_load_report;
 
 /**
  * What happened to a peer (one of the `PEERLB_EVENT_*` values; later versions may add
@@ -977,6 +1014,51 @@ enum peerlb_status peerlb_choice_peer(const struct peerlb_choice *choice, const 
  * through this same struct). Finishing a *copy* of a finished choice is undefined.
  */
 enum peerlb_status peerlb_choice_finish(struct peerlb_choice *choice, peerlb_outcome outcome, int64_t latency_us);
+
+/**
+ * Sets every field of `*report` to "not given" (`PEERLB_LOAD_NOT_GIVEN`).
+ *
+ * Ownership: `*report` is the caller's; only written.
+ * Thread safety: any thread.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL report.
+ *
+ * # Safety
+ * `report` NULL or writable.
+ */
+enum peerlb_status peerlb_load_report_init(struct peerlb_load_report *report);
+
+/**
+ * Reads the value of an `endpoint-load-metrics` response header in ORCA's text form
+ * (`"TEXT cpu_utilization=0.3, rps_fractional=120, eps=1.5, named_metrics.rif=7"`) into
+ * `*report`: `application_utilization` (when above 0) or else `cpu_utilization` is the
+ * utilization, `rps_fractional` the qps, `eps` the eps, and `named_metrics.rif` (or
+ * `named_metrics.requests_in_flight`) the requests in flight; fields it does not give
+ * are `PEERLB_LOAD_NOT_GIVEN`.
+ *
+ * Ownership: `text` and `*report` are the caller's; `text` is read during the call only.
+ * Thread safety: any thread.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, text that is not UTF-8, a value
+ * that is not a finite number ≥ 0, a repeated or unknown field, the JSON and BIN forms, or
+ * text over 8192 bytes; `*report` is then left as it was.
+ *
+ * # Safety
+ * `text` NULL or NUL-terminated; `report` NULL or writable.
+ */
+enum peerlb_status peerlb_load_report_parse(const char *text, struct peerlb_load_report *report);
+
+/**
+ * `peerlb_choice_finish` with the backend's load report (NULL: none), which strategies
+ * that use reports hear before the outcome.
+ *
+ * Ownership: as `peerlb_choice_finish`; `*load` is the caller's, read during the call only.
+ * Errors: as `peerlb_choice_finish`, and `PEERLB_INVALID_ARGUMENT` for a report with a
+ * NaN or infinite field or a fractional or too large `requests_in_flight` (the choice is
+ * then left as it was, still to be finished).
+ *
+ * # Safety
+ * As `peerlb_choice_finish`; `load` NULL or valid.
+ */
+enum peerlb_status peerlb_choice_finish_with_load(struct peerlb_choice *choice, peerlb_outcome outcome, int64_t latency_us, const struct peerlb_load_report *load);
 
 /**
  * Creates a manual clock standing at the current real time.

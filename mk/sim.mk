@@ -1,8 +1,10 @@
 # `make sim`: the balancing simulator (sim/, package peerlb-sim). Every strategy on the
-# known scenarios (healthy, 1 or 2 of 4 backends 10x slower, 1 failing) in virtual time
-# through the real core strategies; prints the table and writes target/sim/table.md and
-# target/sim/p99.svg. Takes about a second after the build. Options:
+# known scenarios (healthy, slow, failing, queueing, recovering backends, client stalls,
+# load reports; see sim/README.md) in virtual time through the real core strategies;
+# prints the table and the latency-aware default's targets with verdicts, and writes
+# target/sim/table.md and target/sim/p99.svg. About 15 s after the build. Options:
 #     make sim SIM_ARGS="--rate 5000 --seconds 60 --strategies peak-ewma,fewest-pending"
+#     make sim SIM_ARGS="--scenarios 2-of-4-slow,demo-stalls --strategies prequal"
 # Its tests (sim/tests/known_cases.rs) are ordinary cargo tests, run by `make test-rust`.
 SIM_ARGS ?=
 

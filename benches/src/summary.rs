@@ -245,7 +245,110 @@ pub fn render_rust(measurements: &[Measurement], cpu: &CpuTimes) -> String {
         render_group(&mut md, name, ms, cpu);
     }
     render_targets(&mut md, measurements, cpu);
+    render_hot_path_targets(&mut md, measurements, cpu);
     md
+}
+
+/// peak-ewma choose+finish on one thread at [`TARGET_PEERS`] peers must take at most this
+/// many ns.
+pub const TARGET_PEAK_EWMA_NS: f64 = 60.0;
+/// Round-robin's 2-thread CPU ns/op may be at most this many times its 1-thread one (the
+/// contention-free form of the scaling target, for a machine too busy to show scaling).
+pub const TARGET_CPU_RATIO: f64 = 1.2;
+
+/// The hot-path targets of the Rust core that criterion's results decide: fewest-pending on
+/// 2 threads, peak-ewma's latency, round-robin's scaling (or its CPU ns/op), each with a
+/// verdict (the tower ratio is in the comparison table).
+fn render_hot_path_targets(md: &mut String, ms: &[Measurement], cpu: &CpuTimes) {
+    let group = group_name(TARGET_PEERS);
+    let (one, two) = (threads_label(1), threads_label(2));
+    let get = |f: &str, p: &str| {
+        ms.iter()
+            .find(|m| m.group == group && m.function == f && m.parameter.as_deref() == Some(p))
+    };
+    // A missed row says why: `why` is the reason the measurements give.
+    let verdict = |ok: Option<bool>, why: String| match ok {
+        Some(true) => "met".to_owned(),
+        Some(false) => format!("**missed**: {why}"),
+        None => "not measured".to_owned(),
+    };
+    let cpu_ns = |m: Option<&Measurement>| m.and_then(|m| cpu_of(cpu, m));
+    let _ = writeln!(
+        md,
+        "### Hot-path targets ({TARGET_PEERS} peers)
+"
+    );
+    md.push_str("| target | measured | verdict |\n|---|---:|---|\n");
+    let (fp1, fp2) = (get("fewest-pending", &one), get("fewest-pending", &two));
+    let scaling = fp1.zip(fp2).map(|(a, b)| a.ns / b.ns);
+    let fp_cpu = cpu_ns(fp1).zip(cpu_ns(fp2));
+    let cpu_note = fp_cpu.map_or(String::new(), |(a, b)| {
+        format!(" (CPU ns/op {} / {})", fmt3(a), fmt3(b))
+    });
+    let _ = writeln!(
+        md,
+        "| `fewest-pending` 2-thread throughput ≥ 1-thread | {}{cpu_note} | {} |",
+        scaling.map_or("–".into(), ratio),
+        verdict(
+            scaling.map(|x| x >= 1.0),
+            contention(fp_cpu, "the heap's lock")
+        )
+    );
+    let pe = get("peak-ewma", &one);
+    let cpu_note = cpu_ns(pe).map_or(String::new(), |c| format!(" (CPU {} ns)", fmt3(c)));
+    let _ = writeln!(
+        md,
+        "| `peak-ewma` choose+finish ≤ {TARGET_PEAK_EWMA_NS} ns on 1 thread | {} ns{cpu_note} | {} |",
+        pe.map_or("–".into(), |m| fmt3(m.ns)),
+        verdict(
+            pe.map(|m| m.ns <= TARGET_PEAK_EWMA_NS),
+            match cpu_ns(pe) {
+                Some(c) if c <= TARGET_PEAK_EWMA_NS => {
+                    "its CPU time is within the target: the thread waited for a core (a busy machine)".into()
+                }
+                Some(c) => format!("the work itself: {} ns of CPU per choose+finish", fmt3(c)),
+                None => "no CPU time measured to tell the work from the machine's load".into(),
+            }
+        )
+    );
+    let (rr1, rr2) = (get("round-robin", &one), get("round-robin", &two));
+    let scaling = rr1.zip(rr2).map(|(a, b)| a.ns / b.ns);
+    let cpu_ratio = cpu_ns(rr1).zip(cpu_ns(rr2)).map(|(a, b)| b / a);
+    let met = match (scaling, cpu_ratio) {
+        (Some(s), _) if s >= TARGET_SCALING => Some(true),
+        (_, Some(c)) => Some(c <= TARGET_CPU_RATIO),
+        (Some(_), None) => Some(false),
+        (None, None) => None,
+    };
+    let _ = writeln!(
+        md,
+        "| `round-robin` 2-thread scaling ≥ {TARGET_SCALING}×, or 2-thread CPU ns/op ≤ \
+         {TARGET_CPU_RATIO}× 1-thread where the machine cannot show scaling | scaling {}, CPU ratio {} | {} |",
+        scaling.map_or("–".into(), ratio),
+        cpu_ratio.map_or("–".into(), ratio),
+        verdict(
+            met,
+            contention(cpu_ns(rr1).zip(cpu_ns(rr2)), "the strategy's shared counter")
+        )
+    );
+    md.push('\n');
+}
+
+/// Why a 2-thread target was missed, from the 1- and 2-thread CPU ns/op: the threads
+/// contended (`shared` names for what), or they did not run at once (the machine).
+fn contention(cpu: Option<(f64, f64)>, shared: &str) -> String {
+    match cpu {
+        Some((one, two)) if two / one > TARGET_CPU_RATIO => format!(
+            "contention: each op costs {} the CPU time on 2 threads ({shared})",
+            ratio(two / one)
+        ),
+        Some((one, two)) => format!(
+            "2-thread CPU ns/op is {} the 1-thread one, so the threads did not contend: the \
+             machine did not run them at once (shared cores)",
+            ratio(two / one)
+        ),
+        None => "no CPU times measured to tell contention from the machine's load".into(),
+    }
 }
 
 fn cpu_of(cpu: &CpuTimes, m: &Measurement) -> Option<f64> {
@@ -522,6 +625,18 @@ fn utc(t: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_missed_two_thread_target_says_whether_threads_contended() {
+        let contended = contention(Some((10.0, 30.0)), "the lock");
+        assert!(
+            contended.starts_with("contention") && contended.contains("the lock"),
+            "{contended}"
+        );
+        let machine = contention(Some((10.0, 11.0)), "the lock");
+        assert!(machine.contains("did not contend"), "{machine}");
+        assert!(contention(None, "x").contains("no CPU times"));
+    }
+
     use super::*;
 
     fn fake(dir: &Path, group: &str, function: &str, param: &str, ns: f64) {

@@ -251,6 +251,23 @@ export interface PeerlbError extends Error {
 }
 
 /**
+ * What a backend reported about its load with a response (each field optional), for
+ * `choice.finish(outcome, latencyMs, load)`; or pass the ORCA text of its
+ * `endpoint-load-metrics` header as a string. `weighted-round-robin:orca` uses utilization,
+ * qps and eps, `prequal` requestsInFlight; other strategies ignore reports.
+ */
+export interface LoadReport {
+  /** Requests the backend had in flight (from every client): a whole number. */
+  requestsInFlight?: number
+  /** Its utilization, a fraction of its capacity (e.g. CPU). */
+  utilization?: number
+  /** Queries per second it serves. */
+  qps?: number
+  /** Errors per second it returns. */
+  eps?: number
+}
+
+/**
  * A chosen peer. The request is pending on it until `finish` (or `cancel`); a `Choice`
  * garbage-collected unfinished is finished as 'cancelled'.
  */
@@ -264,7 +281,7 @@ export declare class Choice {
    * Ends the request (default 'ok'; `latencyMs` if known). Returns true; finishing again,
    * or finishing a copy of a finished choice, throws PEERLB_ALREADY_FINISHED.
    */
-  finish(outcome?: Outcome, latencyMs?: number | null): true
+  finish(outcome?: Outcome, latencyMs?: number | null, load?: LoadReport | string | null): true
   /** The same as `finish('cancelled')`. */
   cancel(): true
   /** The same as `cancel()` (the name Python uses). */

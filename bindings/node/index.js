@@ -25,7 +25,7 @@ function loadNative() {
 }
 
 const native = loadNative()
-const { choose0, choose, chooseAsync, finish, release, alreadyFinished } = native
+const { choose0, choose, chooseAsync, finish, finish0, release, alreadyFinished } = native
 
 /** A token's peer index is `floor(token / 2^37)` (see src/table.rs). */
 const PEER_SPAN = 2 ** 37
@@ -47,6 +47,40 @@ function optionsArg(what, v) {
   if (v === undefined || v === null) return {}
   if (typeof v !== 'object' || Array.isArray(v)) throw typeError(`${what} must be an options object`)
   return v
+}
+
+/** The fields of a load report object and their ORCA text names. */
+const LOAD_FIELDS = [
+  ['requestsInFlight', 'named_metrics.rif'],
+  ['utilization', 'cpu_utilization'],
+  ['qps', 'rps_fractional'],
+  ['eps', 'eps'],
+]
+
+/**
+ * A load report as ORCA text for the addon: text as it is, an object's fields written
+ * out (the core parses and judges the numbers), anything else passed on to be refused.
+ */
+function orcaText(load) {
+  if (load === null || typeof load !== 'object') return load
+  const known = new Set(LOAD_FIELDS.map(([key]) => key))
+  for (const key of Object.keys(load)) {
+    if (!known.has(key)) {
+      throw new TypeError(
+        `finish: load has no field ${JSON.stringify(key)}; expected requestsInFlight, utilization, qps, eps`,
+      )
+    }
+  }
+  const pairs = []
+  for (const [key, name] of LOAD_FIELDS) {
+    const v = load[key]
+    if (v === undefined || v === null) continue
+    if (typeof v !== 'number') {
+      throw new TypeError(`finish: load.${key} must be a number, got ${typeof v}`)
+    }
+    pairs.push(`${name}=${v}`)
+  }
+  return `TEXT ${pairs.join(', ')}`
 }
 
 /** The outcome's number for `finish` (the addon parses, or refuses, anything else). */
@@ -87,17 +121,26 @@ class Choice {
 
   /**
    * Ends the request: `outcome` is 'ok' (default), 'failure', 'declined' or 'cancelled';
-   * `latencyMs` is how long it took, if known. Returns true; finishing again (or finishing
-   * a copy of a finished choice) throws PEERLB_ALREADY_FINISHED and changes nothing.
+   * `latencyMs` is how long it took, if known; `load` is the backend's load report, if it
+   * sent one: ORCA text as in its `endpoint-load-metrics` header
+   * (`'TEXT cpu_utilization=0.4, rps_fractional=80, named_metrics.rif=3'`) or
+   * `{requestsInFlight, utilization, qps, eps}` (each optional). Returns true; finishing
+   * again (or finishing a copy of a finished choice) throws PEERLB_ALREADY_FINISHED and
+   * changes nothing; a bad load report throws (PEERLB_INVALID_ARGUMENT, or a TypeError)
+   * and leaves the choice pending.
    */
-  finish(outcome, latencyMs) {
+  finish(outcome, latencyMs, load) {
     const token = this._token
     if (token < 0) throw alreadyFinished(this.peer)
     const list = this._list
     const done =
-      latencyMs === undefined
-        ? finish(list._id, token, outcomeCode(outcome))
-        : finish(list._id, token, outcomeCode(outcome), latencyMs)
+      load !== undefined
+        ? finish(list._id, token, outcomeCode(outcome), latencyMs, orcaText(load))
+        : latencyMs !== undefined
+          ? finish(list._id, token, outcomeCode(outcome), latencyMs)
+          : outcome === undefined
+            ? finish0(list._id, token)
+            : finish(list._id, token, outcomeCode(outcome))
     this._token = -1
     if (this._watched) list._fin.unregister(this)
     if (!done) throw alreadyFinished(this.peer)

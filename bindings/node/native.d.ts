@@ -470,8 +470,9 @@ export interface PeerListOptions {
    * The strategy, optionally with a mode and options: `'round-robin'` (default),
    * `'random'`, `'fewest-pending'`, `'two-random-choices'`, `'hash-ring'` (e.g.
    * `'hash-ring:fast?bounded=1.25'`), `'maglev'` (`'maglev?table=251'`),
-   * `'weighted-round-robin'` (`'weighted-round-robin?slow_start_ms=30000'`),
-   * `'peak-ewma'` (`'peak-ewma?choices=all'`). Anything else is PEERLB_INVALID_ARGUMENT.
+   * `'weighted-round-robin'` (`'weighted-round-robin?slow_start_ms=30000'`,
+   * `'weighted-round-robin:orca'`), `'peak-ewma'` (`'peak-ewma?choices=all'`),
+   * `'prequal'`. Anything else is PEERLB_INVALID_ARGUMENT.
    */
   strategy?: StrategyName | (string & {})
   /** Shuffle peers as they are retained (default true). */
@@ -545,7 +546,7 @@ export interface SessionOptions {
  * The built-in strategies (the core's `StrategyKind::ALL`); a list's `strategy` is one of
  * them, optionally with a mode and options (`'hash-ring:fast?bounded=1.25'`).
  */
-export type StrategyName = 'round-robin' | 'random' | 'fewest-pending' | 'two-random-choices' | 'hash-ring' | 'maglev' | 'weighted-round-robin' | 'peak-ewma'
+export type StrategyName = 'round-robin' | 'random' | 'fewest-pending' | 'two-random-choices' | 'hash-ring' | 'maglev' | 'weighted-round-robin' | 'peak-ewma' | 'prequal'
 
 /** Changes for `update(changes)` / `updateAsync(changes)`. */
 export interface UpdateOptions {

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::load_report::LoadReport;
 use crate::peer::{InFlight, PeerId};
 use crate::request::Outcome;
 
@@ -28,6 +29,8 @@ pub struct Choice {
     /// When it was chosen, as a stamp of its list's clock (see `ListShared::stamp`); only
     /// recorded for strategies that want outcomes, 0 otherwise.
     started: u64,
+    /// The peer's other requests in flight when this one started (recorded with `started`).
+    pending_at_start: u32,
 }
 
 /// What a raw token points at when the choice carries a start time (tagged by bit 0;
@@ -35,6 +38,7 @@ pub struct Choice {
 struct TimedToken {
     request: InFlight,
     started: u64,
+    pending_at_start: u32,
 }
 
 impl Choice {
@@ -43,16 +47,22 @@ impl Choice {
         Choice {
             request: Some(request),
             started: 0,
+            pending_at_start: 0,
         }
     }
 
-    pub(crate) fn timed(request: InFlight, started: u64) -> Choice {
+    /// A choice of a strategy that wants outcomes: its start time, and how many other
+    /// requests its peer had in flight then.
+    #[inline]
+    pub(crate) fn timed(request: InFlight, started: u64, pending_at_start: u32) -> Choice {
         Choice {
             request: Some(request),
             started,
+            pending_at_start,
         }
     }
 
+    #[inline]
     fn in_flight(&self) -> &InFlight {
         self.request
             .as_ref()
@@ -60,6 +70,7 @@ impl Choice {
     }
 
     /// The chosen peer's id.
+    #[inline]
     pub fn peer(&self) -> &PeerId {
         self.in_flight().peer().id()
     }
@@ -101,11 +112,37 @@ impl Choice {
     /// recorded for the peer.
     #[inline]
     pub fn finish(mut self, outcome: Outcome, latency: Option<Duration>) {
-        self.end(outcome, latency);
+        self.end(outcome, latency, None);
+    }
+
+    /// [`Choice::finish`] with the backend's own report of its load, when it sent one (see
+    /// [`LoadReport`]; e.g. parsed from its `endpoint-load-metrics` response header).
+    /// Strategies that use reports (`weighted-round-robin:orca`, `prequal`) hear it before
+    /// the outcome; the others ignore it. Numbers that are not finite and ≥ 0 are ignored
+    /// ([`LoadReport::validate`] tells a caller which).
+    ///
+    /// ```
+    /// use peerlb::{ListOptions, LoadReport, Outcome, PeerList, Request};
+    /// let list = PeerList::new(ListOptions::default().strategy_name("prequal").unwrap()).unwrap();
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// list.start().unwrap();
+    /// let choice = list.choose(&Request::new()).unwrap();
+    /// let load: LoadReport = "TEXT cpu_utilization=0.4, rps_fractional=80, named_metrics.rif=3".parse().unwrap();
+    /// choice.finish_with_load(Outcome::Ok, None, Some(&load));
+    /// ```
+    #[inline]
+    pub fn finish_with_load(
+        mut self,
+        outcome: Outcome,
+        latency: Option<Duration>,
+        load: Option<&LoadReport>,
+    ) {
+        self.end(outcome, latency, load);
     }
 
     /// Turns the choice into an opaque token for foreign code (the C ABI), keeping the
     /// request pending. Exactly one [`Choice::from_raw`] must follow.
+    #[inline]
     pub fn into_raw(mut self) -> *const () {
         let request = self
             .request
@@ -117,6 +154,7 @@ impl Choice {
         let boxed = Box::into_raw(Box::new(TimedToken {
             request,
             started: self.started,
+            pending_at_start: self.pending_at_start,
         }));
         // Tag bit 0 (a box of TimedToken is at least 8-aligned); pointer arithmetic keeps
         // the pointer's provenance.
@@ -127,6 +165,7 @@ impl Choice {
     ///
     /// # Safety
     /// `token` must come from `into_raw` and be passed here exactly once.
+    #[inline]
     pub unsafe fn from_raw(token: *const ()) -> Choice {
         if token as usize & 1 == 1 {
             let ptr = token
@@ -136,21 +175,21 @@ impl Choice {
                 .cast_mut();
             // SAFETY: a tagged token is a leaked TimedToken box from into_raw, used once.
             let timed = unsafe { Box::from_raw(ptr) };
-            return Choice::timed(timed.request, timed.started);
+            return Choice::timed(timed.request, timed.started, timed.pending_at_start);
         }
         // SAFETY: the caller guarantees the token came from into_raw and is used once.
         Choice::new(unsafe { InFlight::from_raw(token) })
     }
 
     #[inline]
-    fn end(&mut self, outcome: Outcome, latency: Option<Duration>) {
+    fn end(&mut self, outcome: Outcome, latency: Option<Duration>, load: Option<&LoadReport>) {
         let Some(request) = self.request.take() else {
             return;
         };
         let peer = request.peer();
         let streak_complete = peer.record_outcome(outcome);
         if peer.wants_outcome() || streak_complete {
-            self.end_and_report(request, outcome, latency, streak_complete);
+            self.end_and_report(request, outcome, latency, load, streak_complete);
         } else {
             // Dropping the in-flight request ends it (pending goes down).
             drop(request);
@@ -166,15 +205,22 @@ impl Choice {
         request: InFlight,
         outcome: Outcome,
         latency: Option<Duration>,
+        load: Option<&LoadReport>,
         streak_complete: bool,
     ) {
         let list = request.peer().list();
         let wants_outcome = request.peer().wants_outcome();
-        let peer = request.peer_ref();
-        drop(request);
+        let peer = request.end();
         if let Some(list) = list {
             if wants_outcome {
-                list.request_finished(&peer, outcome, latency, self.started);
+                list.request_finished(
+                    &peer,
+                    outcome,
+                    latency,
+                    load,
+                    self.started,
+                    self.pending_at_start,
+                );
             }
             if streak_complete {
                 list.failure_streak(&peer);
@@ -186,7 +232,7 @@ impl Choice {
 impl Drop for Choice {
     #[inline]
     fn drop(&mut self) {
-        self.end(Outcome::Cancelled, None);
+        self.end(Outcome::Cancelled, None, None);
     }
 }
 

@@ -60,6 +60,31 @@ impl Clock {
         }
     }
 
+    /// The current time in nanoseconds on this clock's own monotonic scale: cheaper than
+    /// [`Clock::now`] for timestamps that are only compared with each other (the real clock
+    /// reads `CLOCK_MONOTONIC` directly, with no `Instant` arithmetic; a manual clock gives
+    /// how far it has been advanced). Values of two clocks are not comparable, nor with
+    /// [`Instant`]s.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use peerlb::clock::{Clock, ManualClock};
+    /// let manual = ManualClock::new();
+    /// let clock = Clock::from(manual.clone());
+    /// let t0 = clock.now_ns();
+    /// manual.advance(Duration::from_millis(3));
+    /// assert_eq!(clock.now_ns() - t0, 3_000_000);
+    /// let real = Clock::real();
+    /// assert!(real.now_ns() <= real.now_ns());
+    /// ```
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        match &self.manual {
+            None => real_now_ns(),
+            Some(m) => m.now_ns(),
+        }
+    }
+
     /// Whether this is a manual (test) clock.
     ///
     /// ```
@@ -106,6 +131,30 @@ impl Clock {
             }
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds (the clock `Instant` reads on Unix).
+#[cfg(unix)]
+#[inline]
+fn real_now_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid clock id and a pointer to a timespec on this stack frame.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(ts.tv_nsec as u64)
+}
+
+/// Nanoseconds since the first call in this process (elsewhere than Unix).
+#[cfg(not(unix))]
+#[inline]
+fn real_now_ns() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(Instant::now().duration_since(base).as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl From<ManualClock> for Clock {
@@ -173,6 +222,12 @@ impl ManualClock {
     /// Its current instant.
     pub fn now(&self) -> Instant {
         self.inner.start + self.elapsed()
+    }
+
+    /// Its time in nanoseconds for [`Clock::now_ns`]: how far it has been advanced.
+    #[inline]
+    pub fn now_ns(&self) -> u64 {
+        self.inner.offset.load(Ordering::Acquire)
     }
 
     /// How far it has been advanced in total.

@@ -36,6 +36,7 @@ mod error;
 pub mod events;
 mod introspect;
 pub mod list;
+pub mod load_report;
 mod now_or_later;
 mod peer;
 mod request;
@@ -57,6 +58,7 @@ pub use error::{panic_message, Error, ErrorCode, RemoteSystem, Result};
 pub use events::{EventKind, PeerEvent, Subscription};
 pub use introspect::{ListIntrospection, PeerIntrospection, PriorityIntrospection};
 pub use list::{ListOptions, PeerList};
+pub use load_report::LoadReport;
 pub use now_or_later::{Later, NowOrLater};
 pub use peer::{
     ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_ITEMS_PER_CALL,

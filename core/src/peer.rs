@@ -62,6 +62,7 @@ impl PeerId {
     }
 
     /// The id as a string slice.
+    #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -593,7 +594,29 @@ impl InFlight {
         }
     }
 
+    /// Ends the request and keeps a reference to the peer: pending goes down (and the
+    /// strategy hears of it, as on a drop) in one atomic operation, the request's hold on
+    /// the peer becoming the returned reference (a drop plus `peer_ref` would take two).
+    #[inline]
+    pub(crate) fn end(self) -> PeerRef {
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        let peer = PeerRef {
+            ptr,
+            _owns: PhantomData,
+        };
+        // The reference the request held stays, owned by `peer`.
+        peer.counts.fetch_sub(PENDING, Ordering::Release);
+        if peer.notify_pending {
+            if let Some(list) = peer.list.upgrade() {
+                list.pending_changed(&peer);
+            }
+        }
+        peer
+    }
+
     /// An opaque token for foreign code; exactly one [`InFlight::from_raw`] must follow.
+    #[inline]
     pub(crate) fn into_raw(self) -> *const () {
         let ptr = self.ptr.as_ptr() as *const ();
         std::mem::forget(self);
@@ -602,6 +625,7 @@ impl InFlight {
 
     /// # Safety
     /// `token` came from [`InFlight::into_raw`] and is used once.
+    #[inline]
     pub(crate) unsafe fn from_raw(token: *const ()) -> InFlight {
         InFlight {
             // SAFETY: the caller guarantees a token from into_raw, which is never null.

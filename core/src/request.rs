@@ -23,17 +23,20 @@ pub struct Request<'a> {
 
 impl<'a> Request<'a> {
     /// No deadline, no shard key.
+    #[inline]
     pub fn new() -> Request<'a> {
         Request::default()
     }
 
     /// Wait at most until `deadline` for an available peer.
+    #[inline]
     pub fn with_deadline(mut self, deadline: Instant) -> Request<'a> {
         self.deadline = Some(deadline);
         self
     }
 
     /// Wait at most `timeout` from now for an available peer.
+    #[inline]
     pub fn with_timeout(self, timeout: Duration) -> Request<'a> {
         let deadline = Instant::now()
             .checked_add(timeout)
@@ -42,17 +45,20 @@ impl<'a> Request<'a> {
     }
 
     /// The key hash-based strategies map to a peer (others ignore it).
+    #[inline]
     pub fn with_shard_key(mut self, key: &'a [u8]) -> Request<'a> {
         self.shard_key = Some(key);
         self
     }
 
     /// The deadline, if any.
+    #[inline]
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }
 
     /// The shard key, if any.
+    #[inline]
     pub fn shard_key(&self) -> Option<&'a [u8]> {
         self.shard_key
     }

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use peerlb::retry::{Attempt, Retry, RetryBudget, RetryPolicy};
 use peerlb::{
-    AdminResult, Choice, Clock, ConnectionStatus, EjectionPolicy, Error, ListOptions, ManualClock,
-    Outcome, PeerId, PeerList, PeerSpec, Reason, Request, Session, Subscriber, Subscription,
-    Transport,
+    AdminResult, Choice, Clock, ConnectionStatus, EjectionPolicy, Error, ListOptions, LoadReport,
+    ManualClock, Outcome, PeerId, PeerList, PeerSpec, Reason, Request, Session, Subscriber,
+    Subscription, Transport,
 };
 use serde_json::Value;
 
@@ -424,6 +424,15 @@ impl Run {
                     check_result(ctx, step, result);
                     return;
                 }
+                // A load report that does not parse or holds a bad number fails the finish,
+                // which leaves the choice pending.
+                let load = match step.get("load").map(load_report).transpose() {
+                    Ok(load) => load,
+                    Err(e) => {
+                        check_result::<()>(ctx, step, Err(e));
+                        return;
+                    }
+                };
                 let choice = self
                     .held
                     .remove(name)
@@ -439,7 +448,8 @@ impl Run {
                     .get("latency_ms")
                     .and_then(Value::as_u64)
                     .map(Duration::from_millis);
-                choice.finish(outcome, latency);
+                choice.finish_with_load(outcome, latency, load.as_ref());
+                check_result(ctx, step, Ok(()));
             }
             "drop" => {
                 let name = step["choice"].as_str().expect("choice");
@@ -543,6 +553,28 @@ impl Run {
             }
             other => panic!("{ctx}: unknown op {other:?}"),
         }
+    }
+}
+
+/// A step's `load`: ORCA text, or an object of `requests_in_flight`, `utilization`, `qps`
+/// and `eps` (each optional).
+fn load_report(value: &Value) -> peerlb::Result<LoadReport> {
+    match value {
+        Value::String(text) => text.parse(),
+        Value::Object(o) => {
+            let number = |k: &str| o.get(k).map(|v| v.as_f64().expect("a number"));
+            let report = LoadReport {
+                requests_in_flight: number("requests_in_flight")
+                    .map(LoadReport::in_flight_from_f64)
+                    .transpose()?,
+                utilization: number("utilization"),
+                qps: number("qps"),
+                eps: number("eps"),
+            };
+            report.validate()?;
+            Ok(report)
+        }
+        other => panic!("a load report is text or an object, got {other}"),
     }
 }
 

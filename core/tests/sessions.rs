@@ -239,3 +239,43 @@ fn removing_a_peer_while_a_session_is_being_opened_asks_it_to_move() {
     );
     assert_eq!(list.introspect().sessions, 1);
 }
+
+#[test]
+fn a_failover_counts_in_the_strategys_pending_order() {
+    for strategy in ["fewest-pending", "peak-ewma", "prequal"] {
+        let list = PeerList::new(
+            ListOptions::default()
+                .shuffle(false)
+                .strategy_name(strategy)
+                .unwrap(),
+        )
+        .unwrap();
+        list.update(["a:1", "b:1", "c:1"], None::<&str>).unwrap();
+        list.start().unwrap();
+        let session = list.open_session(&Request::new()).unwrap();
+        let first = session.peer().as_str().to_owned();
+        let moved = session.failover_with("reset", &seconds(1)).unwrap();
+        assert_ne!(moved.as_str(), first, "{strategy}");
+        // Requests started by the failover, the session and these chooses all count:
+        // fewest-pending keeps every peer within one request of the others.
+        let held: Vec<_> = (0..5)
+            .map(|_| list.choose(&Request::new()).unwrap())
+            .collect();
+        if strategy == "fewest-pending" {
+            let pending: Vec<u64> = ["a:1", "b:1", "c:1"]
+                .iter()
+                .map(|id| list.peer_status(id).unwrap().pending as u64)
+                .collect();
+            let (lo, hi) = (pending.iter().min().unwrap(), pending.iter().max().unwrap());
+            assert!(hi - lo <= 1, "{strategy}: {pending:?}");
+        }
+        for c in held {
+            c.finish(peerlb::Outcome::Ok, Some(Duration::from_millis(2)));
+        }
+        let total: u64 = ["a:1", "b:1", "c:1"]
+            .iter()
+            .map(|id| list.peer_status(id).unwrap().pending as u64)
+            .sum();
+        assert_eq!(total, 1, "{strategy}: the session's request only");
+    }
+}

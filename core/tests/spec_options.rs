@@ -11,7 +11,9 @@ use proptest::prelude::*;
 
 use peerlb::strategy::hash_ring::HashRingOptions;
 use peerlb::strategy::maglev::MaglevOptions;
+use peerlb::strategy::orca::OrcaOptions;
 use peerlb::strategy::peak_ewma::PeakEwmaOptions;
+use peerlb::strategy::prequal::PrequalOptions;
 use peerlb::strategy::weighted_round_robin::WeightedRoundRobinOptions;
 use peerlb::strategy::{SpecOptions, StrategyConfig};
 use peerlb::{EjectionPolicy, ErrorCode, ListOptions, PeerList, StrategyKind, TcpProbeOptions};
@@ -48,9 +50,42 @@ fn maglev() -> impl Strategy<Value = MaglevOptions> {
 }
 
 fn weighted_round_robin() -> impl Strategy<Value = WeightedRoundRobinOptions> {
-    proptest::option::of(0..=u64::from(u32::MAX)).prop_map(|w| WeightedRoundRobinOptions {
-        slow_start: w.map(ms),
-    })
+    prop_oneof![
+        proptest::option::of(0..=u64::from(u32::MAX)).prop_map(|w| WeightedRoundRobinOptions {
+            slow_start: w.map(ms),
+            orca: None,
+        }),
+        (
+            0..=u64::from(u32::MAX),
+            1..=u64::from(u32::MAX),
+            100..=u64::from(u32::MAX),
+            0.0f64..=1e6,
+        )
+            .prop_map(|(blackout, expiration, update, penalty)| {
+                WeightedRoundRobinOptions {
+                    slow_start: None,
+                    orca: Some(OrcaOptions {
+                        blackout: ms(blackout),
+                        weight_expiration: ms(expiration),
+                        weight_update: ms(update),
+                        error_utilization_penalty: penalty,
+                    }),
+                }
+            }),
+    ]
+}
+
+fn prequal() -> impl Strategy<Value = PrequalOptions> {
+    (
+        prop_oneof![Just(0usize), 2usize..=64],
+        0.0f64..=1.0,
+        1..=u64::from(u32::MAX),
+    )
+        .prop_map(|(choices, q_rif, probe)| PrequalOptions {
+            choices,
+            q_rif,
+            probe: ms(probe),
+        })
 }
 
 fn peak_ewma() -> impl Strategy<Value = PeakEwmaOptions> {
@@ -107,6 +142,7 @@ fn strategy_config() -> impl Strategy<Value = StrategyConfig> {
         maglev().prop_map(StrategyConfig::Maglev),
         weighted_round_robin().prop_map(StrategyConfig::WeightedRoundRobin),
         peak_ewma().prop_map(StrategyConfig::PeakEwma),
+        prequal().prop_map(StrategyConfig::Prequal),
     ]
 }
 
@@ -188,6 +224,11 @@ proptest! {
     }
 
     #[test]
+    fn prequal_specs(o in prequal(), s in shuffles()) {
+        canonical(&o, &s)?;
+    }
+
+    #[test]
     fn tcp_probe_specs(o in tcp_probe(), s in shuffles()) {
         canonical(&o, &s)?;
         prop_assert!(peerlb::transport_from_spec(&o.to_string()).is_ok());
@@ -237,6 +278,7 @@ fn defaults_are_bare_names() {
         "weighted-round-robin"
     );
     assert_eq!(PeakEwmaOptions::default().to_string(), "peak-ewma");
+    assert_eq!(PrequalOptions::default().to_string(), "prequal");
     assert_eq!(TcpProbeOptions::default().to_string(), "tcp-probe");
     assert_eq!(EjectionPolicy::default().to_string(), "default");
     for kind in StrategyKind::ALL {

@@ -10,6 +10,7 @@ use crate::error::{peerlb_status, record_error};
 
 /// Runs `f`, turning a panic into [`Error::from_panic`]. The one `catch_unwind` of the
 /// crate.
+#[inline]
 fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
     // AssertUnwindSafe: after a panic nothing of `f`'s state is used again, and the core
     // keeps its lists consistent at every unlock (poisoned locks are recovered).
@@ -18,11 +19,19 @@ fn catch<T>(f: impl FnOnce() -> T) -> Result<T, Error> {
 
 /// The boundary of a function returning a status: runs `f`; an error (or a caught panic)
 /// is recorded as the thread's last error and returned as its status.
+///
+/// The error becomes a status inside the unwind boundary, so what crosses it on the
+/// success path is one small status, not a `Result` carrying the core's (large) `Error`:
+/// choose and finish pay for no copies of it.
 #[inline]
 pub(crate) fn guard(f: impl FnOnce() -> Result<(), Error>) -> peerlb_status {
-    match catch(f).and_then(|result| result) {
+    let status = catch(|| match f() {
         Ok(()) => peerlb_status::PEERLB_OK,
         Err(error) => record_error(&error),
+    });
+    match status {
+        Ok(status) => status,
+        Err(panic) => record_error(&panic),
     }
 }
 

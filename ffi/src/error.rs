@@ -129,7 +129,10 @@ thread_local! {
     });
 }
 
-/// Records `error` as the calling thread's last error and returns its status.
+/// Records `error` as the calling thread's last error and returns its status. Kept out of
+/// line: entry points inline their success path and call this only on failure.
+#[cold]
+#[inline(never)]
 pub(crate) fn record_error(error: &Error) -> peerlb_status {
     let codes = error
         .errors()

@@ -52,7 +52,10 @@ pub(crate) trait Handle {
     const NAME: &'static str;
 }
 
-/// The error for a NULL argument called `name`.
+/// The error for a NULL argument called `name` (out of line: callers inline only their
+/// success path).
+#[cold]
+#[inline(never)]
 fn null(name: impl Display) -> Error {
     invalid(format!("{name} is NULL"))
 }

@@ -3,10 +3,10 @@
 use std::ffi::c_char;
 use std::sync::Arc;
 
-use peerlb::{ListOptions, PeerList, PeerSpec};
+use peerlb::{ListOptions, PeerList, PeerSpec, Request};
 
 use crate::boundary::guard;
-use crate::choice::{peerlb_choice, peerlb_request, request_from};
+use crate::choice::{peerlb_choice, peerlb_request, request_from, shard_key_of};
 use crate::error::{invalid, peerlb_status};
 use crate::handle::{self, Handle, Owned};
 use crate::options::peerlb_list_options;
@@ -326,18 +326,43 @@ pub unsafe extern "C" fn peerlb_list_choose(
 ) -> peerlb_status {
     guard(|| {
         // SAFETY: the pointers are as `# Safety` says.
-        let (list, out, request) = unsafe {
-            (
-                handle::borrow(list)?,
-                handle::out(out, "out")?,
-                request_from(request)?,
-            )
-        };
-        // The core decides: chosen at once, failed at once, or a wait until the deadline.
-        let choice = list.choose_now(&request).wait()?;
-        out.write(peerlb_choice::from_choice(choice));
-        Ok(())
+        let (list, out) = unsafe { (handle::borrow(list)?, handle::out(out, "out")?) };
+        // SAFETY: as above.
+        let key = unsafe { shard_key_of(request) }?;
+        // The fast path: a peer now, without reading the clock for a deadline.
+        let mut now = Request::new();
+        if let Some(key) = key {
+            now = now.with_shard_key(key);
+        }
+        match list.try_choose(&now) {
+            Some(choice) => {
+                out.write(peerlb_choice::from_choice(choice));
+                Ok(())
+            }
+            // SAFETY: as above.
+            None => unsafe { choose_or_wait(list, request, out) },
+        }
     })
+}
+
+/// `peerlb_list_choose` when no peer could be chosen at once: the core decides (chosen
+/// after all, failed at once, or a wait until the request's deadline). Kept out of line,
+/// so the fast path stays small.
+///
+/// # Safety
+/// `request` NULL or valid.
+#[cold]
+#[inline(never)]
+unsafe fn choose_or_wait(
+    list: &PeerList,
+    request: *const peerlb_request,
+    out: handle::Out<'_, peerlb_choice>,
+) -> Result<(), peerlb::Error> {
+    // SAFETY: forwarded contract.
+    let request = unsafe { request_from(request) }?;
+    let choice = list.choose_now(&request).wait()?;
+    out.write(peerlb_choice::from_choice(choice));
+    Ok(())
 }
 
 /// A JSON snapshot of the list:

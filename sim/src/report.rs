@@ -1,7 +1,7 @@
 //! Runs strategies × scenarios and renders the results: a markdown table and an SVG chart.
 
 use crate::engine::{run, RunResult};
-use crate::model::Scenario;
+use crate::model::{Scenario, DEFAULT_STRATEGY, RECOVERY_AT};
 use crate::stats::fmt_ms;
 use crate::svg;
 
@@ -108,18 +108,111 @@ impl Report {
         out
     }
 
+    /// The targets the latency-aware default ([`DEFAULT_STRATEGY`]) is held to, each with
+    /// what this report measured and a verdict, as a markdown table (scenarios or the
+    /// strategy missing from the report are left out).
+    pub fn targets(&self) -> String {
+        let mut out = format!(
+            "| target (`{DEFAULT_STRATEGY}`, default options) | measured | verdict |\n|---|---:|---|\n"
+        );
+        let mut line = |target: &str, measured: String, met: bool| {
+            out.push_str(&format!(
+                "| {target} | {measured} | {} |\n",
+                if met { "met" } else { "**missed**" }
+            ));
+        };
+        let row = |scenario: &str| self.row(scenario, DEFAULT_STRATEGY);
+        for (scenario, what, limit) in [
+            ("1-of-4-slow", "1 of 4 slow: p99 ≤ 1.2× healthy", 1.2),
+            ("2-of-4-slow", "2 of 4 slow: p99 ≤ 2× healthy", 2.0),
+            (
+                "2-of-4-slow+reports",
+                "2 of 4 slow, with load reports: p99 ≤ 1.5× healthy",
+                1.5,
+            ),
+            (
+                "3-of-10-slow",
+                "3 of 10 slow (5×, σ 0.6): p99 ≤ 1.6× healthy",
+                1.6,
+            ),
+        ] {
+            if let Some(r) = row(scenario) {
+                line(what, format!("{:.2}×", r.ratio()), r.ratio() <= limit);
+            }
+        }
+        if let (Some(r), Some(s)) = (
+            row("unequal-queues"),
+            self.scenarios.iter().find(|s| s.name == "unequal-queues"),
+        ) {
+            let [first, second] = r.run.p99_halves;
+            let stable = (second as f64) < 1.5 * first as f64;
+            let of_mean = r.run.latency.p99 as f64 / s.mean_service();
+            line(
+                "unequal queues (1, 1, 2, 2, 4, 4 workers, 70% load): stable, p99 ≤ 8× mean service time",
+                format!(
+                    "p99 {} then {} (halves); {of_mean:.1}× the mean",
+                    fmt_ms(first),
+                    fmt_ms(second)
+                ),
+                stable && of_mean <= 8.0,
+            );
+        }
+        if let (Some(r), Some(s)) = (
+            row("recovered"),
+            self.scenarios.iter().find(|s| s.name == "recovered"),
+        ) {
+            let at = RECOVERY_AT.as_secs() as usize;
+            let fair = 1.0 / s.backends.len() as f64;
+            let end = s.duration.as_secs() as usize;
+            let early = r.run.share_between(0, at + 1, at + 5);
+            let later = r.run.share_between(0, at + 5, end);
+            line(
+                "recovered backend: ≥ 80% of its fair share within 5 s (and after)",
+                format!(
+                    "{:.0}% then {:.0}% of fair",
+                    100.0 * early / fair,
+                    100.0 * later / fair
+                ),
+                early >= 0.8 * fair && later >= 0.8 * fair,
+            );
+        }
+        if let Some(r) = row("demo-stalls") {
+            line(
+                "the demo's backends with client stalls: p99 ≤ 1.5× healthy, ≤ 1% to the slow one",
+                format!("{:.2}×, {:.2}%", r.ratio(), 100.0 * r.run.degraded_share()),
+                r.ratio() <= 1.5 && r.run.degraded_share() <= 0.01,
+            );
+        }
+        out
+    }
+
     /// What was simulated, as markdown bullet points.
     pub fn setup(&self) -> String {
         let mut out = String::new();
         for s in &self.scenarios {
             let b = &s.backends[0];
-            let workers = match b.workers {
-                Some(n) => format!(", {n} workers each (FIFO queue)"),
-                None => ", no queue".to_owned(),
+            let workers = if s.backends.iter().any(|x| x.workers != b.workers) {
+                let each: Vec<String> = s
+                    .backends
+                    .iter()
+                    .map(|x| x.workers.map_or("∞".to_owned(), |n| n.to_string()))
+                    .collect();
+                format!(", {} workers (FIFO queues)", each.join("/"))
+            } else {
+                match b.workers {
+                    Some(n) => format!(", {n} workers each (FIFO queue)"),
+                    None => ", no queue".to_owned(),
+                }
+            };
+            let extras = match (&s.stalls, s.reports) {
+                (Some(st), true) => format!("; client {}; load reports", st.describe()),
+                (Some(st), false) => format!("; client {}", st.describe()),
+                (None, true) => "; load reports".to_owned(),
+                (None, false) => String::new(),
             };
             out.push_str(&format!(
                 "- `{}`: {}; {} backends, {}{workers}; Poisson arrivals at {}/s for {:.0} s \
-                 (the first {:.0} s not measured); seed {}\n",
+                 (the first {:.0} s not measured){extras}; seed {}\n",
                 s.name,
                 s.description,
                 s.backends.len(),

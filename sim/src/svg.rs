@@ -4,9 +4,11 @@
 
 use std::fmt::Write;
 
-/// Colours for series, in order (Okabe–Ito, readable by colour-blind people).
-const PALETTE: [&str; 8] = [
+/// Colours for series, in order (Okabe–Ito, readable by colour-blind people, then two of
+/// Paul Tol's muted scheme for the ninth and tenth series).
+const PALETTE: [&str; 10] = [
     "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442",
+    "#882255", "#999933",
 ];
 
 const WIDTH: f64 = 1040.0;
@@ -211,6 +213,8 @@ pub struct LineChart {
     pub series: Vec<(String, Vec<(f64, f64)>)>,
     /// Labelled vertical lines at given x (e.g. "d killed").
     pub markers: Vec<(f64, String)>,
+    /// Labelled horizontal lines at given y (e.g. "healthy p99").
+    pub levels: Vec<(f64, String)>,
     /// The right end of the x axis (which starts at 0); `None`: the largest x.
     pub x_max: Option<f64>,
     /// A log y axis (points with y <= 0 are left out) instead of a linear one from 0.
@@ -225,10 +229,14 @@ pub fn line_chart(chart: &LineChart) -> String {
         y_label,
         series,
         markers,
+        levels,
         x_max,
         log_y,
     } = chart;
-    let ys = series.iter().flat_map(|(_, p)| p.iter().map(|&(_, y)| y));
+    let ys = series
+        .iter()
+        .flat_map(|(_, p)| p.iter().map(|&(_, y)| y))
+        .chain(levels.iter().map(|&(y, _)| y));
     let axis = if *log_y {
         Axis::around(ys)
     } else {
@@ -271,6 +279,17 @@ pub fn line_chart(chart: &LineChart) -> String {
             HEIGHT - BOTTOM,
             x(*at) + 4.0,
             TOP + 14.0,
+            escape(name)
+        );
+    }
+    for (at, name) in levels.iter().filter(|(y, _)| !*log_y || *y > 0.0) {
+        let _ = writeln!(
+            out,
+            r##"<line x1="{LEFT}" x2="{0:.1}" y1="{1:.1}" y2="{1:.1}" stroke="#444" stroke-width="1.5" stroke-dasharray="8 4"/><text x="{2:.1}" y="{3:.1}" fill="#444">{4}</text>"##,
+            LEFT + plot_w,
+            axis.y(*at),
+            LEFT + 6.0,
+            axis.y(*at) - 5.0,
             escape(name)
         );
     }
@@ -324,10 +343,12 @@ mod tests {
         let lines = line_chart(&LineChart {
             series: vec![("x".into(), vec![(0.0, 1.0), (1.0, 5.0)])],
             markers: vec![(0.5, "kill".into())],
+            levels: vec![(2.0, "healthy p99".into())],
             log_y: true,
             ..Default::default()
         });
         assert_eq!(lines.matches("<polyline").count(), 1);
         assert!(lines.contains(">kill<"));
+        assert!(lines.contains(">healthy p99<"));
     }
 }

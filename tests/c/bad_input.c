@@ -1,6 +1,7 @@
 /* Bad input through the C API: every NULL argument, malformed ids, unknown enum values,
  * misuse of choices and lists. Each must return a clear status (never crash) and leave
  * the list as it was. Also: version macros, status names, thread-local last error. */
+#include <math.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -883,6 +884,60 @@ static void test_retry_bad_input(void) {
     peerlb_list_free(list);
 }
 
+/* Load reports: init, ORCA text, finish_with_load; bad reports leave the choice live. */
+static void test_load_reports(void) {
+    peerlb_load_report r;
+    EXPECT_STATUS(peerlb_load_report_init(NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_load_report_init(&r));
+    EXPECT(r.requests_in_flight < 0 && r.utilization < 0 && r.qps < 0 && r.eps < 0, "all not given");
+    EXPECT_STATUS(peerlb_load_report_parse(NULL, &r), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_load_report_parse("TEXT eps=1", NULL), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_load_report_parse("TEXT cpu_utilization=0.5, application_utilization=0.25, "
+                                "rps_fractional=200, eps=2, named_metrics.rif=7", &r));
+    EXPECT(r.utilization == 0.25 && r.qps == 200 && r.eps == 2 && r.requests_in_flight == 7,
+           "parsed %g %g %g %g", r.utilization, r.qps, r.eps, r.requests_in_flight);
+    OK(peerlb_load_report_parse("TEXT rps_fractional=5", &r));
+    EXPECT(r.qps == 5 && r.utilization < 0 && r.eps < 0 && r.requests_in_flight < 0, "missing fields not given");
+    const char *bad[] = {"TEXT eps=-1", "TEXT eps=nan", "TEXT eps=1, eps=2", "TEXT colour=1",
+                         "JSON {}", "TEXT named_metrics.rif=1.5", "TEXT \xff=1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        r.qps = 42;
+        EXPECT_STATUS(peerlb_load_report_parse(bad[i], &r), PEERLB_INVALID_ARGUMENT);
+        EXPECT(r.qps == 42, "a failed parse leaves the report as it was (%s)", bad[i]);
+    }
+    char *huge = malloc(20000);
+    memset(huge, ' ', 19999);
+    huge[19999] = 0;
+    EXPECT_STATUS(peerlb_load_report_parse(huge, &r), PEERLB_INVALID_ARGUMENT);
+    free(huge);
+
+    peerlb_list *list = make_list(1);
+    peerlb_peer_spec peers[] = {SPEC("a:1")};
+    OK(peerlb_list_update(list, peers, 1, NULL, 0));
+    peerlb_choice c;
+    OK(peerlb_list_choose(list, NULL, &c));
+    peerlb_load_report nan_report;
+    OK(peerlb_load_report_init(&nan_report));
+    nan_report.qps = NAN;
+    EXPECT_STATUS(peerlb_choice_finish_with_load(&c, PEERLB_OUTCOME_OK, -1, &nan_report), PEERLB_INVALID_ARGUMENT);
+    peerlb_load_report fractional;
+    OK(peerlb_load_report_init(&fractional));
+    fractional.requests_in_flight = 2.5;
+    EXPECT_STATUS(peerlb_choice_finish_with_load(&c, PEERLB_OUTCOME_OK, -1, &fractional), PEERLB_INVALID_ARGUMENT);
+    fractional.requests_in_flight = 1e12;
+    EXPECT_STATUS(peerlb_choice_finish_with_load(&c, PEERLB_OUTCOME_OK, -1, &fractional), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_choice_finish_with_load(&c, 9, -1, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_choice_finish_with_load(NULL, PEERLB_OUTCOME_OK, -1, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT(c.token != NULL, "a refused finish leaves the choice live");
+    OK(peerlb_load_report_parse("TEXT cpu_utilization=0.5, rps_fractional=10", &r));
+    OK(peerlb_choice_finish_with_load(&c, PEERLB_OUTCOME_OK, 1000, &r));
+    EXPECT(c.token == NULL, "finish clears the choice");
+    EXPECT_STATUS(peerlb_choice_finish_with_load(&c, PEERLB_OUTCOME_OK, -1, &r), PEERLB_ALREADY_FINISHED);
+    OK(peerlb_list_choose(list, NULL, &c));
+    OK(peerlb_choice_finish_with_load(&c, PEERLB_OUTCOME_OK, -1, NULL)); /* no report */
+    peerlb_list_free(list);
+}
+
 int main(void) {
     test_version_and_names();
     test_options();
@@ -902,5 +957,6 @@ int main(void) {
     test_events_free_order();
     test_subscription_free_waits();
     test_retry_bad_input();
+    test_load_reports();
     return t_summary("bad_input");
 }

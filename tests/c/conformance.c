@@ -663,8 +663,30 @@ static int op_finish(run *r, const json_value *s, int drop) {
     if (outcome < 0) return failf(r, "bad outcome");
     long latency_ms = num_or(s, "latency_ms", -1);
     int was_finished = r->held[i].finished;
-    peerlb_status st = peerlb_choice_finish(&r->held[i].choice, (peerlb_outcome)outcome,
-                                            latency_ms < 0 ? -1 : latency_ms * 1000);
+    /* The backend's load report: ORCA text (parsed by peerlb_load_report_parse) or an
+     * object of fields; a bad one fails the step before the choice is touched. */
+    const json_value *load = json_get(s, "load");
+    peerlb_load_report report;
+    peerlb_status st = PEERLB_OK;
+    if (load) {
+        peerlb_load_report_init(&report);
+        if (load->type == JSON_STRING) {
+            st = peerlb_load_report_parse(load->string, &report);
+        } else if (load->type == JSON_OBJECT) {
+            const char *fields[] = {"requests_in_flight", "utilization", "qps", "eps"};
+            double *slots[] = {&report.requests_in_flight, &report.utilization, &report.qps, &report.eps};
+            for (size_t f = 0; f < 4; f++) {
+                const json_value *v = json_get(load, fields[f]);
+                if (v && v->type == JSON_NUMBER) *slots[f] = v->number;
+            }
+        } else {
+            return failf(r, "load is neither text nor an object");
+        }
+        if (st != PEERLB_OK) return check_result(r, s, st) < 0 ? -1 : 0;
+    }
+    st = peerlb_choice_finish_with_load(&r->held[i].choice, (peerlb_outcome)outcome,
+                                        latency_ms < 0 ? -1 : latency_ms * 1000,
+                                        load ? &report : NULL);
     if (was_finished && st == PEERLB_OK) return failf(r, "a finished choice was finished again");
     if (!was_finished && st == PEERLB_OK) r->held[i].finished = 1;
     if (drop) return st == PEERLB_OK ? 0 : failf(r, "drop failed: %s", peerlb_last_error_message());

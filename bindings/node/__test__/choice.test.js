@@ -136,3 +136,56 @@ test('choices garbage-collected unfinished are cancelled; finished and live ones
   assert.equal(out.live[0], true, `the live choice stayed pending: ${out.live[1]}`)
   assert.deepEqual(out.end, [0, 0])
 })
+
+test('finish takes a load report (ORCA text or fields); a bad one throws and leaves the choice pending', () => {
+  const list = new PeerList({ strategy: 'weighted-round-robin:orca', shuffle: false })
+  list.update({ add: ['a:1'] })
+  list.start()
+  for (const load of [
+    undefined,
+    'TEXT cpu_utilization=0.5, rps_fractional=10',
+    { utilization: 0.5, qps: 10, eps: 0, requestsInFlight: 2 },
+    {},
+  ]) {
+    const c = list.choose()
+    assert.equal(c.finish('ok', 5, load), true)
+  }
+  for (const [load, code] of [
+    ['TEXT eps=nan', 'PEERLB_INVALID_ARGUMENT'],
+    [{ qps: -1 }, 'PEERLB_INVALID_ARGUMENT'],
+    [{ requestsInFlight: 1.5 }, 'PEERLB_INVALID_ARGUMENT'],
+    [{ qps: Number.POSITIVE_INFINITY }, 'PEERLB_INVALID_ARGUMENT'],
+    ['JSON {}', 'PEERLB_INVALID_ARGUMENT'],
+    [{ colour: 1 }, undefined],
+    [{ qps: 'fast' }, undefined],
+    [42, undefined],
+  ]) {
+    const c = list.choose()
+    assert.throws(
+      () => c.finish('ok', 5, load),
+      (e) => (code ? e.code === code : e instanceof TypeError),
+      JSON.stringify(load),
+    )
+    assert.equal(c.finished, false)
+    assert.equal(c.finish(), true)
+  }
+  assert.equal(list.introspect().peers[0].pending, 0)
+  list.stop()
+})
+
+test("the hot path's raw calls refuse wrong arguments without touching the list", () => {
+  const list = started(['a'])
+  const c = list.choose()
+  for (const [id, token] of [[undefined, undefined], ['x', {}], [list._id, -1], [list._id, 1.5], [list._id, 2 ** 60], [2 ** 31, c._token], [null, c._token]]) {
+    assert.equal(_native.finish0(id, token), false, `finish0(${String(id)}, ${String(token)})`)
+  }
+  assert.deepEqual(pending(list), [1])
+  for (const id of [undefined, 'x', {}, -1, 2 ** 31]) {
+    assert.throws(() => _native.choose0(id), (e) => e.code === 'PEERLB_INVALID_ARGUMENT' && /no peer list/.test(e.message))
+  }
+  assert.equal(c.finish(), true)
+  assert.deepEqual(pending(list), [0])
+  const stopped = new PeerList({ shuffle: false })
+  stopped.update({ add: ['a'] })
+  assert.throws(() => stopped.choose(), { code: 'PEERLB_NOT_STARTED' })
+})

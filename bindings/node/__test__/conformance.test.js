@@ -251,7 +251,17 @@ class Run {
         // A name stays known after its choice was finished or dropped.
         const c = this.held.get(step.choice)
         assert.ok(c, `${ctx}: no held choice ${step.choice}`)
-        const r = check(ctx, step, () => c.finish(step.outcome || 'ok', step.latency_ms))
+        // A load report: ORCA text as text, fields as the typed object.
+        const load =
+          step.load && typeof step.load === 'object'
+            ? {
+                requestsInFlight: step.load.requests_in_flight,
+                utilization: step.load.utilization,
+                qps: step.load.qps,
+                eps: step.load.eps,
+              }
+            : step.load
+        const r = check(ctx, step, () => c.finish(step.outcome || 'ok', step.latency_ms, load))
         if (!r.failed) assert.equal(r.value, true, `${ctx}: finish result`)
         return
       }

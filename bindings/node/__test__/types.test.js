@@ -22,7 +22,7 @@ function union(dts, name) {
 
 test('StrategyName is the core list of strategies', () => {
   const core = peerlb._native.coreStrategyNames()
-  assert.equal(core.length, 8)
+  assert.equal(core.length, 9)
   assert.deepEqual(union(read('native.d.ts'), 'StrategyName'), core)
   assert.deepEqual([...peerlb.strategies], core)
   assert.ok(Object.isFrozen(peerlb.strategies))

@@ -19,6 +19,7 @@ pub enum StrategyName {
     Maglev,
     WeightedRoundRobin,
     PeakEwma,
+    Prequal,
 }
 
 impl From<StrategyKind> for StrategyName {
@@ -32,6 +33,7 @@ impl From<StrategyKind> for StrategyName {
             StrategyKind::Maglev => StrategyName::Maglev,
             StrategyKind::WeightedRoundRobin => StrategyName::WeightedRoundRobin,
             StrategyKind::PeakEwma => StrategyName::PeakEwma,
+            StrategyKind::Prequal => StrategyName::Prequal,
         }
     }
 }

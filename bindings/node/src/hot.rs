@@ -1,4 +1,4 @@
-//! The hot path: `choose0`, `choose`, `chooseAsync`, `finish` and `release` are plain N-API
+//! The hot path: `choose0`, `choose`, `chooseAsync`, `finish`, `finish0` and `release` are plain N-API
 //! callbacks on a list's numeric id (see [`crate::registry`]) that pass a choice as one
 //! number (see [`crate::table`]). napi-rs's generated wrappers set up borrow-tracking scopes
 //! per call (~150 ns with arguments), which would dominate a choose + finish.
@@ -7,6 +7,7 @@
 //! (an options object has already been taken apart): a wrong type is a `TypeError`, a wrong
 //! value `PEERLB_INVALID_ARGUMENT`, a caught panic `PEERLB_INTERNAL`.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::time::Duration;
 
@@ -171,11 +172,17 @@ pub(crate) fn store(entry: &Entry, choice: peerlb::Choice) -> peerlb::Result<f64
     stored.map_err(|choice| {
         // Dropped outside the table's borrow: cancelled.
         drop(choice);
-        peerlb::Error::InvalidArgument(format!(
-            "more than {} choices of this list are unfinished; finish or cancel them",
-            crate::table::MAX_PENDING
-        ))
+        table_full()
     })
+}
+
+/// The error for a choice that the list's table has no room for.
+#[cold]
+fn table_full() -> peerlb::Error {
+    peerlb::Error::InvalidArgument(format!(
+        "more than {} choices of this list are unfinished; finish or cancel them",
+        crate::table::MAX_PENDING
+    ))
 }
 
 unsafe fn token_value(env: sys::napi_env, t: f64) -> sys::napi_value {
@@ -184,13 +191,58 @@ unsafe fn token_value(env: sys::napi_env, t: f64) -> sys::napi_value {
     out
 }
 
+/// What the fast path of `choose0` found: small, so that nothing the size of the core's
+/// `Error` crosses the unwind boundary (or is copied) when a peer is available.
+enum Fast {
+    /// Chosen and stored: the token.
+    Token(f64),
+    /// No peer now (or no such list): the slow path decides what to answer.
+    Slow,
+    /// Chosen, but the table is full: the choice was dropped (cancelled).
+    Full,
+}
+
 /// `choose0(id)`: chooses with no deadline and no shard key; returns the token.
+///
+/// The fast path asks the strategy for a peer now (`PeerList::try_choose`: no deadline to
+/// compute, no clock read) and stores the choice; everything else goes to
+/// [`choose0_slow`].
 pub(crate) unsafe extern "C" fn choose0(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     let [id] = args::<1>(env, info);
     let id = list_id(env, id);
+    let fast = catch_unwind(AssertUnwindSafe(|| {
+        with_entry(id, |e| match e.list.try_choose(&Request::new()) {
+            Some(choice) => {
+                let stored = e.table.borrow_mut().insert(choice);
+                match stored {
+                    Ok(t) => Fast::Token(t),
+                    // Dropped outside the table's borrow: cancelled.
+                    Err(choice) => {
+                        drop(choice);
+                        Fast::Full
+                    }
+                }
+            }
+            None => Fast::Slow,
+        })
+        .unwrap_or(Fast::Slow)
+    }));
+    match fast {
+        Ok(Fast::Token(t)) => token_value(env, t),
+        Ok(Fast::Slow) => choose0_slow(env, id),
+        Ok(Fast::Full) => throw(env, Bad::Value(table_full())),
+        Err(panic) => throw(env, Bad::Value(peerlb::Error::from_panic(&*panic))),
+    }
+}
+
+/// `choose0` when no peer was available at once: the core answers (chosen after all, or
+/// the error: not started, no deadline, fail-fast, no such list).
+#[cold]
+#[inline(never)]
+unsafe fn choose0_slow(env: sys::napi_env, id: u32) -> sys::napi_value {
     let result = caught(|| {
         with_entry(id, |e| {
             let choice = e.list.choose(&Request::new())?;
@@ -340,7 +392,30 @@ unsafe fn outcome(env: sys::napi_env, v: sys::napi_value) -> Result<Outcome, Bad
     )))
 }
 
-/// `finish(id, token, outcome[, latencyMs])`: finishes the pending choice of `token`.
+/// A load report: ORCA text (`index.js` turns a fields object into it), parsed and judged
+/// by the core; `undefined`/`null` is none.
+unsafe fn load_report(
+    env: sys::napi_env,
+    v: sys::napi_value,
+) -> Result<Option<peerlb::LoadReport>, Bad> {
+    let mut ty = 0;
+    sys::napi_typeof(env, v, &mut ty);
+    match ty {
+        sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(None),
+        sys::ValueType::napi_string => {
+            let text = js::string_value(env, v)
+                .ok_or_else(|| Bad::Type("finish: load is not a readable string".into()))?;
+            Ok(Some(peerlb::LoadReport::from_orca(&text)?))
+        }
+        _ => Err(Bad::Type(format!(
+            "finish: load must be ORCA text or an object of requestsInFlight, utilization, qps, eps, got {}",
+            js::describe_arg(env, v)
+        ))),
+    }
+}
+
+/// `finish(id, token, outcome[, latencyMs[, load]])`: finishes the pending choice of
+/// `token`, with the backend's load report (ORCA text) when given.
 /// Returns true, or false when the token is spent (finished before, or a stale copy):
 /// the wrapper throws `PEERLB_ALREADY_FINISHED` then. (`index.js` leaves `latencyMs` out
 /// when it is not given, which saves reading it.)
@@ -348,7 +423,7 @@ pub(crate) unsafe extern "C" fn finish(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
-    let ([id, t, out, latency], argc) = args_and_count::<4>(env, info);
+    let ([id, t, out, latency, load], argc) = args_and_count::<5>(env, info);
     let id = list_id(env, id);
     let t = token(env, t);
     let parsed = outcome(env, out).and_then(|o| {
@@ -357,26 +432,64 @@ pub(crate) unsafe extern "C" fn finish(
         } else {
             optional_ms(env, latency, "finish(outcome, latencyMs): latencyMs")?
         };
-        Ok((o, latency))
+        let load = if argc < 5 {
+            None
+        } else {
+            load_report(env, load)?
+        };
+        Ok((o, latency, load))
     });
-    let (outcome, latency) = match parsed {
-        Ok(v) => v,
-        Err(bad) => return throw(env, bad),
-    };
+    match parsed {
+        Ok((outcome, latency, load)) => finish_parsed(env, id, t, outcome, latency, load),
+        Err(bad) => throw(env, bad),
+    }
+}
+
+/// `finish0(id, token)`: `finish()` with no arguments (`'ok'`, no latency, no load
+/// report), the common case, with two arguments to read instead of five.
+pub(crate) unsafe extern "C" fn finish0(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let [id, t] = args::<2>(env, info);
+    finish_parsed(
+        env,
+        list_id(env, id),
+        token(env, t),
+        Outcome::Ok,
+        None,
+        None,
+    )
+}
+
+/// Finishes the pending choice of `token` in list `id`; returns JS true, or false when the
+/// token is spent.
+#[inline(always)]
+unsafe fn finish_parsed(
+    env: sys::napi_env,
+    id: u32,
+    t: f64,
+    outcome: Outcome,
+    latency: Option<Duration>,
+    load: Option<peerlb::LoadReport>,
+) -> sys::napi_value {
     // A failure may eject the peer: its event reaches JS subscribers before this returns.
     let _scope = EnvScope::enter(env);
-    let done = caught(|| {
+    // A bool crosses the unwind boundary, not a `Result` of the core's `Error`.
+    let done = catch_unwind(AssertUnwindSafe(|| {
         let choice = with_entry(id, |e| e.table.borrow_mut().take(t)).flatten();
         // Finished outside every borrow: its events may run JS that uses this list.
-        Ok(choice.map(|c| c.finish(outcome, latency)).is_some())
-    });
+        choice
+            .map(|c| c.finish_with_load(outcome, latency, load.as_ref()))
+            .is_some()
+    }));
     match done {
         Ok(done) => {
             let mut out = ptr::null_mut();
             sys::napi_get_boolean(env, done, &mut out);
             out
         }
-        Err(e) => throw(env, Bad::Value(e)),
+        Err(panic) => throw(env, Bad::Value(peerlb::Error::from_panic(&*panic))),
     }
 }
 
@@ -407,11 +520,12 @@ pub(crate) unsafe extern "C" fn noop(
 }
 
 /// The plain functions, by name, for the module's exports.
-pub(crate) const FUNCTIONS: [(&std::ffi::CStr, sys::napi_callback); 6] = [
+pub(crate) const FUNCTIONS: [(&std::ffi::CStr, sys::napi_callback); 7] = [
     (c"choose0", Some(choose0)),
     (c"choose", Some(choose)),
     (c"chooseAsync", Some(choose_async)),
     (c"finish", Some(finish)),
+    (c"finish0", Some(finish0)),
     (c"release", Some(release)),
     (c"noopRaw", Some(noop)),
 ];

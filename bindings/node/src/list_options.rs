@@ -49,8 +49,9 @@ pub struct PeerListOptions<'a> {
     /// The strategy, optionally with a mode and options: `'round-robin'` (default),
     /// `'random'`, `'fewest-pending'`, `'two-random-choices'`, `'hash-ring'` (e.g.
     /// `'hash-ring:fast?bounded=1.25'`), `'maglev'` (`'maglev?table=251'`),
-    /// `'weighted-round-robin'` (`'weighted-round-robin?slow_start_ms=30000'`),
-    /// `'peak-ewma'` (`'peak-ewma?choices=all'`). Anything else is PEERLB_INVALID_ARGUMENT.
+    /// `'weighted-round-robin'` (`'weighted-round-robin?slow_start_ms=30000'`,
+    /// `'weighted-round-robin:orca'`), `'peak-ewma'` (`'peak-ewma?choices=all'`),
+    /// `'prequal'`. Anything else is PEERLB_INVALID_ARGUMENT.
     #[napi(ts_type = "StrategyName | (string & {})")]
     pub strategy: Option<String>,
     /// Shuffle peers as they are retained (default true).

@@ -86,19 +86,22 @@ impl PyChoice {
         self.token.load(Ordering::Acquire).is_null()
     }
 
-    /// Ends the request with `outcome` (`"ok"`, `"failure"`, `"declined"`, `"cancelled"`)
-    /// and optional `latency` (seconds or timedelta). Raises `AlreadyFinished` (also a
-    /// `RuntimeError`) if the choice was already finished; bad arguments raise and leave
-    /// it pending.
+    /// Ends the request with `outcome` (`"ok"`, `"failure"`, `"declined"`, `"cancelled"`),
+    /// optional `latency` (seconds or timedelta) and optional `load`, the backend's load
+    /// report (a `LoadReport`, ORCA text as in its `endpoint-load-metrics` header, or a
+    /// mapping of `requests_in_flight`, `utilization`, `qps`, `eps`). Raises
+    /// `AlreadyFinished` (also a `RuntimeError`) if the choice was already finished; bad
+    /// arguments raise and leave it pending.
     #[pyo3(
-        signature = (outcome=None, latency=None),
-        text_signature = "($self, outcome='ok', latency=None)"
+        signature = (outcome=None, latency=None, load=None),
+        text_signature = "($self, outcome='ok', latency=None, load=None)"
     )]
     fn finish(
         &self,
         py: Python<'_>,
         outcome: Option<&Bound<'_, PyAny>>,
         latency: Option<&Bound<'_, PyAny>>,
+        load: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         guard(py, || {
             let outcome = convert::outcome(outcome)?;
@@ -107,9 +110,14 @@ impl PyChoice {
             } else {
                 None
             };
+            let load = if load.is_some() {
+                crate::load::load_arg(load)?
+            } else {
+                None
+            };
             match self.take() {
                 Some(c) => {
-                    c.finish(outcome, latency);
+                    c.finish_with_load(outcome, latency, load.as_ref());
                     Ok(())
                 }
                 None => Err(already_finished(py, self.peer.as_str())),

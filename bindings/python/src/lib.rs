@@ -15,6 +15,7 @@ mod convert;
 mod errors;
 mod events;
 mod list;
+mod load;
 mod retry;
 mod session;
 mod transport;
@@ -31,6 +32,7 @@ use transport::PySubscriber;
 fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyPeerList>()?;
     m.add_class::<PyChoice>()?;
+    m.add_class::<load::PyLoadReport>()?;
     m.add_class::<PySubscriber>()?;
     m.add_class::<events::PyPeerEvent>()?;
     m.add_class::<events::PySubscription>()?;

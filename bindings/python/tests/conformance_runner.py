@@ -268,14 +268,22 @@ class Run:
     def finish(self, ctx: str, step: Dict[str, Any]) -> None:
         name = step["choice"]
         latency = step.get("latency_ms")
-        args = (step.get("outcome", "ok"), None if latency is None else latency / 1000.0)
+        outcome = step.get("outcome", "ok")
+        seconds = None if latency is None else latency / 1000.0
+        load = step.get("load")
         if name in self.done:
             choice = self.done[name]
         else:
             assert name in self.held, f"{ctx}: no held choice {name}"
             choice = self.held.pop(name)
             self.done[name] = choice
-        self.check(ctx, step, lambda: choice.finish(*args))
+
+        def finish() -> None:
+            # ORCA text is passed as text; fields as a LoadReport.
+            report = peerlb.LoadReport(**load) if isinstance(load, dict) else load
+            choice.finish(outcome, seconds, load=report)
+
+        self.check(ctx, step, finish)
 
     def list_backends(self, ctx: str, step: Dict[str, Any]) -> None:
         got = self.lst.list_backends()

@@ -313,6 +313,7 @@ ALL_STRATEGIES = [
     "maglev",
     "weighted-round-robin",
     "peak-ewma",
+    "prequal",
 ]
 
 
@@ -332,6 +333,8 @@ def test_every_strategy_by_name() -> None:
         ("peak-ewma?choices=all", "peak-ewma?choices=all"),
         ("maglev?table=251", "maglev?table=251"),
         ("maglev?table=65537", "maglev"),
+        ("weighted-round-robin:orca?blackout_ms=0", "weighted-round-robin:orca?blackout_ms=0"),
+        ("prequal?q_rif=0.5&probe_ms=1000", "prequal"),
     ],
 )
 def test_the_full_strategy_spec_is_reported(spec: str, reported: str) -> None:

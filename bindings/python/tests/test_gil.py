@@ -27,6 +27,7 @@ MIN_DURATION = 0.2
 # builds alike (and the peer count, so memory, small).
 STRATEGY = "hash-ring"
 MAX_PEERS = 1 << 20
+ATTEMPTS = 3
 
 
 def longest_stall(action: Callable[[], object]) -> Tuple[float, float, int]:
@@ -66,7 +67,11 @@ def longest_stall(action: Callable[[], object]) -> Tuple[float, float, int]:
 
 
 def check_released(make: Callable[[int], Callable[[], object]]) -> None:
-    """Grows the peer count until the call takes MIN_DURATION, then checks the counter."""
+    """Grows the peer count until the call takes MIN_DURATION, then checks the counter.
+
+    A call that holds the GIL stops the counter every time; a loaded machine can also stop
+    it (the OS runs something else), but not on every try: so the check passes when one of
+    ATTEMPTS calls shows the counter running, and fails when all of them stop it."""
     n = 1000
     while True:
         action = make(n)
@@ -76,9 +81,16 @@ def check_released(make: Callable[[int], Callable[[], object]]) -> None:
         if n >= MAX_PEERS:
             pytest.skip(f"core does {n} peers in {took:.3f}s: too fast to see the GIL")
         n = min(n * 2, MAX_PEERS)
-    assert stall < took / 2, (
-        f"another thread was stopped for {stall:.3f}s of a {took:.3f}s call "
-        f"({n} peers, {count} counts): the GIL was held"
+    seen = []
+    for attempt in range(ATTEMPTS):
+        if attempt:
+            took, stall, count = longest_stall(make(n))
+        seen.append(f"stopped {stall:.3f}s of {took:.3f}s ({count} counts)")
+        if stall < took / 2:
+            return
+    pytest.fail(
+        f"another thread was stopped for more than half of every call ({n} peers): "
+        f"{'; '.join(seen)}: the GIL was held"
     )
 
 

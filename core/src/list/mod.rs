@@ -132,10 +132,16 @@ pub(crate) struct ListShared {
     shuffle: bool,
     fail_fast: bool,
     notify_pending: bool,
+    /// Whether to call `pending_changed` after a choose (see
+    /// `Strategy::choose_counts_pending`).
+    notify_chosen: bool,
     notify_outcome: bool,
     clock: Clock,
-    /// Origin of the clock stamps choices carry (see [`ListShared::stamp`]).
+    /// Origin of the clock stamps ejections carry (see [`ListShared::stamp_at`]).
     epoch: Instant,
+    /// Origin of the stamps choices carry, on the clock's nanosecond scale (see
+    /// [`ListShared::stamp`]).
+    epoch_ns: u64,
     /// Whether the list runs: written only under the lock, read without it.
     running: AtomicBool,
     /// Outlier ejection, if on.
@@ -182,8 +188,10 @@ impl PeerList {
             this: this.clone(),
             spec,
             notify_pending: strategy.wants_pending_updates(),
+            notify_chosen: strategy.wants_pending_updates() && !strategy.choose_counts_pending(),
             notify_outcome: strategy.wants_outcomes(),
             epoch: options.clock.now(),
+            epoch_ns: options.clock.now_ns(),
             clock: options.clock,
             strategy,
             transport: options
@@ -312,6 +320,25 @@ impl PeerList {
             return NowOrLater::Now(Ok(choice));
         }
         self.shared.choose_later(self.clone(), request)
+    }
+
+    /// Chooses a peer if one can be chosen now: `None` when [`PeerList::choose`] would wait
+    /// or fail (the list is not running, or no peer is available). Never blocks and never
+    /// fails; the request's deadline is not looked at. The bindings take this fast path
+    /// first and build a request with a deadline (which reads the clock) only when it says
+    /// `None`.
+    ///
+    /// ```
+    /// use peerlb::{ListOptions, PeerList, Request};
+    /// let list = PeerList::new(ListOptions::default()).unwrap();
+    /// assert!(list.try_choose(&Request::new()).is_none()); // not running
+    /// list.update(["a:1"], None::<&str>).unwrap();
+    /// list.start().unwrap();
+    /// assert_eq!(list.try_choose(&Request::new()).unwrap().peer().as_str(), "a:1");
+    /// ```
+    #[inline]
+    pub fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
+        self.shared.try_choose(request)
     }
 
     /// A snapshot of the list for debugging and tests.
@@ -443,49 +470,71 @@ impl ListShared {
         )
     }
 
+    /// A peer's pending count changed: the strategy that holds it hears it (the list's, or
+    /// its locality's while the list routes).
     pub(crate) fn pending_changed(&self, peer: &PeerRef) {
-        self.strategy.pending_changed(peer);
         if self.routing.is_routed() {
             self.routed_pending_changed(peer);
+        } else {
+            self.strategy.pending_changed(peer);
         }
     }
 
-    /// A request to `peer` ended; only called when the strategy wants outcomes. Without a
-    /// given latency, it is the time since `started` on the list's clock.
+    /// A request to `peer` ended (with the backend's load report, if it sent one); only
+    /// called when the strategy wants outcomes. Without a given latency, it is the time
+    /// since `started` on the list's clock.
     pub(crate) fn request_finished(
         &self,
         peer: &PeerRef,
         outcome: Outcome,
         latency: Option<Duration>,
+        load: Option<&crate::load_report::LoadReport>,
         started: u64,
+        pending_at_start: u32,
     ) {
         // One clock reading serves the latency and the strategy.
-        let now = self.clock.now();
+        let now_ns = self.clock.now_ns();
         let latency = match latency {
             Some(l) => l,
             None if started == 0 => Duration::ZERO,
-            None => Duration::from_nanos(self.stamp_at(now).saturating_sub(started)),
+            None => Duration::from_nanos(self.stamp_ns(now_ns).saturating_sub(started)),
         };
         // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
         // turn into a panic in drop (an abort while unwinding), so it is contained here;
         // the request has already ended either way.
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            self.strategy
-                .request_finished_at(peer, outcome, latency, now);
+            let end = crate::strategy::RequestEnd {
+                peer,
+                outcome,
+                latency,
+                now_ns,
+                clock: &self.clock,
+                pending_at_start: (started != 0).then_some(pending_at_start),
+                load,
+            };
             if self.routing.is_routed() {
-                self.routed_request_finished(peer, outcome, latency, now);
+                self.routed_request_ended(&end);
+            } else {
+                self.strategy.request_ended(&end);
             }
         }));
     }
 
-    /// Nanoseconds since the list was made, on its clock, plus one (so never 0, which
-    /// means "not timed" in a [`Choice`]).
+    /// Nanoseconds since the list was made, on its clock's nanosecond scale, plus one (so
+    /// never 0, which means "not timed" in a [`Choice`]).
     #[inline]
     fn stamp(&self) -> u64 {
-        self.stamp_at(self.clock.now())
+        self.stamp_ns(self.clock.now_ns())
     }
 
-    /// [`ListShared::stamp`] of a given instant.
+    /// [`ListShared::stamp`] of a reading of [`Clock::now_ns`].
+    #[inline]
+    fn stamp_ns(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.epoch_ns).saturating_add(1)
+    }
+
+    /// An instant as a stamp of the list's clock (ejection times), nanoseconds since the
+    /// list was made plus one.
     #[inline]
     fn stamp_at(&self, now: Instant) -> u64 {
         let d = now.saturating_duration_since(self.epoch);

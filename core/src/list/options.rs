@@ -120,6 +120,7 @@ impl ListOptions {
     /// use peerlb::{ListOptions, PeerList};
     /// let opts = ListOptions::default().weighted_round_robin(WeightedRoundRobinOptions {
     ///     slow_start: Some(Duration::from_secs(30)),
+    ///     ..Default::default()
     /// });
     /// assert_eq!(PeerList::new(opts).unwrap().strategy_name(), "weighted-round-robin?slow_start_ms=30000");
     /// ```

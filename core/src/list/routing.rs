@@ -950,15 +950,9 @@ impl super::ListShared {
 
     /// A request to a routed peer ended: its locality's strategy hears it.
     #[cold]
-    pub(super) fn routed_request_finished(
-        &self,
-        peer: &PeerRef,
-        outcome: crate::request::Outcome,
-        latency: std::time::Duration,
-        now: std::time::Instant,
-    ) {
-        if let Some(s) = self.routing.strategy_of(peer) {
-            s.request_finished_at(peer, outcome, latency, now);
+    pub(super) fn routed_request_ended(&self, end: &crate::strategy::RequestEnd<'_>) {
+        if let Some(s) = self.routing.strategy_of(end.peer) {
+            s.request_ended(end);
         }
     }
 }

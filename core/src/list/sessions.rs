@@ -438,11 +438,14 @@ impl ListShared {
     /// Starts a request on `peer` as `choose` would have.
     fn start_on(&self, peer: &PeerRef) -> Choice {
         let request = peer.start_request();
+        // Started here, not by the strategy's choose: tell it (also when its choose counts
+        // the requests it starts itself).
         if self.notify_pending {
             self.pending_changed(peer);
         }
         if self.notify_outcome {
-            return Choice::timed(request, self.stamp());
+            let others = u32::try_from(peer.pending().saturating_sub(1)).unwrap_or(u32::MAX);
+            return Choice::timed(request, self.stamp(), others);
         }
         Choice::new(request)
     }

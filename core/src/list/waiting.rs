@@ -18,7 +18,7 @@ use crate::now_or_later::{Later, NowOrLater};
 use crate::request::Request;
 
 impl ListShared {
-    #[inline]
+    #[inline(always)]
     pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
         // A routed list's own strategy is empty: routing picks the locality whose
         // strategy chooses (see `routing.rs`); an unrouted list never gets there.
@@ -26,11 +26,14 @@ impl ListShared {
             Some(r) => r,
             None => self.routing.choose(request)?,
         };
-        if self.notify_pending {
+        if self.notify_chosen {
             self.pending_changed(&request.peer_ref());
         }
         if self.notify_outcome {
-            return Some(Choice::timed(request, self.stamp()));
+            // Its peer's other requests in flight (this one is counted already).
+            let others = request.peer().pending().saturating_sub(1);
+            let others = u32::try_from(others).unwrap_or(u32::MAX);
+            return Some(Choice::timed(request, self.stamp(), others));
         }
         Some(Choice::new(request))
     }

@@ -20,7 +20,9 @@
 //! | `hash-ring` | [`hash_ring`] | the shard key's owner on a consistent-hash ring (ketama or fast) |
 //! | `maglev` | [`maglev`] | the shard key's slot in a Maglev lookup table |
 //! | `weighted-round-robin` | [`weighted_round_robin`] | smooth weighted round-robin (nginx), optional slow start |
+//! | `weighted-round-robin:orca` | [`orca`] | weights from the backends' load reports (gRPC's ORCA-driven weighted round-robin) |
 //! | `peak-ewma` | [`peak_ewma`] | two random choices on peak-EWMA latency × (pending + 1) (Finagle, tower) |
+//! | `prequal` | [`prequal`] | hot-cold lexicographic on requests in flight and latency at that load (Google's Prequal) |
 //!
 //! # Strategy names with options
 //!
@@ -35,16 +37,18 @@
 //! |---|---|---|
 //! | `hash-ring` | `ketama` (default), `fast` | `vnodes` (1..=10000; default 40 for ketama, 160 for fast), `bounded` (bounded-load factor, 1..=100, e.g. 1.25; off by default) |
 //! | `maglev` | none | `table` (a prime, 3..=1048573; default 65537) |
-//! | `weighted-round-robin` | none | `slow_start_ms` (slow-start window in ms, 0..=4294967295; 0 = off, the default) |
+//! | `weighted-round-robin` | `orca` (weights from load reports) | `slow_start_ms` (slow-start window in ms, 0..=4294967295; 0 = off, the default); mode `orca`: `blackout_ms` (0..=4294967295, default 10000), `weight_expiration_ms` (1..=4294967295, default 180000), `weight_update_ms` (100..=4294967295, default 1000), `error_utilization_penalty` (0..=1000000, default 1) |
 //! | `peak-ewma` | none | `decay_ms` (EWMA time constant τ in ms, 1..=4294967295, default 10000), `default_rtt_ms` (latency assumed before the first sample, 0..=4294967295, default 30), `choices` (`all` or 2..=1024, default 2) |
+//! | `prequal` | none | `choices` (pool size: `all` or 2..=64, default 16), `q_rif` (hot quantile, 0..=1, default 0.5), `probe_ms` (staleness before a probe, 1..=4294967295, default 1000) |
 //!
 //! e.g. `"hash-ring:fast"`, `"hash-ring:ketama?bounded=1.25"`, `"maglev?table=251"`,
-//! `"peak-ewma?decay_ms=5000&default_rtt_ms=10"`, `"weighted-round-robin?slow_start_ms=30000"`.
+//! `"peak-ewma?decay_ms=5000&default_rtt_ms=10"`, `"weighted-round-robin?slow_start_ms=30000"`,
+//! `"weighted-round-robin:orca?blackout_ms=0"`, `"prequal?q_rif=0.75"`.
 //! Other strategies take no options. An unknown name, mode or key, a repeated key, a
 //! malformed pair or an out-of-range value is `invalid-argument`, with a message that
 //! names the spec, the key and what it accepts. See [`StrategyConfig`].
 //!
-//! Every option type with a spec (the four above, [`TcpProbeOptions`](crate::TcpProbeOptions)
+//! Every option type with a spec (the five above, [`TcpProbeOptions`](crate::TcpProbeOptions)
 //! and [`EjectionPolicy`](crate::EjectionPolicy)) implements [`SpecOptions`]: one parser,
 //! one set of value parsers ([`parse_ms`], [`parse_int`], [`parse_float`],
 //! [`parse_all_or_int`]), and a `Display` that gives the canonical spec (defaults left out,
@@ -57,13 +61,16 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::load_report::LoadReport;
 use crate::peer::{InFlight, PeerRef};
 use crate::request::{Outcome, Request};
 
 pub mod fewest_pending;
 pub mod hash_ring;
 pub mod maglev;
+pub mod orca;
 pub mod peak_ewma;
+pub mod prequal;
 pub mod random;
 pub mod round_robin;
 pub(crate) mod snapshot;
@@ -132,6 +139,13 @@ pub trait Strategy: Send + Sync + 'static {
     /// The peer's pending count changed (a request started or finished).
     fn pending_changed(&self, _peer: &PeerRef) {}
 
+    /// Whether [`Strategy::choose`] already accounts for the request it starts, so the list
+    /// need not call [`Strategy::pending_changed`] right after it (only when requests
+    /// finish). Default `false`.
+    fn choose_counts_pending(&self) -> bool {
+        false
+    }
+
     /// Whether [`Strategy::request_finished`] should be called. When `true`, the list
     /// also reads its clock at every `choose` to measure latencies the caller does not
     /// give, so only strategies that use them should say so.
@@ -161,6 +175,14 @@ pub trait Strategy: Send + Sync + 'static {
         self.request_finished(peer, outcome, latency)
     }
 
+    /// A request ended, with everything the list knows about it (see [`RequestEnd`]): the
+    /// list calls this one. The default passes the peer, outcome, latency and time on to
+    /// [`Strategy::request_finished_at`]; a strategy that uses the rest (the backend's load
+    /// report, the peer's load when the request started) implements this instead.
+    fn request_ended(&self, end: &RequestEnd<'_>) {
+        self.request_finished_at(end.peer, end.outcome, end.latency, end.clock.now())
+    }
+
     /// The list finished one batch of [`Strategy::update`]s. A strategy that derives a
     /// structure from its peers (`hash-ring`'s ring, `maglev`'s table, the arrays of
     /// `round-robin` and `random`) builds and publishes it here, once per batch, so that no
@@ -186,6 +208,32 @@ pub trait Strategy: Send + Sync + 'static {
     }
 }
 
+/// How a request ended, as the list hands it to [`Strategy::request_ended`] (only for
+/// strategies that want outcomes, from the finishing thread, after the peer's pending count
+/// went down).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestEnd<'a> {
+    /// The peer it went to.
+    pub peer: &'a PeerRef,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Its latency: as given to `finish`, or measured from `choose` on the list's clock.
+    pub latency: Duration,
+    /// The list's reading of its clock when it ended, in nanoseconds on
+    /// [`Clock::now_ns`]'s scale (compare it only with other readings of the same clock).
+    pub now_ns: u64,
+    /// The list's clock (for a strategy that needs an `Instant`: reading it costs a clock
+    /// reading; `now_ns` is free).
+    pub clock: &'a Clock,
+    /// How many other requests to the peer this client had in flight when it started
+    /// (`None` for a choice rebuilt without its start).
+    pub pending_at_start: Option<u32>,
+    /// What the backend reported about its load, if the caller passed a report to
+    /// [`Choice::finish_with_load`](crate::Choice::finish_with_load). Its numbers are as
+    /// the caller gave them: ignore those that are not finite and ≥ 0.
+    pub load: Option<&'a LoadReport>,
+}
+
 /// The built-in strategies, by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum StrategyKind {
@@ -206,11 +254,13 @@ pub enum StrategyKind {
     WeightedRoundRobin,
     /// See [`peak_ewma`].
     PeakEwma,
+    /// See [`prequal`].
+    Prequal,
 }
 
 impl StrategyKind {
     /// Every built-in strategy.
-    pub const ALL: [StrategyKind; 8] = [
+    pub const ALL: [StrategyKind; 9] = [
         StrategyKind::RoundRobin,
         StrategyKind::Random,
         StrategyKind::FewestPending,
@@ -219,6 +269,7 @@ impl StrategyKind {
         StrategyKind::Maglev,
         StrategyKind::WeightedRoundRobin,
         StrategyKind::PeakEwma,
+        StrategyKind::Prequal,
     ];
 
     /// The kebab-case name, e.g. `"two-random-choices"`.
@@ -232,6 +283,7 @@ impl StrategyKind {
             StrategyKind::Maglev => "maglev",
             StrategyKind::WeightedRoundRobin => "weighted-round-robin",
             StrategyKind::PeakEwma => "peak-ewma",
+            StrategyKind::Prequal => "prequal",
         }
     }
 
@@ -312,6 +364,8 @@ pub enum StrategyConfig {
     WeightedRoundRobin(weighted_round_robin::WeightedRoundRobinOptions),
     /// `peak-ewma` with these options.
     PeakEwma(peak_ewma::PeakEwmaOptions),
+    /// `prequal` with these options.
+    Prequal(prequal::PrequalOptions),
 }
 
 impl From<StrategyKind> for StrategyConfig {
@@ -328,6 +382,7 @@ impl From<StrategyKind> for StrategyConfig {
                 StrategyConfig::WeightedRoundRobin(Default::default())
             }
             StrategyKind::PeakEwma => StrategyConfig::PeakEwma(Default::default()),
+            StrategyKind::Prequal => StrategyConfig::Prequal(Default::default()),
         }
     }
 }
@@ -347,6 +402,12 @@ impl From<weighted_round_robin::WeightedRoundRobinOptions> for StrategyConfig {
 impl From<peak_ewma::PeakEwmaOptions> for StrategyConfig {
     fn from(options: peak_ewma::PeakEwmaOptions) -> StrategyConfig {
         StrategyConfig::PeakEwma(options)
+    }
+}
+
+impl From<prequal::PrequalOptions> for StrategyConfig {
+    fn from(options: prequal::PrequalOptions) -> StrategyConfig {
+        StrategyConfig::Prequal(options)
     }
 }
 
@@ -374,6 +435,7 @@ impl StrategyConfig {
             StrategyConfig::Maglev(_) => StrategyKind::Maglev,
             StrategyConfig::WeightedRoundRobin(_) => StrategyKind::WeightedRoundRobin,
             StrategyConfig::PeakEwma(_) => StrategyKind::PeakEwma,
+            StrategyConfig::Prequal(_) => StrategyKind::Prequal,
         }
     }
 
@@ -396,11 +458,22 @@ impl StrategyConfig {
             }
             StrategyConfig::HashRing(o) => Arc::new(hash_ring::HashRing::new(*o)),
             StrategyConfig::Maglev(o) => Arc::new(maglev::Maglev::new(*o)),
-            StrategyConfig::WeightedRoundRobin(o) => Arc::new(
-                weighted_round_robin::WeightedRoundRobin::with_options(*o, clock.clone()),
-            ),
+            StrategyConfig::WeightedRoundRobin(o) => match o.orca {
+                Some(orca) => Arc::new(orca::OrcaWeightedRoundRobin::with_options(
+                    seed,
+                    orca,
+                    clock.clone(),
+                )),
+                None => Arc::new(weighted_round_robin::WeightedRoundRobin::with_options(
+                    *o,
+                    clock.clone(),
+                )),
+            },
             StrategyConfig::PeakEwma(o) => {
                 Arc::new(peak_ewma::PeakEwma::with_options(seed, *o, clock.clone()))
+            }
+            StrategyConfig::Prequal(o) => {
+                Arc::new(prequal::Prequal::with_options(seed, *o, clock.clone()))
             }
         }
     }
@@ -414,6 +487,7 @@ impl fmt::Display for StrategyConfig {
             StrategyConfig::Maglev(o) => o.fmt(f),
             StrategyConfig::WeightedRoundRobin(o) => o.fmt(f),
             StrategyConfig::PeakEwma(o) => o.fmt(f),
+            StrategyConfig::Prequal(o) => o.fmt(f),
             other => f.write_str(other.kind().as_str()),
         }
     }
@@ -434,6 +508,7 @@ impl FromStr for StrategyConfig {
                 StrategyConfig::WeightedRoundRobin(options_from(s, mode, &params)?)
             }
             StrategyKind::PeakEwma => StrategyConfig::PeakEwma(options_from(s, mode, &params)?),
+            StrategyKind::Prequal => StrategyConfig::Prequal(options_from(s, mode, &params)?),
             other => {
                 if mode.is_some() || !params.is_empty() {
                     return Err(Error::InvalidArgument(format!(
@@ -473,6 +548,11 @@ mod config_tests {
             "peak-ewma?decay_ms=5000&default_rtt_ms=10",
             "peak-ewma?choices=all",
             "peak-ewma?choices=3",
+            "weighted-round-robin:orca",
+            "weighted-round-robin:orca?blackout_ms=0&weight_update_ms=250",
+            "prequal",
+            "prequal?choices=all",
+            "prequal?choices=8&q_rif=0.75&probe_ms=500",
         ] {
             let c: StrategyConfig = s.parse().unwrap();
             assert_eq!(c.to_string(), s);
@@ -542,6 +622,13 @@ mod config_tests {
             "weighted-round-robin?slow_start_ms=x",
             "weighted-round-robin?slow_start_ms=4294967296",
             "weighted-round-robin?bounded=1.25",
+            "weighted-round-robin:orca?slow_start_ms=1",
+            "weighted-round-robin:orca?weight_update_ms=50",
+            "weighted-round-robin:fast",
+            "prequal?q_rif=2",
+            "prequal?choices=65",
+            "prequal?probe_ms=0",
+            "prequal:orca",
             "round-robin?x=1",
             "Hash-Ring",
             "hash-ring ",

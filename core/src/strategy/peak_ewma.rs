@@ -62,7 +62,7 @@ use std::time::{Duration, Instant};
 
 use super::snapshot::{apply_unordered, index_of, Member, Published, Publisher};
 use super::stripes::{SplitMix, Striped};
-use super::Strategy;
+use super::{RequestEnd, Strategy};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::peer::{InFlight, PeerRef};
@@ -204,16 +204,30 @@ impl Entry {
 
 /// Whether `a` costs less than `b` now. Both estimates decay by `exp(-(now - at)/τ)`, so
 /// the comparison needs no clock: `rtt_a·(p_a+1)·exp((at_a - at_b)/τ) < rtt_b·(p_b+1)`.
+/// `inv_decay` is 1/τ in 1/ns.
 #[inline]
-fn cheaper(a: &Entry, b: &Entry, decay_ns: f64) -> bool {
+fn cheaper(a: &Entry, b: &Entry, inv_decay: f64) -> bool {
     let ra = f64::from_bits(a.rtt.load(Ordering::Relaxed)) * (a.peer.pending() as f64 + 1.0);
     let rb = f64::from_bits(b.rtt.load(Ordering::Relaxed)) * (b.peer.pending() as f64 + 1.0);
     let (ta, tb) = (a.at.load(Ordering::Relaxed), b.at.load(Ordering::Relaxed));
     if ta == tb {
         return ra < rb;
     }
-    let shift = (ta as f64 - tb as f64) / decay_ns;
-    ra * shift.exp() < rb
+    // (A signed difference converts to a float in one instruction; a u64 does not.)
+    let shift = ta.wrapping_sub(tb) as i64 as f64 * inv_decay;
+    ra * exp_near_zero(shift) < rb
+}
+
+/// `e^x`, by its Taylor polynomial when |x| < 1e-3 (relative error below 2e-10), else
+/// `f64::exp`. Decay exponents are Δt/τ with Δt the milliseconds between two samples and τ
+/// seconds, so the polynomial almost always applies and the hot path pays no `exp` call.
+#[inline]
+fn exp_near_zero(x: f64) -> f64 {
+    if x.abs() < 1e-3 {
+        1.0 + x * (1.0 + x * (0.5 + x * (1.0 / 6.0)))
+    } else {
+        x.exp()
+    }
 }
 
 impl Member for Arc<Entry> {
@@ -233,8 +247,11 @@ pub struct PeakEwma {
     entries: Publisher<Vec<Arc<Entry>>>,
     local: Striped<Local>,
     clock: Clock,
-    epoch: Instant,
+    /// The clock's [`Clock::now_ns`] when the strategy was made.
+    epoch_ns: u64,
     decay_ns: f64,
+    /// 1 / `decay_ns` (a multiply is cheaper than a division).
+    inv_decay: f64,
     default_rtt_ns: f64,
     /// Peers compared per choose; 0 = all.
     choices: usize,
@@ -268,9 +285,10 @@ impl PeakEwma {
                 rng: SplitMix::for_stripe(seed, i),
             }),
             entries,
-            epoch: clock.now(),
+            epoch_ns: clock.now_ns(),
             clock,
             decay_ns: options.decay.as_nanos().max(1) as f64,
+            inv_decay: 1.0 / options.decay.as_nanos().max(1) as f64,
             default_rtt_ns: options.default_rtt.as_nanos() as f64,
             choices: options.choices,
         }
@@ -278,14 +296,13 @@ impl PeakEwma {
 
     #[inline]
     fn now(&self) -> u64 {
-        self.since_epoch(self.clock.now())
+        self.since_epoch(self.clock.now_ns())
     }
 
-    /// Nanoseconds from the strategy's epoch to `at`.
+    /// Nanoseconds from the strategy's epoch to a [`Clock::now_ns`] reading (at least 1).
     #[inline]
-    fn since_epoch(&self, at: Instant) -> u64 {
-        let d = at.saturating_duration_since(self.epoch);
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    fn since_epoch(&self, now_ns: u64) -> u64 {
+        now_ns.saturating_sub(self.epoch_ns).max(1)
     }
 
     /// The current estimate for `peer` (decayed to now), if the strategy offers it; for
@@ -358,14 +375,14 @@ impl Strategy for PeakEwma {
                             if j >= n {
                                 j -= n;
                             }
-                            if cheaper(&entries[j], &entries[best], self.decay_ns) {
+                            if cheaper(&entries[j], &entries[best], self.inv_decay) {
                                 best = j;
                             }
                         }
                     } else {
                         for _ in 1..self.choices {
                             let j = local.rng.below(n);
-                            if cheaper(&entries[j], &entries[best], self.decay_ns) {
+                            if cheaper(&entries[j], &entries[best], self.inv_decay) {
                                 best = j;
                             }
                         }
@@ -378,7 +395,7 @@ impl Strategy for PeakEwma {
                     if j >= n {
                         j -= n;
                     }
-                    let pick = if cheaper(&entries[j], &entries[i], self.decay_ns) {
+                    let pick = if cheaper(&entries[j], &entries[i], self.inv_decay) {
                         j
                     } else {
                         i
@@ -393,8 +410,8 @@ impl Strategy for PeakEwma {
         true
     }
 
-    fn request_finished(&self, peer: &PeerRef, outcome: Outcome, latency: Duration) {
-        self.request_finished_at(peer, outcome, latency, self.clock.now());
+    fn request_finished(&self, peer: &PeerRef, _outcome: Outcome, latency: Duration) {
+        self.sample(peer, latency, self.clock.now_ns());
     }
 
     fn request_finished_at(
@@ -402,32 +419,52 @@ impl Strategy for PeakEwma {
         peer: &PeerRef,
         _outcome: Outcome,
         latency: Duration,
-        at: Instant,
+        _at: Instant,
     ) {
-        let entries = self.entries.peek();
-        let Some(i) = index_of(&entries, peer) else {
-            return; // no longer offered: its estimate is gone
-        };
-        let entry = &entries[i];
-        let _u = entry.update.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.since_epoch(at);
-        // (Seconds times 1e9: a u128-to-float conversion costs more than the multiply.)
-        let rtt = latency.as_secs_f64() * 1e9;
-        let estimate = f64::from_bits(entry.rtt.load(Ordering::Relaxed));
-        let at = entry.at.load(Ordering::Relaxed);
-        // What readers see now: the estimate decayed since the previous sample (tower's
-        // load() writes this back on every read; we compute it here instead).
-        let decay = (-(now.saturating_sub(at) as f64) / self.decay_ns).exp();
-        let decayed = estimate * decay;
-        // tower's RttEstimate::update on that value: a slower sample is taken at once;
-        // a faster one is blended in with weight 1 - exp(-Δt/τ).
-        let next = if decayed < rtt {
-            rtt
-        } else {
-            decayed * decay + rtt * (1.0 - decay)
-        };
-        entry.rtt.store(next.to_bits(), Ordering::Relaxed);
-        entry.at.store(now.max(at), Ordering::Relaxed);
+        self.sample(peer, latency, self.clock.now_ns());
+    }
+
+    #[inline]
+    fn request_ended(&self, end: &RequestEnd<'_>) {
+        self.sample(end.peer, end.latency, end.now_ns);
+    }
+}
+
+impl PeakEwma {
+    /// One latency sample for `peer`, taken at `now_ns` (a [`Clock::now_ns`] reading).
+    #[inline]
+    fn sample(&self, peer: &PeerRef, latency: Duration, now_ns: u64) {
+        let now = self.since_epoch(now_ns);
+        // The finishing thread's own cached array (a stripe lock) rather than the shared
+        // published one (an arc-swap load): the entry is the same.
+        let generation = self.entries.generation();
+        self.local.with_current(|local| {
+            if local.view.generation != generation {
+                local.view = self.entries.load();
+            }
+            let Some(i) = index_of(&local.view, peer) else {
+                return; // no longer offered: its estimate is gone
+            };
+            let entry = &local.view[i];
+            let _u = entry.update.lock().unwrap_or_else(|e| e.into_inner());
+            // (Seconds times 1e9: a u128-to-float conversion costs more than the multiply.)
+            let rtt = latency.as_secs_f64() * 1e9;
+            let estimate = f64::from_bits(entry.rtt.load(Ordering::Relaxed));
+            let at = entry.at.load(Ordering::Relaxed);
+            // What readers see now: the estimate decayed since the previous sample (tower's
+            // load() writes this back on every read; we compute it here instead).
+            let decay = exp_near_zero(-(now.saturating_sub(at) as i64 as f64) * self.inv_decay);
+            let decayed = estimate * decay;
+            // tower's RttEstimate::update on that value: a slower sample is taken at once;
+            // a faster one is blended in with weight 1 - exp(-Δt/τ).
+            let next = if decayed < rtt {
+                rtt
+            } else {
+                decayed * decay + rtt * (1.0 - decay)
+            };
+            entry.rtt.store(next.to_bits(), Ordering::Relaxed);
+            entry.at.store(now.max(at), Ordering::Relaxed);
+        })
     }
 }
 

@@ -18,14 +18,35 @@ pub(crate) const STRIPES: usize = 16;
 
 static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
 
+/// "No stripe yet" in [`STRIPE`].
+const UNASSIGNED: usize = usize::MAX;
+
 thread_local! {
-    static STRIPE: usize = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    // Const-initialized (no lazy-init state to check on every access, which matters in a
+    // shared library, where each thread-local access is a call already); assigned on the
+    // thread's first use.
+    static STRIPE: std::cell::Cell<usize> = const { std::cell::Cell::new(UNASSIGNED) };
 }
 
 /// The calling thread's stripe.
 #[inline]
 pub(crate) fn current() -> usize {
-    STRIPE.with(|s| *s)
+    STRIPE.with(|s| {
+        let stripe = s.get();
+        if stripe != UNASSIGNED {
+            stripe
+        } else {
+            assign(s)
+        }
+    })
+}
+
+/// Gives the calling thread its stripe, in order of first use.
+#[cold]
+fn assign(slot: &std::cell::Cell<usize>) -> usize {
+    let stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    slot.set(stripe);
+    stripe
 }
 
 /// A value on its own cache line behind a spin lock (see the module docs).

@@ -57,6 +57,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::orca::OrcaOptions;
 use super::snapshot::{Changes, Published, Publisher};
 
 use super::stripes::Striped;
@@ -70,8 +71,8 @@ use crate::spec::{ms, parse_ms, unknown_key, SpecOptions};
 /// The longest precomputed cycle (unless there are more peers than this).
 pub const MAX_CYCLE: usize = 1 << 14;
 
-/// Options of `weighted-round-robin` (spec: `weighted-round-robin?slow_start_ms=30000`; see
-/// [`SpecOptions`]).
+/// Options of `weighted-round-robin` (spec: `weighted-round-robin?slow_start_ms=30000`, or
+/// `weighted-round-robin:orca?...` for weights from load reports; see [`SpecOptions`]).
 ///
 /// ```
 /// use std::time::Duration;
@@ -81,15 +82,22 @@ pub const MAX_CYCLE: usize = 1 << 14;
 /// assert_eq!(o.slow_start, Some(Duration::from_millis(1500)));
 /// assert_eq!(o.to_string(), "weighted-round-robin?slow_start_ms=1500");
 /// // Zero is off: one value, one spelling.
-/// let off = WeightedRoundRobinOptions { slow_start: Some(Duration::ZERO) };
+/// let off = WeightedRoundRobinOptions { slow_start: Some(Duration::ZERO), ..Default::default() };
 /// assert_eq!(off, WeightedRoundRobinOptions::default());
 /// assert_eq!(off.to_string(), "weighted-round-robin");
+/// let orca: WeightedRoundRobinOptions = "weighted-round-robin:orca?blackout_ms=0".parse().unwrap();
+/// assert_eq!(orca.orca.unwrap().blackout, Duration::ZERO);
+/// assert_eq!(orca.to_string(), "weighted-round-robin:orca?blackout_ms=0");
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WeightedRoundRobinOptions {
     /// Slow-start window for peers that become available after traffic began (`None` or
-    /// zero = off; key `slow_start_ms`, 0..=4294967295, 0 = off).
+    /// zero = off; key `slow_start_ms`, 0..=4294967295, 0 = off). Not in mode `orca`.
     pub slow_start: Option<Duration>,
+    /// Mode `orca`: weights from the backends' load reports, as gRPC's weighted
+    /// round-robin computes them, instead of the peers' own weights (see
+    /// [`orca`](super::orca)); `None` = the peers' weights (the default mode).
+    pub orca: Option<OrcaOptions>,
 }
 
 impl WeightedRoundRobinOptions {
@@ -102,7 +110,7 @@ impl WeightedRoundRobinOptions {
 impl PartialEq for WeightedRoundRobinOptions {
     /// Equal when they behave the same: `Some(0)` and `None` are both off.
     fn eq(&self, other: &Self) -> bool {
-        self.window() == other.window()
+        self.window() == other.window() && self.orca == other.orca
     }
 }
 
@@ -112,8 +120,26 @@ impl SpecOptions for WeightedRoundRobinOptions {
     const KIND: &'static str = "strategy";
     const NAME: &'static str = "weighted-round-robin";
 
-    /// `slow_start_ms` (0..=4294967295; 0 = off).
+    /// Mode `orca` (weights from load reports), or none (the peers' weights).
+    fn for_mode(mode: Option<&str>) -> Result<Self> {
+        match mode {
+            None => Ok(WeightedRoundRobinOptions::default()),
+            Some("orca") => Ok(WeightedRoundRobinOptions {
+                orca: Some(OrcaOptions::default()),
+                ..Default::default()
+            }),
+            Some(m) => Err(Error::InvalidArgument(format!(
+                "weighted-round-robin has no mode {m:?}; expected orca"
+            ))),
+        }
+    }
+
+    /// `slow_start_ms` (0..=4294967295; 0 = off); in mode `orca`, the keys of
+    /// [`OrcaOptions`] instead.
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
+        if let Some(orca) = &mut self.orca {
+            return orca.set("weighted-round-robin:orca", key, value);
+        }
         match key {
             "slow_start_ms" => {
                 let d = parse_ms(key, value, 0..=u64::from(u32::MAX))?;
@@ -124,7 +150,14 @@ impl SpecOptions for WeightedRoundRobinOptions {
         }
     }
 
+    fn mode(&self) -> Option<&'static str> {
+        self.orca.map(|_| "orca")
+    }
+
     fn changed(&self) -> Vec<(&'static str, String)> {
+        if let Some(orca) = &self.orca {
+            return orca.changed();
+        }
         match self.window() {
             Some(d) => vec![("slow_start_ms", ms(d))],
             None => Vec::new(),
@@ -141,7 +174,8 @@ impl std::fmt::Display for WeightedRoundRobinOptions {
 
 impl std::str::FromStr for WeightedRoundRobinOptions {
     type Err = Error;
-    /// Parses `weighted-round-robin[?slow_start_ms=N]` (see [`SpecOptions::from_spec`]).
+    /// Parses `weighted-round-robin[?slow_start_ms=N]` or
+    /// `weighted-round-robin:orca[?key=value&...]` (see [`SpecOptions::from_spec`]).
     fn from_str(s: &str) -> Result<WeightedRoundRobinOptions> {
         WeightedRoundRobinOptions::from_spec(s)
     }
@@ -314,7 +348,7 @@ impl WeightedRoundRobin {
     /// use std::time::Duration;
     /// use peerlb::clock::ManualClock;
     /// use peerlb::strategy::weighted_round_robin::{WeightedRoundRobin, WeightedRoundRobinOptions};
-    /// let opts = WeightedRoundRobinOptions { slow_start: Some(Duration::from_secs(30)) };
+    /// let opts = WeightedRoundRobinOptions { slow_start: Some(Duration::from_secs(30)), ..Default::default() };
     /// let s = WeightedRoundRobin::with_options(opts, ManualClock::new().into());
     /// ```
     pub fn with_options(options: WeightedRoundRobinOptions, clock: Clock) -> WeightedRoundRobin {
@@ -578,6 +612,7 @@ mod tests {
         let clock = ManualClock::new();
         let opts = WeightedRoundRobinOptions {
             slow_start: Some(Duration::from_secs(10)),
+            orca: None,
         };
         let s = WeightedRoundRobin::with_options(opts, clock.clone().into());
         let ps = weighted(&[("a", 10), ("b", 10)]);
@@ -601,6 +636,7 @@ mod tests {
         let clock = ManualClock::new();
         let opts = WeightedRoundRobinOptions {
             slow_start: Some(Duration::from_secs(10)),
+            orca: None,
         };
         let s = WeightedRoundRobin::with_options(opts, clock.into());
         for p in weighted(&[("a", 3), ("b", 2)]) {

@@ -35,6 +35,10 @@ pub struct Workload {
     pub rate: f64,
     /// Which backend (index) is killed, and when (from the start of the run).
     pub kill: Option<(usize, Duration)>,
+    /// Requests sent before this (from the start of the run) are not measured: the
+    /// latency percentiles and `measured` counts leave them out (strategies start from
+    /// their defaults, connections are opened).
+    pub warmup: Duration,
     /// Shard keys `user-0`.. are drawn from this many (for hash strategies).
     pub keys: u32,
     /// Seeds the list, the keys and the backends' delays.
@@ -61,13 +65,15 @@ pub struct StrategyRun {
     pub strategy: String,
     /// Requests the list sent to each backend.
     pub requests: Vec<u64>,
+    /// Of those, the ones sent after the warmup.
+    pub measured: Vec<u64>,
     /// Responses each backend counted (a cross-check of the successes).
     pub served: Vec<u64>,
     /// Failed requests (refused or reset connections, bad responses).
     pub errors: u64,
     /// The first few error messages.
     pub error_samples: Vec<String>,
-    /// Latency percentiles of the successful requests.
+    /// Latency percentiles of the successful requests sent after the warmup.
     pub latency: Percentiles,
     /// Every request, in no particular order.
     pub samples: Vec<Sample>,
@@ -206,19 +212,26 @@ pub fn run_strategy(
 
     let samples = samples.into_inner().unwrap();
     let mut requests = vec![0u64; backends.len()];
+    let mut measured = vec![0u64; backends.len()];
     let mut ok_latencies = Vec::with_capacity(samples.len());
     let mut errors = 0;
+    let warmup = workload.warmup.as_secs_f64();
     for s in &samples {
         requests[s.backend] += 1;
-        if s.ok {
-            ok_latencies.push(s.latency);
-        } else {
+        if !s.ok {
             errors += 1;
+        }
+        if s.at >= warmup {
+            measured[s.backend] += 1;
+            if s.ok {
+                ok_latencies.push(s.latency);
+            }
         }
     }
     Ok(StrategyRun {
         strategy: strategy.to_owned(),
         requests,
+        measured,
         served: servers.iter().map(Backend::served).collect(),
         errors,
         error_samples: error_samples.into_inner().unwrap(),
@@ -245,6 +258,8 @@ pub struct Window {
     pub requests: u64,
     /// Mean latency of its successful requests, in ms (0 when none succeeded).
     pub mean_ms: f64,
+    /// p99 latency of its successful requests, in ms (0 when none succeeded).
+    pub p99_ms: f64,
     /// Share of its requests that failed, in percent.
     pub failed_pct: f64,
 }
@@ -254,29 +269,33 @@ pub struct Window {
 /// out).
 pub fn over_time(run: &StrategyRun, window: f64, duration: f64) -> Vec<Window> {
     let n = ((duration / window - 1e-9).ceil() as usize).max(1);
-    // (requests, successes, sum of success latencies in ns)
-    let mut buckets: Vec<(u64, u64, u128)> = vec![(0, 0, 0); n];
+    // (requests, latencies of the successes in ns)
+    let mut buckets: Vec<(u64, Vec<u64>)> = vec![(0, Vec::new()); n];
     for s in &run.samples {
         let b = &mut buckets[((s.at / window) as usize).min(n - 1)];
         b.0 += 1;
         if s.ok {
-            b.1 += 1;
-            b.2 += u128::from(s.latency);
+            b.1.push(s.latency);
         }
     }
     buckets
-        .iter()
+        .iter_mut()
         .enumerate()
         .filter(|(_, b)| b.0 > 0)
-        .map(|(i, &(requests, ok, sum))| Window {
-            mid: (i as f64 + 0.5) * window,
-            requests,
-            mean_ms: if ok == 0 {
-                0.0
-            } else {
-                sum as f64 / ok as f64 / 1e6
-            },
-            failed_pct: 100.0 * (requests - ok) as f64 / requests as f64,
+        .map(|(i, (requests, ok))| {
+            let sum: u128 = ok.iter().map(|&l| u128::from(l)).sum();
+            let count = ok.len();
+            Window {
+                mid: (i as f64 + 0.5) * window,
+                requests: *requests,
+                mean_ms: if count == 0 {
+                    0.0
+                } else {
+                    sum as f64 / count as f64 / 1e6
+                },
+                p99_ms: Percentiles::of(ok).p99 as f64 / 1e6,
+                failed_pct: 100.0 * (*requests - count as u64) as f64 / *requests as f64,
+            }
         })
         .collect()
 }
@@ -300,6 +319,7 @@ mod tests {
             clients: 4,
             rate: 200.0,
             kill,
+            warmup: Duration::ZERO,
             keys: 100,
             seed: 3,
         }
@@ -320,6 +340,18 @@ mod tests {
             assert_eq!(run.requests, run.served, "{strategy}");
             assert_eq!(run.ejections, 0);
         }
+    }
+
+    #[test]
+    fn the_warmup_is_not_measured() {
+        let mut w = workload(None);
+        w.warmup = Duration::from_millis(300);
+        let run = run_strategy("round-robin", &backends(2), &[], &w, |_| {}).unwrap();
+        // Half the fixed schedule is sent before 300 ms.
+        let measured: u64 = run.measured.iter().sum();
+        assert_eq!(run.samples.len(), 120);
+        assert_eq!(measured, 60);
+        assert_eq!(run.latency.count, 60);
     }
 
     #[test]
@@ -351,6 +383,7 @@ mod tests {
         let run = StrategyRun {
             strategy: "x".into(),
             requests: vec![],
+            measured: vec![],
             served: vec![],
             errors: 0,
             error_samples: vec![],
@@ -372,6 +405,7 @@ mod tests {
             (w[0].requests, w[0].mean_ms, w[0].failed_pct),
             (2, 2.0, 0.0)
         );
+        assert_eq!(w[0].p99_ms, 3.0);
         assert_eq!(
             (w[1].requests, w[1].mean_ms, w[1].failed_pct),
             (1, 0.0, 100.0)

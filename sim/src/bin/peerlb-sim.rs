@@ -1,9 +1,9 @@
 //! `make sim`: every strategy on the known scenarios, in virtual time; prints the table and
-//! writes `target/sim/table.md` and `target/sim/p99.svg`.
+//! the default's targets, and writes `target/sim/table.md` and `target/sim/p99.svg`.
 //!
 //! ```text
 //! peerlb-sim [--rate N] [--seconds S] [--seed N] [--exponential | --sigma X]
-//!            [--workers N] [--strategies SPEC,SPEC,...] [--out DIR]
+//!            [--workers N] [--strategies SPEC,SPEC,...] [--scenarios NAME,...] [--out DIR]
 //! ```
 //!
 //! `--rate` is arrivals per second (default 2000, about 23 requests in flight), `--seconds`
@@ -11,7 +11,10 @@
 //! swaps the lognormal latencies for exponential ones with the same mean, `--sigma` sets
 //! the lognormal's shape (median stays 10 ms; 0 = constant 10 ms), `--workers` gives every
 //! backend that many workers with a FIFO queue in front (default: no queue), `--strategies` a
-//! comma-separated list of strategy specs (default: the seven compared).
+//! comma-separated list of strategy specs (default: the ten compared), `--scenarios` a
+//! comma-separated subset of the known scenarios (default: all). The first five options
+//! apply to every scenario run. After the table come the targets of the latency-aware
+//! default (`prequal`) with verdicts.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -29,6 +32,7 @@ struct Args {
     sigma: Option<f64>,
     workers: Option<usize>,
     strategies: Vec<String>,
+    scenarios: Option<Vec<String>>,
     out: PathBuf,
 }
 
@@ -41,6 +45,7 @@ fn parse_args() -> Result<Args, String> {
         sigma: None,
         workers: None,
         strategies: STRATEGIES.iter().map(|s| (*s).to_owned()).collect(),
+        scenarios: None,
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sim"),
     };
     let mut it = std::env::args().skip(1);
@@ -84,10 +89,18 @@ fn parse_args() -> Result<Args, String> {
                     .map(str::to_owned)
                     .collect()
             }
+            "--scenarios" => {
+                args.scenarios = Some(
+                    value("--scenarios")?
+                        .split(',')
+                        .map(str::to_owned)
+                        .collect(),
+                )
+            }
             "--out" => args.out = PathBuf::from(value("--out")?),
             "-h" | "--help" => {
                 return Err("usage: peerlb-sim [--rate N] [--seconds S] [--seed N] \
-                            [--exponential | --sigma X] [--workers N] [--strategies SPEC,...] [--out DIR]"
+                            [--exponential | --sigma X] [--workers N] [--strategies SPEC,...] [--scenarios NAME,...] [--out DIR]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -104,8 +117,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let scenarios: Vec<_> = known_scenarios()
+    let known = known_scenarios();
+    if let Some(names) = &args.scenarios {
+        if let Some(bad) = names.iter().find(|n| !known.iter().any(|s| &s.name == *n)) {
+            let all: Vec<&str> = known.iter().map(|s| s.name.as_str()).collect();
+            eprintln!(
+                "peerlb-sim: unknown scenario {bad:?}; expected some of {}",
+                all.join(", ")
+            );
+            return ExitCode::FAILURE;
+        }
+    }
+    let scenarios: Vec<_> = known
         .into_iter()
+        .filter(|s| {
+            args.scenarios
+                .as_ref()
+                .map_or(true, |names| names.contains(&s.name))
+        })
         .map(|mut s| {
             if let Some(rate) = args.rate {
                 s = s.with_rate(rate);
@@ -162,9 +191,10 @@ fn main() -> ExitCode {
     let table = format!(
         "{}\n{}\nLatency percentiles are over successful requests; \"errors\" and \"sent to \
          degraded\" are shares of all measured requests; the ratio is to the same strategy's \
-         p99 with every backend healthy.\n",
+         p99 with every backend healthy.\n\n{}",
         report.setup(),
-        report.markdown()
+        report.markdown(),
+        report.targets()
     );
     println!("{table}");
     if let Err(e) = std::fs::create_dir_all(&args.out)

@@ -42,6 +42,7 @@ from ._peerlb import (
     DnsUpdater,
     EtcdUpdater,
     FileUpdater,
+    LoadReport,
     ManualClock,
     PeerEvent,
     PeerList,
@@ -60,6 +61,7 @@ from ._types import AdminResult, ListInfo, PeerInfo
 __all__ = [
     "PeerList",
     "Choice",
+    "LoadReport",
     "Subscriber",
     "Upstream",
     "Transport",

@@ -44,14 +44,16 @@ _StrategyName = Literal[
     "maglev",
     "weighted-round-robin",
     "peak-ewma",
+    "prequal",
 ]
-"""The 8 strategies by name; a spec string with a mode and options is a plain ``str``
-(``"hash-ring:fast?bounded=1.25"``)."""
+"""The 9 strategies by name; a spec string with a mode and options is a plain ``str``
+(``"hash-ring:fast?bounded=1.25"``, ``"weighted-round-robin:orca"``)."""
 
 
 __all__ = [
     "PeerList",
     "Choice",
+    "LoadReport",
     "Subscriber",
     "PeerEvent",
     "Session",
@@ -89,6 +91,39 @@ class Subscriber:
     def __hash__(self) -> int: ...
 
 @final
+class LoadReport:
+    """What a backend reported about its load with one response; each field optional.
+
+    ``weighted-round-robin:orca`` uses ``utilization``, ``qps`` and ``eps`` (weights as
+    gRPC computes them), ``prequal`` uses ``requests_in_flight``; other strategies ignore
+    reports. A negative, NaN or infinite number, or a fractional in-flight count, is
+    ``InvalidArgument``.
+    """
+
+    def __new__(
+        cls,
+        requests_in_flight: Optional[Union[int, float]] = None,
+        utilization: Optional[float] = None,
+        qps: Optional[float] = None,
+        eps: Optional[float] = None,
+    ) -> Self: ...
+    @classmethod
+    def from_orca(cls, text: str) -> LoadReport:
+        """Parses an ``endpoint-load-metrics`` header value in ORCA's text form,
+        ``"TEXT cpu_utilization=0.3, rps_fractional=120, eps=1.5, named_metrics.rif=7"``."""
+    @property
+    def requests_in_flight(self) -> Optional[int]: ...
+    @property
+    def utilization(self) -> Optional[float]: ...
+    @property
+    def qps(self) -> Optional[float]: ...
+    @property
+    def eps(self) -> Optional[float]: ...
+    def __eq__(self, value: object, /) -> bool: ...
+
+_Load = Union[LoadReport, str, Mapping[str, Union[int, float]]]
+
+@final
 class Choice:
     """A chosen peer; the request stays pending until finished."""
 
@@ -96,8 +131,15 @@ class Choice:
     def peer(self) -> str: ...
     @property
     def finished(self) -> bool: ...
-    def finish(self, outcome: _Outcome = "ok", latency: Optional[_Seconds] = None) -> None:
-        """Ends the request; ``AlreadyFinished`` if it was already finished."""
+    def finish(
+        self,
+        outcome: _Outcome = "ok",
+        latency: Optional[_Seconds] = None,
+        load: Optional[_Load] = None,
+    ) -> None:
+        """Ends the request (with the backend's load report, if given: a ``LoadReport``,
+        ORCA text or a mapping of its fields); ``AlreadyFinished`` if it was already
+        finished."""
     def cancel(self) -> None:
         """Abandons the request (finished as ``"cancelled"``); no-op once finished."""
     def release(self) -> None:

@@ -1,8 +1,10 @@
-//! `make demo`: four real HTTP/1.1 backends on 127.0.0.1, one 10× slower and one killed
-//! halfway through, and the same workload through every strategy. Prints a table (requests
-//! per backend, latency percentiles, errors, ejections) and writes `target/demo/table.md`
-//! and two charts per strategy over time: `target/demo/latency.svg` (mean latency of the
-//! successful requests per 100 ms) and `target/demo/errors.svg` (failed share per 100 ms).
+//! `make demo`: four real HTTP/1.1 backends on 127.0.0.1 and the same workload through every
+//! strategy, twice: on four healthy backends (the baseline), then with one 10× slower and
+//! one killed halfway through. Prints a table (requests per backend, the share sent to the
+//! slow one, latency percentiles, p99 over the healthy run's p99, errors, ejections) and
+//! writes `target/demo/table.md` and two charts per strategy over time:
+//! `target/demo/latency.svg` (p99 of the successful requests per 250 ms, with the healthy
+//! p99 marked) and `target/demo/errors.svg` (failed share per 100 ms).
 //!
 //! Exits non-zero if a request to a live backend failed or a live backend's count of
 //! responses disagrees with the client's successes.
@@ -20,22 +22,50 @@ use peerlb_sim::stats::fmt_ms;
 use peerlb_sim::svg::{self, LineChart};
 
 /// The strategies, as spec strings, with the weights they get (a, b, c, d; empty = 1).
-const STRATEGIES: [(&str, &[u32]); 8] = [
+const STRATEGIES: [(&str, &[u32]); 9] = [
     ("round-robin", &[]),
     ("random", &[]),
     ("fewest-pending", &[]),
     ("two-random-choices", &[]),
     ("peak-ewma", &[]),
+    ("prequal", &[]),
     ("hash-ring", &[]),
     ("hash-ring:ketama?bounded=1.25", &[]),
     // What an operator who knows c is slow would configure.
     ("weighted-round-robin", &[4, 4, 1, 4]),
 ];
 
+/// The latency-aware strategies (the real-world target is for the best of them).
+const LATENCY_AWARE: [&str; 2] = ["peak-ewma", "prequal"];
+
 const SLOW: usize = 2;
 const KILLED: usize = 3;
-const SECONDS: f64 = 2.0;
-const WINDOW: f64 = 0.1;
+/// The run with a slow and a killed backend, and the healthy baseline, per strategy.
+const SECONDS: f64 = 3.0;
+const HEALTHY_SECONDS: f64 = 2.0;
+/// Requests sent in the first half second are not measured.
+const WARMUP: f64 = 0.5;
+const WINDOW: f64 = 0.25;
+const ERROR_WINDOW: f64 = 0.1;
+
+/// One strategy's two runs.
+struct Row {
+    label: String,
+    strategy: &'static str,
+    run: StrategyRun,
+    healthy: StrategyRun,
+}
+
+impl Row {
+    fn ratio(&self) -> f64 {
+        self.run.latency.p99 as f64 / self.healthy.latency.p99.max(1) as f64
+    }
+
+    /// Share of the measured requests sent to the slow backend.
+    fn slow_share(&self) -> f64 {
+        self.run.measured[SLOW] as f64 / self.run.measured.iter().sum::<u64>().max(1) as f64
+    }
+}
 
 fn main() -> ExitCode {
     let fast = Latency::LogNormal {
@@ -46,13 +76,20 @@ fn main() -> ExitCode {
         median: Duration::from_millis(20),
         sigma: 0.25,
     };
-    let backends: Vec<BackendSpec> = ["a", "b", "c", "d"]
+    let spec = |i: usize, name: &str, slow_one: bool| BackendSpec {
+        name: name.to_owned(),
+        latency: if slow_one && i == SLOW { slow } else { fast },
+    };
+    let names = ["a", "b", "c", "d"];
+    let backends: Vec<BackendSpec> = names
         .iter()
         .enumerate()
-        .map(|(i, name)| BackendSpec {
-            name: (*name).to_owned(),
-            latency: if i == SLOW { slow } else { fast },
-        })
+        .map(|(i, n)| spec(i, n, true))
+        .collect();
+    let healthy_backends: Vec<BackendSpec> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| spec(i, n, false))
         .collect();
     let duration = Duration::from_secs_f64(SECONDS);
     let workload = Workload {
@@ -60,14 +97,21 @@ fn main() -> ExitCode {
         clients: 24,
         rate: 1200.0,
         kill: Some((KILLED, duration / 2)),
+        warmup: Duration::from_secs_f64(WARMUP),
         keys: 1000,
         seed: 7,
     };
+    let healthy_workload = Workload {
+        duration: Duration::from_secs_f64(HEALTHY_SECONDS),
+        kill: None,
+        ..workload.clone()
+    };
     println!(
-        "peerlb {} demo: 4 HTTP/1.1 backends on 127.0.0.1 (fresh for every strategy); \
-         a, b, d answer in {}, c in {} (10× slower);\nd is killed {:.1} s into each run. \
-         {} client threads send {}/s for {SECONDS:.1} s per strategy (keep-alive, shard key \
-         user-0..{}),\nfinishing every choice with its outcome and latency.\n",
+        "peerlb {} demo: 4 HTTP/1.1 backends on 127.0.0.1 (fresh for every run); a, b, d answer in {},\n\
+         c in {} (10× slower), d is killed {:.1} s into the run. {} client threads send {}/s for \
+         {SECONDS:.1} s per strategy\n(keep-alive, shard key user-0..{}), finishing every choice \
+         with its outcome and latency. Before it, each strategy\nruns {HEALTHY_SECONDS:.1} s on \
+         four healthy backends: the baseline. The first {WARMUP:.1} s of a run are not measured.\n",
         peerlb::VERSION,
         fast.describe(),
         slow.describe(),
@@ -77,15 +121,27 @@ fn main() -> ExitCode {
         workload.keys - 1
     );
     let header = format!(
-        "{:<31}{:>7}{:>7}{:>10}{:>12}{:>10}{:>10}{:>10}{:>8}{:>11}",
-        "strategy", "a", "b", "c slow", "d killed", "p50", "p99", "p99.9", "errors", "ejections"
+        "{:<31}{:>6}{:>6}{:>8}{:>10}{:>9}{:>9}{:>9}{:>9}{:>9}{:>9}{:>7}{:>6}",
+        "strategy",
+        "a",
+        "b",
+        "c slow",
+        "d killed",
+        "to slow",
+        "p50",
+        "p99",
+        "healthy",
+        "p99/hp99",
+        "p99.9",
+        "errors",
+        "ejct"
     );
-    println!("requests sent to each backend; latency of the successful ones\n");
+    println!("requests sent to each backend after the warmup; latency of the successful ones\n");
     println!("{header}");
     println!("{}", "-".repeat(header.len()));
 
     let tty = std::io::stderr().is_terminal();
-    let mut runs = Vec::new();
+    let mut rows = Vec::new();
     let mut ok = true;
     for (strategy, weights) in STRATEGIES {
         let label = if weights.is_empty() {
@@ -93,51 +149,95 @@ fn main() -> ExitCode {
         } else {
             format!("{strategy}*")
         };
-        let result = run_strategy(strategy, &backends, weights, &workload, |done| {
-            if tty {
-                let filled = (done * 30.0) as usize;
-                eprint!(
-                    "\r{label:<31}[{}{}] {:.1}/{SECONDS:.1} s",
-                    "#".repeat(filled),
-                    ".".repeat(30 - filled.min(30)),
-                    done * SECONDS
-                );
-                let _ = std::io::stderr().flush();
+        let progress = |what: &'static str, seconds: f64| {
+            let label = label.clone();
+            move |done: f64| {
+                if tty {
+                    let filled = (done * 30.0) as usize;
+                    eprint!(
+                        "\r{label:<31}{what:<8}[{}{}] {:.1}/{seconds:.1} s",
+                        "#".repeat(filled),
+                        ".".repeat(30 - filled.min(30)),
+                        done * seconds
+                    );
+                    let _ = std::io::stderr().flush();
+                }
             }
-        });
+        };
+        let healthy = run_strategy(
+            strategy,
+            &healthy_backends,
+            weights,
+            &healthy_workload,
+            progress("healthy", HEALTHY_SECONDS),
+        );
+        let run = run_strategy(
+            strategy,
+            &backends,
+            weights,
+            &workload,
+            progress("degraded", SECONDS),
+        );
         if tty {
-            eprint!("\r{}\r", " ".repeat(80));
+            eprint!("\r{}\r", " ".repeat(90));
         }
-        let run = match result {
-            Ok(run) => run,
-            Err(e) => {
+        let (run, healthy) = match (run, healthy) {
+            (Ok(run), Ok(healthy)) => (run, healthy),
+            (Err(e), _) | (_, Err(e)) => {
                 eprintln!("demo: {e}");
                 ok = false;
                 continue;
             }
         };
+        let row = Row {
+            label: label.clone(),
+            strategy,
+            run,
+            healthy,
+        };
+        let r = &row.run;
         println!(
-            "{label:<31}{:>7}{:>7}{:>10}{:>12}{:>10}{:>10}{:>10}{:>8}{:>11}",
-            run.requests[0],
-            run.requests[1],
-            run.requests[2],
-            run.requests[3],
-            fmt_ms(run.latency.p50),
-            fmt_ms(run.latency.p99),
-            fmt_ms(run.latency.p999),
-            run.errors,
-            run.ejections
+            "{label:<31}{:>6}{:>6}{:>8}{:>10}{:>8.1}%{:>9}{:>9}{:>9}{:>8.2}×{:>9}{:>7}{:>6}",
+            r.measured[0],
+            r.measured[1],
+            r.measured[2],
+            r.measured[3],
+            100.0 * row.slow_share(),
+            fmt_ms(r.latency.p50),
+            fmt_ms(r.latency.p99),
+            fmt_ms(row.healthy.latency.p99),
+            row.ratio(),
+            fmt_ms(r.latency.p999),
+            r.errors,
+            r.ejections
         );
-        ok &= check(&run, &backends);
-        runs.push((label, run));
+        ok &= check(&row.run, &backends, Some(KILLED));
+        ok &= check(&row.healthy, &healthy_backends, None);
+        rows.push(row);
     }
     println!(
-        "\n* weights a, b, d = 4, c = 1. Errors are requests to d after it died (connection \
-         reset or refused),\nfinished as `failure`; outlier ejection (on by default) takes d out \
-         after 5 failures in a row,\nso each strategy sees about 5 errors instead of \
+        "\n* weights a, b, d = 4, c = 1. \"healthy\": p99 of the same strategy on four healthy \
+         backends; p99/hp99 the ratio.\nErrors are requests to d after it died (connection \
+         reset or refused), finished as `failure`; outlier\nejection (on by default) takes d \
+         out after 5 failures in a row, so each strategy sees about 5 errors\ninstead of \
          hundreds."
     );
-    match write_outputs(&runs) {
+    if let Some(best) = rows
+        .iter()
+        .filter(|r| LATENCY_AWARE.contains(&r.strategy))
+        .min_by(|a, b| a.ratio().total_cmp(&b.ratio()))
+    {
+        let met = best.ratio() <= 1.5 && best.slow_share() <= 0.01;
+        println!(
+            "best latency-aware strategy: {} at {:.2}× its healthy p99, {:.2}% to the slow \
+             backend (target: ≤ 1.5×, ≤ 1%): {}",
+            best.label,
+            best.ratio(),
+            100.0 * best.slow_share(),
+            if met { "met" } else { "missed" }
+        );
+    }
+    match write_outputs(&rows) {
         Ok(dir) => println!(
             "wrote {0}/table.md, {0}/latency.svg and {0}/errors.svg",
             dir.display()
@@ -157,9 +257,13 @@ fn main() -> ExitCode {
 
 /// Whether every request to a live backend succeeded and the live backends counted what
 /// the client got (the killed one may have counted a response it died sending).
-fn check(run: &StrategyRun, backends: &[BackendSpec]) -> bool {
+fn check(run: &StrategyRun, backends: &[BackendSpec], killed: Option<usize>) -> bool {
     let mut ok = true;
-    for (i, b) in backends.iter().enumerate().filter(|(i, _)| *i != KILLED) {
+    for (i, b) in backends
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| Some(*i) != killed)
+    {
         let failed = run
             .samples
             .iter()
@@ -176,45 +280,65 @@ fn check(run: &StrategyRun, backends: &[BackendSpec]) -> bool {
     ok
 }
 
-fn write_outputs(runs: &[(String, StrategyRun)]) -> std::io::Result<PathBuf> {
+fn write_outputs(rows: &[Row]) -> std::io::Result<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/demo");
     std::fs::create_dir_all(&dir)?;
     let mut table = String::from(
-        "| strategy | a | b | c (10× slower) | d (killed halfway) | p50 | p99 | p99.9 | errors | ejections |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| strategy | a | b | c (10× slower) | d (killed halfway) | to slow | p50 | p99 | healthy p99 | p99 / healthy p99 | p99.9 | errors | ejections |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
-    for (label, run) in runs {
+    for row in rows {
+        let r = &row.run;
         table.push_str(&format!(
-            "| `{label}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            run.requests[0],
-            run.requests[1],
-            run.requests[2],
-            run.requests[3],
-            fmt_ms(run.latency.p50),
-            fmt_ms(run.latency.p99),
-            fmt_ms(run.latency.p999),
-            run.errors,
-            run.ejections
+            "| `{}` | {} | {} | {} | {} | {:.1}% | {} | {} | {} | {:.2}× | {} | {} | {} |\n",
+            row.label,
+            r.measured[0],
+            r.measured[1],
+            r.measured[2],
+            r.measured[3],
+            100.0 * row.slow_share(),
+            fmt_ms(r.latency.p50),
+            fmt_ms(r.latency.p99),
+            fmt_ms(row.healthy.latency.p99),
+            row.ratio(),
+            fmt_ms(r.latency.p999),
+            r.errors,
+            r.ejections
         ));
     }
     std::fs::write(dir.join("table.md"), table)?;
-    let windows: Vec<_> = runs
-        .iter()
-        .map(|(label, run)| (label.clone(), over_time(run, WINDOW, SECONDS)))
-        .collect();
-    let series = |f: fn(&Window) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
-        windows
-            .iter()
-            .map(|(label, w)| (label.clone(), w.iter().map(|w| (w.mid, f(w))).collect()))
+    let series = |window: f64, f: fn(&Window) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
+        rows.iter()
+            .map(|row| {
+                let w = over_time(&row.run, window, SECONDS);
+                (row.label.clone(), w.iter().map(|w| (w.mid, f(w))).collect())
+            })
             .collect()
     };
-    let markers = vec![(SECONDS / 2.0, "d killed".to_owned())];
+    let markers = vec![
+        (WARMUP, "measured from here".to_owned()),
+        (SECONDS / 2.0, "d killed".to_owned()),
+    ];
+    // The strategies' healthy p99s differ by noise only (every backend is fast): the line
+    // marks their median.
+    let mut healthy: Vec<u64> = rows.iter().map(|r| r.healthy.latency.p99).collect();
+    healthy.sort_unstable();
+    let levels = healthy
+        .get(healthy.len() / 2)
+        .map(|&p99| {
+            vec![(
+                p99 as f64 / 1e6,
+                format!("healthy p99 {} (median over strategies)", fmt_ms(p99)),
+            )]
+        })
+        .unwrap_or_default();
     let latency = svg::line_chart(&LineChart {
-        title: "peerlb demo: mean latency of successful requests per 100 ms (c 10× slower)".into(),
+        title: "peerlb demo: p99 of successful requests per 250 ms (c 10× slower, d killed)".into(),
         x_label: "seconds into the run".into(),
-        y_label: "mean latency (ms, log scale)".into(),
-        series: series(|w| w.mean_ms),
+        y_label: "p99 latency (ms, log scale)".into(),
+        series: series(WINDOW, |w| w.p99_ms),
         markers: markers.clone(),
+        levels,
         x_max: Some(SECONDS),
         log_y: true,
     });
@@ -223,8 +347,9 @@ fn write_outputs(runs: &[(String, StrategyRun)]) -> std::io::Result<PathBuf> {
         title: "peerlb demo: failed requests per 100 ms (d killed halfway)".into(),
         x_label: "seconds into the run".into(),
         y_label: "failed (% of requests)".into(),
-        series: series(|w| w.failed_pct),
+        series: series(ERROR_WINDOW, |w| w.failed_pct),
         markers,
+        levels: Vec::new(),
         x_max: Some(SECONDS),
         log_y: false,
     });
