@@ -99,3 +99,59 @@ fn a_custom_strategy_sees_every_peer_whatever_the_priorities() {
     p.sort();
     assert_eq!(p, ["a:1", "b:1"]);
 }
+
+#[test]
+fn every_strategy_picks_inside_the_chosen_level_and_hears_its_requests() {
+    for name in [
+        "round-robin",
+        "random",
+        "fewest-pending",
+        "two-random-choices",
+        "hash-ring",
+        "maglev",
+        "weighted-round-robin",
+        "peak-ewma",
+        "prequal",
+    ] {
+        let list = started(ListOptions::default().seed(7).strategy_name(name).unwrap());
+        list.update(
+            (0..4)
+                .map(|i| PeerSpec::new(format!("a:{i}")))
+                .chain((0..4).map(|i| PeerSpec::new(format!("b:{i}")).with_priority(1))),
+            None::<&str>,
+        )
+        .unwrap();
+        // Held and finished requests: pending counts and outcomes reach the locality's
+        // strategy (fewest-pending spreads held requests over P0's four peers).
+        let held: Vec<_> = (0..8)
+            .map(|i| {
+                list.choose(&Request::new().with_shard_key(format!("k{i}").as_bytes()))
+                    .unwrap()
+            })
+            .collect();
+        for c in &held {
+            assert!(c.peer().as_str().starts_with("a:"), "{name}: {}", c.peer());
+        }
+        if name == "fewest-pending" {
+            let mut got: Vec<String> = held.iter().map(|c| c.peer().to_string()).collect();
+            got.sort();
+            assert_eq!(
+                got,
+                ["a:0", "a:0", "a:1", "a:1", "a:2", "a:2", "a:3", "a:3"]
+            );
+        }
+        for c in held {
+            c.finish(
+                peerlb::Outcome::Ok,
+                Some(std::time::Duration::from_millis(1)),
+            );
+        }
+        let pending: usize = list.introspect().peers.iter().map(|p| p.pending).sum();
+        assert_eq!(pending, 0, "{name}");
+        // P0 gone: P1 takes everything.
+        list.update(None::<PeerSpec>, (0..4).map(|i| format!("a:{i}")))
+            .unwrap();
+        let p = picks(&list, 8);
+        assert!(p.iter().all(|id| id.starts_with("b:")), "{name}: {p:?}");
+    }
+}
