@@ -45,6 +45,7 @@ pub mod runtime;
 pub mod session;
 pub mod spec;
 pub mod strategy;
+pub mod subset;
 pub mod tcp_probe;
 pub mod transport;
 pub mod updater;
