@@ -38,8 +38,8 @@ impl ListShared {
                     status: status.to_owned(),
                     pending,
                     weight: slot.weight,
-                    zone: slot.zone.as_deref().map(str::to_owned),
-                    priority: slot.priority,
+                    zone: slot.zone.as_deref().map(|z| z.to_string()),
+                    priority: state.routing.priority_of(slot.locality),
                     admin: if state.disabled.contains(id) {
                         "disabled"
                     } else {
