@@ -1959,6 +1959,24 @@ enum peerlb_status peerlb_session_close(struct peerlb_session *session);
 const char *peerlb_session_event_kind_str(peerlb_session_event_kind kind);
 
 /**
+ * Which `size` of the `n` backends client `client` connects to (Google SRE's deterministic
+ * subsetting, with rounds ordered by hash so that one backend more or less moves at most
+ * one in and one out per client): `*json` gets a JSON array of backend ids. Every backend
+ * when `size` is 0 or at least their number; duplicates count once; the order of
+ * `backends` does not matter.
+ *
+ * Ownership: the caller frees `*json` with `peerlb_string_free`; `backends` is read during
+ * the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `json`, a NULL array with a non-zero
+ * count, a NULL id with a length, or an id that is not UTF-8.
+ *
+ * # Safety
+ * `backends` NULL or readable for `n` ids, each readable for its length; `json` NULL or
+ * writable.
+ */
+enum peerlb_status peerlb_deterministic_subset(const struct peerlb_peer_id *backends, size_t n, uint64_t client, size_t size, char **json);
+
+/**
  * Reports a peer's new connection status (`PEERLB_CONNECTION_*`).
  *
  * Callable from any thread, at any time, including from inside `retain` (which is how a
@@ -2015,7 +2033,7 @@ void peerlb_subscriber_free(struct peerlb_subscriber *subscriber);
 enum peerlb_status peerlb_updater_bind_static(const struct peerlb_list *list, const struct peerlb_peer_spec *peers, size_t n_peers, struct peerlb_updater **out);
 
 /**
- * Binds a file of peers (`host:port [weight]` per line, `#` comments) to `list`, polled
+ * Binds a file of peers (`host:port [weight] [zone=Z] [priority=P]` per line, `#` comments) to `list`, polled
  * every `poll_interval_ms` (<= 0: the core's default, 250 ms). `peerlb_updater_start` reads it once before
  * returning. A missing file or a bad line keeps the last good set (see
  * `peerlb_updater_last_error`).
@@ -2046,7 +2064,7 @@ enum peerlb_status peerlb_updater_bind_dns(const struct peerlb_list *list, const
 /**
  * Binds an etcd key prefix to `list`: `endpoints` is a comma-separated list of
  * `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
- * prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
+ * prefix is a peer (value `{"addr":"host:port","weight":n,"zone":"z","priority":p}`, `host:port`, or empty = the key
  * suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
  * the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean the core's
  * defaults (2000/500).

@@ -27,6 +27,7 @@ export {
   StaticUpdater,
   Subscriber,
   declined,
+  deterministicSubset,
 } from './native'
 export type {
   AppliedPeer,

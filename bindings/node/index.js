@@ -578,6 +578,7 @@ module.exports = {
   DnsUpdater: native.DnsUpdater,
   EtcdUpdater: native.EtcdUpdater,
   Binding: native.Binding,
+  deterministicSubset: native.deterministicSubset,
   errorCodes,
   strategies: Object.freeze(native.strategyNames()),
   coreVersion: native.coreVersion(),

@@ -20,6 +20,7 @@ export const {
   DnsUpdater,
   EtcdUpdater,
   Binding,
+  deterministicSubset,
   errorCodes,
   strategies,
   coreVersion,

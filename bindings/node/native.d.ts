@@ -374,6 +374,14 @@ export interface DeclineOptions {
   remoteCode?: number | null
 }
 
+/**
+ * Which `size` of `backends` client `client` connects to (Google SRE's deterministic
+ * subsetting; one backend more or less moves at most one in and one out per client).
+ * Every backend when `size` is 0 or at least their number. `client` and `size` are whole
+ * numbers (`client` below 2^53).
+ */
+export declare function deterministicSubset(backends: ReadonlyArray<string>, client: number, size: number): Array<string>
+
 /** Options of `new DnsUpdater(name, options)`. */
 export interface DnsUpdaterOptions {
   /**

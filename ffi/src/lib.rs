@@ -45,6 +45,7 @@ pub mod options;
 pub mod queries;
 pub mod retry;
 pub mod session;
+pub mod subset;
 pub mod transport;
 pub mod updater;
 pub mod upstream;

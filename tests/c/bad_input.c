@@ -264,6 +264,30 @@ static void test_update_placed(void) {
     peerlb_list_free(list);
 }
 
+static void test_deterministic_subset(void) {
+    peerlb_peer_id backends[] = {{LIT("a:1")}, {LIT("b:1")}, {LIT("c:1")}, {LIT("d:1")}, {LIT("e:1")}, {LIT("f:1")}};
+    char *json = NULL, *again = NULL;
+    OK(peerlb_deterministic_subset(backends, 6, 4, 2, &json));
+    OK(peerlb_deterministic_subset(backends, 6, 4, 2, &again));
+    EXPECT(json[0] == '[' && strcmp(json, again) == 0, "deterministic: %s", json);
+    size_t commas = 0;
+    for (const char *c = json; *c; c++) commas += *c == ',';
+    EXPECT(commas == 1, "two backends: %s", json);
+    peerlb_string_free(json);
+    peerlb_string_free(again);
+    OK(peerlb_deterministic_subset(backends, 6, 0, 0, &json));
+    EXPECT(strcmp(json, "[\"a:1\",\"b:1\",\"c:1\",\"d:1\",\"e:1\",\"f:1\"]") == 0, "size 0 is all: %s", json);
+    peerlb_string_free(json);
+    OK(peerlb_deterministic_subset(NULL, 0, 1, 3, &json));
+    EXPECT(strcmp(json, "[]") == 0, "no backends: %s", json);
+    peerlb_string_free(json);
+    EXPECT_STATUS(peerlb_deterministic_subset(backends, 6, 0, 2, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_deterministic_subset(NULL, 2, 0, 2, &json), PEERLB_INVALID_ARGUMENT);
+    peerlb_peer_id bad[] = {{LIT("a:1")}, {LIT("\xff")}};
+    EXPECT_STATUS(peerlb_deterministic_subset(bad, 2, 0, 1, &json), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_deterministic_subset(backends, SIZE_MAX, 0, 1, &json), PEERLB_INVALID_ARGUMENT);
+}
+
 static void test_choose_and_finish(void) {
     peerlb_list *list = make_list(0);
     peerlb_peer_spec peers[] = {SPEC("a:1")};
@@ -945,6 +969,7 @@ int main(void) {
     test_lifecycle();
     test_update();
     test_update_placed();
+    test_deterministic_subset();
     test_choose_and_finish();
     test_waiting_errors();
     test_subscriber_and_callbacks();

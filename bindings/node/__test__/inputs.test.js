@@ -235,3 +235,23 @@ test('zones and priorities: wrong types are TypeErrors, bad values PEERLB_INVALI
   assert.throws(() => new PeerList({ minClusterSize: 1.5 }), { code: 'PEERLB_INVALID_ARGUMENT' })
   new PeerList({ localZone: '', minClusterSize: 0, overprovisioningFactor: 1 })
 })
+
+test('deterministicSubset: balanced, deterministic, and strict about its arguments', () => {
+  const { deterministicSubset } = require('..')
+  const backends = Array.from({ length: 300 }, (_, i) => `10.0.0.${i}:80`)
+  const perBackend = new Map(backends.map((b) => [b, 0]))
+  for (let client = 0; client < 1000; client++) {
+    const mine = deterministicSubset(backends, client, 30)
+    assert.equal(new Set(mine).size, 30)
+    for (const b of mine) perBackend.set(b, perBackend.get(b) + 1)
+  }
+  assert.deepEqual([...new Set(perBackend.values())], [100])
+  assert.deepEqual(deterministicSubset([...backends].reverse(), 5, 30), deterministicSubset(backends, 5, 30))
+  assert.throws(() => deterministicSubset([1], 0, 1), TypeError)
+  assert.throws(() => deterministicSubset('ab', 0, 1), TypeError)
+  assert.throws(() => deterministicSubset(backends, -1, 1), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => deterministicSubset(backends, 0, 1.5), { code: 'PEERLB_INVALID_ARGUMENT' })
+  const sparse = []
+  sparse.length = 2 ** 32 - 1
+  assert.throws(() => deterministicSubset(sparse, 0, 1))
+})

@@ -26,6 +26,7 @@ mod registry;
 mod retry;
 mod session;
 mod subscriber;
+pub mod subset;
 mod table;
 mod transport;
 mod updater;

@@ -18,6 +18,7 @@ mod list;
 mod load;
 mod retry;
 mod session;
+mod subset;
 mod transport;
 mod updater;
 mod upstream;
@@ -45,6 +46,7 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
     updater::register(m)?;
+    m.add_function(wrap_pyfunction!(subset::deterministic_subset, m)?)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;
     m.add("__version__", peerlb::VERSION)?;

@@ -84,3 +84,22 @@ def test_the_file_updater_reads_zone_and_priority(tmp_path: Path) -> None:
         assert got == [("a:1", 1, "z1", 0), ("b:1", 2, None, 1)]
     finally:
         binding.stop()
+
+
+def test_deterministic_subset() -> None:
+    backends = [f"10.0.0.{i}:80" for i in range(300)]
+    per_backend = dict.fromkeys(backends, 0)
+    for client in range(1000):
+        mine = peerlb.deterministic_subset(backends, client, 30)
+        assert len(set(mine)) == 30
+        for b in mine:
+            per_backend[b] += 1
+    assert set(per_backend.values()) == {100}
+    assert peerlb.deterministic_subset(reversed(backends), 5, 30) == peerlb.deterministic_subset(backends, 5, 30)
+    assert sorted(peerlb.deterministic_subset(["b", "a"], 0, 0)) == ["a", "b"]
+    with pytest.raises(TypeError):
+        peerlb.deterministic_subset([1], 0, 1)  # type: ignore[list-item]
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.deterministic_subset(backends, -1, 1)
+    with pytest.raises(TypeError):
+        peerlb.deterministic_subset("ab", 0, 1.5)  # type: ignore[arg-type]

@@ -54,9 +54,10 @@ from ._peerlb import (
     Subscription,
     Upstream,
     __version__,
+    deterministic_subset,
 )
 from ._retry import retrying
-from ._types import AdminResult, ListInfo, PeerInfo
+from ._types import AdminResult, ListInfo, PeerInfo, PriorityInfo
 
 __all__ = [
     "PeerList",
@@ -74,6 +75,8 @@ __all__ = [
     "AdminResult",
     "ListInfo",
     "PeerInfo",
+    "PriorityInfo",
+    "deterministic_subset",
     "PeerEvent",
     "Session",
     "SessionEvent",

@@ -74,6 +74,7 @@ __all__ = [
     "DnsUpdater",
     "EtcdUpdater",
     "Binding",
+    "deterministic_subset",
 ]
 
 __version__: str
@@ -513,3 +514,8 @@ class _CancelWait:
 
 def _complete(future: asyncio.Future[Any], value: object, is_error: bool) -> None: ...
 def _panic(message: str) -> None: ...
+
+def deterministic_subset(backends: Iterable[str], client: int, size: int) -> List[str]:
+    """Which ``size`` of ``backends`` client ``client`` connects to (Google SRE's
+    deterministic subsetting; one backend more or less moves at most one in and one out
+    per client). Every backend when ``size`` is 0 or at least their number."""
