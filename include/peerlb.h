@@ -126,7 +126,20 @@ typedef enum peerlb_status {
    * older name of this value.)
    */
   PEERLB_INTERNAL = 15,
+  /**
+   * A circuit breaker refused `peerlb_list_choose` at once: the list has its
+   * `max_pending` requests in flight, or every peer it tried has `max_pending_per_peer`.
+   */
+  PEERLB_OVERLOADED = 16,
 } peerlb_status;
+
+/**
+ * A running admin endpoint (an HTTP/1.1 server on the library's runtime).
+ *
+ * Ownership: made by `peerlb_admin_serve`, stopped and freed by `peerlb_admin_server_free`.
+ * Thread safety: any thread; `peerlb_admin_server_free` must be the last use.
+ */
+typedef struct peerlb_admin_server peerlb_admin_server;
 
 /**
  * A peer list: peers, their lifecycle, and a strategy to choose among the available ones.
@@ -853,7 +866,8 @@ const char *peerlb_version(void);
  * Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
  * `peerlb_list_backend_config`, `peerlb_list_add_backend`, `peerlb_list_peers`,
  * `peerlb_session_peer`, `peerlb_session_failover`, `peerlb_upstream_pick`,
- * `peerlb_updater_last_error`). NULL is ignored.
+ * `peerlb_updater_last_error`, `peerlb_list_metrics`, `peerlb_metrics`,
+ * `peerlb_admin_server_url`). NULL is ignored.
  *
  * Ownership: takes `s` back. Thread safety: any thread.
  *
@@ -982,6 +996,88 @@ enum peerlb_status peerlb_list_backend_config(const struct peerlb_list *list, co
  * Ownership: a static string; never free it. Never NULL. Thread safety: any thread.
  */
 const char *peerlb_admin_result_str(peerlb_admin_result result);
+
+/**
+ * Serves the admin endpoint: `GET /metrics` (every list's metrics), `GET /lists`,
+ * `GET /lists/{name}`, `GET /lists/{name}/backends[/{id}]`, `POST /lists/{name}/backends`
+ * (add `{"id": "...", "weight": n}`), `POST /lists/{name}/backends/{id}/disable|enable|reset`
+ * and `DELETE /lists/{name}/backends/{id}`; answers are JSON, failures a 4xx with
+ * `{"status":"failed","error":{"code":...,"message":...}}`.
+ *
+ * `address` is `host:port`, `[v6]:port` or a bare port (`"9901"`, `":0"` for a free one)
+ * on 127.0.0.1; NULL means `127.0.0.1:9901`. `token` NULL serves without authentication;
+ * otherwise every request needs `Authorization: Bearer <token>` (401 without it).
+ *
+ * Ownership: the caller frees `*out` with `peerlb_admin_server_free`; the strings are
+ * copied.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `out`, non-UTF-8, a bad address or token,
+ * or an address that cannot be listened on (in use, not local).
+ *
+ * # Safety
+ * `address` and `token` NULL or NUL-terminated strings; `out` NULL or writable.
+ */
+enum peerlb_status peerlb_admin_serve(const char *address, const char *token, struct peerlb_admin_server **out);
+
+/**
+ * The endpoint's base URL, e.g. `http://127.0.0.1:9901`.
+ *
+ * Ownership: the caller frees `*url` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `server` NULL or live; `url` NULL or writable.
+ */
+enum peerlb_status peerlb_admin_server_url(const struct peerlb_admin_server *server, char **url);
+
+/**
+ * The port the endpoint listens on (the one the system chose for port 0).
+ *
+ * Ownership: borrows both arguments for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ *
+ * # Safety
+ * `server` NULL or live; `port` NULL or writable.
+ */
+enum peerlb_status peerlb_admin_server_port(const struct peerlb_admin_server *server, uint16_t *port);
+
+/**
+ * Stops the endpoint (its port closes, open connections end) and frees it. NULL is
+ * ignored.
+ *
+ * Ownership: takes `server` back.
+ *
+ * # Safety
+ * `server` NULL or from `peerlb_admin_serve`, not yet freed.
+ */
+void peerlb_admin_server_free(struct peerlb_admin_server *server);
+
+/**
+ * Circuit breaker for the list: with `limit` of its requests in flight,
+ * `peerlb_list_choose` fails at once with `PEERLB_OVERLOADED` (whatever the timeout).
+ * Off unless set. The core checks the value when the list is made: 0 makes
+ * `peerlb_list_new` fail with `PEERLB_INVALID_ARGUMENT`.
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_max_pending(struct peerlb_list_options *opts, size_t limit);
+
+/**
+ * Circuit breaker per peer: a peer with `limit` requests in flight is not chosen (the
+ * list asks its strategy for another); when every peer it tries is at the limit,
+ * `peerlb_list_choose` fails at once with `PEERLB_OVERLOADED`. Off unless set; 0 makes
+ * `peerlb_list_new` fail with `PEERLB_INVALID_ARGUMENT`.
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_max_pending_per_peer(struct peerlb_list_options *opts, size_t limit);
 
 /**
  * The chosen peer's id as `*len` bytes at `*id` (not NUL-terminated; valid until the
@@ -1414,6 +1510,80 @@ enum peerlb_status peerlb_list_peer_status(const struct peerlb_list *list, const
  * `list` NULL or live; `len` NULL or writable.
  */
 enum peerlb_status peerlb_list_len(const struct peerlb_list *list, size_t *len);
+
+/**
+ * Names the list: its `list` label in metrics and its path on the admin endpoint
+ * (`/lists/{name}/backends`). 1..=128 bytes of ASCII letters, digits, `_`, `-`, `.` and
+ * `:`; the core checks it when the list is made (`peerlb_list_new` fails with
+ * `PEERLB_INVALID_ARGUMENT` otherwise). Without a name a list is called `list-N`. When
+ * several live lists share a name, the process-wide metrics and the admin endpoint show
+ * the one made last.
+ *
+ * Ownership: borrows both arguments for the call; the name is copied.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or non-UTF-8.
+ *
+ * # Safety
+ * `opts` live options or NULL; `name` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_name(struct peerlb_list_options *opts, const char *name);
+
+/**
+ * Whether the list keeps metrics (default true). Off, it records nothing and
+ * `peerlb_list_metrics` gives an empty string.
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_metrics(struct peerlb_list_options *opts, bool on);
+
+/**
+ * Whether metrics carry a `peer` label (default true); false collapses the per-peer
+ * series of the list into one per list (summed).
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_peer_labels(struct peerlb_list_options *opts, bool on);
+
+/**
+ * The list's metrics in the Prometheus text format (0.0.4): per peer
+ * `peerlb_chosen_total`, `peerlb_finished_total{outcome}`, `peerlb_ejections_total`,
+ * `peerlb_pending_requests`, `peerlb_peer_available` / `_ejected` / `_disabled`,
+ * `peerlb_request_duration_seconds` (latencies given to `peerlb_choice_finish`, or
+ * measured for strategies that use outcomes); per list `peerlb_peers`,
+ * `peerlb_available_peers`, `peerlb_ejected_peers`, `peerlb_disabled_peers`,
+ * `peerlb_panic_floor_active`, `peerlb_retries_total`,
+ * `peerlb_retry_budget_exhausted_total`, and the circuit breakers'. Labels `list` (the
+ * list's name) and `peer`. Empty for a list made with metrics off.
+ *
+ * Ownership: the caller frees `*text` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments.
+ * Thread safety: any thread, like every list function.
+ *
+ * # Safety
+ * `list` NULL or live; `text` NULL or writable.
+ */
+enum peerlb_status peerlb_list_metrics(const struct peerlb_list *list, char **text);
+
+/**
+ * The metrics of every live list of the process (the process-wide registry; a list that
+ * shares its name with a newer live list is left out), in the Prometheus text format:
+ * what the admin endpoint's `GET /metrics` serves.
+ *
+ * Ownership: the caller frees `*text` with `peerlb_string_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `text` is NULL.
+ * Thread safety: any thread.
+ *
+ * # Safety
+ * `text` NULL or writable.
+ */
+enum peerlb_status peerlb_metrics(char **text);
 
 /**
  * Creates options with the core's defaults: strategy `round-robin`, shuffle on, seed from

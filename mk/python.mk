@@ -65,6 +65,8 @@ test-python-oldest:
 	set -x; \
 	[ -x $(PY_OLDEST_VENV)/bin/pytest ] || { $(PY_OLDEST) -m venv $(PY_OLDEST_VENV) && \
 		$(PY_OLDEST_VENV)/bin/pip install --quiet "pytest>=8"; }; \
+	$(PY_OLDEST_VENV)/bin/python -c "import hypothesis" 2>/dev/null || \
+		$(PY_OLDEST_VENV)/bin/pip install --quiet "hypothesis>=6.100,<7"; \
 	$(PY_OLDEST_VENV)/bin/pip install --quiet --force-reinstall --no-deps --no-index \
 		--find-links dist peerlb; \
 	cd $(PY_DIR) && $(PY_OLDEST_VENV)/bin/python -m pytest -q -p no:cacheprovider tests

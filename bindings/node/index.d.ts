@@ -18,6 +18,7 @@ import type {
 import { NativeList, NativeSession, NativeUpstream } from './native'
 
 export {
+  AdminServer,
   Binding,
   DnsUpdater,
   EtcdUpdater,
@@ -28,8 +29,11 @@ export {
   Subscriber,
   declined,
   deterministicSubset,
+  metrics,
+  serveAdmin,
 } from './native'
 export type {
+  AdminServeOptions,
   AppliedPeer,
   BindingStats,
   DeclineOptions,
@@ -50,6 +54,10 @@ export type {
 declare module './native' {
   interface Binding {
     /** `using b = updater.bind(list).start()`: stops at scope exit. */
+    [Symbol.dispose](): void
+  }
+  interface AdminServer {
+    /** `using admin = serveAdmin(':0')`: stops at scope exit. */
     [Symbol.dispose](): void
   }
 }
@@ -134,6 +142,16 @@ export interface ListIntrospection {
   failures: number
   /** Ejections so far, summed over the peers. */
   ejections: number
+  /** The list's name (its `list` label in metrics, its admin endpoint path). */
+  name: string
+  /** Requests in flight, summed over the peers. */
+  pending: number
+  /** The `maxPending` circuit breaker, or null. */
+  max_pending: number | null
+  /** The `maxPendingPerPeer` circuit breaker, or null. */
+  max_pending_per_peer: number | null
+  /** Chooses the circuit breakers refused (PEERLB_OVERLOADED) so far. */
+  overloaded: number
   /** Open sessions of the list. */
   sessions: number
   /** The priority levels that have peers, highest first, with each one's share of requests. */

@@ -42,6 +42,35 @@ function typeError(message) {
   return e
 }
 
+/** The thrown value, shown in a message (never throwing itself). */
+function describeThrown(v) {
+  try {
+    return v instanceof Error ? `${v.name}: ${v.message}` : String(v)
+  } catch {
+    return 'a value that cannot be shown'
+  }
+}
+
+/**
+ * Reads `o[key]` of an argument. A getter or proxy that throws gives PEERLB_INVALID_ARGUMENT
+ * naming what was read, with the thrown value as `cause`: what the addon does for the
+ * arguments it reads (README, "Errors").
+ */
+function field(what, o, key) {
+  try {
+    return o[key]
+  } catch (thrown) {
+    throw readThrew(`${what}.${key}`, thrown)
+  }
+}
+
+/** The PEERLB_INVALID_ARGUMENT for an argument whose reading threw `thrown` (its `cause`). */
+function readThrew(what, thrown) {
+  const e = new Error(`invalid argument: ${what}: reading it threw: ${describeThrown(thrown)}`, { cause: thrown })
+  e.code = 'PEERLB_INVALID_ARGUMENT'
+  return e
+}
+
 /** An options argument of the hot path: an object, or nothing. */
 function optionsArg(what, v) {
   if (v === undefined || v === null) return {}
@@ -286,7 +315,8 @@ class PeerList extends native.NativeList {
   choose(options) {
     if (options === undefined) return this._wrap(choose0(this._id))
     const o = optionsArg('choose(options)', options)
-    return this._wrap(choose(this._id, o.timeoutMs, o.shardKey))
+    const what = 'choose(options)'
+    return this._wrap(choose(this._id, field(what, o, 'timeoutMs'), field(what, o, 'shardKey')))
   }
 
   /**
@@ -298,7 +328,8 @@ class PeerList extends native.NativeList {
     let r
     try {
       const o = optionsArg('chooseAsync(options)', options)
-      r = chooseAsync(this._id, o.timeoutMs, o.shardKey)
+      const what = 'chooseAsync(options)'
+      r = chooseAsync(this._id, field(what, o, 'timeoutMs'), field(what, o, 'shardKey'))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -441,7 +472,20 @@ class PeerList extends native.NativeList {
    * @returns {string}
    */
   addBackend(data) {
-    if (data !== null && typeof data === 'object') data = JSON.stringify(data)
+    if (data !== null && typeof data === 'object') {
+      try {
+        data = JSON.stringify(data)
+      } catch (err) {
+        // A BigInt or a cycle has no JSON: a wrong argument type, coded like the others;
+        // a getter, proxy or toJSON that throws: as any argument read that throws.
+        if (err instanceof TypeError) {
+          const e = typeError(`addBackend(data): data cannot be written as JSON (${err.message})`)
+          e.cause = err
+          throw e
+        }
+        throw readThrew('addBackend(data): data', err)
+      }
+    }
     return this.addBackendJson(data)
   }
 
@@ -524,7 +568,7 @@ function checkInvoker(check) {
  */
 class Upstream extends native.NativeUpstream {
   constructor(options) {
-    const check = options !== null && typeof options === 'object' ? options.check : undefined
+    const check = options !== null && typeof options === 'object' ? field('Upstream(options)', options, 'check') : undefined
     const invoker = typeof check === 'function' ? checkInvoker(check) : null
     super(options, invoker === null ? check : undefined, invoker)
     // The addon refers to the invoker weakly; this upstream holds it.
@@ -551,6 +595,17 @@ if (hasDispose) {
   })
 }
 
+if (hasDispose) {
+  // `using admin = peerlb.serveAdmin(':0')` stops the admin endpoint at scope exit.
+  Object.defineProperty(native.AdminServer.prototype, Symbol.dispose, {
+    value: function dispose() {
+      this.stop()
+    },
+    writable: true,
+    configurable: true,
+  })
+}
+
 /** Core error codes: kebab-case name → Node `code` (e.g. 'timeout' → 'PEERLB_TIMEOUT'). */
 const errorCodes = Object.freeze(Object.fromEntries(native.errorCodes()))
 
@@ -562,21 +617,41 @@ const AdminResult = Object.freeze(
   Object.fromEntries(native.adminResultCodes().map(([name, n]) => [name.toUpperCase().replace(/-/g, '_'), n])),
 )
 
+/**
+ * An exported class whose objects only the package makes (choices, sessions, subscribers,
+ * bindings): `new` on it throws Node's TypeError with code ERR_ILLEGAL_CONSTRUCTOR, as
+ * Node's own such classes do (napi's message had no code, and a hand-made Choice failed
+ * later on its fields). `instanceof` and static members work as before.
+ */
+function madeByPeerlb(cls, name) {
+  return new Proxy(cls, {
+    construct() {
+      const e = new TypeError(`${name} objects are made by peerlb; they cannot be made with new`)
+      e.code = 'ERR_ILLEGAL_CONSTRUCTOR'
+      throw e
+    },
+  })
+}
+
 module.exports = {
   PeerList,
   Upstream,
-  Choice,
-  Session: native.NativeSession,
+  Choice: madeByPeerlb(Choice, 'Choice'),
+  Session: madeByPeerlb(native.NativeSession, 'Session'),
   AdminResult,
   adminResultCodes,
   ManualClock: native.ManualClock,
   RetryBudget: native.RetryBudget,
   declined: native.declined,
-  Subscriber: native.Subscriber,
+  Subscriber: madeByPeerlb(native.Subscriber, 'Subscriber'),
   StaticUpdater: native.StaticUpdater,
   FileUpdater: native.FileUpdater,
   DnsUpdater: native.DnsUpdater,
   EtcdUpdater: native.EtcdUpdater,
+  Binding: madeByPeerlb(native.Binding, 'Binding'),
+  AdminServer: madeByPeerlb(native.AdminServer, 'AdminServer'),
+  serveAdmin: native.serveAdmin,
+  metrics: native.metrics,
   Binding: native.Binding,
   deterministicSubset: native.deterministicSubset,
   errorCodes,

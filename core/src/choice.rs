@@ -80,6 +80,21 @@ impl Choice {
         self.in_flight().peer().status()
     }
 
+    /// Counts this choice as a retry in its list's metrics (a retry helper's attempt after
+    /// the first).
+    pub(crate) fn count_retry(&self) {
+        if let Some(list) = self.in_flight().peer().list() {
+            list.count_retry();
+        }
+    }
+
+    /// Counts, in its peer's metrics, a session failing over away from the peer.
+    pub(crate) fn count_failover(&self) {
+        if let Some(series) = self.in_flight().peer().series() {
+            series.failed_over();
+        }
+    }
+
     /// A new reference to the chosen peer.
     pub(crate) fn peer_ref(&self) -> crate::peer::PeerRef {
         self.in_flight().peer_ref()
@@ -188,6 +203,9 @@ impl Choice {
         };
         let peer = request.peer();
         let streak_complete = peer.record_outcome(outcome);
+        if let (Some(latency), Some(series)) = (latency, peer.series()) {
+            series.record_latency(latency);
+        }
         if peer.wants_outcome() || streak_complete {
             self.end_and_report(request, outcome, latency, load, streak_complete);
         } else {

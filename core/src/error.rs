@@ -51,11 +51,14 @@ pub enum ErrorCode {
     /// peerlb caught a panic (an internal bug, or a panicking custom strategy) at a
     /// boundary; the message is the panic's. The list is left as it was.
     Internal = 15,
+    /// A circuit breaker refused the request at once: the list has `max_pending` requests
+    /// in flight, or every peer it tried has `max_pending_per_peer` (Envoy's overflow).
+    Overloaded = 16,
 }
 
 impl ErrorCode {
     /// Every code, in numeric order.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidArgument,
         ErrorCode::AlreadyStarted,
         ErrorCode::NotStarted,
@@ -71,6 +74,7 @@ impl ErrorCode {
         ErrorCode::Declined,
         ErrorCode::AlreadyFinished,
         ErrorCode::Internal,
+        ErrorCode::Overloaded,
     ];
 
     /// The kebab-case name, e.g. `"no-peer-available"`.
@@ -91,6 +95,7 @@ impl ErrorCode {
             ErrorCode::Declined => "declined",
             ErrorCode::AlreadyFinished => "already-finished",
             ErrorCode::Internal => "internal",
+            ErrorCode::Overloaded => "overloaded",
         }
     }
 
@@ -172,6 +177,9 @@ pub enum Error {
     /// See [`ErrorCode::Internal`].
     #[error("internal error (a caught panic): {0}")]
     Internal(String),
+    /// See [`ErrorCode::Overloaded`]; the message names the list and the limit.
+    #[error("{0}")]
+    Overloaded(String),
     /// An error about an attempt on a remote system (a peer that declined, or a failed
     /// attempt that ended a retry or a session's failover): the error itself plus the peer
     /// and the remote system's own numeric code, if it gave one (an HTTP status, a
@@ -224,6 +232,7 @@ impl Error {
             Error::Declined(_) => ErrorCode::Declined,
             Error::AlreadyFinished(_) => ErrorCode::AlreadyFinished,
             Error::Internal(_) => ErrorCode::Internal,
+            Error::Overloaded(_) => ErrorCode::Overloaded,
             Error::RemoteSystem(remote) => remote.error.code(),
             Error::Multiple(errors) => {
                 let first = errors.first().map(Error::code);

@@ -10,6 +10,8 @@ use serde::{Deserialize, Serialize};
 /// {"strategy":"round-robin","transport":"always-available","state":"running",
 ///  "summary":"Running (2/3 available)","available":2,"total":3,"panic":false,
 ///  "ejected":0,"disabled":0,"chosen":10,"failures":1,"ejections":0,"sessions":0,
+///  "name":"list-1","pending":0,"max_pending":null,"max_pending_per_peer":null,
+///  "overloaded":0,
 ///  "priorities":[{"priority":0,"load":100,"healthy":2,"enabled":3,"panic":false}],
 ///  "peers":[{"id":"a:1","status":"available","pending":0,"weight":1,"zone":null,"priority":0,
 ///            "admin":"enabled",
@@ -49,6 +51,21 @@ pub struct ListIntrospection {
     /// Ejections so far, summed over the peers.
     #[serde(default)]
     pub ejections: u64,
+    /// The list's name (its `list` label in metrics, its path on the admin endpoint).
+    #[serde(default)]
+    pub name: String,
+    /// Requests in flight, summed over the peers.
+    #[serde(default)]
+    pub pending: usize,
+    /// The `max_pending` circuit breaker, if set.
+    #[serde(default)]
+    pub max_pending: Option<usize>,
+    /// The `max_pending_per_peer` circuit breaker, if set.
+    #[serde(default)]
+    pub max_pending_per_peer: Option<usize>,
+    /// Chooses the circuit breakers refused (`overloaded`) so far.
+    #[serde(default)]
+    pub overloaded: u64,
     /// Open sessions of the list (see [`crate::session`]), including those bound to a
     /// peer that was removed and those bound to no peer after a failed failover.
     #[serde(default)]

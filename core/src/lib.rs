@@ -29,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod admin_http;
 mod choice;
 pub mod clock;
 pub mod ejection;
@@ -37,8 +38,11 @@ pub mod events;
 mod introspect;
 pub mod list;
 pub mod load_report;
+pub mod metrics;
 mod now_or_later;
 mod peer;
+pub mod probe;
+pub mod registry;
 mod request;
 pub mod retry;
 pub mod runtime;
@@ -46,12 +50,21 @@ pub mod session;
 pub mod spec;
 pub mod strategy;
 pub mod subset;
+mod sync;
+
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
+#[cfg(all(test, peerlb_loom))]
+mod loom_models;
 pub mod tcp_probe;
 pub mod transport;
 pub mod updater;
 pub mod upstream;
 
 pub use admin::AdminResult;
+pub use admin_http::{serve_admin, AdminServer};
 pub use choice::Choice;
 pub use clock::{Clock, ManualClock};
 pub use ejection::EjectionPolicy;

@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Result};
-use crate::list::ListShared;
+use crate::list::{Admission, ListShared};
+use crate::metrics::PeerSeries;
+use crate::sync::FreeCanary;
 
 /// Longest accepted peer id, in bytes.
 pub const MAX_PEER_ID_LEN: usize = 1024;
@@ -65,6 +67,13 @@ impl PeerId {
     #[inline]
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// How many clones of this id exist (the loom models check that a peer, which holds
+    /// one, was freed).
+    #[cfg(all(test, peerlb_loom))]
+    pub(crate) fn holders(&self) -> usize {
+        Arc::strong_count(&self.0)
     }
 }
 
@@ -276,8 +285,9 @@ const LIMIT: u64 = 1 << 31;
 /// to a cache line: that tripled its memory, 272 bytes against 80.)
 pub struct Peer {
     /// High 32 bits: requests in flight. Low 32 bits: references (in-flight requests
-    /// included). The peer is freed when the references reach zero.
-    counts: AtomicU64,
+    /// included). The peer is freed when the references reach zero. (The shim's atomic, so
+    /// that loom can check the protocol; the other counters are plain statistics.)
+    counts: crate::sync::AtomicU64,
     /// Requests started to it since it was retained.
     chosen: AtomicU64,
     id: PeerId,
@@ -301,6 +311,13 @@ pub struct Peer {
     /// The list's locality (priority level and zone) the peer belongs to; set before the
     /// peer is shared, read by routing (see `list::routing`).
     locality: AtomicU32,
+    /// Its metric series, when the list keeps metrics (outcome counters the peer does not
+    /// keep itself, latencies); the series also sums this peer's counters when it is freed.
+    series: Option<Arc<PeerSeries>>,
+    /// The list's count of requests in flight, when the list has a `max_pending` breaker.
+    admission: Option<Arc<Admission>>,
+    /// Lets loom check that the free comes after every other use (zero-sized otherwise).
+    canary: FreeCanary,
 }
 
 impl Peer {
@@ -312,8 +329,32 @@ impl Peer {
         notify_outcome: bool,
         eject_after: u32,
     ) -> PeerRef {
-        PeerRef::new(Peer {
-            counts: AtomicU64::new(REF),
+        Peer::new_ref_with(
+            id,
+            weight,
+            list,
+            notify_pending,
+            notify_outcome,
+            eject_after,
+            None,
+            None,
+        )
+    }
+
+    /// [`Peer::new_ref`] with the list's metric series and admission counter.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new_ref_with(
+        id: PeerId,
+        weight: u32,
+        list: Weak<ListShared>,
+        notify_pending: bool,
+        notify_outcome: bool,
+        eject_after: u32,
+        series: Option<Arc<PeerSeries>>,
+        admission: Option<Arc<Admission>>,
+    ) -> PeerRef {
+        let peer = PeerRef::new(Peer {
+            counts: crate::sync::AtomicU64::new(REF),
             id,
             weight,
             status: AtomicU8::new(ConnectionStatus::Unavailable as u8),
@@ -326,8 +367,15 @@ impl Peer {
             streak: AtomicU32::new(0),
             chosen: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            series,
+            admission,
+            canary: FreeCanary::default(),
             locality: AtomicU32::new(0),
-        })
+        });
+        if let Some(series) = &peer.series {
+            series.attach(&peer);
+        }
+        peer
     }
 
     /// A peer outside any list, for strategy unit tests and custom strategies' tests.
@@ -368,10 +416,27 @@ impl Peer {
             }
             Outcome::Failure => self.record_failure(),
             // Declined (the peer refused on purpose) and cancelled say nothing about health.
-            Outcome::Declined | Outcome::Cancelled => false,
+            Outcome::Declined | Outcome::Cancelled => {
+                self.record_other(outcome);
+                false
+            }
         }
     }
 
+    /// Counts a `declined` or `cancelled` outcome in the metrics (`ok` is derived at scrape
+    /// time, `failure` is the peer's own counter).
+    #[cold]
+    fn record_other(&self, outcome: crate::request::Outcome) {
+        if let Some(series) = &self.series {
+            series.record_outcome(outcome);
+        }
+    }
+
+    /// Its metric series, if the list keeps metrics.
+    #[inline]
+    pub(crate) fn series(&self) -> Option<&Arc<PeerSeries>> {
+        self.series.as_ref()
+    }
     #[cold]
     fn record_failure(&self) -> bool {
         self.failures.fetch_add(1, Ordering::Relaxed);
@@ -477,6 +542,15 @@ impl fmt::Debug for Peer {
     }
 }
 
+impl Drop for Peer {
+    /// A freed peer's counters live on in its metric series.
+    fn drop(&mut self) {
+        if let Some(series) = &self.series {
+            series.detach(self);
+        }
+    }
+}
+
 /// A shared reference to a [`Peer`], like `Arc<Peer>` (clone it freely; the peer lives
 /// while any reference or request in flight does).
 pub struct PeerRef {
@@ -520,13 +594,18 @@ impl PeerRef {
 /// The caller owns `amount` counts of a live peer and does not use `ptr` afterwards.
 #[inline]
 unsafe fn release_counts(ptr: NonNull<Peer>, amount: u64) {
-    // SAFETY: the caller's counts keep the peer alive until this subtraction.
-    let before = unsafe { ptr.as_ref() }
-        .counts
-        .fetch_sub(amount, Ordering::Release);
+    let before = {
+        // SAFETY: the caller's counts keep the peer alive until this subtraction (and the
+        // reference ends with it).
+        let peer = unsafe { ptr.as_ref() };
+        peer.canary.touch();
+        peer.counts.fetch_sub(amount, Ordering::Release)
+    };
     if before & REFS_MASK == amount & REFS_MASK {
         // The last reference: synchronize with every other release, then free (as Arc).
-        std::sync::atomic::fence(Ordering::Acquire);
+        crate::sync::fence(Ordering::Acquire);
+        // SAFETY: no count is left, so nothing else reaches the peer any more.
+        unsafe { ptr.as_ref() }.canary.clobber();
         // SAFETY: the pointer came from Box::leak in PeerRef::new and no count is left.
         drop(unsafe { Box::from_raw(ptr.as_ptr()) });
     }
@@ -594,11 +673,33 @@ impl InFlight {
         }
     }
 
+    /// Takes back a request that was never handed out (a circuit breaker found its peer at
+    /// its limit): pending and the `chosen` counter go back down, the list's admission
+    /// count is left alone (the caller reserved it and keeps it for the next pick), and the
+    /// strategy hears of the change if it asked to.
+    #[cold]
+    pub(crate) fn undo(self) {
+        let peer = self.peer();
+        peer.chosen.fetch_sub(1, Ordering::Relaxed);
+        let notify = peer.notify_pending.then(|| peer.list.upgrade()).flatten();
+        let keep = notify.as_ref().map(|_| self.peer_ref());
+        let ptr = self.ptr;
+        std::mem::forget(self);
+        // SAFETY: this InFlight owned one pending count and one reference, and is gone.
+        unsafe { release_counts(ptr, PENDING + REF) };
+        if let (Some(list), Some(peer)) = (notify, keep) {
+            list.pending_changed(&peer);
+        }
+    }
+
     /// Ends the request and keeps a reference to the peer: pending goes down (and the
     /// strategy hears of it, as on a drop) in one atomic operation, the request's hold on
     /// the peer becoming the returned reference (a drop plus `peer_ref` would take two).
     #[inline]
     pub(crate) fn end(self) -> PeerRef {
+        if let Some(admission) = &self.peer().admission {
+            admission.release();
+        }
         let ptr = self.ptr;
         std::mem::forget(self);
         let peer = PeerRef {
@@ -640,6 +741,9 @@ impl Drop for InFlight {
     #[inline]
     fn drop(&mut self) {
         let peer = self.peer();
+        if let Some(admission) = &peer.admission {
+            admission.release();
+        }
         if peer.notify_pending {
             if let Some(list) = peer.list.upgrade() {
                 let keep = self.peer_ref();

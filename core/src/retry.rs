@@ -350,6 +350,8 @@ pub struct Retry {
     /// What [`Retry::check_next`] counted in the budget for the attempt being chosen
     /// (`Some(true)`: a retry, `Some(false)`: the call), refunded if no peer is chosen.
     charged: Option<bool>,
+    /// The last [`Retry::check_next`] failed because the budget refused a retry.
+    refused: bool,
 }
 
 impl Retry {
@@ -365,6 +367,7 @@ impl Retry {
             attempts: 0,
             last_failed: None,
             charged: None,
+            refused: false,
         }
     }
 
@@ -418,10 +421,20 @@ impl Retry {
             } else if budget.try_withdraw() {
                 self.charged = Some(true);
             } else {
+                self.refused = true;
                 return Err(self.final_error("retry budget exhausted"));
             }
         }
         Ok(())
+    }
+
+    /// [`Retry::check_next`], counting a budget's refusal in `list`'s metrics.
+    fn check_next_on(&mut self, list: &PeerList) -> Result<()> {
+        let checked = self.check_next();
+        if std::mem::take(&mut self.refused) {
+            list.count_retry_refused();
+        }
+        checked
     }
 
     /// The shard key for this attempt: the request's for the first, varied for retries.
@@ -448,7 +461,7 @@ impl Retry {
 
     /// [`Retry::choose`] for async code: waits for a peer without blocking a thread.
     pub async fn choose_async(&mut self, list: &PeerList, request: &Request<'_>) -> Result<Choice> {
-        self.check_next()?;
+        self.check_next_on(list)?;
         let deadline = self.deadline(request);
         self.choose_from(list, request, deadline, 0, None, None)
             .await
@@ -503,7 +516,7 @@ impl Retry {
         list: &PeerList,
         request: &Request<'_>,
     ) -> NowOrLater<(Retry, Result<Choice>)> {
-        if let Err(e) = self.check_next() {
+        if let Err(e) = self.check_next_on(list) {
             return NowOrLater::Now((self, Err(e)));
         }
         let deadline = self.deadline(request);
@@ -557,6 +570,9 @@ impl Retry {
     pub fn started_attempt(&mut self, choice: Choice) -> Choice {
         self.charged = None;
         self.attempts += 1;
+        if self.attempts > 1 {
+            choice.count_retry();
+        }
         self.tried.push(choice.peer().clone());
         choice
     }

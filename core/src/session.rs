@@ -445,6 +445,7 @@ fn finish_failover(
                 crate::ErrorCode::Timeout => Error::Timeout(message),
                 crate::ErrorCode::NoPeerAvailable => Error::NoPeerAvailable(message),
                 crate::ErrorCode::NotStarted => Error::NotStarted(message),
+                crate::ErrorCode::Overloaded => Error::Overloaded(message),
                 _ => return Err(e),
             };
             Err(error.at_peer(peer.as_str(), reason.code))

@@ -154,10 +154,14 @@ impl fmt::Display for TcpProbeOptions {
     }
 }
 
-/// Builds a built-in transport from its spec string: `"always-available"` (no options)
-/// or `"tcp-probe[?key=value&...]"`. Anything else is `invalid-argument`.
+/// Builds a built-in transport from its spec string: `"always-available"` (no options),
+/// `"tcp-probe[?key=value&...]"`, or an active health check of [`crate::probe`]:
+/// `"http-probe[?...]"`, `"grpc-health[?...]"`. Anything else is `invalid-argument`.
 pub fn transport_from_spec(spec: &str) -> Result<Arc<dyn Transport>> {
     let (name, params) = crate::spec::split_spec("transport", spec)?;
+    if let Some(probe) = crate::probe::transport_from_spec(name, spec) {
+        return probe;
+    }
     match name {
         "always-available" if params.is_empty() => Ok(Arc::new(AlwaysAvailable)),
         "always-available" => Err(Error::InvalidArgument(format!(
@@ -165,7 +169,8 @@ pub fn transport_from_spec(spec: &str) -> Result<Arc<dyn Transport>> {
         ))),
         "tcp-probe" => Ok(Arc::new(TcpProbe::new(TcpProbeOptions::from_spec(spec)?))),
         other => Err(Error::InvalidArgument(format!(
-            "unknown transport {other:?}; expected always-available or tcp-probe"
+            "unknown transport {other:?}; expected always-available, tcp-probe, http-probe or \
+             grpc-health"
         ))),
     }
 }

@@ -149,6 +149,21 @@ impl Run {
         if let Some(ff) = step.get("fail_fast").and_then(Value::as_bool) {
             opts = opts.fail_fast(ff);
         }
+        if let Some(name) = step.get("name").and_then(Value::as_str) {
+            opts = opts.name(name);
+        }
+        if let Some(limit) = step.get("max_pending").and_then(Value::as_u64) {
+            opts = opts.max_pending(limit as usize);
+        }
+        if let Some(limit) = step.get("max_pending_per_peer").and_then(Value::as_u64) {
+            opts = opts.max_pending_per_peer(limit as usize);
+        }
+        if let Some(on) = step.get("metrics").and_then(Value::as_bool) {
+            opts = opts.metrics(on);
+        }
+        if let Some(on) = step.get("peer_labels").and_then(Value::as_bool) {
+            opts = opts.peer_labels(on);
+        }
         if let Some(capacity) = step.get("capacity").and_then(Value::as_u64) {
             opts = opts.capacity(capacity as usize);
         }
@@ -457,6 +472,22 @@ impl Run {
                 self.finished.insert(name.to_owned());
             }
             "list_backends" => self.list_backends(ctx, step),
+            "metrics" => {
+                let text = self.list().metrics();
+                let lines: Vec<&str> = text.lines().collect();
+                for want in str_list(step.get("contains")) {
+                    assert!(
+                        lines.contains(&want.as_str()),
+                        "{ctx}: no line {want:?} in\n{text}"
+                    );
+                }
+                for not in str_list(step.get("absent")) {
+                    assert!(!text.contains(&not), "{ctx}: {not:?} in\n{text}");
+                }
+                if step.get("empty").and_then(Value::as_bool) == Some(true) {
+                    assert_eq!(text, "", "{ctx}: metrics should be empty");
+                }
+            }
             "introspect" => self.introspect(ctx, step),
             "advance" => {
                 let ms = step["ms"].as_u64().expect("ms");

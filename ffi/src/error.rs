@@ -55,6 +55,9 @@ pub enum peerlb_status {
     /// nothing or only part of it, and the list is left consistent. (`PEERLB_PANIC` is an
     /// older name of this value.)
     PEERLB_INTERNAL = 15,
+    /// A circuit breaker refused `peerlb_list_choose` at once: the list has its
+    /// `max_pending` requests in flight, or every peer it tried has `max_pending_per_peer`.
+    PEERLB_OVERLOADED = 16,
 }
 
 pub(crate) use peerlb_status::*;
@@ -79,6 +82,7 @@ impl peerlb_status {
             ErrorCode::Declined => PEERLB_DECLINED,
             ErrorCode::AlreadyFinished => PEERLB_ALREADY_FINISHED,
             ErrorCode::Internal => PEERLB_INTERNAL,
+            ErrorCode::Overloaded => PEERLB_OVERLOADED,
         }
     }
 

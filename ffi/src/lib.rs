@@ -7,13 +7,13 @@
 //!
 //! * Handles are opaque (`peerlb_list`, `peerlb_list_options`, `peerlb_subscriber`,
 //!   `peerlb_manual_clock`, `peerlb_subscription`, `peerlb_retry`, `peerlb_retry_budget`,
-//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`); plain data (`peerlb_request`, `peerlb_choice`,
+//!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`, `peerlb_admin_server`); plain data (`peerlb_request`, `peerlb_choice`,
 //!   `peerlb_peer_spec`, `peerlb_event`, vtables, option structs) is `#[repr(C)]`. Every
 //!   pointer from C is read through [`handle`]: borrowing, freeing, out-parameters, strings
 //!   and arrays are written once there.
 //! * Every fallible call returns [`peerlb_status`]: 0 is success, every other value is the
 //!   core's `ErrorCode::as_u32()` (`PEERLB_INVALID_ARGUMENT` = 1 ... `PEERLB_INTERNAL` =
-//!   15). Out-parameters are written only on success. `peerlb_last_error_message()` and
+//!   15, `PEERLB_OVERLOADED` = 16). Out-parameters are written only on success. `peerlb_last_error_message()` and
 //!   `peerlb_last_error_codes()` describe the calling thread's last failure.
 //! * Every entry point runs inside the panic boundary ([`boundary`]): nothing unwinds into
 //!   C and nothing aborts; a caught panic is `PEERLB_INTERNAL` with the panic's message.
@@ -33,7 +33,9 @@
 use std::ffi::c_char;
 
 pub mod admin;
+pub mod admin_http;
 mod boundary;
+pub mod breakers;
 pub mod choice;
 pub mod clock;
 pub mod ejection;
@@ -41,6 +43,7 @@ pub mod error;
 pub mod events;
 mod handle;
 pub mod list;
+pub mod metrics;
 pub mod options;
 pub mod queries;
 pub mod retry;
@@ -51,12 +54,15 @@ pub mod updater;
 pub mod upstream;
 
 pub use admin::*;
+pub use admin_http::*;
+pub use breakers::*;
 pub use choice::*;
 pub use clock::*;
 pub use ejection::*;
 pub use error::peerlb_status;
 pub use events::*;
 pub use list::*;
+pub use metrics::*;
 pub use options::*;
 pub use queries::*;
 pub use retry::*;
@@ -77,7 +83,8 @@ pub extern "C" fn peerlb_version() -> *const c_char {
 /// Frees a string peerlb returned (`peerlb_list_introspect`, `peerlb_list_backends`,
 /// `peerlb_list_backend_config`, `peerlb_list_add_backend`, `peerlb_list_peers`,
 /// `peerlb_session_peer`, `peerlb_session_failover`, `peerlb_upstream_pick`,
-/// `peerlb_updater_last_error`). NULL is ignored.
+/// `peerlb_updater_last_error`, `peerlb_list_metrics`, `peerlb_metrics`,
+/// `peerlb_admin_server_url`). NULL is ignored.
 ///
 /// Ownership: takes `s` back. Thread safety: any thread.
 ///

@@ -51,7 +51,9 @@ static void test_version_and_names(void) {
     EXPECT(strcmp(peerlb_status_str(PEERLB_RETRY_EXHAUSTED), "retry-exhausted") == 0, "retry-exhausted");
     EXPECT(strcmp(peerlb_status_str(PEERLB_DECLINED), "declined") == 0, "declined");
     EXPECT(PEERLB_ALREADY_FINISHED == 14 && PEERLB_INTERNAL == 15, "stable values");
-    EXPECT(strcmp(peerlb_status_str(16), "unknown") == 0, "16 is unknown");
+    EXPECT(PEERLB_OVERLOADED == 16 && strcmp(peerlb_status_str(PEERLB_OVERLOADED), "overloaded") == 0,
+           "overloaded");
+    EXPECT(strcmp(peerlb_status_str(17), "unknown") == 0, "17 is unknown");
     EXPECT(strcmp(peerlb_status_str(100), "unknown") == 0, "100 (the old panic value) is unknown");
     EXPECT(strcmp(peerlb_status_str(0xFFFFFFFFu), "unknown") == 0, "huge is unknown");
     EXPECT(peerlb_last_error_message() != NULL, "never NULL");

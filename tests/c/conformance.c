@@ -349,6 +349,18 @@ static int op_new(run *r, const json_value *s) {
         st = peerlb_list_options_set_overprovisioning_factor(opts, factor->number);
     const char *strategy = json_get_str(s, "strategy");
     if (st == PEERLB_OK) st = peerlb_list_options_set_strategy(opts, strategy ? strategy : "round-robin");
+    const char *name = json_get_str(s, "name");
+    if (st == PEERLB_OK && name) st = peerlb_list_options_set_name(opts, name);
+    const json_value *max_pending = json_get(s, "max_pending");
+    if (st == PEERLB_OK && max_pending && max_pending->type == JSON_NUMBER)
+        st = peerlb_list_options_set_max_pending(opts, (size_t)max_pending->number);
+    const json_value *per_peer = json_get(s, "max_pending_per_peer");
+    if (st == PEERLB_OK && per_peer && per_peer->type == JSON_NUMBER)
+        st = peerlb_list_options_set_max_pending_per_peer(opts, (size_t)per_peer->number);
+    if (st == PEERLB_OK && json_get(s, "metrics"))
+        st = peerlb_list_options_set_metrics(opts, bool_or(s, "metrics", 1));
+    if (st == PEERLB_OK && json_get(s, "peer_labels"))
+        st = peerlb_list_options_set_peer_labels(opts, bool_or(s, "peer_labels", 1));
 
     /* ejection: absent = the default policy; false = off; or an object of options, passed
      * as the spec string "key=value&key=value". */
@@ -715,6 +727,36 @@ static int op_list_backends(run *r, const json_value *s) {
                 rc = failf(r, "backend %zu field %s differs in %s", i, w->keys[k], text);
     }
     json_free(got);
+    peerlb_string_free(text);
+    return rc;
+}
+
+/* metrics: each of "contains" must be a whole line of the list's metrics text, none of
+ * "absent" may appear in it, and with "empty": true it must be empty. */
+static int op_metrics(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    char *text = NULL;
+    if (peerlb_list_metrics(r->list, &text) != PEERLB_OK)
+        return failf(r, "metrics failed: %s", peerlb_last_error_message());
+    int rc = 0;
+    const json_value *contains = json_get(s, "contains");
+    for (size_t i = 0; rc == 0 && contains && i < contains->len; i++) {
+        const char *want = contains->items[i]->string;
+        size_t n = strlen(want);
+        int found = 0;
+        for (const char *line = text; !found && *line;) {
+            const char *end = strchr(line, '\n');
+            size_t len = end ? (size_t)(end - line) : strlen(line);
+            found = len == n && strncmp(line, want, n) == 0;
+            line = end ? end + 1 : line + len;
+        }
+        if (!found) rc = failf(r, "no line \"%s\" in\n%s", want, text);
+    }
+    const json_value *absent = json_get(s, "absent");
+    for (size_t i = 0; rc == 0 && absent && i < absent->len; i++)
+        if (strstr(text, absent->items[i]->string))
+            rc = failf(r, "\"%s\" in\n%s", absent->items[i]->string, text);
+    if (rc == 0 && bool_or(s, "empty", 0) && text[0] != '\0') rc = failf(r, "metrics should be empty: %s", text);
     peerlb_string_free(text);
     return rc;
 }
@@ -1269,6 +1311,7 @@ static int step(run *r, const char *ctx, const json_value *s) {
     if (strcmp(op, "drop") == 0) return op_finish(r, s, 1);
     if (strcmp(op, "introspect") == 0) return op_introspect(r, s);
     if (strcmp(op, "list_backends") == 0) return op_list_backends(r, s);
+    if (strcmp(op, "metrics") == 0) return op_metrics(r, s);
     if (strcmp(op, "transport_calls") == 0) return op_transport_calls(r, s);
     if (strcmp(op, "advance") == 0) return op_advance(r, s);
     if (strcmp(op, "admin") == 0) return op_admin(r, s);

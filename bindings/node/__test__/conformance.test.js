@@ -104,6 +104,11 @@ class Run {
     if (step.seed !== undefined) opts.seed = step.seed
     if (step.fail_fast !== undefined) opts.failFast = step.fail_fast
     if (step.strategy !== undefined) opts.strategy = step.strategy
+    if (step.name !== undefined) opts.name = step.name
+    if (step.max_pending !== undefined) opts.maxPending = step.max_pending
+    if (step.max_pending_per_peer !== undefined) opts.maxPendingPerPeer = step.max_pending_per_peer
+    if (step.metrics !== undefined) opts.metrics = step.metrics
+    if (step.peer_labels !== undefined) opts.peerLabels = step.peer_labels
     this.clock = null
     this.budget = null
     if (step.clock === 'manual') {
@@ -274,6 +279,14 @@ class Run {
       }
       case 'list_backends':
         return this.listBackends(ctx, step)
+      case 'metrics': {
+        const text = this.list.metrics()
+        const lines = text.split('\n')
+        for (const want of step.contains || []) assert.ok(lines.includes(want), `${ctx}: no line ${want} in\n${text}`)
+        for (const absent of step.absent || []) assert.ok(!text.includes(absent), `${ctx}: ${absent} in\n${text}`)
+        if (step.empty) assert.equal(text, '', `${ctx}: metrics should be empty`)
+        return
+      }
       case 'introspect':
         return this.introspect(ctx, step)
       case 'advance':

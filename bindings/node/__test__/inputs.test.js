@@ -9,7 +9,8 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const { spawnSync } = require('node:child_process')
-const { PeerList, StaticUpdater, EtcdUpdater, Upstream } = require('..')
+const peerlb_ = require('..')
+const { PeerList, StaticUpdater, EtcdUpdater, Upstream } = peerlb_
 
 const pkgDir = path.resolve(__dirname, '..')
 
@@ -254,4 +255,75 @@ test('deterministicSubset: balanced, deterministic, and strict about its argumen
   const sparse = []
   sparse.length = 2 ** 32 - 1
   assert.throws(() => deterministicSubset(sparse, 0, 1))
+})
+
+test('classes whose objects peerlb makes cannot be made with new (a coded TypeError), and instanceof still works', () => {
+  for (const name of ['Choice', 'Session', 'Subscriber', 'Binding']) {
+    assert.throws(
+      () => new peerlb_[name](),
+      (e) => e instanceof TypeError && e.code === 'ERR_ILLEGAL_CONSTRUCTOR',
+      name,
+    )
+  }
+  const list = new PeerList()
+  list.update({ add: ['a:1'] })
+  list.start()
+  const choice = list.choose()
+  assert.ok(choice instanceof peerlb_.Choice)
+  choice.finish()
+  // A hand-made Choice used to fail later, on its missing list, with an uncoded TypeError.
+  assert.throws(() => new peerlb_.Choice(null, 1, 'x'), { code: 'ERR_ILLEGAL_CONSTRUCTOR' })
+})
+
+test('addBackend with data that has no JSON (a BigInt, a cycle) is a coded TypeError', () => {
+  const list = new PeerList()
+  const cyclic = { id: 'a:1' }
+  cyclic.self = cyclic
+  for (const data of [{ id: 'a:1', weight: 2n }, cyclic]) {
+    assert.throws(() => list.addBackend(data), (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+  }
+  assert.equal(list.introspect().total, 0)
+})
+
+test('an object where a string or number is wanted is refused without running its code', () => {
+  let traps = 0
+  const proxy = new Proxy({}, { get: () => { traps++; return () => 'a:1' } })
+  const toStringCalls = { toString() { traps++; return 'a:1' } }
+  const list = new PeerList()
+  list.update({ add: ['a:1'] })
+  for (const v of [proxy, toStringCalls, new Array(2 ** 20)]) {
+    for (const call of [() => list.backendConfig(v), () => new peerlb_.ManualClock().advance(v)]) {
+      assert.throws(call, (e) => e instanceof TypeError && e.code === 'ERR_INVALID_ARG_TYPE')
+    }
+  }
+  assert.equal(traps, 0, 'a proxy trap or toString ran while the argument was refused')
+  assert.equal(list.introspect().total, 1)
+})
+
+test('declined(message, options) with a remoteCode getter that throws is PEERLB_INVALID_ARGUMENT', () => {
+  const thrown = new Error('on purpose')
+  const options = Object.defineProperty({}, 'remoteCode', { get() { throw thrown } })
+  assert.throws(
+    () => peerlb_.declined('busy', options),
+    (e) => e.code === 'PEERLB_INVALID_ARGUMENT' && e.cause === thrown,
+  )
+  assert.equal(peerlb_.declined('busy', { remoteCode: 429 }).remoteCode, 429)
+})
+
+test('options read by the JS layer (choose, addBackend data, Upstream check) that throw are PEERLB_INVALID_ARGUMENT', async () => {
+  const thrown = new Error('on purpose')
+  const throwing = (key) => Object.defineProperty({}, key, { get() { throw thrown }, enumerable: true })
+  const list = new PeerList()
+  list.update({ add: ['a:1'] })
+  list.start()
+  const coded = (e) => e.code === 'PEERLB_INVALID_ARGUMENT' && e.cause === thrown
+  assert.throws(() => list.choose(throwing('timeoutMs')), coded)
+  assert.throws(() => list.choose(throwing('shardKey')), coded)
+  await assert.rejects(list.chooseAsync(throwing('timeoutMs')), coded)
+  assert.throws(() => list.addBackend({ id: 'b:1', toJSON() { throw thrown } }), coded)
+  assert.throws(() => new Upstream(throwing('check')), coded)
+  assert.equal(list.introspect().total, 1)
+  list.choose().finish()
+  assert.equal(list.introspect().peers[0].pending, 0)
+  list.stop()
 })

@@ -40,7 +40,8 @@ function runNode(args, opts = {}) {
 }
 
 test('error codes map 1:1 to the core codes', () => {
-  assert.equal(Object.keys(errorCodes).length, 15)
+  assert.equal(Object.keys(errorCodes).length, 16)
+  assert.equal(errorCodes['overloaded'], 'PEERLB_OVERLOADED')
   assert.equal(errorCodes['already-finished'], 'PEERLB_ALREADY_FINISHED')
   assert.equal(errorCodes['internal'], 'PEERLB_INTERNAL')
   assert.equal(errorCodes['retry-exhausted'], 'PEERLB_RETRY_EXHAUSTED')

@@ -156,6 +156,19 @@ function disposeBinding(): void {
 }
 void disposeBinding
 
+// Metrics, circuit breakers, the admin endpoint.
+import { metrics, serveAdmin, type AdminServer } from '../index.js'
+const named = new PeerList({ name: 'ts-list', maxPending: 10, maxPendingPerPeer: 2, metrics: true, peerLabels: false, transport: 'http-probe?path=/healthz' })
+const listText: string = named.metrics()
+const allText: string = metrics()
+const info: ListIntrospection = named.introspect()
+const limit: number | null = info.max_pending
+console.log(named.name, listText.length, allText.length, limit, info.overloaded, errorCodes.overloaded)
+function disposeAdmin(): void {
+  using admin: AdminServer = serveAdmin(':0', { token: 's3cret' })
+  console.log(admin.url, admin.port, admin.address)
+}
+void disposeAdmin
 import { Session, adminResultCodes, type SessionEvent } from '../index.js'
 async function sessions(): Promise<void> {
   const slist = new PeerList({ strategy: 'fewest-pending', capacity: 32 })

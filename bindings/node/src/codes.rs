@@ -72,6 +72,8 @@ pub enum PeerlbErrorCode {
     AlreadyFinished,
     #[napi(value = "PEERLB_INTERNAL")]
     Internal,
+    #[napi(value = "PEERLB_OVERLOADED")]
+    Overloaded,
 }
 
 impl From<ErrorCode> for PeerlbErrorCode {
@@ -92,6 +94,7 @@ impl From<ErrorCode> for PeerlbErrorCode {
             ErrorCode::Declined => PeerlbErrorCode::Declined,
             ErrorCode::AlreadyFinished => PeerlbErrorCode::AlreadyFinished,
             ErrorCode::Internal => PeerlbErrorCode::Internal,
+            ErrorCode::Overloaded => PeerlbErrorCode::Overloaded,
         }
     }
 }

@@ -102,13 +102,30 @@ fn friendly(reason: &str) -> String {
 
 /// Converts `value` with napi-rs's [`FromNapiValue`], throwing as the module docs say.
 ///
+/// An object (or array, or function) where a string, number or boolean is wanted is refused
+/// before napi-rs sees it: napi-rs writes `String(value)` into its message, which for a
+/// sparse array of a million holes takes a fifth of a second and for a proxy runs user code.
+///
 /// # Safety
 /// `env` must be the env of the current call, on its JS thread; `value` a live value.
-pub unsafe fn arg<T: FromNapiValue>(
+pub unsafe fn arg<T: FromNapiValue + TypeName>(
     env: sys::napi_env,
     value: sys::napi_value,
     what: &str,
 ) -> napi::Result<T> {
+    let primitive = matches!(
+        T::value_type(),
+        ValueType::String | ValueType::Number | ValueType::Boolean
+    );
+    let ty = js::type_of(env, value);
+    if primitive && (ty == sys::ValueType::napi_object || ty == sys::ValueType::napi_function) {
+        let reason = format!(
+            "Failed to convert JavaScript value `{}` into rust type `{}`",
+            js::describe_arg(env, value),
+            T::type_name()
+        );
+        return Err(throw_conversion(env, what, type_mismatch(reason)));
+    }
     T::from_napi_value(env, value).map_err(|e| throw_conversion(env, what, e))
 }
 
@@ -128,7 +145,9 @@ pub unsafe fn options<T: FromNapiValue + Default>(
     }
     match js::type_of(env, value) {
         sys::ValueType::napi_undefined | sys::ValueType::napi_null => Ok(T::default()),
-        sys::ValueType::napi_object if !is_array(env, value) => arg(env, value, what),
+        sys::ValueType::napi_object if !is_array(env, value) => {
+            T::from_napi_value(env, value).map_err(|e| throw_conversion(env, what, e))
+        }
         _ => {
             let message = format!(
                 "{what} must be an options object, got {}",

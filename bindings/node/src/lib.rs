@@ -21,6 +21,7 @@ mod js;
 mod list;
 mod list_options;
 mod offload;
+pub mod ops;
 mod pending_update;
 mod registry;
 mod retry;
@@ -152,7 +153,11 @@ pub fn already_finished(env: Env, peer: String) -> sys::napi_value {
     ts_args_type = "message?: string, options?: { remoteCode?: number | null }",
     ts_return_type = "Error & { code: 'PEERLB_DECLINED'; remoteCode?: number }"
 )]
-pub fn declined(env: Env, message: Option<Unknown>, options: Option<Unknown>) -> sys::napi_value {
+pub fn declined(
+    env: Env,
+    message: Option<Unknown>,
+    options: Option<Unknown>,
+) -> napi::Result<sys::napi_value> {
     let raw = env.raw();
     let text = match message {
         Some(m) if unsafe { js::type_of(raw, m.raw()) } != sys::ValueType::napi_undefined => unsafe {
@@ -162,14 +167,15 @@ pub fn declined(env: Env, message: Option<Unknown>, options: Option<Unknown>) ->
     };
     let e = peerlb::Error::Declined(text);
     let error = unsafe { js::error_value(raw, &e) };
-    let code = options.and_then(|o| unsafe {
-        if js::type_of(raw, o.raw()) != sys::ValueType::napi_object {
-            return None;
-        }
-        let mut v = std::ptr::null_mut();
-        sys::napi_get_named_property(raw, o.raw(), c"remoteCode".as_ptr(), &mut v);
-        retry::remote_code_of(raw, v)
-    });
+    let code = match options {
+        Some(o) if unsafe { js::type_of(raw, o.raw()) } == sys::ValueType::napi_object => unsafe {
+            // A getter or proxy that throws is PEERLB_INVALID_ARGUMENT, as for any argument.
+            let v = convert::property(raw, o.raw(), c"remoteCode")
+                .map_err(|e| convert::throw_conversion(raw, "declined(options).remoteCode", e))?;
+            retry::remote_code_of(raw, v)
+        },
+        _ => None,
+    };
     if let Some(code) = code {
         unsafe {
             let mut v = std::ptr::null_mut();
@@ -177,7 +183,7 @@ pub fn declined(env: Env, message: Option<Unknown>, options: Option<Unknown>) ->
             sys::napi_set_named_property(raw, error, c"remoteCode".as_ptr(), v);
         }
     }
-    error
+    Ok(error)
 }
 
 /// Throws what a panic caught at the boundary becomes (`PEERLB_INTERNAL`); for tests.

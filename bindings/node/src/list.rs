@@ -143,6 +143,19 @@ impl NativeList {
         self.core().strategy_name().to_owned()
     }
 
+    /// The list's name (`name` option, or `list-N`): its `list` label in metrics and its
+    /// path on the admin endpoint.
+    #[napi(getter)]
+    pub fn name(&self) -> String {
+        self.core().name().to_owned()
+    }
+
+    /// The list's metrics in the Prometheus text format ('' when made with `metrics: false`).
+    #[napi]
+    pub fn metrics(&self, env: Env) -> napi::Result<String> {
+        guard::call(&env, || Ok(self.core().metrics()))
+    }
+
     /// Adds and removes peers (removals first). Everything that can be applied is; the
     /// failures are thrown together (`err.errors` lists them when there are several).
     /// Runs on the calling thread: for very large changes (tens of thousands of peers)

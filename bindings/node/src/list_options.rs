@@ -61,13 +61,14 @@ pub struct PeerListOptions<'a> {
     /// `choose` fails at once with PEERLB_NO_PEER_AVAILABLE instead of waiting (default false).
     pub fail_fast: Option<bool>,
     /// A built-in transport spec — `'always-available'` (default), `'tcp-probe'`,
-    /// `'tcp-probe?interval_ms=200&timeout_ms=100&healthy_threshold=1&unhealthy_threshold=1'`
+    /// `'tcp-probe?interval_ms=200&timeout_ms=100&healthy_threshold=1&unhealthy_threshold=1'`,
+    /// `'http-probe?path=/healthz&expect=200-299'`, `'grpc-health?service=name'`
     /// (a bad spec is PEERLB_INVALID_ARGUMENT) — or a transport object: the list calls
     /// `retain` when it starts using a peer and `release` when it stops; report the peer's
     /// status through the subscriber (until then it is 'unavailable'). Throwing makes the
     /// list operation fail with PEERLB_TRANSPORT_FAILED. Callbacks may call back into the list.
     #[napi(
-        ts_type = "'always-available' | 'tcp-probe' | (string & {}) | { retain(peerId: string, subscriber: Subscriber): unknown; release(peerId: string, subscriber: Subscriber): unknown; readonly name?: string } | null"
+        ts_type = "'always-available' | 'tcp-probe' | 'http-probe' | 'grpc-health' | (string & {}) | { retain(peerId: string, subscriber: Subscriber): unknown; release(peerId: string, subscriber: Subscriber): unknown; readonly name?: string } | null"
     )]
     pub transport: Option<Unknown<'a>>,
     /// Outlier ejection: on by default (`true`/absent = the defaults), `false` = off.
@@ -76,6 +77,19 @@ pub struct PeerListOptions<'a> {
     /// The clock for ejection times and time-based strategies (default the real clock).
     #[napi(ts_type = "ManualClock | 'real' | null")]
     pub clock: Option<Unknown<'a>>,
+    /// The list's name: its `list` label in metrics and its path on the admin endpoint
+    /// (1..=128 of `A-Z a-z 0-9 _ - . :`; default `list-N`).
+    pub name: Option<String>,
+    /// Circuit breaker: with this many of the list's requests in flight, `choose` fails at
+    /// once with PEERLB_OVERLOADED (an integer >= 1; no limit when not given).
+    pub max_pending: Option<f64>,
+    /// Circuit breaker per peer: a peer with this many requests in flight is not chosen;
+    /// when every peer tried is at it, PEERLB_OVERLOADED (an integer >= 1).
+    pub max_pending_per_peer: Option<f64>,
+    /// Whether the list keeps metrics (default true).
+    pub metrics: Option<bool>,
+    /// Whether metrics carry a `peer` label (default true; false collapses the peers).
+    pub peer_labels: Option<bool>,
     /// Expected number of peers, a whole number (a pre-sizing hint; default 10, yarpc's).
     pub capacity: Option<f64>,
     /// The zone this client runs in: turns on Envoy's zone-aware routing inside each
@@ -121,6 +135,27 @@ impl PeerListOptions<'_> {
                 opts = opts.seed(value);
             }
             None => {}
+        }
+        if let Some(name) = self.name {
+            opts = opts.name(name);
+        }
+        // Limits go to the core as given (0 included: the core refuses it).
+        let max = (1u64 << 53) - 1;
+        if let Some(n) = self.max_pending {
+            let limit = convert::whole(n, max)
+                .map_err(|m| convert::invalid(env, "new PeerList: maxPending", m))?;
+            opts = opts.max_pending(limit as usize);
+        }
+        if let Some(n) = self.max_pending_per_peer {
+            let limit = convert::whole(n, max)
+                .map_err(|m| convert::invalid(env, "new PeerList: maxPendingPerPeer", m))?;
+            opts = opts.max_pending_per_peer(limit as usize);
+        }
+        if let Some(on) = self.metrics {
+            opts = opts.metrics(on);
+        }
+        if let Some(on) = self.peer_labels {
+            opts = opts.peer_labels(on);
         }
         if let Some(e) = self.ejection {
             opts = opts.ejection(unsafe { ejection(raw, e.raw())? });

@@ -7,6 +7,7 @@
 //! item by item up to [`MAX_ITEMS`] (never sized by its own `__len__`, which could ask for
 //! an allocation that aborts the process).
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use peerlb::{ConnectionStatus, Outcome, PeerSpec};
@@ -182,7 +183,7 @@ pub fn shard_key(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<u8>>> {
         return Ok(Some(b.as_bytes().to_vec()));
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Some(s.to_cow()?.as_bytes().to_vec()));
+        return Ok(Some(text("shard_key", s)?.as_bytes().to_vec()));
     }
     Err(PyTypeError::new_err(format!(
         "shard_key must be str or bytes, not {}",
@@ -190,10 +191,44 @@ pub fn shard_key(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Vec<u8>>> {
     )))
 }
 
+/// A count limit (`max_pending=`): an int in the range of `usize`, passed to core as
+/// given (0 included: core judges it).
+pub fn usize_limit(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<usize> {
+    // In range by construction.
+    uint(what, obj, 0, usize::MAX as u64).map(|v| v as usize)
+}
+
+/// The text of a str. A str that has no UTF-8 form (a lone surrogate, e.g. `"\ud800"`)
+/// is a bad value: `InvalidArgument`, like an id that is not valid UTF-8 on the other
+/// surfaces (not the `UnicodeEncodeError` Python's encoder raises).
+pub fn text<'a>(what: &str, s: &'a Bound<'_, PyString>) -> PyResult<Cow<'a, str>> {
+    s.to_cow().map_err(|_| {
+        invalid_argument(
+            s.py(),
+            format!("{what} is not valid Unicode text (it has a lone surrogate)"),
+        )
+    })
+}
+
+/// A path argument (str, bytes or `os.PathLike`, as Python's `open` takes). A str the
+/// file system cannot name (a lone surrogate) is `InvalidArgument`, like [`text`].
+pub fn path(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<std::path::PathBuf> {
+    obj.extract::<std::path::PathBuf>().map_err(|e| {
+        if e.is_instance_of::<pyo3::exceptions::PyUnicodeError>(obj.py()) {
+            invalid_argument(
+                obj.py(),
+                format!("{what} is not a path the file system can name: {e}"),
+            )
+        } else {
+            e
+        }
+    })
+}
+
 /// A str argument (peer id, status, strategy name…), `TypeError` otherwise.
 pub fn string(what: &str, obj: &Bound<'_, PyAny>) -> PyResult<String> {
     match obj.cast::<PyString>() {
-        Ok(s) => Ok(s.to_cow()?.into_owned()),
+        Ok(s) => Ok(text(what, s)?.into_owned()),
         Err(_) => Err(PyTypeError::new_err(format!(
             "{what} must be a str, not {}",
             type_name(obj)
@@ -268,7 +303,7 @@ const PEER_KEYS: [&str; 4] = ["id", "weight", "zone", "priority"];
 /// "priority": 1}` (every key but `id` optional; a zone of `None` is no zone).
 fn peer_spec(item: &Bound<'_, PyAny>) -> PyResult<PeerSpec> {
     if let Ok(s) = item.cast::<PyString>() {
-        return Ok(PeerSpec::new(s.to_cow()?.into_owned()));
+        return Ok(PeerSpec::new(text("peer id", s)?.into_owned()));
     }
     if let Ok(t) = item.cast::<PyTuple>() {
         if t.len() != 2 {

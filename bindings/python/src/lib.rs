@@ -16,6 +16,7 @@ mod errors;
 mod events;
 mod list;
 mod load;
+mod ops;
 mod retry;
 mod session;
 mod subset;
@@ -45,6 +46,9 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<upstream::PyUpstream>()?;
     upstream::register_atexit(m)?;
     m.add_class::<wait::CancelWait>()?;
+    m.add_class::<ops::PyAdminServer>()?;
+    m.add_function(wrap_pyfunction!(ops::serve_admin, m)?)?;
+    m.add_function(wrap_pyfunction!(ops::metrics, m)?)?;
     updater::register(m)?;
     m.add_function(wrap_pyfunction!(subset::deterministic_subset, m)?)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;

@@ -107,8 +107,8 @@ impl PyPeerList {
 impl PyPeerList {
     #[new]
     #[pyo3(
-        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None),
-        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None)"
+        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None),
+        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -120,6 +120,11 @@ impl PyPeerList {
         transport: Option<&Bound<'_, PyAny>>,
         ejection: Option<&Bound<'_, PyAny>>,
         clock: Option<&Bound<'_, PyAny>>,
+        name: Option<&Bound<'_, PyAny>>,
+        max_pending: Option<&Bound<'_, PyAny>>,
+        max_pending_per_peer: Option<&Bound<'_, PyAny>>,
+        metrics: Option<&Bound<'_, PyAny>>,
+        peer_labels: Option<&Bound<'_, PyAny>>,
         capacity: Option<&Bound<'_, PyAny>>,
         local_zone: Option<&Bound<'_, PyAny>>,
         min_cluster_size: Option<&Bound<'_, PyAny>>,
@@ -146,6 +151,23 @@ impl PyPeerList {
             if let Some(c) = given(clock) {
                 options = options.clock(retry::clock_arg(c)?);
             }
+            if let Some(n) = given(name) {
+                options = options.name(convert::string("name", n)?);
+            }
+            // Limits go to core as given (0 included): core judges them.
+            if let Some(m) = given(max_pending) {
+                options = options.max_pending(convert::usize_limit("max_pending", m)?);
+            }
+            if let Some(m) = given(max_pending_per_peer) {
+                options =
+                    options.max_pending_per_peer(convert::usize_limit("max_pending_per_peer", m)?);
+            }
+            if let Some(b) = given(metrics) {
+                options = options.metrics(convert::boolean("metrics", b)?);
+            }
+            if let Some(b) = given(peer_labels) {
+                options = options.peer_labels(convert::boolean("peer_labels", b)?);
+            }
             if let Some(c) = given(capacity) {
                 let capacity = convert::u64_arg("capacity", c)?;
                 options = options.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
@@ -166,7 +188,7 @@ impl PyPeerList {
                 if let Ok(spec) = t.cast::<PyString>() {
                     // A built-in transport by spec: "always-available",
                     // "tcp-probe?interval_ms=200&timeout_ms=100", ...
-                    let spec = spec.to_cow()?;
+                    let spec = convert::text("transport", spec)?;
                     options = options.transport(check(py, peerlb::transport_from_spec(&spec))?);
                 } else {
                     let wrapped = Arc::new(PyTransport::new(t)?);
@@ -287,6 +309,11 @@ impl PyPeerList {
             d.set_item("chosen", snap.chosen)?;
             d.set_item("failures", snap.failures)?;
             d.set_item("ejections", snap.ejections)?;
+            d.set_item("name", snap.name)?;
+            d.set_item("pending", snap.pending)?;
+            d.set_item("max_pending", snap.max_pending)?;
+            d.set_item("max_pending_per_peer", snap.max_pending_per_peer)?;
+            d.set_item("overloaded", snap.overloaded)?;
             d.set_item("sessions", snap.sessions)?;
             let levels = PyList::empty(py);
             for level in snap.priorities {
@@ -302,6 +329,19 @@ impl PyPeerList {
             d.set_item("peers", peer_dicts(py, snap.peers)?)?;
             Ok(d)
         })
+    }
+
+    /// The list's name (`name=`, or `list-N` when it was made without one): its `list`
+    /// label in metrics and its path on the admin endpoint.
+    #[getter]
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The list's metrics in the Prometheus text format (empty with `metrics=False`);
+    /// core's part runs with the GIL released.
+    fn metrics(&self, py: Python<'_>) -> PyResult<String> {
+        guard(py, || Ok(py.detach(|| self.inner.metrics())))
     }
 
     /// Every backend with its admin and ejection state: `introspect()["peers"]`.

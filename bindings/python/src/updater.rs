@@ -43,12 +43,12 @@ impl PyFileUpdater {
     #[pyo3(signature = (path, *, poll_interval=None, max_size=None))]
     fn new(
         py: Python<'_>,
-        path: std::path::PathBuf,
+        path: &Bound<'_, PyAny>,
         poll_interval: Option<&Bound<'_, PyAny>>,
         max_size: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
-            let mut u = FileUpdater::new(path);
+            let mut u = FileUpdater::new(convert::path("path", path)?);
             if let Some(d) = convert::seconds("poll_interval", poll_interval)? {
                 u = u.poll_interval(d);
             }
@@ -77,22 +77,26 @@ impl PyDnsUpdater {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        name: &str,
+        name: &Bound<'_, PyAny>,
         record: Option<&Bound<'_, PyAny>>,
         port: Option<&Bound<'_, PyAny>>,
-        nameserver: Option<&str>,
+        nameserver: Option<&Bound<'_, PyAny>>,
         min_interval: Option<&Bound<'_, PyAny>>,
         max_interval: Option<&Bound<'_, PyAny>>,
         timeout: Option<&Bound<'_, PyAny>>,
         empty_threshold: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
+            let name = convert::string("name", name)?;
+            let nameserver = nameserver
+                .map(|n| convert::string("nameserver", n))
+                .transpose()?;
             let record = record.map(|r| convert::string("record", r)).transpose()?;
             let port = port
                 .map(|p| convert::uint("port", p, 0, u16::MAX.into()).map(|p| p as u16))
                 .transpose()?;
             let record = check(py, DnsRecord::from_name(record.as_deref(), port))?;
-            let mut u = check(py, DnsUpdater::new(name, record))?;
+            let mut u = check(py, DnsUpdater::new(&name, record))?;
             if let Some(n) = empty_threshold {
                 u = u.empty_threshold(convert::u32_arg("empty_threshold", n, 0)?);
             }
@@ -135,12 +139,13 @@ impl PyEtcdUpdater {
     fn new(
         py: Python<'_>,
         endpoints: &Bound<'_, PyAny>,
-        prefix: &str,
+        prefix: &Bound<'_, PyAny>,
         timeout: Option<&Bound<'_, PyAny>>,
         retry_interval: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
-            Self::build(py, endpoints, prefix, timeout, retry_interval)
+            let prefix = convert::string("prefix", prefix)?;
+            Self::build(py, endpoints, &prefix, timeout, retry_interval)
         })
     }
 

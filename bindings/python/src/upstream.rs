@@ -170,17 +170,17 @@ impl PyUpstream {
     }
 
     /// Moves the backend's score up by the success delta (capped at the high score).
-    fn up(&self, py: Python<'_>, backend: &str) -> PyResult<()> {
+    fn up(&self, py: Python<'_>, backend: &Bound<'_, PyAny>) -> PyResult<()> {
         guard(py, || {
-            self.inner.up(backend);
+            self.inner.up(&convert::string("backend", backend)?);
             Ok(())
         })
     }
 
     /// Moves the backend's score down by the fail delta (capped at the low score).
-    fn down(&self, py: Python<'_>, backend: &str) -> PyResult<()> {
+    fn down(&self, py: Python<'_>, backend: &Bound<'_, PyAny>) -> PyResult<()> {
         guard(py, || {
-            self.inner.down(backend);
+            self.inner.down(&convert::string("backend", backend)?);
             Ok(())
         })
     }
@@ -194,8 +194,10 @@ impl PyUpstream {
     }
 
     /// The backend's score, or None when it is not in the list.
-    fn score(&self, py: Python<'_>, backend: &str) -> PyResult<Option<f64>> {
-        guard(py, || Ok(self.inner.score(backend)))
+    fn score(&self, py: Python<'_>, backend: &Bound<'_, PyAny>) -> PyResult<Option<f64>> {
+        guard(py, || {
+            Ok(self.inner.score(&convert::string("backend", backend)?))
+        })
     }
 
     /// Every backend with its score, in list order.

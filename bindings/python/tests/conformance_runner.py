@@ -128,6 +128,9 @@ class Run:
             kwargs["seed"] = step["seed"]
         if "fail_fast" in step:
             kwargs["fail_fast"] = step["fail_fast"]
+        for key in ("name", "max_pending", "max_pending_per_peer", "metrics", "peer_labels"):
+            if key in step:
+                kwargs[key] = step[key]
         if "capacity" in step:
             kwargs["capacity"] = step["capacity"]
         for key in ("local_zone", "min_cluster_size", "overprovisioning_factor"):
@@ -337,6 +340,15 @@ class Run:
             self.done[name] = choice
         elif op == "list_backends":
             self.list_backends(ctx, step)
+        elif op == "metrics":
+            text = self.lst.metrics()
+            lines = text.splitlines()
+            for want in step.get("contains", []):
+                assert want in lines, f"{ctx}: no line {want!r} in\n{text}"
+            for absent in step.get("absent", []):
+                assert absent not in text, f"{ctx}: {absent!r} in\n{text}"
+            if step.get("empty"):
+                assert text == "", f"{ctx}: metrics should be empty: {text!r}"
         elif op == "introspect":
             self.introspect(ctx, step)
         elif op == "advance":

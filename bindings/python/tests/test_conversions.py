@@ -136,3 +136,43 @@ def test_durations_still_take_every_documented_form() -> None:
     for timeout in [0, 1, 0.5, 10**6, datetime.timedelta(milliseconds=5), float("inf"), 1e300]:
         lst.choose(timeout=timeout).finish("ok", timeout)
     assert peerlb.RetryBudget(ratio=1, min_per_sec=0, ttl=1).balance == 0
+
+
+# A str with no UTF-8 form (a lone surrogate) is a bad value at every str site: the
+# InvalidArgument of a bad peer id, never Python's UnicodeEncodeError.
+SURROGATE = "\ud800"
+STR_SITES: Dict[str, Callable[[Any], object]] = {
+    "update(add) id": lambda v: running().update(add=[v]),
+    "update(add) tuple id": lambda v: running().update(add=[(v, 1)]),
+    "update(add) dict id": lambda v: running().update(add=[{"id": v}]),
+    "update(remove)": lambda v: running().update(remove=[v]),
+    "disable": lambda v: running().disable(v),
+    "enable": lambda v: running().enable(v),
+    "reset": lambda v: running().reset(v),
+    "delete": lambda v: running().delete(v),
+    "choose(shard_key)": lambda v: running().choose(shard_key=v),
+    "PeerList(strategy)": lambda v: peerlb.PeerList(v),
+    "PeerList(transport)": lambda v: peerlb.PeerList(transport=v),
+    "StaticUpdater": lambda v: peerlb.StaticUpdater([v]),
+    "FileUpdater(path)": lambda v: peerlb.FileUpdater(v),
+    "DnsUpdater(name)": lambda v: peerlb.DnsUpdater(v),
+    "DnsUpdater(record)": lambda v: peerlb.DnsUpdater("x.test", v),
+    "DnsUpdater(nameserver)": lambda v: peerlb.DnsUpdater("x.test", nameserver=v),
+    "EtcdUpdater(prefix)": lambda v: peerlb.EtcdUpdater(["http://127.0.0.1:1"], v),
+    "Upstream(backends)": lambda v: peerlb.Upstream([v], check=lambda b: True, manual=True),
+    "Upstream.up": lambda v: peerlb.Upstream([], check=lambda b: True, manual=True).up(v),
+    "Upstream.down": lambda v: peerlb.Upstream([], check=lambda b: True, manual=True).down(v),
+    "Upstream.score": lambda v: peerlb.Upstream([], check=lambda b: True, manual=True).score(v),
+}
+
+
+@pytest.mark.parametrize("site", sorted(STR_SITES))
+def test_lone_surrogates_are_invalid_arguments(site: str) -> None:
+    try:
+        STR_SITES[site](SURROGATE)
+    except peerlb.InvalidArgument:
+        pass
+    except peerlb.PeerlbError as e:  # e.g. a failed update listing the bad id among others
+        assert all(x.code == "invalid-argument" for x in e.errors), e
+    else:
+        pytest.fail(f"{site} accepted a lone surrogate")

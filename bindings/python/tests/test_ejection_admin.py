@@ -218,7 +218,7 @@ def test_introspection_keys() -> None:
     assert set(info) == {
         "strategy", "transport", "state", "summary", "available", "total", "panic",
         "ejected", "disabled", "chosen", "failures", "ejections", "sessions", "priorities",
-        "peers",
+        "peers", "name", "pending", "max_pending", "max_pending_per_peer", "overloaded",
     }
     assert set(info["peers"][0]) == {
         "id", "status", "pending", "weight", "zone", "priority", "admin", "ejected", "ejected_for_ms",

@@ -144,6 +144,9 @@ impl ListShared {
         };
         let result = change(&mut commit);
         commit.settle_panic_floor();
+        if let Some(breakers) = &self.breakers {
+            breakers.set_offered(commit.state.tally.offered());
+        }
         let Commit {
             mut state,
             events,

@@ -301,6 +301,9 @@ impl ListShared {
                 return;
             }
             slot.ejections = slot.ejections.saturating_add(1);
+            if let Some(series) = &slot.series {
+                series.ejected();
+            }
             let time = policy.ejection_time(slot.ejections);
             let now = c.list.clock.now();
             // A time too far to represent is as good as forever: a year.

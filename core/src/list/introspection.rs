@@ -64,6 +64,7 @@ impl ListShared {
         let peers = self.peer_snapshots(&state);
         let available = state.tally.offered();
         let total = peers.len();
+        let (max_pending, max_pending_per_peer, overloaded) = self.breaker_numbers();
         let (state_name, title) = if self.is_running() {
             ("running", "Running")
         } else {
@@ -82,6 +83,11 @@ impl ListShared {
             chosen: peers.iter().map(|p| p.chosen).sum(),
             failures: peers.iter().map(|p| p.failures).sum(),
             ejections: peers.iter().map(|p| u64::from(p.ejections)).sum(),
+            name: self.list_name.to_string(),
+            pending: peers.iter().map(|p| p.pending).sum(),
+            max_pending,
+            max_pending_per_peer,
+            overloaded,
             sessions: state.sessions.open(),
             priorities: state
                 .routing

@@ -67,6 +67,8 @@ pub(super) struct Slot {
     /// Its zone as given (boxed: one word in every record, an allocation only for peers
     /// with a zone). Its priority is its locality's.
     pub(super) zone: Option<Box<Arc<str>>>,
+    /// Its id's metric series (when the list keeps metrics), for as long as it is listed.
+    pub(super) series: Option<std::sync::Arc<crate::metrics::PeerSeries>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +92,7 @@ impl Slot {
             offered: false,
             ejected_until: 0,
             ejections: 0,
+            series: None,
         }
     }
 
@@ -180,7 +183,9 @@ impl Commit<'_> {
             .peers
             .get_index_mut(i)
             .expect("a record to retain");
-        let peer = self.list.new_peer(id.clone(), slot.weight);
+        let peer = self
+            .list
+            .new_peer(id.clone(), slot.weight, slot.series.clone());
         peer.set_locality(slot.locality);
         slot.peer = Some(peer.clone());
         slot.phase = Phase::Retaining;
@@ -263,10 +268,14 @@ impl Commit<'_> {
             self.state
                 .routing
                 .locality_for(&self.list.routing, peer.priority, peer.zone.as_ref());
-        let (i, _) = self
-            .state
-            .peers
-            .insert_full(peer.id.clone(), Slot::new(seq, &peer, locality));
+        let series = self.list.metrics.as_ref().map(|m| m.series_for(&peer.id));
+        let (i, _) = self.state.peers.insert_full(
+            peer.id.clone(),
+            Slot {
+                series,
+                ..Slot::new(seq, &peer, locality)
+            },
+        );
         self.state.routing.record_added(locality);
         self.state.next_seq += 1;
         self.count_new(i);

@@ -42,6 +42,8 @@
 //! | `sessions.rs` | open sessions per peer, session events, a failover's choice of peer (see [`crate::session`]) |
 //! | `backend_admin.rs` | the backend administrator's `add_backend` and `backend_config` |
 //! | `queries.rs` | yarpc's `available`, `uninitialized`, `num_*` and `peers` |
+//! | `breakers.rs` | the circuit breakers `max_pending` and `max_pending_per_peer` |
+//! | `scrape.rs` | the list's metrics, read at scrape time |
 //!
 //! # The change path
 //!
@@ -71,6 +73,7 @@
 //!   and the list reads it when it settles the batch it retained.
 
 mod backend_admin;
+mod breakers;
 mod commit;
 mod eligibility;
 mod introspection;
@@ -78,6 +81,7 @@ mod membership;
 mod options;
 mod queries;
 pub mod routing;
+mod scrape;
 mod sessions;
 mod waiting;
 
@@ -105,6 +109,9 @@ use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 pub use options::{ListOptions, DEFAULT_CAPACITY};
 pub(crate) use sessions::Left;
+
+pub(crate) use breakers::Admission;
+use breakers::Breakers;
 
 use membership::State;
 
@@ -151,6 +158,12 @@ pub(crate) struct ListShared {
     changed: Event,
     /// Peer events and their subscribers.
     events: Arc<EventBus>,
+    /// The list's name (`ListOptions::name`): its `list` label and admin path.
+    list_name: Arc<str>,
+    /// Metrics, unless the list was made with `metrics(false)`.
+    metrics: Option<crate::metrics::ListMetrics>,
+    /// Circuit breakers, when the list has any.
+    breakers: Option<Breakers>,
     /// Session events and their subscribers.
     session_events: Arc<EventBus<SessionEvent>>,
     /// The capacity hint the list was made with.
@@ -165,6 +178,14 @@ impl PeerList {
         if let Some(policy) = &options.ejection {
             policy.validate()?;
         }
+        let list_name: Arc<str> = match &options.name {
+            Some(name) => {
+                crate::registry::validate_name(name)?;
+                Arc::from(name.as_str())
+            }
+            None => Arc::from(crate::registry::default_name()),
+        };
+        let breakers = Breakers::new(options.max_pending, options.max_pending_per_peer)?;
         let routing = routing::Routing::new(
             &options.fleet,
             options
@@ -207,11 +228,53 @@ impl PeerList {
             )),
             changed: Event::new(),
             events: Arc::new(EventBus::default()),
+            list_name: list_name.clone(),
+            metrics: options
+                .metrics
+                .then(|| crate::metrics::ListMetrics::new(options.peer_labels)),
+            breakers,
             session_events: Arc::new(EventBus::default()),
             capacity: options.capacity,
             routing,
         });
+        crate::registry::register(list_name, Arc::downgrade(&shared));
         Ok(PeerList { shared })
+    }
+
+    /// A handle of a list the registry found.
+    pub(crate) fn from_shared(shared: Arc<ListShared>) -> PeerList {
+        PeerList { shared }
+    }
+
+    /// The list's name ([`ListOptions::name`], or `list-N` when it was made without one).
+    pub fn name(&self) -> &str {
+        &self.shared.list_name
+    }
+
+    /// The list's metrics in the Prometheus text format (see [`crate::metrics`]); empty
+    /// for a list made with `metrics(false)`.
+    pub fn metrics(&self) -> String {
+        self.metrics_as(crate::metrics::MetricsFormat::Prometheus)
+    }
+
+    /// The list's metrics in `format`.
+    pub fn metrics_as(&self, format: crate::metrics::MetricsFormat) -> String {
+        match self.shared.metrics_sample() {
+            Some(sample) => crate::metrics::encode(vec![sample], format),
+            None => String::new(),
+        }
+    }
+
+    /// Counts a retry the budget refused (metrics).
+    pub(crate) fn count_retry_refused(&self) {
+        if let Some(m) = &self.shared.metrics {
+            m.budget_refused();
+        }
+    }
+
+    /// This list's sample for a scrape, unless it keeps no metrics.
+    pub(crate) fn metrics_sample(&self) -> Option<crate::metrics::ListSample> {
+        self.shared.metrics_sample()
     }
 
     /// The strategy's full spec, options included: `"round-robin"`,
@@ -458,16 +521,30 @@ impl ListShared {
         self.running.load(Ordering::Acquire)
     }
 
-    /// A new peer for the transport to retain.
-    fn new_peer(&self, id: PeerId, weight: u32) -> PeerRef {
-        Peer::new_ref(
+    /// A new peer for the transport to retain (`series`: its id's metric series).
+    fn new_peer(
+        &self,
+        id: PeerId,
+        weight: u32,
+        series: Option<Arc<crate::metrics::PeerSeries>>,
+    ) -> PeerRef {
+        Peer::new_ref_with(
             id,
             weight,
             self.this.clone(),
             self.notify_pending,
             self.notify_outcome,
             self.ejection.map_or(0, |p| p.consecutive_failures),
+            series,
+            self.breakers.as_ref().and_then(Breakers::admission),
         )
+    }
+
+    /// Counts a retry (metrics).
+    pub(crate) fn count_retry(&self) {
+        if let Some(m) = &self.metrics {
+            m.retried();
+        }
     }
 
     /// A peer's pending count changed: the strategy that holds it hears it (the list's, or
@@ -497,7 +574,14 @@ impl ListShared {
         let latency = match latency {
             Some(l) => l,
             None if started == 0 => Duration::ZERO,
-            None => Duration::from_nanos(self.stamp_ns(now_ns).saturating_sub(started)),
+            None => {
+                let measured = Duration::from_nanos(self.stamp_ns(now_ns).saturating_sub(started));
+                // A given latency was recorded by `Choice::finish`; a measured one is here.
+                if let Some(series) = peer.series() {
+                    series.record_latency(measured);
+                }
+                measured
+            }
         };
         // This runs inside `Choice::finish` or a drop: a panicking custom strategy must not
         // turn into a panic in drop (an abort while unwinding), so it is contained here;
@@ -538,7 +622,8 @@ impl ListShared {
     #[inline]
     fn stamp_at(&self, now: Instant) -> u64 {
         let d = now.saturating_duration_since(self.epoch);
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1) + 1
+        // Saturates: a manual clock can be moved to u64::MAX nanoseconds and beyond.
+        u64::try_from(d.as_nanos()).map_or(u64::MAX, |n| n.saturating_add(1))
     }
 }
 

@@ -41,6 +41,11 @@ pub struct ListOptions {
     pub(super) transport: Option<Arc<dyn Transport>>,
     /// Routing by priority and zone (see `routing.rs`).
     pub(super) fleet: super::routing::FleetOptions,
+    pub(super) name: Option<String>,
+    pub(super) metrics: bool,
+    pub(super) peer_labels: bool,
+    pub(super) max_pending: Option<usize>,
+    pub(super) max_pending_per_peer: Option<usize>,
 }
 
 impl Default for ListOptions {
@@ -56,6 +61,11 @@ impl Default for ListOptions {
             capacity: DEFAULT_CAPACITY,
             transport: None,
             fleet: Default::default(),
+            name: None,
+            metrics: true,
+            peer_labels: true,
+            max_pending: None,
+            max_pending_per_peer: None,
         }
     }
 }
@@ -215,6 +225,64 @@ impl ListOptions {
         self
     }
 
+    /// The list's name: its `list` label in metrics and its path on the admin endpoint
+    /// (`/lists/{name}/backends`). 1..=128 bytes of ASCII letters, digits, `_`, `-`, `.` and
+    /// `:`; anything else is `invalid-argument` when the list is made. Without one the
+    /// list is named `list-N` (N counts the lists of the process from 1). See
+    /// [`crate::registry`] for lists that share a name.
+    ///
+    /// ```
+    /// use peerlb::{ListOptions, PeerList};
+    /// let list = PeerList::new(ListOptions::default().name("checkout")).unwrap();
+    /// assert_eq!(list.name(), "checkout");
+    /// assert!(PeerList::new(ListOptions::default().name("a b")).is_err());
+    /// ```
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Whether the list keeps metrics (default `true`; see [`crate::metrics`]). Off, it
+    /// records nothing and [`PeerList::metrics`](super::PeerList::metrics) is empty.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
+    }
+
+    /// Whether metrics carry a `peer` label (default `true`). `false` collapses every
+    /// per-peer series into one per list, for lists with many peers.
+    pub fn peer_labels(mut self, on: bool) -> Self {
+        self.peer_labels = on;
+        self
+    }
+
+    /// Circuit breaker (Envoy's `max_requests`): with `limit` requests of this list in
+    /// flight, `choose` fails at once with `overloaded`. At least 1; off by default (see
+    /// [`crate::list`]'s circuit breakers).
+    ///
+    /// ```
+    /// use peerlb::{ErrorCode, ListOptions, PeerList, Request};
+    /// let list = PeerList::new(ListOptions::default().max_pending(1)).unwrap();
+    /// list.update(["a:1", "b:1"], None::<&str>).unwrap();
+    /// list.start().unwrap();
+    /// let held = list.choose(&Request::new()).unwrap();
+    /// assert_eq!(list.choose(&Request::new()).unwrap_err().code(), ErrorCode::Overloaded);
+    /// drop(held);
+    /// assert!(list.choose(&Request::new()).is_ok());
+    /// ```
+    pub fn max_pending(mut self, limit: usize) -> Self {
+        self.max_pending = Some(limit);
+        self
+    }
+
+    /// Circuit breaker per peer: a peer with `limit` requests in flight is not chosen (the
+    /// list asks its strategy for another); when every peer it tries is at the limit,
+    /// `choose` fails at once with `overloaded`. At least 1; off by default.
+    pub fn max_pending_per_peer(mut self, limit: usize) -> Self {
+        self.max_pending_per_peer = Some(limit);
+        self
+    }
+
     /// Whether `fail_fast` is set.
     pub fn is_fail_fast(&self) -> bool {
         self.fail_fast
@@ -233,6 +301,11 @@ impl fmt::Debug for ListOptions {
             .field("fail_fast", &self.fail_fast)
             .field("capacity", &self.capacity)
             .field("fleet", &self.fleet)
+            .field("name", &self.name)
+            .field("metrics", &self.metrics)
+            .field("peer_labels", &self.peer_labels)
+            .field("max_pending", &self.max_pending)
+            .field("max_pending_per_peer", &self.max_pending_per_peer)
             .finish()
     }
 }

@@ -157,6 +157,7 @@ impl ListShared {
             Ok((left, attempt, asked))
         })?;
         if let Some(attempt) = attempt {
+            attempt.count_failover();
             attempt.finish_session(if asked {
                 Outcome::Cancelled
             } else {
@@ -276,6 +277,9 @@ impl ListShared {
     ) -> NowOrLater<Result<Choice>> {
         if let Some(choice) = self.try_choose_other(left, key) {
             return NowOrLater::Now(Ok(choice));
+        }
+        if let Some(err) = self.failover_refusal(session, left.peer.as_ref()) {
+            return NowOrLater::Now(Err(err));
         }
         if let Some(err) = self.cannot_wait_for_other(session, left, deadline) {
             // A peer may have come meanwhile.
@@ -410,33 +414,42 @@ impl ListShared {
         }
         let untried = self.fewest_pending_offered(|id| !excluded(id) && !left.tried.contains(id));
         if let Some(peer) = untried {
-            if let Some(f) = fallback {
-                f.finish_session(Outcome::Cancelled);
+            if let Some(choice) = self.start_on(&peer) {
+                if let Some(f) = fallback {
+                    f.finish_session(Outcome::Cancelled);
+                }
+                return Some(choice);
             }
-            return Some(self.start_on(&peer));
         }
         if fallback.is_some() {
             return fallback;
         }
         self.fewest_pending_offered(|id| !excluded(id))
-            .map(|peer| self.start_on(&peer))
+            .and_then(|peer| self.start_on(&peer))
     }
 
     /// The offered peer with the fewest pending requests among those `wanted` accepts
     /// (O(n): only failovers that the strategy could not serve come here).
+    /// Peers at the per-peer circuit breaker's limit are left out.
     fn fewest_pending_offered(&self, wanted: impl Fn(&PeerId) -> bool) -> Option<PeerRef> {
+        let below_limit = self.peer_limit_check();
         let state = self.lock();
         state
             .peers
             .iter()
             .filter(|(id, slot)| slot.offered && slot.phase == Phase::Retained && wanted(id))
             .filter_map(|(_, slot)| slot.peer.as_ref())
+            .filter(|peer| below_limit(peer))
             .min_by_key(|peer| peer.pending())
             .cloned()
     }
 
-    /// Starts a request on `peer` as `choose` would have.
-    fn start_on(&self, peer: &PeerRef) -> Choice {
+    /// Starts a request on `peer` as `choose` would have; `None` when the list's
+    /// `max_pending` circuit breaker has no place for it.
+    fn start_on(&self, peer: &PeerRef) -> Option<Choice> {
+        if !self.reserve_place() {
+            return None;
+        }
         let request = peer.start_request();
         // Started here, not by the strategy's choose: tell it (also when its choose counts
         // the requests it starts itself).
@@ -445,9 +458,9 @@ impl ListShared {
         }
         if self.notify_outcome {
             let others = u32::try_from(peer.pending().saturating_sub(1)).unwrap_or(u32::MAX);
-            return Choice::timed(request, self.stamp(), others);
+            return Some(Choice::timed(request, self.stamp(), others));
         }
-        Choice::new(request)
+        Some(Choice::new(request))
     }
 }
 

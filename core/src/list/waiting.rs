@@ -18,14 +18,24 @@ use crate::now_or_later::{Later, NowOrLater};
 use crate::request::Request;
 
 impl ListShared {
+    /// The strategy's pick; a routed list's own strategy is empty, so routing picks the
+    /// locality whose strategy chooses (see `routing.rs`); an unrouted list never gets
+    /// past the first call.
+    #[inline(always)]
+    pub(super) fn strategy_choose(&self, request: &Request<'_>) -> Option<crate::peer::InFlight> {
+        match self.strategy.choose(request) {
+            Some(r) => Some(r),
+            None => self.routing.choose(request),
+        }
+    }
+
     #[inline(always)]
     pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
-        // A routed list's own strategy is empty: routing picks the locality whose
-        // strategy chooses (see `routing.rs`); an unrouted list never gets there.
-        let request = match self.strategy.choose(request) {
-            Some(r) => r,
-            None => self.routing.choose(request)?,
-        };
+        if let Some(breakers) = &self.breakers {
+            // Within the limits at once, or the slow path (`pick`) works it out.
+            return self.try_pick(breakers, request);
+        }
+        let request = self.strategy_choose(request)?;
         if self.notify_chosen {
             self.pending_changed(&request.peer_ref());
         }
@@ -58,11 +68,23 @@ impl ListShared {
     /// The blocking wait: the async one, on this thread.
     #[cold]
     pub(super) fn choose_slow(&self, request: &Request<'_>) -> Result<Choice> {
+        if self.has_breakers() {
+            // Lists with circuit breakers pick here, without the waiting machinery.
+            if let Some(choice) = self.pick(request)? {
+                return Ok(choice);
+            }
+        }
         crate::now_or_later::block_on(self.choose_slow_async(request))
     }
 
     #[cold]
     pub(super) async fn choose_slow_async(&self, request: &Request<'_>) -> Result<Choice> {
+        if self.has_breakers() {
+            // The fast path left breaker lists to us: a breaker refuses before any wait.
+            if let Some(choice) = self.pick(request)? {
+                return Ok(choice);
+            }
+        }
         let started = Instant::now();
         let mut timer: Option<futures_timer::Delay> = None;
         loop {
@@ -71,7 +93,7 @@ impl ListShared {
             }
             let deadline = request.deadline().expect("checked by cannot_wait");
             let listener = self.changed.listen();
-            if let Some(choice) = self.try_choose(request) {
+            if let Some(choice) = self.pick(request)? {
                 return Ok(choice);
             }
             if !self.is_running() {
@@ -94,9 +116,7 @@ impl ListShared {
             })
             .await;
             if !woke {
-                return self
-                    .try_choose(request)
-                    .ok_or_else(|| self.timed_out(started));
+                return self.pick(request)?.ok_or_else(|| self.timed_out(started));
             }
         }
     }
@@ -108,9 +128,16 @@ impl ListShared {
         list: PeerList,
         request: &Request<'_>,
     ) -> NowOrLater<Result<Choice>> {
+        if self.has_breakers() {
+            // The fast path left breaker lists to us: a breaker refuses before any wait.
+            match self.pick(request) {
+                Ok(None) => {}
+                answer => return NowOrLater::Now(answer.map(|c| c.expect("matched above"))),
+            }
+        }
         if let Some(err) = self.cannot_wait(request) {
             // A peer may have come meanwhile.
-            return NowOrLater::Now(self.try_choose(request).ok_or(err));
+            return NowOrLater::Now(self.pick(request).and_then(|c| c.ok_or(err)));
         }
         let deadline = request.deadline().expect("checked by cannot_wait");
         let key = request.shard_key().map(<[u8]>::to_vec);

@@ -22,12 +22,11 @@
 
 use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use arc_swap::ArcSwap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use crate::peer::{Peer, PeerRef};
+use crate::sync::{ArcCell, ArcGuard, AtomicU64, Mutex, MutexGuard, Ordering};
 
 /// One published structure and its generation.
 pub(crate) struct Published<T> {
@@ -129,7 +128,7 @@ struct Writer<T> {
 
 /// A structure published to choosers, with the changes staged for its next version.
 pub(crate) struct Publisher<T> {
-    current: ArcSwap<Published<T>>,
+    current: ArcCell<Published<T>>,
     generation: AtomicU64,
     writer: Mutex<Writer<T>>,
 }
@@ -138,7 +137,7 @@ impl<T> Publisher<T> {
     /// A publisher of `value` (generation 0).
     pub(crate) fn new(value: T) -> Publisher<T> {
         Publisher {
-            current: ArcSwap::from_pointee(Published {
+            current: ArcCell::from_pointee(Published {
                 generation: 0,
                 value,
             }),
@@ -168,7 +167,7 @@ impl<T> Publisher<T> {
 
     /// The current structure for one short read (no reference count taken).
     #[inline]
-    pub(crate) fn peek(&self) -> arc_swap::Guard<Arc<Published<T>>> {
+    pub(crate) fn peek(&self) -> ArcGuard<Published<T>> {
         self.current.load()
     }
 

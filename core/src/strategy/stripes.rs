@@ -5,13 +5,14 @@
 //! a thread always uses the same stripe, so a single thread sees an exact, reproducible
 //! order, while two threads on two cores touch disjoint cache lines.
 //!
-//! A [`StripeCell`] is a value guarded by a tiny spin lock. Taking it costs one atomic swap
-//! on a line that normally only its own thread touches; the holder never blocks, allocates
+//! A [`StripeCell`] is a value guarded by a tiny spin lock. Taking it costs one atomic
+//! compare-and-swap on a line that normally only its own thread touches; the holder never blocks, allocates
 //! only on a (rare) refresh and never calls user code, so a thread that finds the cell
 //! taken (two threads sharing a stripe, or a writer reading it) spins for nanoseconds.
 
-use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
+
+use crate::sync::{AtomicBool, Ordering, UnsafeCell};
 
 /// Number of stripes (threads beyond this share stripes, safely).
 pub(crate) const STRIPES: usize = 16;
@@ -44,10 +45,14 @@ pub(crate) fn current() -> usize {
 /// Gives the calling thread its stripe, in order of first use.
 #[cold]
 fn assign(slot: &std::cell::Cell<usize>) -> usize {
-    let stripe = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    let stripe = NEXT_STRIPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % STRIPES;
     slot.set(stripe);
     stripe
 }
+
+/// How often a thread that finds a cell taken spins before it yields (under loom it
+/// yields at once, so that the model checker schedules the holder).
+const SPINS_BEFORE_YIELD: u32 = 64;
 
 /// A value on its own cache line behind a spin lock (see the module docs).
 #[repr(align(64))]
@@ -80,12 +85,12 @@ impl<T> StripeCell<T> {
     /// Runs `f` with exclusive access to the value. `f` must not take this cell again.
     #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        if self.locked.swap(true, Ordering::Acquire) {
+        if !self.try_lock() {
             self.lock_contended();
         }
         let _unlock = Unlock(&self.locked);
         // SAFETY: we hold the lock until `_unlock` drops (also on unwind).
-        f(unsafe { &mut *self.value.get() })
+        self.value.with_mut(|value| f(unsafe { &mut *value }))
     }
 
     #[cold]
@@ -94,16 +99,27 @@ impl<T> StripeCell<T> {
         loop {
             while self.locked.load(Ordering::Relaxed) {
                 spins += 1;
-                if spins < 64 {
-                    std::hint::spin_loop();
+                if spins >= SPINS_BEFORE_YIELD || cfg!(peerlb_loom) {
+                    crate::sync::yield_now();
                 } else {
-                    std::thread::yield_now();
+                    std::hint::spin_loop();
                 }
             }
-            if !self.locked.swap(true, Ordering::Acquire) {
+            if self.try_lock() {
                 return;
             }
         }
+    }
+
+    /// One attempt: a compare-and-swap, which (unlike a swap) writes nothing when the cell
+    /// is taken. Both cost one locked instruction; the difference lets loom's model of the
+    /// lock make progress (a waiter that re-stores `true` looks to it like a new event
+    /// forever).
+    #[inline]
+    fn try_lock(&self) -> bool {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     }
 }
 

@@ -275,38 +275,17 @@ impl DnsUpdater {
             DnsRecord::Ip { .. } => &[RecordType::A, RecordType::AAAA],
             DnsRecord::Srv => &[RecordType::SRV],
         };
-        let mut peers = Vec::new();
+        let mut answers = Vec::new();
         let mut ttl: Option<u32> = None;
-        let mut srvs = Vec::new();
         for rtype in types {
             let found = query(resolver, &self.name, *rtype)
                 .await
                 .map_err(|e| format!("dns {} {}: {e}", rtype, self.name))?;
             let Some((data, t)) = found else { continue };
             ttl = Some(ttl.map_or(t, |old| old.min(t)));
-            for rdata in data {
-                match (rdata, self.record) {
-                    (RData::A(a), DnsRecord::A { port } | DnsRecord::Ip { port }) => {
-                        peers.push(PeerSpec::new(format!("{}:{port}", a.0)))
-                    }
-                    (RData::AAAA(a), DnsRecord::Aaaa { port } | DnsRecord::Ip { port }) => {
-                        peers.push(PeerSpec::new(format!("[{}]:{port}", a.0)))
-                    }
-                    (RData::SRV(srv), DnsRecord::Srv) => srvs.push(srv),
-                    _ => {}
-                }
-            }
+            answers.extend(data);
         }
-        if let Some(best) = srvs.iter().map(|s| s.priority()).min() {
-            for srv in srvs.iter().filter(|s| s.priority() == best) {
-                let target = srv.target().to_utf8();
-                let target = target.trim_end_matches('.');
-                peers.push(PeerSpec::weighted(
-                    format!("{target}:{}", srv.port()),
-                    u32::from(srv.weight()).max(1),
-                ));
-            }
-        }
+        let peers = answer_peers(self.record, answers);
         if peers.is_empty() {
             return Ok(Answer::Empty);
         }
@@ -315,6 +294,37 @@ impl DnsUpdater {
             ttl.map(|t| Duration::from_secs(u64::from(t))),
         ))
     }
+}
+
+/// The peers an answer names, for the records `record` follows (records of other types are
+/// ignored): `ip:port` / `[ip]:port` for A/AAAA, `target:port` weighted by the SRV weight
+/// (0 counts as 1) for the SRV records of the lowest priority present.
+pub(crate) fn answer_peers(record: DnsRecord, answers: Vec<RData>) -> Vec<PeerSpec> {
+    let mut peers = Vec::new();
+    let mut srvs = Vec::new();
+    for rdata in answers {
+        match (rdata, record) {
+            (RData::A(a), DnsRecord::A { port } | DnsRecord::Ip { port }) => {
+                peers.push(PeerSpec::new(format!("{}:{port}", a.0)))
+            }
+            (RData::AAAA(a), DnsRecord::Aaaa { port } | DnsRecord::Ip { port }) => {
+                peers.push(PeerSpec::new(format!("[{}]:{port}", a.0)))
+            }
+            (RData::SRV(srv), DnsRecord::Srv) => srvs.push(srv),
+            _ => {}
+        }
+    }
+    if let Some(best) = srvs.iter().map(|s| s.priority()).min() {
+        for srv in srvs.iter().filter(|s| s.priority() == best) {
+            let target = srv.target().to_utf8();
+            let target = target.trim_end_matches('.');
+            peers.push(PeerSpec::weighted(
+                format!("{target}:{}", srv.port()),
+                u32::from(srv.weight()).max(1),
+            ));
+        }
+    }
+    peers
 }
 
 struct DnsDriver(DnsUpdater);

@@ -27,6 +27,7 @@ from ._errors import (
     NoDeadline,
     NoPeerAvailable,
     NotStarted,
+    Overloaded,
     PeerAlreadyInList,
     PeerlbError,
     PeerNotInList,
@@ -37,6 +38,7 @@ from ._errors import (
 from ._peerlb import (
     ERROR_CODES,
     STRATEGIES,
+    AdminServer,
     Binding,
     Choice,
     DnsUpdater,
@@ -55,6 +57,8 @@ from ._peerlb import (
     Upstream,
     __version__,
     deterministic_subset,
+    metrics,
+    serve_admin,
 )
 from ._retry import retrying
 from ._types import AdminResult, ListInfo, PeerInfo, PriorityInfo
@@ -84,6 +88,9 @@ __all__ = [
     "ManualClock",
     "RetryBudget",
     "retrying",
+    "metrics",
+    "serve_admin",
+    "AdminServer",
     "STRATEGIES",
     "ERROR_CODES",
     "__version__",
@@ -104,6 +111,7 @@ __all__ = [
     "Declined",
     "AlreadyFinished",
     "InternalError",
+    "Overloaded",
 ]
 
 PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]

@@ -31,6 +31,7 @@ __all__ = [
     "Declined",
     "AlreadyFinished",
     "InternalError",
+    "Overloaded",
 ]
 
 
@@ -176,6 +177,13 @@ class InternalError(PeerlbError):
     message). The call did nothing, or only part of it; the list stays usable."""
 
     code = "internal"
+
+
+class Overloaded(PeerlbError):
+    """A circuit breaker refused ``choose()`` at once: the list has ``max_pending``
+    requests in flight, or every peer it tried has ``max_pending_per_peer``."""
+
+    code = "overloaded"
 
 
 # Every subclass defined above, by code (how the native module finds the class of a code).

@@ -74,6 +74,9 @@ __all__ = [
     "DnsUpdater",
     "EtcdUpdater",
     "Binding",
+    "AdminServer",
+    "serve_admin",
+    "metrics",
     "deterministic_subset",
 ]
 
@@ -296,6 +299,11 @@ class PeerList:
         transport: Union[Transport, str, None] = None,
         ejection: Union[bool, Mapping[str, int], None] = None,
         clock: Optional[ManualClock] = None,
+        name: Optional[str] = None,
+        max_pending: Optional[int] = None,
+        max_pending_per_peer: Optional[int] = None,
+        metrics: Optional[bool] = None,
+        peer_labels: Optional[bool] = None,
         capacity: Optional[int] = None,
         local_zone: Optional[str] = None,
         min_cluster_size: Optional[int] = None,
@@ -303,7 +311,8 @@ class PeerList:
     ) -> Self:
         """``None`` (or left out) takes core's default: ``"round-robin"``, shuffled,
         random seed, waiting (not fail-fast), always-available, ejection on, real clock,
-        capacity 10 (yarpc's), no local zone, min cluster size 6, overprovisioning 1.4.
+        named ``list-N``, no circuit breakers, metrics on with peer labels, capacity 10
+        (yarpc's), no local zone, min cluster size 6, overprovisioning 1.4.
 
         Peers added as ``{"id": ..., "zone": ..., "priority": ...}`` are routed by
         Envoy's priority load (a level with healthy share x overprovisioning >= 100 %
@@ -311,6 +320,11 @@ class PeerList:
         ``local_zone``, by zone inside each level (Envoy's zone-aware routing, off below
         ``min_cluster_size`` healthy peers). ``introspect()["priorities"]`` gives each
         level's load."""
+    @property
+    def name(self) -> str:
+        """The list's name: its ``list`` label in metrics and its admin endpoint path."""
+    def metrics(self) -> str:
+        """The list's metrics in the Prometheus text format (empty with ``metrics=False``)."""
     @property
     def strategy(self) -> str:
         """The full strategy spec, options included (``"hash-ring?bounded=1.25"``)."""
@@ -507,6 +521,32 @@ class EtcdUpdater:
         retry_interval: Optional[_Seconds] = None,
     ) -> Self: ...
     def bind(self, list: PeerList) -> Binding: ...
+
+@final
+class AdminServer:
+    """A running admin endpoint (from ``serve_admin``); a context manager that stops it."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def address(self) -> str: ...
+    def stop(self) -> None: ...
+    def __enter__(self) -> Self: ...
+    def __exit__(
+        self,
+        _exc_type: Optional[Type[BaseException]] = None,
+        _exc: Optional[BaseException] = None,
+        _tb: Optional[TracebackType] = None,
+    ) -> bool: ...
+
+def serve_admin(address: Optional[str] = None, *, token: Optional[str] = None) -> AdminServer:
+    """Serves the admin endpoint (``/metrics``, ``/lists``, ``/lists/{name}/backends...``),
+    on ``127.0.0.1:9901`` by default; ``":0"`` picks a free port."""
+
+def metrics() -> str:
+    """Every live list's metrics in the Prometheus text format."""
 
 @final
 class _CancelWait:

@@ -90,6 +90,11 @@ class ListInfo(TypedDict):
     chosen: int
     failures: int
     ejections: int
+    name: str
+    pending: int
+    max_pending: Optional[int]
+    max_pending_per_peer: Optional[int]
+    overloaded: int
     sessions: int
     priorities: List[PriorityInfo]
     peers: List[PeerInfo]
