@@ -469,8 +469,9 @@ impl ListShared {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn a_record_stays_within_six_words() {
-        // The change path keeps 100 000 records; zone and priority add one word at most.
-        assert!(std::mem::size_of::<super::Slot>() <= 48);
+    fn a_record_stays_within_seven_words() {
+        // The change path keeps 100 000 records; zone and priority add one word at most
+        // (the locality fits in padding, the zone is boxed).
+        assert!(std::mem::size_of::<super::Slot>() <= 56);
     }
 }
