@@ -652,7 +652,6 @@ module.exports = {
   AdminServer: madeByPeerlb(native.AdminServer, 'AdminServer'),
   serveAdmin: native.serveAdmin,
   metrics: native.metrics,
-  Binding: native.Binding,
   deterministicSubset: native.deterministicSubset,
   errorCodes,
   strategies: Object.freeze(native.strategyNames()),
