@@ -488,7 +488,8 @@ typedef struct peerlb_transport_vtable {
 
 /**
  * A peer to add: `id_len` bytes of UTF-8 at `id` (no NUL needed; 1 to 1024 bytes) and a
- * weight (at least 1; use 1 when weights do not matter).
+ * weight (at least 1; use 1 when weights do not matter). A peer with a zone or a
+ * priority is a `peerlb_placed_peer`.
  */
 typedef struct peerlb_peer_spec {
   /**
@@ -519,6 +520,40 @@ typedef struct peerlb_peer_id {
    */
   size_t len;
 } peerlb_peer_id;
+
+/**
+ * A peer to add with its place in the fleet (`peerlb_list_update_placed`): its id and
+ * weight as in `peerlb_peer_spec`, its zone (`zone_len` bytes of UTF-8 at `zone`; NULL or
+ * empty for none; at most 1024 bytes, no NUL) and its priority level (0 is the highest;
+ * traffic spills to higher numbers as lower ones lose health, Envoy's priority load).
+ */
+typedef struct peerlb_placed_peer {
+  /**
+   * The peer id's bytes (usually `host:port`).
+   */
+  const char *id;
+  /**
+   * Its length in bytes.
+   */
+  size_t id_len;
+  /**
+   * Relative weight for weighting strategies, at least 1.
+   */
+  uint32_t weight;
+  /**
+   * The peer's zone (locality) bytes, or NULL for none (see
+   * `peerlb_list_options_set_local_zone`).
+   */
+  const char *zone;
+  /**
+   * The zone's length in bytes (0 for none).
+   */
+  size_t zone_len;
+  /**
+   * The peer's priority level (0 is the highest).
+   */
+  uint32_t priority;
+} peerlb_placed_peer;
 
 /**
  * The parameters of one `peerlb_list_choose` (or `peerlb_retry_choose`).
@@ -1514,6 +1549,20 @@ enum peerlb_status peerlb_list_stop(const struct peerlb_list *list);
 enum peerlb_status peerlb_list_update(const struct peerlb_list *list, const struct peerlb_peer_spec *adds, size_t n_adds, const struct peerlb_peer_id *removes, size_t n_removes);
 
 /**
+ * `peerlb_list_update` for peers with a zone and a priority (`peerlb_placed_peer`): removes
+ * `n_removes` peers, then adds `n_adds`, with the same rules and errors, plus
+ * `PEERLB_INVALID_ARGUMENT` for a zone over 1024 bytes or with a NUL (that peer only) and
+ * for a NULL zone with a non-zero length or a zone that is not UTF-8 (the whole call).
+ *
+ * Ownership: the arrays, ids and zones are the caller's; they are read during the call.
+ *
+ * # Safety
+ * `list` NULL or live; `adds`/`removes` NULL or readable for their counts, with each id
+ * and zone readable for its length.
+ */
+enum peerlb_status peerlb_list_update_placed(const struct peerlb_list *list, const struct peerlb_placed_peer *adds, size_t n_adds, const struct peerlb_peer_id *removes, size_t n_removes);
+
+/**
  * Chooses an available peer for one request, waiting (blocking the calling thread) up to
  * `request->timeout_ms` for one if none is available. `request` may be NULL (no timeout,
  * no shard key).
@@ -1771,6 +1820,47 @@ enum peerlb_status peerlb_list_options_set_fail_fast(struct peerlb_list_options 
  * `opts` live options or NULL.
  */
 enum peerlb_status peerlb_list_options_set_capacity(struct peerlb_list_options *opts, size_t capacity);
+
+/**
+ * The zone this client runs in: turns on Envoy's zone-aware routing inside each priority
+ * level (peers carry their zone in `peerlb_peer_spec.zone`). While the local zone has at
+ * least its share of a level's healthy peers, every request of that level stays in it;
+ * otherwise it gets what it can take and the other zones share the rest by their spare
+ * capacity. NUL-terminated, copied; an empty string means none (the default). An
+ * over-long zone fails `peerlb_list_new`.
+ *
+ * Ownership: borrows both arguments for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or non-UTF-8.
+ *
+ * # Safety
+ * `opts` live options or NULL; `zone` a NUL-terminated string or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_local_zone(struct peerlb_list_options *opts, const char *zone);
+
+/**
+ * Below this many healthy peers in a priority level, zone-aware routing is off for that
+ * level (Envoy's `min_cluster_size`; the core's default is 6).
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_min_cluster_size(struct peerlb_list_options *opts, size_t peers);
+
+/**
+ * Envoy's overprovisioning factor for priority load (the core's default is 1.4): a level
+ * counts as fully healthy while `factor × healthy share >= 100 %`. A number in 1..=100;
+ * anything else (NaN, infinities) fails `peerlb_list_new` with `PEERLB_INVALID_ARGUMENT`.
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_overprovisioning_factor(struct peerlb_list_options *opts, double factor);
 
 /**
  * Whether peer `id` (`len` bytes of UTF-8) would be chosen now (retained, available,
@@ -2294,6 +2384,24 @@ enum peerlb_status peerlb_session_close(struct peerlb_session *session);
 const char *peerlb_session_event_kind_str(peerlb_session_event_kind kind);
 
 /**
+ * Which `size` of the `n` backends client `client` connects to (Google SRE's deterministic
+ * subsetting, with rounds ordered by hash so that one backend more or less moves at most
+ * one in and one out per client): `*json` gets a JSON array of backend ids. Every backend
+ * when `size` is 0 or at least their number; duplicates count once; the order of
+ * `backends` does not matter.
+ *
+ * Ownership: the caller frees `*json` with `peerlb_string_free`; `backends` is read during
+ * the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for a NULL `json`, a NULL array with a non-zero
+ * count, a NULL id with a length, or an id that is not UTF-8.
+ *
+ * # Safety
+ * `backends` NULL or readable for `n` ids, each readable for its length; `json` NULL or
+ * writable.
+ */
+enum peerlb_status peerlb_deterministic_subset(const struct peerlb_peer_id *backends, size_t n, uint64_t client, size_t size, char **json);
+
+/**
  * Reports a peer's new connection status (`PEERLB_CONNECTION_*`).
  *
  * Callable from any thread, at any time, including from inside `retain` (which is how a
@@ -2350,7 +2458,7 @@ void peerlb_subscriber_free(struct peerlb_subscriber *subscriber);
 enum peerlb_status peerlb_updater_bind_static(const struct peerlb_list *list, const struct peerlb_peer_spec *peers, size_t n_peers, struct peerlb_updater **out);
 
 /**
- * Binds a file of peers (`host:port [weight]` per line, `#` comments) to `list`, polled
+ * Binds a file of peers (`host:port [weight] [zone=Z] [priority=P]` per line, `#` comments) to `list`, polled
  * every `poll_interval_ms` (<= 0: the core's default, 250 ms). `peerlb_updater_start` reads it once before
  * returning. A missing file or a bad line keeps the last good set (see
  * `peerlb_updater_last_error`).
@@ -2381,7 +2489,7 @@ enum peerlb_status peerlb_updater_bind_dns(const struct peerlb_list *list, const
 /**
  * Binds an etcd key prefix to `list`: `endpoints` is a comma-separated list of
  * `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
- * prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
+ * prefix is a peer (value `{"addr":"host:port","weight":n,"zone":"z","priority":p}`, `host:port`, or empty = the key
  * suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
  * the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean the core's
  * defaults (2000/500).

@@ -29,6 +29,7 @@ export {
   StaticUpdater,
   Subscriber,
   declined,
+  deterministicSubset,
   metrics,
   serveAdmin,
 } from './native'
@@ -77,8 +78,14 @@ export type ConnectionStatus = 'available' | 'connecting' | 'unavailable'
 /** How a request to a chosen peer ended. */
 export type Outcome = 'ok' | 'failure' | 'declined' | 'cancelled'
 
-/** A peer to add: its id, or its id and weight (default 1). */
-export type PeerSpec = string | { id: string; weight?: number }
+/**
+ * A peer to add: its id, or its id with a weight (default 1), a zone (its locality, for
+ * zone-aware routing with `localZone`) and a priority level (0, the default, is the
+ * highest; traffic spills to higher numbers as lower ones lose health).
+ */
+export type PeerSpec =
+  | string
+  | { id: string; weight?: number; zone?: string | null; priority?: number }
 
 export interface ChooseOptions {
   /** How long to wait for an available peer; without it, a list with none fails at once. */
@@ -94,6 +101,10 @@ export interface PeerIntrospection {
   status: 'uninitialized' | ConnectionStatus
   pending: number
   weight: number
+  /** Its zone (locality), or null. */
+  zone: string | null
+  /** Its priority level (0 is the highest). */
+  priority: number
   /** 'disabled' by an admin, else 'enabled'. */
   admin: 'enabled' | 'disabled'
   /** Whether outlier detection has ejected it. */
@@ -145,7 +156,23 @@ export interface ListIntrospection {
   overloaded: number
   /** Open sessions of the list. */
   sessions: number
+  /** The priority levels that have peers, highest first, with each one's share of requests. */
+  priorities: PriorityIntrospection[]
   peers: PeerIntrospection[]
+}
+
+/** One priority level of `introspect()`. */
+export interface PriorityIntrospection {
+  /** The level (0 is the highest). */
+  priority: number
+  /** Percent of requests it gets now (Envoy's priority load; the levels add up to 100). */
+  load: number
+  /** Its peers the list would offer outside panic (available, enabled, not ejected). */
+  healthy: number
+  /** Its retained peers an admin did not disable. */
+  enabled: number
+  /** Whether its panic floor is in force (its ejected peers are offered). */
+  panic: boolean
 }
 
 /** What happened to a peer. */

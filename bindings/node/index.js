@@ -653,6 +653,7 @@ module.exports = {
   AdminServer: madeByPeerlb(native.AdminServer, 'AdminServer'),
   serveAdmin: native.serveAdmin,
   metrics: native.metrics,
+  deterministicSubset: native.deterministicSubset,
   errorCodes,
   strategies: Object.freeze(native.strategyNames()),
   coreVersion: native.coreVersion(),

@@ -21,6 +21,7 @@ export const {
   DnsUpdater,
   EtcdUpdater,
   Binding,
+  deterministicSubset,
   AdminServer,
   serveAdmin,
   metrics,

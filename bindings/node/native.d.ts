@@ -60,7 +60,7 @@ export declare class DnsUpdater {
 }
 
 /**
- * Watches an etcd key prefix (each key a peer: value `{"addr", "weight"}`, `host:port`, or
+ * Watches an etcd key prefix (each key a peer: value `{"addr", "weight", "zone", "priority"}`, `host:port`, or
  * empty = key suffix); reconnects after etcd restarts, keeping the last good set. Needs an
  * addon built with the `etcd` cargo feature, else `bind` throws PEERLB_INVALID_ARGUMENT.
  */
@@ -71,7 +71,10 @@ export declare class EtcdUpdater {
   bind(list: NativeList): Binding
 }
 
-/** One `host:port [weight]` per line (`#` comments, blank lines ignored), polled for changes. */
+/**
+ * One `host:port [weight] [zone=Z] [priority=P]` per line (`#` comments, blank lines
+ * ignored), polled for changes.
+ */
 export declare class FileUpdater {
   /** Follows the file at `path`. */
   constructor(path: string, options?: FileUpdaterOptions)
@@ -463,6 +466,14 @@ export interface DeclineOptions {
   remoteCode?: number | null
 }
 
+/**
+ * Which `size` of `backends` client `client` connects to (Google SRE's deterministic
+ * subsetting; one backend more or less moves at most one in and one out per client).
+ * Every backend when `size` is 0 or at least their number. `client` and `size` are whole
+ * numbers (`client` below 2^53).
+ */
+export declare function deterministicSubset(backends: ReadonlyArray<string>, client: number, size: number): Array<string>
+
 /** Options of `new DnsUpdater(name, options)`. */
 export interface DnsUpdaterOptions {
   /**
@@ -611,6 +622,18 @@ export interface PeerListOptions {
   peerLabels?: boolean
   /** Expected number of peers, a whole number (a pre-sizing hint; default 10, yarpc's). */
   capacity?: number
+  /**
+   * The zone this client runs in: turns on Envoy's zone-aware routing inside each
+   * priority level (peers carry `zone`); empty or absent means none.
+   */
+  localZone?: string
+  /**
+   * Below this many healthy peers in a priority level zone-aware routing is off for
+   * that level (a whole number; default 6, Envoy's).
+   */
+  minClusterSize?: number
+  /** Envoy's overprovisioning factor for priority load (default 1.4; a number in 1..=100). */
+  overprovisioningFactor?: number
 }
 
 /** Options of `new RequestRule(options)`; not given: the core's defaults. */
@@ -689,8 +712,12 @@ export type StrategyName = 'round-robin' | 'random' | 'fewest-pending' | 'two-ra
 
 /** Changes for `update(changes)` / `updateAsync(changes)`. */
 export interface UpdateOptions {
-  /** Peers to add: ids, or `{id, weight}` (weight: a whole number, default 1). */
-  add?: ReadonlyArray<string | { id: string; weight?: number }> | null
+  /**
+   * Peers to add: ids, or `{id, weight, zone, priority}` (weight: a whole number,
+   * default 1; zone: a string, default none; priority: a whole number, 0 the highest
+   * and the default).
+   */
+  add?: ReadonlyArray<string | { id: string; weight?: number; zone?: string | null; priority?: number }> | null
   /** Ids of peers to remove (removals are applied first). */
   remove?: ReadonlyArray<string> | null
 }

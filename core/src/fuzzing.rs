@@ -36,6 +36,10 @@ impl UpdaterSink {
 
     /// The set it applied last (id → weight).
     pub fn applied(&self) -> BTreeMap<String, u32> {
-        self.0.applied()
+        self.0
+            .applied()
+            .into_iter()
+            .map(|(id, p)| (id, p.weight))
+            .collect()
     }
 }

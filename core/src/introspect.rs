@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 ///  "ejected":0,"disabled":0,"chosen":10,"failures":1,"ejections":0,"sessions":0,
 ///  "name":"list-1","pending":0,"max_pending":null,"max_pending_per_peer":null,
 ///  "overloaded":0,
-///  "peers":[{"id":"a:1","status":"available","pending":0,"weight":1,"admin":"enabled",
+///  "priorities":[{"priority":0,"load":100,"healthy":2,"enabled":3,"panic":false}],
+///  "peers":[{"id":"a:1","status":"available","pending":0,"weight":1,"zone":null,"priority":0,
+///            "admin":"enabled",
 ///            "ejected":false,"ejected_for_ms":0,"ejections":0,"consecutive_failures":1,
 ///            "chosen":10,"failures":1,"sessions":0}]}
 /// ```
@@ -68,8 +70,27 @@ pub struct ListIntrospection {
     /// peer that was removed and those bound to no peer after a failed failover.
     #[serde(default)]
     pub sessions: usize,
+    /// The priority levels that have peers, highest (0) first, with the share of requests
+    /// each gets now (see [`crate::list::routing`]).
+    #[serde(default)]
+    pub priorities: Vec<PriorityIntrospection>,
     /// Every peer, in the order they were added.
     pub peers: Vec<PeerIntrospection>,
+}
+
+/// One priority level in a [`ListIntrospection`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriorityIntrospection {
+    /// The level (0 is the highest).
+    pub priority: u32,
+    /// Percent of requests it gets now (Envoy's priority load; the levels add up to 100).
+    pub load: u32,
+    /// Its peers the list would offer outside panic (available, enabled, not ejected).
+    pub healthy: usize,
+    /// Its retained peers that an admin did not disable.
+    pub enabled: usize,
+    /// Whether its panic floor is in force (its ejected peers are offered).
+    pub panic: bool,
 }
 
 /// One peer in a [`ListIntrospection`].
@@ -84,6 +105,12 @@ pub struct PeerIntrospection {
     pub pending: usize,
     /// The weight it was added with.
     pub weight: u32,
+    /// Its zone (locality), if it was added with one.
+    #[serde(default)]
+    pub zone: Option<String>,
+    /// Its priority level (0 is the highest).
+    #[serde(default)]
+    pub priority: u32,
     /// `"enabled"`, or `"disabled"` by an admin.
     #[serde(default = "enabled")]
     pub admin: String,

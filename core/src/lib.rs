@@ -50,6 +50,7 @@ pub mod runtime;
 pub mod session;
 pub mod spec;
 pub mod strategy;
+pub mod subset;
 mod sync;
 
 #[cfg(fuzzing)]
@@ -72,13 +73,13 @@ pub use clock::{Clock, ManualClock};
 pub use ejection::EjectionPolicy;
 pub use error::{panic_message, Error, ErrorCode, RemoteSystem, Result};
 pub use events::{EventKind, PeerEvent, Subscription};
-pub use introspect::{ListIntrospection, PeerIntrospection};
+pub use introspect::{ListIntrospection, PeerIntrospection, PriorityIntrospection};
 pub use list::{ListOptions, PeerList};
 pub use load_report::LoadReport;
 pub use now_or_later::{Later, NowOrLater};
 pub use peer::{
     ConnectionStatus, InFlight, Peer, PeerId, PeerRef, PeerSpec, PeerStatus, MAX_ITEMS_PER_CALL,
-    MAX_PEER_ID_LEN,
+    MAX_PEER_ID_LEN, MAX_ZONE_LEN,
 };
 pub use request::{Outcome, Request};
 pub use retry::{Attempt, Retry, RetryBudget, RetryBudgetOptions, RetryPolicy};

@@ -184,14 +184,16 @@ pub struct PeerStatus {
 }
 
 /// A peer to add to a list: its id and weight (default 1; strategies that do not weigh
-/// ignore it).
+/// ignore it), and its place in the fleet: a `zone` (locality) and a `priority` (0, the
+/// default, is the highest). See [`crate::list`]'s routing for what zone and priority do.
 ///
 /// ```
 /// use peerlb::PeerSpec;
 /// let a: PeerSpec = "a:1".into();
-/// assert_eq!(a.weight, 1);
-/// let b = PeerSpec::weighted("b:1", 3);
+/// assert_eq!((a.weight, a.priority, a.zone.as_deref()), (1, 0, None));
+/// let b = PeerSpec::weighted("b:1", 3).with_zone("us-east-1a").with_priority(1);
 /// assert_eq!(b.id, "b:1");
+/// assert_eq!(b.zone.as_deref(), Some("us-east-1a"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerSpec {
@@ -199,7 +201,16 @@ pub struct PeerSpec {
     pub id: String,
     /// Relative weight, at least 1.
     pub weight: u32,
+    /// The peer's zone (locality), if it has one: 1..=[`MAX_ZONE_LEN`] bytes of UTF-8
+    /// without NUL (an empty string is the same as none).
+    pub zone: Option<String>,
+    /// The peer's priority level: 0 (the default) is the highest; traffic spills to higher
+    /// numbers as lower ones lose health.
+    pub priority: u32,
 }
+
+/// Longest accepted zone name, in bytes.
+pub const MAX_ZONE_LEN: usize = 1024;
 
 impl PeerSpec {
     /// A peer of weight 1.
@@ -207,15 +218,30 @@ impl PeerSpec {
         PeerSpec {
             id: id.into(),
             weight: 1,
+            zone: None,
+            priority: 0,
         }
     }
 
     /// A peer with the given weight.
     pub fn weighted(id: impl Into<String>, weight: u32) -> PeerSpec {
         PeerSpec {
-            id: id.into(),
             weight,
+            ..PeerSpec::new(id)
         }
+    }
+
+    /// The same peer in zone `zone` (an empty string means no zone).
+    pub fn with_zone(mut self, zone: impl Into<String>) -> PeerSpec {
+        let zone = zone.into();
+        self.zone = (!zone.is_empty()).then_some(zone);
+        self
+    }
+
+    /// The same peer at priority level `priority` (0 is the highest).
+    pub fn with_priority(mut self, priority: u32) -> PeerSpec {
+        self.priority = priority;
+        self
     }
 }
 
@@ -282,6 +308,9 @@ pub struct Peer {
     notify_pending: bool,
     /// True when the strategy wants to hear how requests ended (outcome and latency).
     notify_outcome: bool,
+    /// The list's locality (priority level and zone) the peer belongs to; set before the
+    /// peer is shared, read by routing (see `list::routing`).
+    locality: AtomicU32,
     /// Its metric series, when the list keeps metrics (outcome counters the peer does not
     /// keep itself, latencies); the series also sums this peer's counters when it is freed.
     series: Option<Arc<PeerSeries>>,
@@ -341,6 +370,7 @@ impl Peer {
             series,
             admission,
             canary: FreeCanary::default(),
+            locality: AtomicU32::new(0),
         });
         if let Some(series) = &peer.series {
             series.attach(&peer);
@@ -449,6 +479,16 @@ impl Peer {
     /// Strategy-private slot (e.g. a heap position); `usize::MAX` when unset.
     pub fn strategy_slot(&self) -> &AtomicUsize {
         &self.strategy_slot
+    }
+
+    /// The list's locality it belongs to (see `list::routing`).
+    #[inline]
+    pub(crate) fn locality(&self) -> u32 {
+        self.locality.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_locality(&self, locality: u32) {
+        self.locality.store(locality, Ordering::Relaxed);
     }
 
     /// Whether its list's strategy wants to hear how requests ended.

@@ -167,6 +167,15 @@ impl Run {
         if let Some(capacity) = step.get("capacity").and_then(Value::as_u64) {
             opts = opts.capacity(capacity as usize);
         }
+        if let Some(zone) = step.get("local_zone").and_then(Value::as_str) {
+            opts = opts.local_zone(zone);
+        }
+        if let Some(size) = step.get("min_cluster_size").and_then(Value::as_u64) {
+            opts = opts.min_cluster_size(size as usize);
+        }
+        if let Some(factor) = step.get("overprovisioning_factor").and_then(Value::as_f64) {
+            opts = opts.overprovisioning_factor(factor);
+        }
         self.sessions.clear();
         self.clock = None;
         match step.get("clock").and_then(Value::as_str) {
@@ -378,10 +387,19 @@ impl Run {
                         a.iter()
                             .map(|x| match x {
                                 Value::String(s) => PeerSpec::new(s.as_str()),
-                                Value::Object(o) => PeerSpec::weighted(
-                                    o["id"].as_str().expect("id"),
-                                    o.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32,
-                                ),
+                                Value::Object(o) => {
+                                    let mut spec = PeerSpec::weighted(
+                                        o["id"].as_str().expect("id"),
+                                        o.get("weight").and_then(Value::as_u64).unwrap_or(1) as u32,
+                                    );
+                                    if let Some(z) = o.get("zone").and_then(Value::as_str) {
+                                        spec = spec.with_zone(z);
+                                    }
+                                    if let Some(p) = o.get("priority").and_then(Value::as_u64) {
+                                        spec = spec.with_priority(p as u32);
+                                    }
+                                    spec
+                                }
                                 other => panic!("{ctx}: bad addition {other}"),
                             })
                             .collect()

@@ -214,6 +214,42 @@ fn etcd_prefix_is_followed_across_restarts() {
     wait_for("weight change", || {
         peers(&list).contains(&("10.0.0.3:80".into(), 7))
     });
+    // zone and priority ride in the JSON value; a change of either is a remove + add
+    put(
+        &url,
+        "/svc/api/c",
+        r#"{"addr": "10.0.0.3:80", "weight": 7, "zone": "us-east-1b", "priority": 1}"#,
+    );
+    wait_for("zone and priority", || {
+        list.introspect().peers.iter().any(|p| {
+            p.id == "10.0.0.3:80"
+                && p.weight == 7
+                && p.zone.as_deref() == Some("us-east-1b")
+                && p.priority == 1
+        })
+    });
+    put(
+        &url,
+        "/svc/api/bad",
+        r#"{"addr": "10.0.0.9:80", "priority": -1}"#,
+    );
+    wait_for("bad priority reported", || {
+        binding
+            .last_error()
+            .is_some_and(|e| e.to_string().contains("bad priority"))
+    });
+    delete(&url, "/svc/api/bad");
+    put(
+        &url,
+        "/svc/api/c",
+        r#"{"addr": "10.0.0.3:80", "weight": 7}"#,
+    );
+    wait_for("zone and priority dropped", || {
+        list.introspect()
+            .peers
+            .iter()
+            .any(|p| p.id == "10.0.0.3:80" && p.zone.is_none() && p.priority == 0)
+    });
 
     // a bad value is reported and left out; the rest stays
     put(&url, "/svc/api/bad", "not a peer");

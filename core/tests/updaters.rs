@@ -136,6 +136,25 @@ fn file_follows_edits_renames_deletion_and_bad_lines() {
             .any(|p| p.id == "a:1" && p.weight == 5)
     });
 
+    // zone and priority: a change of either is a remove + add too
+    std::fs::write(&path, "a:1 5 zone=us-east-1a\nc:1 priority=1 weight=2\n").unwrap();
+    wait_for("zone and priority", Duration::from_secs(5), || {
+        let peers = l.introspect().peers;
+        peers
+            .iter()
+            .any(|p| p.id == "a:1" && p.weight == 5 && p.zone.as_deref() == Some("us-east-1a"))
+            && peers
+                .iter()
+                .any(|p| p.id == "c:1" && p.priority == 1 && p.weight == 2 && p.zone.is_none())
+    });
+    std::fs::write(&path, "a:1 5\nc:1\n").unwrap();
+    wait_for("zone and priority dropped", Duration::from_secs(5), || {
+        l.introspect()
+            .peers
+            .iter()
+            .all(|p| p.zone.is_none() && p.priority == 0)
+    });
+
     // atomic rename over it
     write_atomic(&path, "d:1\n");
     wait_for("rename", Duration::from_secs(5), || ids(&l) == s(&["d:1"]));
@@ -186,6 +205,44 @@ fn file_follows_edits_renames_deletion_and_bad_lines() {
         .iter()
         .any(|e| matches!(e, UpdaterEvent::Applied { .. })));
     assert!(events.iter().any(|e| matches!(e, UpdaterEvent::Error(_))));
+}
+
+#[test]
+fn file_lines_carry_zone_and_priority_and_bad_fields_name_the_line() {
+    use peerlb::updater::parse_peer_lines;
+    let peers = parse_peer_lines(
+        "a:1 zone=z1 priority=2\nb:1 3 zone=z2\nc:1 weight=4 priority=0 # spare\n",
+        "f",
+    )
+    .unwrap();
+    let got: Vec<(&str, u32, Option<&str>, u32)> = peers
+        .iter()
+        .map(|p| (p.id.as_str(), p.weight, p.zone.as_deref(), p.priority))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a:1", 1, Some("z1"), 2),
+            ("b:1", 3, Some("z2"), 0),
+            ("c:1", 4, None, 0)
+        ]
+    );
+    for (text, words) in [
+        ("a:1 priority=-1", "bad priority"),
+        ("a:1 priority=x", "bad priority"),
+        ("a:1 zone=a zone=b", "zone given twice"),
+        ("a:1 2 weight=3", "weight given twice"),
+        ("a:1 colour=red", "unknown field"),
+        ("a:1 zone=a 3", "unexpected"),
+        ("a:1 weight=0", "bad weight"),
+    ] {
+        let e = parse_peer_lines(&format!("ok:1\n{text}\n"), "f").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SourceFailed);
+        let msg = e.to_string();
+        assert!(msg.contains("f:2") && msg.contains(words), "{text}: {msg}");
+    }
+    let long = format!("a:1 zone={}", "z".repeat(peerlb::MAX_ZONE_LEN + 1));
+    assert!(parse_peer_lines(&long, "f").is_err());
 }
 
 #[test]

@@ -50,6 +50,7 @@ pub mod queries;
 pub mod request_rule;
 pub mod retry;
 pub mod session;
+pub mod subset;
 pub mod transport;
 pub mod updater;
 pub mod upstream;

@@ -31,7 +31,8 @@ impl Handle for peerlb_list {
 }
 
 /// A peer to add: `id_len` bytes of UTF-8 at `id` (no NUL needed; 1 to 1024 bytes) and a
-/// weight (at least 1; use 1 when weights do not matter).
+/// weight (at least 1; use 1 when weights do not matter). A peer with a zone or a
+/// priority is a `peerlb_placed_peer`.
 #[repr(C)]
 pub struct peerlb_peer_spec {
     /// The peer id's bytes (usually `host:port`).
@@ -41,6 +42,27 @@ pub struct peerlb_peer_spec {
     /// Relative weight for weighting strategies, at least 1 (0 fails that peer with
     /// `PEERLB_INVALID_ARGUMENT`, like an empty id).
     pub weight: u32,
+}
+
+/// A peer to add with its place in the fleet (`peerlb_list_update_placed`): its id and
+/// weight as in `peerlb_peer_spec`, its zone (`zone_len` bytes of UTF-8 at `zone`; NULL or
+/// empty for none; at most 1024 bytes, no NUL) and its priority level (0 is the highest;
+/// traffic spills to higher numbers as lower ones lose health, Envoy's priority load).
+#[repr(C)]
+pub struct peerlb_placed_peer {
+    /// The peer id's bytes (usually `host:port`).
+    pub id: *const c_char,
+    /// Its length in bytes.
+    pub id_len: usize,
+    /// Relative weight for weighting strategies, at least 1.
+    pub weight: u32,
+    /// The peer's zone (locality) bytes, or NULL for none (see
+    /// `peerlb_list_options_set_local_zone`).
+    pub zone: *const c_char,
+    /// The zone's length in bytes (0 for none).
+    pub zone_len: usize,
+    /// The peer's priority level (0 is the highest).
+    pub priority: u32,
 }
 
 /// A peer id to remove (or a backend of an upstream): `len` bytes of UTF-8 at `id`.
@@ -68,6 +90,33 @@ pub(crate) unsafe fn peer_specs(
         // SAFETY: forwarded contract.
         let id = unsafe { handle::str_at(s.id, s.id_len, format_args!("{name}[{i}].id")) }?;
         Ok(PeerSpec::weighted(id, s.weight))
+    })
+}
+
+/// Reads a C array of placed peers; a NULL or non-UTF-8 id or zone fails the whole array
+/// (empty or over-long ids and zones, zones with NUL and weight 0 are left to the core,
+/// which reports them per peer).
+///
+/// # Safety
+/// `peers` NULL or readable for `n` peers, each id and zone readable for its length.
+pub(crate) unsafe fn placed_peers(
+    peers: *const peerlb_placed_peer,
+    n: usize,
+    name: &str,
+) -> Result<Vec<PeerSpec>, peerlb::Error> {
+    // SAFETY: forwarded contract.
+    let peers = unsafe { handle::slice(peers, n, name) }?;
+    handle::convert_each(peers, |i, p| {
+        // SAFETY: forwarded contract.
+        let id = unsafe { handle::str_at(p.id, p.id_len, format_args!("{name}[{i}].id")) }?;
+        // SAFETY: forwarded contract.
+        let zone = unsafe { handle::str_at(p.zone, p.zone_len, format_args!("{name}[{i}].zone")) }?;
+        let mut spec = PeerSpec::weighted(id, p.weight).with_priority(p.priority);
+        if !zone.is_empty() {
+            // As given: an over-long zone or one with a NUL is the core's to refuse.
+            spec.zone = Some(zone.to_owned());
+        }
+        Ok(spec)
     })
 }
 
@@ -217,6 +266,37 @@ pub unsafe extern "C" fn peerlb_list_update(
             (
                 handle::borrow(list)?,
                 peer_specs(adds, n_adds, "adds")?,
+                peer_ids(removes, n_removes, "removes")?,
+            )
+        };
+        list.update(additions, removals)
+    })
+}
+
+/// `peerlb_list_update` for peers with a zone and a priority (`peerlb_placed_peer`): removes
+/// `n_removes` peers, then adds `n_adds`, with the same rules and errors, plus
+/// `PEERLB_INVALID_ARGUMENT` for a zone over 1024 bytes or with a NUL (that peer only) and
+/// for a NULL zone with a non-zero length or a zone that is not UTF-8 (the whole call).
+///
+/// Ownership: the arrays, ids and zones are the caller's; they are read during the call.
+///
+/// # Safety
+/// `list` NULL or live; `adds`/`removes` NULL or readable for their counts, with each id
+/// and zone readable for its length.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_update_placed(
+    list: *const peerlb_list,
+    adds: *const peerlb_placed_peer,
+    n_adds: usize,
+    removes: *const peerlb_peer_id,
+    n_removes: usize,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: the pointers are as `# Safety` says.
+        let (list, additions, removals) = unsafe {
+            (
+                handle::borrow(list)?,
+                placed_peers(adds, n_adds, "adds")?,
                 peer_ids(removes, n_removes, "removes")?,
             )
         };

@@ -205,3 +205,63 @@ pub unsafe extern "C" fn peerlb_list_options_set_capacity(
     // SAFETY: forwarded contract.
     unsafe { with_options(opts, |o| Ok(o.capacity(capacity))) }
 }
+
+/// The zone this client runs in: turns on Envoy's zone-aware routing inside each priority
+/// level (peers carry their zone in `peerlb_peer_spec.zone`). While the local zone has at
+/// least its share of a level's healthy peers, every request of that level stays in it;
+/// otherwise it gets what it can take and the other zones share the rest by their spare
+/// capacity. NUL-terminated, copied; an empty string means none (the default). An
+/// over-long zone fails `peerlb_list_new`.
+///
+/// Ownership: borrows both arguments for the call.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments or non-UTF-8.
+///
+/// # Safety
+/// `opts` live options or NULL; `zone` a NUL-terminated string or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_options_set_local_zone(
+    opts: *mut peerlb_list_options,
+    zone: *const c_char,
+) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    unsafe {
+        with_options(opts, |o| {
+            Ok(o.local_zone(handle::c_str(zone, "local zone")?))
+        })
+    }
+}
+
+/// Below this many healthy peers in a priority level, zone-aware routing is off for that
+/// level (Envoy's `min_cluster_size`; the core's default is 6).
+///
+/// Ownership: borrows `opts` for the call.
+/// Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+///
+/// # Safety
+/// `opts` live options or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_options_set_min_cluster_size(
+    opts: *mut peerlb_list_options,
+    peers: usize,
+) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    unsafe { with_options(opts, |o| Ok(o.min_cluster_size(peers))) }
+}
+
+/// Envoy's overprovisioning factor for priority load (the core's default is 1.4): a level
+/// counts as fully healthy while `factor × healthy share >= 100 %`. A number in 1..=100;
+/// anything else (NaN, infinities) fails `peerlb_list_new` with `PEERLB_INVALID_ARGUMENT`.
+///
+/// Ownership: borrows `opts` for the call.
+/// Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+///
+/// # Safety
+/// `opts` live options or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_options_set_overprovisioning_factor(
+    opts: *mut peerlb_list_options,
+    factor: f64,
+) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    unsafe { with_options(opts, |o| Ok(o.overprovisioning_factor(factor))) }
+}

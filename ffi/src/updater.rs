@@ -125,7 +125,7 @@ pub unsafe extern "C" fn peerlb_updater_bind_static(
     })
 }
 
-/// Binds a file of peers (`host:port [weight]` per line, `#` comments) to `list`, polled
+/// Binds a file of peers (`host:port [weight] [zone=Z] [priority=P]` per line, `#` comments) to `list`, polled
 /// every `poll_interval_ms` (<= 0: the core's default, 250 ms). `peerlb_updater_start` reads it once before
 /// returning. A missing file or a bad line keeps the last good set (see
 /// `peerlb_updater_last_error`).
@@ -218,7 +218,7 @@ pub unsafe extern "C" fn peerlb_updater_bind_dns(
 
 /// Binds an etcd key prefix to `list`: `endpoints` is a comma-separated list of
 /// `http://host:port`, `prefix` the key prefix (both NUL-terminated). Every key under the
-/// prefix is a peer (value `{"addr":"host:port","weight":n}`, `host:port`, or empty = the key
+/// prefix is a peer (value `{"addr":"host:port","weight":n,"zone":"z","priority":p}`, `host:port`, or empty = the key
 /// suffix); initial get, then a watch; reconnects and resyncs after etcd restarts, keeping
 /// the last good set meanwhile. `timeout_ms`/`retry_interval_ms` <= 0 mean the core's
 /// defaults (2000/500).

@@ -222,6 +222,74 @@ static void test_update(void) {
     peerlb_list_free(list);
 }
 
+static void test_update_placed(void) {
+    peerlb_list *list = make_list(1);
+    peerlb_placed_peer good[] = {{LIT("a:1"), 1, LIT("z1"), 0}, {LIT("b:1"), 2, NULL, 0, 1}};
+    OK(peerlb_list_update_placed(list, good, 2, NULL, 0));
+    char *json = NULL;
+    OK(peerlb_list_introspect(list, &json));
+    EXPECT(strstr(json, "\"zone\":\"z1\"") && strstr(json, "\"priority\":1"), "zone and priority: %s", json);
+    peerlb_string_free(json);
+    EXPECT_STATUS(peerlb_list_update_placed(NULL, good, 2, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_update_placed(list, NULL, 1, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    /* Malformed zones fail the whole call. */
+    peerlb_placed_peer null_zone[] = {{LIT("c:1"), 1, NULL, 0, 0}, {LIT("d:1"), 1, NULL, 2, 0}};
+    EXPECT_STATUS(peerlb_list_update_placed(list, null_zone, 2, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    peerlb_placed_peer bad_zone[] = {{LIT("c:1"), 1, LIT("z\xff"), 0}};
+    EXPECT_STATUS(peerlb_list_update_placed(list, bad_zone, 1, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    peerlb_placed_peer huge_zone[] = {{LIT("c:1"), 1, "z", SIZE_MAX, 0}};
+    EXPECT_STATUS(peerlb_list_update_placed(list, huge_zone, 1, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    EXPECT(total_peers(list) == 2, "list unchanged (%ld)", total_peers(list));
+    /* Over-long zones and zones with NUL fail that peer only. */
+    char long_zone[1025];
+    memset(long_zone, 'z', sizeof long_zone);
+    peerlb_placed_peer per_peer[] = {{LIT("c:1"), 1, long_zone, 1025, 0}, {LIT("d:1"), 1, "a\0b", 3, 0}, {LIT("e:1"), 1, long_zone, 1024, 0}};
+    EXPECT_STATUS(peerlb_list_update_placed(list, per_peer, 3, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    EXPECT(total_peers(list) == 3, "e:1 added (%ld)", total_peers(list));
+    peerlb_list_options *opts = NULL;
+    OK(peerlb_list_options_new(&opts));
+    EXPECT_STATUS(peerlb_list_options_set_local_zone(NULL, "a"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_local_zone(opts, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_local_zone(opts, "\xff"), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_min_cluster_size(NULL, 6), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_overprovisioning_factor(NULL, 1.4), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_list_options_set_overprovisioning_factor(opts, 0.5));
+    peerlb_list *bad = NULL;
+    EXPECT_STATUS(peerlb_list_new(opts, NULL, &bad), PEERLB_INVALID_ARGUMENT);
+    EXPECT(bad == NULL, "no list");
+    OK(peerlb_list_options_set_overprovisioning_factor(opts, 1.4));
+    OK(peerlb_list_options_set_local_zone(opts, "z1"));
+    OK(peerlb_list_options_set_min_cluster_size(opts, 6));
+    OK(peerlb_list_new(opts, NULL, &bad));
+    peerlb_list_free(bad);
+    peerlb_list_options_free(opts);
+    peerlb_list_free(list);
+}
+
+static void test_deterministic_subset(void) {
+    peerlb_peer_id backends[] = {{LIT("a:1")}, {LIT("b:1")}, {LIT("c:1")}, {LIT("d:1")}, {LIT("e:1")}, {LIT("f:1")}};
+    char *json = NULL, *again = NULL;
+    OK(peerlb_deterministic_subset(backends, 6, 4, 2, &json));
+    OK(peerlb_deterministic_subset(backends, 6, 4, 2, &again));
+    EXPECT(json[0] == '[' && strcmp(json, again) == 0, "deterministic: %s", json);
+    size_t commas = 0;
+    for (const char *c = json; *c; c++) commas += *c == ',';
+    EXPECT(commas == 1, "two backends: %s", json);
+    peerlb_string_free(json);
+    peerlb_string_free(again);
+    OK(peerlb_deterministic_subset(backends, 6, 0, 0, &json));
+    EXPECT(strcmp(json, "[\"a:1\",\"b:1\",\"c:1\",\"d:1\",\"e:1\",\"f:1\"]") == 0, "size 0 is all: %s", json);
+    peerlb_string_free(json);
+    OK(peerlb_deterministic_subset(NULL, 0, 1, 3, &json));
+    EXPECT(strcmp(json, "[]") == 0, "no backends: %s", json);
+    peerlb_string_free(json);
+    EXPECT_STATUS(peerlb_deterministic_subset(backends, 6, 0, 2, NULL), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_deterministic_subset(NULL, 2, 0, 2, &json), PEERLB_INVALID_ARGUMENT);
+    peerlb_peer_id bad[] = {{LIT("a:1")}, {LIT("\xff")}};
+    EXPECT_STATUS(peerlb_deterministic_subset(bad, 2, 0, 1, &json), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_deterministic_subset(backends, SIZE_MAX, 0, 1, &json), PEERLB_INVALID_ARGUMENT);
+}
+
 static void test_choose_and_finish(void) {
     peerlb_list *list = make_list(0);
     peerlb_peer_spec peers[] = {SPEC("a:1")};
@@ -902,6 +970,8 @@ int main(void) {
     test_list_new();
     test_lifecycle();
     test_update();
+    test_update_placed();
+    test_deterministic_subset();
     test_choose_and_finish();
     test_waiting_errors();
     test_subscriber_and_callbacks();

@@ -340,6 +340,13 @@ static int op_new(run *r, const json_value *s) {
         st = peerlb_list_options_set_fail_fast(opts, bool_or(s, "fail_fast", 0));
     if (st == PEERLB_OK && json_get(s, "capacity"))
         st = peerlb_list_options_set_capacity(opts, (size_t)num_or(s, "capacity", 0));
+    if (st == PEERLB_OK && json_get_str(s, "local_zone"))
+        st = peerlb_list_options_set_local_zone(opts, json_get_str(s, "local_zone"));
+    if (st == PEERLB_OK && json_get(s, "min_cluster_size"))
+        st = peerlb_list_options_set_min_cluster_size(opts, (size_t)num_or(s, "min_cluster_size", 0));
+    const json_value *factor = json_get(s, "overprovisioning_factor");
+    if (st == PEERLB_OK && factor && factor->type == JSON_NUMBER)
+        st = peerlb_list_options_set_overprovisioning_factor(opts, factor->number);
     const char *strategy = json_get_str(s, "strategy");
     if (st == PEERLB_OK) st = peerlb_list_options_set_strategy(opts, strategy ? strategy : "round-robin");
     const char *name = json_get_str(s, "name");
@@ -447,7 +454,8 @@ static int op_update(run *r, const json_value *s) {
     const json_value *add = json_get(s, "add"), *rem = json_get(s, "remove");
     size_t na = add && add->type == JSON_ARRAY ? add->len : 0;
     size_t nr = rem && rem->type == JSON_ARRAY ? rem->len : 0;
-    peerlb_peer_spec adds[64];
+    peerlb_placed_peer adds[64];
+    memset(adds, 0, sizeof adds);
     peerlb_peer_id removes[64];
     if (na > 64 || nr > 64) return failf(r, "too many peers for this runner");
     for (size_t i = 0; i < na; i++) {
@@ -461,6 +469,12 @@ static int op_update(run *r, const json_value *s) {
             adds[i].id = id->string;
             adds[i].id_len = id->len;
             adds[i].weight = (uint32_t)num_or(a, "weight", 1);
+            const json_value *zone = json_get(a, "zone");
+            if (zone && zone->type == JSON_STRING) {
+                adds[i].zone = zone->string;
+                adds[i].zone_len = zone->len;
+            }
+            adds[i].priority = (uint32_t)num_or(a, "priority", 0);
         } else {
             return failf(r, "bad addition");
         }
@@ -469,7 +483,7 @@ static int op_update(run *r, const json_value *s) {
         removes[i].id = rem->items[i]->string;
         removes[i].len = rem->items[i]->len;
     }
-    return check_result(r, s, peerlb_list_update(r->list, adds, na, removes, nr)) < 0 ? -1 : 0;
+    return check_result(r, s, peerlb_list_update_placed(r->list, adds, na, removes, nr)) < 0 ? -1 : 0;
 }
 
 static int op_set_status(run *r, const json_value *s) {

@@ -96,6 +96,9 @@ class Run {
   newList(ctx, step) {
     const opts = { shuffle: step.shuffle === undefined ? false : step.shuffle }
     if (step.capacity !== undefined) opts.capacity = step.capacity
+    if (step.local_zone !== undefined) opts.localZone = step.local_zone
+    if (step.min_cluster_size !== undefined) opts.minClusterSize = step.min_cluster_size
+    if (step.overprovisioning_factor !== undefined) opts.overprovisioningFactor = step.overprovisioning_factor
     for (const s of this.sessions.values()) if (!s.closed) s.close()
     this.sessions.clear()
     if (step.seed !== undefined) opts.seed = step.seed

@@ -203,6 +203,60 @@ test('too many items and bad weights are PEERLB_INVALID_ARGUMENT', () => {
   assert.equal(list.introspect().total, 0)
 })
 
+test('zones and priorities: wrong types are TypeErrors, bad values PEERLB_INVALID_ARGUMENT; the list is intact', () => {
+  const list = new PeerList({ shuffle: false, localZone: 'a' })
+  list.update({ add: [{ id: 'a:1', zone: 'a' }, { id: 'b:1', zone: 'b', priority: 1, weight: 2 }, { id: 'c:1', zone: null }] })
+  const peers = list.introspect().peers.map((p) => [p.id, p.zone, p.priority, p.weight])
+  assert.deepEqual(peers, [['a:1', 'a', 0, 1], ['b:1', 'b', 1, 2], ['c:1', null, 0, 1]])
+  list.start()
+  assert.deepEqual(
+    list.introspect().priorities.map((l) => [l.priority, l.load, l.healthy]),
+    [[0, 100, 2], [1, 0, 1]],
+  )
+  for (const bad of [{ id: 'x:1', zone: 3 }, { id: 'x:1', zone: {} }, { id: 'x:1', priority: '1' }, { id: 'x:1', priority: 1n }]) {
+    assert.throws(() => list.update({ add: ['y:1', bad] }), TypeError)
+  }
+  for (const bad of [{ id: 'x:1', priority: -1 }, { id: 'x:1', priority: 0.5 }, { id: 'x:1', priority: 2 ** 32 }]) {
+    assert.throws(() => list.update({ add: ['y:1', bad] }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  }
+  const throwing = { id: 'x:1', get zone() { throw new Error('boom') } }
+  assert.throws(() => list.update({ add: [throwing] }))
+  // Zones the core refuses fail that peer only.
+  assert.throws(() => list.update({ add: [{ id: 'd:1', zone: 'z'.repeat(1025) }, { id: 'e:1', zone: 'a\0b' }, 'f:1'] }), {
+    code: 'PEERLB_INVALID_ARGUMENT',
+  })
+  assert.deepEqual(list.introspect().peers.map((p) => p.id), ['a:1', 'b:1', 'c:1', 'f:1'])
+  assert.throws(() => new PeerList({ localZone: 3 }), TypeError)
+  assert.throws(() => new PeerList({ localZone: 'a\0' }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  for (const f of [0.5, NaN, Infinity, 101]) {
+    assert.throws(() => new PeerList({ overprovisioningFactor: f }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  }
+  assert.throws(() => new PeerList({ overprovisioningFactor: '1.4' }), TypeError)
+  assert.throws(() => new PeerList({ minClusterSize: -1 }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => new PeerList({ minClusterSize: 1.5 }), { code: 'PEERLB_INVALID_ARGUMENT' })
+  new PeerList({ localZone: '', minClusterSize: 0, overprovisioningFactor: 1 })
+})
+
+test('deterministicSubset: balanced, deterministic, and strict about its arguments', () => {
+  const { deterministicSubset } = require('..')
+  const backends = Array.from({ length: 300 }, (_, i) => `10.0.0.${i}:80`)
+  const perBackend = new Map(backends.map((b) => [b, 0]))
+  for (let client = 0; client < 1000; client++) {
+    const mine = deterministicSubset(backends, client, 30)
+    assert.equal(new Set(mine).size, 30)
+    for (const b of mine) perBackend.set(b, perBackend.get(b) + 1)
+  }
+  assert.deepEqual([...new Set(perBackend.values())], [100])
+  assert.deepEqual(deterministicSubset([...backends].reverse(), 5, 30), deterministicSubset(backends, 5, 30))
+  assert.throws(() => deterministicSubset([1], 0, 1), TypeError)
+  assert.throws(() => deterministicSubset('ab', 0, 1), TypeError)
+  assert.throws(() => deterministicSubset(backends, -1, 1), { code: 'PEERLB_INVALID_ARGUMENT' })
+  assert.throws(() => deterministicSubset(backends, 0, 1.5), { code: 'PEERLB_INVALID_ARGUMENT' })
+  const sparse = []
+  sparse.length = 2 ** 32 - 1
+  assert.throws(() => deterministicSubset(sparse, 0, 1))
+})
+
 test('classes whose objects peerlb makes cannot be made with new (a coded TypeError), and instanceof still works', () => {
   for (const name of ['Choice', 'Session', 'Subscriber', 'Binding']) {
     assert.throws(

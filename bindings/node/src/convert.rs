@@ -258,9 +258,10 @@ unsafe fn hole_or(env: sys::napi_env, item: sys::napi_value) -> String {
     }
 }
 
-/// A bounded array of peers: ids or `{id, weight}` objects (each property read once; a
-/// missing weight is left to the core's default). Weights must be whole numbers in
-/// `0..=2^32-1`; the core judges the rest (weight 0, bad ids). `null` is "not given" (empty).
+/// A bounded array of peers: ids or `{id, weight, zone, priority}` objects (each property
+/// read once; a missing one is left to the core's default). Weights and priorities must be
+/// whole numbers in `0..=2^32-1` and zones strings; the core judges the rest (weight 0, bad
+/// ids and zones). `null` is "not given" (empty).
 #[derive(Debug, Default, Clone)]
 pub struct PeerSpecs(pub Vec<PeerSpec>);
 
@@ -307,19 +308,53 @@ pub unsafe fn peer_item(
             }
             let id = js::string_value(env, id).ok_or_else(|| bad(env))?;
             let weight = property(env, item, c"weight")?;
-            match js::type_of(env, weight) {
-                sys::ValueType::napi_undefined => Ok(PeerSpec::new(id)),
+            let mut spec = match js::type_of(env, weight) {
+                sys::ValueType::napi_undefined => PeerSpec::new(id),
                 sys::ValueType::napi_number => {
                     let w: f64 = f64::from_napi_value(env, weight)?;
                     let w = whole(w, u32::MAX as u64)
                         .map_err(|m| value_error(format!("item {i}: weight {m}")))?;
-                    Ok(PeerSpec::weighted(id, w as u32))
+                    PeerSpec::weighted(id, w as u32)
                 }
-                _ => Err(type_mismatch(format!(
-                    "item {i}: weight must be a number, got {}",
-                    js::describe_arg(env, weight)
-                ))),
+                _ => {
+                    return Err(type_mismatch(format!(
+                        "item {i}: weight must be a number, got {}",
+                        js::describe_arg(env, weight)
+                    )))
+                }
+            };
+            let zone = property(env, item, c"zone")?;
+            match js::type_of(env, zone) {
+                sys::ValueType::napi_undefined | sys::ValueType::napi_null => {}
+                sys::ValueType::napi_string => {
+                    let zone = js::string_value(env, zone).ok_or_else(|| bad(env))?;
+                    // As given: the core refuses an over-long zone or one with a NUL.
+                    spec.zone = (!zone.is_empty()).then_some(zone);
+                }
+                _ => {
+                    return Err(type_mismatch(format!(
+                        "item {i}: zone must be a string, got {}",
+                        js::describe_arg(env, zone)
+                    )))
+                }
             }
+            let priority = property(env, item, c"priority")?;
+            match js::type_of(env, priority) {
+                sys::ValueType::napi_undefined | sys::ValueType::napi_null => {}
+                sys::ValueType::napi_number => {
+                    let p: f64 = f64::from_napi_value(env, priority)?;
+                    spec.priority = whole(p, u32::MAX as u64)
+                        .map_err(|m| value_error(format!("item {i}: priority {m}")))?
+                        as u32;
+                }
+                _ => {
+                    return Err(type_mismatch(format!(
+                        "item {i}: priority must be a number, got {}",
+                        js::describe_arg(env, priority)
+                    )))
+                }
+            }
+            Ok(spec)
         }
         _ => Err(bad(env)),
     }

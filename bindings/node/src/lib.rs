@@ -28,6 +28,7 @@ mod request_rule;
 mod retry;
 mod session;
 mod subscriber;
+pub mod subset;
 mod table;
 mod transport;
 mod updater;

@@ -24,8 +24,12 @@ use crate::{guard, js};
 #[napi(object, object_to_js = false)]
 #[derive(Default)]
 pub struct UpdateOptions {
-    /// Peers to add: ids, or `{id, weight}` (weight: a whole number, default 1).
-    #[napi(ts_type = "ReadonlyArray<string | { id: string; weight?: number }> | null")]
+    /// Peers to add: ids, or `{id, weight, zone, priority}` (weight: a whole number,
+    /// default 1; zone: a string, default none; priority: a whole number, 0 the highest
+    /// and the default).
+    #[napi(
+        ts_type = "ReadonlyArray<string | { id: string; weight?: number; zone?: string | null; priority?: number }> | null"
+    )]
     pub add: Option<PeerSpecs>,
     /// Ids of peers to remove (removals are applied first).
     #[napi(ts_type = "ReadonlyArray<string> | null")]

@@ -92,6 +92,14 @@ pub struct PeerListOptions<'a> {
     pub peer_labels: Option<bool>,
     /// Expected number of peers, a whole number (a pre-sizing hint; default 10, yarpc's).
     pub capacity: Option<f64>,
+    /// The zone this client runs in: turns on Envoy's zone-aware routing inside each
+    /// priority level (peers carry `zone`); empty or absent means none.
+    pub local_zone: Option<String>,
+    /// Below this many healthy peers in a priority level zone-aware routing is off for
+    /// that level (a whole number; default 6, Envoy's).
+    pub min_cluster_size: Option<f64>,
+    /// Envoy's overprovisioning factor for priority load (default 1.4; a number in 1..=100).
+    pub overprovisioning_factor: Option<f64>,
 }
 
 impl PeerListOptions<'_> {
@@ -156,6 +164,17 @@ impl PeerListOptions<'_> {
             let capacity = convert::whole(c, (1u64 << 53) - 1)
                 .map_err(|m| convert::invalid(env, "new PeerList: capacity", m))?;
             opts = opts.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
+        }
+        if let Some(z) = self.local_zone {
+            opts = opts.local_zone(z);
+        }
+        if let Some(n) = self.min_cluster_size {
+            let n = convert::whole(n, (1u64 << 53) - 1)
+                .map_err(|m| convert::invalid(env, "new PeerList: minClusterSize", m))?;
+            opts = opts.min_cluster_size(usize::try_from(n).unwrap_or(usize::MAX));
+        }
+        if let Some(f) = self.overprovisioning_factor {
+            opts = opts.overprovisioning_factor(f);
         }
         if let Some(c) = self.clock {
             if let Some(clock) = unsafe { clock_arg(raw, c.raw(), "new PeerList: clock")? } {

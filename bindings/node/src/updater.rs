@@ -80,7 +80,8 @@ pub struct FileUpdaterOptions {
     pub max_size: Option<Either<f64, Null>>,
 }
 
-/// One `host:port [weight]` per line (`#` comments, blank lines ignored), polled for changes.
+/// One `host:port [weight] [zone=Z] [priority=P]` per line (`#` comments, blank lines
+/// ignored), polled for changes.
 #[napi]
 pub struct FileUpdater {
     inner: CoreFile,
@@ -222,7 +223,7 @@ pub struct EtcdUpdaterOptions {
     pub retry_interval_ms: Option<Either<f64, Null>>,
 }
 
-/// Watches an etcd key prefix (each key a peer: value `{"addr", "weight"}`, `host:port`, or
+/// Watches an etcd key prefix (each key a peer: value `{"addr", "weight", "zone", "priority"}`, `host:port`, or
 /// empty = key suffix); reconnects after etcd restarts, keeping the last good set. Needs an
 /// addon built with the `etcd` cargo feature, else `bind` throws PEERLB_INVALID_ARGUMENT.
 #[napi]

@@ -310,7 +310,11 @@ fn weight(id: &str, obj: &Bound<'_, PyAny>) -> PyResult<u32> {
     u32_arg(&format!("weight of peer {id:?}"), obj, 0)
 }
 
-/// One addition: `"id"`, `("id", weight)` or `{"id": "id", "weight": weight}`.
+/// The keys a peer given as a dict may have.
+const PEER_KEYS: [&str; 4] = ["id", "weight", "zone", "priority"];
+
+/// One addition: `"id"`, `("id", weight)` or `{"id": "id", "weight": weight, "zone": "z",
+/// "priority": 1}` (every key but `id` optional; a zone of `None` is no zone).
 fn peer_spec(item: &Bound<'_, PyAny>) -> PyResult<PeerSpec> {
     if let Ok(s) = item.cast::<PyString>() {
         return Ok(PeerSpec::new(text("peer id", s)?.into_owned()));
@@ -331,11 +335,11 @@ fn peer_spec(item: &Bound<'_, PyAny>) -> PyResult<PeerSpec> {
             let ok = key
                 .cast::<PyString>()
                 .ok()
-                .and_then(|k| k.to_cow().ok().map(|k| k == "id" || k == "weight"))
+                .and_then(|k| k.to_cow().ok().map(|k| PEER_KEYS.contains(&k.as_ref())))
                 .unwrap_or(false);
             if !ok {
                 return Err(PyTypeError::new_err(format!(
-                    "a peer given as a dict has keys \"id\" and \"weight\", not {}",
+                    "a peer given as a dict has keys \"id\", \"weight\", \"zone\" and \"priority\", not {}",
                     key.repr()?
                 )));
             }
@@ -348,13 +352,22 @@ fn peer_spec(item: &Bound<'_, PyAny>) -> PyResult<PeerSpec> {
                 ))
             }
         };
-        return Ok(match d.get_item("weight")? {
+        let mut spec = match d.get_item("weight")? {
             Some(v) => PeerSpec::weighted(id.clone(), weight(&id, &v)?),
-            None => PeerSpec::new(id),
-        });
+            None => PeerSpec::new(id.clone()),
+        };
+        if let Some(z) = d.get_item("zone")?.filter(|z| !z.is_none()) {
+            let zone = string(&format!("zone of peer {id:?}"), &z)?;
+            // As given: the core refuses an over-long zone or one with a NUL.
+            spec.zone = (!zone.is_empty()).then_some(zone);
+        }
+        if let Some(p) = d.get_item("priority")? {
+            spec.priority = u32_arg(&format!("priority of peer {id:?}"), &p, 0)?;
+        }
+        return Ok(spec);
     }
     Err(PyTypeError::new_err(format!(
-        "a peer to add must be a str id, an (id, weight) tuple or an {{\"id\", \"weight\"}} dict, not {}",
+        "a peer to add must be a str id, an (id, weight) tuple or an {{\"id\", \"weight\", \"zone\", \"priority\"}} dict, not {}",
         type_name(item)
     )))
 }

@@ -20,6 +20,7 @@ mod ops;
 mod request_rule;
 mod retry;
 mod session;
+mod subset;
 mod transport;
 mod updater;
 mod upstream;
@@ -52,6 +53,7 @@ fn _peerlb(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ops::serve_admin, m)?)?;
     m.add_function(wrap_pyfunction!(ops::metrics, m)?)?;
     updater::register(m)?;
+    m.add_function(wrap_pyfunction!(subset::deterministic_subset, m)?)?;
     m.add_function(wrap_pyfunction!(wait::_complete, m)?)?;
     m.add_function(wrap_pyfunction!(errors::_panic, m)?)?;
     m.add("__version__", peerlb::VERSION)?;

@@ -107,8 +107,8 @@ impl PyPeerList {
 impl PyPeerList {
     #[new]
     #[pyo3(
-        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None),
-        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None)"
+        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None),
+        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -126,6 +126,9 @@ impl PyPeerList {
         metrics: Option<&Bound<'_, PyAny>>,
         peer_labels: Option<&Bound<'_, PyAny>>,
         capacity: Option<&Bound<'_, PyAny>>,
+        local_zone: Option<&Bound<'_, PyAny>>,
+        min_cluster_size: Option<&Bound<'_, PyAny>>,
+        overprovisioning_factor: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
             use convert::given;
@@ -168,6 +171,17 @@ impl PyPeerList {
             if let Some(c) = given(capacity) {
                 let capacity = convert::u64_arg("capacity", c)?;
                 options = options.capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
+            }
+            if let Some(z) = given(local_zone) {
+                options = options.local_zone(convert::string("local_zone", z)?);
+            }
+            if let Some(n) = given(min_cluster_size) {
+                let n = convert::u64_arg("min_cluster_size", n)?;
+                options = options.min_cluster_size(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+            if let Some(f) = given(overprovisioning_factor) {
+                options =
+                    options.overprovisioning_factor(convert::number("overprovisioning_factor", f)?);
             }
             let mut py_transport = None;
             if let Some(t) = given(transport) {
@@ -301,6 +315,17 @@ impl PyPeerList {
             d.set_item("max_pending_per_peer", snap.max_pending_per_peer)?;
             d.set_item("overloaded", snap.overloaded)?;
             d.set_item("sessions", snap.sessions)?;
+            let levels = PyList::empty(py);
+            for level in snap.priorities {
+                let ld = PyDict::new(py);
+                ld.set_item("priority", level.priority)?;
+                ld.set_item("load", level.load)?;
+                ld.set_item("healthy", level.healthy)?;
+                ld.set_item("enabled", level.enabled)?;
+                ld.set_item("panic", level.panic)?;
+                levels.append(ld)?;
+            }
+            d.set_item("priorities", levels)?;
             d.set_item("peers", peer_dicts(py, snap.peers)?)?;
             Ok(d)
         })
@@ -687,6 +712,8 @@ fn peer_dicts<'py>(
         pd.set_item("status", p.status)?;
         pd.set_item("pending", p.pending)?;
         pd.set_item("weight", p.weight)?;
+        pd.set_item("zone", p.zone)?;
+        pd.set_item("priority", p.priority)?;
         pd.set_item("admin", p.admin)?;
         pd.set_item("ejected", p.ejected)?;
         pd.set_item("ejected_for_ms", p.ejected_for_ms)?;

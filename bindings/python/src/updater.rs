@@ -33,7 +33,7 @@ impl PyStaticUpdater {
     }
 }
 
-/// Follows a file of `host:port [weight]` lines, polled for changes.
+/// Follows a file of `host:port [weight] [zone=Z] [priority=P]` lines, polled for changes.
 #[pyclass(module = "peerlb._peerlb", name = "FileUpdater", frozen)]
 pub struct PyFileUpdater(FileUpdater);
 

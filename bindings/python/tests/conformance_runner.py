@@ -133,6 +133,9 @@ class Run:
                 kwargs[key] = step[key]
         if "capacity" in step:
             kwargs["capacity"] = step["capacity"]
+        for key in ("local_zone", "min_cluster_size", "overprovisioning_factor"):
+            if key in step:
+                kwargs[key] = step[key]
         self.sessions.clear()
         self.transport = None
         transport = step.get("transport")

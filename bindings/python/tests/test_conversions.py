@@ -74,6 +74,7 @@ NUMBERS: Dict[str, Callable[[Any], object]] = {
     "Upstream(high_score)": lambda v: peerlb.Upstream(["a:1"], high_score=v, manual=True),
     "Upstream(fail_delta)": lambda v: peerlb.Upstream(["a:1"], fail_delta=v, manual=True),
     "Upstream(success_delta)": lambda v: peerlb.Upstream(["a:1"], success_delta=v, manual=True),
+    "PeerList(overprovisioning_factor)": lambda v: peerlb.PeerList(overprovisioning_factor=v),
 }
 
 # ... and ints (convert::uint, or parsed by core from the int's text).
@@ -87,6 +88,8 @@ INTS: Dict[str, Callable[[Any], object]] = {
     "retry(max_attempts)": lambda v: running().retry(lambda p: p, max_attempts=v),
     "RetryBudget(min_per_sec)": lambda v: peerlb.RetryBudget(min_per_sec=v),
     "PeerList(ejection)": lambda v: peerlb.PeerList(ejection={"failures": v}),
+    "PeerList(min_cluster_size)": lambda v: peerlb.PeerList(min_cluster_size=v),
+    "update(add) dict priority": lambda v: running().update(add=[{"id": "b", "priority": v}]),
 }
 
 CASES = (

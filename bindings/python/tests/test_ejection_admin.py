@@ -217,11 +217,11 @@ def test_introspection_keys() -> None:
     info = lst.introspect()
     assert set(info) == {
         "strategy", "transport", "state", "summary", "available", "total", "panic",
-        "ejected", "disabled", "chosen", "failures", "ejections", "sessions", "peers",
-        "name", "pending", "max_pending", "max_pending_per_peer", "overloaded",
+        "ejected", "disabled", "chosen", "failures", "ejections", "sessions", "priorities",
+        "peers", "name", "pending", "max_pending", "max_pending_per_peer", "overloaded",
     }
     assert set(info["peers"][0]) == {
-        "id", "status", "pending", "weight", "admin", "ejected", "ejected_for_ms",
+        "id", "status", "pending", "weight", "zone", "priority", "admin", "ejected", "ejected_for_ms",
         "ejections", "consecutive_failures", "chosen", "failures", "sessions",
     }
     assert (info["chosen"], info["failures"], info["panic"]) == (1, 1, False)

@@ -167,7 +167,7 @@ impl ListShared {
             }
         }
         let picked = match breakers.max_pending_per_peer {
-            None => Ok(self.strategy.choose(request)),
+            None => Ok(self.strategy_choose(request)),
             Some(limit) => self.pick_below(breakers, limit, request),
         };
         match picked {
@@ -197,7 +197,7 @@ impl ListShared {
             Some(limit) => f.peer().pending() <= limit,
             None => true,
         };
-        let in_flight = match self.strategy.choose(request) {
+        let in_flight = match self.strategy_choose(request) {
             Some(f) if within(&f) => f,
             other => {
                 if let Some(f) = other {
@@ -229,7 +229,7 @@ impl ListShared {
         let mut varied_key = Vec::new();
         for attempt in 0..attempts {
             let in_flight = match (attempt, request.shard_key()) {
-                (0, _) | (_, None) => self.strategy.choose(request),
+                (0, _) | (_, None) => self.strategy_choose(request),
                 (n, Some(key)) => {
                     varied_key.clear();
                     varied_key.extend_from_slice(key);

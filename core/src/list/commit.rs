@@ -21,7 +21,6 @@
 //! list when due).
 
 use std::collections::HashMap;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::MutexGuard;
 use std::time::Instant;
 
@@ -149,7 +148,7 @@ impl ListShared {
             breakers.set_offered(commit.state.tally.offered());
         }
         let Commit {
-            state,
+            mut state,
             events,
             session_events,
             offered,
@@ -160,11 +159,9 @@ impl ListShared {
             ..
         } = commit;
         let (added, removed) = net(offered, withdrawn);
-        let strategy_changed = !added.is_empty() || !removed.is_empty();
-        if strategy_changed {
-            // A custom strategy that panics loses this batch, and only that.
-            let _ = catch_unwind(AssertUnwindSafe(|| self.strategy.update(&added, &removed)));
-        }
+        // The list's strategy, or each locality's when the list routes (a custom strategy
+        // that panics loses this batch, and only that).
+        let (strategy_changed, switched) = self.hand_over(&mut state, &added, &removed);
         let queued = !events.is_empty();
         if queued {
             self.events.push(events);
@@ -183,7 +180,7 @@ impl ListShared {
         if sessions_queued {
             self.session_events.deliver();
         }
-        if wake || !added.is_empty() {
+        if wake || switched || !added.is_empty() {
             self.changed.notify(usize::MAX);
         }
         for until in timers {
@@ -194,9 +191,9 @@ impl ListShared {
 }
 
 impl ListShared {
-    /// The strategy's `batch_end` (a panicking custom strategy loses only its batch).
+    /// The strategies' `batch_end` (a panicking custom strategy loses only its batch).
     pub(super) fn end_batch(&self) {
-        let _ = catch_unwind(AssertUnwindSafe(|| self.strategy.batch_end()));
+        self.end_batches();
     }
 }
 

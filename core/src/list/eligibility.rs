@@ -42,7 +42,7 @@ pub(super) enum Class {
     Healthy = 6,
 }
 
-const CLASSES: usize = 7;
+pub(super) const CLASSES: usize = 7;
 
 /// Records per class, and whether the panic floor is active.
 #[derive(Debug, Default)]
@@ -50,7 +50,10 @@ pub(super) struct Tally {
     counts: [usize; CLASSES],
     /// Records with an ejection in force (whatever their class).
     pub(super) ejected: usize,
+    /// Whether the panic floor is active (in any priority level; see `routing.rs`).
     pub(super) panic: bool,
+    /// Records offered to the strategies.
+    offered: usize,
 }
 
 impl Tally {
@@ -72,22 +75,17 @@ impl Tally {
         }
     }
 
-    /// Retained and not disabled: the peers the panic floor is a share of.
-    fn enabled(&self) -> usize {
-        self.count(Class::Unavailable)
-            + self.count(Class::Connecting)
-            + self.count(Class::Ejected)
-            + self.count(Class::Healthy)
-    }
-
     /// How many peers the strategy is offered.
     pub(super) fn offered(&self) -> usize {
-        self.count(Class::Healthy)
-            + if self.panic {
-                self.count(Class::Ejected)
-            } else {
-                0
-            }
+        self.offered
+    }
+
+    fn offer_flipped(&mut self, offered: bool) {
+        if offered {
+            self.offered += 1;
+        } else {
+            self.offered -= 1;
+        }
     }
 }
 
@@ -165,12 +163,19 @@ impl Commit<'_> {
         }
         let class = classify(slot, disabled);
         let before = std::mem::replace(&mut slot.class, class);
-        let wanted = class == Class::Healthy || (class == Class::Ejected && state.tally.panic);
+        let wanted = class == Class::Healthy
+            || (class == Class::Ejected && state.routing.panics(slot.locality));
+        if wanted != slot.offered {
+            state.tally.offer_flipped(wanted);
+        }
         let flip = (wanted != slot.offered)
             .then(|| slot.peer.clone())
             .flatten();
         slot.offered = wanted;
         state.tally.moved(Some(before), Some(class));
+        state
+            .routing
+            .moved(slot.locality, Some(before), Some(class));
         if let Some(peer) = flip {
             if wanted {
                 self.offered.push(peer);
@@ -192,14 +197,22 @@ impl Commit<'_> {
         }
     }
 
-    /// Counts a new record (it starts idle).
-    pub(super) fn count_new(&mut self) {
+    /// Counts the new record at index `i` (it starts idle).
+    pub(super) fn count_new(&mut self, i: usize) {
         self.state.tally.moved(None, Some(Class::Idle));
+        let locality = self.state.peers[i].locality;
+        self.state.routing.moved(locality, None, Some(Class::Idle));
     }
 
     /// Takes a removed record out of the tally and the strategy.
     pub(super) fn forget(&mut self, slot: &mut Slot) {
         self.state.tally.moved(Some(slot.class), None);
+        self.state
+            .routing
+            .moved(slot.locality, Some(slot.class), None);
+        if slot.offered {
+            self.state.tally.offer_flipped(false);
+        }
         if std::mem::take(&mut slot.ejected_until) != 0 {
             self.state.tally.ejected -= 1;
         }
@@ -210,28 +223,32 @@ impl Commit<'_> {
         }
     }
 
-    /// Recomputes the panic floor from the tally; when it flips, re-offers or withdraws
-    /// the ejected peers (the only ones it decides on).
+    /// Recomputes the panic floor of every priority level from its counts (one level: the
+    /// list's tally); for the levels where it flips, re-offers or withdraws the ejected
+    /// peers (the only ones it decides on).
     pub(super) fn settle_panic_floor(&mut self) {
-        let panic = match self.list.ejection {
-            Some(policy) if self.list.is_running() => {
-                let tally = &self.state.tally;
-                policy.panics(tally.count(Class::Healthy), tally.enabled())
-            }
-            _ => false,
-        };
-        if panic == self.state.tally.panic {
+        let (flipped, panic) = self.state.routing.settle_panic(
+            self.list.ejection.as_ref(),
+            self.list.is_running(),
+            self.list.routing.overprovisioning,
+        );
+        self.state.tally.panic = panic;
+        if flipped.is_empty() {
             return;
         }
-        self.state.tally.panic = panic;
         // Every ejected record has an entry in the restoration queue (some entries are
         // stale): O(ejected), not a pass over the list.
         let peers = &self.state.peers;
+        let routing = &self.state.routing;
         let ejected: Vec<PeerId> = self
             .state
             .restorations
             .iter()
-            .filter(|r| peers.get(&r.id).is_some_and(|s| s.class == Class::Ejected))
+            .filter(|r| {
+                peers.get(&r.id).is_some_and(|s| {
+                    s.class == Class::Ejected && flipped.contains(&routing.priority_of(s.locality))
+                })
+            })
             .map(|r| r.id.clone())
             .collect();
         for id in ejected {

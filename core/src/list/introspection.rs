@@ -38,6 +38,8 @@ impl ListShared {
                     status: status.to_owned(),
                     pending,
                     weight: slot.weight,
+                    zone: slot.zone.as_deref().map(|z| z.to_string()),
+                    priority: state.routing.priority_of(slot.locality),
                     admin: if state.disabled.contains(id) {
                         "disabled"
                     } else {
@@ -87,6 +89,9 @@ impl ListShared {
             max_pending_per_peer,
             overloaded,
             sessions: state.sessions.open(),
+            priorities: state
+                .routing
+                .priorities(&self.routing, self.ejection.as_ref()),
             peers,
         }
     }

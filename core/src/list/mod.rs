@@ -80,6 +80,7 @@ mod introspection;
 mod membership;
 mod options;
 mod queries;
+pub mod routing;
 mod scrape;
 mod sessions;
 mod waiting;
@@ -167,6 +168,8 @@ pub(crate) struct ListShared {
     session_events: Arc<EventBus<SessionEvent>>,
     /// The capacity hint the list was made with.
     capacity: usize,
+    /// Priority and zone routing (see [`routing`]).
+    routing: routing::Routing,
 }
 
 impl PeerList {
@@ -183,6 +186,15 @@ impl PeerList {
             None => Arc::from(crate::registry::default_name()),
         };
         let breakers = Breakers::new(options.max_pending, options.max_pending_per_peer)?;
+        let routing = routing::Routing::new(
+            &options.fleet,
+            options
+                .custom_strategy
+                .is_none()
+                .then_some(options.strategy),
+            options.seed,
+            options.clock.clone(),
+        )?;
         let (strategy, spec) = match options.custom_strategy {
             Some(s) => {
                 let name = s.name().to_owned();
@@ -223,6 +235,7 @@ impl PeerList {
             breakers,
             session_events: Arc::new(EventBus::default()),
             capacity: options.capacity,
+            routing,
         });
         crate::registry::register(list_name, Arc::downgrade(&shared));
         Ok(PeerList { shared })
@@ -534,8 +547,14 @@ impl ListShared {
         }
     }
 
+    /// A peer's pending count changed: the strategy that holds it hears it (the list's, or
+    /// its locality's while the list routes).
     pub(crate) fn pending_changed(&self, peer: &PeerRef) {
-        self.strategy.pending_changed(peer);
+        if self.routing.is_routed() {
+            self.routed_pending_changed(peer);
+        } else {
+            self.strategy.pending_changed(peer);
+        }
     }
 
     /// A request to `peer` ended (with the backend's load report, if it sent one); only
@@ -568,7 +587,7 @@ impl ListShared {
         // turn into a panic in drop (an abort while unwinding), so it is contained here;
         // the request has already ended either way.
         let _ = catch_unwind(AssertUnwindSafe(|| {
-            self.strategy.request_ended(&crate::strategy::RequestEnd {
+            let end = crate::strategy::RequestEnd {
                 peer,
                 outcome,
                 latency,
@@ -576,7 +595,12 @@ impl ListShared {
                 clock: &self.clock,
                 pending_at_start: (started != 0).then_some(pending_at_start),
                 load,
-            })
+            };
+            if self.routing.is_routed() {
+                self.routed_request_ended(&end);
+            } else {
+                self.strategy.request_ended(&end);
+            }
         }));
     }
 

@@ -39,6 +39,8 @@ pub struct ListOptions {
     pub(super) fail_fast: bool,
     pub(super) capacity: usize,
     pub(super) transport: Option<Arc<dyn Transport>>,
+    /// Routing by priority and zone (see `routing.rs`).
+    pub(super) fleet: super::routing::FleetOptions,
     pub(super) name: Option<String>,
     pub(super) metrics: bool,
     pub(super) peer_labels: bool,
@@ -58,6 +60,7 @@ impl Default for ListOptions {
             fail_fast: false,
             capacity: DEFAULT_CAPACITY,
             transport: None,
+            fleet: Default::default(),
             name: None,
             metrics: true,
             peer_labels: true,
@@ -297,6 +300,7 @@ impl fmt::Debug for ListOptions {
             .field("seed", &self.seed)
             .field("fail_fast", &self.fail_fast)
             .field("capacity", &self.capacity)
+            .field("fleet", &self.fleet)
             .field("name", &self.name)
             .field("metrics", &self.metrics)
             .field("peer_labels", &self.peer_labels)

@@ -454,7 +454,7 @@ impl ListShared {
         // Started here, not by the strategy's choose: tell it (also when its choose counts
         // the requests it starts itself).
         if self.notify_pending {
-            self.strategy.pending_changed(peer);
+            self.pending_changed(peer);
         }
         if self.notify_outcome {
             let others = u32::try_from(peer.pending().saturating_sub(1)).unwrap_or(u32::MAX);

@@ -18,15 +18,26 @@ use crate::now_or_later::{Later, NowOrLater};
 use crate::request::Request;
 
 impl ListShared {
+    /// The strategy's pick; a routed list's own strategy is empty, so routing picks the
+    /// locality whose strategy chooses (see `routing.rs`); an unrouted list never gets
+    /// past the first call.
+    #[inline(always)]
+    pub(super) fn strategy_choose(&self, request: &Request<'_>) -> Option<crate::peer::InFlight> {
+        match self.strategy.choose(request) {
+            Some(r) => Some(r),
+            None => self.routing.choose(request),
+        }
+    }
+
     #[inline(always)]
     pub(super) fn try_choose(&self, request: &Request<'_>) -> Option<Choice> {
         if let Some(breakers) = &self.breakers {
             // Within the limits at once, or the slow path (`pick`) works it out.
             return self.try_pick(breakers, request);
         }
-        let request = self.strategy.choose(request)?;
+        let request = self.strategy_choose(request)?;
         if self.notify_chosen {
-            self.strategy.pending_changed(&request.peer_ref());
+            self.pending_changed(&request.peer_ref());
         }
         if self.notify_outcome {
             // Its peer's other requests in flight (this one is counted already).

@@ -2,8 +2,9 @@
 //!
 //! Every key under the prefix is one peer:
 //!
-//! * value `{"addr": "host:port", "weight": 3}` (JSON; `addr` may be omitted, then the
-//!   key suffix is the address; `weight` defaults to 1),
+//! * value `{"addr": "host:port", "weight": 3, "zone": "us-east-1a", "priority": 0}`
+//!   (JSON; `addr` may be omitted, then the key suffix is the address; `weight` defaults
+//!   to 1, `zone` to none and `priority` to 0, see [`crate::list::routing`]),
 //! * or value `host:port` (plain text),
 //! * or an empty value: the key suffix is `host:port` (`/services/api/10.0.0.1:80`).
 //!
@@ -107,7 +108,7 @@ impl EtcdUpdater {
         let value = std::str::from_utf8(kv.value())
             .map_err(|_| format!("etcd key {key:?}: value is not UTF-8"))?
             .trim();
-        let (id, weight) = if value.starts_with('{') {
+        let (id, spec) = if value.starts_with('{') {
             let json: serde_json::Value = serde_json::from_str(value)
                 .map_err(|e| format!("etcd key {key:?}: bad JSON value: {e}"))?;
             let id = match json.get("addr").or_else(|| json.get("id")) {
@@ -126,14 +127,39 @@ impl EtcdUpdater {
                     _ => return Err(format!("etcd key {key:?}: bad weight {w} (want >= 1)")),
                 },
             };
-            (id, weight)
+            let mut spec = PeerSpec::weighted(id.clone(), weight);
+            match json.get("zone") {
+                None | Some(serde_json::Value::Null) => {}
+                Some(serde_json::Value::String(z)) => {
+                    crate::list::routing::validate_zone(z)
+                        .map_err(|e| format!("etcd key {key:?}: bad zone: {e}"))?;
+                    spec = spec.with_zone(z.as_str());
+                }
+                Some(other) => {
+                    return Err(format!(
+                        "etcd key {key:?}: zone must be a string, not {other}"
+                    ))
+                }
+            }
+            match json.get("priority") {
+                None => {}
+                Some(p) => match p.as_u64().and_then(|p| u32::try_from(p).ok()) {
+                    Some(p) => spec.priority = p,
+                    None => {
+                        return Err(format!(
+                            "etcd key {key:?}: bad priority {p} (want an integer >= 0)"
+                        ))
+                    }
+                },
+            }
+            (id, spec)
         } else if value.is_empty() {
-            (suffix.clone(), 1)
+            (suffix.clone(), PeerSpec::new(suffix.clone()))
         } else {
-            (value.to_owned(), 1)
+            (value.to_owned(), PeerSpec::new(value))
         };
         check_host_port(&id).map_err(|why| format!("etcd key {key:?}: bad peer {id:?}: {why}"))?;
-        Ok((key, PeerSpec::weighted(id, weight)))
+        Ok((key, spec))
     }
 
     /// One connection's life: read, apply, watch until it breaks. Every apply and report

@@ -1,6 +1,8 @@
 //! The file updater: one peer per line, reloaded when the file changes.
 //!
-//! Format: `host:port [weight]` per line; `#` starts a comment (whole line or trailing);
+//! Format: `host:port [weight] [zone=Z] [priority=P]` per line (the weight may also be
+//! written `weight=N`; `zone` is the peer's locality and `priority` its level, 0 the
+//! highest, see [`crate::list::routing`]); `#` starts a comment (whole line or trailing);
 //! blank lines are ignored. The file is polled (default every 250 ms, see
 //! [`FileUpdater::poll_interval`]) and re-parsed when its bytes change, so edits in place,
 //! atomic renames over it and re-creation after deletion are all seen. A missing or
@@ -46,9 +48,11 @@ pub const SLOW_READ: Duration = Duration::from_secs(5);
 ///
 /// ```
 /// use peerlb::updater::parse_peer_lines;
-/// let peers = parse_peer_lines("# backends\na:1 3\n\nb:2 # the spare\n", "peers.txt").unwrap();
+/// let text = "# backends\na:1 3\n\nb:2 zone=us-east-1b priority=1 # the spare\n";
+/// let peers = parse_peer_lines(text, "peers.txt").unwrap();
 /// assert_eq!(peers.len(), 2);
 /// assert_eq!((peers[0].id.as_str(), peers[0].weight), ("a:1", 3));
+/// assert_eq!((peers[1].zone.as_deref(), peers[1].priority), (Some("us-east-1b"), 1));
 /// let err = parse_peer_lines("a:1\nnot a peer\n", "peers.txt").unwrap_err();
 /// assert!(err.to_string().contains("peers.txt:2"));
 /// ```
@@ -64,24 +68,54 @@ pub fn parse_peer_lines(text: &str, origin: &str) -> Result<Vec<PeerSpec>> {
         }
         let mut fields = line.split_whitespace();
         let id = fields.next().unwrap_or_default();
-        let weight = match fields.next() {
-            None => 1,
-            Some(w) => match w.parse::<u32>() {
-                Ok(w) if w >= 1 => w,
-                _ => return Err(bad(format!("bad weight {w:?} (want an integer >= 1)"))),
-            },
-        };
-        if let Some(extra) = fields.next() {
-            return Err(bad(format!(
-                "unexpected {extra:?} (want `host:port [weight]`)"
-            )));
+        let mut spec = PeerSpec::new(id);
+        let mut seen_keys: Vec<&str> = Vec::new();
+        for (position, field) in fields.enumerate() {
+            let (key, value) = match field.split_once('=') {
+                Some(kv) => kv,
+                // A bare second field is the weight (the original format).
+                None if position == 0 => ("weight", field),
+                None => {
+                    return Err(bad(format!(
+                        "unexpected {field:?} (want `host:port [weight] [zone=Z] [priority=P]`)"
+                    )))
+                }
+            };
+            if seen_keys.contains(&key) {
+                return Err(bad(format!("{key} given twice")));
+            }
+            match key {
+                "weight" => match value.parse::<u32>() {
+                    Ok(w) if w >= 1 => spec.weight = w,
+                    _ => return Err(bad(format!("bad weight {value:?} (want an integer >= 1)"))),
+                },
+                "zone" => {
+                    crate::list::routing::validate_zone(value)
+                        .map_err(|e| bad(format!("bad zone: {e}")))?;
+                    spec = spec.with_zone(value);
+                }
+                "priority" => match value.parse::<u32>() {
+                    Ok(p) => spec.priority = p,
+                    _ => {
+                        return Err(bad(format!(
+                            "bad priority {value:?} (want an integer >= 0; 0 is the highest)"
+                        )))
+                    }
+                },
+                other => {
+                    return Err(bad(format!(
+                        "unknown field {other:?} (want weight, zone or priority)"
+                    )))
+                }
+            }
+            seen_keys.push(key);
         }
         check_host_port(id).map_err(|why| bad(format!("bad peer {id:?}: {why}")))?;
         PeerId::new(id).map_err(|e| bad(e.to_string()))?;
         if !seen.insert(id.to_owned()) {
             return Err(bad(format!("peer {id:?} listed twice")));
         }
-        peers.push(PeerSpec::weighted(id, weight));
+        peers.push(spec);
     }
     Ok(peers)
 }

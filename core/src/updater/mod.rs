@@ -9,7 +9,8 @@
 //! Rules every updater follows:
 //!
 //! * It computes additions and removals against the set **it** last applied and calls
-//!   [`PeerList::update`] with them (a weight change is a removal plus an addition). It
+//!   [`PeerList::update`] with them (a change of weight, zone or priority is a removal plus
+//!   an addition). It
 //!   never waits for the list to be started: an idle list records the peers and retains
 //!   them when it starts.
 //! * **Keep last good**: when the source fails (missing file, bad line, DNS SERVFAIL or
@@ -101,7 +102,9 @@ pub(crate) struct Sink {
 
 #[derive(Default)]
 struct SinkState {
-    applied: BTreeMap<String, u32>,
+    /// The peers last applied, by id (a change of weight, zone or priority is a removal
+    /// plus an addition).
+    applied: BTreeMap<String, PeerSpec>,
     last_error: Option<Error>,
 }
 
@@ -110,7 +113,7 @@ impl Sink {
     pub(crate) fn new(
         list: PeerList,
         on_event: Option<EventCallback>,
-        applied: BTreeMap<String, u32>,
+        applied: BTreeMap<String, PeerSpec>,
     ) -> Sink {
         Sink {
             list,
@@ -127,7 +130,7 @@ impl Sink {
     }
 
     /// The set last applied.
-    pub(crate) fn applied(&self) -> BTreeMap<String, u32> {
+    pub(crate) fn applied(&self) -> BTreeMap<String, PeerSpec> {
         self.lock().applied.clone()
     }
 
@@ -157,22 +160,25 @@ impl Sink {
         if self.stopped.load(Ordering::Acquire) {
             return;
         }
-        let desired: BTreeMap<String, u32> = desired
+        let desired: BTreeMap<String, PeerSpec> = desired
             .into_iter()
-            .map(|p| (p.id, p.weight.max(1)))
+            .map(|mut p| {
+                p.weight = p.weight.max(1);
+                (p.id.clone(), p)
+            })
             .collect();
         let (added, removed) = {
             let mut state = self.lock();
             let removed: Vec<String> = state
                 .applied
                 .iter()
-                .filter(|(id, w)| desired.get(*id) != Some(*w))
+                .filter(|(id, p)| desired.get(*id) != Some(*p))
                 .map(|(id, _)| id.clone())
                 .collect();
             let added: Vec<PeerSpec> = desired
                 .iter()
-                .filter(|(id, w)| state.applied.get(*id) != Some(*w))
-                .map(|(id, w)| PeerSpec::weighted(id.clone(), *w))
+                .filter(|(id, p)| state.applied.get(*id) != Some(*p))
+                .map(|(_, p)| p.clone())
                 .collect();
             state.applied = desired;
             state.last_error = None;
@@ -340,14 +346,8 @@ impl Binding {
     /// The set last applied (sorted by id), as this updater sees it.
     pub fn peers(&self) -> Vec<PeerSpec> {
         let sink = self.lock().last.clone();
-        sink.map(|s| {
-            s.lock()
-                .applied
-                .iter()
-                .map(|(id, w)| PeerSpec::weighted(id.clone(), *w))
-                .collect()
-        })
-        .unwrap_or_default()
+        sink.map(|s| s.lock().applied.values().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The source's current failure, if its last read failed (cleared by a good read).

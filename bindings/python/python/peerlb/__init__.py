@@ -65,11 +65,12 @@ from ._peerlb import (
     Subscription,
     Upstream,
     __version__,
+    deterministic_subset,
     metrics,
     serve_admin,
 )
 from ._retry import retrying
-from ._types import AdminResult, ListInfo, PeerInfo
+from ._types import AdminResult, ListInfo, PeerInfo, PriorityInfo
 
 __all__ = [
     "PeerList",
@@ -87,6 +88,8 @@ __all__ = [
     "AdminResult",
     "ListInfo",
     "PeerInfo",
+    "PriorityInfo",
+    "deterministic_subset",
     "PeerEvent",
     "Session",
     "SessionEvent",

@@ -30,7 +30,7 @@ _Seconds = Union[float, int, datetime.timedelta]
 _Outcome = Literal["ok", "failure", "declined", "cancelled"]
 _AttemptError = Literal["connect-failed", "reset", "timed-out", "failed"]
 _Status = Literal["available", "connecting", "unavailable"]
-_PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int]]]
+_PeerSpec = Union[str, Tuple[str, int], Mapping[str, Union[str, int, None]]]
 _EventKind = Literal[
     "added", "removed", "available", "unavailable", "ejected", "restored", "disabled", "enabled"
 ]
@@ -80,6 +80,7 @@ __all__ = [
     "AdminServer",
     "serve_admin",
     "metrics",
+    "deterministic_subset",
 ]
 
 __version__: str
@@ -362,11 +363,21 @@ class PeerList:
         metrics: Optional[bool] = None,
         peer_labels: Optional[bool] = None,
         capacity: Optional[int] = None,
+        local_zone: Optional[str] = None,
+        min_cluster_size: Optional[int] = None,
+        overprovisioning_factor: Optional[float] = None,
     ) -> Self:
         """``None`` (or left out) takes core's default: ``"round-robin"``, shuffled,
         random seed, waiting (not fail-fast), always-available, ejection on, real clock,
         named ``list-N``, no circuit breakers, metrics on with peer labels, capacity 10
-        (yarpc's)."""
+        (yarpc's), no local zone, min cluster size 6, overprovisioning 1.4.
+
+        Peers added as ``{"id": ..., "zone": ..., "priority": ...}`` are routed by
+        Envoy's priority load (a level with healthy share x overprovisioning >= 100 %
+        takes every request; the rest spills to the next levels) and, with
+        ``local_zone``, by zone inside each level (Envoy's zone-aware routing, off below
+        ``min_cluster_size`` healthy peers). ``introspect()["priorities"]`` gives each
+        level's load."""
     @property
     def name(self) -> str:
         """The list's name: its ``list`` label in metrics and its admin endpoint path."""
@@ -522,7 +533,8 @@ class StaticUpdater:
 
 @final
 class FileUpdater:
-    """One ``host:port [weight]`` per line (``#`` comments), polled for changes."""
+    """One ``host:port [weight] [zone=Z] [priority=P]`` per line (``#`` comments), polled
+    for changes."""
 
     def __new__(
         cls,
@@ -600,3 +612,8 @@ class _CancelWait:
 
 def _complete(future: asyncio.Future[Any], value: object, is_error: bool) -> None: ...
 def _panic(message: str) -> None: ...
+
+def deterministic_subset(backends: Iterable[str], client: int, size: int) -> List[str]:
+    """Which ``size`` of ``backends`` client ``client`` connects to (Google SRE's
+    deterministic subsetting; one backend more or less moves at most one in and one out
+    per client). Every backend when ``size`` is 0 or at least their number."""

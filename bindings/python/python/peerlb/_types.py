@@ -53,6 +53,8 @@ class PeerInfo(TypedDict):
     status: Literal["uninitialized", "unavailable", "connecting", "available"]
     pending: int
     weight: int
+    zone: Optional[str]
+    priority: int
     admin: Literal["enabled", "disabled"]
     ejected: bool
     ejected_for_ms: int
@@ -61,6 +63,16 @@ class PeerInfo(TypedDict):
     chosen: int
     failures: int
     sessions: int
+
+
+class PriorityInfo(TypedDict):
+    """One priority level of ``PeerList.introspect()["priorities"]``."""
+
+    priority: int
+    load: int
+    healthy: int
+    enabled: int
+    panic: bool
 
 
 class ListInfo(TypedDict):
@@ -84,8 +96,10 @@ class ListInfo(TypedDict):
     max_pending_per_peer: Optional[int]
     overloaded: int
     sessions: int
+    priorities: List[PriorityInfo]
     peers: List[PeerInfo]
 
 
 PeerInfo.__module__ = "peerlb"
 ListInfo.__module__ = "peerlb"
+PriorityInfo.__module__ = "peerlb"

@@ -1,0 +1,67 @@
+//! Deterministic subsetting: which `size` backends one client of many connects to, so that
+//! every backend gets the same number of clients and a change of membership moves few.
+//!
+//! This is the algorithm of Google's *Site Reliability Engineering*, chapter "Load
+//! Balancing in the Datacenter": clients are grouped in *rounds*; every round orders the
+//! backends with a seed derived from the round, cuts the order into `subset_count`
+//! windows of `size` backends, and each client of the round takes one window. Over a whole
+//! round every backend is in exactly one window, so with `clients` a multiple of
+//! `subset_count` (and `backends` a multiple of `size`) each backend has exactly
+//! `clients × size / backends` clients.
+//!
+//! # Where it differs from the book, and why
+//!
+//! * **The order of a round is by hash, not by shuffling an index array.** The book
+//!   shuffles the backend list with the round's seed, so adding or removing one backend
+//!   reorders every round and moves almost every client. Here a backend's place in round
+//!   `r` is `xxh3(id, seed(r))`: the relative order of two backends does not depend on the
+//!   others, so one more backend shifts each window by at most one place: a client loses at
+//!   most one backend and gains at most one.
+//! * **`subset_count` is `round(backends / size)`** (at least 1), not the floor, and window
+//!   `k` starts at `⌊k × backends / subset_count⌋`, so the windows spread evenly over the
+//!   order and `subset_count` (hence every client's round) stays the same for `backends`
+//!   within half a window of a multiple of `size` (e.g. 300 ± 14 backends with `size` 30).
+//!   Crossing that boundary re-deals every client, as the book's algorithm does on every
+//!   change.
+//!
+//! ```
+//! use peerlb::subset::deterministic_subset;
+//! let backends: Vec<String> = (0..300).map(|i| format!("10.0.{}.{}:80", i / 256, i % 256)).collect();
+//! let mine = deterministic_subset(&backends, 17, 30);
+//! assert_eq!(mine.len(), 30);
+//! assert_eq!(mine, deterministic_subset(&backends, 17, 30)); // deterministic
+//! ```
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::strategy::stripes::splitmix64;
+
+/// The backends client `client` connects to: `size` of `backends` (every one when `size`
+/// is 0 or at least their number), in the round's order. `backends` may be in any order
+/// (duplicates count once); the answer depends only on the set, `client` and `size`.
+pub fn deterministic_subset<S: AsRef<str>>(
+    backends: &[S],
+    client: u64,
+    size: usize,
+) -> Vec<String> {
+    let mut ids: Vec<&str> = backends.iter().map(AsRef::as_ref).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let n = ids.len();
+    if size == 0 || size >= n {
+        return ids.into_iter().map(str::to_owned).collect();
+    }
+    let subset_count = ((n + size / 2) / size).max(1) as u64;
+    let round = client / subset_count;
+    let window = client % subset_count;
+    let seed = splitmix64(round ^ 0x7375_6273_6574_2d72); // "subset-r"
+    let mut order: Vec<(u64, &str)> = ids
+        .into_iter()
+        .map(|id| (xxh3_64_with_seed(id.as_bytes(), seed), id))
+        .collect();
+    order.sort_unstable();
+    let start = (window as u128 * n as u128 / subset_count as u128) as usize;
+    (0..size)
+        .map(|i| order[(start + i) % n].1.to_owned())
+        .collect()
+}
