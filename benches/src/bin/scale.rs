@@ -9,8 +9,9 @@
 //! * `start()` of a list of 100 000 uninitialized peers;
 //! * removing 1 000 and adding 1 000 peers in one `update` of a 10 000-peer list;
 //! * memory per peer: the growth of the resident set of a fresh process while it builds
-//!   and starts a 100 000-peer list, divided by 100 000 (`scale --memory STRATEGY` runs
-//!   in a child process);
+//!   and starts a 100 000-peer list, divided by 100 000, with the list's metrics off (the
+//!   list's own cost; target: 256 B) and on (the default; `scale --memory STRATEGY on|off`
+//!   runs in a child process);
 //! * the slowest `choose` + `finish` on another thread while those updates run, as wall
 //!   time and as the chooser thread's own CPU time (wall time includes any moment the OS
 //!   took the core away; CPU time does not).
@@ -44,12 +45,18 @@ fn ids(from: usize, n: usize) -> Vec<String> {
 }
 
 fn new_list(strategy: &str) -> PeerList {
+    new_list_with_metrics(strategy, true)
+}
+
+/// A list of `strategy`, with its metrics on (the default) or off.
+fn new_list_with_metrics(strategy: &str, metrics: bool) -> PeerList {
     PeerList::new(
         ListOptions::default()
             .strategy_name(strategy)
             .expect("a known strategy")
             .shuffle(false)
-            .seed(1),
+            .seed(1)
+            .metrics(metrics),
     )
     .expect("valid options")
 }
@@ -193,9 +200,9 @@ fn rss_bytes() -> f64 {
 }
 
 /// Child process: the resident-set growth per peer of a started 100 000-peer list.
-fn memory_child(strategy: &str) -> ExitCode {
+fn memory_child(strategy: &str, metrics: bool) -> ExitCode {
     let add = ids(0, 100_000);
-    let list = new_list(strategy);
+    let list = new_list_with_metrics(strategy, metrics);
     // One choose first, so every lazily built piece of the process exists already.
     let warm = new_list(strategy);
     warm.update(ids(500_000, 10), None::<&str>).unwrap();
@@ -215,10 +222,12 @@ fn memory_child(strategy: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn memory_per_peer(strategy: &str) -> Option<f64> {
+/// Memory per peer of a started 100 000-peer list, measured in a fresh process, with the
+/// list's metrics on or off.
+fn memory_per_peer(strategy: &str, metrics: bool) -> Option<f64> {
     let exe = std::env::current_exe().ok()?;
     let out = Command::new(exe)
-        .args(["--memory", strategy])
+        .args(["--memory", strategy, if metrics { "on" } else { "off" }])
         .output()
         .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
@@ -234,9 +243,9 @@ fn verdict(ok: bool, why: &str) -> String {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, strategy] = args.as_slice() {
+    if let [flag, strategy, metrics] = args.as_slice() {
         if flag == "--memory" {
-            return memory_child(strategy);
+            return memory_child(strategy, metrics != "off");
         }
     }
     if let [flag, strategy, n] = args.as_slice() {
@@ -256,13 +265,15 @@ fn main() -> ExitCode {
         "## The list's change path at scale (`scale`, Rust, 16-byte ids)\n\n\
          Medians of {runs} runs; every row measured in this run. `update` adds to a running, \
          empty list; churn removes 1 000 and adds 1 000 in one update of a 10 000-peer list; \
-         memory is the resident-set growth of a fresh process per started 100 000-peer list; \
+         memory is the resident-set growth of a fresh process per started 100 000-peer list, \
+         without and with the list's metrics (on by default: per-peer counters and a latency \
+         histogram); the other columns are lists with their default metrics on; \
          the worst choose is the slowest choose+finish on a second thread while a 10 000-peer \
          list grows to 100 000, churns and shrinks back (wall time, and the chooser thread's \
          CPU time, which leaves out moments the OS took the core away).\n"
     );
     md.push_str(
-        "| strategy | update 1 000 | update 10 000 | update 100 000 | per peer 100 000 ÷ 1 000 | start 100 000 | churn 1 000/1 000 | memory / peer | worst choose wall / CPU |\n\
+        "| strategy | update 1 000 | update 10 000 | update 100 000 | per peer 100 000 ÷ 1 000 | start 100 000 | churn 1 000/1 000 | memory / peer, metrics off / on | worst choose wall / CPU |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut checks: Vec<(String, String, String)> = Vec::new();
@@ -273,12 +284,14 @@ fn main() -> ExitCode {
         let ratio = (u100k / 100_000.0) / (u1k / 1_000.0);
         let start = start_uninitialized(strategy, 100_000, runs.min(3));
         let churn = churn(strategy, runs);
-        let memory = memory_per_peer(strategy);
+        let memory = memory_per_peer(strategy, false);
+        let memory_metrics = memory_per_peer(strategy, true);
         let (wall, cpu) = worst_choose(strategy, heavy_changes);
         let _ = writeln!(
             md,
-            "| `{strategy}` | {u1k:.2} ms | {u10k:.2} ms | {u100k:.1} ms | {ratio:.2}× | {start:.1} ms | {churn:.2} ms | {} | {wall:.0} µs / {cpu:.0} µs |",
+            "| `{strategy}` | {u1k:.2} ms | {u10k:.2} ms | {u100k:.1} ms | {ratio:.2}× | {start:.1} ms | {churn:.2} ms | {} / {} | {wall:.0} µs / {cpu:.0} µs |",
             memory.map_or("?".to_owned(), |m| format!("{m:.0} B")),
+            memory_metrics.map_or("?".to_owned(), |m| format!("{m:.0} B")),
         );
         checks.push((
             format!("`{strategy}`: time per peer at 100 000 ≤ {PER_PEER_RATIO}× at 1 000"),
@@ -316,7 +329,9 @@ fn main() -> ExitCode {
             ));
             if let Some(m) = memory {
                 checks.push((
-                    format!("memory per peer at 100 000 ≤ {BYTES_PER_PEER} B"),
+                    format!(
+                        "the list's memory per peer at 100 000 ≤ {BYTES_PER_PEER} B (metrics off)"
+                    ),
                     format!("{m:.0} B"),
                     verdict(m <= BYTES_PER_PEER, "see the table"),
                 ));

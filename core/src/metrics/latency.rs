@@ -117,8 +117,10 @@ pub(crate) struct LatencyHistogram {
     generation: u64,
     /// The shards of the threads recording into it now.
     shards: Mutex<Vec<Arc<Shard>>>,
-    /// Counts of threads that ended, and of records made while a thread was ending.
-    retired: Shard,
+    /// Counts of threads that ended, and of records made while a thread was ending; made
+    /// the first time it is needed (most histograms never need it, and it is the largest
+    /// part of one: a per-peer histogram is paid by every peer of every list).
+    retired: OnceLock<Box<Shard>>,
 }
 
 /// Index recycling and generations for histograms.
@@ -192,11 +194,11 @@ impl LatencyHistogram {
             });
             (index, ids.generation)
         };
-        Arc::new_cyclic(|this| LatencyHistogram {
+        Arc::new(LatencyHistogram {
             index,
             generation,
             shards: Mutex::new(Vec::new()),
-            retired: Shard::new(generation, this.clone()),
+            retired: OnceLock::new(),
         })
     }
 
@@ -245,8 +247,14 @@ impl LatencyHistogram {
         });
         if made.is_err() {
             // The thread is ending and its table is gone.
-            self.retired.add_shared(nanos);
+            self.retired().add_shared(nanos);
         }
+    }
+
+    /// The retired totals (made on first use).
+    fn retired(&self) -> &Shard {
+        self.retired
+            .get_or_init(|| Box::new(Shard::new(self.generation, Weak::new())))
     }
 
     /// Moves an ending thread's shard into the retired totals.
@@ -255,7 +263,7 @@ impl LatencyHistogram {
         if let Some(at) = shards.iter().position(|s| Arc::ptr_eq(s, shard)) {
             shards.swap_remove(at);
             // Under the lock, so a scrape sees it in one place or the other, never both.
-            self.retired.absorb(shard);
+            self.retired().absorb(shard);
         }
     }
 
@@ -263,7 +271,9 @@ impl LatencyHistogram {
     pub(crate) fn snapshot(&self) -> LatencySnapshot {
         let mut snapshot = LatencySnapshot::default();
         let shards = self.shards.lock().unwrap_or_else(|e| e.into_inner());
-        self.retired.add_to(&mut snapshot);
+        if let Some(retired) = self.retired.get() {
+            retired.add_to(&mut snapshot);
+        }
         for shard in shards.iter() {
             shard.add_to(&mut snapshot);
         }
