@@ -27,7 +27,12 @@ $(C_BIN)/request_rule: tests/c/request_rule.c tests/c/testutil.h include/peerlb.
 
 $(C_ASAN)/request_rule: tests/c/request_rule.c tests/c/testutil.h include/peerlb.h | build-c
 
-$(C_BIN)/libcurl: examples/c/libcurl.c include/peerlb.h | build-c curl-tools
+$(C_BIN)/libcurl: examples/c/libcurl.c examples/c/libcurl_balanced.h include/peerlb.h | build-c curl-tools
+	mkdir -p $(C_BIN)
+	$(C_CC) $(C_CFLAGS) -o $@ $< $(C_LDFLAGS) $$(pkg-config --cflags --libs libcurl)
+
+# The libcurl integration's cost per request (bench-integrations below).
+$(C_BIN)/libcurl_bench: examples/c/libcurl_bench.c examples/c/libcurl_balanced.h include/peerlb.h | build-c curl-tools
 	mkdir -p $(C_BIN)
 	$(C_CC) $(C_CFLAGS) -o $@ $< $(C_LDFLAGS) $$(pkg-config --cflags --libs libcurl)
 
@@ -75,14 +80,17 @@ test-node-integrations-types: node-deps
 	cd $(NODE_PKG) && ./node_modules/.bin/tsc -p __test__/tsconfig.integrations.json
 
 # The integrations' cost per request: each client with and without peerlb against the same
-# local keep-alive servers, in the same run (target/bench/python-http.md, node-http.md;
-# about a minute).
+# local keep-alive servers, in the same run (target/bench/python-http.md, node-http.md,
+# rust-http.md for the tower layer around hyper-util's client (benches/benches/tower_http.rs),
+# c-http.md for libcurl (examples/c/libcurl_bench.c); about a minute after the builds).
 BENCH_TARGETS += bench-integrations
 
 .PHONY: bench-integrations
 
-bench-integrations: build-python build-node node-deps $(PY_HTTP_STAMP)
+bench-integrations: build-python build-node node-deps $(PY_HTTP_STAMP) $(C_BIN)/libcurl_bench
 	mkdir -p target/bench
 	$(PY_INSTALL) --no-index --find-links dist peerlb
 	$(PY) $(PY_DIR)/bench/bench_http_clients.py --out target/bench/python-http.md
 	cd $(NODE_PKG) && $(NODE) bench/http_clients.js --out $(CURDIR)/target/bench/node-http.md
+	$(CARGO) bench -p peerlb-benches --bench tower_http -- --out $(CURDIR)/target/bench/rust-http.md
+	$(C_BIN)/libcurl_bench --out $(CURDIR)/target/bench/c-http.md
