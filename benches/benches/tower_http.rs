@@ -11,11 +11,18 @@
 //!
 //! Each request is a GET of a 2-byte body on a reused connection, awaited one after the
 //! other on a current-thread tokio runtime, its body read to the end. The servers run in
-//! another process (this executable again, with `--serve`), one per peer; the plain client
-//! goes to one of them, the balanced one to `http://svc.test/` over a round-robin list of
-//! both. Rounds alternate the variants; each variant's number is the median over rounds of
-//! the mean per request in a round, the overhead the difference between the medians, and
-//! its ratio to the plain client.
+//! other processes (this executable again, with `--serve`), one per peer; the balanced
+//! client goes to `http://svc.test/` over a round-robin list of both, and the plain one
+//! alternates between their own URLs in the same order, so that both variants make the same
+//! connections and wake the same processes. Rounds alternate the variants; each variant's
+//! number is the median over rounds of the mean per request in a round, the overhead the
+//! difference between the medians, and its ratio to the plain client.
+//!
+//! Two rows: wall time per request, and this process's CPU time per request (every thread:
+//! the client's, the layer's, the list's own), what the client itself spends.
+//! `make bench-integrations` runs it on one CPU (taskset): unpinned, on a busy machine, the
+//! wall time of a loopback round trip mostly measured how soon the scheduler ran the
+//! server's thread, which stayed 3-8x slower for one variant or the other for a whole run.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -77,14 +84,40 @@ fn start_server() -> (Child, String) {
     (child, format!("127.0.0.1:{}", port.trim()))
 }
 
-/// Sends `n` GETs to `url` through `service`, one after the other, reading each body.
-async fn run<S>(service: &mut S, url: &str, n: usize) -> Result<(), BoxError>
+/// This process's CPU time (all threads) in seconds.
+fn process_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// One variant's samples: wall and CPU time per request, in µs, one per round.
+#[derive(Default)]
+struct Samples {
+    wall_us: Vec<f64>,
+    cpu_us: Vec<f64>,
+}
+
+/// Sends `n` GETs through `service`, one after the other, to `urls[0]`, `urls[1]`, ...
+/// in turn, reading each body; records the wall and CPU time per request in `samples`
+/// when given.
+async fn run<S>(
+    service: &mut S,
+    urls: &[String],
+    n: usize,
+    samples: Option<&mut Samples>,
+) -> Result<(), BoxError>
 where
     S: Service<http::Request<Empty<Bytes>>, Response = http::Response<hyper::body::Incoming>>,
     S::Error: Into<BoxError>,
 {
-    for _ in 0..n {
-        let request = http::Request::get(url).body(Empty::new())?;
+    let (t0, cpu0) = (Instant::now(), process_cpu_seconds());
+    for i in 0..n {
+        let request = http::Request::get(&urls[i % urls.len()]).body(Empty::new())?;
         let response = service
             .ready()
             .await
@@ -96,6 +129,15 @@ where
         if body.as_ref() != b"ok" {
             return Err(format!("unexpected body {body:?}").into());
         }
+    }
+    if let Some(samples) = samples {
+        let per_request = 1e6 / n as f64;
+        samples
+            .wall_us
+            .push(t0.elapsed().as_secs_f64() * per_request);
+        samples
+            .cpu_us
+            .push((process_cpu_seconds() - cpu0) * per_request);
     }
     Ok(())
 }
@@ -122,8 +164,8 @@ fn main() -> Result<(), BoxError> {
     let out = arg("out");
 
     let (mut servers, peers): (Vec<Child>, Vec<String>) = (0..2).map(|_| start_server()).unzip();
-    let direct = format!("http://{}/", peers[0]);
-    let service = "http://svc.test/";
+    let direct: Vec<String> = peers.iter().map(|p| format!("http://{p}/")).collect();
+    let service = ["http://svc.test/".to_string()];
     let list = PeerList::new(
         ListOptions::default()
             .strategy_name("round-robin")?
@@ -140,40 +182,57 @@ fn main() -> Result<(), BoxError> {
         let mut balanced = BalanceLayer::new(list.clone())
             .layer(Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>());
         // Warm: connections made, pools filled.
-        run(&mut plain, &direct, 100).await?;
-        run(&mut balanced, service, 100).await?;
-        let (mut plain_us, mut balanced_us) = (Vec::new(), Vec::new());
+        run(&mut plain, &direct, 100, None).await?;
+        run(&mut balanced, &service, 100, None).await?;
+        let (mut plain_samples, mut balanced_samples) = (Samples::default(), Samples::default());
         for _ in 0..rounds {
-            let t0 = Instant::now();
-            run(&mut plain, &direct, requests).await?;
-            plain_us.push(t0.elapsed().as_secs_f64() * 1e6 / requests as f64);
-            let t0 = Instant::now();
-            run(&mut balanced, service, requests).await?;
-            balanced_us.push(t0.elapsed().as_secs_f64() * 1e6 / requests as f64);
+            run(&mut plain, &direct, requests, Some(&mut plain_samples)).await?;
+            run(
+                &mut balanced,
+                &service,
+                requests,
+                Some(&mut balanced_samples),
+            )
+            .await?;
         }
-        Ok::<_, BoxError>((plain_us, balanced_us))
+        Ok::<_, BoxError>((plain_samples, balanced_samples))
     });
     list.stop()?;
     for server in &mut servers {
         let _ = server.kill();
         let _ = server.wait();
     }
-    let (plain_us, balanced_us) = samples?;
+    let (plain, balanced) = samples?;
 
-    let (plain_us, balanced_us) = (median(plain_us), median(balanced_us));
+    let row = |what: &str, plain_us: f64, balanced_us: f64| {
+        format!(
+            "| {what} | {plain_us:.1} | {balanced_us:.1} | {:+.1} | {:.2}× |\n",
+            balanced_us - plain_us,
+            balanced_us / plain_us
+        )
+    };
     let report = format!(
         "### Rust HTTP integration: cost per request (hyper-util 0.1 legacy client, tokio current-thread runtime)\n\
          \n\
-         GET of 2 bytes over a kept-alive connection to a local HTTP/1.1 server (another \
-         process); median of {rounds} rounds of {requests} requests, variants alternating; \
+         GET of 2 bytes over kept-alive connections to {servers} local HTTP/1.1 servers (other \
+         processes; both variants alternate between them); median of {rounds} rounds of \
+         {requests} requests, variants alternating; \
          `cargo bench -p peerlb-benches --bench tower_http`.\n\
          \n\
          | client | without peerlb (µs/request) | with peerlb | overhead (µs) | ratio |\n\
          |---|---:|---:|---:|---:|\n\
-         | `hyper_util::client::legacy::Client` / `peerlb::tower::BalanceLayer` | {plain_us:.1} | \
-         {balanced_us:.1} | {:+.1} | {:.2}× |\n",
-        balanced_us - plain_us,
-        balanced_us / plain_us,
+         {}{}",
+        row(
+            "`hyper_util::client::legacy::Client` / `peerlb::tower::BalanceLayer`",
+            median(plain.wall_us),
+            median(balanced.wall_us)
+        ),
+        row(
+            "the same, this process's CPU time per request",
+            median(plain.cpu_us),
+            median(balanced.cpu_us)
+        ),
+        servers = peers.len(),
     );
     print!("{report}");
     if let Some(out) = out {
