@@ -83,6 +83,13 @@ test-node-integrations-types: node-deps
 # local keep-alive servers, in the same run (target/bench/python-http.md, node-http.md,
 # rust-http.md for the tower layer around hyper-util's client (benches/benches/tower_http.rs),
 # c-http.md for libcurl (examples/c/libcurl_bench.c); about a minute after the builds).
+#
+# The Rust and C benches run with their servers on one CPU (BENCH_HTTP_PIN; empty: not
+# pinned). Unpinned, on a 2-core machine shared with other work, a loopback round trip's
+# time depended on where the scheduler put the server's thread: one variant or the other
+# was 3-8x slower for a whole run, at random, which swamped the 1-2 us being measured. On
+# one CPU a round trip is two context switches, and runs agree.
+BENCH_HTTP_PIN ?= taskset -c 0
 BENCH_TARGETS += bench-integrations
 
 .PHONY: bench-integrations
@@ -92,5 +99,7 @@ bench-integrations: build-python build-node node-deps $(PY_HTTP_STAMP) $(C_BIN)/
 	$(PY_INSTALL) --no-index --find-links dist peerlb
 	$(PY) $(PY_DIR)/bench/bench_http_clients.py --out target/bench/python-http.md
 	cd $(NODE_PKG) && $(NODE) bench/http_clients.js --out $(CURDIR)/target/bench/node-http.md
-	$(CARGO) bench -p peerlb-benches --bench tower_http -- --out $(CURDIR)/target/bench/rust-http.md
-	$(C_BIN)/libcurl_bench --out $(CURDIR)/target/bench/c-http.md
+	$(CARGO) bench -p peerlb-benches --bench tower_http --no-run
+	$(BENCH_HTTP_PIN) $(CARGO) bench -p peerlb-benches --bench tower_http -- \
+		--out $(CURDIR)/target/bench/rust-http.md
+	$(BENCH_HTTP_PIN) $(C_BIN)/libcurl_bench --out $(CURDIR)/target/bench/c-http.md

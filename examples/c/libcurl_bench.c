@@ -14,11 +14,10 @@
  * overhead the difference between the medians, and its ratio to plain libcurl.
  *
  * Two rows: wall time per request, and this process's CPU time per request (every thread:
- * libcurl's work, the integration's, peerlb's own threads). On a busy machine the wall
- * time of a loopback round trip mostly measures how soon the scheduler runs the server's
- * thread, which can stay 50-100 us slower for one connection than another for a whole
- * run, for either variant; the CPU time is what the client itself spends, and is what
- * peerlb adds to.
+ * libcurl's work, the integration's, peerlb's own threads), what the client itself spends.
+ * `make bench-integrations` runs it on one CPU (taskset): unpinned, on a busy machine, the
+ * wall time of a loopback round trip mostly measured how soon the scheduler ran the
+ * server's thread, which stayed 3-8x slower for one variant or the other for a whole run.
  *
  * Build: cc -std=c99 libcurl_bench.c $(pkg-config --cflags --libs peerlb libcurl) -lpthread
  * Run:   ./libcurl_bench [--out target/bench/c-http.md] [--requests N] [--rounds R] */
