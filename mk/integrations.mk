@@ -8,6 +8,9 @@
 #
 #   make test-integrations-c   the C test (plain, valgrind, ASan+UBSan) and the libcurl example
 #   make demo-libcurl          the libcurl example
+#   make bench-integrations-rust, bench-integrations-c
+#                              the tower layer's and libcurl's cost per request (part of
+#                              bench-integrations, with Python's and Node's)
 #
 # libcurl's headers (Debian's libcurl4-openssl-dev) are installed with apt-get when
 # missing; without them this FAILS.
@@ -92,14 +95,23 @@ test-node-integrations-types: node-deps
 BENCH_HTTP_PIN ?= taskset -c 0
 BENCH_TARGETS += bench-integrations
 
-.PHONY: bench-integrations
+.PHONY: bench-integrations bench-integrations-rust bench-integrations-c
 
-bench-integrations: build-python build-node node-deps $(PY_HTTP_STAMP) $(C_BIN)/libcurl_bench
+bench-integrations: build-python build-node node-deps $(PY_HTTP_STAMP) bench-integrations-rust \
+		bench-integrations-c
 	mkdir -p target/bench
 	$(PY_INSTALL) --no-index --find-links dist peerlb
 	$(PY) $(PY_DIR)/bench/bench_http_clients.py --out target/bench/python-http.md
 	cd $(NODE_PKG) && $(NODE) bench/http_clients.js --out $(CURDIR)/target/bench/node-http.md
+
+# The tower layer around hyper-util's client (target/bench/rust-http.md).
+bench-integrations-rust:
+	mkdir -p target/bench
 	$(CARGO) bench -p peerlb-benches --bench tower_http --no-run
 	$(BENCH_HTTP_PIN) $(CARGO) bench -p peerlb-benches --bench tower_http -- \
 		--out $(CURDIR)/target/bench/rust-http.md
+
+# libcurl with the request rule and CURLOPT_CONNECT_TO (target/bench/c-http.md).
+bench-integrations-c: $(C_BIN)/libcurl_bench
+	mkdir -p target/bench
 	$(BENCH_HTTP_PIN) $(C_BIN)/libcurl_bench --out $(CURDIR)/target/bench/c-http.md
