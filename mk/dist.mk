@@ -41,7 +41,9 @@ dist-tools: $(ZIG_CC)
 
 # maturin's zig wrapper (it finds zig as `python -m ziglang`, hence the venv first on PATH),
 # targeting x86_64 Linux with glibc 2.17, as `maturin build --zig` does.
-$(ZIG_CC): $(DIST_TOOLS_STAMP) mk/dist.mk
+# The wrapper runs .venv's maturin: the Python tools must be installed first (their stamp
+# is named literally, since mk/python.mk is read after this file).
+$(ZIG_CC): $(DIST_TOOLS_STAMP) mk/dist.mk | $(VENV)/.peerlb-python-tools
 	mkdir -p $(@D)
 	printf '#!/bin/sh\n# Links for x86_64 Linux, glibc 2.17 (manylinux2014), with zig. Made by mk/dist.mk.\nPATH="%s:$$PATH" exec "%s" zig cc -- -target x86_64-linux-gnu.2.17 -g "$$@"\n' \
 		'$(VENV)/bin' '$(VENV)/bin/maturin' > $@
