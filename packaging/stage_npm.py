@@ -51,7 +51,8 @@ def addon_manifest(repo: Path) -> str:
         return f"{key} = {toml_value(fields[key])}"
 
     text = re.sub(r"^([a-z-]+)\.workspace = true$", inherit, text, flags=re.M)
-    text, n = re.subn(r'^peerlb = \{ path = "../../core" \}$', 'peerlb = { path = "core" }', text, flags=re.M)
+    # The core dependency, keeping its other keys (features).
+    text, n = re.subn(r'^peerlb = \{ path = "../../core"(,[^}]*)? \}$', r'peerlb = { path = "core"\1 }', text, flags=re.M)
     if n != 1:
         raise SystemExit("bindings/node/Cargo.toml: the core dependency is not where it was expected")
     profile = re.search(r"^\[profile\.release\]\n(?:[^\[\n].*\n?)*", (repo / "Cargo.toml").read_text(), re.M)
