@@ -237,6 +237,38 @@ function isDeclined(e) {
 
 const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
+// Calls every active listener with `toEvent(...args)`, in order; a throwing or rejecting
+// listener goes to subscriberFailed and the others still run.
+function dispatcher(listeners, toEvent) {
+  return (...args) => {
+    const event = toEvent(...args)
+    for (const l of listeners.slice()) {
+      if (!l.active) continue
+      try {
+        const r = l.callback(event)
+        if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, subscriberFailed)
+      } catch (err) {
+        subscriberFailed(err)
+      }
+    }
+  }
+}
+
+// Adds `callback` to `listeners`; returns its subscription (unsubscribe / cancel / dispose).
+function addListener(listeners, callback) {
+  const entry = { callback, active: true }
+  listeners.push(entry)
+  const unsubscribe = () => {
+    if (!entry.active) return false
+    entry.active = false
+    listeners.splice(listeners.indexOf(entry), 1)
+    return true
+  }
+  const subscription = { unsubscribe, cancel: unsubscribe }
+  if (hasDispose) subscription[Symbol.dispose] = unsubscribe
+  return subscription
+}
+
 /**
  * A list of peers and a strategy to choose among the available ones. The options, the
  * lifecycle (`update`, `start`, `stop` and their async forms), admin and introspection are
@@ -393,35 +425,13 @@ class PeerList extends native.NativeList {
   subscribe(callback) {
     if (typeof callback !== 'function') throw typeError('subscribe(callback): callback must be a function')
     if (this._listeners === undefined) {
-      const listeners = []
       // Held weakly by the addon: it lives exactly as long as this list.
-      this._dispatch = (kind, peer, detail) => {
-        const event = { kind, peer, detail }
-        for (const l of listeners.slice()) {
-          if (!l.active) continue
-          try {
-            const r = l.callback(event)
-            if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, subscriberFailed)
-          } catch (err) {
-            subscriberFailed(err)
-          }
-        }
-      }
+      const listeners = []
+      this._dispatch = dispatcher(listeners, (kind, peer, detail) => ({ kind, peer, detail }))
       this.listen(this._dispatch)
       this._listeners = listeners
     }
-    const listeners = this._listeners
-    const entry = { callback, active: true }
-    listeners.push(entry)
-    const unsubscribe = () => {
-      if (!entry.active) return false
-      entry.active = false
-      listeners.splice(listeners.indexOf(entry), 1)
-      return true
-    }
-    const subscription = { unsubscribe, cancel: unsubscribe }
-    if (hasDispose) subscription[Symbol.dispose] = unsubscribe
-    return subscription
+    return addListener(this._listeners, callback)
   }
 
   /**
@@ -432,35 +442,13 @@ class PeerList extends native.NativeList {
   subscribeSessions(callback) {
     if (typeof callback !== 'function') throw typeError('subscribeSessions(callback): callback must be a function')
     if (this._sessionListeners === undefined) {
-      const listeners = []
       // Held weakly by the addon: it lives exactly as long as this list.
-      this._sessionDispatch = (kind, session, peer, reason) => {
-        const event = { kind, session, peer, reason }
-        for (const l of listeners.slice()) {
-          if (!l.active) continue
-          try {
-            const r = l.callback(event)
-            if (r !== null && typeof r === 'object' && typeof r.then === 'function') r.then(undefined, subscriberFailed)
-          } catch (err) {
-            subscriberFailed(err)
-          }
-        }
-      }
+      const listeners = []
+      this._sessionDispatch = dispatcher(listeners, (kind, session, peer, reason) => ({ kind, session, peer, reason }))
       this.listenSessions(this._sessionDispatch)
       this._sessionListeners = listeners
     }
-    const listeners = this._sessionListeners
-    const entry = { callback, active: true }
-    listeners.push(entry)
-    const unsubscribe = () => {
-      if (!entry.active) return false
-      entry.active = false
-      listeners.splice(listeners.indexOf(entry), 1)
-      return true
-    }
-    const subscription = { unsubscribe, cancel: unsubscribe }
-    if (hasDispose) subscription[Symbol.dispose] = unsubscribe
-    return subscription
+    return addListener(this._sessionListeners, callback)
   }
 
   /**
