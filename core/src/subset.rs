@@ -18,11 +18,13 @@
 //!   others, so one more backend shifts each window by at most one place: a client loses at
 //!   most one backend and gains at most one.
 //! * **`subset_count` is `round(backends / size)`** (at least 1), not the floor, and window
-//!   `k` starts at `⌊k × backends / subset_count⌋`, so the windows spread evenly over the
-//!   order and `subset_count` (hence every client's round) stays the same for `backends`
-//!   within half a window of a multiple of `size` (e.g. 300 ± 14 backends with `size` 30).
-//!   Crossing that boundary re-deals every client, as the book's algorithm does on every
-//!   change.
+//!   `k` starts at `⌊k × (backends − size) / (subset_count − 1)⌋`: the windows spread evenly
+//!   from the first place to the last without wrapping around (a wrapped window would move
+//!   at both ends when one backend goes), and they overlap or leave gaps of at most a
+//!   quarter window when `backends` is not a multiple of `size`. `subset_count` (hence
+//!   every client's round) stays the same for `backends` within half a window of a
+//!   multiple of `size` (e.g. 300 ± 14 backends with `size` 30). Crossing that boundary
+//!   re-deals every client, as the book's algorithm does on every change.
 //!
 //! ```
 //! use peerlb::subset::deterministic_subset;
@@ -60,8 +62,13 @@ pub fn deterministic_subset<S: AsRef<str>>(
         .map(|id| (xxh3_64_with_seed(id.as_bytes(), seed), id))
         .collect();
     order.sort_unstable();
-    let start = (window as u128 * n as u128 / subset_count as u128) as usize;
-    (0..size)
-        .map(|i| order[(start + i) % n].1.to_owned())
+    let start = if subset_count == 1 {
+        0
+    } else {
+        (window as u128 * (n - size) as u128 / (subset_count - 1) as u128) as usize
+    };
+    order[start..start + size]
+        .iter()
+        .map(|(_, id)| (*id).to_owned())
         .collect()
 }

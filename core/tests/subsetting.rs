@@ -106,7 +106,7 @@ fn one_backend_more_or_less_moves_at_most_one_in_and_one_out_per_client() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(32))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn subsets_are_deterministic_distinct_and_move_little(
