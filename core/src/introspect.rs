@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 ///  "summary":"Running (2/3 available)","available":2,"total":3,"panic":false,
 ///  "ejected":0,"disabled":0,"chosen":10,"failures":1,"ejections":0,"sessions":0,
 ///  "name":"list-1","pending":0,"max_pending":null,"max_pending_per_peer":null,
-///  "overloaded":0,
+///  "overloaded":0,"subset":null,
 ///  "priorities":[{"priority":0,"load":100,"healthy":2,"enabled":3,"panic":false}],
 ///  "peers":[{"id":"a:1","status":"available","pending":0,"weight":1,"zone":null,"priority":0,
 ///            "admin":"enabled",
@@ -30,7 +30,8 @@ pub struct ListIntrospection {
     pub summary: String,
     /// How many peers are available.
     pub available: usize,
-    /// How many peers the list has (retained or not).
+    /// How many peers the list has (retained or not; with subsetting, those of its
+    /// subset).
     pub total: usize,
     /// Panic mode: too few peers are healthy, so ejections are ignored (see
     /// [`crate::ejection`]).
@@ -70,12 +71,28 @@ pub struct ListIntrospection {
     /// peer that was removed and those bound to no peer after a failed failover.
     #[serde(default)]
     pub sessions: usize,
+    /// Deterministic subsetting, when the list subsets (`null` in JSON when not).
+    #[serde(default)]
+    pub subset: Option<SubsetIntrospection>,
     /// The priority levels that have peers, highest (0) first, with the share of requests
     /// each gets now (see [`crate::list::routing`]).
     #[serde(default)]
     pub priorities: Vec<PriorityIntrospection>,
     /// Every peer, in the order they were added.
     pub peers: Vec<PeerIntrospection>,
+}
+
+/// A subsetting list's subset in a [`ListIntrospection`]
+/// (see [`ListOptions::subset`](crate::ListOptions::subset)):
+/// `{"size":4,"client":7,"offered":12}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubsetIntrospection {
+    /// The subset's size (`subset`).
+    pub size: usize,
+    /// This client's id (`subset_client`).
+    pub client: u64,
+    /// How many peers are offered (the list retains `min(size, offered)` of them).
+    pub offered: usize,
 }
 
 /// One priority level in a [`ListIntrospection`].

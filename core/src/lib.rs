@@ -73,7 +73,9 @@ pub use clock::{Clock, ManualClock};
 pub use ejection::EjectionPolicy;
 pub use error::{panic_message, Error, ErrorCode, RemoteSystem, Result};
 pub use events::{EventKind, PeerEvent, Subscription};
-pub use introspect::{ListIntrospection, PeerIntrospection, PriorityIntrospection};
+pub use introspect::{
+    ListIntrospection, PeerIntrospection, PriorityIntrospection, SubsetIntrospection,
+};
 pub use list::{ListOptions, PeerList};
 pub use load_report::LoadReport;
 pub use now_or_later::{Later, NowOrLater};

@@ -49,9 +49,21 @@ pub fn deterministic_subset<S: AsRef<str>>(
     let mut ids: Vec<&str> = backends.iter().map(AsRef::as_ref).collect();
     ids.sort_unstable();
     ids.dedup();
+    select(ids, client, size)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// [`deterministic_subset`] of distinct ids in any order, without copying them: O(n)
+/// hashing plus an O(n) selection of the window and a sort of the `size` chosen (a list
+/// recomputes its subset with this on every update). Every id when `size` is 0 or at
+/// least their number (then in sorted order, as [`deterministic_subset`] gives them).
+pub(crate) fn select(mut ids: Vec<&str>, client: u64, size: usize) -> Vec<&str> {
     let n = ids.len();
     if size == 0 || size >= n {
-        return ids.into_iter().map(str::to_owned).collect();
+        ids.sort_unstable();
+        return ids;
     }
     let subset_count = ((n + size / 2) / size).max(1) as u64;
     let round = client / subset_count;
@@ -61,14 +73,63 @@ pub fn deterministic_subset<S: AsRef<str>>(
         .into_iter()
         .map(|id| (xxh3_64_with_seed(id.as_bytes(), seed), id))
         .collect();
-    order.sort_unstable();
     let start = if subset_count == 1 {
         0
     } else {
         (window as u128 * (n - size) as u128 / (subset_count - 1) as u128) as usize
     };
-    order[start..start + size]
-        .iter()
-        .map(|(_, id)| (*id).to_owned())
-        .collect()
+    // Places start..start + size of the round's order (hash, then id: a total order, so
+    // the selection is the same as sorting everything).
+    if start > 0 {
+        order.select_nth_unstable(start);
+    }
+    let rest = &mut order[start..];
+    if size < rest.len() {
+        rest.select_nth_unstable(size);
+    }
+    let window = &mut rest[..size];
+    window.sort_unstable();
+    window.iter().map(|(_, id)| *id).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The window of the fully sorted order, the way the function was first written.
+    fn by_sorting(ids: &[&str], client: u64, size: usize) -> Vec<String> {
+        let n = ids.len();
+        let subset_count = ((n + size / 2) / size).max(1) as u64;
+        let seed = splitmix64((client / subset_count) ^ 0x7375_6273_6574_2d72);
+        let mut order: Vec<(u64, &str)> = ids
+            .iter()
+            .map(|id| (xxh3_64_with_seed(id.as_bytes(), seed), *id))
+            .collect();
+        order.sort_unstable();
+        let window = client % subset_count;
+        let start = if subset_count == 1 {
+            0
+        } else {
+            (window as u128 * (n - size) as u128 / (subset_count - 1) as u128) as usize
+        };
+        order[start..start + size]
+            .iter()
+            .map(|(_, id)| (*id).to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn selecting_the_window_equals_sorting_everything() {
+        let owned: Vec<String> = (0..97).map(|i| format!("10.0.0.{i}:80")).collect();
+        let ids: Vec<&str> = owned.iter().map(String::as_str).collect();
+        for size in [1, 2, 5, 13, 48, 96] {
+            for client in 0..40 {
+                assert_eq!(
+                    deterministic_subset(&ids, client, size),
+                    by_sorting(&ids, client, size),
+                    "size {size}, client {client}"
+                );
+            }
+        }
+    }
 }

@@ -89,6 +89,7 @@ impl ListShared {
             max_pending_per_peer,
             overloaded,
             sessions: state.sessions.open(),
+            subset: state.subset.as_ref().map(|s| s.introspect()),
             priorities: state
                 .routing
                 .priorities(&self.routing, self.ejection.as_ref()),

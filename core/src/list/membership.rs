@@ -41,6 +41,8 @@ pub(super) struct State {
     pub(super) sessions: super::sessions::SessionTable,
     /// Localities and their counts (see `routing.rs`).
     pub(super) routing: super::routing::RoutingState,
+    /// The offered membership, when the list subsets (see `subsetting.rs`).
+    pub(super) subset: Option<super::subsetting::Subsetting>,
 }
 
 /// One peer of the list.
@@ -113,7 +115,11 @@ impl Slot {
 }
 
 impl State {
-    pub(super) fn new(capacity: usize, seed: Option<u64>) -> State {
+    pub(super) fn new(
+        capacity: usize,
+        seed: Option<u64>,
+        subset: Option<super::subsetting::Subsetting>,
+    ) -> State {
         State {
             peers: IndexMap::with_capacity_and_hasher(capacity, RandomState::default()),
             next_seq: 0,
@@ -126,6 +132,7 @@ impl State {
             restorations: BinaryHeap::new(),
             sessions: Default::default(),
             routing: Default::default(),
+            subset,
         }
     }
 
@@ -174,7 +181,50 @@ pub(super) fn validate_spec(spec: PeerSpec) -> Result<NewPeer> {
     })
 }
 
+/// What a change of the records leaves to do outside the lock: peers to release, peers to
+/// retain (with their record's index), and whether the strategy's batch is held.
+type RecordChange = (Vec<Subscriber>, Vec<(Subscriber, usize)>, bool);
+
 impl Commit<'_> {
+    /// Removes records, then adds records (retaining them when the list runs): the work
+    /// of an update. Failures go to `errors` in that order, `invalid` (additions that failed
+    /// validation) between them.
+    fn change_records(
+        &mut self,
+        removals: impl IntoIterator<Item = (Result<PeerId>, &'static str)>,
+        invalid: Vec<Error>,
+        mut additions: Vec<NewPeer>,
+        errors: &mut Vec<Error>,
+    ) -> RecordChange {
+        let mut to_release = Vec::new();
+        for (id, detail) in removals {
+            match id.and_then(|id| self.remove(&id, detail)) {
+                Ok(Some(peer)) => to_release.push(Subscriber::new(peer)),
+                Ok(None) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        errors.extend(invalid);
+        let running = self.list.is_running();
+        if running && self.list.shuffle {
+            additions.shuffle(&mut self.state.rng);
+        }
+        let held = running && !additions.is_empty();
+        if held {
+            self.hold_batch();
+        }
+        self.state.peers.reserve(additions.len());
+        let mut to_retain = Vec::with_capacity(if running { additions.len() } else { 0 });
+        for peer in additions {
+            match self.insert(peer) {
+                Ok(i) if running => to_retain.push(self.begin_retain(i)),
+                Ok(_) => {}
+                Err(e) => errors.push(e),
+            }
+        }
+        (to_release, to_retain, held)
+    }
+
     /// Records the peer at index `i` as being retained (the caller calls the transport
     /// after the commit, then settles it at that index).
     fn begin_retain(&mut self, i: usize) -> (Subscriber, usize) {
@@ -361,52 +411,40 @@ impl ListShared {
     }
 
     /// `additions` are validated already (`PeerList::update`); `invalid` holds what failed
-    /// validation (reported after the removals' failures, as the order of the work).
+    /// validation (reported after the removals' failures, as the order of the work). On a
+    /// subsetting list they change the offered membership, and the records follow its
+    /// subset (`subsetting.rs`).
     pub(super) fn update(
         &self,
-        mut additions: Vec<NewPeer>,
+        additions: Vec<NewPeer>,
         removals: Vec<String>,
         invalid: Vec<Error>,
     ) -> Result<()> {
         let mut errors = Vec::new();
-        let (to_release, to_retain, held) = self.commit(|c| {
-            let mut to_release = Vec::new();
-            for raw in removals {
-                let removed = PeerId::new(&raw).and_then(|id| c.remove(&id, ""));
-                match removed {
-                    Ok(Some(peer)) => to_release.push(Subscriber::new(peer)),
-                    Ok(None) => {}
-                    Err(e) => errors.push(e),
-                }
+        let change = self.commit(|c| {
+            if c.subsets() {
+                let (removals, additions) = c.offer(removals, additions, invalid, &mut errors);
+                let removals = removals.into_iter().map(|(id, detail)| (Ok(id), detail));
+                return c.change_records(removals, Vec::new(), additions, &mut errors);
             }
-            errors.extend(invalid);
-            let running = c.list.is_running();
-            if running && self.shuffle {
-                additions.shuffle(&mut c.state.rng);
-            }
-            let held = running && !additions.is_empty();
-            if held {
-                c.hold_batch();
-            }
-            c.state.peers.reserve(additions.len());
-            let mut to_retain = Vec::with_capacity(if running { additions.len() } else { 0 });
-            for peer in additions {
-                match c.insert(peer) {
-                    Ok(i) if running => to_retain.push(c.begin_retain(i)),
-                    Ok(_) => {}
-                    Err(e) => errors.push(e),
-                }
-            }
-            (to_release, to_retain, held)
+            let removals = removals.iter().map(|raw| (PeerId::new(raw), ""));
+            c.change_records(removals, invalid, additions, &mut errors)
         });
+        self.finish_change(change, &mut errors);
+        Error::combine(errors)
+    }
+
+    /// After a [`Commit::change_records`]: releases the removed peers and retains the added
+    /// ones (no lock held), then ends the strategy's batch the change held.
+    fn finish_change(&self, change: RecordChange, errors: &mut Vec<Error>) {
+        let (to_release, to_retain, held) = change;
         for sub in to_release {
-            self.release(&sub, &mut errors);
+            self.release(&sub, errors);
         }
-        self.retain_all(to_retain, &mut errors);
+        self.retain_all(to_retain, errors);
         if held {
             self.end_batch();
         }
-        Error::combine(errors)
     }
 
     /// Calls the transport's `retain` for each peer (no lock held), then settles them all
@@ -447,21 +485,43 @@ impl ListShared {
         })
     }
 
+    /// Admin `delete`: removes `id`'s record (as `update(None, [id])`) and forgets its
+    /// admin state; on a subsetting list it leaves the offered membership, and a
+    /// replacement may enter the subset.
     pub(super) fn delete(&self, id: &str) -> Result<crate::AdminResult> {
         let peer_id = PeerId::new(id)?;
-        let removed = self.commit(|c| {
+        let mut errors = Vec::new();
+        let change = self.commit(|c| {
             let forgot = c.state.disabled.remove(&peer_id);
+            if c.subsets() {
+                return match c.withdraw_offer(&peer_id) {
+                    Some((removals, additions)) => {
+                        let removals = removals.into_iter().map(|(removed, detail)| {
+                            let detail = if removed == peer_id {
+                                "deleted by admin"
+                            } else {
+                                detail
+                            };
+                            (Ok(removed), detail)
+                        });
+                        Ok(c.change_records(removals, Vec::new(), additions, &mut errors))
+                    }
+                    None if forgot => Ok(Default::default()),
+                    None => Err(Error::PeerNotInList(peer_id.to_string())),
+                };
+            }
             match c.remove(&peer_id, "deleted by admin") {
-                Ok(peer) => Ok(peer),
-                Err(_) if forgot => Ok(None),
+                Ok(peer) => Ok((
+                    peer.map(Subscriber::new).into_iter().collect(),
+                    Vec::new(),
+                    false,
+                )),
+                Err(_) if forgot => Ok(Default::default()),
                 Err(e) => Err(e),
             }
         })?;
-        if let Some(peer) = removed {
-            let mut errors = Vec::new();
-            self.release(&Subscriber::new(peer), &mut errors);
-            Error::combine(errors)?;
-        }
+        self.finish_change(change, &mut errors);
+        Error::combine(errors)?;
         Ok(crate::AdminResult::Success)
     }
 }

@@ -28,6 +28,32 @@
 //! list.stop().unwrap();
 //! ```
 //!
+//! # Subsetting
+//!
+//! With [`ListOptions::subset`] and [`ListOptions::subset_client`] the list keeps the whole
+//! *offered* membership and retains only its deterministic subset (see [`crate::subset`]).
+//!
+//! * Every `update(additions, removals)` names changes of the offered membership, and its
+//!   errors are about that membership: `peer-already-in-list` for an id already offered,
+//!   `peer-not-in-list` for an id not offered (as yarpc's list reports them for its own
+//!   membership). Removing an offered peer outside the subset, or adding one that falls
+//!   outside it, succeeds and changes nothing the list retains.
+//! * After the offered membership changed, the list computes the subset again (O(offered)
+//!   hashing and an O(offered) selection, once per update, not per peer) and applies the
+//!   difference to its records in the same commit as the update: peers that left the
+//!   subset are removed (events, sessions, release), peers that entered are added (and
+//!   retained when the list runs). The algorithm moves at most one peer in and one out
+//!   when one backend comes or goes.
+//! * The records (`total`, `peers`, the queries, admin actions, `len`) are the retained
+//!   subset; the offered membership is visible as `subset.offered` in introspection.
+//! * Admin `delete` of a peer removes it from the offered membership (as
+//!   `update(None, [id])` does), so a replacement may enter; `add_backend` adds to the
+//!   offered membership, and the backend is retained only if it falls in the subset.
+//! * A peer whose `retain` failed leaves the records (as without subsetting) but stays
+//!   offered; the next update that changes the offered membership adds it again.
+//! * Other admin actions (`disable`, `enable`, `reset`, `failover`, `backend_config`) act on
+//!   the records: for an offered peer outside the subset they answer `peer-not-in-list`.
+//!
 //! # How the list is built
 //!
 //! | file | job |
@@ -44,6 +70,7 @@
 //! | `queries.rs` | yarpc's `available`, `uninitialized`, `num_*` and `peers` |
 //! | `breakers.rs` | the circuit breakers `max_pending` and `max_pending_per_peer` |
 //! | `scrape.rs` | the list's metrics, read at scrape time |
+//! | `subsetting.rs` | the offered membership of a subsetting list and its subset ([Subsetting](self#subsetting)) |
 //!
 //! # The change path
 //!
@@ -83,6 +110,7 @@ mod queries;
 pub mod routing;
 mod scrape;
 mod sessions;
+mod subsetting;
 mod waiting;
 
 use std::fmt;
@@ -186,6 +214,7 @@ impl PeerList {
             None => Arc::from(crate::registry::default_name()),
         };
         let breakers = Breakers::new(options.max_pending, options.max_pending_per_peer)?;
+        let subset = subsetting::Subsetting::new(options.subset, options.subset_client)?;
         let routing = routing::Routing::new(
             &options.fleet,
             options
@@ -225,6 +254,7 @@ impl PeerList {
             state: Mutex::new(State::new(
                 options.capacity.min(MAX_CAPACITY_HINT),
                 options.seed,
+                subset,
             )),
             changed: Event::new(),
             events: Arc::new(EventBus::default()),
@@ -289,7 +319,8 @@ impl PeerList {
         self.shared.is_running()
     }
 
-    /// How many peers the list has, retained or not.
+    /// How many peers the list has, retained or not (with [`ListOptions::subset`]: those
+    /// of its subset).
     pub fn len(&self) -> usize {
         self.shared.lock().peers.len()
     }
@@ -315,7 +346,9 @@ impl PeerList {
     /// Adds and removes peers: removals first, then additions. Everything that can be
     /// applied is; the failures (`invalid-argument`, `peer-already-in-list`,
     /// `peer-not-in-list`, `transport-failed`) come back together. Costs O(changes × log n)
-    /// plus one build of the strategy's structure, however many peers the list has.
+    /// plus one build of the strategy's structure, however many peers the list has. With
+    /// [`ListOptions::subset`], the changes are of the offered membership, and the list
+    /// retains its subset (see [Subsetting](self#subsetting); O(offered) per update).
     ///
     /// ```
     /// use peerlb::{ErrorCode, ListOptions, PeerList};

@@ -46,6 +46,9 @@ pub struct ListOptions {
     pub(super) peer_labels: bool,
     pub(super) max_pending: Option<usize>,
     pub(super) max_pending_per_peer: Option<usize>,
+    /// Deterministic subsetting (see `subsetting.rs`).
+    pub(super) subset: Option<usize>,
+    pub(super) subset_client: Option<u64>,
 }
 
 impl Default for ListOptions {
@@ -66,6 +69,8 @@ impl Default for ListOptions {
             peer_labels: true,
             max_pending: None,
             max_pending_per_peer: None,
+            subset: None,
+            subset_client: None,
         }
     }
 }
@@ -306,6 +311,8 @@ impl fmt::Debug for ListOptions {
             .field("peer_labels", &self.peer_labels)
             .field("max_pending", &self.max_pending)
             .field("max_pending_per_peer", &self.max_pending_per_peer)
+            .field("subset", &self.subset)
+            .field("subset_client", &self.subset_client)
             .finish()
     }
 }
