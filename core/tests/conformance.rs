@@ -176,6 +176,12 @@ impl Run {
         if let Some(factor) = step.get("overprovisioning_factor").and_then(Value::as_f64) {
             opts = opts.overprovisioning_factor(factor);
         }
+        if let Some(size) = step.get("subset").and_then(Value::as_u64) {
+            opts = opts.subset(size as usize);
+        }
+        if let Some(client) = step.get("subset_client").and_then(Value::as_u64) {
+            opts = opts.subset_client(client);
+        }
         self.sessions.clear();
         self.clock = None;
         match step.get("clock").and_then(Value::as_str) {

@@ -36,14 +36,15 @@
 //! * Every `update(additions, removals)` names changes of the offered membership, and its
 //!   errors are about that membership: `peer-already-in-list` for an id already offered,
 //!   `peer-not-in-list` for an id not offered (as yarpc's list reports them for its own
-//!   membership). Removing an offered peer outside the subset, or adding one that falls
-//!   outside it, succeeds and changes nothing the list retains.
+//!   membership). Removing an offered peer that is not retained, or adding one, succeeds
+//!   whether or not the subset changes.
 //! * After the offered membership changed, the list computes the subset again (O(offered)
 //!   hashing and an O(offered) selection, once per update, not per peer) and applies the
 //!   difference to its records in the same commit as the update: peers that left the
 //!   subset are removed (events, sessions, release), peers that entered are added (and
-//!   retained when the list runs). The algorithm moves at most one peer in and one out
-//!   when one backend comes or goes.
+//!   retained when the list runs). One backend more or less moves at most one peer in and
+//!   one out (often none: a peer outside the subset usually leaves it as it was), as long
+//!   as the number of subsets per round stays (see [`crate::subset`]).
 //! * The records (`total`, `peers`, the queries, admin actions, `len`) are the retained
 //!   subset; the offered membership is visible as `subset.offered` in introspection.
 //! * Admin `delete` of a peer removes it from the offered membership (as
