@@ -2402,6 +2402,36 @@ const char *peerlb_session_event_kind_str(peerlb_session_event_kind kind);
 enum peerlb_status peerlb_deterministic_subset(const struct peerlb_peer_id *backends, size_t n, uint64_t client, size_t size, char **json);
 
 /**
+ * Deterministic subsetting as a list option: the list retains only `size` of the peers it
+ * is offered, those `peerlb_deterministic_subset` answers for the offered ids, the client
+ * id of `peerlb_list_options_set_subset_client` and `size`. 0 is off (the default). Every
+ * `peerlb_list_update` then names changes of the offered set (its errors are about that
+ * set) and the list retains the new subset in the same step; `peerlb_list_introspect`
+ * shows `"subset":{"size":..,"client":..,"offered":..}` (`total` counts the retained
+ * peers). A size of 1 or more without a client id (or a client id without a size) makes
+ * `peerlb_list_new` fail with `PEERLB_INVALID_ARGUMENT`.
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_subset(struct peerlb_list_options *opts, size_t size);
+
+/**
+ * This client's id for `peerlb_list_options_set_subset`: clients with different ids get
+ * different, evenly spread subsets (give each client of a service its own, counting from 0).
+ *
+ * Ownership: borrows `opts` for the call.
+ * Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+ *
+ * # Safety
+ * `opts` live options or NULL.
+ */
+enum peerlb_status peerlb_list_options_set_subset_client(struct peerlb_list_options *opts, uint64_t client);
+
+/**
  * Reports a peer's new connection status (`PEERLB_CONNECTION_*`).
  *
  * Callable from any thread, at any time, including from inside `retain` (which is how a

@@ -1,4 +1,5 @@
-//! Deterministic subsetting (see the core's `peerlb::subset`).
+//! Deterministic subsetting (see the core's `peerlb::subset`): the function, and the list
+//! options `peerlb_list_options_set_subset` and `peerlb_list_options_set_subset_client`.
 
 use std::ffi::c_char;
 
@@ -6,6 +7,7 @@ use crate::boundary::guard;
 use crate::error::peerlb_status;
 use crate::handle;
 use crate::list::{peer_ids, peerlb_peer_id};
+use crate::options::{peerlb_list_options, with_options};
 
 /// Which `size` of the `n` backends client `client` connects to (Google SRE's deterministic
 /// subsetting, with rounds ordered by hash so that one backend more or less moves at most
@@ -43,4 +45,44 @@ pub unsafe extern "C" fn peerlb_deterministic_subset(
         ));
         Ok(())
     })
+}
+
+/// Deterministic subsetting as a list option: the list retains only `size` of the peers it
+/// is offered, those `peerlb_deterministic_subset` answers for the offered ids, the client
+/// id of `peerlb_list_options_set_subset_client` and `size`. 0 is off (the default). Every
+/// `peerlb_list_update` then names changes of the offered set (its errors are about that
+/// set) and the list retains the new subset in the same step; `peerlb_list_introspect`
+/// shows `"subset":{"size":..,"client":..,"offered":..}` (`total` counts the retained
+/// peers). A size of 1 or more without a client id (or a client id without a size) makes
+/// `peerlb_list_new` fail with `PEERLB_INVALID_ARGUMENT`.
+///
+/// Ownership: borrows `opts` for the call.
+/// Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+///
+/// # Safety
+/// `opts` live options or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_options_set_subset(
+    opts: *mut peerlb_list_options,
+    size: usize,
+) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    unsafe { with_options(opts, |o| Ok(o.subset(size))) }
+}
+
+/// This client's id for `peerlb_list_options_set_subset`: clients with different ids get
+/// different, evenly spread subsets (give each client of a service its own, counting from 0).
+///
+/// Ownership: borrows `opts` for the call.
+/// Errors: `PEERLB_INVALID_ARGUMENT` when `opts` is NULL.
+///
+/// # Safety
+/// `opts` live options or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_list_options_set_subset_client(
+    opts: *mut peerlb_list_options,
+    client: u64,
+) -> peerlb_status {
+    // SAFETY: forwarded contract.
+    unsafe { with_options(opts, |o| Ok(o.subset_client(client))) }
 }

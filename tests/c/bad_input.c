@@ -290,6 +290,54 @@ static void test_deterministic_subset(void) {
     EXPECT_STATUS(peerlb_deterministic_subset(backends, SIZE_MAX, 0, 1, &json), PEERLB_INVALID_ARGUMENT);
 }
 
+/* The subset list options: NULL options, a size without a client and a client without a
+ * size fail with a code; bad updates of a subsetting list leave its retained peers. */
+static void test_subset_options(void) {
+    EXPECT_STATUS(peerlb_list_options_set_subset(NULL, 4), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_options_set_subset_client(NULL, 7), PEERLB_INVALID_ARGUMENT);
+    peerlb_list *list = NULL;
+    peerlb_list_options *opts = NULL;
+    OK(peerlb_list_options_new(&opts));
+    OK(peerlb_list_options_set_subset(opts, 4));
+    EXPECT_STATUS(peerlb_list_new(opts, NULL, &list), PEERLB_INVALID_ARGUMENT);
+    EXPECT(list == NULL, "no list without a client");
+    peerlb_list_options_free(opts);
+    OK(peerlb_list_options_new(&opts));
+    OK(peerlb_list_options_set_subset_client(opts, UINT64_MAX));
+    EXPECT_STATUS(peerlb_list_new(opts, NULL, &list), PEERLB_INVALID_ARGUMENT);
+    EXPECT(list == NULL, "no list without a size");
+    OK(peerlb_list_options_set_subset(opts, SIZE_MAX)); /* retains everything offered */
+    OK(peerlb_list_new(opts, NULL, &list));
+    peerlb_list_free(list);
+    list = NULL;
+    OK(peerlb_list_options_set_subset(opts, 2));
+    OK(peerlb_list_new(opts, NULL, &list));
+    peerlb_list_options_free(opts);
+    peerlb_peer_spec peers[] = {SPEC("a:1"), SPEC("b:1"), SPEC("c:1"), SPEC("d:1"), SPEC("e:1")};
+    OK(peerlb_list_update(list, peers, 5, NULL, 0));
+    EXPECT(total_peers(list) == 2, "two retained (%ld)", total_peers(list));
+    char *before = NULL, *after = NULL;
+    OK(peerlb_list_introspect(list, &before));
+    EXPECT(strstr(before, "\"subset\":{\"size\":2,\"client\":18446744073709551615,\"offered\":5}") != NULL,
+           "introspection shows the subset: %s", before);
+    /* Duplicates, unknown and invalid ids, NULL and huge arrays: coded errors, nothing moves. */
+    EXPECT_STATUS(peerlb_list_update(list, peers, 1, NULL, 0), PEERLB_PEER_ALREADY_IN_LIST);
+    peerlb_peer_id unknown[] = {{LIT("zz:1")}};
+    EXPECT_STATUS(peerlb_list_update(list, NULL, 0, unknown, 1), PEERLB_PEER_NOT_IN_LIST);
+    peerlb_peer_spec bad[] = {{"", 0, 1}, {NULL, 0, 1}};
+    EXPECT_STATUS(peerlb_list_update(list, bad, 1, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_update(list, bad + 1, 1, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_update(list, NULL, 3, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    EXPECT_STATUS(peerlb_list_update(list, peers, SIZE_MAX, NULL, 0), PEERLB_INVALID_ARGUMENT);
+    peerlb_peer_id bad_remove[] = {{LIT("\xff")}};
+    EXPECT_STATUS(peerlb_list_update(list, NULL, 0, bad_remove, 1), PEERLB_INVALID_ARGUMENT);
+    OK(peerlb_list_introspect(list, &after));
+    EXPECT(strcmp(before, after) == 0, "list unchanged: %s", after);
+    peerlb_string_free(before);
+    peerlb_string_free(after);
+    peerlb_list_free(list);
+}
+
 static void test_choose_and_finish(void) {
     peerlb_list *list = make_list(0);
     peerlb_peer_spec peers[] = {SPEC("a:1")};
@@ -972,6 +1020,7 @@ int main(void) {
     test_update();
     test_update_placed();
     test_deterministic_subset();
+    test_subset_options();
     test_choose_and_finish();
     test_waiting_errors();
     test_subscriber_and_callbacks();

@@ -347,6 +347,12 @@ static int op_new(run *r, const json_value *s) {
     const json_value *factor = json_get(s, "overprovisioning_factor");
     if (st == PEERLB_OK && factor && factor->type == JSON_NUMBER)
         st = peerlb_list_options_set_overprovisioning_factor(opts, factor->number);
+    const json_value *subset = json_get(s, "subset");
+    if (st == PEERLB_OK && subset && subset->type == JSON_NUMBER)
+        st = peerlb_list_options_set_subset(opts, (size_t)subset->number);
+    const json_value *subset_client = json_get(s, "subset_client");
+    if (st == PEERLB_OK && subset_client && subset_client->type == JSON_NUMBER)
+        st = peerlb_list_options_set_subset_client(opts, (uint64_t)subset_client->number);
     const char *strategy = json_get_str(s, "strategy");
     if (st == PEERLB_OK) st = peerlb_list_options_set_strategy(opts, strategy ? strategy : "round-robin");
     const char *name = json_get_str(s, "name");
