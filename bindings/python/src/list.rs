@@ -107,8 +107,8 @@ impl PyPeerList {
 impl PyPeerList {
     #[new]
     #[pyo3(
-        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None),
-        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None)"
+        signature = (strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None, subset=None, subset_client=None),
+        text_signature = "(strategy=None, *, shuffle=None, seed=None, fail_fast=None, transport=None, ejection=None, clock=None, name=None, max_pending=None, max_pending_per_peer=None, metrics=None, peer_labels=None, capacity=None, local_zone=None, min_cluster_size=None, overprovisioning_factor=None, subset=None, subset_client=None)"
     )]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -129,6 +129,8 @@ impl PyPeerList {
         local_zone: Option<&Bound<'_, PyAny>>,
         min_cluster_size: Option<&Bound<'_, PyAny>>,
         overprovisioning_factor: Option<&Bound<'_, PyAny>>,
+        subset: Option<&Bound<'_, PyAny>>,
+        subset_client: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
             use convert::given;
@@ -182,6 +184,13 @@ impl PyPeerList {
             if let Some(f) = given(overprovisioning_factor) {
                 options =
                     options.overprovisioning_factor(convert::number("overprovisioning_factor", f)?);
+            }
+            // Each as given: the core decides whether the pair makes sense.
+            if let Some(n) = given(subset) {
+                options = options.subset(convert::usize_limit("subset", n)?);
+            }
+            if let Some(c) = given(subset_client) {
+                options = options.subset_client(convert::u64_arg("subset_client", c)?);
             }
             let mut py_transport = None;
             if let Some(t) = given(transport) {
@@ -315,6 +324,16 @@ impl PyPeerList {
             d.set_item("max_pending_per_peer", snap.max_pending_per_peer)?;
             d.set_item("overloaded", snap.overloaded)?;
             d.set_item("sessions", snap.sessions)?;
+            match snap.subset {
+                Some(subset) => {
+                    let sd = PyDict::new(py);
+                    sd.set_item("size", subset.size)?;
+                    sd.set_item("client", subset.client)?;
+                    sd.set_item("offered", subset.offered)?;
+                    d.set_item("subset", sd)?;
+                }
+                None => d.set_item("subset", py.None())?,
+            }
             let levels = PyList::empty(py);
             for level in snap.priorities {
                 let ld = PyDict::new(py);

@@ -133,7 +133,13 @@ class Run:
                 kwargs[key] = step[key]
         if "capacity" in step:
             kwargs["capacity"] = step["capacity"]
-        for key in ("local_zone", "min_cluster_size", "overprovisioning_factor"):
+        for key in (
+            "local_zone",
+            "min_cluster_size",
+            "overprovisioning_factor",
+            "subset",
+            "subset_client",
+        ):
             if key in step:
                 kwargs[key] = step[key]
         self.sessions.clear()

@@ -219,6 +219,7 @@ def test_introspection_keys() -> None:
         "strategy", "transport", "state", "summary", "available", "total", "panic",
         "ejected", "disabled", "chosen", "failures", "ejections", "sessions", "priorities",
         "peers", "name", "pending", "max_pending", "max_pending_per_peer", "overloaded",
+        "subset",
     }
     assert set(info["peers"][0]) == {
         "id", "status", "pending", "weight", "zone", "priority", "admin", "ejected", "ejected_for_ms",

@@ -70,7 +70,7 @@ from ._peerlb import (
     serve_admin,
 )
 from ._retry import retrying
-from ._types import AdminResult, ListInfo, PeerInfo, PriorityInfo
+from ._types import AdminResult, ListInfo, PeerInfo, PriorityInfo, SubsetInfo
 
 __all__ = [
     "PeerList",
@@ -89,6 +89,7 @@ __all__ = [
     "ListInfo",
     "PeerInfo",
     "PriorityInfo",
+    "SubsetInfo",
     "deterministic_subset",
     "PeerEvent",
     "Session",

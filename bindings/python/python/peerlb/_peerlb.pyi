@@ -366,6 +366,8 @@ class PeerList:
         local_zone: Optional[str] = None,
         min_cluster_size: Optional[int] = None,
         overprovisioning_factor: Optional[float] = None,
+        subset: Optional[int] = None,
+        subset_client: Optional[int] = None,
     ) -> Self:
         """``None`` (or left out) takes core's default: ``"round-robin"``, shuffled,
         random seed, waiting (not fail-fast), always-available, ejection on, real clock,
@@ -377,7 +379,14 @@ class PeerList:
         takes every request; the rest spills to the next levels) and, with
         ``local_zone``, by zone inside each level (Envoy's zone-aware routing, off below
         ``min_cluster_size`` healthy peers). ``introspect()["priorities"]`` gives each
-        level's load."""
+        level's load.
+
+        ``subset=size`` with ``subset_client=id`` (Google SRE's deterministic
+        subsetting): the list retains only ``deterministic_subset(offered, id, size)``
+        of the peers ``update`` offers it; updates still name the whole offered set
+        (their errors are about it) and ``introspect()["subset"]`` shows ``size``,
+        ``client`` and ``offered``. ``0`` (or left out) is off; one without the other
+        raises ``InvalidArgument``."""
     @property
     def name(self) -> str:
         """The list's name: its ``list`` label in metrics and its admin endpoint path."""

@@ -75,6 +75,14 @@ class PriorityInfo(TypedDict):
     panic: bool
 
 
+class SubsetInfo(TypedDict):
+    """``PeerList.introspect()["subset"]`` of a list made with ``subset=``."""
+
+    size: int
+    client: int
+    offered: int
+
+
 class ListInfo(TypedDict):
     """What ``PeerList.introspect()`` returns."""
 
@@ -96,6 +104,7 @@ class ListInfo(TypedDict):
     max_pending_per_peer: Optional[int]
     overloaded: int
     sessions: int
+    subset: Optional[SubsetInfo]
     priorities: List[PriorityInfo]
     peers: List[PeerInfo]
 
@@ -103,3 +112,4 @@ class ListInfo(TypedDict):
 PeerInfo.__module__ = "peerlb"
 ListInfo.__module__ = "peerlb"
 PriorityInfo.__module__ = "peerlb"
+SubsetInfo.__module__ = "peerlb"
