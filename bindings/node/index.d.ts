@@ -156,9 +156,22 @@ export interface ListIntrospection {
   overloaded: number
   /** Open sessions of the list. */
   sessions: number
+  /**
+   * Deterministic subsetting (`new PeerList({subset, subsetClient})`), or null when the
+   * list does not subset: the subset's size, this client's id (as a JSON number: exact
+   * below 2^53) and how many peers are offered (`total` counts the retained ones).
+   */
+  subset: SubsetIntrospection | null
   /** The priority levels that have peers, highest first, with each one's share of requests. */
   priorities: PriorityIntrospection[]
   peers: PeerIntrospection[]
+}
+
+/** `introspect().subset` of a list made with `subset` and `subsetClient`. */
+export interface SubsetIntrospection {
+  size: number
+  client: number
+  offered: number
 }
 
 /** One priority level of `introspect()`. */

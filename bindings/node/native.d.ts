@@ -634,6 +634,18 @@ export interface PeerListOptions {
   minClusterSize?: number
   /** Envoy's overprovisioning factor for priority load (default 1.4; a number in 1..=100). */
   overprovisioningFactor?: number
+  /**
+   * Deterministic subsetting: the list retains only this many of the peers `update`
+   * offers it, `deterministicSubset(offered, subsetClient, subset)`; updates still name
+   * the whole offered set (their errors are about it), and `introspect().subset` shows
+   * it. A whole number; 0 (or absent) is off. Needs `subsetClient`.
+   */
+  subset?: number
+  /**
+   * This client's id for `subset` (a non-negative integer below 2^53, or a bigint below
+   * 2^64); needs `subset`.
+   */
+  subsetClient?: number | bigint | null
 }
 
 /** Options of `new RequestRule(options)`; not given: the core's defaults. */

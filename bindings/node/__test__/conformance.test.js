@@ -99,6 +99,8 @@ class Run {
     if (step.local_zone !== undefined) opts.localZone = step.local_zone
     if (step.min_cluster_size !== undefined) opts.minClusterSize = step.min_cluster_size
     if (step.overprovisioning_factor !== undefined) opts.overprovisioningFactor = step.overprovisioning_factor
+    if (step.subset !== undefined) opts.subset = step.subset
+    if (step.subset_client !== undefined) opts.subsetClient = step.subset_client
     for (const s of this.sessions.values()) if (!s.closed) s.close()
     this.sessions.clear()
     if (step.seed !== undefined) opts.seed = step.seed

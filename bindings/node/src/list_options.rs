@@ -100,6 +100,14 @@ pub struct PeerListOptions<'a> {
     pub min_cluster_size: Option<f64>,
     /// Envoy's overprovisioning factor for priority load (default 1.4; a number in 1..=100).
     pub overprovisioning_factor: Option<f64>,
+    /// Deterministic subsetting: the list retains only this many of the peers `update`
+    /// offers it, `deterministicSubset(offered, subsetClient, subset)`; updates still name
+    /// the whole offered set (their errors are about it), and `introspect().subset` shows
+    /// it. A whole number; 0 (or absent) is off. Needs `subsetClient`.
+    pub subset: Option<f64>,
+    /// This client's id for `subset` (a non-negative integer below 2^53, or a bigint below
+    /// 2^64); needs `subset`.
+    pub subset_client: Option<Either3<f64, BigInt, Null>>,
 }
 
 impl PeerListOptions<'_> {
@@ -117,24 +125,8 @@ impl PeerListOptions<'_> {
         if let Some(f) = self.fail_fast {
             opts = opts.fail_fast(f);
         }
-        match self.seed.given() {
-            Some(napi::Either::A(n)) => {
-                let seed = convert::whole(n, (1u64 << 53) - 1)
-                    .map_err(|m| convert::invalid(env, "new PeerList: seed", m))?;
-                opts = opts.seed(seed);
-            }
-            Some(napi::Either::B(b)) => {
-                let (negative, value, lossless) = b.get_u64();
-                if negative || !lossless {
-                    return Err(convert::invalid(
-                        env,
-                        "new PeerList: seed",
-                        "must be a bigint in 0..2^64",
-                    ));
-                }
-                opts = opts.seed(value);
-            }
-            None => {}
+        if let Some(seed) = self.seed.given() {
+            opts = opts.seed(whole_u64(env, seed, "new PeerList: seed")?);
         }
         if let Some(name) = self.name {
             opts = opts.name(name);
@@ -175,6 +167,15 @@ impl PeerListOptions<'_> {
         }
         if let Some(f) = self.overprovisioning_factor {
             opts = opts.overprovisioning_factor(f);
+        }
+        // Each as given: the core decides whether the pair makes sense.
+        if let Some(n) = self.subset {
+            let size = convert::whole(n, (1u64 << 53) - 1)
+                .map_err(|m| convert::invalid(env, "new PeerList: subset", m))?;
+            opts = opts.subset(usize::try_from(size).unwrap_or(usize::MAX));
+        }
+        if let Some(client) = self.subset_client.given() {
+            opts = opts.subset_client(whole_u64(env, client, "new PeerList: subsetClient")?);
         }
         if let Some(c) = self.clock {
             if let Some(clock) = unsafe { clock_arg(raw, c.raw(), "new PeerList: clock")? } {
@@ -299,4 +300,20 @@ pub unsafe fn clock_arg(
         js::describe_arg(env, v)
     );
     Err(js::throw_value(env, js::type_error_value(env, &m), &m))
+}
+
+/// A whole number from JS, a number below 2^53 or a bigint below 2^64 (seeds, client ids).
+fn whole_u64(env: &Env, value: napi::Either<f64, BigInt>, what: &str) -> napi::Result<u64> {
+    match value {
+        napi::Either::A(n) => {
+            convert::whole(n, (1u64 << 53) - 1).map_err(|m| convert::invalid(env, what, m))
+        }
+        napi::Either::B(b) => {
+            let (negative, value, lossless) = b.get_u64();
+            if negative || !lossless {
+                return Err(convert::invalid(env, what, "must be a bigint in 0..2^64"));
+            }
+            Ok(value)
+        }
+    }
 }
