@@ -16,6 +16,11 @@
 //!   time and as the chooser thread's own CPU time (wall time includes any moment the OS
 //!   took the core away; CPU time does not).
 //!
+//! * with `subset(50)` (deterministic subsetting as a list option, `round-robin`): the
+//!   first `update` offering N peers, an update that takes one offered peer out and
+//!   puts one in (what an updater sends for one replaced backend), and the 1 000/1 000
+//!   churn, at N = 10 000 and 100 000 offered peers (`scale --subset` runs only these).
+//!
 //! Each timing is the median of several runs. Speed is never asserted in tests; this
 //! table's verdicts are the record.
 
@@ -233,6 +238,101 @@ fn memory_per_peer(strategy: &str, metrics: bool) -> Option<f64> {
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
+const SUBSET: usize = 50;
+
+/// A running `round-robin` list with `subset(50)` offered `n` peers.
+fn subset_list(n: usize) -> PeerList {
+    let list = PeerList::new(
+        ListOptions::default()
+            .shuffle(false)
+            .seed(1)
+            .subset(SUBSET)
+            .subset_client(17),
+    )
+    .expect("valid options");
+    list.start().unwrap();
+    list.update(ids(0, n), None::<&str>).unwrap();
+    list
+}
+
+/// The subsetting rows: (first update, one out + one in, churn 1 000/1 000) in ms, and
+/// the retained peers that moved over the one-out-one-in updates (at most 2 each).
+fn subset_row(n: usize, runs: usize) -> (f64, f64, f64, usize) {
+    let add = ids(0, n);
+    let first = median(
+        (0..runs)
+            .map(|_| {
+                let list = PeerList::new(
+                    ListOptions::default()
+                        .shuffle(false)
+                        .seed(1)
+                        .subset(SUBSET)
+                        .subset_client(17),
+                )
+                .unwrap();
+                list.start().unwrap();
+                let t = Instant::now();
+                list.update(&add, None::<&str>).unwrap();
+                ms(t.elapsed())
+            })
+            .collect(),
+    );
+    let list = subset_list(n);
+    let retained = |l: &PeerList| -> std::collections::BTreeSet<String> {
+        l.introspect().peers.into_iter().map(|p| p.id).collect()
+    };
+    let mut moved = 0;
+    let one = median(
+        (0..runs * 4)
+            .map(|i| {
+                let before = retained(&list);
+                let t = Instant::now();
+                list.update(ids(1_000_000 + i, 1), ids(i, 1)).unwrap();
+                let d = ms(t.elapsed());
+                moved = moved.max(before.symmetric_difference(&retained(&list)).count());
+                d
+            })
+            .collect(),
+    );
+    let mut next = n;
+    let mut oldest = runs * 4;
+    let churn = median(
+        (0..runs)
+            .map(|_| {
+                let add = ids(2_000_000 + next, 1000);
+                let remove = ids(oldest, 1000);
+                next += 1000;
+                oldest += 1000;
+                let t = Instant::now();
+                list.update(&add, &remove).unwrap();
+                ms(t.elapsed())
+            })
+            .collect(),
+    );
+    (first, one, churn, moved)
+}
+
+/// The subsetting section of the table.
+fn subset_section(runs: usize) -> String {
+    let mut md = format!(
+        "\n### With `subset({SUBSET})` (`round-robin`, client 17)\n\n\
+         The list keeps every offered peer and retains its deterministic subset; each update \
+         computes the subset again (hashing every offered id once) and applies the \
+         difference in one commit. Medians of {runs} runs ({} for one out + one in).\n\n\
+         | offered | first update | one out + one in | churn 1 000/1 000 | most retained peers moved by one out + one in |\n\
+         |---:|---:|---:|---:|---:|\n",
+        runs * 4
+    );
+    for n in [10_000, 100_000] {
+        let (first, one, churn, moved) = subset_row(n, runs);
+        let _ = writeln!(
+            md,
+            "| {n} | {first:.2} ms | {one:.2} ms | {churn:.2} ms | {moved} |"
+        );
+    }
+    md
+}
+
 fn verdict(ok: bool, why: &str) -> String {
     if ok {
         "**met**".to_owned()
@@ -259,6 +359,10 @@ fn main() -> ExitCode {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let runs = if quick { 1 } else { 5 };
+    if args.iter().any(|a| a == "--subset") {
+        print!("{}", subset_section(runs));
+        return ExitCode::SUCCESS;
+    }
     let mut md = String::new();
     let _ = writeln!(
         md,
@@ -339,6 +443,7 @@ fn main() -> ExitCode {
         }
         eprintln!("scale: {strategy} done");
     }
+    md.push_str(&subset_section(runs));
     md.push_str("\n### Targets (change path)\n\n| target | measured | verdict |\n|---|---:|---|\n");
     for (target, measured, v) in &checks {
         let _ = writeln!(md, "| {target} | {measured} | {v} |");
