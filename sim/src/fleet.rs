@@ -117,9 +117,9 @@ impl Fleet {
         self
     }
 
-    /// `percent` % of zone `zone`'s backends (every one whose index in the zone is below
-    /// `percent` modulo 100, so they are spread through the zone) failing every request
-    /// after `after` (a refused connection).
+    /// About `percent` % of zone `zone`'s backends failing every request after `after` (a
+    /// refused connection): those whose index within the zone, modulo 100, is below
+    /// `percent` (so the failing ones are spread through the zone's names).
     pub fn with_zone_failing(mut self, zone: usize, percent: usize, after: Duration) -> Fleet {
         let zones = self.zones.len();
         for (j, b) in self.backends.iter_mut().enumerate() {

@@ -286,6 +286,8 @@ fn run_fleet(args: &Args) -> ExitCode {
             r.wall_time.as_secs_f64()
         ));
     }
+    let mean = base.client_rate * base.clients as f64 * (base.duration - base.warmup).as_secs_f64()
+        / base.backends.len() as f64;
     let peak = peak_rss_mb().map_or(String::new(), |mb| {
         format!(" Peak resident memory of this process so far: {mb} MB.")
     });
@@ -295,10 +297,10 @@ fn run_fleet(args: &Args) -> ExitCode {
          seed {}. Subsets: `peerlb::subset::deterministic_subset` (client id = its index); \
          every peer placed in its zone at priority 0; \"local zone\" = `ListOptions::local_zone` \
          set to the client's zone. Outlier ejection at its default (5 consecutive failures, at \
-         most 10% of a list's peers).\n\n{}\n\
+         most 10% of a list's peers). Fleets: {}.\n\n{}\n\
          requests/backend: measured requests per backend over all {} backends (idle ones \
          included; at {:.0} requests per backend on average, Poisson noise alone puts the max \
-         near 2× the mean); clients/backend: how many lists hold it (\"connections\"); \
+         near {:.1}× the mean: λ + √(2 λ ln n) over n backends); clients/backend: how many lists hold it (\"connections\"); \
          cross-zone: share of all requests sent outside the client's zone; healthy zones cross: \
          the same for the clients of zones a and b; degraded zone spill: share of zone c's \
          clients' requests sent to a and b; to degraded: share of all requests served by a \
@@ -310,10 +312,11 @@ fn run_fleet(args: &Args) -> ExitCode {
         (base.duration - base.warmup).as_secs_f64(),
         base.warmup.as_secs_f64(),
         base.seed,
+        fleet_names(&runs),
         fleet::markdown(&results),
         base.backends.len(),
-        base.client_rate * base.clients as f64 * (base.duration - base.warmup).as_secs_f64()
-            / base.backends.len() as f64,
+        mean,
+        1.0 + (2.0 * mean.max(1e-9) * (base.backends.len() as f64).ln()).sqrt() / mean.max(1e-9),
         cost,
         peak,
     );
@@ -340,4 +343,16 @@ fn peak_rss_mb() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024)
+}
+
+/// `name` (description), ... of the distinct fleets in `runs`, in order.
+fn fleet_names(runs: &[(fleet::Fleet, fleet::Config)]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for (f, _) in runs {
+        let line = format!("`{}` ({})", f.name, f.description);
+        if !seen.contains(&line) {
+            seen.push(line);
+        }
+    }
+    seen.join(", ")
 }
