@@ -664,3 +664,45 @@ pub fn known_runs(measured: Duration) -> Vec<(Fleet, Config)> {
     }
     runs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Fleet {
+        Fleet::healthy(6, 100.0, 60).with_measured(Duration::from_secs(2))
+    }
+
+    #[test]
+    fn zones_and_subsets_are_as_documented() {
+        let f = small();
+        assert_eq!((f.backend_zone(4), f.client_zone(5)), (1, 2));
+        let mesh = client_backends(&f, &Config::full_mesh("round-robin", false));
+        assert!(mesh.iter().all(|s| s.len() == 60));
+        // 6 clients × 10 = 60 slots: one round, every backend in exactly one subset.
+        let subsets = client_backends(&f, &Config::subset("round-robin", 10, true));
+        let mut all: Vec<usize> = subsets.concat();
+        all.sort_unstable();
+        assert_eq!(all, (0..60).collect::<Vec<_>>());
+        let slow = f.clone().with_zone_slow(2, 5.0);
+        assert_eq!(slow.backends.iter().filter(|b| b.is_degraded()).count(), 20);
+        let failing = f.with_zone_failing(0, 30, Duration::from_millis(1));
+        // Zone a's backends 0, 3, ... 57 have zone indices 0..19, all below 30.
+        assert_eq!(failing.backends.iter().filter(|b| b.is_degraded()).count(), 20);
+    }
+
+    #[test]
+    fn a_local_zone_keeps_requests_at_home_and_counts_add_up() {
+        let f = small();
+        let spread = run(&f, &Config::full_mesh("round-robin", false)).unwrap();
+        // About 1 200 measured arrivals (6 × 100/s over 2 s), every one counted once.
+        assert!((1_000..1_400).contains(&spread.requests), "{}", spread.requests);
+        assert_eq!(spread.per_backend.iter().sum::<u64>(), spread.requests);
+        assert_eq!(spread.latency.count as u64, spread.requests);
+        assert!(spread.connections.iter().all(|&c| c == 6));
+        assert!(spread.cross_zone > spread.requests / 2);
+        let local = run(&f, &Config::full_mesh("round-robin", true)).unwrap();
+        assert_eq!(local.cross_zone, 0);
+        assert_eq!(local.errors, 0);
+    }
+}
