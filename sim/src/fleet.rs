@@ -688,7 +688,10 @@ mod tests {
         assert_eq!(slow.backends.iter().filter(|b| b.is_degraded()).count(), 20);
         let failing = f.with_zone_failing(0, 30, Duration::from_millis(1));
         // Zone a's backends 0, 3, ... 57 have zone indices 0..19, all below 30.
-        assert_eq!(failing.backends.iter().filter(|b| b.is_degraded()).count(), 20);
+        assert_eq!(
+            failing.backends.iter().filter(|b| b.is_degraded()).count(),
+            20
+        );
     }
 
     #[test]
@@ -696,7 +699,11 @@ mod tests {
         let f = small();
         let spread = run(&f, &Config::full_mesh("round-robin", false)).unwrap();
         // About 1 200 measured arrivals (6 × 100/s over 2 s), every one counted once.
-        assert!((1_000..1_400).contains(&spread.requests), "{}", spread.requests);
+        assert!(
+            (1_000..1_400).contains(&spread.requests),
+            "{}",
+            spread.requests
+        );
         assert_eq!(spread.per_backend.iter().sum::<u64>(), spread.requests);
         assert_eq!(spread.latency.count as u64, spread.requests);
         assert!(spread.connections.iter().all(|&c| c == 6));
