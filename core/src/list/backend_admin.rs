@@ -13,7 +13,9 @@ impl PeerList {
     /// [`result_json`] of the operation plus `"id"` (when the data had one) and
     /// `"ignored"` (the keys it did not use, when there were any). Never panics and never
     /// fails: malformed data, an invalid id or weight, and an id already in the list are a
-    /// `"failed"` result (number 4) naming the error.
+    /// `"failed"` result (number 4) naming the error. On a list with
+    /// [`ListOptions::subset`](crate::ListOptions::subset) the backend joins the offered
+    /// membership and is retained only if it falls in the subset.
     ///
     /// ```
     /// use peerlb::{ListOptions, PeerList};

@@ -474,6 +474,9 @@ impl PeerList {
     /// A peer that was disabled and then removed by an update is still remembered as
     /// disabled (so it comes back disabled); `delete` and `enable` of such an id forget it
     /// and succeed.
+    ///
+    /// On a list with [`ListOptions::subset`], `delete` takes the id out of the offered
+    /// membership (retained or not), and the subset may take a replacement in.
     pub fn delete(&self, id: &str) -> Result<AdminResult> {
         self.shared.delete(id)
     }
