@@ -168,7 +168,8 @@ fn follows_clusters_acks_nacks_and_resyncs_after_a_restart() {
         .unwrap()
         .node_cluster("test-cluster")
         .unwrap()
-        .backoff(Duration::from_millis(50), Duration::from_millis(200));
+        .backoff_initial(Duration::from_millis(50))
+        .backoff_max(Duration::from_millis(200));
     let binding = updater.bind(&list);
     binding.start().unwrap();
     let v1 = vec![
@@ -316,7 +317,8 @@ fn an_unreachable_control_plane_is_reported_and_start_does_not_wait() {
     let list = PeerList::new(ListOptions::default()).unwrap();
     let binding = XdsUpdater::new(&format!("http://127.0.0.1:{port}"), ["a"])
         .unwrap()
-        .backoff(Duration::from_millis(20), Duration::from_millis(50))
+        .backoff_initial(Duration::from_millis(20))
+        .backoff_max(Duration::from_millis(50))
         .bind(&list);
     let t = Instant::now();
     binding.start().unwrap();

@@ -47,8 +47,9 @@
 //! When the control plane cannot be reached or the stream breaks, the last good set stays,
 //! a `source-failed` error is reported (readable as [`Binding::last_error`]), and it
 //! reconnects after a backoff: from 500 ms, doubling up to 30 s, each wait jittered by
-//! ±20 % ([`XdsUpdater::backoff`]); a stream that delivered a response starts the backoff
-//! over. On reconnecting it subscribes again and the server's answer replaces the set.
+//! ±20 % ([`XdsUpdater::backoff_initial`], [`XdsUpdater::backoff_max`]); a stream that
+//! delivered a response starts the backoff over. On reconnecting it subscribes again and
+//! the server's answer replaces the set.
 //!
 //! CDS (discovering the cluster names themselves) is not implemented: the clusters are
 //! given.
@@ -177,11 +178,16 @@ impl XdsUpdater {
         self
     }
 
-    /// The reconnect backoff: the first wait and the longest (defaults 500 ms and 30 s;
-    /// `max` is raised to `initial` if lower). Each wait is jittered by ±20 %.
-    pub fn backoff(mut self, initial: Duration, max: Duration) -> XdsUpdater {
-        self.backoff_initial = initial.max(Duration::from_millis(1));
-        self.backoff_max = max.max(self.backoff_initial);
+    /// The first wait before reconnecting (default 500 ms); it doubles with each failure
+    /// up to [`XdsUpdater::backoff_max`], each wait jittered by ±20 %.
+    pub fn backoff_initial(mut self, d: Duration) -> XdsUpdater {
+        self.backoff_initial = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// The longest wait before reconnecting (default 30 s; never below the first wait).
+    pub fn backoff_max(mut self, d: Duration) -> XdsUpdater {
+        self.backoff_max = d.max(Duration::from_millis(1));
         self
     }
 
@@ -335,7 +341,10 @@ impl Driver for XdsDriver {
         let updater = self.0.clone();
         Ok(Some(Box::pin(async move {
             let mut state = State::default();
-            let mut backoff = Backoff::new(updater.backoff_initial, updater.backoff_max);
+            let mut backoff = Backoff::new(
+                updater.backoff_initial,
+                updater.backoff_max.max(updater.backoff_initial),
+            );
             loop {
                 if let Err(message) = updater.stream(&sink, &mut state, &mut backoff).await {
                     sink.off_worker(move |s| s.fail(Error::SourceFailed(message)))
