@@ -451,6 +451,18 @@ impl Retry {
         Ok(())
     }
 
+    /// [`Retry::approve_next`] after an attempt on `peer` failed, counting a budget's
+    /// refusal in the metrics of the list `peer` belongs to.
+    pub(crate) fn approve_next_after(&mut self, peer: &crate::peer::PeerRef) -> Result<()> {
+        let approved = self.approve_next();
+        if std::mem::take(&mut self.refused) {
+            if let Some(list) = peer.list() {
+                list.count_retry_refused();
+            }
+        }
+        approved
+    }
+
     /// [`Retry::check_next`], counting a budget's refusal in `list`'s metrics.
     fn check_next_on(&mut self, list: &PeerList) -> Result<()> {
         let checked = self.check_next();

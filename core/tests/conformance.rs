@@ -517,6 +517,7 @@ impl Run {
                 self.budget = check_result(ctx, step, budget);
             }
             "retry" => self.retry(ctx, step),
+            "request" => self.request(ctx, step),
             "open_session" => self.open_session(ctx, step),
             "session_failover" => self.session_failover(ctx, step),
             "session_ok" => {
@@ -720,6 +721,87 @@ impl Run {
             assert_eq!(e.to_string(), msg, "{ctx}: retry error message");
         }
         check_result(ctx, step, result);
+    }
+}
+
+impl Run {
+    /// `request`: one request under a request rule, its attempts' results scripted.
+    fn request(&mut self, ctx: &str, step: &Value) {
+        use peerlb::request_rule::{AttemptResult, RequestCall, RequestInfo, RequestRule};
+        let rule = step.get("rule").cloned().unwrap_or(Value::Null);
+        let mut spec = Vec::new();
+        for key in ["failure_statuses", "max_attempts", "retry_any_method"] {
+            match rule.get(key) {
+                Some(Value::String(v)) => spec.push(format!("{key}={v}")),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => spec.push(format!("{key}={v}")),
+                _ => {}
+            }
+        }
+        let mut budget = None;
+        match rule.get("budget") {
+            Some(Value::Bool(false)) => spec.push("budget=off".into()),
+            Some(Value::String(s)) if s == "shared" => {
+                budget = Some(self.budget.clone().expect("a `retry_budget` step first"))
+            }
+            None => {}
+            Some(other) => panic!("{ctx}: bad rule budget {other}"),
+        }
+        let Some(rule) = check_result(ctx, step, RequestRule::from_spec(&spec.join("&"), budget))
+        else {
+            return;
+        };
+        let method = step.get("method").and_then(Value::as_str).unwrap_or("GET");
+        let replayable = step
+            .get("body_replayable")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
+        let idempotent = step.get("idempotent").and_then(Value::as_bool);
+        let mut call = RequestCall::new(&rule, RequestInfo::new(method, replayable, idempotent));
+        let attempts = step
+            .get("attempts")
+            .and_then(Value::as_array)
+            .expect("`attempts`");
+        for (i, attempt) in attempts.iter().enumerate() {
+            let actx = format!("{ctx}: attempt {}", i + 1);
+            let choice = call
+                .choose(self.list(), &Request::new())
+                .unwrap_or_else(|e| panic!("{actx}: choose failed: {e}"));
+            if let Some(want) = attempt.get("expect").and_then(Value::as_str) {
+                assert_eq!(choice.peer().as_str(), want, "{actx}: peer");
+            }
+            let result = match (attempt.get("status"), attempt.get("result")) {
+                (Some(code), None) => {
+                    AttemptResult::status(code.as_u64().expect("a status") as u16).unwrap()
+                }
+                (None, Some(Value::String(r))) => match r.as_str() {
+                    "connect-failed" => AttemptResult::ConnectFailed,
+                    "reset" => AttemptResult::Reset,
+                    "timed-out" => AttemptResult::TimedOut,
+                    "failed" => AttemptResult::Failed,
+                    other => panic!("{actx}: bad result {other:?}"),
+                },
+                _ => panic!("{actx}: give `status` or `result`"),
+            };
+            let classified = attempt
+                .get("classified")
+                .and_then(Value::as_str)
+                .map(|o| o.parse::<Outcome>().expect("an outcome"));
+            let report = call.report(choice, result, classified);
+            let last = i + 1 == attempts.len();
+            let want_retry = attempt
+                .get("retry")
+                .and_then(Value::as_bool)
+                .unwrap_or(!last);
+            assert_eq!(report.retry, want_retry, "{actx}: retry");
+            if let Some(want) = attempt.get("stopped") {
+                assert_eq!(
+                    report.stopped.map(|s| s.as_str()),
+                    want.as_str(),
+                    "{actx}: stop reason"
+                );
+            }
+        }
+        assert_eq!(call.attempts() as usize, attempts.len(), "{ctx}: attempts");
     }
 }
 

@@ -871,6 +871,121 @@ static int op_events(run *r, const json_value *s) {
     return rc ? failf(r, "events differ") : 0;
 }
 
+/* Why a request was not retried, as the scenarios spell it (NULL: it was not stopped). */
+static const char *stop_name(peerlb_stop_reason stop) {
+    switch (stop) {
+    case PEERLB_STOP_NOT_RETRYABLE: return "not-retryable";
+    case PEERLB_STOP_ATTEMPTS_EXHAUSTED: return "attempts-exhausted";
+    case PEERLB_STOP_BUDGET_EXHAUSTED: return "budget-exhausted";
+    case PEERLB_STOP_TIMED_OUT: return "timed-out";
+    default: return NULL;
+    }
+}
+
+static int parse_attempt_result(const char *s) {
+    if (strcmp(s, "connect-failed") == 0) return PEERLB_ATTEMPT_CONNECT_FAILED;
+    if (strcmp(s, "reset") == 0) return PEERLB_ATTEMPT_RESET;
+    if (strcmp(s, "timed-out") == 0) return PEERLB_ATTEMPT_TIMED_OUT;
+    if (strcmp(s, "failed") == 0) return PEERLB_ATTEMPT_FAILED;
+    return -1;
+}
+
+/* One request under a request rule (made from the step's `rule` as a spec string), its
+ * attempts' results scripted. */
+static int op_request(run *r, const json_value *s) {
+    if (need_list(r)) return -1;
+    const json_value *given = json_get(s, "rule");
+    char spec[512] = "";
+    size_t used = 0;
+    const peerlb_retry_budget *budget = NULL;
+    if (given && given->type == JSON_OBJECT) {
+        for (size_t i = 0; i < given->len; i++) {
+            const char *key = given->keys[i];
+            const json_value *v = given->items[i];
+            const char *sep = used ? "&" : "";
+            if (strcmp(key, "budget") == 0) {
+                if (v->type == JSON_BOOL && !v->boolean) {
+                    used += (size_t)snprintf(spec + used, sizeof spec - used, "%sbudget=off", sep);
+                } else if (v->type == JSON_STRING && strcmp(v->string, "shared") == 0) {
+                    if (!r->budget) return failf(r, "a retry_budget step first");
+                    budget = r->budget;
+                } else {
+                    return failf(r, "bad rule budget");
+                }
+            } else if (v->type == JSON_STRING) {
+                used += (size_t)snprintf(spec + used, sizeof spec - used, "%s%s=%s", sep, key, v->string);
+            } else if (v->type == JSON_NUMBER) {
+                used += (size_t)snprintf(spec + used, sizeof spec - used, "%s%s=%.0f", sep, key, v->number);
+            } else if (v->type == JSON_BOOL) {
+                used += (size_t)snprintf(spec + used, sizeof spec - used, "%s%s=%s", sep, key,
+                                         v->boolean ? "true" : "false");
+            }
+            if (used >= sizeof spec) return failf(r, "rule spec too long");
+        }
+    }
+    peerlb_request_rule *rule = NULL;
+    int checked = check_result(r, s, peerlb_request_rule_new(spec, budget, &rule));
+    if (checked <= 0) return checked;
+    const char *method = json_get_str(s, "method");
+    const json_value *replayable = json_get(s, "body_replayable");
+    const json_value *idempotent = json_get(s, "idempotent");
+    int32_t idem = idempotent && idempotent->type == JSON_BOOL ? idempotent->boolean : -1;
+    peerlb_request_call *call = NULL;
+    if (peerlb_request_call_new(rule, method ? method : "GET",
+                                replayable && replayable->type == JSON_BOOL ? replayable->boolean : true, idem,
+                                &call) != PEERLB_OK) {
+        peerlb_request_rule_free(rule);
+        return failf(r, "request_call_new failed: %s", peerlb_last_error_message());
+    }
+    const json_value *attempts = json_get(s, "attempts");
+    size_t n = attempts && attempts->type == JSON_ARRAY ? attempts->len : 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const json_value *a = attempts->items[i];
+        peerlb_choice c;
+        if (peerlb_request_call_choose(call, r->list, NULL, &c) != PEERLB_OK) {
+            rc = failf(r, "attempt %zu: choose failed: %s", i + 1, peerlb_last_error_message());
+            break;
+        }
+        const char *want_peer = json_get_str(a, "expect");
+        if (want_peer && (strlen(want_peer) != c.peer_len || memcmp(want_peer, c.peer, c.peer_len) != 0))
+            rc = failf(r, "attempt %zu: peer %.*s, want %s", i + 1, (int)c.peer_len, c.peer, want_peer);
+        const json_value *status = json_get(a, "status");
+        const char *result = json_get_str(a, "result");
+        int kind = status ? PEERLB_ATTEMPT_STATUS : result ? parse_attempt_result(result) : -1;
+        const char *classified = json_get_str(a, "classified");
+        int32_t outcome = classified ? (int32_t)parse_outcome(classified) : PEERLB_OUTCOME_UNCLASSIFIED;
+        if (kind < 0) {
+            peerlb_choice_finish(&c, PEERLB_OUTCOME_CANCELLED, -1);
+            rc = failf(r, "attempt %zu: give `status` or `result`", i + 1);
+            break;
+        }
+        peerlb_request_report report;
+        if (peerlb_request_call_report(call, &c, (peerlb_attempt_result)kind,
+                                       status ? (uint32_t)status->number : 0, outcome, &report) != PEERLB_OK) {
+            rc = failf(r, "attempt %zu: report failed: %s", i + 1, peerlb_last_error_message());
+            break;
+        }
+        const json_value *want_retry = json_get(a, "retry");
+        bool retry = want_retry && want_retry->type == JSON_BOOL ? want_retry->boolean : i + 1 < n;
+        if (rc == 0 && report.retry != retry)
+            rc = failf(r, "attempt %zu: retry %d, want %d", i + 1, report.retry, retry);
+        const json_value *want_stop = json_get(a, "stopped");
+        const char *stop = stop_name(report.stopped);
+        if (rc == 0 && want_stop) {
+            const char *want = want_stop->type == JSON_STRING ? want_stop->string : NULL;
+            if ((want == NULL) != (stop == NULL) || (want && strcmp(want, stop) != 0))
+                rc = failf(r, "attempt %zu: stopped %s, want %s", i + 1, stop ? stop : "null", want ? want : "null");
+        }
+    }
+    uint32_t made = 0;
+    if (rc == 0 && (peerlb_request_call_attempts(call, &made) != PEERLB_OK || made != n))
+        rc = failf(r, "%u attempts, want %zu", made, n);
+    peerlb_request_call_free(call);
+    peerlb_request_rule_free(rule);
+    return rc;
+}
+
 /* Options not in the step are passed as PEERLB_DEFAULT: the core's defaults apply. */
 static int op_retry_budget(run *r, const json_value *s) {
     const json_value *ratio = json_get(s, "ratio");
@@ -1318,6 +1433,7 @@ static int step(run *r, const char *ctx, const json_value *s) {
     if (strcmp(op, "events") == 0) return op_events(r, s);
     if (strcmp(op, "retry_budget") == 0) return op_retry_budget(r, s);
     if (strcmp(op, "retry") == 0) return op_retry(r, s);
+    if (strcmp(op, "request") == 0) return op_request(r, s);
     if (strcmp(op, "open_session") == 0) return op_open_session(r, s);
     if (strcmp(op, "session_failover") == 0) return op_session_failover(r, s);
     if (strcmp(op, "session_ok") == 0 || strcmp(op, "session_decline") == 0 || strcmp(op, "session_close") == 0 ||

@@ -15,7 +15,7 @@ const test = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
-const { PeerList, ManualClock, RetryBudget, declined, AdminResult, adminResultCodes } = require('..')
+const { PeerList, ManualClock, RetryBudget, RequestRule, declined, AdminResult, adminResultCodes, _native } = require('..')
 
 const dir = path.resolve(__dirname, '../../../tests/conformance')
 const files = fs
@@ -308,6 +308,8 @@ class Run {
       }
       case 'retry':
         return this.retry(ctx, step)
+      case 'request':
+        return this.request(ctx, step)
       case 'open_session':
         return this.openSession(ctx, step)
       case 'session_failover':
@@ -398,6 +400,40 @@ Run.prototype.admin = function admin(ctx, step) {
     assert.equal(again.code, error.code, `${ctx}: admin() code`)
     assert.equal(again.message, error.message, `${ctx}: admin() message`)
   }
+}
+
+// `request`: one request under a request rule, its attempts' results scripted.
+Run.prototype.request = async function request(ctx, step) {
+  const given = step.rule || {}
+  const opts = {
+    failureStatuses: given.failure_statuses,
+    maxAttempts: given.max_attempts,
+    retryAnyMethod: given.retry_any_method,
+  }
+  if (given.budget === false) opts.budget = false
+  if (given.budget === 'shared') {
+    assert.ok(this.budget, `${ctx}: a retry_budget step first`)
+    opts.budget = this.budget
+  }
+  const r = check(ctx, step, () => new RequestRule(opts))
+  if (r.failed) return
+  const call = new _native.NativeRequestCall(
+    r.value,
+    this.list,
+    step.method ?? 'GET',
+    step.body_replayable ?? true,
+    step.idempotent ?? null,
+  )
+  step.attempts.forEach((attempt, i) => {
+    const actx = `${ctx}: attempt ${i + 1}`
+    const chosen = call.choose()
+    assert.ok(!(chosen instanceof Promise), `${actx}: a peer was available`)
+    if (attempt.expect !== undefined) assert.equal(chosen.peer, attempt.expect, `${actx}: peer`)
+    const retry = call.report(attempt.status ?? null, attempt.result ?? null, attempt.classified ?? null)
+    assert.equal(retry, attempt.retry ?? i + 1 < step.attempts.length, `${actx}: retry`)
+    if (attempt.stopped !== undefined) assert.equal(call.stopped, attempt.stopped, `${actx}: stop reason`)
+  })
+  assert.equal(call.attempts, step.attempts.length, `${ctx}: attempts`)
 }
 
 Run.prototype.retry = async function retry(ctx, step) {

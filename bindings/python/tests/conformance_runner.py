@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import peerlb
 from peerlb._errors import _BY_CODE
+from peerlb._peerlb import _RequestCall
 
 CONFORMANCE_DIR = Path(__file__).resolve().parents[3] / "tests" / "conformance"
 
@@ -371,6 +372,8 @@ class Run:
             self.budget = self.check(ctx, step, lambda: peerlb.RetryBudget(**options))
         elif op == "retry":
             self.retry(ctx, step)
+        elif op == "request":
+            self.request(ctx, step)
         elif op in ("open_session", "session_failover", "session_ok", "session_decline",
                     "session_close", "session_drop", "session_check", "session_events"):
             self.session_step(ctx, op, step)
@@ -531,6 +534,44 @@ class Run:
                 assert got == step[key], f"{ctx}: {key}() is {got}"
         if "peers" in step:
             assert lst.peers() == step["peers"], f"{ctx}: peers() is {lst.peers()}"
+
+    def request(self, ctx: str, step: Dict[str, Any]) -> None:
+        """One request under a request rule, its attempts' results scripted."""
+        options: Dict[str, Any] = {}
+        given = step.get("rule", {})
+        for key in ("failure_statuses", "max_attempts", "retry_any_method"):
+            if key in given:
+                options[key] = given[key]
+        if given.get("budget") is False:
+            options["budget"] = False
+        elif given.get("budget") == "shared":
+            assert self.budget is not None, f"{ctx}: a retry_budget step first"
+            options["budget"] = self.budget
+        rule = self.check(ctx, step, lambda: peerlb.RequestRule(**options))
+        if rule is None:
+            return
+        call = _RequestCall(
+            rule,
+            self.lst,
+            step.get("method", "GET"),
+            step.get("body_replayable", True),
+            step.get("idempotent"),
+        )
+        attempts = step["attempts"]
+        for i, attempt in enumerate(attempts):
+            actx = f"{ctx}: attempt {i + 1}"
+            peer, _host, _port = call.choose()
+            if "expect" in attempt:
+                assert peer == attempt["expect"], f"{actx}: peer {peer}"
+            retry = call.report(
+                status=attempt.get("status"),
+                error=attempt.get("result"),
+                outcome=attempt.get("classified"),
+            )
+            assert retry == attempt.get("retry", i + 1 < len(attempts)), f"{actx}: retry {retry}"
+            if "stopped" in attempt:
+                assert call.stopped == attempt["stopped"], f"{actx}: stop reason {call.stopped}"
+        assert call.attempts == len(attempts), f"{ctx}: attempts {call.attempts}"
 
     def retry(self, ctx: str, step: Dict[str, Any]) -> None:
         script: List[str] = step.get("attempts", [])

@@ -267,9 +267,7 @@ impl PeerList {
 
     /// Counts a retry the budget refused (metrics).
     pub(crate) fn count_retry_refused(&self) {
-        if let Some(m) = &self.shared.metrics {
-            m.budget_refused();
-        }
+        self.shared.count_retry_refused();
     }
 
     /// This list's sample for a scrape, unless it keeps no metrics.
@@ -507,6 +505,13 @@ fn call_transport(
 }
 
 impl ListShared {
+    /// Counts a retry the budget refused (metrics).
+    pub(crate) fn count_retry_refused(&self) {
+        if let Some(m) = &self.metrics {
+            m.budget_refused();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is kept consistent at every unlock, so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

@@ -16,6 +16,7 @@ use foldhash::fast::RandomState;
 
 use super::commit::Commit;
 use super::membership::Phase;
+use super::waiting::changed_before;
 use super::{ListShared, PeerList};
 use crate::admin::AdminResult;
 use crate::choice::Choice;
@@ -354,19 +355,7 @@ impl ListShared {
             let timer = timer.get_or_insert_with(|| {
                 futures_timer::Delay::new(deadline.saturating_duration_since(Instant::now()))
             });
-            let mut listener = std::pin::pin!(listener);
-            let woke = std::future::poll_fn(|cx| {
-                use std::future::Future;
-                use std::task::Poll;
-                if listener.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(true);
-                }
-                match std::pin::Pin::new(&mut *timer).poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(false),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await;
+            let woke = changed_before(listener, timer).await;
             if !woke {
                 return self.try_choose_other(left, key).ok_or_else(|| {
                     Error::Timeout(format!(

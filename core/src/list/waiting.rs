@@ -102,19 +102,7 @@ impl ListShared {
             let timer = timer.get_or_insert_with(|| {
                 futures_timer::Delay::new(deadline.saturating_duration_since(Instant::now()))
             });
-            let mut listener = std::pin::pin!(listener);
-            let woke = std::future::poll_fn(|cx| {
-                use std::future::Future;
-                use std::task::Poll;
-                if listener.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(true);
-                }
-                match std::pin::Pin::new(&mut *timer).poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(false),
-                    Poll::Pending => Poll::Pending,
-                }
-            })
-            .await;
+            let woke = changed_before(listener, timer).await;
             if !woke {
                 return self.pick(request)?.ok_or_else(|| self.timed_out(started));
             }
@@ -165,4 +153,26 @@ impl ListShared {
             self.unavailable_message()
         ))
     }
+}
+
+/// Waits for `changed` (a listener on the list's `changed` event, made *before* the last
+/// look at the list, so that no change is missed) or the end of `timer`, whichever comes
+/// first: true when the list changed.
+pub(super) async fn changed_before(
+    changed: impl std::future::Future<Output = ()>,
+    timer: &mut futures_timer::Delay,
+) -> bool {
+    use std::future::Future;
+    use std::task::Poll;
+    let mut changed = std::pin::pin!(changed);
+    std::future::poll_fn(|cx| {
+        if changed.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(true);
+        }
+        match std::pin::Pin::new(&mut *timer).poll(cx) {
+            Poll::Ready(()) => Poll::Ready(false),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }

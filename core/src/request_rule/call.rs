@@ -189,11 +189,12 @@ impl RequestCall {
         match verdict.outcome {
             Outcome::Ok => self.retry.succeeded(choice, Some(latency)),
             Outcome::Failure => {
+                let peer = choice.peer_ref();
                 self.retry.failed(choice, result, Some(latency));
                 if !verdict.retryable {
                     report.stopped = Some(StopReason::NotRetryable);
                 } else {
-                    match self.retry.approve_next() {
+                    match self.retry.approve_next_after(&peer) {
                         Ok(()) => report.retry = true,
                         Err(e) => report.stopped = Some(self.stop_reason(&e)),
                     }
@@ -302,6 +303,13 @@ mod tests {
         // One retry in the window (1 per second over 1 s, none per call): the first request
         // retries once, then the budget refuses every retry.
         assert!(stops.iter().all(|s| *s == StopReason::BudgetExhausted));
+        // Each refusal is counted in the list's metrics.
+        let metrics = list.metrics();
+        let refused = metrics
+            .lines()
+            .find(|l| l.starts_with("peerlb_retry_budget_exhausted"))
+            .unwrap_or_else(|| panic!("no budget series in {metrics}"));
+        assert!(refused.ends_with(" 3"), "{refused}");
         assert_eq!(budget.balance(), 0);
         assert!(Arc::strong_count(&budget) >= 2);
     }
