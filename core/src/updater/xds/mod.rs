@@ -37,6 +37,8 @@
 //!   Rejected: a resource that is not a `ClusterLoadAssignment`, an endpoint without a
 //!   socket address, a named port, port 0 or above 65535, a weight of 0, a zone over the
 //!   list's limit, a cluster twice in one response.
+//! * Responses are decoded, validated and applied on the runtime's blocking pool, one at
+//!   a time (the next is read after the ACK), never on its async workers.
 //! * Each response replaces the clusters it names (a control plane may send EDS per
 //!   cluster); clusters it was not asked for are ignored. The **first** response of a
 //!   stream is the server's full state: clusters it does not name are dropped, so after a
@@ -280,7 +282,16 @@ impl XdsUpdater {
                 tx.send(nack).await.map_err(|_| closed())?;
                 continue;
             }
-            match eds::decode(&response, &self.clusters) {
+            // Decoding and validating a large response is CPU work: on the blocking pool,
+            // like every apply, so the runtime's async workers stay free.
+            let subscribed = self.clusters.clone();
+            let (response, decoded) = crate::runtime::spawn_blocking(move || {
+                let decoded = eds::decode(&response, &subscribed);
+                (response, decoded)
+            })
+            .await
+            .map_err(|e| format!("xDS: decoding a response from {} failed: {e}", self.server))?;
+            match decoded {
                 Ok(assignments) => {
                     if fresh {
                         state.clusters = assignments;
