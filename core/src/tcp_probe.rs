@@ -45,18 +45,20 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
 
 use crate::error::{Error, Result};
-use crate::peer::{ConnectionStatus, PeerId};
-use crate::spec::{ms, parse_int, parse_ms, unknown_key, SpecOptions};
+use crate::peer::PeerId;
+use crate::probe::{ProbeResult, ProbeSchedule, ProbeTransport, Prober, SCHEDULE_KEYS};
+use crate::spec::{unknown_key, SpecOptions};
 use crate::transport::{AlwaysAvailable, Subscriber, Transport};
 
 /// The longest interval or timeout a spec may ask for (one day).
@@ -94,47 +96,42 @@ impl SpecOptions for TcpProbeOptions {
     const NAME: &'static str = "tcp-probe";
 
     /// `interval_ms`, `timeout_ms` (1..=86400000), `healthy_threshold`,
-    /// `unhealthy_threshold` (1..=1000).
+    /// `unhealthy_threshold` (1..=1000): the probe schedule's keys.
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
-        let max_ms = MAX_PROBE_DURATION.as_millis() as u64;
-        let threshold = 1..=MAX_THRESHOLD;
-        match key {
-            "interval_ms" => self.interval = parse_ms(key, value, 1..=max_ms)?,
-            "timeout_ms" => self.timeout = parse_ms(key, value, 1..=max_ms)?,
-            "healthy_threshold" => self.healthy_threshold = parse_int(key, value, threshold)?,
-            "unhealthy_threshold" => self.unhealthy_threshold = parse_int(key, value, threshold)?,
-            other => {
-                return Err(unknown_key(
-                    Self::NAME,
-                    other,
-                    &[
-                        "interval_ms",
-                        "timeout_ms",
-                        "healthy_threshold",
-                        "unhealthy_threshold",
-                    ],
-                ))
-            }
+        let mut schedule = self.schedule();
+        match schedule.set(key, value) {
+            Some(set) => set?,
+            None => return Err(unknown_key(Self::NAME, key, &SCHEDULE_KEYS)),
         }
+        *self = TcpProbeOptions::from(schedule);
         Ok(())
     }
 
     fn changed(&self) -> Vec<(&'static str, String)> {
-        let d = TcpProbeOptions::default();
-        let mut pairs = Vec::new();
-        if self.interval != d.interval {
-            pairs.push(("interval_ms", ms(self.interval)));
+        self.schedule().changed()
+    }
+}
+
+impl TcpProbeOptions {
+    /// The probe schedule these options describe.
+    fn schedule(&self) -> ProbeSchedule {
+        ProbeSchedule {
+            interval: self.interval,
+            timeout: self.timeout,
+            healthy_threshold: self.healthy_threshold,
+            unhealthy_threshold: self.unhealthy_threshold,
         }
-        if self.timeout != d.timeout {
-            pairs.push(("timeout_ms", ms(self.timeout)));
+    }
+}
+
+impl From<ProbeSchedule> for TcpProbeOptions {
+    fn from(s: ProbeSchedule) -> Self {
+        TcpProbeOptions {
+            interval: s.interval,
+            timeout: s.timeout,
+            healthy_threshold: s.healthy_threshold,
+            unhealthy_threshold: s.unhealthy_threshold,
         }
-        if self.healthy_threshold != d.healthy_threshold {
-            pairs.push(("healthy_threshold", self.healthy_threshold.to_string()));
-        }
-        if self.unhealthy_threshold != d.unhealthy_threshold {
-            pairs.push(("unhealthy_threshold", self.unhealthy_threshold.to_string()));
-        }
-        pairs
     }
 }
 
@@ -267,28 +264,47 @@ pub async fn resolve(addr: &str) -> std::result::Result<Vec<SocketAddr>, String>
         .unwrap_or_else(|| Err(format!("resolve {addr}: no answer")))
 }
 
-/// The `tcp-probe` transport: a peer is available while it accepts TCP connections.
+/// One TCP connect per probe (resolution included).
+struct TcpConnect {
+    timeout: Duration,
+}
+
+impl Prober for TcpConnect {
+    type Session = ();
+
+    fn session(&self, _addr: &str) {}
+
+    fn probe<'a>(
+        &'a self,
+        addr: &'a str,
+        _session: &'a mut (),
+    ) -> Pin<Box<dyn Future<Output = ProbeResult> + Send + 'a>> {
+        Box::pin(probe_tcp(addr, self.timeout))
+    }
+}
+
+/// The `tcp-probe` transport: a peer is available while it accepts TCP connections. It
+/// runs the probe schedule every probe transport shares (see [`crate::probe`]).
 pub struct TcpProbe {
     options: TcpProbeOptions,
-    tasks: Mutex<HashMap<usize, AbortHandle>>,
+    probes: ProbeTransport<TcpConnect>,
 }
 
 impl TcpProbe {
     /// A transport probing with these options.
     pub fn new(options: TcpProbeOptions) -> TcpProbe {
+        let connect = TcpConnect {
+            timeout: options.timeout,
+        };
         TcpProbe {
             options,
-            tasks: Mutex::new(HashMap::new()),
+            probes: ProbeTransport::new("tcp-probe", connect, options.schedule()),
         }
     }
 
     /// Its options.
     pub fn options(&self) -> TcpProbeOptions {
         self.options
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<usize, AbortHandle>> {
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -306,88 +322,16 @@ impl fmt::Debug for TcpProbe {
     }
 }
 
-async fn probe_loop(addr: String, sub: Subscriber, o: TcpProbeOptions) {
-    let mut current: Option<bool> = None;
-    let mut reported: Option<ConnectionStatus> = None;
-    let mut streak: u32 = 0;
-    let mut ticker = tokio::time::interval(o.interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let ok = probe_tcp(&addr, o.timeout).await.is_ok();
-        let change = match current {
-            None => true,
-            Some(up) if up == ok => {
-                streak = 0;
-                false
-            }
-            Some(_) => {
-                streak += 1;
-                let need = if ok {
-                    o.healthy_threshold
-                } else {
-                    o.unhealthy_threshold
-                };
-                streak >= need
-            }
-        };
-        if change {
-            streak = 0;
-            current = Some(ok);
-        }
-        let status = if current == Some(true) {
-            ConnectionStatus::Available
-        } else {
-            ConnectionStatus::Unavailable
-        };
-        if reported == Some(status) {
-            continue;
-        }
-        // A change runs the list's change path (the strategy, maybe a user's; events): on
-        // the blocking pool, waited for so reports stay in order. Releasing the peer (also
-        // by a stop or the list's drop) aborts this task; a stale report ends it too.
-        let report = sub.clone();
-        let taken = crate::runtime::spawn_blocking(move || report.set_status(status))
-            .await
-            .unwrap_or(false);
-        if !taken {
-            return;
-        }
-        reported = Some(status);
-    }
-}
-
 impl Transport for TcpProbe {
     fn retain(&self, id: &PeerId, subscriber: &Subscriber) -> std::result::Result<(), String> {
-        subscriber.set_status(ConnectionStatus::Connecting);
-        let key = subscriber.as_ptr() as usize;
-        let task = crate::runtime::handle().spawn(probe_loop(
-            id.as_str().to_owned(),
-            subscriber.clone(),
-            self.options,
-        ));
-        if let Some(old) = self.lock().insert(key, task.abort_handle()) {
-            old.abort();
-        }
-        Ok(())
+        self.probes.retain(id, subscriber)
     }
 
-    fn release(&self, _id: &PeerId, subscriber: &Subscriber) -> std::result::Result<(), String> {
-        if let Some(task) = self.lock().remove(&(subscriber.as_ptr() as usize)) {
-            task.abort();
-        }
-        Ok(())
+    fn release(&self, id: &PeerId, subscriber: &Subscriber) -> std::result::Result<(), String> {
+        self.probes.release(id, subscriber)
     }
 
     fn name(&self) -> &str {
         "tcp-probe"
-    }
-}
-
-impl Drop for TcpProbe {
-    fn drop(&mut self) {
-        for (_, task) in self.lock().drain() {
-            task.abort();
-        }
     }
 }

@@ -10,6 +10,8 @@
 //!
 //! * [`model`]: backends and scenarios, and the known cases ([`model::known_scenarios`]);
 //! * [`engine`]: one strategy on one scenario ([`engine::run`]);
+//! * [`fleet`]: many clients (each its own list, full mesh or a deterministic subset) over
+//!   thousands of backends in zones ([`fleet::run`]);
 //! * [`report`]: strategies × scenarios, the markdown table and the SVG chart;
 //! * [`stats`], [`svg`]: percentiles and hand-written charts (also used by `make demo`).
 //!
@@ -24,6 +26,7 @@
 #![warn(missing_docs)]
 
 pub mod engine;
+pub mod fleet;
 pub mod model;
 pub mod report;
 pub mod stats;

@@ -4,6 +4,7 @@
 //! ```text
 //! peerlb-sim [--rate N] [--seconds S] [--seed N] [--exponential | --sigma X]
 //!            [--workers N] [--strategies SPEC,SPEC,...] [--scenarios NAME,...] [--out DIR]
+//!            [--no-fleet | --fleet-only] [--fleet-seconds S]
 //! ```
 //!
 //! `--rate` is arrivals per second (default 2000, about 23 requests in flight), `--seconds`
@@ -15,12 +16,20 @@
 //! comma-separated subset of the known scenarios (default: all). The first five options
 //! apply to every scenario run. After the table come the targets of the latency-aware
 //! default (`prequal`) with verdicts.
+//!
+//! Then the fleet section (see `peerlb_sim::fleet`): 100 clients, each its own list, over
+//! 10 000 backends in 3 zones, full mesh against deterministic subsets of 50, healthy and
+//! with one zone degraded, plus 1 000 clients whose subsets cover the fleet; its table goes
+//! to `target/sim/fleet.md` too. `--fleet-seconds` is its measured virtual time (default
+//! 10, after a 2 s warmup), `--no-fleet` leaves it out, `--fleet-only` runs only it. The
+//! options above do not change it.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use peerlb_sim::fleet;
 use peerlb_sim::model::{known_scenarios, Latency, STRATEGIES};
 use peerlb_sim::report::Report;
 
@@ -34,6 +43,9 @@ struct Args {
     strategies: Vec<String>,
     scenarios: Option<Vec<String>>,
     out: PathBuf,
+    fleet: bool,
+    known: bool,
+    fleet_seconds: f64,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -47,6 +59,9 @@ fn parse_args() -> Result<Args, String> {
         strategies: STRATEGIES.iter().map(|s| (*s).to_owned()).collect(),
         scenarios: None,
         out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/sim"),
+        fleet: true,
+        known: true,
+        fleet_seconds: 10.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -98,9 +113,15 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--out" => args.out = PathBuf::from(value("--out")?),
+            "--no-fleet" => args.fleet = false,
+            "--fleet-only" => args.known = false,
+            "--fleet-seconds" => {
+                args.fleet_seconds = number("--fleet-seconds", value("--fleet-seconds")?)?
+            }
             "-h" | "--help" => {
                 return Err("usage: peerlb-sim [--rate N] [--seconds S] [--seed N] \
-                            [--exponential | --sigma X] [--workers N] [--strategies SPEC,...] [--scenarios NAME,...] [--out DIR]"
+                            [--exponential | --sigma X] [--workers N] [--strategies SPEC,...] [--scenarios NAME,...] [--out DIR] \
+                            [--no-fleet | --fleet-only] [--fleet-seconds S]"
                     .into())
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -117,6 +138,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.known {
+        let code = run_known(&args);
+        if code != ExitCode::SUCCESS {
+            return code;
+        }
+    }
+    if args.fleet {
+        return run_fleet(&args);
+    }
+    ExitCode::SUCCESS
+}
+
+/// The strategies × known scenarios table and the default's targets.
+fn run_known(args: &Args) -> ExitCode {
     let known = known_scenarios();
     if let Some(names) = &args.scenarios {
         if let Some(bad) = names.iter().find(|n| !known.iter().any(|s| &s.name == *n)) {
@@ -212,4 +247,112 @@ fn main() -> ExitCode {
             .display()
     );
     ExitCode::SUCCESS
+}
+
+/// The fleet section: every (fleet, configuration) of `fleet::known_runs`.
+fn run_fleet(args: &Args) -> ExitCode {
+    let runs = fleet::known_runs(Duration::from_secs_f64(args.fleet_seconds));
+    let tty = std::io::stderr().is_terminal();
+    let mut results = Vec::with_capacity(runs.len());
+    for (i, (f, config)) in runs.iter().enumerate() {
+        match fleet::run(f, config) {
+            Ok(r) => results.push(r),
+            Err(e) => {
+                eprintln!("peerlb-sim: fleet {} / {}: {e}", f.name, config.name);
+                return ExitCode::FAILURE;
+            }
+        }
+        if tty {
+            eprint!("\rfleet: {}/{} runs", i + 1, runs.len());
+            if i + 1 == runs.len() {
+                eprintln!();
+            }
+            let _ = std::io::stderr().flush();
+        }
+    }
+    let base = &runs[0].0;
+    let mut cost = String::from(
+        "| clients | config | peers held (all lists) | lists built in | run took (wall) |\n\
+         |---:|---|---:|---:|---:|\n",
+    );
+    for r in results.iter().filter(|r| r.fleet == base.name) {
+        cost.push_str(&format!(
+            "| {} | {} `{}` | {} | {:.2} s | {:.2} s |\n",
+            r.clients,
+            r.config,
+            r.strategy,
+            r.peers_held,
+            r.build_time.as_secs_f64(),
+            r.wall_time.as_secs_f64()
+        ));
+    }
+    let mean = base.client_rate * base.clients as f64 * (base.duration - base.warmup).as_secs_f64()
+        / base.backends.len() as f64;
+    let peak = peak_rss_mb().map_or(String::new(), |mb| {
+        format!(" Peak resident memory of this process so far: {mb} MB.")
+    });
+    let table = format!(
+        "## Fleet: {}\n\nBackends: {}, {} worker{} each (FIFO queue); b<j> in zone j mod 3, \
+         client i in zone i mod 3. Degraded zone: c. {:.0} s measured after a {:.0} s warmup, \
+         seed {}. Subsets: `peerlb::subset::deterministic_subset` (client id = its index); \
+         every peer placed in its zone at priority 0; \"local zone\" = `ListOptions::local_zone` \
+         set to the client's zone. Outlier ejection at its default (5 consecutive failures, at \
+         most 10% of a list's peers). Fleets: {}.\n\n{}\n\
+         requests/backend: measured requests per backend over all {} backends (idle ones \
+         included; at {:.0} requests per backend on average, Poisson noise alone puts the max \
+         near {:.1}× the mean: λ + √(2 λ ln n) over n backends); clients/backend: how many lists hold it (\"connections\"); \
+         cross-zone: share of all requests sent outside the client's zone; healthy zones cross: \
+         the same for the clients of zones a and b; degraded zone spill: share of zone c's \
+         clients' requests sent to a and b; to degraded: share of all requests served by a \
+         degraded backend.\n\n{}{}\n",
+        base.describe_load(),
+        fleet::FLEET_LATENCY.describe(),
+        fleet::FLEET_WORKERS,
+        if fleet::FLEET_WORKERS == 1 { "" } else { "s" },
+        (base.duration - base.warmup).as_secs_f64(),
+        base.warmup.as_secs_f64(),
+        base.seed,
+        fleet_names(&runs),
+        fleet::markdown(&results),
+        base.backends.len(),
+        mean,
+        1.0 + (2.0 * mean.max(1e-9) * (base.backends.len() as f64).ln()).sqrt() / mean.max(1e-9),
+        cost,
+        peak,
+    );
+    println!("{table}");
+    if let Err(e) = std::fs::create_dir_all(&args.out)
+        .and_then(|()| std::fs::write(args.out.join("fleet.md"), &table))
+    {
+        eprintln!("peerlb-sim: writing {}: {e}", args.out.display());
+        return ExitCode::FAILURE;
+    }
+    println!(
+        "wrote {}/fleet.md",
+        args.out
+            .canonicalize()
+            .unwrap_or(args.out.clone())
+            .display()
+    );
+    ExitCode::SUCCESS
+}
+
+/// The process's peak resident set (`VmHWM`), in MB, where `/proc` has it.
+fn peak_rss_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
+}
+
+/// `name` (description), ... of the distinct fleets in `runs`, in order.
+fn fleet_names(runs: &[(fleet::Fleet, fleet::Config)]) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for (f, _) in runs {
+        let line = format!("`{}` ({})", f.name, f.description);
+        if !seen.contains(&line) {
+            seen.push(line);
+        }
+    }
+    seen.join(", ")
 }
