@@ -727,6 +727,48 @@ typedef struct peerlb_dns_options {
 } peerlb_dns_options;
 
 /**
+ * Options of `peerlb_updater_bind_xds`. Zero-initialize, then set `server` and the
+ * clusters; NULL strings and zero or negative durations mean the core's defaults.
+ *
+ * Ownership: the caller's; read during `peerlb_updater_bind_xds` only.
+ */
+typedef struct peerlb_xds_options {
+  /**
+   * The ADS server, `"http://host:port"` or `"host:port"` (NUL-terminated; no TLS).
+   */
+  const char *server;
+  /**
+   * The names of the clusters whose endpoints feed the list (NUL-terminated each).
+   */
+  const char *const *clusters;
+  /**
+   * How many names `clusters` holds (at least 1).
+   */
+  size_t n_clusters;
+  /**
+   * The node id sent to the control plane, or NULL for the default (`"peerlb"`).
+   */
+  const char *node_id;
+  /**
+   * The node's cluster sent to the control plane, or NULL for the default (`"peerlb"`).
+   */
+  const char *node_cluster;
+  /**
+   * How long connecting may take, in ms (default 2000).
+   */
+  int64_t timeout_ms;
+  /**
+   * The first wait before reconnecting, in ms (default 500); it doubles up to
+   * `backoff_max_ms`, each wait jittered by ±20 %.
+   */
+  int64_t backoff_initial_ms;
+  /**
+   * The longest wait before reconnecting, in ms (default 30000).
+   */
+  int64_t backoff_max_ms;
+} peerlb_xds_options;
+
+/**
  * Options of an upstream; fill them with `peerlb_upstream_options_default` (the core's
  * defaults) first, then change what you need.
  *
@@ -2532,6 +2574,27 @@ enum peerlb_status peerlb_updater_bind_dns(const struct peerlb_list *list, const
  * `list` NULL or live; `endpoints`, `prefix` NULL or NUL-terminated; `out` NULL or writable.
  */
 enum peerlb_status peerlb_updater_bind_etcd(const struct peerlb_list *list, const char *endpoints, const char *prefix, int64_t timeout_ms, int64_t retry_interval_ms, struct peerlb_updater **out);
+
+/**
+ * Binds the endpoints of xDS clusters to `list` (see `peerlb_xds_options`): an ADS stream
+ * (state of the world) subscribing to the clusters' `ClusterLoadAssignment`s. Locality
+ * `region/zone/sub_zone` becomes the zone, the locality's priority the priority, the
+ * endpoint's (else the locality's, else 1) weight the weight; HEALTHY and UNKNOWN
+ * endpoints are offered, DEGRADED ones only when none is healthy, the others are left
+ * out. Each response is ACKed; an invalid one is NACKed and the last good set stays
+ * (`peerlb_updater_last_error` says why), as while the control plane is away; it
+ * reconnects with backoff and the server's state then replaces the set.
+ *
+ * Ownership: the options are copied; the caller frees `*out` with `peerlb_updater_free`.
+ * Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, a bad or `https` server, no
+ * clusters, an empty cluster name or node field, or a libpeerlb built without the `xds`
+ * feature.
+ *
+ * # Safety
+ * `list` NULL or live; `options` NULL or readable (its strings NULL or NUL-terminated,
+ * `clusters` readable for `n_clusters` pointers); `out` NULL or writable.
+ */
+enum peerlb_status peerlb_updater_bind_xds(const struct peerlb_list *list, const struct peerlb_xds_options *options, struct peerlb_updater **out);
 
 /**
  * Starts following the source.

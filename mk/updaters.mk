@@ -13,6 +13,10 @@ test-updaters-c: $(C_BIN)/updaters $(C_ASAN)/updaters
 	$(C_BIN)/updaters
 	$(C_ASAN)/updaters
 
+# The feature builds of the updaters: every surface is built once with both optional
+# updaters (etcd here, xDS in mk/xds.mk), so their tests share one compile per surface.
+UPD_FEATURES := etcd,xds
+
 # The etcd updater (cargo feature `etcd` of core: etcd-client needs protoc to build) against
 # a real etcd server the test starts on free loopback ports. etcd-server and
 # protobuf-compiler are installed with apt-get when missing; without them this FAILS.
@@ -29,21 +33,24 @@ updaters-etcd-tools:
 	@command -v protoc >/dev/null || { echo "ERROR: no protoc; etcd-client cannot build" >&2; exit 1; }
 
 test-updaters-etcd: updaters-etcd-tools
-	$(CARGO) clippy -p peerlb --features etcd --all-targets -- -D warnings
-	$(CARGO) test -p peerlb --features etcd --test etcd_updater -- --nocapture
+	$(CARGO) clippy -p peerlb --features $(UPD_FEATURES) --all-targets -- -D warnings
+	$(CARGO) test -p peerlb --features $(UPD_FEATURES) --test etcd_updater -- --nocapture
 
 # Python's peerlb.EtcdUpdater, from a wheel built with the binding's `etcd` feature
 # (installed into .venv/ over the plain one), against a real etcd.
 TEST_TARGETS += test-updaters-python-etcd
 UPD_DIST := $(CURDIR)/target/updaters-dist
 
-.PHONY: test-updaters-python-etcd
+.PHONY: updaters-python-wheel test-updaters-python-etcd
 
-test-updaters-python-etcd: updaters-etcd-tools $(PY_TOOLS_STAMP)
+# The wheel with the optional updaters, installed into .venv/ (once per make run).
+updaters-python-wheel: updaters-etcd-tools $(PY_TOOLS_STAMP)
 	rm -rf $(UPD_DIST)
 	CARGO_TARGET_DIR=$(CURDIR)/target $(VENV)/bin/maturin build --release \
-		--manifest-path bindings/python/Cargo.toml --out $(UPD_DIST) --quiet --features etcd
+		--manifest-path bindings/python/Cargo.toml --out $(UPD_DIST) --quiet --features $(UPD_FEATURES)
 	$(PY) -m pip install --quiet --force-reinstall --no-deps $(UPD_DIST)/peerlb-*.whl
+
+test-updaters-python-etcd: updaters-python-wheel
 	cd bindings/python && $(PY) -m pytest -q -p no:cacheprovider -s tests_etcd tests/test_updaters.py
 
 # C's peerlb_updater_bind_etcd, against a libpeerlb built with the ffi's `etcd` feature
@@ -51,13 +58,16 @@ test-updaters-python-etcd: updaters-etcd-tools $(PY_TOOLS_STAMP)
 TEST_TARGETS += test-updaters-c-etcd
 UPD_C := $(CURDIR)/target/updaters-c
 
-.PHONY: test-updaters-c-etcd
+.PHONY: updaters-c-lib test-updaters-c-etcd
 
-test-updaters-c-etcd: updaters-etcd-tools
-	$(CARGO) build --release -p peerlb-ffi --features etcd
+# libpeerlb with the optional updaters, under target/updaters-c (once per make run).
+updaters-c-lib: updaters-etcd-tools
+	$(CARGO) build --release -p peerlb-ffi --features $(UPD_FEATURES)
 	mkdir -p $(UPD_C)
 	cp -f target/release/libpeerlb_ffi.so $(UPD_C)/libpeerlb.so.$(PEERLB_MAJOR)
 	ln -sf libpeerlb.so.$(PEERLB_MAJOR) $(UPD_C)/libpeerlb.so
+
+test-updaters-c-etcd: updaters-c-lib
 	$(C_CC) $(C_CFLAGS) -D_GNU_SOURCE -o $(UPD_C)/updaters_etcd tests/c/updaters_etcd.c \
 		-L$(UPD_C) -Wl,-rpath,$(UPD_C) -lpeerlb -lpthread
 	$(UPD_C)/updaters_etcd
@@ -66,11 +76,14 @@ test-updaters-c-etcd: updaters-etcd-tools
 # PEERLB_NODE_ADDON, so bindings/node/peerlb.node stays the plain one).
 TEST_TARGETS += test-updaters-node-etcd
 
-.PHONY: test-updaters-node-etcd
+.PHONY: updaters-node-addon test-updaters-node-etcd
 
-test-updaters-node-etcd: updaters-etcd-tools
-	$(CARGO) build --release -p peerlb-node --lib --features etcd
+# The addon with the optional updaters, under target/updaters-node (once per make run).
+updaters-node-addon: updaters-etcd-tools
+	$(CARGO) build --release -p peerlb-node --lib --features $(UPD_FEATURES)
 	mkdir -p $(CURDIR)/target/updaters-node
 	cp -f target/release/libpeerlb_node.so $(CURDIR)/target/updaters-node/peerlb.node
+
+test-updaters-node-etcd: updaters-node-addon
 	cd bindings/node && PEERLB_NODE_ADDON=$(CURDIR)/target/updaters-node/peerlb.node \
 		$(NODE) --test __test_etcd__/ __test__/updaters.test.js

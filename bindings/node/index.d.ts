@@ -28,6 +28,7 @@ export {
   RetryBudget,
   StaticUpdater,
   Subscriber,
+  XdsUpdater,
   declined,
   deterministicSubset,
   metrics,
@@ -51,6 +52,7 @@ export type {
   RetryOptions,
   StrategyName,
   UpdateOptions,
+  XdsUpdaterOptions,
 } from './native'
 
 declare module './native' {

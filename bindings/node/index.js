@@ -637,6 +637,7 @@ module.exports = {
   FileUpdater: native.FileUpdater,
   DnsUpdater: native.DnsUpdater,
   EtcdUpdater: native.EtcdUpdater,
+  XdsUpdater: native.XdsUpdater,
   Binding: madeByPeerlb(native.Binding, 'Binding'),
   AdminServer: madeByPeerlb(native.AdminServer, 'AdminServer'),
   serveAdmin: native.serveAdmin,

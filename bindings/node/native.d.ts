@@ -409,6 +409,23 @@ export declare class Subscriber {
 }
 
 /**
+ * Follows the endpoints of xDS clusters (ADS v3, state of the world, EDS): locality
+ * `region/zone/sub_zone` → zone, priority → priority, endpoint (else locality, else 1)
+ * weight → weight; HEALTHY/UNKNOWN offered, DEGRADED only when none is healthy. Invalid
+ * responses are NACKed and the last good set stays, as while the server is away. Needs an
+ * addon built with the `xds` cargo feature, else `bind` throws PEERLB_INVALID_ARGUMENT.
+ */
+export declare class XdsUpdater {
+  /**
+   * Subscribes to `clusters` on the ADS server `server` (`'http://host:port'` or
+   * `'host:port'`, no TLS).
+   */
+  constructor(server: string, clusters: ReadonlyArray<string>, options?: XdsUpdaterOptions)
+  /** Ties the clusters to `list`. */
+  bind(list: NativeList): Binding
+}
+
+/**
  * The balancer's admin result numbers by name: `[['success', 1], ['no-action-required',
  * 3], ['failed', 4]]` (the core's).
  */
@@ -760,4 +777,21 @@ export interface UpstreamOptions {
   failDelta?: number | null
   /** Added on a good check or up(), > 0 (default 1). */
   successDelta?: number | null
+}
+
+/** Options of `new XdsUpdater(server, clusters, options)`. */
+export interface XdsUpdaterOptions {
+  /** The node id sent to the control plane (default `'peerlb'`). */
+  nodeId?: string | null
+  /** The node's cluster sent to the control plane (default `'peerlb'`). */
+  nodeCluster?: string | null
+  /** How long connecting may take (default 2000 ms). */
+  timeoutMs?: number | null
+  /**
+   * The first wait before reconnecting (default 500 ms); it doubles up to
+   * `backoffMaxMs`, each wait jittered by ±20 %.
+   */
+  backoffInitialMs?: number | null
+  /** The longest wait before reconnecting (default 30000 ms). */
+  backoffMaxMs?: number | null
 }

@@ -1,4 +1,4 @@
-//! Updaters (`peerlb_updater_*`): feed a list from a static set, a file, or DNS.
+//! Updaters (`peerlb_updater_*`): feed a list from a static set, a file, DNS, etcd or xDS.
 //!
 //! `peerlb_updater_bind_static/file/dns(list, ...)` ties a source to a list and returns a
 //! `peerlb_updater` (not started); `peerlb_updater_start` follows the source on a library
@@ -270,6 +270,116 @@ pub unsafe extern "C" fn peerlb_updater_bind_etcd(
             let _ = (list, endpoints, prefix, timeout_ms, retry_interval_ms, out);
             Err(invalid(
                 "this libpeerlb was built without etcd support (cargo feature `etcd` of peerlb-ffi)",
+            ))
+        }
+    })
+}
+
+/// Options of `peerlb_updater_bind_xds`. Zero-initialize, then set `server` and the
+/// clusters; NULL strings and zero or negative durations mean the core's defaults.
+///
+/// Ownership: the caller's; read during `peerlb_updater_bind_xds` only.
+#[repr(C)]
+pub struct peerlb_xds_options {
+    /// The ADS server, `"http://host:port"` or `"host:port"` (NUL-terminated; no TLS).
+    pub server: *const c_char,
+    /// The names of the clusters whose endpoints feed the list (NUL-terminated each).
+    pub clusters: *const *const c_char,
+    /// How many names `clusters` holds (at least 1).
+    pub n_clusters: usize,
+    /// The node id sent to the control plane, or NULL for the default (`"peerlb"`).
+    pub node_id: *const c_char,
+    /// The node's cluster sent to the control plane, or NULL for the default (`"peerlb"`).
+    pub node_cluster: *const c_char,
+    /// How long connecting may take, in ms (default 2000).
+    pub timeout_ms: i64,
+    /// The first wait before reconnecting, in ms (default 500); it doubles up to
+    /// `backoff_max_ms`, each wait jittered by ±20 %.
+    pub backoff_initial_ms: i64,
+    /// The longest wait before reconnecting, in ms (default 30000).
+    pub backoff_max_ms: i64,
+}
+
+impl Handle for peerlb_xds_options {
+    type Target = peerlb_xds_options;
+    type Ownership = CallerOwned;
+    const NAME: &'static str = "options";
+}
+
+/// Binds the endpoints of xDS clusters to `list` (see `peerlb_xds_options`): an ADS stream
+/// (state of the world) subscribing to the clusters' `ClusterLoadAssignment`s. Locality
+/// `region/zone/sub_zone` becomes the zone, the locality's priority the priority, the
+/// endpoint's (else the locality's, else 1) weight the weight; HEALTHY and UNKNOWN
+/// endpoints are offered, DEGRADED ones only when none is healthy, the others are left
+/// out. Each response is ACKed; an invalid one is NACKed and the last good set stays
+/// (`peerlb_updater_last_error` says why), as while the control plane is away; it
+/// reconnects with backoff and the server's state then replaces the set.
+///
+/// Ownership: the options are copied; the caller frees `*out` with `peerlb_updater_free`.
+/// Errors: `PEERLB_INVALID_ARGUMENT` for NULL arguments, a bad or `https` server, no
+/// clusters, an empty cluster name or node field, or a libpeerlb built without the `xds`
+/// feature.
+///
+/// # Safety
+/// `list` NULL or live; `options` NULL or readable (its strings NULL or NUL-terminated,
+/// `clusters` readable for `n_clusters` pointers); `out` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn peerlb_updater_bind_xds(
+    list: *const peerlb_list,
+    options: *const peerlb_xds_options,
+    out: *mut *mut peerlb_updater,
+) -> peerlb_status {
+    guard(|| {
+        // SAFETY: the pointers are as `# Safety` says.
+        let (list, o, out) = unsafe {
+            (
+                handle::borrow(list)?,
+                handle::borrow(options)?,
+                handle::out(out, "out")?,
+            )
+        };
+        // SAFETY: forwarded contract.
+        let server = unsafe { handle::c_str(o.server, "options.server") }?;
+        // SAFETY: forwarded contract.
+        let names = unsafe { handle::slice(o.clusters, o.n_clusters, "options.clusters") }?;
+        let clusters = handle::convert_each(names, |i, p| {
+            // SAFETY: forwarded contract: each pointer NULL or NUL-terminated.
+            unsafe { handle::c_str(*p, &format!("options.clusters[{i}]")) }.map(str::to_owned)
+        })?;
+        let optional = |p: *const c_char, name: &str| {
+            // SAFETY: forwarded contract.
+            (!p.is_null())
+                .then(|| unsafe { handle::c_str(p, name) })
+                .transpose()
+        };
+        let node_id = optional(o.node_id, "options.node_id")?;
+        let node_cluster = optional(o.node_cluster, "options.node_cluster")?;
+        #[cfg(feature = "xds")]
+        {
+            let mut u = peerlb::updater::XdsUpdater::new(server, clusters)?;
+            if let Some(id) = node_id {
+                u = u.node_id(id)?;
+            }
+            if let Some(c) = node_cluster {
+                u = u.node_cluster(c)?;
+            }
+            if let Some(d) = ms(o.timeout_ms) {
+                u = u.timeout(d);
+            }
+            if let Some(d) = ms(o.backoff_initial_ms) {
+                u = u.backoff_initial(d);
+            }
+            if let Some(d) = ms(o.backoff_max_ms) {
+                u = u.backoff_max(d);
+            }
+            out.write(handle::into_raw(u.bind(list)));
+            Ok(())
+        }
+        #[cfg(not(feature = "xds"))]
+        {
+            let _ = (list, server, clusters, node_id, node_cluster, out);
+            Err(invalid(
+                "this libpeerlb was built without xDS support (cargo feature `xds` of peerlb-ffi)",
             ))
         }
     })

@@ -88,6 +88,20 @@ static void test_static(void) {
     /* etcd: an empty prefix is invalid (and a build without etcd refuses every call) */
     EXPECT_STATUS(peerlb_updater_bind_etcd(l, "http://127.0.0.1:1", "", 0, 0, &ub), PEERLB_INVALID_ARGUMENT);
     EXPECT_STATUS(peerlb_updater_bind_etcd(l, NULL, "/p/", 0, 0, &ub), PEERLB_INVALID_ARGUMENT);
+    /* xDS: bad options are invalid; this (plain) build refuses even good ones, saying why */
+    {
+        const char *clusters[] = {"a"};
+        peerlb_xds_options xo;
+        memset(&xo, 0, sizeof xo);
+        EXPECT_STATUS(peerlb_updater_bind_xds(l, &xo, &ub), PEERLB_INVALID_ARGUMENT);
+        EXPECT_STATUS(peerlb_updater_bind_xds(l, NULL, &ub), PEERLB_INVALID_ARGUMENT);
+        xo.server = "127.0.0.1:1";
+        xo.clusters = clusters;
+        xo.n_clusters = 1;
+        EXPECT_STATUS(peerlb_updater_bind_xds(l, &xo, &ub), PEERLB_INVALID_ARGUMENT);
+        EXPECT(strstr(peerlb_last_error_message(), "without xDS support") != NULL, "%s",
+               peerlb_last_error_message());
+    }
     peerlb_updater_free(ub);
     peerlb_updater_free(u);
     peerlb_updater_free(NULL);

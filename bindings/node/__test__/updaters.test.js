@@ -8,7 +8,7 @@ const dgram = require('node:dgram')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { PeerList, StaticUpdater, FileUpdater, DnsUpdater } = require('..')
+const { PeerList, StaticUpdater, FileUpdater, DnsUpdater, XdsUpdater } = require('..')
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 async function waitFor(what, cond, timeoutMs = 10000) {
@@ -261,4 +261,18 @@ test('file updater: FIFOs, /dev/zero and files over maxSize are source failures;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
+})
+
+test('XdsUpdater: bad arguments are errors in every build; a plain addon refuses to bind', () => {
+  const l = new PeerList()
+  assert.throws(() => new XdsUpdater('127.0.0.1:1', 'a'), TypeError)
+  assert.throws(() => new XdsUpdater('127.0.0.1:1', ['a'], { timeoutMs: 'x' }), TypeError)
+  let binding = null
+  try {
+    binding = new XdsUpdater('127.0.0.1:1', ['a']).bind(l)
+  } catch (e) {
+    assert.equal(e.code, 'PEERLB_INVALID_ARGUMENT')
+    assert.match(e.message, /without xDS support/)
+  }
+  if (binding) assert.equal(binding.running, false) // an addon built with `xds`
 })

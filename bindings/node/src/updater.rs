@@ -1,6 +1,6 @@
-//! Updaters for Node: `StaticUpdater`, `FileUpdater`, `DnsUpdater`, `EtcdUpdater` (the
-//! core's, with their options as napi-rs objects) and the `Binding` that `bind(list)`
-//! returns. Options not given take the core's defaults.
+//! Updaters for Node: `StaticUpdater`, `FileUpdater`, `DnsUpdater`, `EtcdUpdater`,
+//! `XdsUpdater` (the core's, with their options as napi-rs objects) and the `Binding` that
+//! `bind(list)` returns. Options not given take the core's defaults.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -295,6 +295,133 @@ impl EtcdUpdater {
                 &env,
                 &peerlb::Error::InvalidArgument(
                     "this addon was built without etcd support (cargo feature `etcd`)".into(),
+                ),
+            ))
+        }
+    }
+}
+
+/// Options of `new XdsUpdater(server, clusters, options)`.
+#[napi(object, object_to_js = false)]
+#[derive(Default)]
+pub struct XdsUpdaterOptions {
+    /// The node id sent to the control plane (default `'peerlb'`).
+    pub node_id: Option<Either<String, Null>>,
+    /// The node's cluster sent to the control plane (default `'peerlb'`).
+    pub node_cluster: Option<Either<String, Null>>,
+    /// How long connecting may take (default 2000 ms).
+    pub timeout_ms: Option<Either<f64, Null>>,
+    /// The first wait before reconnecting (default 500 ms); it doubles up to
+    /// `backoffMaxMs`, each wait jittered by ±20 %.
+    pub backoff_initial_ms: Option<Either<f64, Null>>,
+    /// The longest wait before reconnecting (default 30000 ms).
+    pub backoff_max_ms: Option<Either<f64, Null>>,
+}
+
+/// A string option where `null` means "not given".
+fn given_string(v: Option<Either<String, Null>>) -> Option<String> {
+    match v {
+        Some(Either::A(s)) => Some(s),
+        _ => None,
+    }
+}
+
+/// Follows the endpoints of xDS clusters (ADS v3, state of the world, EDS): locality
+/// `region/zone/sub_zone` → zone, priority → priority, endpoint (else locality, else 1)
+/// weight → weight; HEALTHY/UNKNOWN offered, DEGRADED only when none is healthy. Invalid
+/// responses are NACKed and the last good set stays, as while the server is away. Needs an
+/// addon built with the `xds` cargo feature, else `bind` throws PEERLB_INVALID_ARGUMENT.
+#[napi]
+pub struct XdsUpdater {
+    #[cfg(feature = "xds")]
+    inner: peerlb::updater::XdsUpdater,
+}
+
+#[napi]
+impl XdsUpdater {
+    /// Subscribes to `clusters` on the ADS server `server` (`'http://host:port'` or
+    /// `'host:port'`, no TLS).
+    #[napi(
+        constructor,
+        ts_args_type = "server: string, clusters: ReadonlyArray<string>, options?: XdsUpdaterOptions"
+    )]
+    pub fn new(
+        env: Env,
+        server: Unknown,
+        clusters: Unknown,
+        options: Option<Unknown>,
+    ) -> napi::Result<Self> {
+        let raw = env.raw();
+        let server: String =
+            unsafe { convert::arg(raw, server.raw(), "new XdsUpdater(server): server")? };
+        let clusters: Strings = unsafe {
+            convert::arg(
+                raw,
+                clusters.raw(),
+                "new XdsUpdater(server, clusters): clusters",
+            )?
+        };
+        let opts = options.map_or(std::ptr::null_mut(), |o| o.raw());
+        let o: XdsUpdaterOptions =
+            unsafe { convert::options(raw, opts, "new XdsUpdater(server, clusters, options)")? };
+        let timeout = duration(&env, "XdsUpdater: timeoutMs", o.timeout_ms)?;
+        let initial = duration(&env, "XdsUpdater: backoffInitialMs", o.backoff_initial_ms)?;
+        let max = duration(&env, "XdsUpdater: backoffMaxMs", o.backoff_max_ms)?;
+        let node_id = given_string(o.node_id);
+        let node_cluster = given_string(o.node_cluster);
+        #[cfg(feature = "xds")]
+        {
+            let inner = guard::call(&env, || {
+                let mut u = peerlb::updater::XdsUpdater::new(&server, clusters.0)?;
+                if let Some(id) = &node_id {
+                    u = u.node_id(id)?;
+                }
+                if let Some(c) = &node_cluster {
+                    u = u.node_cluster(c)?;
+                }
+                if let Some(d) = timeout {
+                    u = u.timeout(d);
+                }
+                if let Some(d) = initial {
+                    u = u.backoff_initial(d);
+                }
+                if let Some(d) = max {
+                    u = u.backoff_max(d);
+                }
+                Ok(u)
+            })?;
+            Ok(XdsUpdater { inner })
+        }
+        #[cfg(not(feature = "xds"))]
+        {
+            let _ = (
+                server,
+                clusters,
+                timeout,
+                initial,
+                max,
+                node_id,
+                node_cluster,
+            );
+            Ok(XdsUpdater {})
+        }
+    }
+
+    /// Ties the clusters to `list`.
+    #[napi(ts_args_type = "list: NativeList")]
+    pub fn bind(&self, env: Env, list: Unknown) -> napi::Result<Binding> {
+        let list = list_arg(&env, list)?;
+        #[cfg(feature = "xds")]
+        {
+            Ok(Binding::new(self.inner.bind(&list)))
+        }
+        #[cfg(not(feature = "xds"))]
+        {
+            let _ = list;
+            Err(js::throw(
+                &env,
+                &peerlb::Error::InvalidArgument(
+                    "this addon was built without xDS support (cargo feature `xds`)".into(),
                 ),
             ))
         }

@@ -199,6 +199,100 @@ impl PyEtcdUpdater {
     }
 }
 
+/// Follows clusters' endpoints on an xDS control plane (needs a build with the `xds`
+/// feature).
+#[pyclass(module = "peerlb._peerlb", name = "XdsUpdater", frozen)]
+pub struct PyXdsUpdater {
+    #[cfg(feature = "xds")]
+    inner: peerlb::updater::XdsUpdater,
+}
+
+#[pymethods]
+impl PyXdsUpdater {
+    #[new]
+    #[pyo3(signature = (server, clusters, *, node_id=None, node_cluster=None, timeout=None,
+        backoff_initial=None, backoff_max=None))]
+    #[allow(clippy::too_many_arguments)] // Python's keyword arguments
+    fn new(
+        py: Python<'_>,
+        server: &Bound<'_, PyAny>,
+        clusters: &Bound<'_, PyAny>,
+        node_id: Option<&Bound<'_, PyAny>>,
+        node_cluster: Option<&Bound<'_, PyAny>>,
+        timeout: Option<&Bound<'_, PyAny>>,
+        backoff_initial: Option<&Bound<'_, PyAny>>,
+        backoff_max: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            let server = convert::string("server", server)?;
+            if clusters.is_instance_of::<pyo3::types::PyString>() {
+                return Err(pyo3::exceptions::PyTypeError::new_err(
+                    "clusters must be an iterable of names, not one string",
+                ));
+            }
+            let clusters = convert::strings("clusters", clusters)?;
+            let node_id = node_id.map(|v| convert::string("node_id", v)).transpose()?;
+            let node_cluster = node_cluster
+                .map(|v| convert::string("node_cluster", v))
+                .transpose()?;
+            let timeout = convert::seconds("timeout", timeout)?;
+            let initial = convert::seconds("backoff_initial", backoff_initial)?;
+            let max = convert::seconds("backoff_max", backoff_max)?;
+            #[cfg(feature = "xds")]
+            {
+                let mut u = check(py, peerlb::updater::XdsUpdater::new(&server, clusters))?;
+                if let Some(id) = node_id {
+                    u = check(py, u.node_id(&id))?;
+                }
+                if let Some(c) = node_cluster {
+                    u = check(py, u.node_cluster(&c))?;
+                }
+                if let Some(d) = timeout {
+                    u = u.timeout(d);
+                }
+                if let Some(d) = initial {
+                    u = u.backoff_initial(d);
+                }
+                if let Some(d) = max {
+                    u = u.backoff_max(d);
+                }
+                Ok(PyXdsUpdater { inner: u })
+            }
+            #[cfg(not(feature = "xds"))]
+            {
+                let _ = (
+                    server,
+                    clusters,
+                    node_id,
+                    node_cluster,
+                    timeout,
+                    initial,
+                    max,
+                );
+                Err(invalid_argument(
+                    py,
+                    "this peerlb was built without xDS support (build the wheel with --features xds)",
+                ))
+            }
+        })
+    }
+
+    /// Ties the clusters to `list`; returns a `Binding` (not started).
+    fn bind(&self, py: Python<'_>, list: PyRef<'_, PyPeerList>) -> PyResult<PyBinding> {
+        guard(py, || {
+            #[cfg(feature = "xds")]
+            {
+                Ok(PyBinding(self.inner.bind(&list.inner)))
+            }
+            #[cfg(not(feature = "xds"))]
+            {
+                let _ = list;
+                unreachable!("an XdsUpdater cannot be made without the xds feature")
+            }
+        })
+    }
+}
+
 /// An updater bound to a list: `start()`/`stop()`, or use it as a context manager.
 #[pyclass(module = "peerlb._peerlb", name = "Binding", frozen)]
 pub struct PyBinding(Binding);
@@ -299,6 +393,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyFileUpdater>()?;
     m.add_class::<PyDnsUpdater>()?;
     m.add_class::<PyEtcdUpdater>()?;
+    m.add_class::<PyXdsUpdater>()?;
     m.add_class::<PyBinding>()?;
     Ok(())
 }

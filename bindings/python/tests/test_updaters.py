@@ -197,6 +197,17 @@ def test_etcd_updater_rejects_bad_arguments_in_every_build() -> None:
         peerlb.EtcdUpdater(["http://127.0.0.1:2379"], "")
 
 
+def test_xds_updater_rejects_bad_arguments_in_every_build() -> None:
+    # With the `xds` feature: bad configuration is invalid; without it: not available,
+    # saying so. Both are InvalidArgument (tests_xds/ runs the real control plane tests).
+    with pytest.raises(peerlb.InvalidArgument):
+        peerlb.XdsUpdater("127.0.0.1:1", [])
+    try:
+        peerlb.XdsUpdater("127.0.0.1:1", ["a"], node_id="n")
+    except peerlb.InvalidArgument as e:
+        assert "without xDS support" in str(e)
+
+
 # --- files that are not regular files -----------------------------------------------
 
 # Run in a child process: with a file updater stuck on a FIFO, a library thread may stay

@@ -44,6 +44,8 @@ pub mod dns;
 pub mod etcd;
 pub mod file;
 pub mod static_;
+#[cfg(feature = "xds")]
+pub mod xds;
 
 #[cfg(feature = "dns")]
 pub use dns::{DnsRecord, DnsUpdater};
@@ -51,6 +53,8 @@ pub use dns::{DnsRecord, DnsUpdater};
 pub use etcd::EtcdUpdater;
 pub use file::{parse_peer_lines, FileUpdater};
 pub use static_::StaticUpdater;
+#[cfg(feature = "xds")]
+pub use xds::XdsUpdater;
 
 /// Boxed futures without another dependency.
 mod futures_lite_shim {

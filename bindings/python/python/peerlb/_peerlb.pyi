@@ -76,6 +76,7 @@ __all__ = [
     "FileUpdater",
     "DnsUpdater",
     "EtcdUpdater",
+    "XdsUpdater",
     "Binding",
     "AdminServer",
     "serve_admin",
@@ -586,6 +587,30 @@ class EtcdUpdater:
         *,
         timeout: Optional[_Seconds] = None,
         retry_interval: Optional[_Seconds] = None,
+    ) -> Self: ...
+    def bind(self, list: PeerList) -> Binding: ...
+
+@final
+class XdsUpdater:
+    """Follows the endpoints of ``clusters`` on an xDS control plane (ADS v3, state of the
+    world, EDS) at ``server`` (``"http://host:port"`` or ``"host:port"``, no TLS).
+    Locality ``region/zone/sub_zone`` becomes the zone, its priority the priority, the
+    endpoint's (else the locality's, else 1) weight the weight; HEALTHY and UNKNOWN
+    endpoints are offered, DEGRADED ones only when none is healthy. Invalid responses are
+    NACKed and the last good set stays, as while the server is away. ``None`` (or left
+    out) takes the core's defaults: node id and cluster ``"peerlb"``, timeout 2 s, backoff
+    0.5 s doubling to 30 s. Raises ``InvalidArgument`` in a build without xDS."""
+
+    def __new__(
+        cls,
+        server: str,
+        clusters: Iterable[str],
+        *,
+        node_id: Optional[str] = None,
+        node_cluster: Optional[str] = None,
+        timeout: Optional[_Seconds] = None,
+        backoff_initial: Optional[_Seconds] = None,
+        backoff_max: Optional[_Seconds] = None,
     ) -> Self: ...
     def bind(self, list: PeerList) -> Binding: ...
 
