@@ -31,6 +31,8 @@ build-rust:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@# Rustdoc of the core and the C library: no broken or private links.
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -q --no-deps -p peerlb -p peerlb-ffi
 
 test-rust:
 	$(CARGO) test --workspace

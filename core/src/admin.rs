@@ -18,7 +18,7 @@
 //!
 //! Each returns [`AdminResult::Success`] (1) when it changed something,
 //! [`AdminResult::NoActionRequired`] (3) when the peer was already in that state, and an
-//! [`Error`](crate::Error) (`peer-not-in-list`, `invalid-argument`) for *failed*, whose
+//! [`Error`] (`peer-not-in-list`, `invalid-argument`) for *failed*, whose
 //! number is [`RESULT_FAILED`] (4). [`result_json`] writes any of them as the JSON an admin
 //! API answers with.
 //!

@@ -10,13 +10,13 @@
 //!   `peerlb_updater`, `peerlb_upstream`, `peerlb_session`, `peerlb_admin_server`,
 //!   `peerlb_request_rule`, `peerlb_request_call`); plain data (`peerlb_request`,
 //!   `peerlb_choice`, `peerlb_peer_spec`, `peerlb_event`, `peerlb_request_report`, vtables,
-//!   option structs) is `#[repr(C)]`. Every pointer from C is read through [`handle`]:
+//!   option structs) is `#[repr(C)]`. Every pointer from C is read through the `handle` module:
 //!   borrowing, freeing, out-parameters, strings and arrays are written once there.
 //! * Every fallible call returns [`peerlb_status`]: 0 is success, every other value is the
 //!   core's `ErrorCode::as_u32()` (`PEERLB_INVALID_ARGUMENT` = 1 ... `PEERLB_INTERNAL` =
 //!   15, `PEERLB_OVERLOADED` = 16). Out-parameters are written only on success. `peerlb_last_error_message()` and
 //!   `peerlb_last_error_codes()` describe the calling thread's last failure.
-//! * Every entry point runs inside the panic boundary ([`boundary`]): nothing unwinds into
+//! * Every entry point runs inside the panic boundary (the `boundary` module): nothing unwinds into
 //!   C and nothing aborts; a caught panic is `PEERLB_INTERNAL` with the panic's message.
 //! * NULL pointers, non-UTF-8 ids, empty and over-long ids, impossible lengths and unknown
 //!   enum values are `PEERLB_INVALID_ARGUMENT`. C enums (outcome, connection status, admin

@@ -76,7 +76,7 @@
 //! # The change path
 //!
 //! Every change (an update, a start or stop, a status report, an admin action, an
-//! ejection or restoration) goes through [`ListShared::commit`], which fixes the order:
+//! ejection or restoration) goes through one commit function (`ListShared::commit`), which fixes the order:
 //! lock → change → queue events → unlock → strategy `batch_end` → deliver events → wake
 //! waiting `choose` calls. Inside the change, each peer record that is touched is
 //! *reconciled* (`Commit::reconcile`): its class (healthy, ejected, connecting, ...) is

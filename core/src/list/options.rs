@@ -16,7 +16,7 @@ use crate::transport::Transport;
 /// The capacity hint a list gets when none is given: yarpc's default.
 pub const DEFAULT_CAPACITY: usize = 10;
 
-/// How to build a [`PeerList`]. Start from `ListOptions::default()` and chain setters.
+/// How to build a [`PeerList`](super::PeerList). Start from `ListOptions::default()` and chain setters.
 ///
 /// ```
 /// use peerlb::{ListOptions, StrategyKind};
@@ -224,7 +224,7 @@ impl ListOptions {
         self
     }
 
-    /// The transport (default [`AlwaysAvailable`]).
+    /// The transport (default [`AlwaysAvailable`](crate::transport::AlwaysAvailable)).
     pub fn transport(mut self, transport: Arc<dyn Transport>) -> Self {
         self.transport = Some(transport);
         self

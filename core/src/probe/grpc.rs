@@ -43,7 +43,7 @@ use crate::transport::Transport;
 /// The longest `service` a spec may give.
 const MAX_SERVICE: usize = 1024;
 
-/// Options of the `grpc-health` transport (see the [module docs](self)).
+/// Options of the `grpc-health` transport (see the [module docs](crate::probe)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct GrpcHealthOptions {
     /// Interval, timeout and thresholds.

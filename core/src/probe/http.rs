@@ -46,7 +46,7 @@ use crate::transport::Transport;
 /// The longest `path` or `host` a spec may give.
 const MAX_TEXT: usize = 1024;
 
-/// Options of the `http-probe` transport (see the [module docs](self)).
+/// Options of the `http-probe` transport (see the [module docs](crate::probe)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpProbeOptions {
     /// Interval, timeout and thresholds.

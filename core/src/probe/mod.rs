@@ -1,5 +1,5 @@
 //! Active health checks as transports: `http-probe` ([`HttpProbeOptions`]) and, with the
-//! cargo feature `grpc-health`, `grpc-health` ([`GrpcHealthOptions`]). They are selected
+//! cargo feature `grpc-health`, `grpc-health` (`GrpcHealthOptions`). They are selected
 //! by transport spec string like `tcp-probe` (see
 //! [`transport_from_spec`](crate::transport_from_spec)), on every surface.
 //!

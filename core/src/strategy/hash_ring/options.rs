@@ -6,7 +6,7 @@ use std::fmt;
 use crate::error::{Error, Result};
 use crate::spec::{parse_float, parse_int, unknown_key, SpecOptions};
 
-/// How the ring hashes peers and keys (see the [module docs](self)).
+/// How the ring hashes peers and keys (see the [module docs](super)).
 ///
 /// ```
 /// use peerlb::strategy::hash_ring::HashMode;
