@@ -1,6 +1,7 @@
 //! The file updater's parser on arbitrary bytes: it returns peers or one error naming the
 //! file and line, never panics; what it accepts are valid, distinct peer ids with weights of
-//! at least 1, and written back as lines they parse to the same peers.
+//! at least 1, and written back as lines (zone and priority included) they parse to the
+//! same peers.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -22,7 +23,16 @@ fuzz_target!(|data: &[u8]| {
             }
             let lines: String = peers
                 .iter()
-                .map(|p| format!("{} {}\n", p.id, p.weight))
+                .map(|p| {
+                    let zone = p.zone.as_ref().map(|z| format!(" zone={z}"));
+                    format!(
+                        "{} {}{} priority={}\n",
+                        p.id,
+                        p.weight,
+                        zone.unwrap_or_default(),
+                        p.priority
+                    )
+                })
                 .collect();
             let again = peerlb::updater::parse_peer_lines(&lines, "fuzz.peers")
                 .unwrap_or_else(|e| panic!("its own peers written back do not parse: {e}"));
